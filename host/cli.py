@@ -1,0 +1,191 @@
+"""The `agenthost` command line. The only place that turns errors into messages and exit codes.
+
+Exit codes: 0 success; 1 invalid input (configuration, metadata) or a failed run;
+2 usage errors (unknown option, missing path, unknown agent); 3 server unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from host import __version__
+from host.errors import AgentHostError, ConfigError, Problem, ServerError, UnknownAgentError
+from host.ipc import Credentials
+from host.loader import DEFAULT_PATH, Catalog, load
+from host.report import FORMATS, render
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_SERVER = 3
+
+_paths = click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=True, file_okay=True))
+
+
+def _default_paths(paths: Sequence[str]) -> list[str]:
+    if paths:
+        return list(paths)
+    if not os.path.exists(DEFAULT_PATH):
+        raise click.UsageError(f"no PATH given and ./{DEFAULT_PATH} does not exist")
+    return [DEFAULT_PATH]
+
+
+def read_payload(payload: str) -> tuple[str, str]:
+    """(text, source name) of a metadata argument: JSON text, or @file."""
+    if payload.startswith("@"):
+        path = payload[1:]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read(), path
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {path!r}: {exc}", param_hint="PAYLOAD") from exc
+    return payload, "<metadata>"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="agenthost")
+def cli() -> None:
+    """A host for LiveKit agents configured by drop-in YAML files."""
+
+
+@cli.command()
+@_paths
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--no-imports", is_flag=True, help="Do not import entrypoint and setup modules.")
+@click.option("--import-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds each import check may take.")
+@click.option("--metadata", "metadata", nargs=2, metavar="AGENT PAYLOAD",
+              help="Validate a metadata payload (JSON text or @file) against AGENT's schema.")
+def validate(paths: tuple[str, ...], fmt: str, no_imports: bool, import_timeout: float,
+             metadata: tuple[str, str] | None) -> None:
+    """Check agent files (default ./agents.d) and, with --metadata, a job metadata payload."""
+    catalog = load(_default_paths(paths), check_imports=not (no_imports or metadata),
+                   import_timeout=import_timeout)
+    problems: list[Problem] = list(catalog.problems)
+    if metadata:
+        agent_name, payload = metadata
+        agents = catalog.by_name()
+        if agent_name not in agents and not problems:
+            raise click.UsageError(str(UnknownAgentError(agent_name, agents)))
+        if agent_name in agents:
+            from host.metadata import MetadataChecker
+
+            text, source = read_payload(payload)
+            problems.extend(MetadataChecker(agents[agent_name].metadata).check(text, source)[1])
+    click.echo(render(fmt, catalog.agents, problems, len(catalog.files)), nl=False)
+    sys.exit(EXIT_INVALID if problems else 0)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of agent files."""
+    from host.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+def load_or_exit(paths: Sequence[str], fmt: str = "text") -> Catalog:
+    """Load for commands that need a valid configuration; print the problems and exit 1 otherwise."""
+    try:
+        return load(_default_paths(paths)).require_ok()
+    except ConfigError as exc:
+        click.echo(render(fmt, (), exc.problems), err=True, nl=False)
+        sys.exit(EXIT_INVALID)
+
+
+DEV_URL, DEV_KEY, DEV_SECRET = "ws://127.0.0.1:7880", "devkey", "secret"
+
+_server_options = [
+    click.option("--url", envvar="LIVEKIT_URL", help="LiveKit server URL [env LIVEKIT_URL]."),
+    click.option("--api-key", envvar="LIVEKIT_API_KEY", help="[env LIVEKIT_API_KEY]"),
+    click.option("--api-secret", envvar="LIVEKIT_API_SECRET", help="[env LIVEKIT_API_SECRET]"),
+]
+
+
+def _server(fn: Any) -> Any:
+    for option in reversed(_server_options):
+        fn = option(fn)
+    return fn
+
+
+def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -> Credentials:
+    if not (url or api_key or api_secret):
+        click.echo(f"agenthost: no LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET; using the local dev "
+                   f"server's defaults ({DEV_URL}, {DEV_KEY}/{DEV_SECRET})", err=True)
+        return Credentials(DEV_URL, DEV_KEY, DEV_SECRET)
+    missing = [n for n, v in (("LIVEKIT_URL", url), ("LIVEKIT_API_KEY", api_key),
+                              ("LIVEKIT_API_SECRET", api_secret)) if not v]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (set it or pass the matching option)")
+    assert url and api_key and api_secret
+    return Credentials(url, api_key, api_secret)
+
+
+@cli.command()
+@_paths
+@_server
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+@click.option("--drain-timeout", type=float, default=60.0, show_default=True,
+              help="Seconds running jobs may take to finish after SIGTERM before they are shut down.")
+def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
+        log_format: str, log_level: str, drain_timeout: float) -> None:
+    """Serve every agent under PATHS (default ./agents.d) to a LiveKit server."""
+    import asyncio
+    import logging
+
+    from host import logs
+    from host.supervisor import Host
+
+    level = getattr(logging, log_level.upper())
+    logs.setup(log_format, level)
+    catalog = load_or_exit(paths)
+    credentials = _credentials(url, api_key, api_secret)
+    host = Host(catalog, credentials, log_format=log_format, log_level=level, drain_timeout=drain_timeout)
+    asyncio.run(host.run())
+
+
+@cli.command()
+@click.argument("agent")
+@click.option("--room", required=True, help="Room to dispatch the agent to (created if needed).")
+@click.option("--metadata", "payload", default="", help="Job metadata: JSON text or @file.")
+@click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
+              help="Agent files or folders (default ./agents.d).")
+@_server
+def dispatch(agent: str, room: str, payload: str, paths: tuple[str, ...], url: str | None,
+             api_key: str | None, api_secret: str | None) -> None:
+    """Validate the metadata against AGENT's schema, then create a dispatch and print its id."""
+    import asyncio
+
+    from host.dispatching import create_dispatch
+    from host.metadata import MetadataChecker
+
+    catalog = load(_default_paths(paths), check_imports=False)
+    agents = catalog.by_name()
+    if agent not in agents:
+        raise click.UsageError(str(UnknownAgentError(agent, agents)))
+    text, source = read_payload(payload) if payload else ("", "<metadata>")
+    problems = MetadataChecker(agents[agent].metadata).check(text, source)[1]
+    if problems:
+        click.echo(render("text", (), problems), err=True, nl=False)
+        sys.exit(EXIT_INVALID)
+    credentials = _credentials(url, api_key, api_secret)
+    try:
+        dispatch_id = asyncio.run(create_dispatch(credentials, agents[agent].registered_name, room, text))
+    except ServerError as exc:
+        click.echo(f"agenthost: {exc}", err=True)
+        sys.exit(EXIT_SERVER)
+    click.echo(dispatch_id)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="agenthost", standalone_mode=True)
+    except AgentHostError as exc:  # pragma: no cover - commands handle their own errors
+        click.echo(f"agenthost: {exc}", err=True)
+        sys.exit(EXIT_INVALID)

@@ -1,0 +1,80 @@
+"""Log formatting for the host and its job processes: text or one JSON object a line.
+
+Job processes add their context (agent, job id, room, pid, worker id, the agent's
+`log_fields` and `ctx.log_context_fields`) to every record through `JobFields`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "fields"}
+
+
+class JobFields(logging.Filter):
+    """Adds the job's context fields to every record; `extra` is read at log time."""
+
+    def __init__(self, fields: Mapping[str, Any], extra: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        super().__init__()
+        self.fields = dict(fields)
+        self.extra = extra
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        merged = dict(self.fields)
+        if self.extra is not None:
+            merged.update(self.extra())
+        merged.update(getattr(record, "fields", {}) or {})
+        record.fields = merged
+        return True
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    out = dict(getattr(record, "fields", {}) or {})
+    for key, value in vars(record).items():
+        if key not in _STANDARD and not key.startswith("_"):
+            out[key] = value
+    return out
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
+        line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        fields = _fields(record)
+        if fields:
+            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        body.update(_fields(record))
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)
+
+
+def setup(fmt: str = "text", level: int = logging.INFO, job_filter: JobFields | None = None) -> None:
+    """Send every log record to stderr in `fmt` ("text" or "json")."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if job_filter is not None:
+        handler.addFilter(job_filter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("livekit", "aiohttp", "asyncio", "watchfiles"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

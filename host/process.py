@@ -1,0 +1,179 @@
+"""A job process as the host sees it: start, hand it a job, ask it to stop, kill it.
+
+Each process is started with `multiprocessing`'s spawn method (never a plain fork of
+the host's event loop). The pipe and the process sentinel are watched by the host's
+asyncio loop, so no thread is needed per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import multiprocessing
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from host import jobproc
+from host.definitions import AgentDefinition
+from host.ipc import InitFailed, JobDone, JobStarted, ProcessMessage, Ready, ShutdownJob, ShuttingDown, StartJob
+
+logger = logging.getLogger("agenthost.process")
+_ctx = multiprocessing.get_context("spawn")
+
+
+class ProcessState(enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"  # prewarmed, waiting for a job
+    RUNNING = "running"
+    SHUTTING_DOWN = "shutting_down"
+    EXITED = "exited"
+
+
+class ProcessStartError(Exception):
+    """The process did not become ready: it failed to import or set up, crashed, or timed out."""
+
+
+class JobProcess:
+    """One spawned process that serves at most one job."""
+
+    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int) -> None:
+        self.definition = definition
+        self.state = ProcessState.STARTING
+        self.pid: int | None = None
+        self.started_at = time.time()
+        self.job_id: str | None = None
+        self.shutdown_reason: str | None = None
+        self.result: JobDone | None = None
+        self.entrypoint_at: float | None = None
+        self.killed_by_host = False
+        self._conn, child = _ctx.Pipe(duplex=True)
+        self._proc: BaseProcess = _ctx.Process(
+            target=jobproc.main, args=(child, definition, log_format, log_level),
+            name=f"agenthost-{definition.name}", daemon=True)
+        self._child_conn: Connection | None = child
+        self._ready: asyncio.Future[None] | None = None
+        self._exited: asyncio.Future[int] | None = None
+        self._shutting_down_event: asyncio.Event | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        # a failure nobody waits for (an idle process retired) is not an unhandled error
+        self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._exited = loop.create_future()
+        self._shutting_down_event = asyncio.Event()
+        self._proc.start()
+        self.pid = self._proc.pid
+        if self._child_conn is not None:
+            self._child_conn.close()
+            self._child_conn = None
+        loop.add_reader(self._conn.fileno(), self._on_readable)
+        loop.add_reader(self._proc.sentinel, self._on_exit)
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the process is prewarmed; kill it and raise ProcessStartError otherwise."""
+        assert self._ready is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            raise ProcessStartError(f"not ready within {timeout:g}s (import and setup)") from None
+
+    def start_job(self, start: StartJob, job_id: str) -> None:
+        self.job_id = job_id
+        self.state = ProcessState.RUNNING
+        self._conn.send(start)
+
+    def request_shutdown(self, reason: str) -> None:
+        """Ask the job to shut down; the caller bounds the wait (see `wait_exit`)."""
+        if self.state in (ProcessState.RUNNING,):
+            self._mark_shutting_down(reason)
+            with contextlib.suppress(OSError, BrokenPipeError):
+                self._conn.send(ShutdownJob(reason))
+        elif self.state in (ProcessState.IDLE, ProcessState.STARTING):
+            self.kill()
+
+    def kill(self) -> None:
+        if self._proc.is_alive():
+            self.killed_by_host = True
+            self._proc.kill()
+
+    async def wait_exit(self, timeout: float | None = None) -> int:
+        """The exit code; kill at `timeout` (then the code is the kill signal's)."""
+        assert self._exited is not None
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._exited), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            return await asyncio.shield(self._exited)
+
+    async def wait_shutting_down(self) -> None:
+        assert self._shutting_down_event is not None
+        await self._shutting_down_event.wait()
+
+    @property
+    def exited(self) -> bool:
+        return self.state is ProcessState.EXITED
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._proc.exitcode
+
+    # -- event plumbing -----------------------------------------------------------------------
+    def _mark_shutting_down(self, reason: str) -> None:
+        if self.shutdown_reason is None:
+            self.shutdown_reason = reason
+            self.state = ProcessState.SHUTTING_DOWN
+            assert self._shutting_down_event is not None
+            self._shutting_down_event.set()
+
+    def _on_readable(self) -> None:
+        if not self._read_one():
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._conn.fileno())
+
+    def _read_one(self) -> bool:
+        """Handle one message; False at end of stream."""
+        try:
+            msg: ProcessMessage = self._conn.recv()
+        except (EOFError, OSError):
+            return False
+        assert self._ready is not None
+        if isinstance(msg, Ready):
+            self.state = ProcessState.IDLE
+            if not self._ready.done():
+                self._ready.set_result(None)
+        elif isinstance(msg, InitFailed):
+            if not self._ready.done():
+                self._ready.set_exception(ProcessStartError(msg.error))
+        elif isinstance(msg, JobStarted):
+            self.entrypoint_at = msg.entrypoint_at
+        elif isinstance(msg, ShuttingDown):
+            self._mark_shutting_down(msg.reason)
+        elif isinstance(msg, JobDone):
+            self.result = msg
+        return True
+
+    def _on_exit(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._proc.sentinel)
+        # drain what the process said before it exited
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(self._conn.fileno())
+        with contextlib.suppress(EOFError, OSError):
+            while self._conn.poll() and self._read_one():
+                pass
+        self._proc.join(0)
+        code = self._proc.exitcode if self._proc.exitcode is not None else -1
+        self.state = ProcessState.EXITED
+        assert self._ready is not None and self._exited is not None
+        if not self._ready.done():
+            self._ready.set_exception(ProcessStartError(f"exited with code {code} before it was ready"))
+        self._exited.set_result(code)
+        self._conn.close()
+        if self._shutting_down_event is not None:
+            self._shutting_down_event.set()
