@@ -167,7 +167,7 @@ class JobProcess:
         with contextlib.suppress(EOFError, OSError):
             while self._conn.poll() and self._read_one():
                 pass
-        self._proc.join(0)
+        self._proc.join(1.0)  # the sentinel fires as the process exits; reaping it follows at once
         code = self._proc.exitcode if self._proc.exitcode is not None else -1
         self.state = ProcessState.EXITED
         assert self._ready is not None and self._exited is not None

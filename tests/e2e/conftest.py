@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import netns
+from livekit_harness import HostProcess, LiveKitServer, server_binary
+
+_ports = itertools.count(7890, 2)
+
+
+@pytest.fixture(scope="session")
+def livekit_binary() -> str:
+    if netns.ERROR is not None:
+        pytest.fail(f"cannot run the end-to-end tests: {netns.ERROR}", pytrace=False)
+    return server_binary()
+
+
+@pytest.fixture(scope="session")
+def livekit_server(livekit_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKitServer]:
+    server = LiveKitServer(livekit_binary, tmp_path_factory.mktemp("livekit"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_server(livekit_binary: str, tmp_path: Path) -> Iterator[LiveKitServer]:
+    """A server of this test's own, for tests that stop or restart it."""
+    server = LiveKitServer(livekit_binary, tmp_path, port=next(_ports) + 100)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_host(tmp_path: Path) -> Iterator[object]:
+    hosts: list[HostProcess] = []
+
+    def start(server: LiveKitServer, *paths: str | Path, extra_env: dict[str, str] | None = None,
+              args: tuple[str, ...] = ()) -> HostProcess:
+        h = HostProcess([*args, *map(str, paths)], {**server.env(), **(extra_env or {})},
+                        tmp_path / f"host-{len(hosts)}.log")
+        h.start()
+        hosts.append(h)
+        return h
+
+    yield start
+    for h in hosts:
+        h.stop()

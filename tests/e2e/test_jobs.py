@@ -1,0 +1,203 @@
+"""End to end: a real livekit-server, `agenthost run`, and real rtc clients, one test per behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+from livekit import api
+from livekit_harness import ROOT, Client, dispatch, server_api
+
+AGENTS = ROOT / "agents.d"
+TEST_AGENTS = ROOT / "tests" / "agents"
+
+
+def room() -> str:
+    return f"room-{uuid.uuid4().hex[:8]}"
+
+
+def write_agent(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\n{body}")
+    return path
+
+
+async def test_dispatch_runs_entrypoint_and_client_receives_text(livekit_server, start_host):
+    host = start_host(livekit_server, AGENTS / "hello-world.yaml")
+    await host.wait_log(r"registered agent hello-world")
+    r = room()
+    client = Client(livekit_server, r)
+    client.listen("hello-world")
+    await client.connect()
+    await dispatch(livekit_server, "hello-world", r)
+    assert await client.wait_text("hello-world") == ["hello world"]
+    await host.wait_log(r"participant in the room: user .*room=" + r)
+    await client.disconnect()
+    await host.wait_log(r"job ended .*room=" + r + r" .*reason=participants_left")
+
+
+async def test_metadata_arrives_parsed(livekit_server, start_host):
+    host = start_host(livekit_server, AGENTS / "greeter.yaml")
+    await host.wait_log(r"registered agent greeter")
+    r = room()
+    client = Client(livekit_server, r)
+    client.listen("greeting")
+    await client.connect()
+    meta = {"user_id": "u-1", "user_name": "Ada", "user_phone": "+44 1234"}
+    await dispatch(livekit_server, "greeter", r, json.dumps(meta))
+    # "Hello" comes from setup (prewarm), the name from the parsed metadata
+    assert await client.wait_text("greeting") == ["Hello, Ada"]
+    await host.wait_log(r"greeting Ada \(u-1, \+44 1234\) .*team=examples")
+    await client.disconnect()
+
+
+async def test_invalid_metadata_never_starts_a_process(livekit_server, start_host):
+    host = start_host(livekit_server, AGENTS / "greeter.yaml")
+    await host.wait_log(r"registered agent greeter")
+    r = room()
+    dispatch_id = await dispatch(livekit_server, "greeter", r, json.dumps({"user_id": "u-1"}))
+    found = await host.wait_log(r"refused job: invalid metadata: (.*)")
+    line = found[0].group(0)
+    assert "'user_name' is a required property" in line and "'user_phone' is a required property" in line
+    assert f"dispatch_id={dispatch_id}" in line and f"room={r}" in line
+    await asyncio.sleep(1.0)
+    assert "job running" not in host.log()
+    assert "job started" not in host.log()
+
+
+async def test_attribute_change_is_seen_by_agent(livekit_server, start_host):
+    host = start_host(livekit_server, AGENTS / "language.yaml")
+    await host.wait_log(r"registered agent language")
+    r = room()
+    client = Client(livekit_server, r, attributes={"user.language": "en"})
+    client.listen("language")
+    await client.connect()
+    await dispatch(livekit_server, "language", r)
+    assert await client.wait_text("language") == ["language: en"]
+    await client.room.local_participant.set_attributes({"user.language": "fr"})
+    assert (await client.wait_text("language", 2))[1] == "language: fr"
+    # ctx.log_context_fields reach the job's log lines
+    await host.wait_log(r"changed language to fr .*feature=language.*language=fr")
+    await client.disconnect()
+
+
+async def test_job_ends_when_last_participant_leaves_and_shutdown_hook_ran(livekit_server, start_host,
+                                                                           tmp_path):
+    state = tmp_path / "state"
+    host = start_host(livekit_server, AGENTS / "save-state.yaml", extra_env={"AGENTHOST_STATE_DIR": str(state)})
+    await host.wait_log(r"registered agent save-state")
+    r = room()
+    a = await Client(livekit_server, r, identity="alice").connect()
+    b = await Client(livekit_server, r, identity="bob").connect()
+    await dispatch(livekit_server, "save-state", r)
+    await host.wait_log(r"job running .*room=" + r)
+    await asyncio.sleep(1.0)
+    await a.disconnect()
+    await asyncio.sleep(1.0)
+    assert "job shutting down" not in host.log()  # bob is still there
+    await b.disconnect()
+    await host.wait_log(r"job ended .*room=" + r + r" .*reason=participants_left")
+    saved = json.loads((state / f"{r}.json").read_text())
+    assert saved["reason"] == "participants_left"
+    assert saved["participants"] == ["alice", "bob"]
+
+
+async def test_delete_room_removes_the_room(livekit_server, start_host):
+    host = start_host(livekit_server, AGENTS / "delete-room.yaml")
+    await host.wait_log(r"registered agent delete-room")
+    r = room()
+    client = Client(livekit_server, r)
+    client.listen("hello")
+    await client.connect()
+    await dispatch(livekit_server, "delete-room", r)
+    await client.wait_text("hello")
+    disconnected = asyncio.Event()
+    client.room.on("disconnected", lambda *_: disconnected.set())
+    await client.room.local_participant.send_text("bye", topic="done")
+    await host.wait_log(r"room deleted .*room=" + r)
+    await asyncio.wait_for(disconnected.wait(), 10)
+    async with server_api(livekit_server) as lk:
+        rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[r]))
+    assert list(rooms.rooms) == []
+    await host.wait_log(r"job ended .*room=" + r)
+
+
+async def test_hanging_shutdown_callback_is_killed_at_timeout(livekit_server, start_host, tmp_path):
+    agent = write_agent(tmp_path / "agents", "hang", f"entrypoint: {TEST_AGENTS}/hang_shutdown.py:entrypoint\n"
+                        "shutdown:\n  timeout: 1s\n")
+    host = start_host(livekit_server, agent)
+    await host.wait_log(r"registered agent hang")
+    r = room()
+    client = Client(livekit_server, r)
+    client.listen("status")
+    await client.connect()
+    await dispatch(livekit_server, "hang", r)
+    await client.wait_text("status")
+    await client.disconnect()
+    await host.wait_log(r"job shutting down .*reason=participants_left")
+    found = await host.wait_log(r"job failed: shutdown did not finish within 1s; process killed", timeout=10)
+    assert found
+
+
+async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, start_host, tmp_path):
+    folder = tmp_path / "agents"
+    write_agent(folder, "holder", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\n")
+    write_agent(folder, "crasher", f"entrypoint: {TEST_AGENTS}/crasher.py:entrypoint\n")
+    host = start_host(livekit_server, folder)
+    await host.wait_log(r"registered agent (holder|crasher)", count=2)
+    r1, r2 = room(), room()
+    steady = Client(livekit_server, r1)
+    steady.listen("tick")
+    await steady.connect()
+    await dispatch(livekit_server, "holder", r1)
+    await steady.wait_text("tick", 3)
+    victim = Client(livekit_server, r2)
+    victim.listen("status")
+    await victim.connect()
+    await dispatch(livekit_server, "crasher", r2)
+    await victim.wait_text("status")
+    await host.wait_log(r"job failed: job process exited with code -6 .*agent=crasher")
+    before = len(steady.texts["tick"])
+    await steady.wait_text("tick", before + 5)
+    ticks = [int(t.split()[1]) for t in steady.texts["tick"]]
+    assert ticks == list(range(1, len(ticks) + 1))  # one job, never restarted, no gap
+    assert "agent=holder" not in "".join(l for l in host.log().splitlines() if "job failed" in l)
+    await steady.disconnect()
+    await victim.disconnect()
+
+
+async def test_max_jobs_holds_under_a_burst(livekit_server, start_host, tmp_path):
+    folder = tmp_path / "agents"
+    write_agent(folder, "limited", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\n"
+                "limits:\n  max_jobs: 2\nprocesses:\n  idle: 2\n")
+    host = start_host(livekit_server, folder)
+    await host.wait_log(r"registered agent limited")
+    rooms = [room() for _ in range(5)]
+    clients = [await Client(livekit_server, r).connect() for r in rooms]
+    await asyncio.gather(*(dispatch(livekit_server, "limited", r) for r in rooms))
+    await host.wait_log(r"job running", count=2)
+    await host.wait_log(r"declined job offer: at max_jobs \(2\)")
+    await asyncio.sleep(2.0)
+    assert len(host.log().split("job running")) - 1 == 2
+    for c in clients:
+        await c.disconnect()
+    await host.wait_log(r"job ended", count=2)
+
+
+async def test_server_restart_reregisters_and_serves_next_dispatch(fresh_server, start_host):
+    host = start_host(fresh_server, AGENTS / "hello-world.yaml")
+    await host.wait_log(r"registered agent hello-world")
+    fresh_server.stop()
+    await host.wait_log(r"agent hello-world: not connected to .* retrying in")
+    fresh_server.start()
+    await host.wait_log(r"registered agent hello-world", count=2, timeout=30)
+    r = room()
+    client = Client(fresh_server, r)
+    client.listen("hello-world")
+    await client.connect()
+    await dispatch(fresh_server, "hello-world", r)
+    assert await client.wait_text("hello-world") == ["hello world"]
+    await client.disconnect()
