@@ -23,8 +23,8 @@ async def entrypoint(ctx: JobContext) -> None:
     def on_participant_attributes_changed(changed: dict[str, str], p: rtc.Participant) -> None:
         if p == participant:
             lang = p.attributes.get("user.language")
-            logger.info("participant %s changed language to %s", p.identity, lang)
             ctx.log_context_fields["language"] = lang
+            logger.info("participant %s changed language to %s", p.identity, lang)
             send = ctx.room.local_participant.send_text(f"language: {lang}", topic="language")
             _pending.add(asyncio.ensure_future(send))
 

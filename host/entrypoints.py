@@ -63,7 +63,7 @@ def load_function(ref: FunctionRef) -> Callable[..., Any]:
         raise
     except ModuleNotFoundError as exc:
         raise EntrypointError(f"cannot import {ref.module or ref.file!r}: {exc}") from exc
-    except BaseException as exc:  # noqa: BLE001 - user code may raise anything at import
+    except BaseException as exc:
         raise EntrypointError(f"importing {ref.module or ref.file!r} raised {type(exc).__name__}: {exc}") from exc
     fn = getattr(module, ref.function, None)
     if fn is None:

@@ -40,7 +40,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
             result = load_function(definition.setup)(proc)
             if inspect.isawaitable(result):
                 asyncio.run(_await(result))
-    except BaseException as exc:  # noqa: BLE001 - report anything that stops the process from starting
+    except BaseException as exc:
         conn.send(InitFailed(f"{type(exc).__name__}: {exc}"))
         return
     conn.send(Ready(os.getpid()))
@@ -102,13 +102,13 @@ async def _run_job(conn: Connection, start: StartJob, entrypoint: Any, proc: Any
     await ctx._run_shutdown_callbacks(reason)
     try:
         await ctx._leave()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.warning("leaving the room failed: %s", exc)
     if definition.shutdown.delete_room:
         try:
             await ctx.delete_room()
             logger.info("room deleted")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             error = error or f"deleting the room failed: {exc}"
             logger.warning("deleting the room failed: %s", exc)
     await ctx._close_api()

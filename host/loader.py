@@ -82,7 +82,7 @@ def load(
     env = os.environ if env is None else env
     files, problems = discover(paths)
     agents: list[AgentDefinition] = []
-    first_seen: dict[str, AgentDefinition] = {}
+    first_seen: dict[str, tuple[str, int]] = {}  # name -> where; also for documents with other errors
     for file in files:
         shown = display_path(file)
         base_dir = os.path.dirname(os.path.abspath(file))
@@ -90,6 +90,14 @@ def load(
         problems.extend(file_problems)
         for doc in docs:
             doc_problems = check_document(doc) + semantic_problems(doc)
+            name = doc.value.get("name") if isinstance(doc.value, dict) else None
+            if isinstance(name, str):
+                if name in first_seen:
+                    prior_file, prior_line = first_seen[name]
+                    doc_problems.append(doc.problem(("name",), f"agent {name!r} is already defined at "
+                                                    f"{prior_file}:{prior_line}"))
+                else:
+                    first_seen[name] = (doc.file, doc.line)
             if doc_problems:
                 problems.extend(doc_problems)
                 continue
@@ -97,14 +105,7 @@ def load(
             if meta_problems:
                 problems.extend(meta_problems)
                 continue
-            agent = build(doc, base_dir, policy)
-            if agent.name in first_seen:
-                prior = first_seen[agent.name]
-                problems.append(doc.problem(("name",), f"agent {agent.name!r} is already defined at "
-                                            f"{prior.file}:{prior.line}"))
-                continue
-            first_seen[agent.name] = agent
-            agents.append(agent)
+            agents.append(build(doc, base_dir, policy))
     if check_imports and agents:
         problems.extend(import_problems(agents, import_timeout))
     return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files))

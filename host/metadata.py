@@ -18,26 +18,25 @@ from urllib.parse import unquote, urlparse
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource, Unresolvable
+from referencing.exceptions import CannotDetermineSpecification, NoSuchResource, Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from host.definitions import MetadataPolicy
 from host.errors import Problem
 from host.yamlsource import Document, JsonPath, display_path, load_file, parse_documents
 
-
-class _RemoteRef(Exception):
-    pass
+_UNUSABLE = (Unresolvable, CannotDetermineSpecification, js_exceptions.SchemaError)
 
 
 def _retrieve(uri: str) -> Resource[Any]:
     parsed = urlparse(uri)
     if parsed.scheme != "file":
-        raise NoSuchResource(ref=uri)
+        raise NoSuchResource(uri)
     path = unquote(parsed.path)
     docs, problems = load_file(path)
     if problems or len(docs) != 1:
-        raise NoSuchResource(ref=uri)
-    return Resource.from_contents(docs[0].value)
+        raise NoSuchResource(uri)
+    return Resource.from_contents(docs[0].value, default_specification=DRAFT202012)
 
 
 def _with_base(schema: dict[str, Any], base_file: str) -> dict[str, Any]:
@@ -86,7 +85,7 @@ class MetadataChecker:
             return value, []
         try:
             errors = list(self._validator.iter_errors(value))
-        except (Unresolvable, js_exceptions.JsonSchemaException) as exc:
+        except _UNUSABLE as exc:
             return None, [Problem(source, 0, 0, "$", f"metadata schema cannot be used: {exc}")]
         if not errors:
             return value, []
@@ -169,7 +168,7 @@ def _schema_problems(schema: dict[str, Any], located: _Located, base: str) -> li
     for i, example in enumerate(examples if isinstance(examples, list) else []):
         try:
             errors = list(validator.iter_errors(example))
-        except (Unresolvable, js_exceptions.JsonSchemaException) as exc:
+        except _UNUSABLE as exc:
             return [located.problem(("examples", i), f"schema cannot be used: {exc}")]
         for error in errors:
             where = ("examples", i, *error.absolute_path)

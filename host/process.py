@@ -18,7 +18,16 @@ from multiprocessing.process import BaseProcess
 
 from host import jobproc
 from host.definitions import AgentDefinition
-from host.ipc import InitFailed, JobDone, JobStarted, ProcessMessage, Ready, ShutdownJob, ShuttingDown, StartJob
+from host.ipc import (
+    InitFailed,
+    JobDone,
+    JobStarted,
+    ProcessMessage,
+    Ready,
+    ShutdownJob,
+    ShuttingDown,
+    StartJob,
+)
 
 logger = logging.getLogger("agenthost.process")
 _ctx = multiprocessing.get_context("spawn")

@@ -40,8 +40,12 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(agent_schema())
 
 
-def _known_keys(schema: dict[str, Any]) -> list[str]:
-    return sorted(schema.get("properties", {}))
+def _known_keys(schema: Any) -> list[str]:
+    return sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
+
+
+def _has_message(schema: Any) -> bool:
+    return isinstance(schema, dict) and "errorMessage" in schema
 
 
 def _message(error: ValidationError) -> str:
@@ -49,7 +53,7 @@ def _message(error: ValidationError) -> str:
     if isinstance(template, str):
         return template.replace("{value}", repr(error.instance)).replace("{{", "{").replace("}}", "}")
     if error.validator == "enum":
-        allowed = ", ".join(repr(v) for v in error.validator_value)
+        allowed = ", ".join(repr(v) for v in error.validator_value)  # type: ignore[union-attr]
         return f"{error.instance!r} is not one of {allowed}"
     if error.validator == "required":
         return error.message
@@ -68,7 +72,7 @@ def _errors(doc: Document, error: ValidationError) -> list[Problem]:
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
             problems.append(doc.problem((*path, key), f"unknown key {key!r}{hint}", key=True))
         return problems
-    if error.validator in ("oneOf", "anyOf") and "errorMessage" not in error.schema and error.context:
+    if error.validator in ("oneOf", "anyOf") and not _has_message(error.schema) and error.context:
         # Report the most relevant branch rather than "is not valid under any of the given schemas".
         deepest = max(error.context, key=lambda e: (len(e.absolute_path), -len(e.schema_path)))
         return _errors(doc, deepest)

@@ -226,6 +226,7 @@ class Host:
         timeout = job.definition.shutdown.timeout
         code = await process.wait_exit(timeout)
         result = process.result
+        error: str | None
         if process.killed_by_host:
             error = f"shutdown did not finish within {timeout:g}s; process killed"
         elif result is None:

@@ -14,7 +14,8 @@ import datetime
 import logging
 import random
 import time
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -74,6 +75,7 @@ class WorkerConnection:
         self._status = agent_pb.WorkerStatus.WS_AVAILABLE
         self._load = 0.0
         self._job_count = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"worker-{self.agent}")
@@ -100,7 +102,7 @@ class WorkerConnection:
             return False
         return True
 
-    async def update_job(self, job_id: str, status: agent_pb.JobStatus.ValueType, error: str = "") -> None:
+    async def update_job(self, job_id: str, status: agent_pb.JobStatus, error: str = "") -> None:
         await self.send(agent_pb.WorkerMessage(update_job=agent_pb.UpdateJobStatus(
             job_id=job_id, status=status, error=error)))
 
@@ -179,15 +181,19 @@ class WorkerConnection:
 
     def _dispatch(self, msg: agent_pb.ServerMessage) -> None:
         kind = msg.WhichOneof("message")
-        loop = asyncio.get_running_loop()
         if kind == "availability":
-            loop.create_task(self._answer_offer(msg.availability))
+            self._spawn(self._answer_offer(msg.availability))
         elif kind == "assignment":
-            loop.create_task(self.handler.on_assignment(self, msg.assignment))
+            self._spawn(self.handler.on_assignment(self, msg.assignment))
         elif kind == "termination":
             self.handler.on_termination(self, msg.termination.job_id)
         elif kind == "go_away":
             logger.info("server asked agent %s to go away", self.agent)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _answer_offer(self, request: agent_pb.AvailabilityRequest) -> None:
         response = await self.handler.on_offer(self, request)

@@ -174,8 +174,9 @@ def parse_documents(
     docs: list[Document] = []
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
-            if node is None:
-                continue
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
+                                and node.value == ""):
+                continue  # an empty document between two '---'
             docs.append(conv.document(node))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

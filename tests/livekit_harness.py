@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livekit import api, rtc
-
 from netns import SERVER_IP
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import netns
+import pytest
 from livekit_harness import HostProcess, LiveKitServer, server_binary
 
 _ports = itertools.count(7890, 2)

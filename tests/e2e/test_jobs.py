@@ -164,7 +164,7 @@ async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, star
     await steady.wait_text("tick", before + 5)
     ticks = [int(t.split()[1]) for t in steady.texts["tick"]]
     assert ticks == list(range(1, len(ticks) + 1))  # one job, never restarted, no gap
-    assert "agent=holder" not in "".join(l for l in host.log().splitlines() if "job failed" in l)
+    assert "agent=holder" not in "".join(line for line in host.log().splitlines() if "job failed" in line)
     await steady.disconnect()
     await victim.disconnect()
 

@@ -1,0 +1,107 @@
+"""The CLI, run as users run it, with its exact output in each format."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+
+def agenthost(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=60, check=False)
+
+
+BAD = "tests/fixtures/bad"
+BAD_TEXT = (
+    "tests/fixtures/bad/support.yaml:4:12: $.shutdown.timeout: '-5s' is not a duration "
+    "(seconds as a number, or a string such as 500ms, 10s, 2m)\n"
+    "tests/fixtures/bad/support.yaml:6:3: $.limits.max_job: unknown key 'max_job' (did you mean 'max_jobs'?)\n"
+    "tests/fixtures/bad/twice.yaml:1:7: $.name: agent 'support' is already defined at "
+    "tests/fixtures/bad/support.yaml:1\n"
+)
+
+
+def test_validate_text():
+    r = agenthost("validate", "--no-imports", BAD)
+    assert r.returncode == 1
+    assert r.stdout == BAD_TEXT + "3 errors\n"
+
+
+def test_validate_json():
+    r = agenthost("validate", "--no-imports", "--format", "json", BAD)
+    assert r.returncode == 1
+    body = json.loads(r.stdout)
+    assert body["status"] == "fail"
+    assert body["agents"] == []
+    assert body["errors"][1] == {"file": "tests/fixtures/bad/support.yaml", "line": 6, "column": 3,
+                                 "path": "$.limits.max_job",
+                                 "message": "unknown key 'max_job' (did you mean 'max_jobs'?)"}
+    assert len(body["errors"]) == 3
+
+
+def test_validate_github():
+    r = agenthost("validate", "--no-imports", "--format", "github", f"{BAD}/support.yaml")
+    assert r.returncode == 1
+    assert r.stdout.splitlines()[1] == (
+        "::error file=tests/fixtures/bad/support.yaml,line=6,col=3,title=$.limits.max_job::"
+        "$.limits.max_job: unknown key 'max_job' (did you mean 'max_jobs'?)")
+
+
+def test_validate_ok_with_imports():
+    r = agenthost("validate", "tests/fixtures/good")
+    assert (r.returncode, r.stdout) == (0, "ok: 1 agent in 1 file\n")
+    r = agenthost("validate", "--format", "json", "tests/fixtures/good")
+    assert json.loads(r.stdout) == {"status": "ok", "errors": [],
+                                    "agents": [{"name": "ok", "file": "tests/fixtures/good/ok.yaml", "line": 1}]}
+
+
+def test_validate_metadata_payload(tmp_path):
+    r = agenthost("validate", "tests/fixtures/good", "--metadata", "ok", '{"user_id": 7}')
+    assert (r.returncode, r.stdout) == (1, "<metadata>:1:13: $.user_id: 7 is not of type 'string'\n1 error\n")
+    payload = tmp_path / "p.json"
+    payload.write_text('{"user_id": "u"}')
+    r = agenthost("validate", "tests/fixtures/good", "--metadata", "ok", f"@{payload}")
+    assert (r.returncode, r.stdout) == (0, "ok: 1 agent in 1 file\n")
+
+
+@pytest.mark.parametrize("args", [("validate", "--bogus"), ("validate", "no/such/path"),
+                                  ("validate", "tests/fixtures/good", "--metadata", "nobody", "{}")])
+def test_usage_errors_exit_2(args):
+    r = agenthost(*args)
+    assert r.returncode == 2 and r.stdout == "" and "Error:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_schema_command_prints_the_schema():
+    r = agenthost("schema")
+    assert r.returncode == 0
+    assert json.loads(r.stdout) == json.loads((ROOT / "schemas" / "agent.schema.json").read_text())
+
+
+def test_validate_never_imports_the_livekit_sdk():
+    code = ("import sys; from host.cli import cli\n"
+            "try:\n    cli.main(['validate', '--no-imports', 'tests/fixtures/good'], standalone_mode=False)\n"
+            "except SystemExit: pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('livekit')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr
+
+
+def test_the_shipped_examples_validate():
+    r = agenthost("validate")
+    assert r.returncode == 0, r.stdout
+    assert r.stdout.startswith("ok: ")
+
+
+def test_run_refuses_an_invalid_configuration():
+    r = agenthost("run", BAD)
+    assert r.returncode == 1
+    assert "$.limits.max_job: unknown key 'max_job'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_dispatch_checks_metadata_before_sending():
+    r = agenthost("dispatch", "ok", "--room", "r", "--config", "tests/fixtures/good", "--metadata", "{}",
+                  "--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
+    assert r.returncode == 1
+    assert r.stderr == "<metadata>:1:1: $: 'user_id' is a required property\n1 error\n"
