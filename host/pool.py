@@ -105,7 +105,7 @@ class ProcessPool:
             if missing > 0 and not self._warming:
                 if self._failures:
                     delay = min(BACKOFF_START * 2 ** (self._failures - 1), BACKOFF_MAX)
-                    logger.info("next process for %s in %.1fs after %d failed starts",
+                    logger.warning("next process for %s in %.1fs after %d failed starts",
                                 self.definition.name, delay, self._failures)
                     await asyncio.sleep(delay)
                 task = asyncio.get_running_loop().create_task(self._warm_one())

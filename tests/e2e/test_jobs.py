@@ -201,3 +201,29 @@ async def test_server_restart_reregisters_and_serves_next_dispatch(fresh_server,
     await dispatch(fresh_server, "hello-world", r)
     assert await client.wait_text("hello-world") == ["hello world"]
     await client.disconnect()
+
+
+async def test_dispatch_command_and_json_logs(livekit_server, start_host):
+    import subprocess
+    import sys
+
+    host = start_host(livekit_server, AGENTS / "greeter.yaml", args=("--log-format", "json"))
+    await host.wait_log(r'"message": "registered agent greeter')
+    r = room()
+    client = Client(livekit_server, r)
+    client.listen("greeting")
+    await client.connect()
+    env = {**__import__("os").environ, **livekit_server.env()}
+    cmd = [sys.executable, "-m", "host", "dispatch", "greeter", "--room", r, "--metadata"]
+    bad = subprocess.run([*cmd, '{"user_id": "u"}'], capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    assert bad.returncode == 1 and "'user_name' is a required property" in bad.stderr
+    ok = subprocess.run([*cmd, json.dumps({"user_id": "u", "user_name": "Bo", "user_phone": "123"})],
+                        capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    assert ok.returncode == 0 and ok.stdout.startswith("AD_"), ok.stderr
+    assert await client.wait_text("greeting") == ["Hello, Bo"]
+    await host.wait_log(r'"message": "greeting Bo')
+    lines = [json.loads(line) for line in host.log().splitlines() if line.startswith("{")]
+    greeting = next(x for x in lines if x["message"].startswith("greeting Bo"))
+    assert greeting["room"] == r and greeting["agent"] == "greeter" and greeting["team"] == "examples"
+    assert greeting["job_id"].startswith("AJ_") and greeting["worker_id"].startswith("AW_") and greeting["pid"]
+    await client.disconnect()
