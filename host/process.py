@@ -58,6 +58,7 @@ class JobProcess:
         self.result: JobDone | None = None
         self.entrypoint_at: float | None = None
         self.killed_by_host = False
+        self.kill_reason: str | None = None
         self._conn, child = _ctx.Pipe(duplex=True)
         self._proc: BaseProcess = _ctx.Process(
             target=jobproc.main, args=(child, definition, log_format, log_level),
@@ -106,9 +107,11 @@ class JobProcess:
         elif self.state in (ProcessState.IDLE, ProcessState.STARTING):
             self.kill()
 
-    def kill(self) -> None:
+    def kill(self, reason: str | None = None) -> None:
+        """SIGKILL the process; `reason` is reported as the job's error when given."""
         if self._proc.is_alive():
             self.killed_by_host = True
+            self.kill_reason = self.kill_reason or reason
             self._proc.kill()
 
     async def wait_exit(self, timeout: float | None = None) -> int:

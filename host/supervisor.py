@@ -133,7 +133,7 @@ class Host:
     async def stop_now(self) -> None:
         for job in list(self.jobs.values()):
             if job.process is not None:
-                job.process.kill()
+                job.process.kill("host stopped at once (second signal); process killed")
         tasks = [j.task for j in self.jobs.values() if j.task is not None]
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5.0)
 
@@ -228,7 +228,7 @@ class Host:
         result = process.result
         error: str | None
         if process.killed_by_host:
-            error = f"shutdown did not finish within {timeout:g}s; process killed"
+            error = process.kill_reason or f"shutdown did not finish within {timeout:g}s; process killed"
         elif result is None:
             error = f"job process exited with code {code} before the job ended"
         else:

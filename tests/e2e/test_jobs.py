@@ -227,3 +227,46 @@ async def test_dispatch_command_and_json_logs(livekit_server, start_host):
     assert greeting["room"] == r and greeting["agent"] == "greeter" and greeting["team"] == "examples"
     assert greeting["job_id"].startswith("AJ_") and greeting["worker_id"].startswith("AW_") and greeting["pid"]
     await client.disconnect()
+
+
+async def test_sigterm_drains_then_second_signal_stops_at_once(livekit_server, start_host, tmp_path):
+    import signal
+
+    folder = tmp_path / "agents"
+    write_agent(folder, "drainer", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\nshutdown:\n  when: manual\n")
+    host = start_host(livekit_server, folder, args=("--drain-timeout", "3"))
+    await host.wait_log(r"registered agent drainer")
+    r1 = room()
+    c1 = Client(livekit_server, r1)
+    c1.listen("tick")
+    await c1.connect()
+    await dispatch(livekit_server, "drainer", r1)
+    await c1.wait_text("tick", 2)
+    host.signal(signal.SIGTERM)
+    await host.wait_log(r"SIGTERM: draining \(up to 3s\)")
+    before = len(c1.texts["tick"])
+    await c1.wait_text("tick", before + 5)  # the running job goes on while the host drains
+    late = room()
+    await dispatch(livekit_server, "drainer", late)  # a draining host reports itself full: never offered
+    await host.wait_log(r"job ended .*room=" + r1 + r" .*reason=host_draining", timeout=10)
+    assert host.proc is not None
+    assert await asyncio.to_thread(host.proc.wait, 10) == 0
+    assert f"room={late}" not in host.log()
+    await c1.disconnect()
+
+    host2 = start_host(livekit_server, folder, args=("--drain-timeout", "60"))
+    await host2.wait_log(r"registered agent drainer")
+    r2 = room()
+    c2 = Client(livekit_server, r2)
+    c2.listen("tick")
+    await c2.connect()
+    await dispatch(livekit_server, "drainer", r2)
+    await c2.wait_text("tick", 2)
+    host2.signal(signal.SIGTERM)
+    await host2.wait_log(r"draining")
+    host2.signal(signal.SIGTERM)
+    await host2.wait_log(r"SIGTERM again: stopping now")
+    assert host2.proc is not None
+    await asyncio.to_thread(host2.proc.wait, 10)  # well before the 60s drain timeout
+    await host2.wait_log(r"job failed: host stopped at once \(second signal\); process killed")
+    await c2.disconnect()
