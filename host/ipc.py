@@ -34,6 +34,7 @@ class StartJob:
     credentials: Credentials
     worker_id: str
     accepted_at: float  # time.time() when the offer was accepted, for offer-to-entrypoint figures
+    metadata: object  # the job metadata as parsed and validated by the host when it accepted the offer
 
 
 @dataclass(frozen=True)

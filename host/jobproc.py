@@ -63,15 +63,13 @@ async def _run_job(conn: Connection, start: StartJob, entrypoint: Any, proc: Any
     from livekit.protocol import agent as agent_pb
 
     from host.context import JobContext
-    from host.metadata import MetadataChecker
 
     job = agent_pb.Job()
     job.ParseFromString(start.job)
     definition = start.definition
     job_filter.fields.update({"job_id": job.id, "room": job.room.name, "worker_id": start.worker_id,
                               **dict(definition.log_fields)})
-    metadata, _ = MetadataChecker(definition.metadata).check(job.metadata)
-    ctx = JobContext(job=job, definition=definition, metadata=metadata, url=start.url, token=start.token,
+    ctx = JobContext(job=job, definition=definition, metadata=start.metadata, url=start.url, token=start.token,
                      credentials=start.credentials, worker_id=start.worker_id, proc=proc)
     job_filter.extra = lambda: ctx.log_context_fields
 

@@ -47,13 +47,7 @@ class ProcessPool:
             self._wakeup.set()
             if not proc.exited:
                 return proc
-        proc = self._spawn()
-        try:
-            await proc.wait_ready(self.definition.processes.init_timeout)
-        except ProcessStartError as exc:
-            self._record_failure(proc, exc)
-            raise
-        return proc
+        return await self._start()
 
     async def close(self) -> None:
         """Stop keeping processes warm and end the idle ones."""
@@ -81,18 +75,26 @@ class ProcessPool:
         logger.error("job process for %s failed to start: %s", self.definition.name, exc,
                      extra={"agent": self.definition.name, "pid": proc.pid, "failures": self._failures})
 
-    async def _warm_one(self) -> None:
+    async def _start(self) -> JobProcess:
+        """A new process, once it is ready; its failure is recorded (for backoff) and raised."""
         proc = self._spawn()
         try:
             await proc.wait_ready(self.definition.processes.init_timeout)
         except ProcessStartError as exc:
             self._record_failure(proc, exc)
-            return
+            raise
         except asyncio.CancelledError:
             proc.kill()
             raise
         self._failures = 0
         self.last_error = None
+        return proc
+
+    async def _warm_one(self) -> None:
+        try:
+            proc = await self._start()
+        except ProcessStartError:
+            return
         if self._closed:
             proc.kill()
         else:

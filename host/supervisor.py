@@ -40,6 +40,7 @@ class Job:
     definition: AgentDefinition
     worker: WorkerConnection
     accepted_at: float = field(default_factory=time.time)
+    metadata: object = None  # parsed and validated when the offer was accepted
     process: JobProcess | None = None
     task: asyncio.Task[None] | None = None
 
@@ -167,12 +168,12 @@ class Host:
         if d.limits.max_jobs and self._count(d.name) >= d.limits.max_jobs:
             logger.info("declined job offer: at max_jobs (%d)", d.limits.max_jobs, extra=fields)
             return agent_pb.AvailabilityResponse(job_id=job.id, available=False)
-        _value, problems = agent.checker.check(job.metadata, source=f"job {job.id} metadata")
+        metadata, problems = agent.checker.check(job.metadata, source=f"job {job.id} metadata")
         if problems:
             errors = "; ".join(f"{p.path}: {p.message}" for p in problems)
             logger.error("refused job: invalid metadata: %s", errors, extra=fields)
             return agent_pb.AvailabilityResponse(job_id=job.id, available=False, terminate=True)
-        self.jobs[job.id] = Job(job.id, d.name, job.room.name, job.dispatch_id, d, worker)
+        self.jobs[job.id] = Job(job.id, d.name, job.room.name, job.dispatch_id, d, worker, metadata=metadata)
         asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
         names = {"job_id": job.id, "agent": d.name, "room": job.room.name}
         p = d.participant
@@ -207,6 +208,7 @@ class Host:
             job=pb.SerializeToString(), definition=job.definition,
             url=assignment.url or self.credentials.url, token=assignment.token,
             credentials=self.credentials, worker_id=worker.worker_id or "", accepted_at=job.accepted_at,
+            metadata=job.metadata,
         ), job.id)
         logger.info("job running in process %s", process.pid, extra={**fields, "pid": process.pid})
         await worker.update_job(job.id, agent_pb.JobStatus.JS_RUNNING)
