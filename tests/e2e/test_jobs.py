@@ -18,6 +18,17 @@ def room() -> str:
     return f"room-{uuid.uuid4().hex[:8]}"
 
 
+async def ticking_job(server, agent: str, ticks: int = 2) -> tuple[str, Client]:
+    """Dispatch a holder-style `agent` to a new room with a client in it; wait for its first ticks."""
+    r = room()
+    client = Client(server, r)
+    client.listen("tick")
+    await client.connect()
+    await dispatch(server, agent, r)
+    await client.wait_text("tick", ticks)
+    return r, client
+
+
 def write_agent(folder: Path, name: str, body: str) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / f"{name}.yaml"
@@ -148,12 +159,8 @@ async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, star
     write_agent(folder, "crasher", f"entrypoint: {TEST_AGENTS}/crasher.py:entrypoint\n")
     host = start_host(livekit_server, folder)
     await host.wait_log(r"registered agent (holder|crasher)", count=2)
-    r1, r2 = room(), room()
-    steady = Client(livekit_server, r1)
-    steady.listen("tick")
-    await steady.connect()
-    await dispatch(livekit_server, "holder", r1)
-    await steady.wait_text("tick", 3)
+    _, steady = await ticking_job(livekit_server, "holder", 3)
+    r2 = room()
     victim = Client(livekit_server, r2)
     victim.listen("status")
     await victim.connect()
@@ -236,12 +243,7 @@ async def test_sigterm_drains_then_second_signal_stops_at_once(livekit_server, s
     write_agent(folder, "drainer", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\nshutdown:\n  when: manual\n")
     host = start_host(livekit_server, folder, args=("--drain-timeout", "3"))
     await host.wait_log(r"registered agent drainer")
-    r1 = room()
-    c1 = Client(livekit_server, r1)
-    c1.listen("tick")
-    await c1.connect()
-    await dispatch(livekit_server, "drainer", r1)
-    await c1.wait_text("tick", 2)
+    r1, c1 = await ticking_job(livekit_server, "drainer")
     host.signal(signal.SIGTERM)
     await host.wait_log(r"SIGTERM: draining \(up to 3s\)")
     before = len(c1.texts["tick"])
@@ -256,12 +258,7 @@ async def test_sigterm_drains_then_second_signal_stops_at_once(livekit_server, s
 
     host2 = start_host(livekit_server, folder, args=("--drain-timeout", "60"))
     await host2.wait_log(r"registered agent drainer")
-    r2 = room()
-    c2 = Client(livekit_server, r2)
-    c2.listen("tick")
-    await c2.connect()
-    await dispatch(livekit_server, "drainer", r2)
-    await c2.wait_text("tick", 2)
+    _, c2 = await ticking_job(livekit_server, "drainer")
     host2.signal(signal.SIGTERM)
     await host2.wait_log(r"draining")
     host2.signal(signal.SIGTERM)
