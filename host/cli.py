@@ -133,9 +133,17 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
               show_default=True)
 @click.option("--drain-timeout", type=float, default=60.0, show_default=True,
               help="Seconds running jobs may take to finish after SIGTERM before they are shut down.")
+@click.option("--reload", "watch", is_flag=True,
+              help="Watch agent files and agent code and reload on change (SIGHUP reloads without it).")
+@click.option("--import-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds a reload may spend importing each changed agent's code to check it.")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
-        log_format: str, log_level: str, drain_timeout: float) -> None:
-    """Serve every agent under PATHS (default ./agents.d) to a LiveKit server."""
+        log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float) -> None:
+    """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
+
+    A reload (SIGHUP, or a change seen with --reload) validates everything again and
+    applies only a valid configuration; running jobs keep the definition and code they
+    started with."""
     import asyncio
     import logging
 
@@ -144,9 +152,11 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
 
     level = getattr(logging, log_level.upper())
     logs.setup(log_format, level)
-    catalog = load_or_exit(paths)
+    agent_paths = _default_paths(paths)
+    catalog = load_or_exit(agent_paths)
     credentials = _credentials(url, api_key, api_secret)
-    host = Host(catalog, credentials, log_format=log_format, log_level=level, drain_timeout=drain_timeout)
+    host = Host(catalog, credentials, paths=agent_paths, log_format=log_format, log_level=level,
+                drain_timeout=drain_timeout, watch=watch, import_timeout=import_timeout)
     asyncio.run(host.run())
 
 

@@ -17,10 +17,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from host.definitions import FunctionRef
+from host.sources import project_files, snapshot
 
 
 class EntrypointError(Exception):
@@ -92,6 +93,13 @@ class CheckRequest:
     role: str  # "entrypoint" | "setup"
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    error: str | None  # why the reference does not resolve; None when it does
+    # the project source files its import loaded (see host.sources), for noticing code changes later
+    sources: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
 def _child_main() -> None:
     """Runs in the checking child: read requests on stdin, answer one JSON line each."""
     out = os.fdopen(os.dup(1), "w", buffering=1)
@@ -101,22 +109,28 @@ def _child_main() -> None:
     for i, (ref_fields, role) in enumerate(requests):
         ref = FunctionRef(**ref_fields)
         out.write(json.dumps({"start": i}) + "\n")
+        before = set(sys.modules)
+        sources: dict[str, tuple[int, int]] = {}
         try:
-            error = check_loaded(load_function(ref), role)
+            fn = load_function(ref)
+            error = check_loaded(fn, role)
+            loaded = [sys.modules[name] for name in set(sys.modules) - before]
+            own = inspect.getmodule(fn)
+            sources = snapshot(project_files(loaded + ([own] if own is not None else [])))
         except EntrypointError as exc:
             error = str(exc)
-        out.write(json.dumps({"done": i, "error": error}) + "\n")
+        out.write(json.dumps({"done": i, "error": error, "sources": sources}) + "\n")
     out.flush()
 
 
 def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
-                    cwd: str | None = None) -> list[str | None]:
-    """For each request, why it does not resolve (or None), importing in child processes.
+                    cwd: str | None = None) -> list[CheckResult]:
+    """For each request, whether it resolves and what it loaded, importing in child processes.
 
     One child imports everything; a request that hangs past `timeout` or kills the
     child is blamed, and the remaining ones are checked in a fresh child.
     """
-    results: list[str | None] = [None] * len(requests)
+    results: list[CheckResult] = [CheckResult(None)] * len(requests)
     pending = list(range(len(requests)))
     while pending:
         payload = json.dumps([[vars(requests[i].ref), requests[i].role] for i in pending])
@@ -140,7 +154,8 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
             if "start" in msg:
                 started = msg["start"]
             elif "done" in msg:
-                results[pending[msg["done"]]] = msg["error"]
+                sources = {path: (stat[0], stat[1]) for path, stat in msg.get("sources", {}).items()}
+                results[pending[msg["done"]]] = CheckResult(msg["error"], sources)
                 done.add(msg["done"])
                 started = None
         if len(done) == len(pending):
@@ -155,7 +170,7 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
         else:
             tail = (stderr.strip().splitlines() or [""])[-1]
             reason = f"importing it ended the process (exit {code})" + (f": {tail}" if tail else "")
-        results[pending[started]] = reason
+        results[pending[started]] = CheckResult(reason)
         done.add(started)
         pending = [pending[j] for j in range(len(pending)) if j not in done]
     return results

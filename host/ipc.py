@@ -47,6 +47,7 @@ class Ready:
     """The process imported the entrypoint and ran setup; it waits for a job."""
 
     pid: int
+    sources: dict[str, tuple[int, int]]  # the project files it imported (host.sources.loaded_snapshot)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import logging
 import os
+import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -20,12 +21,16 @@ from host import logs
 from host.definitions import AgentDefinition
 from host.entrypoints import load_function
 from host.ipc import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
+from host.sources import loaded_snapshot
 
 logger = logging.getLogger("agenthost.job")
 
 
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int) -> None:
     """Process target (module-level so that spawn can pickle it)."""
+    # No .pyc for project code: a file edited twice within a second (same size) would otherwise be
+    # loaded from a stale cache by the next process, and hot reload would serve old code.
+    sys.dont_write_bytecode = True
     fields: dict[str, Any] = {"agent": definition.name, "pid": os.getpid()}
     job_filter = logs.JobFields(fields)
     logs.setup(log_format, log_level, job_filter)
@@ -43,7 +48,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     except BaseException as exc:
         conn.send(InitFailed(f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(Ready(os.getpid()))
+    conn.send(Ready(os.getpid(), loaded_snapshot()))
     try:
         msg = conn.recv()
     except (EOFError, OSError):

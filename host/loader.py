@@ -9,13 +9,14 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from host.definitions import AgentDefinition, build, semantic_problems
 from host.entrypoints import CheckRequest, check_functions
 from host.errors import ConfigError, Problem
 from host.metadata import load_policy
 from host.schema import check_document
+from host.sources import Snapshot
 from host.yamlsource import display_path, load_file
 
 DEFAULT_PATH = "agents.d"
@@ -29,6 +30,8 @@ class Catalog:
     agents: tuple[AgentDefinition, ...]
     problems: tuple[Problem, ...]
     files: tuple[str, ...]
+    # agent name -> the project source files importing its functions loaded (when imports were checked)
+    sources: Mapping[str, Snapshot] = field(default_factory=dict, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -106,13 +109,17 @@ def load(
                 problems.extend(meta_problems)
                 continue
             agents.append(build(doc, base_dir, policy))
+    sources: dict[str, Snapshot] = {}
     if check_imports and agents:
-        problems.extend(import_problems(agents, import_timeout))
-    return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files))
+        found, sources = import_problems(agents, import_timeout)
+        problems.extend(found)
+    return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files), sources)
 
 
-def import_problems(agents: Sequence[AgentDefinition], timeout: float) -> list[Problem]:
-    """Problems with each agent's entrypoint and setup, resolved in a child process."""
+def import_problems(agents: Sequence[AgentDefinition],
+                    timeout: float) -> tuple[list[Problem], dict[str, Snapshot]]:
+    """Problems with each agent's entrypoint and setup, resolved in a child process, and the
+    project source files each agent's imports loaded."""
     requests: list[CheckRequest] = []
     owners: list[tuple[AgentDefinition, str]] = []
     for agent in agents:
@@ -122,8 +129,11 @@ def import_problems(agents: Sequence[AgentDefinition], timeout: float) -> list[P
             requests.append(CheckRequest(agent.setup, "setup"))
             owners.append((agent, "setup"))
     problems = []
-    for (agent, role), error in zip(owners, check_functions(requests, timeout), strict=True):
-        if error is not None:
+    sources: dict[str, dict[str, tuple[int, int]]] = {}
+    for (agent, role), result in zip(owners, check_functions(requests, timeout), strict=True):
+        sources.setdefault(agent.name, {}).update(result.sources)
+        if result.error is not None:
             line, col = agent.location(role)
-            problems.append(Problem(agent.file, line, col, f"$.{role}", f"{getattr(agent, role).text}: {error}"))
-    return problems
+            problems.append(Problem(agent.file, line, col, f"$.{role}",
+                                    f"{getattr(agent, role).text}: {result.error}"))
+    return problems, dict(sources)

@@ -13,6 +13,7 @@ import logging
 
 from host.definitions import AgentDefinition
 from host.process import JobProcess, ProcessStartError
+from host.sources import Snapshot, changed
 
 logger = logging.getLogger("agenthost.pool")
 
@@ -21,8 +22,11 @@ BACKOFF_MAX = 30.0
 
 
 class ProcessPool:
-    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int) -> None:
+    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
+                 sources: Snapshot | None = None) -> None:
         self.definition = definition
+        # the project files this agent's code is made of, as last imported (by a check or a process)
+        self.sources: dict[str, tuple[int, int]] = dict(sources or {})
         self._log_format = log_format
         self._log_level = log_level
         self._idle: list[JobProcess] = []
@@ -36,6 +40,10 @@ class ProcessPool:
     @property
     def idle_count(self) -> int:
         return len(self._idle)
+
+    def changed_sources(self) -> list[str]:
+        """The agent's source files that changed on disk since they were last imported."""
+        return changed(self.sources)
 
     def start(self) -> None:
         self._keeper = asyncio.get_running_loop().create_task(self._keep_warm())
@@ -88,6 +96,7 @@ class ProcessPool:
             raise
         self._failures = 0
         self.last_error = None
+        self.sources.update(proc.sources)
         return proc
 
     async def _warm_one(self) -> None:

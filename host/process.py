@@ -59,6 +59,7 @@ class JobProcess:
         self.entrypoint_at: float | None = None
         self.killed_by_host = False
         self.kill_reason: str | None = None
+        self.sources: dict[str, tuple[int, int]] = {}  # project files it imported, from Ready
         self._conn, child = _ctx.Pipe(duplex=True)
         self._proc: BaseProcess = _ctx.Process(
             target=jobproc.main, args=(child, definition, log_format, log_level),
@@ -156,6 +157,7 @@ class JobProcess:
             return False
         assert self._ready is not None
         if isinstance(msg, Ready):
+            self.sources = msg.sources
             self.state = ProcessState.IDLE
             if not self._ready.done():
                 self._ready.set_result(None)

@@ -12,17 +12,23 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from livekit.protocol import agent as agent_pb
 
 from host.definitions import AgentDefinition, render_template
 from host.ipc import Credentials, StartJob
-from host.loader import Catalog
+from host.loader import Catalog, import_problems, load
 from host.metadata import MetadataChecker
 from host.pool import ProcessPool
 from host.process import JobProcess, ProcessStartError
+from host.reload import Plan, plan
+from host.report import problem_line
+from host.sources import Snapshot
 from host.worker import WorkerConnection
+from host.yamlsource import display_path
 
 logger = logging.getLogger("agenthost.host")
 
@@ -60,18 +66,24 @@ class Agent:
 
 
 class Host:
-    def __init__(self, catalog: Catalog, credentials: Credentials, *, log_format: str = "text",
-                 log_level: int = logging.INFO, drain_timeout: float = 60.0) -> None:
+    def __init__(self, catalog: Catalog, credentials: Credentials, *, paths: Sequence[str] = (),
+                 log_format: str = "text", log_level: int = logging.INFO, drain_timeout: float = 60.0,
+                 watch: bool = False, import_timeout: float = 10.0) -> None:
         self.catalog = catalog
         self.credentials = credentials
+        self.paths = tuple(paths)  # what a reload loads again
         self.log_format = log_format
         self.log_level = log_level
         self.drain_timeout = drain_timeout
+        self.watch = watch
+        self.import_timeout = import_timeout
         self.agents: dict[str, Agent] = {}
         self.jobs: dict[str, Job] = {}
         self.draining = False
         self._signals: asyncio.Queue[str] = asyncio.Queue()
         self._stopped = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- start and stop ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -82,10 +94,15 @@ class Host:
                 loop.add_signal_handler(sig, self._signals.put_nowait, sig.name)
         for definition in self.catalog.agents:
             if definition.enabled:
-                self._add_agent(definition)
+                self._add_agent(definition, self.catalog.sources.get(definition.name))
         logger.info("serving %d agent(s): %s", len(self.agents), ", ".join(self.agents) or "none")
         drain: asyncio.Task[None] | None = None
         stop_waiter = loop.create_task(self._stopped.wait())
+        stop_watching = asyncio.Event()
+        if self.watch:
+            from host.watch import watch
+
+            self._spawn(watch(self.watched_folders, self._on_files_changed, stop_watching))
         try:
             while not self._stopped.is_set():
                 getter = loop.create_task(self._signals.get())
@@ -105,13 +122,17 @@ class Host:
                         await self.stop_now()
                         break
                 elif name == "SIGHUP":
-                    logger.info("SIGHUP: reload is not available in this version; ignored")
+                    self._spawn(self.reload("SIGHUP"))
         finally:
             stop_waiter.cancel()
+            stop_watching.set()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             await self._close_agents()
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def request_stop(self) -> None:
         """Drain as on SIGTERM (for embedding and tests)."""
@@ -138,12 +159,92 @@ class Host:
         tasks = [j.task for j in self.jobs.values() if j.task is not None]
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5.0)
 
-    def _add_agent(self, definition: AgentDefinition) -> None:
-        pool = ProcessPool(definition, self.log_format, self.log_level)
+    def _add_agent(self, definition: AgentDefinition, sources: Snapshot | None = None) -> None:
+        pool = ProcessPool(definition, self.log_format, self.log_level, sources)
         worker = WorkerConnection(definition, self.credentials, self)
         self.agents[definition.name] = Agent(definition, MetadataChecker(definition.metadata), pool, worker)
         pool.start()
         worker.start()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- reload: validate -> diff -> apply ------------------------------------------------------------
+    def watched_folders(self) -> frozenset[str]:
+        """The agent paths and the folders of every project file the agents are made of."""
+        from host.watch import folders
+
+        files: list[str] = list(self.paths)
+        for agent in self.agents.values():
+            files.extend(agent.pool.sources)
+            d = agent.definition
+            files.extend(ref.file for ref in (d.entrypoint, d.setup) if ref is not None and ref.file)
+            if d.metadata.schema_file:
+                files.append(d.metadata.schema_file)
+        return folders(files)
+
+    async def _on_files_changed(self, paths: list[str]) -> None:
+        shown = ", ".join(display_path(p) for p in paths[:3])
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        await self.reload(f"changed {shown}{more}")
+
+    async def reload(self, trigger: str) -> bool:
+        """Load the agent paths again and apply the difference; on any problem keep everything as it is.
+
+        Returns whether the new configuration is now served. Logs one line either way.
+        """
+        async with self._reload_lock:
+            if self.draining:
+                logger.warning("reload (%s) ignored: the host is draining", trigger)
+                return False
+            started = time.monotonic()
+            catalog = await asyncio.to_thread(load, self.paths, check_imports=False)
+            problems = list(catalog.problems)
+            code_changed = {name for name, agent in self.agents.items() if agent.pool.changed_sources()}
+            change = plan({name: a.definition for name, a in self.agents.items()}, catalog.agents, code_changed)
+            sources: dict[str, Snapshot] = {}
+            to_import = [*change.added, *(c.new for c in change.changes if c.needs_new_processes)]
+            if not problems and to_import:
+                found, sources = await asyncio.to_thread(import_problems, to_import, self.import_timeout)
+                problems.extend(found)
+            took = (time.monotonic() - started) * 1000
+            if problems:
+                logger.error("reload (%s) refused, still serving the previous configuration: %s", trigger,
+                             "; ".join(problem_line(p) for p in sorted(problems)),
+                             extra={"reload": "refused", "reload_ms": round(took)})
+                return False
+            self._apply(change, sources)
+            self.catalog = catalog
+            logger.info("reload (%s): %s", trigger, change.summary(),
+                        extra={"reload": "applied" if not change.empty else "unchanged", "reload_ms": round(took)})
+            return True
+
+    def _apply(self, change: Plan, sources: dict[str, Snapshot]) -> None:
+        """Make the served agents match a valid plan. Running jobs are not touched."""
+        for definition in change.removed:
+            agent = self.agents.pop(definition.name)
+            self._spawn(agent.worker.close())
+            self._spawn(agent.pool.close())
+        for c in change.changes:
+            agent = self.agents[c.name]
+            worker, pool = agent.worker, agent.pool
+            if c.needs_registration:
+                self._spawn(worker.close())
+                worker = WorkerConnection(c.new, self.credentials, self)
+                worker.start()
+            else:
+                worker.definition = c.new
+            if c.needs_new_processes:
+                self._spawn(pool.close())
+                pool = ProcessPool(c.new, self.log_format, self.log_level, sources.get(c.name))
+                pool.start()
+            else:
+                pool.definition = c.new
+            self.agents[c.name] = Agent(c.new, MetadataChecker(c.new.metadata), pool, worker)
+        for definition in change.added:
+            self._add_agent(definition, sources.get(definition.name))
 
     async def _close_agents(self) -> None:
         agents = list(self.agents.values())
@@ -161,8 +262,11 @@ class Host:
         agent = self.agents.get(worker.agent)
         fields = {"agent": worker.agent, "job_id": job.id, "dispatch_id": job.dispatch_id,
                   "room": job.room.name}
-        if agent is None or self.draining:
+        if self.draining:
             logger.info("declined job offer: host is draining", extra=fields)
+            return agent_pb.AvailabilityResponse(job_id=job.id, available=False)
+        if agent is None or agent.worker is not worker:
+            logger.info("declined job offer: the agent was removed or re-registered by a reload", extra=fields)
             return agent_pb.AvailabilityResponse(job_id=job.id, available=False)
         d = agent.definition
         if d.limits.max_jobs and self._count(d.name) >= d.limits.max_jobs:
@@ -241,9 +345,10 @@ class Host:
         else:
             logger.info("job ended", extra={**fields, "reason": process.shutdown_reason})
         self.jobs.pop(job.id, None)
-        current = self.agents.get(job.agent)
-        worker = current.worker if current is not None and current.worker.registered else job.worker
-        await worker.update_job(job.id, status, error or "")
+        if job.worker.closed:  # its agent was removed or re-registered by a reload: no one to tell
+            logger.debug("job status not reported: its worker was unregistered", extra=fields)
+        else:
+            await job.worker.update_job(job.id, status, error or "")
         await self._report_load(job.agent)
 
     def _release_unassigned(self, job_id: str) -> None:

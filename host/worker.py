@@ -80,6 +80,11 @@ class WorkerConnection:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"worker-{self.agent}")
 
+    @property
+    def closed(self) -> bool:
+        """Closed for good (unregistered), not just between reconnects."""
+        return self._closing
+
     async def close(self) -> None:
         self._closing = True
         if self._ws is not None:

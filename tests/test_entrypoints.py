@@ -15,9 +15,9 @@ def test_good_and_bad_functions(tmp_path):
     missing = ref(tmp_path, "missing", "x = 1\n")
     boom = ref(tmp_path, "boom", "raise RuntimeError('nope')\n")
     setup = ref(tmp_path, "setup", "def prewarm(proc): pass\n", "prewarm")
-    results = check_functions([CheckRequest(good, "entrypoint"), CheckRequest(sync, "entrypoint"),
-                               CheckRequest(arity, "entrypoint"), CheckRequest(missing, "entrypoint"),
-                               CheckRequest(boom, "entrypoint"), CheckRequest(setup, "setup")])
+    results = [r.error for r in check_functions([
+        CheckRequest(good, "entrypoint"), CheckRequest(sync, "entrypoint"), CheckRequest(arity, "entrypoint"),
+        CheckRequest(missing, "entrypoint"), CheckRequest(boom, "entrypoint"), CheckRequest(setup, "setup")])]
     assert results[0] is None
     assert results[1] == "the entrypoint must be an async function (async def)"
     assert results[2] == "the entrypoint must take exactly one argument"
@@ -30,8 +30,8 @@ def test_hanging_and_crashing_imports_are_blamed_and_the_rest_still_checked(tmp_
     hang = ref(tmp_path, "hang", "import time\ntime.sleep(60)\n")
     crash = ref(tmp_path, "crash", "import os\nos._exit(7)\n")
     good = ref(tmp_path, "fine", "async def entrypoint(ctx): pass\n")
-    results = check_functions([CheckRequest(hang, "entrypoint"), CheckRequest(crash, "entrypoint"),
-                               CheckRequest(good, "entrypoint")], timeout=2.0)
+    results = [r.error for r in check_functions([CheckRequest(hang, "entrypoint"), CheckRequest(crash, "entrypoint"),
+                                                 CheckRequest(good, "entrypoint")], timeout=2.0)]
     assert results[0] == "importing it did not finish within 2s"
     assert results[1].startswith("importing it ended the process (exit 7)")
     assert results[2] is None
@@ -39,4 +39,14 @@ def test_hanging_and_crashing_imports_are_blamed_and_the_rest_still_checked(tmp_
 
 def test_module_reference_not_found(tmp_path):
     results = check_functions([CheckRequest(FunctionRef.parse("no_such_mod_xyz:f", str(tmp_path)), "setup")])
-    assert results[0].startswith("cannot import 'no_such_mod_xyz'")
+    assert results[0].error is not None and results[0].error.startswith("cannot import 'no_such_mod_xyz'")
+
+
+def test_reports_the_project_files_an_import_loaded(tmp_path):
+    (tmp_path / "helper.py").write_text("VALUE = 1\n")
+    main = ref(tmp_path, "main_mod", "import helper\nimport json\nasync def entrypoint(ctx): pass\n")
+    [result] = check_functions([CheckRequest(main, "entrypoint")])
+    assert result.error is None
+    expected = [str((tmp_path / name).resolve()) for name in ("helper.py", "main_mod.py")]
+    assert sorted(result.sources) == expected
+    assert all(size > 0 for _mtime, size in result.sources.values())
