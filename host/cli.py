@@ -1,7 +1,8 @@
 """The `agenthost` command line. The only place that turns errors into messages and exit codes.
 
 Exit codes: 0 success; 1 invalid input (configuration, metadata) or a failed run;
-2 usage errors (unknown option, missing path, unknown agent); 3 server unreachable.
+2 usage errors (unknown option, missing path, unknown agent); 3 server (or, for
+`status`, the host) unreachable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import click
 
 from host import __version__
-from host.errors import AgentHostError, ConfigError, Problem, ServerError, UnknownAgentError
+from host.errors import AgentHostError, ConfigError, ListenError, Problem, ServerError, UnknownAgentError
 from host.ipc import Credentials
 from host.loader import DEFAULT_PATH, Catalog, load
 from host.report import FORMATS, render
@@ -98,6 +99,7 @@ def load_or_exit(paths: Sequence[str], fmt: str = "text") -> Catalog:
 
 
 DEV_URL, DEV_KEY, DEV_SECRET = "ws://127.0.0.1:7880", "devkey", "secret"
+DEFAULT_HTTP = "127.0.0.1:8081"
 
 _server_options = [
     click.option("--url", envvar="LIVEKIT_URL", help="LiveKit server URL [env LIVEKIT_URL]."),
@@ -137,8 +139,13 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
               help="Watch agent files and agent code and reload on change (SIGHUP reloads without it).")
 @click.option("--import-timeout", type=float, default=10.0, show_default=True,
               help="Seconds a reload may spend importing each changed agent's code to check it.")
+@click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
+              help="HOST:PORT for /healthz, /readyz, /status and /metrics ('off' for none) [env AGENTHOST_HTTP].")
+@click.option("--load-threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="CPU use (0-1, smoothed) at which the host tells the server it is full; 0 = never.")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
-        log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float) -> None:
+        log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
+        http: str, load_threshold: float) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -150,14 +157,52 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     from host import logs
     from host.supervisor import Host
 
+    address = None if http == "off" else _address(http, "--http")
     level = getattr(logging, log_level.upper())
     logs.setup(log_format, level)
     agent_paths = _default_paths(paths)
     catalog = load_or_exit(agent_paths)
     credentials = _credentials(url, api_key, api_secret)
     host = Host(catalog, credentials, paths=agent_paths, log_format=log_format, log_level=level,
-                drain_timeout=drain_timeout, watch=watch, import_timeout=import_timeout)
-    asyncio.run(host.run())
+                drain_timeout=drain_timeout, watch=watch, import_timeout=import_timeout, http=address,
+                load_threshold=load_threshold)
+    try:
+        asyncio.run(host.run())
+    except ListenError as exc:
+        click.echo(f"agenthost: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+def _address(text: str, option: str) -> tuple[str, int]:
+    from host.httpserver import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from exc
+
+
+@cli.command()
+@click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
+              help="The running host's HTTP address [env AGENTHOST_HTTP].")
+@click.option("--json", "as_json", is_flag=True, help="Print the /status document as it is.")
+def status(http: str, as_json: bool) -> None:
+    """Show a running host's agents and jobs (its /status) as tables."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from host.status import render_status
+
+    host, port = _address(http, "--http")
+    address = f"http://{host}:{port}/status"
+    try:
+        with urllib.request.urlopen(address, timeout=5.0) as response:
+            body = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        click.echo(f"agenthost: cannot read {address}: {getattr(exc, 'reason', exc)}", err=True)
+        sys.exit(EXIT_SERVER)
+    click.echo(json.dumps(body, indent=2) if as_json else render_status(body), nl=as_json)
 
 
 @cli.command()

@@ -56,3 +56,7 @@ class UnknownAgentError(AgentHostError):
 
 class ServerError(AgentHostError):
     """The LiveKit server could not be reached or refused a request."""
+
+
+class ListenError(AgentHostError):
+    """The host cannot listen on the HTTP address it was given."""

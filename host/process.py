@@ -13,6 +13,7 @@ import enum
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -60,6 +61,7 @@ class JobProcess:
         self.killed_by_host = False
         self.kill_reason: str | None = None
         self.sources: dict[str, tuple[int, int]] = {}  # project files it imported, from Ready
+        self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
         self._conn, child = _ctx.Pipe(duplex=True)
         self._proc: BaseProcess = _ctx.Process(
             target=jobproc.main, args=(child, definition, log_format, log_level),
@@ -166,6 +168,8 @@ class JobProcess:
                 self._ready.set_exception(ProcessStartError(msg.error))
         elif isinstance(msg, JobStarted):
             self.entrypoint_at = msg.entrypoint_at
+            if self.on_started is not None:
+                self.on_started(msg.entrypoint_at)
         elif isinstance(msg, ShuttingDown):
             self._mark_shutting_down(msg.reason)
         elif isinstance(msg, JobDone):

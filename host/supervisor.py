@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
+import os
 import signal
 import time
 from collections.abc import Coroutine, Sequence
@@ -18,14 +20,17 @@ from typing import Any
 
 from livekit.protocol import agent as agent_pb
 
+from host import __version__
 from host.definitions import AgentDefinition, render_template
 from host.ipc import Credentials, StartJob
 from host.loader import Catalog, import_problems, load
 from host.metadata import MetadataChecker
+from host.metrics import Metrics
 from host.pool import ProcessPool
 from host.process import JobProcess, ProcessStartError
 from host.reload import Plan, plan
 from host.report import problem_line
+from host.resources import MB, CpuLoad, memory_bytes, worker_load
 from host.sources import Snapshot
 from host.worker import WorkerConnection
 from host.yamlsource import display_path
@@ -33,6 +38,9 @@ from host.yamlsource import display_path
 logger = logging.getLogger("agenthost.host")
 
 ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is released after this
+MEMORY_INTERVAL = 1.0  # how often each job process's memory is sampled
+LOAD_INTERVAL = 2.5  # how often CPU is sampled and the load reported to the server
+MEMORY_WARN_EVERY = 60.0  # at most one memory warning per job in this many seconds
 
 
 @dataclass
@@ -49,6 +57,10 @@ class Job:
     metadata: object = None  # parsed and validated when the offer was accepted
     process: JobProcess | None = None
     task: asyncio.Task[None] | None = None
+    started_at: float | None = None  # time.time() when its process got the job
+    memory: int | None = None  # bytes, last sample
+    memory_warned_at: float = 0.0
+    failure: tuple[str, str] | None = None  # (reason, message) decided by the host, e.g. the memory limit
 
     @property
     def state(self) -> str:
@@ -68,7 +80,8 @@ class Agent:
 class Host:
     def __init__(self, catalog: Catalog, credentials: Credentials, *, paths: Sequence[str] = (),
                  log_format: str = "text", log_level: int = logging.INFO, drain_timeout: float = 60.0,
-                 watch: bool = False, import_timeout: float = 10.0) -> None:
+                 watch: bool = False, import_timeout: float = 10.0, http: tuple[str, int] | None = None,
+                 load_threshold: float = 0.9) -> None:
         self.catalog = catalog
         self.credentials = credentials
         self.paths = tuple(paths)  # what a reload loads again
@@ -82,6 +95,11 @@ class Host:
         self.draining = False
         self._signals: asyncio.Queue[str] = asyncio.Queue()
         self._stopped = asyncio.Event()
+        self.http_address = http
+        self.load_threshold = load_threshold
+        self.started_at = time.time()
+        self.metrics = Metrics(self)
+        self.cpu = CpuLoad()
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -89,9 +107,16 @@ class Host:
     async def run(self) -> None:
         """Serve until drained by a signal (or `stop`)."""
         loop = asyncio.get_running_loop()
+        http = None
+        if self.http_address is not None:
+            from host.httpserver import HttpServer
+
+            http = HttpServer(self, self.http_address)
+            await http.start()  # first: a taken port stops the host before it registers anything
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._signals.put_nowait, sig.name)
+        self._spawn(self._monitor())
         for definition in self.catalog.agents:
             if definition.enabled:
                 self._add_agent(definition, self.catalog.sources.get(definition.name))
@@ -133,6 +158,8 @@ class Host:
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
+            if http is not None:
+                await http.close()
 
     def request_stop(self) -> None:
         """Drain as on SIGTERM (for embedding and tests)."""
@@ -211,12 +238,14 @@ class Host:
                 problems.extend(found)
             took = (time.monotonic() - started) * 1000
             if problems:
+                self.metrics.reloads.labels("refused").inc()
                 logger.error("reload (%s) refused, still serving the previous configuration: %s", trigger,
                              "; ".join(problem_line(p) for p in sorted(problems)),
                              extra={"reload": "refused", "reload_ms": round(took)})
                 return False
             self._apply(change, sources)
             self.catalog = catalog
+            self.metrics.reloads.labels("unchanged" if change.empty else "applied").inc()
             logger.info("reload (%s): %s", trigger, change.summary(),
                         extra={"reload": "applied" if not change.empty else "unchanged", "reload_ms": round(took)})
             return True
@@ -262,20 +291,25 @@ class Host:
         agent = self.agents.get(worker.agent)
         fields = {"agent": worker.agent, "job_id": job.id, "dispatch_id": job.dispatch_id,
                   "room": job.room.name}
+        refused = self.metrics.jobs_refused
         if self.draining:
             logger.info("declined job offer: host is draining", extra=fields)
+            refused.labels(worker.agent, "draining").inc()
             return agent_pb.AvailabilityResponse(job_id=job.id, available=False)
         if agent is None or agent.worker is not worker:
             logger.info("declined job offer: the agent was removed or re-registered by a reload", extra=fields)
+            refused.labels(worker.agent, "removed").inc()
             return agent_pb.AvailabilityResponse(job_id=job.id, available=False)
         d = agent.definition
         if d.limits.max_jobs and self._count(d.name) >= d.limits.max_jobs:
             logger.info("declined job offer: at max_jobs (%d)", d.limits.max_jobs, extra=fields)
+            refused.labels(d.name, "max_jobs").inc()
             return agent_pb.AvailabilityResponse(job_id=job.id, available=False)
         metadata, problems = agent.checker.check(job.metadata, source=f"job {job.id} metadata")
         if problems:
             errors = "; ".join(f"{p.path}: {p.message}" for p in problems)
             logger.error("refused job: invalid metadata: %s", errors, extra=fields)
+            refused.labels(d.name, "invalid_metadata").inc()
             return agent_pb.AvailabilityResponse(job_id=job.id, available=False, terminate=True)
         self.jobs[job.id] = Job(job.id, d.name, job.room.name, job.dispatch_id, d, worker, metadata=metadata)
         asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
@@ -304,10 +338,15 @@ class Host:
             process = await agent.pool.take()
         except ProcessStartError as exc:
             logger.error("job failed: no process: %s", exc, extra=fields)
+            self.metrics.jobs_failed.labels(job.agent, "no_process").inc()
             self.jobs.pop(job.id, None)
             await worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {exc}")
             return
         job.process = process
+        job.started_at = time.time()
+        process.on_started = lambda at: self.metrics.offer_to_entrypoint.labels(job.agent).observe(
+            max(0.0, at - job.accepted_at))
+        self.metrics.jobs_started.labels(job.agent).inc()
         process.start_job(StartJob(
             job=pb.SerializeToString(), definition=job.definition,
             url=assignment.url or self.credentials.url, token=assignment.token,
@@ -331,18 +370,15 @@ class Host:
         await process.wait_shutting_down()
         timeout = job.definition.shutdown.timeout
         code = await process.wait_exit(timeout)
-        result = process.result
-        error: str | None
-        if process.killed_by_host:
-            error = process.kill_reason or f"shutdown did not finish within {timeout:g}s; process killed"
-        elif result is None:
-            error = f"job process exited with code {code} before the job ended"
-        else:
-            error = result.error
+        kind, error = self._outcome(job, process, code, timeout)
         status = agent_pb.JobStatus.JS_FAILED if error else agent_pb.JobStatus.JS_SUCCESS
+        if job.started_at is not None:
+            self.metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
         if error:
+            self.metrics.jobs_failed.labels(job.agent, kind).inc()
             logger.error("job failed: %s", error, extra={**fields, "reason": process.shutdown_reason})
         else:
+            self.metrics.jobs_finished.labels(job.agent).inc()
             logger.info("job ended", extra={**fields, "reason": process.shutdown_reason})
         self.jobs.pop(job.id, None)
         if job.worker.closed:  # its agent was removed or re-registered by a reload: no one to tell
@@ -350,6 +386,21 @@ class Host:
         else:
             await job.worker.update_job(job.id, status, error or "")
         await self._report_load(job.agent)
+
+    @staticmethod
+    def _outcome(job: Job, process: JobProcess, code: int, timeout: float) -> tuple[str, str | None]:
+        """(failure reason for metrics, error message or None) of a job whose process has exited."""
+        killed = f"shutdown did not finish within {timeout:g}s; process killed"
+        if job.failure is not None:
+            kind, message = job.failure
+            return kind, message + ("; " + killed if process.killed_by_host and not process.kill_reason else "")
+        if process.killed_by_host:
+            if process.kill_reason:
+                return "host_stopped", process.kill_reason
+            return "shutdown_timeout", killed
+        if process.result is None:
+            return "process_exited", f"job process exited with code {code} before the job ended"
+        return "job_error", process.result.error
 
     def _release_unassigned(self, job_id: str) -> None:
         job = self.jobs.get(job_id)
@@ -362,9 +413,99 @@ class Host:
 
     async def _report_load(self, name: str) -> None:
         agent = self.agents.get(name)
-        if agent is None or self.draining:
-            return
+        if agent is None or self.draining or not agent.worker.registered:
+            return  # a worker sends its figures again when it registers
         count = self._count(name)
-        limit = agent.definition.limits.max_jobs
-        load = min(1.0, count / limit) if limit else 0.0
-        await agent.worker.update_worker(full=bool(limit) and count >= limit, load=load, job_count=count)
+        load, full = worker_load(self.cpu.value, count, agent.definition.limits.max_jobs, self.load_threshold)
+        await agent.worker.update_worker(full=full, load=load, job_count=count)
+
+    # -- bounds: memory of each job, CPU of the machine ----------------------------------------------
+    async def _monitor(self) -> None:
+        next_load = time.monotonic() + LOAD_INTERVAL
+        saturated = False
+        while True:
+            now = time.monotonic()
+            for job in list(self.jobs.values()):
+                if job.process is not None and job.process.pid is not None and not job.process.exited:
+                    job.memory = await asyncio.to_thread(memory_bytes, job.process.pid)
+                    self._check_memory(job, now)
+            if now >= next_load:
+                next_load = now + LOAD_INTERVAL
+                cpu = self.cpu.sample()
+                if self.load_threshold and (cpu >= self.load_threshold) != saturated:
+                    saturated = not saturated
+                    if saturated:
+                        logger.warning("CPU use %.0f%% reached --load-threshold %.0f%%: the host reports itself "
+                                       "full", cpu * 100, self.load_threshold * 100)
+                    else:
+                        logger.info("CPU use %.0f%% is below --load-threshold again: taking jobs", cpu * 100)
+                for name in list(self.agents):
+                    await self._report_load(name)
+            await asyncio.sleep(MEMORY_INTERVAL)
+
+    def _check_memory(self, job: Job, now: float) -> None:
+        if job.memory is None or job.process is None:
+            return
+        limits = job.definition.limits
+        mb = job.memory / MB
+        fields = {"agent": job.agent, "job_id": job.id, "room": job.room, "pid": job.process.pid,
+                  "memory_mb": round(mb)}
+        if limits.memory_limit_mb and mb > limits.memory_limit_mb:
+            if job.failure is None:
+                job.failure = ("memory_limit", f"memory limit exceeded: {mb:.0f} MB > limits.memory_limit_mb "
+                                               f"{limits.memory_limit_mb} MB")
+                logger.error("job is over its memory limit (%.0f MB > %d MB); shutting it down", mb,
+                             limits.memory_limit_mb, extra=fields)
+                job.process.request_shutdown("memory_limit")
+        elif limits.memory_warn_mb and mb > limits.memory_warn_mb and now - job.memory_warned_at >= MEMORY_WARN_EVERY:
+            job.memory_warned_at = now
+            logger.warning("job memory %.0f MB is above limits.memory_warn_mb (%d MB)", mb, limits.memory_warn_mb,
+                           extra=fields)
+
+    # -- what operators see: /status, /readyz, /metrics ----------------------------------------------
+    def not_ready(self) -> list[str]:
+        if self.draining:
+            return ["the host is draining"]
+        if not self.agents:
+            return ["no enabled agents"]
+        return [f"agent {name} is not registered with {self.credentials.url}: "
+                f"{agent.worker.last_error or 'connecting'}"
+                for name, agent in self.agents.items() if not agent.worker.registered]
+
+    def status(self) -> dict[str, Any]:
+        agents = []
+        for name, agent in sorted(self.agents.items()):
+            d = agent.definition
+            agents.append({
+                "name": name, "file": d.file, "dispatch": d.dispatch, **agent.worker.status,
+                "idle_processes": agent.pool.idle_count, "running_jobs": self._count(name),
+                "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
+                           "memory_limit_mb": d.limits.memory_limit_mb},
+            })
+        jobs = [{
+            "id": job.id, "agent": job.agent, "room": job.room, "state": job.state,
+            "pid": job.process.pid if job.process is not None else None,
+            "started_at": _iso(job.started_at), "memory_mb": round(job.memory / MB, 1) if job.memory else None,
+        } for job in sorted(self.jobs.values(), key=lambda j: j.accepted_at)]
+        return {
+            "host": {"version": __version__, "pid": os.getpid(), "started_at": _iso(self.started_at),
+                     "draining": self.draining, "cpu_load": round(self.cpu.value, 3), "url": self.credentials.url},
+            "agents": agents, "jobs": jobs,
+        }
+
+    def gauges(self) -> tuple[dict[str, int], dict[str, int], dict[str, bool], list[tuple[str, str, int]], float]:
+        running = {name: self._count(name) for name in self.agents}
+        for job in self.jobs.values():
+            running.setdefault(job.agent, self._count(job.agent))  # a removed agent's jobs still run
+        idle = {name: a.pool.idle_count for name, a in self.agents.items()}
+        registered = {name: a.worker.registered for name, a in self.agents.items()}
+        memory = [(j.agent, j.id, j.memory) for j in self.jobs.values() if j.memory is not None]
+        return running, idle, registered, memory, self.cpu.value
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(
+        timespec="seconds")

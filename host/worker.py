@@ -75,6 +75,7 @@ class WorkerConnection:
         self._status = agent_pb.WorkerStatus.WS_AVAILABLE
         self._load = 0.0
         self._job_count = 0
+        self._last_sent: tuple[int, float, int] | None = None  # what the server last heard, on this connection
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -112,10 +113,21 @@ class WorkerConnection:
             job_id=job_id, status=status, error=error)))
 
     async def update_worker(self, *, full: bool, load: float, job_count: int) -> None:
+        """Tell the server the worker's status and load; the same figures twice are sent once."""
         self._status = agent_pb.WorkerStatus.WS_FULL if full else agent_pb.WorkerStatus.WS_AVAILABLE
         self._load, self._job_count = load, job_count
-        await self.send(agent_pb.WorkerMessage(update_worker=agent_pb.UpdateWorkerStatus(
-            status=self._status, load=load, job_count=job_count)))
+        figures = (self._status, round(load, 2), job_count)
+        if figures == self._last_sent:
+            return
+        if await self.send(agent_pb.WorkerMessage(update_worker=agent_pb.UpdateWorkerStatus(
+                status=self._status, load=load, job_count=job_count))):
+            self._last_sent = figures
+
+    @property
+    def status(self) -> dict[str, object]:
+        """What this worker last reported, for /status."""
+        return {"worker_id": self.worker_id, "registered": self.registered, "last_error": self.last_error,
+                "full": self._status == agent_pb.WorkerStatus.WS_FULL, "load": round(self._load, 3)}
 
     # -- connection loop --------------------------------------------------------------------------
     def _url(self) -> str:
@@ -157,6 +169,7 @@ class WorkerConnection:
         async with session.ws_connect(self._url(), headers=headers, heartbeat=None,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5.0)) as ws:
             self._ws = ws
+            self._last_sent = None
             await ws.send_bytes(agent_pb.WorkerMessage(register=agent_pb.RegisterWorkerRequest(
                 type=JOB_TYPES[self.definition.job_type],
                 agent_name=self.definition.registered_name,
@@ -169,6 +182,7 @@ class WorkerConnection:
                 raise RegistrationError(f"unexpected answer to registration: {first.type.name}")
             self.worker_id = msg.register.worker_id
             self.registered = True
+            self.last_error = None
             logger.info("registered agent %s as worker %s", self.agent, self.worker_id,
                         extra={"agent": self.agent, "worker_id": self.worker_id})
             self.handler.on_registered(self)

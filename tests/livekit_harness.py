@@ -104,8 +104,14 @@ class HostProcess:
     def start(self) -> None:
         fh = open(self.log_path, "ab")  # noqa: SIM115
         self._log = fh
-        self.proc = subprocess.Popen([sys.executable, "-m", "host", "run", *self.args], cwd=self.cwd,
+        http = [] if any(a.startswith("--http") for a in self.args) else ["--http", "127.0.0.1:0"]
+        self.proc = subprocess.Popen([sys.executable, "-m", "host", "run", *http, *self.args], cwd=self.cwd,
                                      env={**os.environ, **self.env}, stdout=fh, stderr=subprocess.STDOUT)
+
+    async def http_base(self) -> str:
+        """The base URL of this host's HTTP surface (it listens on a free port by default)."""
+        [found] = await self.wait_log(r"HTTP on (http://127\.0\.0\.1:\d+)")
+        return found.group(1)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -1,0 +1,189 @@
+"""End to end: the HTTP surface, the memory limit, and several hosts sharing one server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+from livekit_harness import ROOT, Client, dispatch
+
+TEST_AGENTS = ROOT / "tests" / "agents"
+
+
+def room() -> str:
+    return f"room-{uuid.uuid4().hex[:8]}"
+
+
+def agent_file(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\n{body}")
+    return path
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text; fails when absent."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if m and m.group(1) == name and all(f'{k}="{v}"' in (m.group(2) or "") for k, v in labels.items()):
+            return float(m.group(3))
+    raise AssertionError(f"no sample {name}{{{want}}} in:\n{text}")
+
+
+async def ticking(server, agent: str) -> Client:
+    client = Client(server, room())
+    client.listen("tick")
+    await client.connect()
+    await dispatch(server, agent, client.room_name)
+    await client.wait_text("tick", 2)
+    return client
+
+
+async def test_readyz_is_503_with_the_reason_until_the_agents_are_registered(start_host, livekit_server, tmp_path):
+    # a server address where nothing listens: alive, never ready
+    env = {"LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s" * 32}
+    host = start_host(livekit_server, TEST_AGENTS.parent.parent / "agents.d" / "hello-world.yaml", extra_env=env)
+    base = await host.http_base()
+    assert (await get(base + "/healthz"))[0] == 200
+    await host.wait_log(r"not connected to ws://127.0.0.1:9")
+    code, body = await get(base + "/readyz")
+    assert code == 503
+    [reason] = json.loads(body)["reasons"]
+    assert reason.startswith("agent hello-world is not registered with ws://127.0.0.1:9: ")
+    status = json.loads((await get(base + "/status"))[1])
+    assert status["agents"][0]["registered"] is False and status["agents"][0]["last_error"]
+
+
+async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server, start_host, tmp_path):
+    agents = tmp_path / "agents"
+    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n"
+                                 "limits: {max_jobs: 4, memory_limit_mb: 2000}\n"
+                                 "metadata:\n  schema: {type: object, required: [user]}\n  required: false\n")
+    host = start_host(livekit_server, agents)
+    base = await host.http_base()
+    await host.wait_log(r"registered agent ticker")
+    code, body = await get(base + "/readyz")
+    assert (code, json.loads(body)["status"]) == (200, "ready")
+
+    client = await ticking(livekit_server, "ticker")
+    await dispatch(livekit_server, "ticker", room(), json.dumps({"no_user": 1}))
+    await host.wait_log(r"refused job: invalid metadata")
+    await asyncio.sleep(1.5)  # one memory sample at least
+
+    status = json.loads((await get(base + "/status"))[1])
+    [agent] = status["agents"]
+    assert agent["name"] == "ticker" and agent["registered"] is True and agent["worker_id"].startswith("AW_")
+    assert agent["limits"] == {"max_jobs": 4, "memory_warn_mb": 1000, "memory_limit_mb": 2000}
+    assert agent["running_jobs"] == 1
+    [job] = status["jobs"]
+    assert job["agent"] == "ticker" and job["room"] == client.room_name and job["state"] == "running"
+    assert isinstance(job["pid"], int) and job["started_at"] and 10 < job["memory_mb"] < 2000
+
+    text = (await get(base + "/metrics"))[1]
+    assert metric(text, "agenthost_jobs_started_total", agent="ticker") == 1
+    assert metric(text, "agenthost_jobs_running", agent="ticker") == 1
+    assert metric(text, "agenthost_jobs_refused_total", agent="ticker", reason="invalid_metadata") == 1
+    assert metric(text, "agenthost_offer_to_entrypoint_seconds_count", agent="ticker") == 1
+    assert metric(text, "agenthost_job_memory_bytes", agent="ticker", job_id=job["id"]) > 10e6
+    assert metric(text, "agenthost_worker_registered", agent="ticker") == 1
+    assert metric(text, "agenthost_idle_processes", agent="ticker") >= 0
+
+    shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", base.removeprefix("http://")],
+                           capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(rf"^ticker\s+yes\s+{agent['worker_id']}\s+1\s", shown.stdout, re.M), shown.stdout
+    assert re.search(rf"^{job['id']}\s+ticker\s+{client.room_name}\s+running\s+{job['pid']}\s", shown.stdout, re.M)
+
+    await client.disconnect()
+    await host.wait_log(rf"job ended .*room={client.room_name}")
+    host.signal(signal.SIGHUP)
+    await host.wait_log(r"reload \(SIGHUP\): no changes")
+    text = (await get(base + "/metrics"))[1]
+    assert metric(text, "agenthost_jobs_finished_total", agent="ticker") == 1
+    assert metric(text, "agenthost_job_duration_seconds_count", agent="ticker") == 1
+    assert metric(text, "agenthost_jobs_running", agent="ticker") == 0
+    assert metric(text, "agenthost_reloads_total", result="unchanged") == 1
+
+
+async def test_status_command_says_when_no_host_answers():
+    shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", "127.0.0.1:9"], capture_output=True,
+                           text=True, timeout=30, cwd=ROOT)
+    assert shown.returncode == 3
+    assert shown.stderr.startswith("agenthost: cannot read http://127.0.0.1:9/status: ")
+
+
+async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_server, start_host, tmp_path):
+    agents = tmp_path / "agents"
+    agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'hog.py'}:entrypoint\n"
+                              "limits: {memory_warn_mb: 250, memory_limit_mb: 400}\nshutdown: {timeout: 1s}\n")
+    agent_file(agents, "calm", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
+    host = start_host(livekit_server, agents)
+    base = await host.http_base()
+    await host.wait_log(r"registered agent hog")
+    await host.wait_log(r"registered agent calm")
+    calm = await ticking(livekit_server, "calm")
+
+    hog = Client(livekit_server, room())
+    hog.listen("status")
+    await hog.connect()
+    await dispatch(livekit_server, "hog", hog.room_name)
+    await hog.wait_text("status")
+    await host.wait_log(r"job memory \d+ MB is above limits.memory_warn_mb \(250 MB\) .*agent=hog")
+    await host.wait_log(r"job failed: (memory limit exceeded: \d+ MB > limits.memory_limit_mb 400 MB"
+                        r"; shutdown did not finish within 1s; process killed) .*agent=hog")
+    assert len(re.findall(r"above limits.memory_warn_mb", host.log())) == 1, "the warning is rate-limited"
+
+    seen = len(calm.texts["tick"])
+    await calm.wait_text("tick", seen + 5)  # the other job is untouched
+    status = json.loads((await get(base + "/status"))[1])
+    assert [j["agent"] for j in status["jobs"]] == ["calm"]
+    text = (await get(base + "/metrics"))[1]
+    assert metric(text, "agenthost_jobs_failed_total", agent="hog", reason="memory_limit") == 1
+    await calm.disconnect()
+    await hog.disconnect()
+
+
+async def test_two_hosts_share_the_jobs_and_draining_one_loses_none(livekit_server, start_host, tmp_path):
+    agents = tmp_path / "agents"
+    agent_file(agents, "shared", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\nlimits: {{max_jobs: 3}}\n")
+    a = start_host(livekit_server, agents, args=("--drain-timeout", "60"))
+    b = start_host(livekit_server, agents)
+    await a.wait_log(r"registered agent shared")
+    await b.wait_log(r"registered agent shared")
+
+    clients = [await ticking(livekit_server, "shared") for _ in range(4)]  # more than one host may take
+    on_a = [c for c in clients if f"room={c.room_name}" in a.log()]
+    on_b = [c for c in clients if f"room={c.room_name}" in b.log()]
+    assert on_a and on_b and len(on_a) + len(on_b) == 4, "both hosts serve, each job exactly once"
+
+    for c in on_b:  # make room on b
+        await c.disconnect()
+    await b.wait_log(r"job ended", count=len(on_b))
+
+    a.signal(signal.SIGTERM)
+    await a.wait_log(r"SIGTERM: draining")
+    later = [await ticking(livekit_server, "shared") for _ in range(2)]
+    assert all(f"room={c.room_name}" in b.log() and f"room={c.room_name}" not in a.log() for c in later)
+
+    for c in on_a:  # the jobs on the draining host are still running, untouched
+        seen = len(c.texts["tick"])
+        await c.wait_text("tick", seen + 3)
+        await c.disconnect()
+    await a.wait_log(r"job ended .*reason=participants_left", count=len(on_a))
+    assert a.proc is not None and await asyncio.to_thread(a.proc.wait, 30) == 0
+    assert "job failed" not in a.log() + b.log()
+    for c in later:
+        await c.disconnect()
