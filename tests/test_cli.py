@@ -69,7 +69,10 @@ def test_validate_metadata_payload(tmp_path):
 
 
 @pytest.mark.parametrize("args", [("validate", "--bogus"), ("validate", "no/such/path"),
-                                  ("validate", "tests/fixtures/good", "--metadata", "nobody", "{}")])
+                                  ("validate", "tests/fixtures/good", "--metadata", "nobody", "{}"),
+                                  ("run", "--http", "8081", "tests/fixtures/good"),
+                                  ("run", "--load-threshold", "2", "tests/fixtures/good"),
+                                  ("status", "--http", "nowhere")])
 def test_usage_errors_exit_2(args):
     r = agenthost(*args)
     assert r.returncode == 2 and r.stdout == "" and "Error:" in r.stderr and "Traceback" not in r.stderr
@@ -107,3 +110,16 @@ def test_dispatch_checks_metadata_before_sending():
                   "--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
     assert r.returncode == 1
     assert r.stderr == "<metadata>:1:1: $: 'user_id' is a required property\n1 error\n"
+
+
+def test_run_says_when_its_http_port_is_taken():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = agenthost("run", "--http", f"127.0.0.1:{port}", "--url", "ws://127.0.0.1:9", "--api-key", "k",
+                      "--api-secret", "s", "tests/fixtures/good")
+    assert r.returncode == 1
+    assert f"agenthost: cannot serve HTTP on 127.0.0.1:{port}: " in r.stderr and "Traceback" not in r.stderr
