@@ -46,9 +46,10 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
             if inspect.isawaitable(result):
                 asyncio.run(_await(result))
     except BaseException as exc:
-        conn.send(InitFailed(f"{type(exc).__name__}: {exc}"))
+        _send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(Ready(os.getpid(), loaded_snapshot()))
+    if not _send(conn, Ready(os.getpid(), loaded_snapshot())):
+        return
     try:
         msg = conn.recv()
     except (EOFError, OSError):
@@ -56,7 +57,17 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     if not isinstance(msg, StartJob):
         return
     error = asyncio.run(_run_job(conn, msg, entrypoint, proc, job_filter))
-    conn.send(JobDone(error))
+    _send(conn, JobDone(error))
+
+
+def _send(conn: Connection, msg: object) -> bool:
+    """Tell the host; False when it is gone (the job still ends by its own lifecycle)."""
+    try:
+        conn.send(msg)
+    except (BrokenPipeError, ConnectionError, OSError):
+        logger.warning("the host is gone; could not report %s", type(msg).__name__)
+        return False
+    return True
 
 
 async def _await(aw: Any) -> None:
@@ -81,7 +92,7 @@ async def _run_job(conn: Connection, start: StartJob, entrypoint: Any, proc: Any
     loop = asyncio.get_running_loop()
     loop.add_reader(conn.fileno(), _on_host_message, conn, ctx)
     error: str | None = None
-    conn.send(JobStarted(time.time()))
+    _send(conn, JobStarted(time.time()))
     logger.info("job started", extra={"offer_to_entrypoint_ms": round((time.time() - start.accepted_at) * 1000)})
     task = asyncio.create_task(entrypoint(ctx))
     shutdown = asyncio.create_task(ctx._wait_shutdown())
@@ -96,7 +107,7 @@ async def _run_job(conn: Connection, start: StartJob, entrypoint: Any, proc: Any
             ctx.shutdown("entrypoint_returned")
         await shutdown
     reason, _drain = shutdown.result()
-    conn.send(ShuttingDown(reason))
+    _send(conn, ShuttingDown(reason))
     logger.info("job shutting down", extra={"reason": reason})
     if not task.done():
         task.cancel()

@@ -7,6 +7,7 @@ import json
 import uuid
 from pathlib import Path
 
+import aiohttp
 from livekit import api
 from livekit_harness import ROOT, Client, dispatch, server_api
 
@@ -186,7 +187,10 @@ async def test_max_jobs_holds_under_a_burst(livekit_server, start_host, tmp_path
     clients = [await Client(livekit_server, r).connect() for r in rooms]
     await asyncio.gather(*(dispatch(livekit_server, "limited", r) for r in rooms))
     await host.wait_log(r"job running", count=2)
-    await host.wait_log(r"declined job offer: at max_jobs \(2\)")
+    # at max_jobs the host tells the server it is full (and declines any offer that still comes)
+    async with aiohttp.ClientSession() as session, session.get(await host.http_base() + "/status") as r:
+        [agent] = (await r.json())["agents"]
+    assert agent["full"] is True and agent["running_jobs"] == 2
     await asyncio.sleep(2.0)
     assert len(host.log().split("job running")) - 1 == 2
     for c in clients:
