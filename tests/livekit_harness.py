@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,20 @@ async def server_api(server: LiveKitServer) -> AsyncIterator[api.LiveKitAPI]:
         yield client
     finally:
         await client.aclose()
+
+
+def new_room() -> str:
+    return f"room-{uuid.uuid4().hex[:8]}"
+
+
+async def job_in_new_room(server: LiveKitServer, agent: str, topic: str, count: int = 1) -> Client:
+    """Dispatch `agent` to a new room with a client in it; return once `count` texts arrived on `topic`."""
+    client = Client(server, new_room())
+    client.listen(topic)
+    await client.connect()
+    await dispatch(server, agent, client.room_name)
+    await client.wait_text(topic, count)
+    return client
 
 
 async def dispatch(server: LiveKitServer, agent: str, room: str, metadata: str = "") -> str:

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from pathlib import Path
 
 import aiohttp
 from livekit import api
-from livekit_harness import ROOT, Client, dispatch, server_api
+from livekit_harness import ROOT, Client, dispatch, job_in_new_room, new_room, server_api
 
 AGENTS = ROOT / "agents.d"
 TEST_AGENTS = ROOT / "tests" / "agents"
 
 
-def room() -> str:
-    return f"room-{uuid.uuid4().hex[:8]}"
-
-
 async def ticking_job(server, agent: str, ticks: int = 2) -> tuple[str, Client]:
     """Dispatch a holder-style `agent` to a new room with a client in it; wait for its first ticks."""
-    r = room()
-    client = Client(server, r)
-    client.listen("tick")
-    await client.connect()
-    await dispatch(server, agent, r)
-    await client.wait_text("tick", ticks)
-    return r, client
+    client = await job_in_new_room(server, agent, "tick", ticks)
+    return client.room_name, client
 
 
 def write_agent(folder: Path, name: str, body: str) -> Path:
@@ -40,7 +30,7 @@ def write_agent(folder: Path, name: str, body: str) -> Path:
 async def test_dispatch_runs_entrypoint_and_client_receives_text(livekit_server, start_host):
     host = start_host(livekit_server, AGENTS / "hello-world.yaml")
     await host.wait_log(r"registered agent hello-world")
-    r = room()
+    r = new_room()
     client = Client(livekit_server, r)
     client.listen("hello-world")
     await client.connect()
@@ -54,7 +44,7 @@ async def test_dispatch_runs_entrypoint_and_client_receives_text(livekit_server,
 async def test_metadata_arrives_parsed(livekit_server, start_host):
     host = start_host(livekit_server, AGENTS / "greeter.yaml")
     await host.wait_log(r"registered agent greeter")
-    r = room()
+    r = new_room()
     client = Client(livekit_server, r)
     client.listen("greeting")
     await client.connect()
@@ -69,7 +59,7 @@ async def test_metadata_arrives_parsed(livekit_server, start_host):
 async def test_invalid_metadata_never_starts_a_process(livekit_server, start_host):
     host = start_host(livekit_server, AGENTS / "greeter.yaml")
     await host.wait_log(r"registered agent greeter")
-    r = room()
+    r = new_room()
     dispatch_id = await dispatch(livekit_server, "greeter", r, json.dumps({"user_id": "u-1"}))
     found = await host.wait_log(r"refused job: invalid metadata: (.*)")
     line = found[0].group(0)
@@ -83,7 +73,7 @@ async def test_invalid_metadata_never_starts_a_process(livekit_server, start_hos
 async def test_attribute_change_is_seen_by_agent(livekit_server, start_host):
     host = start_host(livekit_server, AGENTS / "language.yaml")
     await host.wait_log(r"registered agent language")
-    r = room()
+    r = new_room()
     client = Client(livekit_server, r, attributes={"user.language": "en"})
     client.listen("language")
     await client.connect()
@@ -101,7 +91,7 @@ async def test_job_ends_when_last_participant_leaves_and_shutdown_hook_ran(livek
     state = tmp_path / "state"
     host = start_host(livekit_server, AGENTS / "save-state.yaml", extra_env={"AGENTHOST_STATE_DIR": str(state)})
     await host.wait_log(r"registered agent save-state")
-    r = room()
+    r = new_room()
     a = await Client(livekit_server, r, identity="alice").connect()
     b = await Client(livekit_server, r, identity="bob").connect()
     await dispatch(livekit_server, "save-state", r)
@@ -120,7 +110,7 @@ async def test_job_ends_when_last_participant_leaves_and_shutdown_hook_ran(livek
 async def test_delete_room_removes_the_room(livekit_server, start_host):
     host = start_host(livekit_server, AGENTS / "delete-room.yaml")
     await host.wait_log(r"registered agent delete-room")
-    r = room()
+    r = new_room()
     client = Client(livekit_server, r)
     client.listen("hello")
     await client.connect()
@@ -142,7 +132,7 @@ async def test_hanging_shutdown_callback_is_killed_at_timeout(livekit_server, st
                         "shutdown:\n  timeout: 1s\n")
     host = start_host(livekit_server, agent)
     await host.wait_log(r"registered agent hang")
-    r = room()
+    r = new_room()
     client = Client(livekit_server, r)
     client.listen("status")
     await client.connect()
@@ -161,7 +151,7 @@ async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, star
     host = start_host(livekit_server, folder)
     await host.wait_log(r"registered agent (holder|crasher)", count=2)
     _, steady = await ticking_job(livekit_server, "holder", 3)
-    r2 = room()
+    r2 = new_room()
     victim = Client(livekit_server, r2)
     victim.listen("status")
     await victim.connect()
@@ -183,7 +173,7 @@ async def test_max_jobs_holds_under_a_burst(livekit_server, start_host, tmp_path
                 "limits:\n  max_jobs: 2\nprocesses:\n  idle: 2\n")
     host = start_host(livekit_server, folder)
     await host.wait_log(r"registered agent limited")
-    rooms = [room() for _ in range(5)]
+    rooms = [new_room() for _ in range(5)]
     clients = [await Client(livekit_server, r).connect() for r in rooms]
     await asyncio.gather(*(dispatch(livekit_server, "limited", r) for r in rooms))
     await host.wait_log(r"job running", count=2)
@@ -205,7 +195,7 @@ async def test_server_restart_reregisters_and_serves_next_dispatch(fresh_server,
     await host.wait_log(r"agent hello-world: not connected to .* retrying in")
     fresh_server.start()
     await host.wait_log(r"registered agent hello-world", count=2, timeout=30)
-    r = room()
+    r = new_room()
     client = Client(fresh_server, r)
     client.listen("hello-world")
     await client.connect()
@@ -220,7 +210,7 @@ async def test_dispatch_command_and_json_logs(livekit_server, start_host):
 
     host = start_host(livekit_server, AGENTS / "greeter.yaml", args=("--log-format", "json"))
     await host.wait_log(r'"message": "registered agent greeter')
-    r = room()
+    r = new_room()
     client = Client(livekit_server, r)
     client.listen("greeting")
     await client.connect()
@@ -252,7 +242,7 @@ async def test_sigterm_drains_then_second_signal_stops_at_once(livekit_server, s
     await host.wait_log(r"SIGTERM: draining \(up to 3s\)")
     before = len(c1.texts["tick"])
     await c1.wait_text("tick", before + 5)  # the running job goes on while the host drains
-    late = room()
+    late = new_room()
     await dispatch(livekit_server, "drainer", late)  # a draining host reports itself full: never offered
     await host.wait_log(r"job ended .*room=" + r1 + r" .*reason=host_draining", timeout=10)
     assert host.proc is not None

@@ -8,17 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import aiohttp
-from livekit_harness import ROOT, Client, dispatch
+from livekit_harness import ROOT, Client, dispatch, job_in_new_room, new_room
 
 TEST_AGENTS = ROOT / "tests" / "agents"
-
-
-def room() -> str:
-    return f"room-{uuid.uuid4().hex[:8]}"
 
 
 def agent_file(folder: Path, name: str, body: str) -> Path:
@@ -44,12 +39,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 async def ticking(server, agent: str) -> Client:
-    client = Client(server, room())
-    client.listen("tick")
-    await client.connect()
-    await dispatch(server, agent, client.room_name)
-    await client.wait_text("tick", 2)
-    return client
+    return await job_in_new_room(server, agent, "tick", 2)
 
 
 async def test_readyz_is_503_with_the_reason_until_the_agents_are_registered(start_host, livekit_server, tmp_path):
@@ -79,7 +69,7 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     assert (code, json.loads(body)["status"]) == (200, "ready")
 
     client = await ticking(livekit_server, "ticker")
-    await dispatch(livekit_server, "ticker", room(), json.dumps({"no_user": 1}))
+    await dispatch(livekit_server, "ticker", new_room(), json.dumps({"no_user": 1}))
     await host.wait_log(r"refused job: invalid metadata")
     await asyncio.sleep(1.5)  # one memory sample at least
 
@@ -136,7 +126,7 @@ async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_s
     await host.wait_log(r"registered agent calm")
     calm = await ticking(livekit_server, "calm")
 
-    hog = Client(livekit_server, room())
+    hog = Client(livekit_server, new_room())
     hog.listen("status")
     await hog.connect()
     await dispatch(livekit_server, "hog", hog.room_name)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
 from pathlib import Path
 
-from livekit_harness import Client, dispatch
+from livekit_harness import Client, dispatch, job_in_new_room, new_room
 
 COUNTER = """\
 import asyncio
@@ -23,10 +22,6 @@ async def entrypoint(ctx):
         await ctx.room.local_participant.send_text(f"{{VERSION}} {{n}}", topic="count")
         await asyncio.sleep(0.1)
 """
-
-
-def room() -> str:
-    return f"room-{uuid.uuid4().hex[:8]}"
 
 
 def counter_agent(folder: Path, name: str = "counter", rev: int = 0) -> Path:
@@ -46,12 +41,7 @@ def counts(texts: list[str]) -> tuple[set[str], list[int]]:
 
 
 async def counting_job(server, agent: str = "counter") -> Client:
-    client = Client(server, room())
-    client.listen("count")
-    await client.connect()
-    await dispatch(server, agent, client.room_name)
-    await client.wait_text("count", 3)
-    return client
+    return await job_in_new_room(server, agent, "count", 3)
 
 
 async def test_running_job_keeps_counting_across_ten_reloads_and_new_jobs_get_new_code(
@@ -108,7 +98,7 @@ async def test_added_file_is_dispatchable_and_removed_file_lets_its_job_finish(l
     seen = len(running.texts["count"])
     await running.wait_text("count", seen + 5)  # the job already running goes on
 
-    refused = Client(livekit_server, room())
+    refused = Client(livekit_server, new_room())
     refused.listen("count")
     await refused.connect()
     await dispatch(livekit_server, "doomed", refused.room_name)
@@ -131,6 +121,9 @@ async def test_invalid_changes_are_refused_and_the_previous_configuration_keeps_
     host = start_host(livekit_server, agents)  # no --reload: SIGHUP only
     await host.wait_log(r"registered agent counter")
     good = path.read_text()
+    path.write_text(good + "# an edit\n")
+    await asyncio.sleep(1.0)
+    assert "reload" not in host.log(), "without --reload, files are not watched"
 
     path.write_text(good.replace("processes: {idle: 1}", "processes: {idle: -1}"))
     host.signal(signal.SIGHUP)
