@@ -7,6 +7,8 @@ report itself full. Both use psutil; neither blocks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import psutil
 
 MB = 1024 * 1024
@@ -25,6 +27,11 @@ def memory_bytes(pid: int) -> int | None:
         return total
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
+
+
+def memory_of(pids: Sequence[int]) -> list[int | None]:
+    """`memory_bytes` of each process, in one call (the host makes it off its event loop)."""
+    return [memory_bytes(pid) for pid in pids]
 
 
 class CpuLoad:

@@ -30,7 +30,7 @@ from host.pool import ProcessPool
 from host.process import JobProcess, ProcessStartError
 from host.reload import Plan, plan
 from host.report import problem_line
-from host.resources import MB, CpuLoad, memory_bytes, worker_load
+from host.resources import MB, CpuLoad, memory_of, worker_load
 from host.sources import Snapshot
 from host.worker import WorkerConnection
 from host.yamlsource import display_path
@@ -425,9 +425,12 @@ class Host:
         saturated = False
         while True:
             now = time.monotonic()
-            for job in list(self.jobs.values()):
-                if job.process is not None and job.process.pid is not None and not job.process.exited:
-                    job.memory = await asyncio.to_thread(memory_bytes, job.process.pid)
+            sampled = [(j, j.process.pid) for j in self.jobs.values()
+                       if j.process is not None and j.process.pid is not None and not j.process.exited]
+            if sampled:
+                sizes = await asyncio.to_thread(memory_of, [pid for _job, pid in sampled])
+                for (job, _pid), size in zip(sampled, sizes, strict=True):
+                    job.memory = size
                     self._check_memory(job, now)
             if now >= next_load:
                 next_load = now + LOAD_INTERVAL

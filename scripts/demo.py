@@ -36,6 +36,10 @@ async def main() -> int:
         await dispatch(server, "hello-world", "demo-room")
         texts = await client.wait_text("hello-world")
         print(f"demo: demo-user received {texts[0]!r} on topic 'hello-world'", flush=True)
+        print("demo: agenthost status (the host's /status, while the job runs):", flush=True)
+        shown = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "host", "status"], cwd=ROOT,
+                                        capture_output=True, text=True, timeout=30, check=False)
+        print(shown.stdout + shown.stderr, end="", flush=True)
         await client.disconnect()
         await asyncio.sleep(2)
         return 0

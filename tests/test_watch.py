@@ -46,3 +46,30 @@ def test_folders_of_files_and_folders(tmp_path):
     sub.mkdir()
     assert folders([str(tmp_path / "a.yaml"), str(sub), str(tmp_path / "missing" / "x.py")]) == {
         str(tmp_path.resolve()), str(sub.resolve())}
+
+
+async def test_the_watch_follows_new_folders(tmp_path):
+    first, second = tmp_path / "agents", tmp_path / "code"
+    first.mkdir()
+    second.mkdir()
+    watched = {str(first)}
+    calls: list[list[str]] = []
+    stop = asyncio.Event()
+
+    async def on_change(paths: list[str]) -> None:
+        calls.append(paths)
+        watched.add(str(second))  # as when a reload adds an agent whose code lives elsewhere
+
+    task = asyncio.create_task(watch(lambda: frozenset(watched), on_change, stop))
+    await asyncio.sleep(0.3)
+    (first / "new.yaml").write_text("name: new\n")
+    for _ in range(50):
+        if calls:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the watch starts over on both folders
+    (second / "code.py").write_text("X = 1\n")
+    await asyncio.sleep(0.6)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [[p.rsplit("/", 1)[1] for p in c] for c in calls] == [["new.yaml"], ["code.py"]]
