@@ -27,6 +27,12 @@ class Change:
         return self.new.name
 
     @property
+    def changed_keys(self) -> tuple[str, ...]:
+        """The top-level keys of the agent file whose values changed (`file` when it moved to another file)."""
+        return tuple(f.name for f in dataclasses.fields(AgentDefinition)
+                     if f.compare and f.name != "line" and getattr(self.old, f.name) != getattr(self.new, f.name))
+
+    @property
     def needs_registration(self) -> bool:
         """The server must see a new worker: the name it dispatches by or the job type changed."""
         return (self.old.registered_name, self.old.job_type) != (self.new.registered_name, self.new.job_type)
@@ -58,8 +64,8 @@ class Plan:
             parts.append("added " + ", ".join(a.name for a in self.added))
         if self.changed:
             parts.append("changed " + ", ".join(
-                c.name + (" (definition and code)" if c.definition_changed and c.code_changed
-                          else " (code)" if c.code_changed else " (definition)") for c in self.changed))
+                f"{c.name} ({', '.join(c.changed_keys + (('code',) if c.code_changed else ()))})"
+                for c in self.changed))
         if self.removed:
             parts.append("removed " + ", ".join(a.name for a in self.removed))
         return "; ".join(parts) or "no changes"

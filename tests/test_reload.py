@@ -21,7 +21,7 @@ def test_added_removed_changed_and_unchanged(tmp_path):
     assert [d.name for d in p.added] == ["new"]
     assert [d.name for d in p.removed] == ["gone"]
     assert [c.name for c in p.changed] == ["edit"]
-    assert p.summary() == "added new; changed edit (definition); removed gone"
+    assert p.summary() == "added new; changed edit (limits); removed gone"
     edit = p.changed[0]
     assert not edit.needs_registration and not edit.needs_new_processes
 
@@ -42,5 +42,6 @@ def test_what_a_change_needs(tmp_path):
     renamed = dataclasses.replace(d, dispatch="automatic")
     assert plan({"one": d}, [renamed]).changed[0].needs_registration
     other = dataclasses.replace(d, entrypoint=FunctionRef.parse("other:entrypoint", str(tmp_path)))
-    c = plan({"one": d}, [other]).changed[0]
+    c = plan({"one": d}, [other], code_changed={"one"}).changed[0]
     assert c.needs_new_processes and not c.needs_registration
+    assert plan({"one": d}, [other], code_changed={"one"}).summary() == "changed one (entrypoint, code)"

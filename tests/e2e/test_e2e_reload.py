@@ -57,12 +57,11 @@ async def test_running_job_keeps_counting_across_ten_reloads_and_new_jobs_get_ne
     for i in range(1, 11):
         if i % 2:
             counter_agent(agents, rev=i)
-            kind = "definition"
+            kind = "log_fields"
         else:
             write_code(agents, f"v{i}")
             kind = "code"
-        await host.wait_log(rf"reload \(changed .*\): changed counter \({kind}\)", count=(i + 1) // 2
-                            if kind == "definition" else i // 2)
+        await host.wait_log(rf"reload \(changed .*\): changed counter \({kind}\)", count=(i + 1) // 2)
         seen = len(first.texts["count"])
         await first.wait_text("count", seen + 2)  # still counting after this reload
 
