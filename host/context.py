@@ -112,6 +112,7 @@ class JobContext:
         options = rtc.RoomOptions(auto_subscribe=mode == AutoSubscribe.SUBSCRIBE_ALL, rtc_config=rtc_config)
         await self.room.connect(self._url, self._token, options)
         self._connected = True
+        logger.debug("connected to the room")
         if mode in (AutoSubscribe.AUDIO_ONLY, AutoSubscribe.VIDEO_ONLY):
             wanted = rtc.TrackKind.KIND_AUDIO if mode == AutoSubscribe.AUDIO_ONLY else rtc.TrackKind.KIND_VIDEO
 

@@ -291,6 +291,7 @@ class Host:
         agent = self.agents.get(worker.agent)
         fields = {"agent": worker.agent, "job_id": job.id, "dispatch_id": job.dispatch_id,
                   "room": job.room.name}
+        logger.debug("job offer", extra=fields)
         refused = self.metrics.jobs_refused
         if self.draining:
             logger.info("declined job offer: host is draining", extra=fields)
@@ -325,6 +326,7 @@ class Host:
 
     async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
         pb = assignment.job
+        logger.debug("job assigned", extra={"agent": worker.agent, "job_id": pb.id})
         job = self.jobs.get(pb.id)
         if job is None or job.process is not None:
             logger.warning("assignment for a job this host did not accept", extra={"job_id": pb.id})

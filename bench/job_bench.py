@@ -1,0 +1,157 @@
+"""Jobs served by agenthost next to livekit-agents' own agent server, in the same run.
+
+Both serve the same probe entrypoint (bench/peer/) to the same local livekit-server, with two
+prewarmed processes each, inside a private network namespace (root needed). Measured:
+- start: from launching the host/worker to its registration with the server;
+- dispatch: from creating a dispatch (client already in the room) to the entrypoint's first
+  text arriving at the client, over ROUNDS sequential jobs;
+- memory: the proportional set size (PSS, so shared pages count once) of the whole process
+  tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS.
+The peer runs from its own venv: scripts/setup-bench-peer.sh creates it (run before, or let
+this script run it before it enters the namespace).
+Usage: python bench/job_bench.py [ROUNDS] [JOBS]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER = Path(__file__).resolve().parent / "peer"
+sys.path.insert(0, str(ROOT / "tests"))
+
+import netns  # noqa: E402
+from livekit_harness import Client, LiveKitServer, dispatch, new_room, server_binary  # noqa: E402
+
+SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
+
+
+def tree_pss(pid: int) -> int:
+    """PSS in bytes of a process and all its descendants."""
+    root = psutil.Process(pid)
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+@dataclass
+class Side:
+    name: str
+    agent: str
+    cmd: list[str]
+    registered: str  # log pattern
+    cwd: Path
+    log: Path
+    figures: dict[str, float] = field(default_factory=dict)
+    dispatch_ms: list[float] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, env: dict[str, str]) -> None:
+        fh = open(self.log, "wb")  # noqa: SIM115
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env={**os.environ, **env}, stdout=fh,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not re.search(self.registered, self.log.read_text(errors="replace")):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{self.name} did not register:\n{self.log.read_text()[-3000:]}")
+            await asyncio.sleep(0.01)
+        self.figures["start to registered (ms)"] = (time.perf_counter() - started) * 1000
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # measuring is over; no need to drain
+            self.proc.wait(10)
+
+
+async def served(server: LiveKitServer, agent: str, metadata: str = "") -> tuple[float, Client]:
+    client = Client(server, new_room())
+    client.listen("probe")
+    await client.connect()
+    start = time.perf_counter()
+    await dispatch(server, agent, client.room_name, metadata)
+    await client.wait_text("probe", 1, timeout=30)
+    return (time.perf_counter() - start) * 1000, client
+
+
+async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> None:
+    await side.start(server.env())
+    assert side.proc is not None
+    await asyncio.sleep(SETTLE)
+    idle = tree_pss(side.proc.pid)
+    side.figures["memory idle, 2 prewarmed (MB)"] = idle / 2**20
+    for _ in range(rounds):
+        ms, client = await served(server, side.agent)
+        side.dispatch_ms.append(ms)
+        await client.disconnect()
+        await asyncio.sleep(0.5)  # the pool refills
+    side.figures["dispatch to entrypoint, median (ms)"] = statistics.median(side.dispatch_ms)
+    side.figures["dispatch to entrypoint, max (ms)"] = max(side.dispatch_ms)
+    await asyncio.sleep(SETTLE)
+    idle = tree_pss(side.proc.pid)
+    clients = [c for _ms, c in await asyncio.gather(*(served(server, side.agent, "stay") for _ in range(jobs)))]
+    await asyncio.sleep(SETTLE)  # jobs running, pool refilled
+    loaded = tree_pss(side.proc.pid)
+    side.figures[f"memory with {jobs} jobs (MB)"] = loaded / 2**20
+    side.figures["memory per running job (MB)"] = (loaded - idle) / jobs / 2**20
+    for c in clients:
+        await c.disconnect()
+    side.stop()
+
+
+async def run(rounds: int, jobs: int, peer_python: str) -> int:
+    if netns.enter() is not None:
+        print(f"job_bench: {netns.ERROR}", file=sys.stderr)
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="agenthost-job-bench-"))
+    server = LiveKitServer(server_binary(), work)
+    server.start()
+    ours = Side("agenthost", "probe", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
+                                       str(PEER / "probe.yaml")],
+                r"registered agent probe", ROOT, work / "agenthost.log")
+    peer = Side("livekit-agents", "probe-peer", [peer_python, str(PEER / "peer_worker.py"), "start"],
+                r"registered worker", PEER, work / "peer.log")
+    try:
+        for side in (ours, peer):
+            await measure(side, server, rounds, jobs)
+    finally:
+        ours.stop()
+        peer.stop()
+        server.stop()
+    print(f"{'':<38}{'agenthost':>12}{'livekit-agents':>16}{'peer / ours':>13}")
+    for key, value in ours.figures.items():
+        other = peer.figures[key]
+        print(f"{key:<38}{value:>12.1f}{other:>16.1f}{other / value if value else float('nan'):>12.2f}x")
+    print(f"({rounds} sequential dispatches, {jobs} concurrent jobs; same server, same entrypoint, "
+          "two prewarmed processes each)")
+    return 0
+
+
+def peer_python() -> str:
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "setup-bench-peer.sh")], capture_output=True, text=True,
+                         check=False, timeout=1200)
+    if out.returncode != 0:
+        raise SystemExit(f"cannot set up the peer (livekit-agents):\n{out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    python = peer_python()  # before entering the namespace: it may install from PyPI
+    sys.exit(asyncio.run(run(args[0] if args else 10, args[1] if len(args) > 1 else 5, python)))
