@@ -1,6 +1,6 @@
 """The code that runs inside a job process: prewarm, then one job, then exit.
 
-The host starts this with `multiprocessing` spawn and a pipe. The process imports the
+The host starts this through `multiprocessing`'s fork server, with a pipe. The process imports the
 entrypoint (and runs `setup`), says Ready, waits for StartJob, runs the job's
 lifecycle, reports JobDone and exits. Bounds on all of it are enforced by the host,
 which kills the process when a bound passes; nothing here needs to be trusted to stop.
@@ -27,7 +27,7 @@ logger = logging.getLogger("agenthost.job")
 
 
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int) -> None:
-    """Process target (module-level so that spawn can pickle it)."""
+    """Process target (module-level so that it can be pickled to the fork server)."""
     # No .pyc for project code: a file edited twice within a second (same size) would otherwise be
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True

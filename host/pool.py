@@ -72,11 +72,6 @@ class ProcessPool:
             proc.kill()
         await asyncio.gather(*(p.wait_exit(5.0) for p in idle), return_exceptions=True)
 
-    def _spawn(self) -> JobProcess:
-        proc = JobProcess(self.definition, self._log_format, self._log_level)
-        proc.start()
-        return proc
-
     def _record_failure(self, proc: JobProcess, exc: BaseException) -> None:
         self._failures += 1
         self.last_error = str(exc)
@@ -85,7 +80,8 @@ class ProcessPool:
 
     async def _start(self) -> JobProcess:
         """A new process, once it is ready; its failure is recorded (for backoff) and raised."""
-        proc = self._spawn()
+        proc = JobProcess(self.definition, self._log_format, self._log_level)
+        await proc.start()
         try:
             await proc.wait_ready(self.definition.processes.init_timeout)
         except ProcessStartError as exc:

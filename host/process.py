@@ -1,8 +1,8 @@
 """A job process as the host sees it: start, hand it a job, ask it to stop, kill it.
 
-Each process is started with `multiprocessing`'s spawn method (never a plain fork of
-the host's event loop). The pipe and the process sentinel are watched by the host's
-asyncio loop, so no thread is needed per process.
+Each process is forked by `multiprocessing`'s fork server (never a plain fork of the
+host, with its event loop, threads and sockets). The pipe and the process sentinel are
+watched by the host's asyncio loop, so no thread is needed per process.
 """
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ from host.ipc import (
 )
 
 logger = logging.getLogger("agenthost.process")
-_ctx = multiprocessing.get_context("spawn")
+# forkserver: a clean server process (never the host, with its event loop and sockets) forks each
+# job process. It has imported the libraries every job needs, so their pages are shared between
+# job processes; agent code is imported after the fork, in each process, so reloads see new code.
+_ctx = multiprocessing.get_context("forkserver")
+_ctx.set_forkserver_preload(["host.jobproc", "host.context"])
 
 
 class ProcessState(enum.Enum):
@@ -47,7 +51,7 @@ class ProcessStartError(Exception):
 
 
 class JobProcess:
-    """One spawned process that serves at most one job."""
+    """One job process: it serves at most one job."""
 
     def __init__(self, definition: AgentDefinition, log_format: str, log_level: int) -> None:
         self.definition = definition
@@ -72,14 +76,22 @@ class JobProcess:
         self._shutting_down_event: asyncio.Event | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> None:
+    async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         # a failure nobody waits for (an idle process retired) is not an unhandled error
         self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._exited = loop.create_future()
         self._shutting_down_event = asyncio.Event()
-        self._proc.start()
+        # off the loop: the first start waits for the fork server to import what it preloads
+        starting = asyncio.ensure_future(asyncio.to_thread(self._proc.start))
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            await starting  # a started process must not be left behind unwatched
+            self._proc.kill()
+            self._proc.join(5.0)
+            raise
         self.pid = self._proc.pid
         if self._child_conn is not None:
             self._child_conn.close()
