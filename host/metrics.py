@@ -71,7 +71,7 @@ class Metrics:
         self.offer_to_entrypoint = Histogram(
             "agenthost_offer_to_entrypoint_seconds", "From accepting the offer to the entrypoint being called.",
             ["agent"], registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.reloads = Counter("agenthost_reloads", "Reloads, by result (applied, unchanged, refused).",
+        self.reloads = Counter("agenthost_reloads", "Reloads, by result (applied, unchanged, refused, failed).",
                                ["result"], registry=r)
         r.register(_StateCollector(state))
 

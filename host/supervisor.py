@@ -59,7 +59,7 @@ class Job:
     task: asyncio.Task[None] | None = None
     started_at: float | None = None  # time.time() when its process got the job
     memory: int | None = None  # bytes, last sample
-    memory_warned_at: float = 0.0
+    memory_warned_at: float | None = None  # time.monotonic() of the last memory warning
     failure: tuple[str, str] | None = None  # (reason, message) decided by the host, e.g. the memory limit
 
     @property
@@ -226,29 +226,38 @@ class Host:
             if self.draining:
                 logger.warning("reload (%s) ignored: the host is draining", trigger)
                 return False
-            started = time.monotonic()
-            catalog = await asyncio.to_thread(load, self.paths, check_imports=False)
-            problems = list(catalog.problems)
-            code_changed = {name for name, agent in self.agents.items() if agent.pool.changed_sources()}
-            change = plan({name: a.definition for name, a in self.agents.items()}, catalog.agents, code_changed)
-            sources: dict[str, Snapshot] = {}
-            to_import = [*change.added, *(c.new for c in change.changes if c.needs_new_processes)]
-            if not problems and to_import:
-                found, sources = await asyncio.to_thread(import_problems, to_import, self.import_timeout)
-                problems.extend(found)
-            took = (time.monotonic() - started) * 1000
-            if problems:
-                self.metrics.reloads.labels("refused").inc()
-                logger.error("reload (%s) refused, still serving the previous configuration: %s", trigger,
-                             "; ".join(problem_line(p) for p in sorted(problems)),
-                             extra={"reload": "refused", "reload_ms": round(took)})
+            try:
+                return await self._reload(trigger)
+            except Exception as exc:  # a bug, not bad input (that is reported as problems): keep serving
+                logger.exception("reload (%s) failed, still serving the previous configuration: %s", trigger, exc)
+                self.metrics.reloads.labels("failed").inc()
                 return False
-            self._apply(change, sources)
-            self.catalog = catalog
-            self.metrics.reloads.labels("unchanged" if change.empty else "applied").inc()
-            logger.info("reload (%s): %s", trigger, change.summary(),
-                        extra={"reload": "applied" if not change.empty else "unchanged", "reload_ms": round(took)})
-            return True
+
+    async def _reload(self, trigger: str) -> bool:
+        """Validate -> diff -> apply, once; the caller holds the reload lock."""
+        started = time.monotonic()
+        catalog = await asyncio.to_thread(load, self.paths, check_imports=False)
+        problems = list(catalog.problems)
+        code_changed = {name for name, agent in self.agents.items() if agent.pool.changed_sources()}
+        change = plan({name: a.definition for name, a in self.agents.items()}, catalog.agents, code_changed)
+        sources: dict[str, Snapshot] = {}
+        to_import = [*change.added, *(c.new for c in change.changes if c.needs_new_processes)]
+        if not problems and to_import:
+            found, sources = await asyncio.to_thread(import_problems, to_import, self.import_timeout)
+            problems.extend(found)
+        took = (time.monotonic() - started) * 1000
+        if problems:
+            self.metrics.reloads.labels("refused").inc()
+            logger.error("reload (%s) refused, still serving the previous configuration: %s", trigger,
+                         "; ".join(problem_line(p) for p in sorted(problems)),
+                         extra={"reload": "refused", "reload_ms": round(took)})
+            return False
+        self._apply(change, sources)
+        self.catalog = catalog
+        self.metrics.reloads.labels("unchanged" if change.empty else "applied").inc()
+        logger.info("reload (%s): %s", trigger, change.summary(),
+                    extra={"reload": "applied" if not change.empty else "unchanged", "reload_ms": round(took)})
+        return True
 
     def _apply(self, change: Plan, sources: dict[str, Snapshot]) -> None:
         """Make the served agents match a valid plan. Running jobs are not touched."""
@@ -423,30 +432,41 @@ class Host:
 
     # -- bounds: memory of each job, CPU of the machine ----------------------------------------------
     async def _monitor(self) -> None:
+        """Sample job memory every second and CPU every few; a failed round is logged, not fatal."""
         next_load = time.monotonic() + LOAD_INTERVAL
         saturated = False
         while True:
-            now = time.monotonic()
-            sampled = [(j, j.process.pid) for j in self.jobs.values()
-                       if j.process is not None and j.process.pid is not None and not j.process.exited]
-            if sampled:
-                sizes = await asyncio.to_thread(memory_of, [pid for _job, pid in sampled])
-                for (job, _pid), size in zip(sampled, sizes, strict=True):
-                    job.memory = size
-                    self._check_memory(job, now)
-            if now >= next_load:
-                next_load = now + LOAD_INTERVAL
-                cpu = self.cpu.sample()
-                if self.load_threshold and (cpu >= self.load_threshold) != saturated:
-                    saturated = not saturated
-                    if saturated:
-                        logger.warning("CPU use %.0f%% reached --load-threshold %.0f%%: the host reports itself "
-                                       "full", cpu * 100, self.load_threshold * 100)
-                    else:
-                        logger.info("CPU use %.0f%% is below --load-threshold again: taking jobs", cpu * 100)
-                for name in list(self.agents):
-                    await self._report_load(name)
+            try:
+                now = time.monotonic()
+                await self._sample_memory(now)
+                if now >= next_load:
+                    next_load = now + LOAD_INTERVAL
+                    saturated = self._sample_cpu(saturated)
+                    for name in list(self.agents):
+                        await self._report_load(name)
+            except Exception:
+                logger.exception("sampling memory and load failed; trying again")
             await asyncio.sleep(MEMORY_INTERVAL)
+
+    async def _sample_memory(self, now: float) -> None:
+        sampled = [(j, j.process.pid) for j in self.jobs.values()
+                   if j.process is not None and j.process.pid is not None and not j.process.exited]
+        if sampled:
+            sizes = await asyncio.to_thread(memory_of, [pid for _job, pid in sampled])
+            for (job, _pid), size in zip(sampled, sizes, strict=True):
+                job.memory = size
+                self._check_memory(job, now)
+
+    def _sample_cpu(self, saturated: bool) -> bool:
+        """Sample CPU; log when it crosses --load-threshold. Returns whether it is at or above it."""
+        cpu = self.cpu.sample()
+        now_saturated = bool(self.load_threshold) and cpu >= self.load_threshold
+        if now_saturated and not saturated:
+            logger.warning("CPU use %.0f%% reached --load-threshold %.0f%%: the host reports itself full",
+                           cpu * 100, self.load_threshold * 100)
+        elif saturated and not now_saturated:
+            logger.info("CPU use %.0f%% is below --load-threshold again: taking jobs", cpu * 100)
+        return now_saturated
 
     def _check_memory(self, job: Job, now: float) -> None:
         if job.memory is None or job.process is None:
@@ -462,7 +482,8 @@ class Host:
                 logger.error("job is over its memory limit (%.0f MB > %d MB); shutting it down", mb,
                              limits.memory_limit_mb, extra=fields)
                 job.process.request_shutdown("memory_limit")
-        elif limits.memory_warn_mb and mb > limits.memory_warn_mb and now - job.memory_warned_at >= MEMORY_WARN_EVERY:
+        elif limits.memory_warn_mb and mb > limits.memory_warn_mb and (
+                job.memory_warned_at is None or now - job.memory_warned_at >= MEMORY_WARN_EVERY):
             job.memory_warned_at = now
             logger.warning("job memory %.0f MB is above limits.memory_warn_mb (%d MB)", mb, limits.memory_warn_mb,
                            extra=fields)
