@@ -23,7 +23,8 @@ def render_status(doc: dict[str, Any]) -> str:
         ["agent", "registered", "worker", "jobs", "idle", "max_jobs", "memory limit", "last error"],
         [[a["name"], "yes" if a.get("registered") else "no", a.get("worker_id"), a.get("running_jobs"),
           a.get("idle_processes"), a["limits"]["max_jobs"] or "-",
-          f"{a['limits']['memory_limit_mb']} MB" if a["limits"]["memory_limit_mb"] else "-", a.get("last_error")]
+          f"{a['limits']['memory_limit_mb']} MB" if a["limits"]["memory_limit_mb"] else "-",
+          a.get("last_error") or a.get("process_error")]
          for a in agents])
     jobs = doc.get("jobs", [])
     lines.append("")

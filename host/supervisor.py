@@ -494,9 +494,15 @@ class Host:
             return ["the host is draining"]
         if not self.agents:
             return ["no enabled agents"]
-        return [f"agent {name} is not registered with {self.credentials.url}: "
-                f"{agent.worker.last_error or 'connecting'}"
-                for name, agent in self.agents.items() if not agent.worker.registered]
+        reasons = []
+        for name, agent in self.agents.items():
+            if not agent.worker.registered:
+                reasons.append(f"agent {name} is not registered with {self.credentials.url}: "
+                               f"{agent.worker.last_error or 'connecting'}")
+            if agent.pool.last_error is not None and not agent.pool.idle_count:
+                # a rollout should not count on a host whose agent cannot start a job process
+                reasons.append(f"agent {name} cannot start job processes: {agent.pool.last_error}")
+        return reasons
 
     def status(self) -> dict[str, Any]:
         agents = []
@@ -504,7 +510,8 @@ class Host:
             d = agent.definition
             agents.append({
                 "name": name, "file": d.file, "dispatch": d.dispatch, **agent.worker.status,
-                "idle_processes": agent.pool.idle_count, "running_jobs": self._count(name),
+                "idle_processes": agent.pool.idle_count, "process_error": agent.pool.last_error,
+                "running_jobs": self._count(name),
                 "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
                            "memory_limit_mb": d.limits.memory_limit_mb},
             })

@@ -57,6 +57,23 @@ async def test_readyz_is_503_with_the_reason_until_the_agents_are_registered(sta
     assert status["agents"][0]["registered"] is False and status["agents"][0]["last_error"]
 
 
+async def test_readyz_is_503_while_an_agent_cannot_start_job_processes(livekit_server, start_host, tmp_path):
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "broken_setup.py").write_text("def setup(proc):\n    raise RuntimeError('model file missing')\n")
+    agent_file(agents, "fragile", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n"
+                                  "setup: broken_setup.py:setup\n")
+    host = start_host(livekit_server, agents)
+    base = await host.http_base()
+    await host.wait_log(r"registered agent fragile")
+    await host.wait_log(r"job process for fragile failed to start: RuntimeError: model file missing")
+    code, body = await get(base + "/readyz")
+    assert code == 503
+    assert json.loads(body)["reasons"] == ["agent fragile cannot start job processes: RuntimeError: model file missing"]
+    [agent] = json.loads((await get(base + "/status"))[1])["agents"]
+    assert agent["registered"] is True and agent["process_error"] == "RuntimeError: model file missing"
+
+
 async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server, start_host, tmp_path):
     agents = tmp_path / "agents"
     agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n"
