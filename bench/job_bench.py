@@ -21,7 +21,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(__file__).resolve().parent / "peer"
 sys.path.insert(0, str(ROOT / "tests"))
 
-import netns  # noqa: E402
-from livekit_harness import Client, LiveKitServer, dispatch, new_room, server_binary  # noqa: E402
+from livekit_harness import Client, LiveKitServer, dispatch, new_room, private_server  # noqa: E402
 
 SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
 
@@ -116,12 +114,8 @@ async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> 
 
 
 async def run(rounds: int, jobs: int, peer_python: str) -> int:
-    if netns.enter() is not None:
-        print(f"job_bench: {netns.ERROR}", file=sys.stderr)
-        return 1
-    work = Path(tempfile.mkdtemp(prefix="agenthost-job-bench-"))
-    server = LiveKitServer(server_binary(), work)
-    server.start()
+    server = private_server("job-bench")
+    work = server.workdir
     ours = Side("agenthost", "probe", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
                                        str(PEER / "probe.yaml")],
                 r"registered agent probe", ROOT, work / "agenthost.log")

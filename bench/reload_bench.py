@@ -19,7 +19,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,8 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import netns  # noqa: E402
-from livekit_harness import Client, LiveKitServer, dispatch, server_binary  # noqa: E402
+from livekit_harness import Client, LiveKitServer, dispatch, private_server  # noqa: E402
 
 CODE = """\
 VERSION = "{version}"
@@ -94,16 +92,12 @@ async def served(server: LiveKitServer, expected: str) -> float:
 async def run(rounds: int) -> int:
     if rounds < 1:
         raise SystemExit("ROUNDS must be at least 1")
-    if netns.enter() is not None:
-        print(f"reload_bench: {netns.ERROR}", file=sys.stderr)
-        return 1
-    work = Path(tempfile.mkdtemp(prefix="agenthost-reload-bench-"))
+    server = private_server("reload-bench")
+    work = server.workdir
     folder = work / "agents"
     folder.mkdir()
     write_definition(folder, 0)
     write_code(folder, "c0")
-    server = LiveKitServer(server_binary(), work)
-    server.start()
     host = Host(server, folder, work / "host.log")
     figures: dict[str, list[float]] = {"no edit (dispatch only)": [], "definition applied": [],
                                        "definition served": [], "code applied": [], "code served": [],

@@ -6,24 +6,17 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import netns  # noqa: E402
-from livekit_harness import Client, LiveKitServer, dispatch, server_binary  # noqa: E402
+from livekit_harness import Client, dispatch, private_server  # noqa: E402
 
 
 async def main() -> int:
-    if netns.enter() is not None:
-        print(f"demo: {netns.ERROR}", file=sys.stderr)
-        return 1
-    work = Path(tempfile.mkdtemp(prefix="agenthost-demo-"))
-    server = LiveKitServer(server_binary(), work)
-    server.start()
+    server = private_server("demo")
     print(f"demo: livekit-server on {server.url}; starting agenthost run agents.d", flush=True)
     host = subprocess.Popen([sys.executable, "-m", "host", "run", "agents.d"], cwd=ROOT,
                             env={**os.environ, **server.env()})

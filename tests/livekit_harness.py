@@ -10,12 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import netns
 from livekit import api, rtc
 from netns import SERVER_IP
 
@@ -207,6 +209,16 @@ async def server_api(server: LiveKitServer) -> AsyncIterator[api.LiveKitAPI]:
         yield client
     finally:
         await client.aclose()
+
+
+def private_server(tool: str) -> LiveKitServer:
+    """For scripts (demo, benchmarks): move this process into a network namespace of its own and start a
+    livekit-server there, in a fresh temporary folder. Exits with the reason when the namespace is refused."""
+    if netns.enter() is not None:
+        raise SystemExit(f"{tool}: {netns.ERROR}")
+    server = LiveKitServer(server_binary(), Path(tempfile.mkdtemp(prefix=f"agenthost-{tool}-")))
+    server.start()
+    return server
 
 
 def new_room() -> str:

@@ -30,12 +30,9 @@ def write_agent(folder: Path, name: str, body: str) -> Path:
 async def test_dispatch_runs_entrypoint_and_client_receives_text(livekit_server, start_host):
     host = start_host(livekit_server, AGENTS / "hello-world.yaml")
     await host.wait_log(r"registered agent hello-world")
-    r = new_room()
-    client = Client(livekit_server, r)
-    client.listen("hello-world")
-    await client.connect()
-    await dispatch(livekit_server, "hello-world", r)
-    assert await client.wait_text("hello-world") == ["hello world"]
+    client = await job_in_new_room(livekit_server, "hello-world", "hello-world")
+    r = client.room_name
+    assert client.texts["hello-world"] == ["hello world"]
     await host.wait_log(r"participant in the room: user .*room=" + r)
     await client.disconnect()
     await host.wait_log(r"job ended .*room=" + r + r" .*reason=participants_left")
@@ -110,12 +107,8 @@ async def test_job_ends_when_last_participant_leaves_and_shutdown_hook_ran(livek
 async def test_delete_room_removes_the_room(livekit_server, start_host):
     host = start_host(livekit_server, AGENTS / "delete-room.yaml")
     await host.wait_log(r"registered agent delete-room")
-    r = new_room()
-    client = Client(livekit_server, r)
-    client.listen("hello")
-    await client.connect()
-    await dispatch(livekit_server, "delete-room", r)
-    await client.wait_text("hello")
+    client = await job_in_new_room(livekit_server, "delete-room", "hello")
+    r = client.room_name
     disconnected = asyncio.Event()
     client.room.on("disconnected", lambda *_: disconnected.set())
     await client.room.local_participant.send_text("bye", topic="done")
@@ -132,12 +125,7 @@ async def test_hanging_shutdown_callback_is_killed_at_timeout(livekit_server, st
                         "shutdown:\n  timeout: 1s\n")
     host = start_host(livekit_server, agent)
     await host.wait_log(r"registered agent hang")
-    r = new_room()
-    client = Client(livekit_server, r)
-    client.listen("status")
-    await client.connect()
-    await dispatch(livekit_server, "hang", r)
-    await client.wait_text("status")
+    client = await job_in_new_room(livekit_server, "hang", "status")
     await client.disconnect()
     await host.wait_log(r"job shutting down .*reason=participants_left")
     found = await host.wait_log(r"job failed: shutdown did not finish within 1s; process killed", timeout=10)
@@ -151,12 +139,7 @@ async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, star
     host = start_host(livekit_server, folder)
     await host.wait_log(r"registered agent (holder|crasher)", count=2)
     _, steady = await ticking_job(livekit_server, "holder", 3)
-    r2 = new_room()
-    victim = Client(livekit_server, r2)
-    victim.listen("status")
-    await victim.connect()
-    await dispatch(livekit_server, "crasher", r2)
-    await victim.wait_text("status")
+    victim = await job_in_new_room(livekit_server, "crasher", "status")
     await host.wait_log(r"job failed: job process exited with code -6 .*agent=crasher")
     before = len(steady.texts["tick"])
     await steady.wait_text("tick", before + 5)
@@ -195,12 +178,8 @@ async def test_server_restart_reregisters_and_serves_next_dispatch(fresh_server,
     await host.wait_log(r"agent hello-world: not connected to .* retrying in")
     fresh_server.start()
     await host.wait_log(r"registered agent hello-world", count=2, timeout=30)
-    r = new_room()
-    client = Client(fresh_server, r)
-    client.listen("hello-world")
-    await client.connect()
-    await dispatch(fresh_server, "hello-world", r)
-    assert await client.wait_text("hello-world") == ["hello world"]
+    client = await job_in_new_room(fresh_server, "hello-world", "hello-world")
+    assert client.texts["hello-world"] == ["hello world"]
     await client.disconnect()
 
 

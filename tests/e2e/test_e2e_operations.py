@@ -143,11 +143,7 @@ async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_s
     await host.wait_log(r"registered agent calm")
     calm = await ticking(livekit_server, "calm")
 
-    hog = Client(livekit_server, new_room())
-    hog.listen("status")
-    await hog.connect()
-    await dispatch(livekit_server, "hog", hog.room_name)
-    await hog.wait_text("status")
+    hog = await job_in_new_room(livekit_server, "hog", "status")
     await host.wait_log(r"job memory \d+ MB is above limits.memory_warn_mb \(250 MB\) .*agent=hog")
     await host.wait_log(r"job failed: (memory limit exceeded: \d+ MB > limits.memory_limit_mb 400 MB"
                         r"; shutdown did not finish within 1s; process killed) .*agent=hog")
