@@ -12,7 +12,6 @@ import contextlib
 import enum
 import logging
 import multiprocessing
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -57,11 +56,9 @@ class JobProcess:
         self.definition = definition
         self.state = ProcessState.STARTING
         self.pid: int | None = None
-        self.started_at = time.time()
         self.job_id: str | None = None
         self.shutdown_reason: str | None = None
         self.result: JobDone | None = None
-        self.entrypoint_at: float | None = None
         self.killed_by_host = False
         self.kill_reason: str | None = None
         self.sources: dict[str, tuple[int, int]] = {}  # project files it imported, from Ready
@@ -179,7 +176,6 @@ class JobProcess:
             if not self._ready.done():
                 self._ready.set_exception(ProcessStartError(msg.error))
         elif isinstance(msg, JobStarted):
-            self.entrypoint_at = msg.entrypoint_at
             if self.on_started is not None:
                 self.on_started(msg.entrypoint_at)
         elif isinstance(msg, ShuttingDown):

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -527,9 +528,8 @@ class Host:
         }
 
     def gauges(self) -> tuple[dict[str, int], dict[str, int], dict[str, bool], list[tuple[str, str, int]], float]:
-        running = {name: self._count(name) for name in self.agents}
-        for job in self.jobs.values():
-            running.setdefault(job.agent, self._count(job.agent))  # a removed agent's jobs still run
+        # every served agent (0 when idle), and any removed agent whose jobs still run
+        running = {name: 0 for name in self.agents} | Counter(job.agent for job in self.jobs.values())
         idle = {name: a.pool.idle_count for name, a in self.agents.items()}
         registered = {name: a.worker.registered for name, a in self.agents.items()}
         memory = [(j.agent, j.id, j.memory) for j in self.jobs.values() if j.memory is not None]
