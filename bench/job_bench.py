@@ -27,11 +27,11 @@ from pathlib import Path
 
 import psutil
 
+from host.testing.harness import Client, LiveKitServer, dispatch, new_room, private_server
+
 ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(__file__).resolve().parent / "peer"
-sys.path.insert(0, str(ROOT / "tests"))
 
-from livekit_harness import Client, LiveKitServer, dispatch, new_room, private_server  # noqa: E402
 
 SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
 

@@ -23,10 +23,10 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from host.testing.harness import Client, LiveKitServer, dispatch, private_server
 
-from livekit_harness import Client, LiveKitServer, dispatch, private_server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 CODE = """\
 VERSION = "{version}"

@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from host import __version__
+from host.config.credentials import Credentials
+from host.config.loader import DEFAULT_PATH, Catalog, load
+from host.config.report import FORMATS, render
 from host.errors import AgentHostError, ConfigError, ListenError, Problem, ServerError, UnknownAgentError
-from host.ipc import Credentials
-from host.loader import DEFAULT_PATH, Catalog, load
-from host.report import FORMATS, render
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -73,7 +73,7 @@ def validate(paths: tuple[str, ...], fmt: str, no_imports: bool, import_timeout:
         if agent_name not in agents and not problems:
             raise click.UsageError(str(UnknownAgentError(agent_name, agents)))
         if agent_name in agents:
-            from host.metadata import MetadataChecker
+            from host.config.metadata import MetadataChecker
 
             text, source = read_payload(payload)
             problems.extend(MetadataChecker(agents[agent_name].metadata).check(text, source)[1])
@@ -84,7 +84,7 @@ def validate(paths: tuple[str, ...], fmt: str, no_imports: bool, import_timeout:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of agent files."""
-    from host.schema import schema_text
+    from host.config.schema import schema_text
 
     click.echo(schema_text(), nl=False)
 
@@ -155,7 +155,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     import logging
 
     from host import logs
-    from host.supervisor import Host
+    from host.runtime.host import Host, HostOptions
 
     address = None if http == "off" else _address(http, "--http")
     level = getattr(logging, log_level.upper())
@@ -163,9 +163,9 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     agent_paths = _default_paths(paths)
     catalog = load_or_exit(agent_paths)
     credentials = _credentials(url, api_key, api_secret)
-    host = Host(catalog, credentials, paths=agent_paths, log_format=log_format, log_level=level,
-                drain_timeout=drain_timeout, watch=watch, import_timeout=import_timeout, http=address,
-                load_threshold=load_threshold)
+    host = Host(catalog, credentials, HostOptions(
+        paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
+        watch=watch, import_timeout=import_timeout, http=address, load_threshold=load_threshold))
     try:
         asyncio.run(host.run())
     except ListenError as exc:
@@ -174,7 +174,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
 
 
 def _address(text: str, option: str) -> tuple[str, int]:
-    from host.httpserver import parse_address
+    from host.ops.httpserver import parse_address
 
     try:
         return parse_address(text)
@@ -192,7 +192,7 @@ def status(http: str, as_json: bool) -> None:
     import urllib.error
     import urllib.request
 
-    from host.status import render_status
+    from host.ops.status import render_status
 
     host, port = _address(http, "--http")
     address = f"http://{host}:{port}/status"
@@ -217,8 +217,8 @@ def dispatch(agent: str, room: str, payload: str, paths: tuple[str, ...], url: s
     """Validate the metadata against AGENT's schema, then create a dispatch and print its id."""
     import asyncio
 
-    from host.dispatching import create_dispatch
-    from host.metadata import MetadataChecker
+    from host.config.metadata import MetadataChecker
+    from host.runtime.dispatching import create_dispatch
 
     catalog = load(_default_paths(paths), check_imports=False)
     agents = catalog.by_name()

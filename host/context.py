@@ -22,8 +22,8 @@ from typing import Any
 from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
 
-from host.definitions import AgentDefinition
-from host.ipc import Credentials
+from host.config.credentials import Credentials
+from host.config.definitions import AgentDefinition
 
 logger = logging.getLogger("agenthost.job")
 

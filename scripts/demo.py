@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from host.testing.harness import Client, dispatch, private_server
 
-from livekit_harness import Client, dispatch, private_server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 
 async def main() -> int:

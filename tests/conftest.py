@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host.testing import netns
 
-import netns  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Done at import, while pytest is still single-threaded, so that every process
 # this run starts (server, host, job processes, clients) lives in the namespace.

@@ -4,9 +4,10 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
-import netns
 import pytest
-from livekit_harness import HostProcess, LiveKitServer, server_binary
+
+from host.testing import netns
+from host.testing.harness import HostProcess, LiveKitServer, server_binary
 
 _ports = itertools.count(7890, 2)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import aiohttp
 from livekit import api
-from livekit_harness import ROOT, Client, dispatch, job_in_new_room, new_room, server_api
+
+from host.testing.harness import ROOT, Client, dispatch, job_in_new_room, new_room, server_api
 
 AGENTS = ROOT / "agents.d"
 TEST_AGENTS = ROOT / "tests" / "agents"

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from livekit_harness import ROOT, Client, dispatch, job_in_new_room, new_room
+
+from host.testing.harness import ROOT, Client, dispatch, job_in_new_room, new_room
 
 TEST_AGENTS = ROOT / "tests" / "agents"
 

@@ -6,7 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from livekit_harness import Client, dispatch, job_in_new_room, new_room
+from host.testing.harness import Client, dispatch, job_in_new_room, new_room
 
 COUNTER = """\
 import asyncio

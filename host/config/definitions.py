@@ -1,0 +1,196 @@
+"""Validated, frozen agent definitions: what the rest of agenthost works from.
+
+A definition is built only from a document that passed the JSON Schema, so the
+builders here can index without checking types. Everything is picklable: a
+definition crosses into each job process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from host.config.yamlsource import Document
+from host.errors import Problem
+
+TEMPLATE_FIELDS = frozenset({"job_id", "agent", "room"})
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$")
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number of seconds or a string with `ms`, `s` or `m`."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{value!r} is not a duration")
+        return float(value)
+    m = _DURATION.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a duration")
+    number, unit = float(m.group(1)), m.group(2)
+    return number / 1000 if unit == "ms" else number * 60 if unit == "m" else number
+
+
+def template_problem(template: str) -> str | None:
+    """Why a participant template is invalid, or None."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"{template!r} is not a valid template: {exc}"
+    for f in fields:
+        if f not in TEMPLATE_FIELDS:
+            return f"unknown template field {{{f}}} in {template!r} (known: {{job_id}}, {{agent}}, {{room}})"
+    return None
+
+
+def render_template(template: str, *, job_id: str, agent: str, room: str) -> str:
+    return template.format(job_id=job_id, agent=agent, room=room)
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """`module:function`, or a file path (made absolute against the agent file) and function."""
+
+    text: str
+    module: str | None
+    file: str | None
+    function: str
+
+    @classmethod
+    def parse(cls, text: str, base_dir: str) -> FunctionRef:
+        target, _, function = text.rpartition(":")
+        if target.endswith(".py"):
+            path = target if os.path.isabs(target) else os.path.normpath(os.path.join(base_dir, target))
+            return cls(text, None, path, function)
+        return cls(text, target, None, function)
+
+
+@dataclass(frozen=True)
+class MetadataPolicy:
+    schema: dict[str, Any] | None  # resolved JSON Schema (inline or loaded from file), if any
+    schema_file: str | None  # where a file schema came from; local $refs resolve against it
+    required: bool
+
+
+@dataclass(frozen=True)
+class ParticipantTemplate:
+    identity: str
+    name: str
+    metadata: str
+    attributes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ShutdownPolicy:
+    when: str
+    drain: bool
+    timeout: float
+    delete_room: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_jobs: int
+    memory_warn_mb: int
+    memory_limit_mb: int
+
+
+@dataclass(frozen=True)
+class Processes:
+    idle: int
+    init_timeout: float
+
+
+@dataclass(frozen=True)
+class AgentDefinition:
+    name: str
+    file: str
+    line: int
+    enabled: bool
+    entrypoint: FunctionRef
+    setup: FunctionRef | None
+    dispatch: str
+    job_type: str
+    auto_subscribe: str
+    metadata: MetadataPolicy
+    participant: ParticipantTemplate
+    shutdown: ShutdownPolicy
+    limits: Limits
+    processes: Processes
+    env: tuple[tuple[str, str], ...] = field(default=())
+    log_fields: tuple[tuple[str, Any], ...] = field(default=())
+    # (top-level key, line, column) of each value in the file, for messages found after loading
+    locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+
+    def location(self, key: str) -> tuple[int, int]:
+        for k, line, col in self.locations:
+            if k == key:
+                return line, col
+        return self.line, 1
+
+    @property
+    def registered_name(self) -> str:
+        """The agent_name sent to LiveKit: empty for automatic dispatch."""
+        return "" if self.dispatch == "automatic" else self.name
+
+
+def semantic_problems(doc: Document) -> list[Problem]:
+    """Checks the JSON Schema cannot express: template fields. Tolerates schema-invalid documents."""
+    v = doc.value if isinstance(doc.value, dict) else {}
+    problems: list[Problem] = []
+    participant = v.get("participant")
+    for key in ("identity", "name"):
+        raw = participant.get(key) if isinstance(participant, dict) else None
+        if isinstance(raw, str) and (msg := template_problem(raw)):
+            problems.append(doc.problem(("participant", key), msg))
+    return problems
+
+
+def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefinition:
+    """The definition of a document that passed the schema and `semantic_problems`."""
+    v = doc.value
+    name: str = v["name"]
+    part = v.get("participant", {})
+    shut = v.get("shutdown", {})
+    lim = v.get("limits", {})
+    proc = v.get("processes", {})
+    return AgentDefinition(
+        name=name,
+        file=doc.file,
+        line=doc.line,
+        enabled=v.get("enabled", True),
+        entrypoint=FunctionRef.parse(v["entrypoint"], base_dir),
+        setup=FunctionRef.parse(v["setup"], base_dir) if "setup" in v else None,
+        dispatch=v.get("dispatch", "explicit"),
+        job_type=v.get("job_type", "room"),
+        auto_subscribe=v.get("auto_subscribe", "subscribe_all"),
+        metadata=metadata,
+        participant=ParticipantTemplate(
+            identity=part.get("identity", "agent-{job_id}"),
+            name=part.get("name", name),
+            metadata=part.get("metadata", ""),
+            attributes=tuple(sorted(part.get("attributes", {}).items())),
+        ),
+        shutdown=ShutdownPolicy(
+            when=shut.get("when", "participants_left"),
+            drain=shut.get("drain", True),
+            timeout=parse_duration(shut.get("timeout", "10s")),
+            delete_room=shut.get("delete_room", False),
+        ),
+        limits=Limits(
+            max_jobs=lim.get("max_jobs", 0),
+            memory_warn_mb=lim.get("memory_warn_mb", 1000),
+            memory_limit_mb=lim.get("memory_limit_mb", 0),
+        ),
+        processes=Processes(
+            idle=proc.get("idle", 1),
+            init_timeout=parse_duration(proc.get("init_timeout", "10s")),
+        ),
+        env=tuple(sorted(v.get("env", {}).items())),
+        log_fields=tuple(sorted(v.get("log_fields", {}).items())),
+        locations=tuple((k, *doc.where((k,))) for k in v),
+    )

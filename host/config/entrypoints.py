@@ -1,0 +1,176 @@
+"""Resolving `entrypoint` and `setup` references to functions.
+
+`load_function` is what a job process uses. `check_functions` is what `validate` and
+reload use: it imports the modules in a child process with a time bound, so a module
+that hangs, crashes or prints at import cannot hang or break the caller. The child
+writes one JSON line per reference on a private pipe (the real stdout), while
+anything the imported code prints goes to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from host.config.definitions import FunctionRef
+from host.config.sources import project_files, snapshot
+
+
+class EntrypointError(Exception):
+    """A function reference does not resolve to a usable function."""
+
+
+def _module_name_for_file(path: str) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return f"agenthost_file_{abs(hash(path)):x}_{stem}"
+
+
+def load_function(ref: FunctionRef) -> Callable[..., Any]:
+    """Import the reference's module and return the function. Raises EntrypointError."""
+    try:
+        if ref.file is not None:
+            if not os.path.isfile(ref.file):
+                raise EntrypointError(f"file {ref.file!r} does not exist")
+            name = _module_name_for_file(ref.file)
+            module = sys.modules.get(name)
+            if module is None:
+                folder = os.path.dirname(ref.file)
+                if folder not in sys.path:
+                    sys.path.insert(0, folder)
+                spec = importlib.util.spec_from_file_location(name, ref.file)
+                if spec is None or spec.loader is None:
+                    raise EntrypointError(f"cannot import {ref.file!r}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+        else:
+            assert ref.module is not None
+            if "" not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(ref.module)
+    except EntrypointError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise EntrypointError(f"cannot import {ref.module or ref.file!r}: {exc}") from exc
+    except BaseException as exc:
+        raise EntrypointError(f"importing {ref.module or ref.file!r} raised {type(exc).__name__}: {exc}") from exc
+    fn = getattr(module, ref.function, None)
+    if fn is None:
+        raise EntrypointError(f"{ref.module or ref.file!r} has no attribute {ref.function!r}")
+    if not callable(fn):
+        raise EntrypointError(f"{ref.text!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def check_loaded(fn: Callable[..., Any], role: str) -> str | None:
+    """Why `fn` cannot serve as `role` ('entrypoint' or 'setup'), or None."""
+    if role == "entrypoint" and not inspect.iscoroutinefunction(fn):
+        return "the entrypoint must be an async function (async def)"
+    try:
+        inspect.signature(fn).bind(object())
+    except TypeError:
+        return f"the {role} must take exactly one argument"
+    except ValueError:
+        pass  # builtins without a signature: give them the benefit of the doubt
+    return None
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    ref: FunctionRef
+    role: str  # "entrypoint" | "setup"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    error: str | None  # why the reference does not resolve; None when it does
+    # the project source files its import loaded (see host.sources), for noticing code changes later
+    sources: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _child_main() -> None:
+    """Runs in the checking child: read requests on stdin, answer one JSON line each."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever imported code prints goes to stderr, not into our answers
+    sys.stdout = sys.stderr
+    requests = json.loads(sys.stdin.read())
+    for i, (ref_fields, role) in enumerate(requests):
+        ref = FunctionRef(**ref_fields)
+        out.write(json.dumps({"start": i}) + "\n")
+        before = set(sys.modules)
+        sources: dict[str, tuple[int, int]] = {}
+        try:
+            fn = load_function(ref)
+            error = check_loaded(fn, role)
+            loaded = [sys.modules[name] for name in set(sys.modules) - before]
+            own = inspect.getmodule(fn)
+            sources = snapshot(project_files(loaded + ([own] if own is not None else [])))
+        except EntrypointError as exc:
+            error = str(exc)
+        out.write(json.dumps({"done": i, "error": error, "sources": sources}) + "\n")
+    out.flush()
+
+
+def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
+                    cwd: str | None = None) -> list[CheckResult]:
+    """For each request, whether it resolves and what it loaded, importing in child processes.
+
+    One child imports everything; a request that hangs past `timeout` or kills the
+    child is blamed, and the remaining ones are checked in a fresh child.
+    """
+    results: list[CheckResult] = [CheckResult(None)] * len(requests)
+    pending = list(range(len(requests)))
+    while pending:
+        payload = json.dumps([[vars(requests[i].ref), requests[i].role] for i in pending])
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        cmd = [sys.executable, "-c", "from host.config.entrypoints import _child_main; _child_main()"]
+        timed_out = False
+        try:
+            proc = subprocess.run(cmd, input=payload, capture_output=True, text=True, timeout=timeout,
+                                  cwd=cwd, env=env, check=False)
+            stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as exc:
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            stderr, code, timed_out = "", -9, True
+        done: set[int] = set()
+        started: int | None = None
+        for line in stdout.splitlines():
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "start" in msg:
+                started = msg["start"]
+            elif "done" in msg:
+                sources = {path: (stat[0], stat[1]) for path, stat in msg.get("sources", {}).items()}
+                results[pending[msg["done"]]] = CheckResult(msg["error"], sources)
+                done.add(msg["done"])
+                started = None
+        if len(done) == len(pending):
+            break
+        if started is None:
+            # the child died before answering anything: blame the first unanswered request
+            started = min(set(range(len(pending))) - done)
+            tail = (stderr.strip().splitlines() or ["no output"])[-1]
+            reason = f"checking child failed (exit {code}): {tail}"
+        elif timed_out:
+            reason = f"importing it did not finish within {timeout:g}s"
+        else:
+            tail = (stderr.strip().splitlines() or [""])[-1]
+            reason = f"importing it ended the process (exit {code})" + (f": {tail}" if tail else "")
+        results[pending[started]] = CheckResult(reason)
+        done.add(started)
+        pending = [pending[j] for j in range(len(pending)) if j not in done]
+    return results

@@ -1,0 +1,139 @@
+"""Drop-in directories -> validated, frozen agent definitions.
+
+This is the one way files become definitions: `validate`, `run` and reload all call
+`load`. Every problem is collected as a value; one broken file never hides another.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from host.config.definitions import AgentDefinition, build, semantic_problems
+from host.config.entrypoints import CheckRequest, check_functions
+from host.config.metadata import load_policy
+from host.config.schema import check_document
+from host.config.sources import Snapshot
+from host.config.yamlsource import display_path, load_file
+from host.errors import ConfigError, Problem
+
+DEFAULT_PATH = "agents.d"
+SKIPPED = (".*", "*~", "*.swp", "*.bak", "*.tmp", "#*#")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything loaded from a set of paths: the definitions and every problem found."""
+
+    agents: tuple[AgentDefinition, ...]
+    problems: tuple[Problem, ...]
+    files: tuple[str, ...]
+    # agent name -> the project source files importing its functions loaded (when imports were checked)
+    sources: Mapping[str, Snapshot] = field(default_factory=dict, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def by_name(self) -> dict[str, AgentDefinition]:
+        return {a.name: a for a in self.agents}
+
+    def require_ok(self) -> Catalog:
+        if self.problems:
+            raise ConfigError(self.problems)
+        return self
+
+
+def is_agent_file(name: str) -> bool:
+    if any(fnmatch.fnmatch(name, pat) for pat in SKIPPED):
+        return False
+    return name.endswith((".yaml", ".yml"))
+
+
+def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
+    """The files a set of path arguments names, in load order."""
+    files: list[str] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if is_agent_file(n))
+            files.extend(os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n)))
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            problems.append(Problem(display_path(path), 0, 0, "$", "no such file or directory"))
+    seen: set[str] = set()
+    unique = []
+    for f in files:
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, problems
+
+
+def load(
+    paths: Sequence[str] = (DEFAULT_PATH,),
+    *,
+    env: Mapping[str, str] | None = None,
+    check_imports: bool = True,
+    import_timeout: float = 10.0,
+) -> Catalog:
+    """Load and validate every agent under `paths`."""
+    env = os.environ if env is None else env
+    files, problems = discover(paths)
+    agents: list[AgentDefinition] = []
+    first_seen: dict[str, tuple[str, int]] = {}  # name -> where; also for documents with other errors
+    for file in files:
+        shown = display_path(file)
+        base_dir = os.path.dirname(os.path.abspath(file))
+        docs, file_problems = load_file(file, shown, env)
+        problems.extend(file_problems)
+        for doc in docs:
+            doc_problems = check_document(doc) + semantic_problems(doc)
+            name = doc.value.get("name") if isinstance(doc.value, dict) else None
+            if isinstance(name, str):
+                if name in first_seen:
+                    prior_file, prior_line = first_seen[name]
+                    doc_problems.append(doc.problem(("name",), f"agent {name!r} is already defined at "
+                                                    f"{prior_file}:{prior_line}"))
+                else:
+                    first_seen[name] = (doc.file, doc.line)
+            if doc_problems:
+                problems.extend(doc_problems)
+                continue
+            policy, meta_problems = load_policy(doc, base_dir)
+            if meta_problems:
+                problems.extend(meta_problems)
+                continue
+            agents.append(build(doc, base_dir, policy))
+    sources: dict[str, Snapshot] = {}
+    if check_imports and agents:
+        found, sources = import_problems(agents, import_timeout)
+        problems.extend(found)
+    return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files), sources)
+
+
+def import_problems(agents: Sequence[AgentDefinition],
+                    timeout: float) -> tuple[list[Problem], dict[str, Snapshot]]:
+    """Problems with each agent's entrypoint and setup, resolved in a child process, and the
+    project source files each agent's imports loaded."""
+    requests: list[CheckRequest] = []
+    owners: list[tuple[AgentDefinition, str]] = []
+    for agent in agents:
+        requests.append(CheckRequest(agent.entrypoint, "entrypoint"))
+        owners.append((agent, "entrypoint"))
+        if agent.setup is not None:
+            requests.append(CheckRequest(agent.setup, "setup"))
+            owners.append((agent, "setup"))
+    problems = []
+    sources: dict[str, dict[str, tuple[int, int]]] = {}
+    for (agent, role), result in zip(owners, check_functions(requests, timeout), strict=True):
+        sources.setdefault(agent.name, {}).update(result.sources)
+        if result.error is not None:
+            line, col = agent.location(role)
+            problems.append(Problem(agent.file, line, col, f"$.{role}",
+                                    f"{getattr(agent, role).text}: {result.error}"))
+    return problems, dict(sources)

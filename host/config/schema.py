@@ -1,0 +1,90 @@
+"""The agent file format: its JSON Schema, and checking documents against it.
+
+`schemas/agent.schema.json` is the single statement of the format. Each problem is
+placed at the offending value (or key), with a "did you mean" for near-miss keys and
+the schema's own `errorMessage` where it gives one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from host.config.yamlsource import Document, JsonPath
+from host.errors import Problem
+
+
+def schema_text() -> str:
+    """The agent schema as shipped: inside the wheel, or beside the package in a checkout."""
+    packaged = resources.files("host").joinpath("agent.schema.json")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "schemas" / "agent.schema.json").read_text(encoding="utf-8")
+
+
+@functools.cache
+def agent_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_text())
+    return schema
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(agent_schema())
+
+
+def _known_keys(schema: Any) -> list[str]:
+    return sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
+
+
+def _has_message(schema: Any) -> bool:
+    return isinstance(schema, dict) and "errorMessage" in schema
+
+
+def _message(error: ValidationError) -> str:
+    template = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
+    if isinstance(template, str):
+        return template.replace("{value}", repr(error.instance)).replace("{{", "{").replace("}}", "}")
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)  # type: ignore[union-attr]
+        return f"{error.instance!r} is not one of {allowed}"
+    if error.validator == "required":
+        return error.message
+    return error.message
+
+
+def _errors(doc: Document, error: ValidationError) -> list[Problem]:
+    path: JsonPath = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = _known_keys(error.schema)
+        problems = []
+        for key in error.instance:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+            problems.append(doc.problem((*path, key), f"unknown key {key!r}{hint}", key=True))
+        return problems
+    if error.validator in ("oneOf", "anyOf") and not _has_message(error.schema) and error.context:
+        # Report the most relevant branch rather than "is not valid under any of the given schemas".
+        deepest = max(error.context, key=lambda e: (len(e.absolute_path), -len(e.schema_path)))
+        return _errors(doc, deepest)
+    return [doc.problem(path, _message(error))]
+
+
+def check_document(doc: Document) -> list[Problem]:
+    """Every schema problem in one document."""
+    if not isinstance(doc.value, dict):
+        kind = "empty" if doc.value is None else type(doc.value).__name__
+        return [doc.problem((), f"an agent document must be a mapping, not {kind}")]
+    problems: list[Problem] = []
+    for error in _validator().iter_errors(doc.value):
+        problems.extend(_errors(doc, error))
+    return problems

@@ -1,0 +1,98 @@
+"""Prometheus metrics of one host, in a registry of its own.
+
+Counters and histograms are updated where things happen (the job table and the
+reloader update them); gauges of current state (running jobs, idle processes, job
+memory, registration) are read from the host when scraped, so they are never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class JobMemory:
+    agent: str
+    job_id: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The host's current state, read at scrape time."""
+
+    running: Mapping[str, int]  # jobs by agent: every served agent (0 when idle), and removed ones still running
+    idle: Mapping[str, int]  # prewarmed processes by agent
+    registered: Mapping[str, bool]  # by agent
+    memory: Sequence[JobMemory]
+    cpu_load: float
+
+
+class HostState(Protocol):
+    """What the scrape-time collector reads from the host."""
+
+    def gauges(self) -> Gauges: ...
+
+
+class _StateCollector(Collector):
+    def __init__(self, state: HostState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        gauges = self._state.gauges()
+        g = GaugeMetricFamily("agenthost_jobs_running", "Jobs running now.", labels=["agent"])
+        for agent, n in gauges.running.items():
+            g.add_metric([agent], n)
+        yield g
+        g = GaugeMetricFamily("agenthost_idle_processes", "Prewarmed processes waiting for a job.", labels=["agent"])
+        for agent, n in gauges.idle.items():
+            g.add_metric([agent], n)
+        yield g
+        g = GaugeMetricFamily("agenthost_worker_registered", "1 when the agent is registered with the server.",
+                              labels=["agent"])
+        for agent, ok in gauges.registered.items():
+            g.add_metric([agent], 1.0 if ok else 0.0)
+        yield g
+        g = GaugeMetricFamily("agenthost_job_memory_bytes", "Resident memory of each running job's process.",
+                              labels=["agent", "job_id"])
+        for m in gauges.memory:
+            g.add_metric([m.agent, m.job_id], m.bytes)
+        yield g
+        yield GaugeMetricFamily("agenthost_cpu_load", "The machine's smoothed CPU use (0-1).", value=gauges.cpu_load)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.jobs_started = Counter("agenthost_jobs_started", "Jobs whose process got the job.", ["agent"],
+                                    registry=r)
+        self.jobs_finished = Counter("agenthost_jobs_finished", "Jobs that ended without an error.", ["agent"],
+                                     registry=r)
+        self.jobs_failed = Counter("agenthost_jobs_failed", "Jobs that ended with an error, by reason.",
+                                   ["agent", "reason"], registry=r)
+        self.jobs_refused = Counter("agenthost_jobs_refused", "Job offers this host declined, by reason.",
+                                    ["agent", "reason"], registry=r)
+        self.job_duration = Histogram("agenthost_job_duration_seconds", "From job start to process exit.",
+                                      ["agent"], registry=r,
+                                      buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))
+        self.offer_to_entrypoint = Histogram(
+            "agenthost_offer_to_entrypoint_seconds", "From accepting the offer to the entrypoint being called.",
+            ["agent"], registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.reloads = Counter("agenthost_reloads", "Reloads, by result (applied, unchanged, refused, failed).",
+                               ["result"], registry=r)
+
+    def observe(self, state: HostState) -> None:
+        """Read the gauges from `state` at each scrape."""
+        self.registry.register(_StateCollector(state))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,115 @@
+"""Bounds on running jobs: memory of each job process, and the machine's CPU.
+
+`ResourceMonitor` samples; it never changes a job. Over a memory limit it asks the job table (through
+`Watched.fail`) to shut the job down; the figures it keeps (memory by job) are read by /status and
+/metrics. A failed round is logged and the next one runs as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from host.config.definitions import Limits
+from host.ops.resources import MB, CpuLoad, memory_of
+
+logger = logging.getLogger("agenthost.host")
+
+MEMORY_INTERVAL = 1.0  # how often each job process's memory is sampled
+LOAD_INTERVAL = 2.5  # how often CPU is sampled and the load reported to the server
+MEMORY_WARN_EVERY = 60.0  # at most one memory warning per job in this many seconds
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """A running job process to sample."""
+
+    job_id: str
+    pid: int
+    limits: Limits
+    log_fields: Mapping[str, Any]
+
+
+class Watched(Protocol):
+    def sampled(self) -> list[Sampled]:
+        """The job processes running now."""
+        ...
+
+    def fail(self, job_id: str, reason: str, message: str) -> None:
+        """Shut the job down and report it failed with `reason`."""
+        ...
+
+    async def report_load_all(self) -> None:
+        """Tell the server each agent's load again (after a CPU sample)."""
+        ...
+
+
+def memory_verdict(mb: float, limits: Limits, warned_at: float | None, now: float) -> str | None:
+    """'limit' when the job must be stopped, 'warn' when a warning is due, else None."""
+    if limits.memory_limit_mb and mb > limits.memory_limit_mb:
+        return "limit"
+    if limits.memory_warn_mb and mb > limits.memory_warn_mb and (
+            warned_at is None or now - warned_at >= MEMORY_WARN_EVERY):
+        return "warn"
+    return None
+
+
+class ResourceMonitor:
+    def __init__(self, jobs: Watched, cpu: CpuLoad, load_threshold: float) -> None:
+        self._jobs = jobs
+        self.cpu = cpu
+        self._threshold = load_threshold
+        self.memory: dict[str, int] = {}  # job id -> bytes, last sample
+        self._warned_at: dict[str, float] = {}  # job id -> time.monotonic() of its last warning
+        self._saturated = False
+
+    async def run(self) -> None:
+        """Sample memory every second and CPU every few seconds, until cancelled."""
+        next_load = time.monotonic() + LOAD_INTERVAL
+        while True:
+            try:
+                now = time.monotonic()
+                await self.sample_memory(now)
+                if now >= next_load:
+                    next_load = now + LOAD_INTERVAL
+                    self.sample_cpu()
+                    await self._jobs.report_load_all()
+            except Exception:
+                logger.exception("sampling memory and load failed; trying again")
+            await asyncio.sleep(MEMORY_INTERVAL)
+
+    async def sample_memory(self, now: float) -> None:
+        running = self._jobs.sampled()
+        sizes = await asyncio.to_thread(memory_of, [s.pid for s in running]) if running else []
+        self.memory = {s.job_id: size for s, size in zip(running, sizes, strict=True) if size is not None}
+        self._warned_at = {k: v for k, v in self._warned_at.items() if k in self.memory}
+        for s in running:
+            if s.job_id in self.memory:
+                self._check(s, self.memory[s.job_id] / MB, now)
+
+    def _check(self, s: Sampled, mb: float, now: float) -> None:
+        verdict = memory_verdict(mb, s.limits, self._warned_at.get(s.job_id), now)
+        fields = {**s.log_fields, "pid": s.pid, "memory_mb": round(mb)}
+        if verdict == "limit":
+            limit = s.limits.memory_limit_mb
+            self._jobs.fail(s.job_id, "memory_limit",
+                            f"memory limit exceeded: {mb:.0f} MB > limits.memory_limit_mb {limit} MB")
+        elif verdict == "warn":
+            self._warned_at[s.job_id] = now
+            logger.warning("job memory %.0f MB is above limits.memory_warn_mb (%d MB)", mb,
+                           s.limits.memory_warn_mb, extra=fields)
+
+    def sample_cpu(self) -> None:
+        """Sample CPU; log when it crosses the load threshold either way."""
+        cpu = self.cpu.sample()
+        saturated = bool(self._threshold) and cpu >= self._threshold
+        if saturated and not self._saturated:
+            logger.warning("CPU use %.0f%% reached --load-threshold %.0f%%: the host reports itself full",
+                           cpu * 100, self._threshold * 100)
+        elif self._saturated and not saturated:
+            logger.info("CPU use %.0f%% is below --load-threshold again: taking jobs", cpu * 100)
+        self._saturated = saturated

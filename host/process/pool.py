@@ -1,0 +1,122 @@
+"""Prewarmed job processes for one agent, with backoff for processes that fail to start.
+
+The pool keeps `processes.idle` processes that have imported the entrypoint and run
+`setup`. Taking one for a job starts a replacement. Repeated start failures back off
+(capped) instead of respawning in a loop, and each failure is logged with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from host.aio import TaskSet, backoff_delay
+from host.config.definitions import AgentDefinition
+from host.config.sources import Snapshot
+from host.process.handle import JobProcess, ProcessStartError
+
+logger = logging.getLogger("agenthost.pool")
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+class ProcessPool:
+    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
+                 sources: Snapshot | None = None) -> None:
+        self.definition = definition
+        # the project files this agent's code is made of, as last imported (by a check or a process)
+        self.sources: dict[str, tuple[int, int]] = dict(sources or {})
+        self._log_format = log_format
+        self._log_level = log_level
+        self._idle: list[JobProcess] = []
+        self._warming = TaskSet(f"pool {definition.name}")
+        self._failures = 0
+        self._closed = False
+        self._wakeup = asyncio.Event()
+        self._keeper: asyncio.Task[None] | None = None
+        self.last_error: str | None = None
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    def update(self, definition: AgentDefinition) -> None:
+        """Serve a new definition whose prewarm inputs (code, setup, env) are those of the current one."""
+        self.definition = definition
+
+    def start(self) -> None:
+        self._keeper = asyncio.get_running_loop().create_task(self._keep_warm())
+
+    async def take(self) -> JobProcess:
+        """A ready process for a job: an idle one, or a fresh one started now."""
+        while self._idle:
+            proc = self._idle.pop(0)
+            self._wakeup.set()
+            if not proc.exited:
+                return proc
+        return await self._start()
+
+    async def close(self) -> None:
+        """Stop keeping processes warm and end the idle ones."""
+        self._closed = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        await self._warming.cancel_all()
+        idle, self._idle = self._idle, []
+        for proc in idle:
+            proc.kill()
+        await asyncio.gather(*(p.wait_exit(5.0) for p in idle), return_exceptions=True)
+
+    def _record_failure(self, proc: JobProcess, exc: BaseException) -> None:
+        self._failures += 1
+        self.last_error = str(exc)
+        logger.error("job process for %s failed to start: %s", self.definition.name, exc,
+                     extra={"agent": self.definition.name, "pid": proc.pid, "failures": self._failures})
+
+    async def _start(self) -> JobProcess:
+        """A new process, once it is ready; its failure is recorded (for backoff) and raised."""
+        proc = JobProcess(self.definition, self._log_format, self._log_level)
+        await proc.start()
+        try:
+            await proc.wait_ready(self.definition.processes.init_timeout)
+        except ProcessStartError as exc:
+            self._record_failure(proc, exc)
+            raise
+        except asyncio.CancelledError:
+            proc.kill()
+            raise
+        self._failures = 0
+        self.last_error = None
+        self.sources.update(proc.sources)
+        return proc
+
+    async def _warm_one(self) -> None:
+        try:
+            proc = await self._start()
+        except ProcessStartError:
+            return
+        if self._closed:
+            proc.kill()
+        else:
+            self._idle.append(proc)
+
+    async def _keep_warm(self) -> None:
+        while not self._closed:
+            self._idle = [p for p in self._idle if not p.exited]
+            missing = self.definition.processes.idle - len(self._idle) - len(self._warming)
+            if missing > 0 and not self._warming:
+                if self._failures:
+                    delay = backoff_delay(self._failures - 1, BACKOFF_START, BACKOFF_MAX)
+                    logger.warning("next process for %s in %.1fs after %d failed starts",
+                                self.definition.name, delay, self._failures)
+                    await asyncio.sleep(delay)
+                task = self._warming.spawn(self._warm_one())
+                task.add_done_callback(lambda _t: self._wakeup.set())
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), 1.0)

@@ -1,0 +1,1 @@
+"""Reload: validate -> diff (a pure plan) -> apply, triggered by SIGHUP or by watched files."""

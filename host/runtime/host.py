@@ -1,0 +1,161 @@
+"""The host's lifecycle: start its parts, dispatch signals, drain, stop.
+
+Data flows one way: a validated `Catalog` -> the `AgentSet` (workers, pools) and the `JobTable`
+(accepted jobs) -> processes. Signal handlers only enqueue a signal's name; `run` dispatches it to
+`handle_<name>`, as gunicorn's arbiter does: SIGTERM/SIGINT drain (a second one stops at once),
+SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from host.aio import TaskSet
+from host.config.credentials import Credentials
+from host.config.loader import Catalog
+from host.ops.metrics import Metrics
+from host.ops.monitor import ResourceMonitor
+from host.ops.resources import CpuLoad
+from host.reload.reloader import Reloader
+from host.runtime.agents import AgentSet, ProcessSettings
+from host.runtime.jobs import JobTable
+from host.runtime.view import HostView
+
+if TYPE_CHECKING:
+    from host.ops.httpserver import HttpServer
+
+logger = logging.getLogger("agenthost.host")
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_NOW_WAIT = 5.0  # after a second signal: how long killed job processes get to be reaped and reported
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    paths: tuple[str, ...] = ()  # what a reload loads again
+    log_format: str = "text"
+    log_level: int = logging.INFO
+    drain_timeout: float = 60.0
+    watch: bool = False
+    import_timeout: float = 10.0
+    http: tuple[str, int] | None = None
+    load_threshold: float = 0.9
+
+
+class Host:
+    def __init__(self, catalog: Catalog, credentials: Credentials, options: HostOptions = HostOptions()) -> None:
+        self.catalog = catalog
+        self.options = options
+        self.metrics = Metrics()
+        cpu = CpuLoad()
+        self.jobs = JobTable(credentials, self.metrics, cpu, options.load_threshold)
+        self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level))
+        self.jobs.attach(self.agents)
+        self.monitor = ResourceMonitor(self.jobs, cpu, options.load_threshold)
+        self.reloader = Reloader(options.paths, self.agents, self.metrics, import_timeout=options.import_timeout,
+                                 refused_while=lambda: "the host is draining" if self.jobs.draining else None)
+        self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.url, time.time())
+        self.metrics.observe(self.view)
+        self._signals: asyncio.Queue[str] = asyncio.Queue()
+        self._stopped = asyncio.Event()
+        self._drain: asyncio.Task[None] | None = None
+        self._background = TaskSet("host")
+
+    # -- start and stop ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve until drained by a signal (or `request_stop`)."""
+        loop = asyncio.get_running_loop()
+        http = await self._start_http()  # first: a taken port stops the host before it registers anything
+        for sig in SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._signals.put_nowait, sig.name)
+        self._background.spawn(self.monitor.run(), name="monitor")
+        for definition in self.catalog.agents:
+            if definition.enabled:
+                self.agents.add(definition, self.catalog.sources.get(definition.name))
+        logger.info("serving %d agent(s): %s", len(self.agents), ", ".join(self.agents.names()) or "none")
+        stop_watching = asyncio.Event()
+        if self.options.watch:
+            from host.reload.watch import watch
+
+            self._background.spawn(watch(self.reloader.watched_folders, self.reloader.on_files_changed,
+                                         stop_watching), name="watch")
+        try:
+            await self._dispatch_signals()
+        finally:
+            stop_watching.set()
+            for sig in SIGNALS:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            await self.agents.close()
+            await self._background.cancel_all()
+            if http is not None:
+                await http.close()
+
+    async def _start_http(self) -> HttpServer | None:
+        if self.options.http is None:
+            return None
+        from host.ops.httpserver import HttpServer
+
+        http = HttpServer(self.view, self.options.http)
+        await http.start()
+        return http
+
+    async def _dispatch_signals(self) -> None:
+        """Hand each signal to `handle_<name>` until the host has stopped."""
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            while not self._stopped.is_set():
+                getter = asyncio.ensure_future(self._signals.get())
+                await asyncio.wait({getter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    return
+                await getattr(self, f"handle_{getter.result().lower()}")()
+        finally:
+            stopped.cancel()
+
+    async def handle_sigterm(self) -> None:
+        await self._stop_signal("SIGTERM")
+
+    async def handle_sigint(self) -> None:
+        await self._stop_signal("SIGINT")
+
+    async def _stop_signal(self, name: str) -> None:
+        """The first stop signal drains; a second one stops at once."""
+        if self._drain is None:
+            logger.info("%s: draining (up to %gs); send it again to stop at once", name, self.options.drain_timeout)
+            self._drain = self._background.spawn(self.drain(), name="drain")
+            self._drain.add_done_callback(lambda _t: self._stopped.set())
+        else:
+            logger.warning("%s again: stopping now", name)
+            await self.stop_now()
+
+    async def handle_sighup(self) -> None:
+        self._background.spawn(self.reloader.reload("SIGHUP"), name="reload")
+
+    def request_stop(self) -> None:
+        """Drain as on SIGTERM (for embedding and tests)."""
+        self._signals.put_nowait("SIGTERM")
+
+    async def drain(self) -> None:
+        """Take no new jobs, let running ones finish up to the drain timeout, then shut them down."""
+        self.jobs.stop_taking()
+        for agent in self.agents:
+            await agent.worker.update_worker(full=True, load=1.0, job_count=self.jobs.count(agent.name))
+        deadline = time.monotonic() + self.options.drain_timeout
+        while len(self.jobs) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        self.jobs.shutdown_all("host_draining")
+        await self.jobs.wait_supervised()
+
+    async def stop_now(self) -> None:
+        self.jobs.kill_all("host stopped at once (second signal); process killed")
+        await self.jobs.wait_supervised(STOP_NOW_WAIT)
+        self._stopped.set()

@@ -1,0 +1,291 @@
+"""The jobs a host has accepted, from the offer until their process has exited and been reported.
+
+`JobTable` is the only writer of that collection and of each job's run state. It implements the
+worker's `JobHandler`: an offer is decided by `admit`, an assignment takes a prewarmed process, and
+each running job is supervised until its outcome is known and reported to the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from livekit.protocol import agent as agent_pb
+
+from host.config.credentials import Credentials
+from host.config.definitions import AgentDefinition
+from host.ops.metrics import Metrics
+from host.ops.monitor import Sampled
+from host.ops.resources import CpuLoad, worker_load
+from host.process.handle import JobProcess, ProcessStartError
+from host.process.messages import StartJob
+from host.runtime.admission import Accept, Admission, AgentState, Offer, Refuse, admit
+from host.runtime.agents import Agent
+from host.runtime.outcome import Failure, Outcome, outcome
+from host.runtime.worker import WorkerConnection
+
+logger = logging.getLogger("agenthost.host")
+
+ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is released after this
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What is known of a job when its offer is accepted; never changes afterwards."""
+
+    id: str
+    agent: str
+    room: str
+    dispatch_id: str
+    definition: AgentDefinition  # the definition it was accepted under; it runs under that one
+    worker: WorkerConnection
+    metadata: object  # parsed and validated at the offer
+    accepted_at: float = field(default_factory=time.time)
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        return {"agent": self.agent, "job_id": self.id, "dispatch_id": self.dispatch_id, "room": self.room}
+
+
+@dataclass
+class Job:
+    """An accepted job: its facts, and the state of its run (written by the `JobTable` only)."""
+
+    facts: JobFacts
+    process: JobProcess | None = None
+    started_at: float | None = None  # time.time() when its process got the job
+    failure: Failure | None = None  # decided by the host while it ran (e.g. the memory limit)
+    task: asyncio.Task[None] | None = None  # its supervision
+
+    @property
+    def id(self) -> str:
+        return self.facts.id
+
+    @property
+    def agent(self) -> str:
+        return self.facts.agent
+
+    @property
+    def state(self) -> str:
+        return "accepted" if self.process is None else self.process.state.value
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+class AgentLookup(Protocol):
+    """The served agents, as the job table reads them (an `AgentSet`)."""
+
+    def get(self, name: str) -> Agent | None: ...
+
+    def serves(self, worker: WorkerConnection) -> Agent | None: ...
+
+    def names(self) -> list[str]: ...
+
+
+class _NoAgents:
+    def get(self, name: str) -> Agent | None:
+        return None
+
+    def serves(self, worker: WorkerConnection) -> Agent | None:
+        return None
+
+    def names(self) -> list[str]:
+        return []
+
+
+class JobTable:
+    def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load_threshold: float) -> None:
+        self._agents: AgentLookup = _NoAgents()  # until `attach`: the agent set is built with this table
+        self._credentials = credentials
+        self._metrics = metrics
+        self._cpu = cpu
+        self._load_threshold = load_threshold
+        self._jobs: dict[str, Job] = {}
+        self.draining = False
+
+    def attach(self, agents: AgentLookup) -> None:
+        """The agents whose jobs this table runs (they are built with this table as their job handler)."""
+        self._agents = agents
+
+    # -- reading -------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Job]:
+        return iter(sorted(self._jobs.values(), key=lambda j: j.facts.accepted_at))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def count(self, agent: str) -> int:
+        return sum(1 for j in self._jobs.values() if j.agent == agent)
+
+    def counts(self) -> Counter[str]:
+        return Counter(j.agent for j in self._jobs.values())
+
+    # -- JobHandler: what the server asks of a worker ------------------------------------------
+    def on_registered(self, worker: WorkerConnection) -> None:
+        if self.draining:
+            asyncio.get_running_loop().create_task(worker.update_worker(full=True, load=1.0, job_count=0))
+
+    async def on_offer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> Admission:
+        job = request.job
+        fields = {"agent": worker.agent, "job_id": job.id, "dispatch_id": job.dispatch_id, "room": job.room.name}
+        logger.debug("job offer", extra=fields)
+        agent = self._agents.serves(worker)
+        state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name))
+        answer = admit(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
+        if isinstance(answer, Accept):
+            assert agent is not None
+            facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, agent.definition, worker,
+                             answer.metadata)
+            self._jobs[job.id] = Job(facts)
+            asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
+            return answer
+        self._metrics.jobs_refused.labels(worker.agent, answer.reason).inc()
+        if isinstance(answer, Refuse):
+            logger.error("refused job: %s", answer.message, extra=fields)
+        else:
+            logger.info("declined job offer: %s", answer.message, extra=fields)
+        return answer
+
+    async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
+        pb = assignment.job
+        logger.debug("job assigned", extra={"agent": worker.agent, "job_id": pb.id})
+        job = self._jobs.get(pb.id)
+        if job is None or job.process is not None:
+            logger.warning("assignment for a job this host did not accept", extra={"job_id": pb.id})
+            await worker.update_job(pb.id, agent_pb.JobStatus.JS_FAILED, "job was not accepted by this host")
+            return
+        fields = job.facts.log_fields
+        agent = self._agents.get(job.agent)
+        process: JobProcess | None = None
+        try:
+            if agent is None:
+                raise ProcessStartError("agent was removed")
+            process = await agent.pool.take()
+            self._start(job, process, assignment, worker)
+        except (ProcessStartError, OSError) as exc:
+            logger.error("job failed: no process: %s", exc, extra=fields)
+            self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
+            self._jobs.pop(job.id, None)
+            if process is not None:
+                process.kill()
+            await worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {exc}")
+            return
+        logger.info("job running in process %s", process.pid, extra={**fields, "pid": process.pid})
+        await worker.update_job(job.id, agent_pb.JobStatus.JS_RUNNING)
+        await self.report_load(job.agent)
+
+    def on_termination(self, worker: WorkerConnection, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.process is not None:
+            logger.info("server terminated the job", extra=job.facts.log_fields)
+            job.process.request_shutdown("terminated_by_server")
+
+    # -- what the host asks of its jobs ----------------------------------------------------------
+    def fail(self, job_id: str, reason: str, message: str) -> None:
+        """Shut a running job down for a reason the host decided; it is reported failed with it. The first
+        such reason is kept."""
+        job = self._jobs.get(job_id)
+        if job is None or job.process is None or job.failure is not None:
+            return
+        job.failure = Failure(reason, message)
+        logger.error("%s; shutting the job down", message, extra={**job.facts.log_fields, "pid": job.pid})
+        job.process.request_shutdown(reason)
+
+    def sampled(self) -> list[Sampled]:
+        """The job processes running now, for the resource monitor."""
+        return [Sampled(j.id, j.process.pid, j.facts.definition.limits, j.facts.log_fields)
+                for j in self._jobs.values()
+                if j.process is not None and j.process.pid is not None and not j.process.exited]
+
+    async def report_load_all(self) -> None:
+        for name in sorted({j.agent for j in self._jobs.values()} | set(self._agents.names())):
+            await self.report_load(name)
+
+    def stop_taking(self) -> None:
+        """Decline every offer from now on (a drain)."""
+        self.draining = True
+
+    def shutdown_all(self, reason: str) -> None:
+        for job in list(self._jobs.values()):
+            if job.process is not None:
+                job.process.request_shutdown(reason)
+
+    def kill_all(self, reason: str) -> None:
+        for job in list(self._jobs.values()):
+            if job.process is not None:
+                job.process.kill(reason)
+
+    async def wait_supervised(self, timeout: float | None = None) -> None:
+        """Until every running job has been reported (bounded by `timeout`)."""
+        tasks = [j.task for j in self._jobs.values() if j.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def report_load(self, name: str) -> None:
+        agent = self._agents.get(name)
+        if agent is None or self.draining or not agent.worker.registered:
+            return  # a worker sends its figures again when it registers
+        count = self.count(name)
+        load, full = worker_load(self._cpu.value, count, agent.definition.limits.max_jobs, self._load_threshold)
+        await agent.worker.update_worker(full=full, load=load, job_count=count)
+
+    # -- one job's run ----------------------------------------------------------------------------
+    def _start(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,
+               worker: WorkerConnection) -> None:
+        facts = job.facts
+        job.process = process
+        job.started_at = time.time()
+        process.on_started = lambda at: self._metrics.offer_to_entrypoint.labels(facts.agent).observe(
+            max(0.0, at - facts.accepted_at))
+        self._metrics.jobs_started.labels(facts.agent).inc()
+        process.start_job(StartJob(
+            job=assignment.job.SerializeToString(), definition=facts.definition,
+            url=assignment.url or self._credentials.url, token=assignment.token,
+            credentials=self._credentials, worker_id=worker.worker_id or "", accepted_at=facts.accepted_at,
+            metadata=facts.metadata,
+        ), facts.id)
+        job.task = asyncio.get_running_loop().create_task(self._supervise(job, process), name=f"job-{facts.id}")
+
+    async def _supervise(self, job: Job, process: JobProcess) -> None:
+        fields = {**job.facts.log_fields, "pid": process.pid}
+        await process.wait_shutting_down()
+        timeout = job.facts.definition.shutdown.timeout
+        end = await process.wait_exit(timeout)
+        result = outcome(end, job.failure, timeout)
+        if job.started_at is not None:
+            self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
+        self._log_outcome(result, {**fields, "reason": end.shutdown_reason})
+        self._jobs.pop(job.id, None)
+        await self._report(job.facts, result, fields)
+        await self.report_load(job.agent)
+
+    def _log_outcome(self, result: Outcome, fields: dict[str, Any]) -> None:
+        if result.ok:
+            self._metrics.jobs_finished.labels(fields["agent"]).inc()
+            logger.info("job ended", extra=fields)
+        else:
+            self._metrics.jobs_failed.labels(fields["agent"], result.reason).inc()
+            logger.error("job failed: %s", result.error, extra=fields)
+
+    async def _report(self, facts: JobFacts, result: Outcome, fields: dict[str, Any]) -> None:
+        if facts.worker.closed:  # its agent was removed or re-registered by a reload: no one to tell
+            logger.debug("job status not reported: its worker was unregistered", extra=fields)
+            return
+        status = agent_pb.JobStatus.JS_SUCCESS if result.ok else agent_pb.JobStatus.JS_FAILED
+        await facts.worker.update_job(facts.id, status, result.error or "")
+
+    def _release_unassigned(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.process is None:
+            logger.warning("accepted job was never assigned; released", extra=job.facts.log_fields)
+            del self._jobs[job_id]

@@ -1,0 +1,45 @@
+"""How a job ended, as a value: decided from the facts of its process's exit, in one pure function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from host.process.handle import ProcessExit
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure the host decided on while the job ran (e.g. its memory limit), before its process exited."""
+
+    reason: str  # metrics label
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reason: str | None  # the failure's metrics label; None when the job succeeded
+    error: str | None  # what is reported to the server and logged; None when the job succeeded
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+SUCCESS = Outcome(None, None)
+
+
+def outcome(end: ProcessExit, failure: Failure | None, timeout: float) -> Outcome:
+    """The outcome of a job whose process has exited after a shutdown bounded by `timeout` seconds."""
+    killed = f"shutdown did not finish within {timeout:g}s; process killed"
+    if failure is not None:
+        timed_out = end.killed_by_host and not end.kill_reason
+        return Outcome(failure.reason, failure.message + ("; " + killed if timed_out else ""))
+    if end.killed_by_host:
+        if end.kill_reason:
+            return Outcome("host_stopped", end.kill_reason)
+        return Outcome("shutdown_timeout", killed)
+    if end.result is None:
+        return Outcome("process_exited", f"job process exited with code {end.code} before the job ended")
+    if end.result.error is not None:
+        return Outcome("job_error", end.result.error)
+    return SUCCESS

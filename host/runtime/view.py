@@ -1,0 +1,85 @@
+"""What operators see of a running host, read from its parts: the /status document, /readyz's reasons
+and the gauges of /metrics. Read-only: nothing here changes host state."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+from host import __version__
+from host.ops.metrics import Gauges, JobMemory, Metrics
+from host.ops.monitor import ResourceMonitor
+from host.ops.resources import MB
+from host.ops.status import AgentInfo, JobInfo, StatusDocument
+from host.runtime.agents import Agent, AgentSet
+from host.runtime.jobs import Job, JobTable
+
+
+@dataclass
+class HostView:
+    agents: AgentSet
+    jobs: JobTable
+    monitor: ResourceMonitor
+    metrics: Metrics
+    url: str
+    started_at: float
+
+    def not_ready(self) -> list[str]:
+        """Why the host cannot take jobs now; empty when it can."""
+        if self.jobs.draining:
+            return ["the host is draining"]
+        if not len(self.agents):
+            return ["no enabled agents"]
+        reasons = []
+        for agent in self.agents:
+            if not agent.worker.registered:
+                reasons.append(f"agent {agent.name} is not registered with {self.url}: "
+                               f"{agent.worker.last_error or 'connecting'}")
+            if agent.pool.last_error is not None and not agent.pool.idle_count:
+                # a rollout should not count on a host whose agent cannot start a job process
+                reasons.append(f"agent {agent.name} cannot start job processes: {agent.pool.last_error}")
+        return reasons
+
+    def status(self) -> StatusDocument:
+        counts = self.jobs.counts()
+        return {
+            "host": {"version": __version__, "pid": os.getpid(), "started_at": _iso(self.started_at),
+                     "draining": self.jobs.draining, "cpu_load": round(self.monitor.cpu.value, 3),
+                     "url": self.url},
+            "agents": [self._agent(a, counts[a.name]) for a in sorted(self.agents, key=lambda a: a.name)],
+            "jobs": [self._job(j) for j in self.jobs],
+        }
+
+    def _agent(self, agent: Agent, running: int) -> AgentInfo:
+        d, w = agent.definition, agent.worker
+        return {
+            "name": agent.name, "file": d.file, "dispatch": d.dispatch, "worker_id": w.worker_id,
+            "registered": w.registered, "last_error": w.last_error, "full": w.reported_full,
+            "load": round(w.reported_load, 3), "idle_processes": agent.pool.idle_count,
+            "process_error": agent.pool.last_error, "running_jobs": running,
+            "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
+                       "memory_limit_mb": d.limits.memory_limit_mb},
+        }
+
+    def _job(self, job: Job) -> JobInfo:
+        memory = self.monitor.memory.get(job.id)
+        return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
+                "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None}
+
+    def gauges(self) -> Gauges:
+        running = {name: 0 for name in self.agents.names()} | dict(self.jobs.counts())
+        agents = list(self.agents)
+        memory = [JobMemory(j.agent, j.id, self.monitor.memory[j.id]) for j in self.jobs
+                  if j.id in self.monitor.memory]
+        return Gauges(running=running, idle={a.name: a.pool.idle_count for a in agents},
+                      registered={a.name: a.worker.registered for a in agents}, memory=memory,
+                      cpu_load=self.monitor.cpu.value)
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(
+        timespec="seconds")

@@ -1,0 +1,243 @@
+"""A real livekit-server, a real `agenthost run`, and real rtc clients, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livekit import api, rtc
+
+from host.testing import netns
+from host.testing.netns import SERVER_IP
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "devkey"
+API_SECRET = "secret-for-agenthost-tests-0123456789"
+
+
+def server_binary() -> str:
+    explicit = os.environ.get("LIVEKIT_SERVER_BIN")
+    if explicit:
+        return explicit
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "install-livekit-server.sh")], capture_output=True,
+                         text=True, check=True, timeout=1200)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def wait_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+@dataclass
+class LiveKitServer:
+    binary: str
+    workdir: Path
+    port: int = 7880
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{SERVER_IP}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{SERVER_IP}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {"LIVEKIT_URL": self.url, "LIVEKIT_API_KEY": API_KEY, "LIVEKIT_API_SECRET": API_SECRET}
+
+    def start(self) -> None:
+        cfg = self.workdir / f"livekit-{self.port}.yaml"
+        rtc_base = 50000 + (self.port - 7880) * 200
+        cfg.write_text(
+            f"port: {self.port}\n"
+            f"bind_addresses: ['{SERVER_IP}', '127.0.0.1']\n"
+            f"rtc:\n  tcp_port: {self.port + 1}\n  port_range_start: {rtc_base}\n"
+            f"  port_range_end: {rtc_base + 199}\n  node_ip: {SERVER_IP}\n  use_external_ip: false\n"
+            f"  stun_servers: ['{SERVER_IP}:3478']\n"
+            f"keys:\n  {API_KEY}: {API_SECRET}\n"
+            "logging:\n  level: warn\n"
+            "room:\n  empty_timeout: 30\n"
+        )
+        log = open(self.workdir / f"livekit-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([self.binary, "--config", str(cfg)], stdout=log, stderr=log)
+        wait_port(SERVER_IP, self.port, 20)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def api(self) -> api.LiveKitAPI:
+        return api.LiveKitAPI(self.http_url, API_KEY, API_SECRET)
+
+
+@dataclass
+class HostProcess:
+    """`agenthost run` as a user starts it, with its log captured to a file."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    cwd: Path = ROOT
+    proc: subprocess.Popen[bytes] | None = None
+    _log: object = field(default=None, repr=False)
+
+    def start(self) -> None:
+        fh = open(self.log_path, "ab")  # noqa: SIM115
+        self._log = fh
+        http = [] if any(a.startswith("--http") for a in self.args) else ["--http", "127.0.0.1:0"]
+        self.proc = subprocess.Popen([sys.executable, "-m", "host", "run", *http, *self.args], cwd=self.cwd,
+                                     env={**os.environ, **self.env}, stdout=fh, stderr=subprocess.STDOUT)
+
+    async def http_base(self) -> str:
+        """The base URL of this host's HTTP surface (it listens on a free port by default)."""
+        [found] = await self.wait_log(r"HTTP on (http://127\.0\.0\.1:\d+)")
+        return found.group(1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_log(self, pattern: str, timeout: float = 20.0, count: int = 1) -> list[re.Match[str]]:
+        """Wait until `pattern` has matched `count` times in the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(re.finditer(pattern, self.log()))
+            if len(found) >= count:
+                return found
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"host exited ({self.proc.returncode}) waiting for {pattern!r}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} seen {len(found)}/{count} times after {timeout}s:\n{self.log()}")
+            await asyncio.sleep(0.1)
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        code = self.proc.returncode
+        self.proc = None
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+        return code
+
+
+def token(room: str, identity: str, attributes: dict[str, str] | None = None) -> str:
+    at = api.AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(
+        api.VideoGrants(room_join=True, room=room, can_update_own_metadata=True))
+    if attributes:
+        at = at.with_attributes(attributes)
+    return at.to_jwt()
+
+
+class Client:
+    """A real participant: collects the text streams it receives, by topic."""
+
+    def __init__(self, server: LiveKitServer, room: str, identity: str = "user",
+                 attributes: dict[str, str] | None = None) -> None:
+        self.server, self.room_name, self.identity, self.attributes = server, room, identity, attributes
+        self.room = rtc.Room()
+        self.texts: dict[str, list[str]] = {}
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def listen(self, topic: str) -> None:
+        def handler(reader: rtc.TextStreamReader, _identity: str) -> None:
+            async def read() -> None:
+                self.texts.setdefault(topic, []).append(await reader.read_all())
+                self._changed.set()
+            task = asyncio.get_running_loop().create_task(read())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.room.register_text_stream_handler(topic, handler)
+
+    async def connect(self) -> Client:
+        await self.room.connect(self.server.url, token(self.room_name, self.identity, self.attributes))
+        return self
+
+    async def wait_text(self, topic: str, count: int = 1, timeout: float = 20.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while len(self.texts.get(topic, [])) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.identity}: {len(self.texts.get(topic, []))}/{count} texts on "
+                                     f"{topic!r} after {timeout}s: {self.texts}")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return self.texts[topic]
+
+    async def disconnect(self) -> None:
+        await self.room.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def server_api(server: LiveKitServer) -> AsyncIterator[api.LiveKitAPI]:
+    client = server.api()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def private_server(tool: str) -> LiveKitServer:
+    """For scripts (demo, benchmarks): move this process into a network namespace of its own and start a
+    livekit-server there, in a fresh temporary folder. Exits with the reason when the namespace is refused."""
+    if netns.enter() is not None:
+        raise SystemExit(f"{tool}: {netns.ERROR}")
+    server = LiveKitServer(server_binary(), Path(tempfile.mkdtemp(prefix=f"agenthost-{tool}-")))
+    server.start()
+    return server
+
+
+def new_room() -> str:
+    return f"room-{uuid.uuid4().hex[:8]}"
+
+
+async def job_in_new_room(server: LiveKitServer, agent: str, topic: str, count: int = 1) -> Client:
+    """Dispatch `agent` to a new room with a client in it; return once `count` texts arrived on `topic`."""
+    client = Client(server, new_room())
+    client.listen(topic)
+    await client.connect()
+    await dispatch(server, agent, client.room_name)
+    await client.wait_text(topic, count)
+    return client
+
+
+async def dispatch(server: LiveKitServer, agent: str, room: str, metadata: str = "") -> str:
+    async with server_api(server) as lk:
+        d = await lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=agent, room=room, metadata=metadata))
+        return d.id

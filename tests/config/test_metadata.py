@@ -1,0 +1,54 @@
+import json
+
+from host.config.metadata import MetadataChecker, load_policy
+from host.config.yamlsource import parse_documents
+
+
+def policy(tmp_path, text):
+    (tmp_path / "a.yaml").write_text(text)
+    docs, _ = parse_documents("a.yaml", text)
+    return load_policy(docs[0], str(tmp_path))
+
+
+def test_payload_errors_are_located(tmp_path):
+    pol, problems = policy(tmp_path, "metadata:\n  schema:\n    type: object\n    required: [user_id]\n"
+                                     "    properties:\n      user_id: {type: string}\n")
+    assert problems == []
+    checker = MetadataChecker(pol)
+    value, found = checker.check('{"user_id": "u"}')
+    assert value == {"user_id": "u"} and found == []
+    _, found = checker.check('{\n  "user_id": 5\n}', "p.json")
+    assert [(p.file, p.line, p.column, p.path) for p in found] == [("p.json", 2, 14, "$.user_id")]
+    _, found = checker.check("{not json")
+    assert found[0].message.startswith("metadata is not JSON")
+
+
+def test_required_and_empty_metadata(tmp_path):
+    pol, _ = policy(tmp_path, "metadata:\n  required: true\n")
+    assert MetadataChecker(pol).check("")[1][0].message == "metadata is required but the job has none"
+    pol, _ = policy(tmp_path, "metadata: {}\n")
+    assert MetadataChecker(pol).check("") == (None, [])
+    assert MetadataChecker(pol).check("free text") == ("free text", [])
+
+
+def test_schema_file_with_local_ref_and_examples(tmp_path):
+    (tmp_path / "defs.json").write_text(json.dumps({"$defs": {"id": {"type": "string", "minLength": 2}}}))
+    (tmp_path / "m.json").write_text(json.dumps({
+        "type": "object", "properties": {"id": {"$ref": "defs.json#/$defs/id"}},
+        "examples": [{"id": "ok"}, {"id": "x"}]}))
+    _, problems = policy(tmp_path, "metadata:\n  schema: m.json\n")
+    assert [(p.file.endswith("m.json"), p.path) for p in problems] == [(True, "$.examples[1].id")]
+    assert "example does not match the schema" in problems[0].message
+
+
+def test_remote_ref_is_never_fetched(tmp_path):
+    _, problems = policy(tmp_path, "metadata:\n  schema:\n    $ref: 'https://example.com/s.json'\n")
+    assert problems[0].message == "$ref 'https://example.com/s.json' is not a local file; only local refs resolve"
+    assert problems[0].line == 3
+
+
+def test_missing_file_and_not_a_schema(tmp_path):
+    _, problems = policy(tmp_path, "metadata:\n  schema: nope.json\n")
+    assert problems[0].message == "metadata schema file 'nope.json' does not exist"
+    _, problems = policy(tmp_path, "metadata:\n  schema:\n    type: 12\n")
+    assert problems[0].path == "$.metadata.schema.type" and "not a valid JSON Schema" in problems[0].message

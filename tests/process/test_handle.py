@@ -1,0 +1,30 @@
+"""A job process handle: its state machine, and the facts of its exit."""
+
+from __future__ import annotations
+
+import pytest
+
+from host.config.loader import load
+from host.process.handle import TRANSITIONS, JobProcess, ProcessStartError, ProcessState
+
+
+def test_every_state_but_exited_can_exit_and_nothing_leaves_exited():
+    assert all(ProcessState.EXITED in TRANSITIONS[s] for s in ProcessState if s is not ProcessState.EXITED)
+    assert TRANSITIONS[ProcessState.EXITED] == frozenset()
+    assert ProcessState.RUNNING not in TRANSITIONS[ProcessState.STARTING]  # a job only goes to a ready process
+
+
+async def test_an_idle_process_killed_by_the_host_reports_how_it_ended(tmp_path):
+    (tmp_path / "mod.py").write_text("async def entrypoint(ctx):\n    pass\n")
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\n")
+    definition = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+    proc = JobProcess(definition, "text", 20)
+    await proc.start()
+    await proc.wait_ready(10)
+    assert proc.state is ProcessState.IDLE
+    proc.kill("test kill")
+    end = await proc.wait_exit(5)
+    assert end.code < 0 and end.killed_by_host and end.kill_reason == "test kill" and end.result is None
+    assert proc.state is ProcessState.EXITED
+    with pytest.raises(ProcessStartError, match="not idle"):
+        proc.start_job(None, "AJ_1")  # type: ignore[arg-type]

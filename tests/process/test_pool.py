@@ -1,0 +1,64 @@
+"""Prewarmed job processes, spawned for real."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from host.config.loader import load
+from host.process.handle import ProcessStartError, ProcessState
+from host.process.pool import ProcessPool
+
+
+def definition(tmp_path, setup_body: str, init_timeout: str = "10s"):
+    (tmp_path / "mod.py").write_text(f"async def entrypoint(ctx): pass\n\ndef prewarm(proc):\n{setup_body}\n")
+    (tmp_path / "a.yaml").write_text(f"name: a\nentrypoint: mod.py:entrypoint\nsetup: mod.py:prewarm\n"
+                                     f"processes: {{idle: 1, init_timeout: {init_timeout}}}\n")
+    return load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+
+
+async def test_prewarmed_process_is_ready_and_replaced_when_taken(tmp_path):
+    pool = ProcessPool(definition(tmp_path, "    proc.userdata['x'] = 1"), "text", 20)
+    pool.start()
+    try:
+        for _ in range(200):
+            if pool.idle_count == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.idle_count == 1
+        proc = await pool.take()
+        assert proc.state is ProcessState.IDLE and proc.pid
+        for _ in range(200):  # a replacement is warmed
+            if pool.idle_count == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.idle_count == 1
+        proc.kill()
+        assert await proc.wait_exit(5) != 0
+    finally:
+        await pool.close()
+
+
+async def test_failing_setup_is_reported_and_backs_off(tmp_path, caplog):
+    pool = ProcessPool(definition(tmp_path, "    raise RuntimeError('no database')"), "text", 20)
+    with pytest.raises(ProcessStartError, match="RuntimeError: no database"):
+        await pool.take()
+    pool.start()
+    try:
+        for _ in range(200):
+            if "after 2 failed starts" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        assert "job process for a failed to start: RuntimeError: no database" in caplog.text
+        assert "next process for a in" in caplog.text and "after 2 failed starts" in caplog.text
+        assert pool.idle_count == 0
+    finally:
+        await pool.close()
+
+
+async def test_hanging_setup_is_killed_at_init_timeout(tmp_path):
+    pool = ProcessPool(definition(tmp_path, "    import time; time.sleep(60)", "1s"), "text", 20)
+    with pytest.raises(ProcessStartError, match=r"not ready within 1s"):
+        await pool.take()
+    await pool.close()

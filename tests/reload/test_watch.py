@@ -1,0 +1,75 @@
+import asyncio
+
+from host.reload.watch import folders, watch
+
+
+async def run_watch(tmp_path, action, settle: float = 0.6) -> list[list[str]]:
+    calls: list[list[str]] = []
+    stop = asyncio.Event()
+
+    async def on_change(paths: list[str]) -> None:
+        calls.append(paths)
+
+    task = asyncio.create_task(watch(lambda: folders([str(tmp_path)]), on_change, stop))
+    await asyncio.sleep(0.3)  # the watch is set up
+    await action()
+    await asyncio.sleep(settle)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    return calls
+
+
+async def test_a_burst_of_saves_is_one_change(tmp_path):
+    async def burst() -> None:
+        for i in range(5):
+            (tmp_path / f"agent-{i}.yaml").write_text(f"name: a{i}\n")
+            (tmp_path / "code.py").write_text(f"X = {i}\n")
+            await asyncio.sleep(0.01)
+
+    calls = await run_watch(tmp_path, burst)
+    assert len(calls) == 1
+    assert sorted(p.rsplit("/", 1)[1] for p in calls[0]) == ["agent-0.yaml", "agent-1.yaml", "agent-2.yaml",
+                                                               "agent-3.yaml", "agent-4.yaml", "code.py"]
+
+
+async def test_editor_leftovers_and_other_files_are_ignored(tmp_path):
+    async def leftovers() -> None:
+        for name in (".agent.yaml.swp", "agent.yaml~", ".#agent.yaml", "notes.txt", "4913", "code.pyc"):
+            (tmp_path / name).write_text("x")
+
+    assert await run_watch(tmp_path, leftovers) == []
+
+
+def test_folders_of_files_and_folders(tmp_path):
+    (tmp_path / "a.yaml").write_text("")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    assert folders([str(tmp_path / "a.yaml"), str(sub), str(tmp_path / "missing" / "x.py")]) == {
+        str(tmp_path.resolve()), str(sub.resolve())}
+
+
+async def test_the_watch_follows_new_folders(tmp_path):
+    first, second = tmp_path / "agents", tmp_path / "code"
+    first.mkdir()
+    second.mkdir()
+    watched = {str(first)}
+    calls: list[list[str]] = []
+    stop = asyncio.Event()
+
+    async def on_change(paths: list[str]) -> None:
+        calls.append(paths)
+        watched.add(str(second))  # as when a reload adds an agent whose code lives elsewhere
+
+    task = asyncio.create_task(watch(lambda: frozenset(watched), on_change, stop))
+    await asyncio.sleep(0.3)
+    (first / "new.yaml").write_text("name: new\n")
+    for _ in range(50):
+        if calls:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the watch starts over on both folders
+    (second / "code.py").write_text("X = 1\n")
+    await asyncio.sleep(0.6)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [[p.rsplit("/", 1)[1] for p in c] for c in calls] == [["new.yaml"], ["code.py"]]

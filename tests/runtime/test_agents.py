@@ -1,0 +1,56 @@
+"""The agent set applies reload plans: each part replaced only when the plan says so."""
+
+from __future__ import annotations
+
+import asyncio
+
+from host.config.credentials import Credentials
+from host.reload.plan import plan
+from host.runtime.agents import AgentSet, ProcessSettings
+from host.runtime.jobs import JobTable
+
+UNREACHABLE = Credentials("ws://127.0.0.1:9", "k", "s" * 32)
+
+
+class NoJobs:
+    """A job handler that is never asked anything: no server reaches these workers."""
+
+
+async def test_apply_replaces_only_what_changed(make_agent):
+    agents = AgentSet(UNREACHABLE, NoJobs(), ProcessSettings())  # type: ignore[arg-type]
+    kept = make_agent("processes: {idle: 0}\n", name="kept")
+    limits = make_agent("processes: {idle: 0}\n", name="limits")
+    renamed = make_agent("processes: {idle: 0}\n", name="auto")
+    gone = make_agent("processes: {idle: 0}\n", name="gone")
+    for d in (kept, limits, renamed, gone):
+        agents.add(d)
+    before = {a.name: a for a in agents}
+    try:
+        new_limits = make_agent("processes: {idle: 0}\nlimits: {max_jobs: 3}\n", name="limits")
+        new_auto = make_agent("processes: {idle: 0}\ndispatch: automatic\n", name="auto")
+        added = make_agent("processes: {idle: 0}\n", name="added")
+        change = plan(agents.definitions(), [kept, new_limits, new_auto, added], code_changed={"kept"})
+        agents.apply(change, {})
+        after = {a.name: a for a in agents}
+        assert sorted(after) == ["added", "auto", "kept", "limits"]
+        # a new limit: the same worker and pool serve the new definition
+        assert after["limits"].worker is before["limits"].worker
+        assert after["limits"].pool is before["limits"].pool
+        assert after["limits"].worker.definition == new_limits == after["limits"].pool.definition
+        # a new registered name: a new worker; the old one is closed
+        assert after["auto"].worker is not before["auto"].worker
+        assert after["auto"].pool is before["auto"].pool
+        # changed code: new processes, same registration
+        assert after["kept"].pool is not before["kept"].pool
+        assert after["kept"].worker is before["kept"].worker
+        await asyncio.sleep(0.1)
+        assert before["auto"].worker.closed and before["gone"].worker.closed
+        assert not after["auto"].worker.closed
+    finally:
+        await agents.close()
+    assert len(agents) == 0 and all(a.worker.closed for a in after.values())
+
+
+def test_a_job_table_reads_no_agents_until_attached():
+    table = JobTable(UNREACHABLE, None, None, 0.9)  # type: ignore[arg-type]
+    assert table._agents.names() == [] and table._agents.get("a") is None

@@ -1,0 +1,71 @@
+"""The host's lifecycle: signals dispatched by name, drain, stop at once. The server is unreachable on
+purpose: none of this needs one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+from livekit.protocol import agent as agent_pb
+
+from host.config.credentials import Credentials
+from host.config.loader import load
+from host.runtime.host import Host, HostOptions
+
+UNREACHABLE = Credentials("ws://127.0.0.1:9", "k", "s" * 32)
+
+
+def catalog(tmp_path, body="processes: {idle: 0}\n"):
+    (tmp_path / "mod.py").write_text("async def entrypoint(ctx):\n    pass\n")
+    (tmp_path / "a.yaml").write_text(f"name: a\nentrypoint: mod.py:entrypoint\n{body}")
+    return load([str(tmp_path)], check_imports=False).require_ok()
+
+
+async def until(predicate, timeout=10.0):
+    for _ in range(int(timeout * 20)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met")
+
+
+async def test_sighup_reloads_and_sigterm_drains(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    host = Host(catalog(tmp_path), UNREACHABLE, HostOptions(paths=(str(tmp_path),), drain_timeout=5))
+    run = asyncio.create_task(host.run())
+    await until(lambda: host.agents.names() == ["a"])
+    (tmp_path / "b.yaml").write_text("name: b\nentrypoint: mod.py:entrypoint\nprocesses: {idle: 0}\n")
+    os.kill(os.getpid(), signal.SIGHUP)
+    await until(lambda: "reload (SIGHUP): added b" in caplog.text)
+    assert host.agents.names() == ["a", "b"]
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(run, 10)
+    assert "SIGTERM: draining (up to 5s)" in caplog.text
+    assert host.jobs.draining
+    assert not host.view.status()["agents"]  # every agent closed
+
+
+async def test_a_second_signal_stops_a_drain_that_waits_for_a_job(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    host = Host(catalog(tmp_path), UNREACHABLE, HostOptions(drain_timeout=60))
+    run = asyncio.create_task(host.run())
+    await until(lambda: host.agents.get("a") is not None)
+    worker = host.agents.get("a").worker
+    request = agent_pb.AvailabilityRequest(job=agent_pb.Job(id="AJ_1", room={"name": "r"}))
+    await host.jobs.on_offer(worker, request)  # accepted, never assigned: the drain waits for it
+    os.kill(os.getpid(), signal.SIGINT)
+    await until(lambda: "SIGINT: draining" in caplog.text)
+    await asyncio.sleep(0.3)
+    assert not run.done()
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.wait_for(run, 10)
+    assert "SIGINT again: stopping now" in caplog.text
+
+
+async def test_reload_is_refused_while_draining(tmp_path, caplog):
+    host = Host(catalog(tmp_path), UNREACHABLE, HostOptions(paths=(str(tmp_path),)))
+    host.jobs.stop_taking()
+    assert await host.reloader.reload("test") is False
+    assert "reload (test) ignored: the host is draining" in caplog.text
