@@ -103,7 +103,7 @@ async def test_accepted_job_runs_in_a_process_and_its_success_is_reported(make_a
 
 
 async def test_invalid_metadata_is_refused_and_counted(make_agent):
-    table, worker, pool, metrics = table_with(make_agent("metadata: {schema: {type: object}}\n"))
+    table, worker, _pool, metrics = table_with(make_agent("metadata: {schema: {type: object}}\n"))
     answer = await table.on_offer(worker, offer("AJ_1", "[1]"))  # type: ignore[arg-type]
     assert isinstance(answer, Refuse) and "is not of type 'object'" in answer.message
     assert len(table) == 0
@@ -111,7 +111,7 @@ async def test_invalid_metadata_is_refused_and_counted(make_agent):
 
 
 async def test_a_job_that_fails_to_get_a_process_is_reported_failed(make_agent):
-    table, worker, pool, metrics = table_with(make_agent(
+    table, worker, _pool, metrics = table_with(make_agent(
         "processes: {idle: 0}\n", module="raise RuntimeError('broken module')\n"))
     await table.on_offer(worker, offer("AJ_1"))  # type: ignore[arg-type]
     await table.on_assignment(worker, agent_pb.JobAssignment(job=offer("AJ_1").job))  # type: ignore[arg-type]
@@ -144,13 +144,13 @@ async def test_a_host_decided_failure_shuts_the_job_down_and_is_reported(make_ag
 
 
 async def test_assignment_for_an_unknown_job_is_answered_failed(make_agent):
-    table, worker, pool, _ = table_with(make_agent())
+    table, worker, _pool, _ = table_with(make_agent())
     await table.on_assignment(worker, agent_pb.JobAssignment(job=offer("AJ_9").job))  # type: ignore[arg-type]
     assert worker.job_updates == [("AJ_9", agent_pb.JobStatus.JS_FAILED, "job was not accepted by this host")]
 
 
 async def test_draining_declines_and_reports_full_on_registration(make_agent):
-    table, worker, pool, _ = table_with(make_agent())
+    table, worker, _pool, _ = table_with(make_agent())
     table.stop_taking()
     answer = await table.on_offer(worker, offer("AJ_1"))  # type: ignore[arg-type]
     assert isinstance(answer, Decline) and answer.reason == "draining"

@@ -7,7 +7,10 @@ from host.process.messages import JobDone
 from host.runtime.outcome import SUCCESS, Failure, Outcome, outcome
 
 
-def end(code=0, killed=False, kill_reason=None, result=JobDone(None), reason="participants_left"):
+CLEAN = JobDone(None)
+
+
+def end(code=0, killed=False, kill_reason=None, result=CLEAN, reason="participants_left"):
     return ProcessExit(code, killed, kill_reason, result, reason)
 
 
