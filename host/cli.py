@@ -64,8 +64,7 @@ def cli() -> None:
 def validate(paths: tuple[str, ...], fmt: str, no_imports: bool, import_timeout: float,
              metadata: tuple[str, str] | None) -> None:
     """Check agent files (default ./agents.d) and, with --metadata, a job metadata payload."""
-    catalog = load(_default_paths(paths), check_imports=not (no_imports or metadata),
-                   import_timeout=import_timeout)
+    catalog = load(_default_paths(paths), check_imports=not no_imports, import_timeout=import_timeout)
     problems: list[Problem] = list(catalog.problems)
     if metadata:
         agent_name, payload = metadata
@@ -223,6 +222,10 @@ def dispatch(agent: str, room: str, payload: str, paths: tuple[str, ...], url: s
     catalog = load(_default_paths(paths), check_imports=False)
     agents = catalog.by_name()
     if agent not in agents:
+        if catalog.problems:  # the agent may be defined by a file that does not load: say why, not only "no agent"
+            click.echo(render("text", (), catalog.problems), err=True, nl=False)
+            click.echo(f"agenthost: {UnknownAgentError(agent, agents)} that loads without problems", err=True)
+            sys.exit(EXIT_INVALID)
         raise click.UsageError(str(UnknownAgentError(agent, agents)))
     text, source = read_payload(payload) if payload else ("", "<metadata>")
     problems = MetadataChecker(agents[agent].metadata).check(text, source)[1]

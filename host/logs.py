@@ -33,6 +33,16 @@ class JobFields(logging.Filter):
         return True
 
 
+def job_fields(agent: str, job_id: str, dispatch_id: str = "", room: str = "") -> dict[str, Any]:
+    """The fields that name a job in every host log line about it."""
+    fields: dict[str, Any] = {"agent": agent, "job_id": job_id}
+    if dispatch_id:
+        fields["dispatch_id"] = dispatch_id
+    if room:
+        fields["room"] = room
+    return fields
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     out = dict(getattr(record, "fields", {}) or {})
     for key, value in vars(record).items():

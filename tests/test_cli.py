@@ -123,3 +123,20 @@ def test_run_says_when_its_http_port_is_taken():
                       "--api-secret", "s", "tests/fixtures/good")
     assert r.returncode == 1
     assert f"agenthost: cannot serve HTTP on 127.0.0.1:{port}: " in r.stderr and "Traceback" not in r.stderr
+
+
+def test_validate_metadata_still_checks_imports(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: missing_module_xyz:entrypoint\n")
+    r = agenthost("validate", str(tmp_path), "--metadata", "a", "")
+    assert r.returncode == 1 and "cannot import 'missing_module_xyz'" in r.stdout
+    r = agenthost("validate", str(tmp_path), "--no-imports", "--metadata", "a", "")
+    assert (r.returncode, r.stdout) == (0, "ok: 1 agent in 1 file\n")
+
+
+def test_dispatch_to_an_agent_whose_file_is_broken_shows_the_file_problems(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nlimits: {max_jobs: -1}\n")
+    r = agenthost("dispatch", "a", "--room", "r", "--config", str(tmp_path),
+                  "--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "a.yaml:3:" in r.stderr and "$.limits.max_jobs" in r.stderr
+    assert "no agent named 'a' (known: none) that loads without problems" in r.stderr

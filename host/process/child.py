@@ -106,9 +106,14 @@ async def _run_job(conn: Connection, start: StartJob, entrypoint: Any, proc: Any
         elif not ctx.is_connected:
             ctx.shutdown("entrypoint_returned")
         await shutdown
-    reason, _drain = shutdown.result()
+    reason, drain = shutdown.result()
     _send(conn, ShuttingDown(reason))
-    logger.info("job shutting down", extra={"reason": reason})
+    logger.info("job shutting down", extra={"reason": reason, "drain": drain})
+    pending = [t for t in (task, *ctx._participant_tasks.values()) if not t.done()]
+    if drain and pending:
+        # pending work may finish while the room is still connected, within half the shutdown timeout so
+        # that the shutdown callbacks keep the other half
+        await asyncio.wait(pending, timeout=definition.shutdown.timeout / 2)
     if not task.done():
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

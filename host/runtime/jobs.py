@@ -19,6 +19,7 @@ from livekit.protocol import agent as agent_pb
 
 from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
+from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
 from host.ops.resources import CpuLoad, worker_load
@@ -49,7 +50,7 @@ class JobFacts:
 
     @property
     def log_fields(self) -> dict[str, Any]:
-        return {"agent": self.agent, "job_id": self.id, "dispatch_id": self.dispatch_id, "room": self.room}
+        return job_fields(self.agent, self.id, self.dispatch_id, self.room)
 
 
 @dataclass
@@ -137,7 +138,7 @@ class JobTable:
 
     async def on_offer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> Admission:
         job = request.job
-        fields = {"agent": worker.agent, "job_id": job.id, "dispatch_id": job.dispatch_id, "room": job.room.name}
+        fields = job_fields(worker.agent, job.id, job.dispatch_id, job.room.name)
         logger.debug("job offer", extra=fields)
         agent = self._agents.serves(worker)
         state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name))
@@ -158,7 +159,7 @@ class JobTable:
 
     async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
         pb = assignment.job
-        logger.debug("job assigned", extra={"agent": worker.agent, "job_id": pb.id})
+        logger.debug("job assigned", extra=job_fields(worker.agent, pb.id))
         job = self._jobs.get(pb.id)
         if job is None or job.process is not None:
             logger.warning("assignment for a job this host did not accept", extra={"job_id": pb.id})

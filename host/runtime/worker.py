@@ -70,6 +70,7 @@ class WorkerConnection:
         self._job_count = 0
         self._last_sent: tuple[int, float, int] | None = None  # what the server last heard, on this connection
         self._tasks = TaskSet(f"worker {self.agent}")
+        self._log_fields = {"agent": self.agent}
 
     def update(self, definition: AgentDefinition) -> None:
         """Serve a new definition of the same agent (same registered name and job type)."""
@@ -98,12 +99,12 @@ class WorkerConnection:
         """Send if connected; a message for a lost connection is dropped (and logged)."""
         ws = self._ws
         if ws is None or ws.closed:
-            logger.warning("not connected; dropped %s", msg.WhichOneof("message"), extra={"agent": self.agent})
+            logger.warning("not connected; dropped %s", msg.WhichOneof("message"), extra=self._log_fields)
             return False
         try:
             await ws.send_bytes(msg.SerializeToString())
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
-            logger.warning("send failed: %s", exc, extra={"agent": self.agent})
+            logger.warning("send failed: %s", exc, extra=self._log_fields)
             return False
         return True
 
@@ -163,7 +164,7 @@ class WorkerConnection:
                 delay = backoff_delay(attempt, BACKOFF_START, BACKOFF_MAX)
                 attempt += 1
                 logger.warning("agent %s: not connected to %s (%s); retrying in %.1fs", self.agent,
-                               self.credentials.url, self.last_error, delay, extra={"agent": self.agent})
+                               self.credentials.url, self.last_error, delay, extra=self._log_fields)
                 await asyncio.sleep(delay)
 
     async def _connect_once(self, session: aiohttp.ClientSession) -> None:
@@ -186,7 +187,7 @@ class WorkerConnection:
             self.registered = True
             self.last_error = None
             logger.info("registered agent %s as worker %s", self.agent, self.worker_id,
-                        extra={"agent": self.agent, "worker_id": self.worker_id})
+                        extra={**self._log_fields, "worker_id": self.worker_id})
             self.handler.on_registered(self)
             if self._status != agent_pb.WorkerStatus.WS_AVAILABLE or self._job_count:
                 await self.update_worker(full=self._status == agent_pb.WorkerStatus.WS_FULL,

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +65,7 @@ class LiveKitServer:
 
     def start(self) -> None:
         cfg = self.workdir / f"livekit-{self.port}.yaml"
-        rtc_base = 50000 + (self.port - 7880) * 200
+        rtc_base = 40000 + (self.port % 100) * 200  # 200 UDP ports of its own, all below 60000
         cfg.write_text(
             f"port: {self.port}\n"
             f"bind_addresses: ['{SERVER_IP}', '127.0.0.1']\n"
@@ -198,6 +198,21 @@ class Client:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
         return self.texts[topic]
+
+    async def wait_participant(self, prefix: str, timeout: float = 20.0) -> None:
+        """Until a participant whose identity starts with `prefix` is in the room."""
+        await self._until(lambda: any(i.startswith(prefix) for i in self.room.remote_participants), timeout,
+                          f"no participant {prefix}*")
+
+    async def wait_participant_gone(self, identity: str, timeout: float = 20.0) -> None:
+        await self._until(lambda: identity not in self.room.remote_participants, timeout, f"{identity} still here")
+
+    async def _until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.identity}: {what} after {timeout}s")
+            await asyncio.sleep(0.05)
 
     async def disconnect(self) -> None:
         await self.room.disconnect()

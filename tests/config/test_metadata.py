@@ -52,3 +52,19 @@ def test_missing_file_and_not_a_schema(tmp_path):
     assert problems[0].message == "metadata schema file 'nope.json' does not exist"
     _, problems = policy(tmp_path, "metadata:\n  schema:\n    type: 12\n")
     assert problems[0].path == "$.metadata.schema.type" and "not a valid JSON Schema" in problems[0].message
+
+
+def test_an_inline_schema_resolves_refs_beside_its_agent_file_from_any_folder(tmp_path, monkeypatch):
+    from host.config.loader import load
+
+    folder = tmp_path / "agents.d"
+    folder.mkdir()
+    (folder / "user.json").write_text('{"type": "object", "required": ["user_id"]}')
+    (folder / "a.yaml").write_text("name: a\nentrypoint: m:f\nmetadata:\n  schema: {$ref: user.json}\n")
+    for cwd, path in ((tmp_path, "agents.d"), (folder, ".")):
+        monkeypatch.chdir(cwd)
+        catalog = load([path], check_imports=False)
+        assert catalog.problems == (), (cwd, catalog.problems)
+        checker = MetadataChecker(catalog.agents[0].metadata)
+        assert checker.check('{"user_id": "u"}')[1] == []
+        assert "'user_id' is a required property" in checker.check("{}")[1][0].message

@@ -94,8 +94,9 @@ async def test_job_ends_when_last_participant_leaves_and_shutdown_hook_ran(livek
     b = await Client(livekit_server, r, identity="bob").connect()
     await dispatch(livekit_server, "save-state", r)
     await host.wait_log(r"job running .*room=" + r)
-    await asyncio.sleep(1.0)
+    await a.wait_participant("agent-")  # the agent is in the room
     await a.disconnect()
+    await b.wait_participant_gone("alice")  # alice has left, as everyone in the room sees it
     await asyncio.sleep(1.0)
     assert "job shutting down" not in host.log()  # bob is still there
     await b.disconnect()
@@ -129,8 +130,7 @@ async def test_hanging_shutdown_callback_is_killed_at_timeout(livekit_server, st
     client = await job_in_new_room(livekit_server, "hang", "status")
     await client.disconnect()
     await host.wait_log(r"job shutting down .*reason=participants_left")
-    found = await host.wait_log(r"job failed: shutdown did not finish within 1s; process killed", timeout=10)
-    assert found
+    await host.wait_log(r"job failed: shutdown did not finish within 1s; process killed .*agent=hang", timeout=10)
 
 
 async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, start_host, tmp_path):
@@ -241,3 +241,25 @@ async def test_sigterm_drains_then_second_signal_stops_at_once(livekit_server, s
     await asyncio.to_thread(host2.proc.wait, 10)  # well before the 60s drain timeout
     await host2.wait_log(r"job failed: host stopped at once \(second signal\); process killed")
     await c2.disconnect()
+
+
+async def test_shutdown_drain_lets_pending_work_finish_and_no_drain_cancels_it(livekit_server, start_host, tmp_path):
+    write_agent(tmp_path, "drainer", f"entrypoint: {TEST_AGENTS / 'drainer.py'}:entrypoint\n"
+                                     "shutdown: {drain: false, timeout: 4s}\n")
+    host = start_host(livekit_server, tmp_path)
+    await host.wait_log(r"registered agent drainer")
+    drained, cut = Client(livekit_server, new_room()), Client(livekit_server, new_room())
+    for client in (drained, cut):
+        client.listen("drain")
+        await client.connect()
+    await dispatch(livekit_server, "drainer", drained.room_name, "drain")
+    await dispatch(livekit_server, "drainer", cut.room_name, "")
+    assert await drained.wait_text("drain") == ["finished"]
+    await host.wait_log(r"job shutting down .*room=" + drained.room_name + r" .*drain=True")
+    await host.wait_log(r"job ended .*room=" + cut.room_name + r" .*reason=done")
+    assert "drain=False" in next(line for line in host.log().splitlines()
+                                 if "job shutting down" in line and cut.room_name in line)
+    await asyncio.sleep(0.5)  # after the job ended: a text it still sent would have arrived by now
+    assert cut.texts.get("drain") is None
+    for client in (drained, cut):
+        await client.disconnect()

@@ -6,7 +6,6 @@ from host.process.handle import ProcessExit
 from host.process.messages import JobDone
 from host.runtime.outcome import SUCCESS, Failure, Outcome, outcome
 
-
 CLEAN = JobDone(None)
 
 
