@@ -76,7 +76,7 @@ def validate(paths: tuple[str, ...], fmt: str, no_imports: bool, import_timeout:
 
             text, source = read_payload(payload)
             problems.extend(MetadataChecker(agents[agent_name].metadata).check(text, source)[1])
-    click.echo(render(fmt, catalog.agents, problems, len(catalog.files)), nl=False)
+    click.echo(render(fmt, catalog.agents, problems, len(catalog.files), catalog.warnings), nl=False)
     sys.exit(EXIT_INVALID if problems else 0)
 
 

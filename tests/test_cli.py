@@ -140,3 +140,24 @@ def test_dispatch_to_an_agent_whose_file_is_broken_shows_the_file_problems(tmp_p
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "a.yaml:3:" in r.stderr and "$.limits.max_jobs" in r.stderr
     assert "no agent named 'a' (known: none) that loads without problems" in r.stderr
+
+
+def test_validate_livekit_agents_entrypoints(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "mod.py").write_text(
+        "from livekit.agents import AgentServer\nfrom livekit.agents.inference_runner import _InferenceRunner\n"
+        "server = AgentServer()\n\n@server.rtc_session(agent_name='other')\nasync def entry(ctx):\n    pass\n\n"
+        "class Eou(_InferenceRunner):\n    INFERENCE_METHOD = 'eou'\n\n"
+        "def register():\n    _InferenceRunner.register_runner(Eou)\n")
+    (tmp_path / "runner.py").write_text("import mod\nmod.register()\nserver = mod.server\n")
+    (tmp_path / "a.yaml").write_text("name: a\napi: livekit-agents\nentrypoint: mod.py:server\n")
+    r = agenthost("validate", str(tmp_path / "a.yaml"))
+    assert r.returncode == 0, r.stdout
+    assert r.stdout.endswith("a.yaml:3:13: $.entrypoint: warning: the module registers agent_name 'other' with "
+                             "rtc_session(); agenthost registers the agent file's name 'a'\nok: 1 agent in 1 file\n")
+    (tmp_path / "b.yaml").write_text("name: b\napi: livekit-agents\nentrypoint: runner.py:server\n")
+    r = agenthost("validate", str(tmp_path / "b.yaml"))
+    assert r.returncode == 1 and "inference runners (eou)" in r.stdout and "Traceback" not in r.stdout
+    (tmp_path / "c.yaml").write_text("name: c\napi: livekit-agents\nentrypoint: mod.py:register\n")
+    r = agenthost("validate", str(tmp_path / "c.yaml"))
+    assert r.returncode == 1 and "must be an async function taking the job context, or an AgentServer" in r.stdout

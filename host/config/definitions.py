@@ -123,6 +123,7 @@ class AgentDefinition:
     processes: Processes
     env: tuple[tuple[str, str], ...] = field(default=())
     log_fields: tuple[tuple[str, Any], ...] = field(default=())
+    api: str = "host"  # "host" | "livekit-agents": what the entrypoint is written against
     # (top-level key, line, column) of each value in the file, for messages found after loading
     locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
 
@@ -192,5 +193,6 @@ def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefini
         ),
         env=tuple(sorted(v.get("env", {}).items())),
         log_fields=tuple(sorted(v.get("log_fields", {}).items())),
+        api=v.get("api", "host"),
         locations=tuple((k, *doc.where((k,))) for k in v),
     )

@@ -35,6 +35,14 @@ def _module_name_for_file(path: str) -> str:
 
 def load_function(ref: FunctionRef) -> Callable[..., Any]:
     """Import the reference's module and return the function. Raises EntrypointError."""
+    fn = load_object(ref)
+    if not callable(fn):
+        raise EntrypointError(f"{ref.text!r} is not callable")
+    return fn
+
+
+def load_object(ref: FunctionRef) -> object:
+    """Import the reference's module and return the named object. Raises EntrypointError."""
     try:
         if ref.file is not None:
             if not os.path.isfile(ref.file):
@@ -66,12 +74,10 @@ def load_function(ref: FunctionRef) -> Callable[..., Any]:
         raise EntrypointError(f"cannot import {ref.module or ref.file!r}: {exc}") from exc
     except BaseException as exc:
         raise EntrypointError(f"importing {ref.module or ref.file!r} raised {type(exc).__name__}: {exc}") from exc
-    fn = getattr(module, ref.function, None)
-    if fn is None:
+    obj = getattr(module, ref.function, None)
+    if obj is None:
         raise EntrypointError(f"{ref.module or ref.file!r} has no attribute {ref.function!r}")
-    if not callable(fn):
-        raise EntrypointError(f"{ref.text!r} is not callable")
-    return fn  # type: ignore[no-any-return]
+    return obj
 
 
 def check_loaded(fn: Callable[..., Any], role: str) -> str | None:
@@ -91,6 +97,8 @@ def check_loaded(fn: Callable[..., Any], role: str) -> str | None:
 class CheckRequest:
     ref: FunctionRef
     role: str  # "entrypoint" | "setup"
+    api: str = "host"  # the agent's `api`
+    registered_name: str = ""  # the agent_name it registers with LiveKit
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,20 @@ class CheckResult:
     error: str | None  # why the reference does not resolve; None when it does
     # the project source files its import loaded (see host.sources), for noticing code changes later
     sources: dict[str, tuple[int, int]] = field(default_factory=dict)
+    warning: str | None = None  # something to say that does not make the agent invalid
+
+
+def check_request(request: CheckRequest) -> tuple[object, str | None, str | None]:
+    """(the loaded object, error, warning) of one reference. Raises EntrypointError when it does not load."""
+    if request.api == "livekit-agents":
+        from host.lkagents import compat
+
+        obj = load_object(request.ref)
+        if request.role == "entrypoint":
+            return (obj, *compat.check(obj, request.registered_name))
+        return obj, check_loaded(obj, "setup") if callable(obj) else f"{request.ref.text!r} is not callable", None
+    fn = load_function(request.ref)
+    return fn, check_loaded(fn, request.role), None
 
 
 def _child_main() -> None:
@@ -106,20 +128,20 @@ def _child_main() -> None:
     os.dup2(2, 1)  # whatever imported code prints goes to stderr, not into our answers
     sys.stdout = sys.stderr
     requests = json.loads(sys.stdin.read())
-    for i, (ref_fields, role) in enumerate(requests):
-        ref = FunctionRef(**ref_fields)
+    for i, (ref_fields, role, api, registered_name) in enumerate(requests):
+        request = CheckRequest(FunctionRef(**ref_fields), role, api, registered_name)
         out.write(json.dumps({"start": i}) + "\n")
         before = set(sys.modules)
         sources: dict[str, tuple[int, int]] = {}
+        warning = None
         try:
-            fn = load_function(ref)
-            error = check_loaded(fn, role)
+            obj, error, warning = check_request(request)
             loaded = [sys.modules[name] for name in set(sys.modules) - before]
-            own = inspect.getmodule(fn)
+            own = inspect.getmodule(obj)
             sources = snapshot(project_files(loaded + ([own] if own is not None else [])))
         except EntrypointError as exc:
             error = str(exc)
-        out.write(json.dumps({"done": i, "error": error, "sources": sources}) + "\n")
+        out.write(json.dumps({"done": i, "error": error, "sources": sources, "warning": warning}) + "\n")
     out.flush()
 
 
@@ -133,7 +155,7 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
     results: list[CheckResult] = [CheckResult(None)] * len(requests)
     pending = list(range(len(requests)))
     while pending:
-        payload = json.dumps([[vars(requests[i].ref), requests[i].role] for i in pending])
+        payload = json.dumps([[vars(r.ref), r.role, r.api, r.registered_name] for r in (requests[i] for i in pending)])
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         cmd = [sys.executable, "-c", "from host.config.entrypoints import _child_main; _child_main()"]
         timed_out = False
@@ -155,7 +177,7 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
                 started = msg["start"]
             elif "done" in msg:
                 sources = {path: (stat[0], stat[1]) for path, stat in msg.get("sources", {}).items()}
-                results[pending[msg["done"]]] = CheckResult(msg["error"], sources)
+                results[pending[msg["done"]]] = CheckResult(msg["error"], sources, msg.get("warning"))
                 done.add(msg["done"])
                 started = None
         if len(done) == len(pending):

@@ -32,6 +32,7 @@ class Catalog:
     files: tuple[str, ...]
     # agent name -> the project source files importing its functions loaded (when imports were checked)
     sources: Mapping[str, Snapshot] = field(default_factory=dict, compare=False)
+    warnings: tuple[Problem, ...] = ()  # worth saying, but the configuration is valid
 
     @property
     def ok(self) -> bool:
@@ -110,30 +111,41 @@ def load(
                 continue
             agents.append(build(doc, base_dir, policy))
     sources: dict[str, Snapshot] = {}
+    warnings: list[Problem] = []
     if check_imports and agents:
-        found, sources = import_problems(agents, import_timeout)
-        problems.extend(found)
-    return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files), sources)
+        checked = import_problems(agents, import_timeout)
+        problems.extend(checked.problems)
+        sources, warnings = checked.sources, checked.warnings
+    return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files), sources,
+                   tuple(sorted(warnings)))
 
 
-def import_problems(agents: Sequence[AgentDefinition],
-                    timeout: float) -> tuple[list[Problem], dict[str, Snapshot]]:
+@dataclass(frozen=True)
+class ImportCheck:
+    problems: list[Problem]
+    sources: dict[str, Snapshot]  # agent name -> the project files its imports loaded
+    warnings: list[Problem]
+
+
+def import_problems(agents: Sequence[AgentDefinition], timeout: float) -> ImportCheck:
     """Problems with each agent's entrypoint and setup, resolved in a child process, and the
     project source files each agent's imports loaded."""
     requests: list[CheckRequest] = []
     owners: list[tuple[AgentDefinition, str]] = []
     for agent in agents:
-        requests.append(CheckRequest(agent.entrypoint, "entrypoint"))
-        owners.append((agent, "entrypoint"))
-        if agent.setup is not None:
-            requests.append(CheckRequest(agent.setup, "setup"))
-            owners.append((agent, "setup"))
-    problems = []
+        for role in ("entrypoint", "setup"):
+            ref = getattr(agent, role)
+            if ref is not None:
+                requests.append(CheckRequest(ref, role, agent.api, agent.registered_name))
+                owners.append((agent, role))
+    problems, warnings = [], []
     sources: dict[str, dict[str, tuple[int, int]]] = {}
     for (agent, role), result in zip(owners, check_functions(requests, timeout), strict=True):
         sources.setdefault(agent.name, {}).update(result.sources)
+        line, col = agent.location(role)
         if result.error is not None:
-            line, col = agent.location(role)
             problems.append(Problem(agent.file, line, col, f"$.{role}",
                                     f"{getattr(agent, role).text}: {result.error}"))
-    return problems, dict(sources)
+        if result.warning is not None:
+            warnings.append(Problem(agent.file, line, col, f"$.{role}", result.warning))
+    return ImportCheck(problems, dict(sources), warnings)

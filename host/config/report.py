@@ -22,26 +22,31 @@ def problem_line(p: Problem) -> str:
     return f"{p.file}:{p.line}:{p.column}: {p.path}: {p.message}"
 
 
+def _annotation(level: str, p: Problem) -> str:
+    props = f"file={_github_escape(p.file, prop=True)}"
+    if p.line:
+        props += f",line={p.line},col={max(p.column, 1)}"
+    props += f",title={_github_escape(p.path, prop=True)}"
+    return f"::{level} {props}::{_github_escape(p.path + ': ' + p.message)}"
+
+
 def render(fmt: str, agents: Sequence[AgentDefinition], problems: Sequence[Problem],
-           files: int | None = None) -> str:
-    """The whole report, ending in a newline."""
+           files: int | None = None, warnings: Sequence[Problem] = ()) -> str:
+    """The whole report, ending in a newline. Warnings never make it fail."""
     if fmt == "json":
-        body = {
+        body: dict[str, object] = {
             "status": "fail" if problems else "ok",
             "agents": [{"name": a.name, "file": a.file, "line": a.line} for a in agents],
             "errors": [p.as_dict() for p in problems],
         }
+        if warnings:
+            body["warnings"] = [w.as_dict() for w in warnings]
         return json.dumps(body, indent=2) + "\n"
     if fmt == "github":
-        lines = []
-        for p in problems:
-            props = f"file={_github_escape(p.file, prop=True)}"
-            if p.line:
-                props += f",line={p.line},col={max(p.column, 1)}"
-            props += f",title={_github_escape(p.path, prop=True)}"
-            lines.append(f"::error {props}::{_github_escape(p.path + ': ' + p.message)}")
+        lines = [_annotation("warning", w) for w in warnings] + [_annotation("error", p) for p in problems]
         return "".join(line + "\n" for line in lines)
-    lines = [problem_line(p) for p in problems]
+    lines = [f"{w.file}:{w.line}:{w.column}: {w.path}: warning: {w.message}" for w in warnings]
+    lines += [problem_line(p) for p in problems]
     if problems:
         lines.append(f"{len(problems)} error{'s' if len(problems) != 1 else ''}")
     else:

@@ -14,8 +14,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 from host import logs
 from host.config.definitions import AgentDefinition
@@ -24,6 +25,14 @@ from host.config.sources import loaded_snapshot
 from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
 
 logger = logging.getLogger("agenthost.job")
+
+
+class JobRuntime(Protocol):
+    """What runs a job inside the process, for one `api`: built at prewarm (imports and setup), run once."""
+
+    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields) -> str | None:
+        """Run the job to its end; the error to report, or None."""
+        ...
 
 
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int) -> None:
@@ -37,18 +46,11 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     for key, value in definition.env:
         os.environ[key] = value
     try:
-        from host.context import ProcessContext
-
-        entrypoint = load_function(definition.entrypoint)
-        proc = ProcessContext()
-        if definition.setup is not None:
-            result = load_function(definition.setup)(proc)
-            if inspect.isawaitable(result):
-                asyncio.run(_await(result))
+        runtime = _prewarm(definition)
     except BaseException as exc:
-        _send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
+        send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
         return
-    if not _send(conn, Ready(os.getpid(), loaded_snapshot())):
+    if not send(conn, Ready(os.getpid(), loaded_snapshot())):
         return
     try:
         msg = conn.recv()
@@ -56,11 +58,51 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
         return  # the host went away or retired this idle process
     if not isinstance(msg, StartJob):
         return
-    error = asyncio.run(_run_job(conn, msg, entrypoint, proc, job_filter))
-    _send(conn, JobDone(error))
+    job_filter.fields.update({"job_id": _job_id(msg), "worker_id": msg.worker_id, **dict(msg.definition.log_fields)})
+    error = asyncio.run(runtime.run(conn, msg, job_filter))
+    send(conn, JobDone(error))
 
 
-def _send(conn: Connection, msg: object) -> bool:
+def _prewarm(definition: AgentDefinition) -> JobRuntime:
+    if definition.api == "livekit-agents":
+        from host.lkagents.runner import AgentsRuntime
+
+        return AgentsRuntime(definition)
+    return HostRuntime(definition)
+
+
+def _job_id(start: StartJob) -> str:
+    from livekit.protocol import agent as agent_pb
+
+    job = agent_pb.Job()
+    job.ParseFromString(start.job)
+    return job.id
+
+
+def run_setup(setup: Any, proc: Any) -> None:
+    """Run a setup (prewarm) function, sync or async, with the process context it takes."""
+    result = setup(proc)
+    if inspect.isawaitable(result):
+        asyncio.run(_await(result))
+
+
+def watch_host(conn: Connection, shutdown: Callable[[str], None]) -> None:
+    """Turn the host's ShutdownJob (or its going away) into a shutdown of the running job."""
+
+    def on_message() -> None:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(conn.fileno())
+            shutdown("host_gone")
+            return
+        if isinstance(msg, ShutdownJob):
+            shutdown(msg.reason)
+
+    asyncio.get_running_loop().add_reader(conn.fileno(), on_message)
+
+
+def send(conn: Connection, msg: object) -> bool:
     """Tell the host; False when it is gone (the job still ends by its own lifecycle)."""
     try:
         conn.send(msg)
@@ -74,72 +116,74 @@ async def _await(aw: Any) -> None:
     await aw
 
 
-async def _run_job(conn: Connection, start: StartJob, entrypoint: Any, proc: Any,
-                   job_filter: logs.JobFields) -> str | None:
-    from livekit.protocol import agent as agent_pb
+class HostRuntime:
+    """`api: host`: the entrypoint takes agenthost's own `host.context.JobContext`."""
 
-    from host.context import JobContext
+    def __init__(self, definition: AgentDefinition) -> None:
+        from host.context import ProcessContext
 
-    job = agent_pb.Job()
-    job.ParseFromString(start.job)
-    definition = start.definition
-    job_filter.fields.update({"job_id": job.id, "room": job.room.name, "worker_id": start.worker_id,
-                              **dict(definition.log_fields)})
-    ctx = JobContext(job=job, definition=definition, metadata=start.metadata, url=start.url, token=start.token,
-                     credentials=start.credentials, worker_id=start.worker_id, proc=proc)
-    job_filter.extra = lambda: ctx.log_context_fields
+        self.entrypoint = load_function(definition.entrypoint)
+        self.proc = ProcessContext()
+        if definition.setup is not None:
+            run_setup(load_function(definition.setup), self.proc)
 
-    loop = asyncio.get_running_loop()
-    loop.add_reader(conn.fileno(), _on_host_message, conn, ctx)
-    error: str | None = None
-    _send(conn, JobStarted(time.time()))
-    logger.info("job started", extra={"offer_to_entrypoint_ms": round((time.time() - start.accepted_at) * 1000)})
-    task = asyncio.create_task(entrypoint(ctx))
-    shutdown = asyncio.create_task(ctx._wait_shutdown())
-    await asyncio.wait({task, shutdown}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done() and not shutdown.done():
-        exc = task.exception()
-        if exc is not None:
-            error = f"entrypoint raised {type(exc).__name__}: {exc}"
-            logger.error("entrypoint failed", exc_info=exc)
-            ctx.shutdown("entrypoint_failed")
-        elif not ctx.is_connected:
-            ctx.shutdown("entrypoint_returned")
-        await shutdown
-    reason, drain = shutdown.result()
-    _send(conn, ShuttingDown(reason))
-    logger.info("job shutting down", extra={"reason": reason, "drain": drain})
-    pending = [t for t in (task, *ctx._participant_tasks.values()) if not t.done()]
-    if drain and pending:
-        # pending work may finish while the room is still connected, within half the shutdown timeout so
-        # that the shutdown callbacks keep the other half
-        await asyncio.wait(pending, timeout=definition.shutdown.timeout / 2)
-    if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    loop.remove_reader(conn.fileno())
-    await ctx._run_shutdown_callbacks(reason)
-    try:
-        await ctx._leave()
-    except Exception as exc:
-        logger.warning("leaving the room failed: %s", exc)
-    if definition.shutdown.delete_room:
+    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields) -> str | None:
+        from livekit.protocol import agent as agent_pb
+
+        from host.context import JobContext
+
+        job = agent_pb.Job()
+        job.ParseFromString(start.job)
+        definition = start.definition
+        job_filter.fields["room"] = job.room.name
+        ctx = JobContext(job=job, definition=definition, metadata=start.metadata, url=start.url,
+                         token=start.token, credentials=start.credentials, worker_id=start.worker_id,
+                         proc=self.proc)
+        job_filter.extra = lambda: ctx.log_context_fields
+        watch_host(conn, ctx.shutdown)
+        error: str | None = None
+        send(conn, JobStarted(time.time()))
+        logger.info("job started",
+                    extra={"offer_to_entrypoint_ms": round((time.time() - start.accepted_at) * 1000)})
+        task = asyncio.create_task(self.entrypoint(ctx))
+        shutdown = asyncio.create_task(ctx._wait_shutdown())
+        await asyncio.wait({task, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and not shutdown.done():
+            exc = task.exception()
+            if exc is not None:
+                error = f"entrypoint raised {type(exc).__name__}: {exc}"
+                logger.error("entrypoint failed", exc_info=exc)
+                ctx.shutdown("entrypoint_failed")
+            elif not ctx.is_connected:
+                ctx.shutdown("entrypoint_returned")
+            await shutdown
+        reason, drain = shutdown.result()
+        send(conn, ShuttingDown(reason))
+        logger.info("job shutting down", extra={"reason": reason, "drain": drain})
+        await finish_pending([task, *ctx._participant_tasks.values()], drain, definition.shutdown.timeout)
+        asyncio.get_running_loop().remove_reader(conn.fileno())
+        await ctx._run_shutdown_callbacks(reason)
         try:
-            await ctx.delete_room()
-            logger.info("room deleted")
+            await ctx._leave()
         except Exception as exc:
-            error = error or f"deleting the room failed: {exc}"
-            logger.warning("deleting the room failed: %s", exc)
-    await ctx._close_api()
-    return error
+            logger.warning("leaving the room failed: %s", exc)
+        if definition.shutdown.delete_room:
+            try:
+                await ctx.delete_room()
+                logger.info("room deleted")
+            except Exception as exc:
+                error = error or f"deleting the room failed: {exc}"
+                logger.warning("deleting the room failed: %s", exc)
+        await ctx._close_api()
+        return error
 
 
-def _on_host_message(conn: Connection, ctx: Any) -> None:
-    try:
-        msg = conn.recv()
-    except (EOFError, OSError):
-        ctx.shutdown("host_gone")
-        return
-    if isinstance(msg, ShutdownJob):
-        ctx.shutdown(msg.reason)
-
+async def finish_pending(tasks: list[asyncio.Task[Any]], drain: bool, timeout: float) -> None:
+    """With drain, let pending work finish within half the shutdown timeout (the shutdown callbacks keep
+    the other half); then cancel what is left."""
+    pending = [t for t in tasks if not t.done()]
+    if drain and pending:
+        await asyncio.wait(pending, timeout=timeout / 2)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

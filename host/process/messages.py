@@ -14,6 +14,16 @@ from host.config.definitions import AgentDefinition
 
 
 @dataclass(frozen=True)
+class Participant:
+    """Who the job joins the room as: what the host answered the offer with."""
+
+    identity: str
+    name: str
+    metadata: str
+    attributes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class StartJob:
     job: bytes  # livekit.protocol.agent.Job, serialized
     definition: AgentDefinition  # the definition in force when the job was accepted
@@ -23,6 +33,7 @@ class StartJob:
     worker_id: str
     accepted_at: float  # time.time() when the offer was accepted, for offer-to-entrypoint figures
     metadata: object  # the job metadata as parsed and validated by the host when it accepted the offer
+    participant: Participant
 
 
 @dataclass(frozen=True)

@@ -86,8 +86,9 @@ class Reloader:
         sources: dict[str, Snapshot] = {}
         to_import = [*change.added, *(c.new for c in change.changes if c.needs_new_processes)]
         if not problems and to_import:
-            found, sources = await asyncio.to_thread(import_problems, to_import, self._import_timeout)
-            problems.extend(found)
+            checked = await asyncio.to_thread(import_problems, to_import, self._import_timeout)
+            problems.extend(checked.problems)
+            sources = checked.sources
         took = round((time.monotonic() - started) * 1000)
         if problems:
             self._metrics.reloads.labels("refused").inc()

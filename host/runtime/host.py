@@ -52,6 +52,10 @@ class Host:
     def __init__(self, catalog: Catalog, credentials: Credentials, options: HostOptions = HostOptions()) -> None:
         self.catalog = catalog
         self.options = options
+        if any(d.api == "livekit-agents" for d in catalog.agents):
+            from host.process.handle import preload_livekit_agents
+
+            preload_livekit_agents()
         self.metrics = Metrics()
         cpu = CpuLoad()
         self.jobs = JobTable(credentials, self.metrics, cpu, options.load_threshold)

@@ -24,7 +24,7 @@ from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
 from host.ops.resources import CpuLoad, worker_load
 from host.process.handle import JobProcess, ProcessStartError
-from host.process.messages import StartJob
+from host.process.messages import Participant, StartJob
 from host.runtime.admission import Accept, Admission, AgentState, Offer, Refuse, admit
 from host.runtime.agents import Agent
 from host.runtime.outcome import Failure, Outcome, outcome
@@ -46,6 +46,7 @@ class JobFacts:
     definition: AgentDefinition  # the definition it was accepted under; it runs under that one
     worker: WorkerConnection
     metadata: object  # parsed and validated at the offer
+    participant: Participant  # who the job joins as
     accepted_at: float = field(default_factory=time.time)
 
     @property
@@ -145,8 +146,10 @@ class JobTable:
         answer = admit(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
         if isinstance(answer, Accept):
             assert agent is not None
+            participant = Participant(answer.identity, answer.name, answer.participant_metadata,
+                                      tuple(sorted(answer.attributes.items())))
             facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, agent.definition, worker,
-                             answer.metadata)
+                             answer.metadata, participant)
             self._jobs[job.id] = Job(facts)
             asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
             return answer
@@ -253,7 +256,7 @@ class JobTable:
             job=assignment.job.SerializeToString(), definition=facts.definition,
             url=assignment.url or self._credentials.url, token=assignment.token,
             credentials=self._credentials, worker_id=worker.worker_id or "", accepted_at=facts.accepted_at,
-            metadata=facts.metadata,
+            metadata=facts.metadata, participant=facts.participant,
         ), facts.id)
         job.task = asyncio.get_running_loop().create_task(self._supervise(job, process), name=f"job-{facts.id}")
 

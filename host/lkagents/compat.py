@@ -1,0 +1,117 @@
+"""What agenthost relies on in livekit-agents, checked before any job runs.
+
+The job context's constructor is private in livekit-agents (the same from 1.2 through 1.8). A process
+that serves an `api: livekit-agents` agent checks, when it is prewarmed (and `validate` checks, when it
+imports the agent), that every constructor still takes the parameters agenthost passes, so an
+incompatible release fails there with a clear message, never in the middle of a call.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from host.lkagents import EXTRA_HINT, SUPPORTED
+
+
+class AgentsApiError(Exception):
+    """livekit-agents is missing or incompatible, or the named object is no livekit-agents entrypoint."""
+
+
+# constructor -> the keyword parameters agenthost passes to it
+_PRIVATE = {
+    "livekit.agents.job:JobContext": ("proc", "info", "room", "on_connect", "on_shutdown", "inference_executor"),
+    "livekit.agents.job:JobProcess": ("executor_type", "user_arguments", "http_proxy"),
+    "livekit.agents.job:RunningJobInfo": ("accept_arguments", "job", "url", "token", "worker_id", "fake_job"),
+    "livekit.agents.job:JobAcceptArguments": ("name", "identity", "metadata", "attributes"),
+}
+
+
+@dataclass(frozen=True)
+class AgentsEntry:
+    """What a job process runs, from a plain function or an `AgentServer`."""
+
+    entrypoint: Callable[[Any], Coroutine[Any, Any, None]]
+    setup: Callable[[Any], Any] | None  # the server's setup_fnc (prewarm); the YAML's `setup` wins
+    session_end: Callable[[Any], Awaitable[None]] | None
+    session_end_timeout: float | None
+    agent_name: str | None  # what the module registers with rtc_session(agent_name=...), if it says
+
+
+def version() -> str:
+    try:
+        from livekit.agents import __version__
+    except ImportError as exc:
+        raise AgentsApiError(f"api: livekit-agents needs the livekit-agents package ({EXTRA_HINT})") from exc
+    return str(__version__)
+
+
+def check_compatible() -> None:
+    """Raise AgentsApiError when this livekit-agents cannot be hosted."""
+    import importlib
+
+    found = version()
+    for target, names in _PRIVATE.items():
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name, None)
+        if cls is None:
+            raise AgentsApiError(f"livekit-agents {found} has no {target} (agenthost supports {SUPPORTED})")
+        params = inspect.signature(cls.__init__).parameters
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise AgentsApiError(f"livekit-agents {found}: {name}() no longer takes {', '.join(missing)} "
+                                 f"(agenthost supports livekit-agents {SUPPORTED})")
+    for module, name in (("livekit.agents.job", "_JobContextVar"), ("livekit.agents.utils.http_context",
+                                                                     "_new_session_ctx")):
+        if not hasattr(importlib.import_module(module), name):
+            raise AgentsApiError(f"livekit-agents {found} has no {module}.{name} "
+                                 f"(agenthost supports livekit-agents {SUPPORTED})")
+
+
+def check_no_inference_runners() -> None:
+    """The deprecated turn-detector plugin needs livekit-agents' separate inference process; say so now."""
+    from livekit.agents.inference_runner import _InferenceRunner
+
+    if _InferenceRunner.registered_runners:
+        methods = ", ".join(sorted(_InferenceRunner.registered_runners))
+        raise AgentsApiError(
+            f"the agent's imports register livekit-agents inference runners ({methods}), which run in "
+            "livekit-agents' own inference process; agenthost does not start one. Use a turn detector that "
+            "runs in the job process (the default of AgentSession) instead of the turn-detector plugin")
+
+
+def resolve(obj: object) -> AgentsEntry:
+    """The entry of an `AgentServer` object, or of a plain async function taking the job context."""
+    from livekit.agents import AgentServer
+
+    if isinstance(obj, AgentServer):
+        fn = getattr(obj, "_entrypoint_fnc", None)
+        if fn is None:
+            raise AgentsApiError("this AgentServer has no session entrypoint (register one with "
+                                 "@server.rtc_session())")
+        return AgentsEntry(fn, obj.setup_fnc, getattr(obj, "_session_end_fnc", None),
+                           getattr(obj, "_session_end_timeout", None), getattr(obj, "_agent_name", "") or None)
+    if not inspect.iscoroutinefunction(obj):
+        raise AgentsApiError("with api: livekit-agents the entrypoint must be an async function taking the job "
+                             f"context, or an AgentServer; found {type(obj).__name__}")
+    try:
+        inspect.signature(obj).bind(object())
+    except TypeError:
+        raise AgentsApiError("the entrypoint must take exactly one argument, the job context") from None
+    return AgentsEntry(obj, None, None, None, None)
+
+
+def check(obj: object, registered_name: str) -> tuple[str | None, str | None]:
+    """(error, warning) for `validate`: whether `obj` can serve an agent registered as `registered_name`."""
+    try:
+        check_compatible()
+        entry = resolve(obj)
+        check_no_inference_runners()
+    except AgentsApiError as exc:
+        return str(exc), None
+    if entry.agent_name and entry.agent_name != registered_name:
+        return None, (f"the module registers agent_name {entry.agent_name!r} with rtc_session(); agenthost "
+                      f"registers the agent file's name {registered_name!r}")
+    return None, None
