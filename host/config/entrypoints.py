@@ -28,7 +28,7 @@ class EntrypointError(Exception):
     """A function reference does not resolve to a usable function."""
 
 
-def _module_name_for_file(path: str) -> str:
+def module_name_for_file(path: str) -> str:
     stem = os.path.splitext(os.path.basename(path))[0]
     return f"agenthost_file_{abs(hash(path)):x}_{stem}"
 
@@ -47,7 +47,7 @@ def load_object(ref: FunctionRef) -> object:
         if ref.file is not None:
             if not os.path.isfile(ref.file):
                 raise EntrypointError(f"file {ref.file!r} does not exist")
-            name = _module_name_for_file(ref.file)
+            name = module_name_for_file(ref.file)
             module = sys.modules.get(name)
             if module is None:
                 folder = os.path.dirname(ref.file)

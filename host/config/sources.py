@@ -55,9 +55,29 @@ def snapshot(files: Iterable[str]) -> dict[str, tuple[int, int]]:
     return result
 
 
-def loaded_snapshot() -> dict[str, tuple[int, int]]:
-    """The snapshot of the project files this process has imported so far."""
-    return snapshot(project_files(list(sys.modules.values())))
+class ImportRecorder:
+    """Records the names of the modules imported while it is installed (a finder that finds nothing).
+
+    A job process uses it instead of walking `sys.modules`: that walk touches every module object the
+    fork server preloaded, and reference counting then copies their pages into the process (about
+    8 MB of private memory per process)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self.names.append(name)
+
+    def __enter__(self) -> ImportRecorder:
+        sys.meta_path.insert(0, self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        sys.meta_path.remove(self)
+
+    def modules(self, also: Iterable[str] = ()) -> list[ModuleType]:
+        """The recorded modules (and the ones named in `also`) that are loaded now."""
+        return [m for m in (sys.modules.get(n) for n in [*self.names, *also]) if m is not None]
 
 
 def changed(before: Snapshot) -> list[str]:

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from host import logs
 from host.config.definitions import AgentDefinition
-from host.config.entrypoints import load_function
-from host.config.sources import loaded_snapshot
+from host.config.entrypoints import load_function, module_name_for_file
+from host.config.sources import ImportRecorder, project_files, snapshot
 from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
 
 logger = logging.getLogger("agenthost.job")
@@ -46,11 +46,14 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     for key, value in definition.env:
         os.environ[key] = value
     try:
-        runtime = _prewarm(definition)
+        with ImportRecorder() as imported:
+            runtime = _prewarm(definition)
+        _start_rtc_runtime()
     except BaseException as exc:
         send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
         return
-    if not send(conn, Ready(os.getpid(), loaded_snapshot())):
+    by_file = [module_name_for_file(r.file) for r in (definition.entrypoint, definition.setup) if r and r.file]
+    if not send(conn, Ready(os.getpid(), snapshot(project_files(imported.modules(by_file))))):
         return
     try:
         msg = conn.recv()
@@ -69,6 +72,14 @@ def _prewarm(definition: AgentDefinition) -> JobRuntime:
 
         return AgentsRuntime(definition)
     return HostRuntime(definition)
+
+
+def _start_rtc_runtime() -> None:
+    """Start the rtc library's native runtime (its threads) while the process is idle, not when a job
+    arrives: the first job of the process does not wait for it. Per process: threads do not survive a fork."""
+    from livekit.rtc._ffi_client import FfiClient
+
+    FfiClient.instance  # noqa: B018  the first access starts it
 
 
 def _job_id(start: StartJob) -> str:

@@ -46,7 +46,7 @@ class Ready:
     """The process imported the entrypoint and ran setup; it waits for a job."""
 
     pid: int
-    sources: dict[str, tuple[int, int]]  # the project files it imported (host.sources.loaded_snapshot)
+    sources: dict[str, tuple[int, int]]  # the project files its prewarm imported (host.config.sources)
 
 
 @dataclass(frozen=True)
