@@ -4,7 +4,7 @@
 Root needed (a private network namespace). Both sides keep two prewarmed processes. Measured:
 - start: from launching to registration with the server;
 - dispatch -> listening: from creating a dispatch (client already in the room) to the agent participant's
-  `lk.agent.state` attribute reading `listening`, over ROUNDS sequential jobs;
+  `lk.agent.state` attribute reading `listening`, over ROUNDS sequential jobs, alternating between the two sides;
 - text -> answer: from sending a text on `lk.chat` to the agent's answer arriving on `lk.transcription`;
 - memory: PSS of the whole process tree, idle and with JOBS AgentSession jobs running at once.
 Usage: python bench/agents_bench.py [ROUNDS] [JOBS]
@@ -24,7 +24,6 @@ from host.testing.harness import Client, LiveKitServer, dispatch, new_room, priv
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(__file__).resolve().parent / "peer"
-JOINED: list[float] = []
 
 
 async def listening(server: LiveKitServer, agent: str) -> tuple[float, Client]:
@@ -35,14 +34,10 @@ async def listening(server: LiveKitServer, agent: str) -> tuple[float, Client]:
     start = time.perf_counter()
     await dispatch(server, agent, client.room_name, '{"user": "bench"}')
     deadline = time.monotonic() + 60
-    joined = None
     while not any(p.attributes.get("lk.agent.state") == "listening" for p in client.room.remote_participants.values()):
         if time.monotonic() > deadline:
             raise SystemExit(f"{agent}: no agent listening in {client.room_name} after 60s")
-        if joined is None and client.room.remote_participants:
-            joined = time.perf_counter()
         await asyncio.sleep(0.005)
-    JOINED.append(((joined or time.perf_counter()) - start) * 1000)
     return (time.perf_counter() - start) * 1000, client
 
 
@@ -53,19 +48,25 @@ async def answer_ms(client: Client) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> None:
-    await side.start(server.env())
-    assert side.proc is not None
-    listen_ms, answers = [], []
+async def latencies(sides: list[Side], server: LiveKitServer, rounds: int) -> None:
+    """Sessions one after another, alternating between the sides, so that both meet the same server state."""
+    listen_ms: dict[str, list[float]] = {side.name: [] for side in sides}
+    answers: dict[str, list[float]] = {side.name: [] for side in sides}
     for _ in range(rounds):
-        ms, client = await listening(server, side.agent)
-        listen_ms.append(ms)
-        answers.append(await answer_ms(client))
-        await client.disconnect()
-        await asyncio.sleep(1.0)  # the job ends, the pool refills
-    side.figures["dispatch to listening, median (ms)"] = statistics.median(listen_ms)
-    side.figures["dispatch to agent joined, median (ms)"] = statistics.median(JOINED[-rounds:])
-    side.figures["text to answer, median (ms)"] = statistics.median(answers)
+        for side in sides:
+            ms, client = await listening(server, side.agent)
+            listen_ms[side.name].append(ms)
+            answers[side.name].append(await answer_ms(client))
+            await client.disconnect()
+            await asyncio.sleep(1.0)  # the job ends, the pool refills
+    for side in sides:
+        side.figures["dispatch to listening, median (ms)"] = statistics.median(listen_ms[side.name])
+        side.figures["dispatch to listening, max (ms)"] = max(listen_ms[side.name])
+        side.figures["text to answer, median (ms)"] = statistics.median(answers[side.name])
+
+
+async def memory(side: Side, server: LiveKitServer, jobs: int) -> None:
+    assert side.proc is not None
     await asyncio.sleep(SETTLE)
     idle = tree_pss(side.proc.pid)
     side.figures["memory idle, 2 prewarmed (MB)"] = idle / 2**20
@@ -76,7 +77,6 @@ async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> 
     side.figures["memory per running session (MB)"] = (loaded - idle) / jobs / 2**20
     for c in clients:
         await c.disconnect()
-    side.stop()
 
 
 async def run(rounds: int, jobs: int) -> int:
@@ -92,7 +92,11 @@ async def run(rounds: int, jobs: int) -> int:
                 r"registered worker", ROOT, work / "peer.log")
     try:
         for side in (ours, peer):
-            await measure(side, server, rounds, jobs)
+            await side.start(server.env())
+        await asyncio.sleep(SETTLE)
+        await latencies([ours, peer], server, rounds)
+        for side in (ours, peer):
+            await memory(side, server, jobs)
     finally:
         ours.stop()
         peer.stop()

@@ -11,9 +11,9 @@ from pathlib import Path
 os.environ.setdefault("LIVEKIT_AGENT_NAME_OVERRIDE", "voice-peer")  # read by rtc_session() at import
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from livekit.agents import cli  # noqa: E402
+from livekit.agents import cli
 
-from examples.voice_agent import server  # noqa: E402
+from examples.voice_agent import server
 
 server._num_idle_processes = 2
 server._load_threshold = float("inf")
