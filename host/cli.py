@@ -141,10 +141,13 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
 @click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
               help="HOST:PORT for /healthz, /readyz, /status and /metrics ('off' for none) [env AGENTHOST_HTTP].")
 @click.option("--load-threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="CPU use (0-1, smoothed) at which the host tells the server it is full; 0 = never.")
+              help="CPU use (0-1, smoothed) at which the host tells the server it is full; 0 = CPU not counted.")
+@click.option("--server-target-load", type=click.FloatRange(0.05, 1), default=0.7, show_default=True,
+              help="The LiveKit server's agents target_load: the server offers no job to a worker at or above "
+                   "it, so an open host always reports less.")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
-        http: str, load_threshold: float) -> None:
+        http: str, load_threshold: float, server_target_load: float) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -155,6 +158,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
 
     from host import logs
     from host.runtime.host import Host, HostOptions
+    from host.runtime.jobs import LoadPolicy
 
     address = None if http == "off" else _address(http, "--http")
     level = getattr(logging, log_level.upper())
@@ -164,7 +168,8 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     credentials = _credentials(url, api_key, api_secret)
     host = Host(catalog, credentials, HostOptions(
         paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
-        watch=watch, import_timeout=import_timeout, http=address, load_threshold=load_threshold))
+        watch=watch, import_timeout=import_timeout, http=address,
+        load=LoadPolicy(load_threshold, server_target_load)))
     try:
         asyncio.run(host.run())
     except ListenError as exc:

@@ -7,6 +7,7 @@ before it is accepted, so a `MetadataChecker` is cheap to reuse.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import regex
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 from referencing import Registry, Resource
@@ -26,6 +28,75 @@ from host.config.yamlsource import Document, JsonPath, display_path, load_file, 
 from host.errors import Problem
 
 _UNUSABLE = (Unresolvable, CannotDetermineSpecification, js_exceptions.SchemaError)
+
+MAX_METADATA_BYTES = 64 * 1024  # a job's metadata above this is refused unread
+MAX_DEPTH = 64  # nesting of arrays and objects in job metadata
+REGEX_TIMEOUT = 0.1  # seconds one schema `pattern` may take on one value
+
+
+class PatternTimeout(Exception):
+    """A schema pattern took too long on a value (catastrophic backtracking)."""
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(pattern: str) -> regex.Pattern[str]:
+    return regex.compile(pattern)
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return _compiled(pattern).search(text, timeout=REGEX_TIMEOUT, concurrent=True) is not None
+    except TimeoutError:
+        raise PatternTimeout(f"pattern {_excerpt(pattern)} took over {REGEX_TIMEOUT * 1000:g} ms on a value "
+                             f"{len(text)} characters long") from None
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[js_exceptions.ValidationError]:
+    if validator.is_type(instance, "string") and not _search(patrn, instance):
+        yield js_exceptions.ValidationError(f"{_excerpt(instance)} does not match {patrn!r}")
+
+
+def _pattern_properties(validator: Any, properties: dict[str, Any], instance: Any,
+                        schema: Any) -> Iterator[js_exceptions.ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for patrn, subschema in properties.items():
+        for k, v in instance.items():
+            if _search(patrn, k):
+                yield from validator.descend(v, subschema, path=k, schema_path=patrn)
+
+
+def _bounded(cls: Any) -> Any:
+    """`cls` with `pattern` and `patternProperties` that cannot hang on a hostile value."""
+    return validators.extend(cls, {"pattern": _pattern, "patternProperties": _pattern_properties})  # type: ignore[no-untyped-call]
+
+
+def _excerpt(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    """A message about a value from a job, bounded: the value may be long, and may be personal data."""
+    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} characters)"
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in `value` (iteratively: a deep value must not recurse)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _retrieve(uri: str) -> Resource[Any]:
@@ -66,32 +137,47 @@ class MetadataChecker:
         if policy.schema is not None:
             base = policy.schema_file or os.path.join(os.getcwd(), "inline.schema.json")
             schema = _with_base(policy.schema, base)
-            cls = validators.validator_for(schema)
+            cls = _bounded(validators.validator_for(schema))
             self._validator = cls(schema, registry=Registry(retrieve=_retrieve))  # type: ignore[call-arg]
 
     def check(self, payload: str, source: str = "<metadata>") -> tuple[Any, list[Problem]]:
-        """The parsed metadata and every problem with it (empty when it may be accepted)."""
+        """The parsed metadata and every problem with it (empty when it may be accepted).
+
+        Never raises, and is bounded: a payload over MAX_METADATA_BYTES or nested deeper than MAX_DEPTH is
+        refused without further work, and a schema pattern gets REGEX_TIMEOUT per value."""
+        def refused(message: str, line: int = 0, column: int = 0) -> tuple[Any, list[Problem]]:
+            return None, [Problem(source, line, column, "$", message)]
+
+        if len(payload) > MAX_METADATA_BYTES:  # characters; a byte bound would need the encoding first
+            return refused(f"metadata is {len(payload)} characters, over the limit of {MAX_METADATA_BYTES}")
         if not payload.strip():
-            if self.policy.required:
-                return None, [Problem(source, 0, 0, "$", "metadata is required but the job has none")]
-            return None, []
+            return refused("metadata is required but the job has none") if self.policy.required else (None, [])
         try:
             value = json.loads(payload)
         except json.JSONDecodeError as exc:
             if self._validator is None:
                 return payload, []  # free-form metadata, no schema to hold it to
-            return None, [Problem(source, exc.lineno, exc.colno, "$", f"metadata is not JSON: {exc.msg}")]
+            return refused(f"metadata is not JSON: {exc.msg}", exc.lineno, exc.colno)
+        except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; absurd nesting
+            message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            return (payload, []) if self._validator is None else refused(f"metadata is not usable JSON: {message}")
         if self._validator is None:
             return value, []
+        if _depth(value) > MAX_DEPTH:
+            return refused(f"metadata nests arrays and objects deeper than {MAX_DEPTH} levels")
         try:
             errors = list(self._validator.iter_errors(value))
         except _UNUSABLE as exc:
-            return None, [Problem(source, 0, 0, "$", f"metadata schema cannot be used: {exc}")]
+            return refused(f"metadata schema cannot be used: {_excerpt(str(exc), 200)}")
+        except PatternTimeout as exc:
+            return refused(f"metadata refused: {exc}")
+        except (RecursionError, ValueError, TypeError) as exc:
+            return refused(f"metadata could not be checked: {type(exc).__name__}: {_excerpt(str(exc), 200)}")
         if not errors:
             return value, []
         docs, _ = parse_documents(source, payload)
         doc = docs[0] if docs else Document(source, value, 1, 1)
-        return None, [doc.problem(tuple(e.absolute_path), e.message) for e in errors]
+        return None, [doc.problem(tuple(e.absolute_path), _shorten(e.message)) for e in errors]
 
 
 @dataclass(frozen=True)
@@ -144,6 +230,18 @@ def load_policy(agent_doc: Document, base_dir: str) -> tuple[MetadataPolicy, lis
     return policy, problems
 
 
+def _referenced_problems(path: str, cls: Any) -> list[Problem]:
+    """A file a `$ref` names must hold one JSON Schema, checked as an inline schema is."""
+    shown = display_path(path)
+    docs, problems = load_file(path, shown)
+    if problems:
+        return problems
+    if len(docs) != 1 or not isinstance(docs[0].value, (dict, bool)):
+        return [Problem(shown, 1, 1, "$", "a file named by $ref must hold one JSON Schema object")]
+    return [docs[0].problem(tuple(e.absolute_path), f"not a valid JSON Schema: {_shorten(e.message)}")
+            for e in cls(cls.META_SCHEMA).iter_errors(docs[0].value)]
+
+
 def _schema_problems(schema: dict[str, Any], located: _Located, base: str) -> list[Problem]:
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
     problems: list[Problem] = []
@@ -161,6 +259,8 @@ def _schema_problems(schema: dict[str, Any], located: _Located, base: str) -> li
             problems.append(located.problem(path, f"$ref {ref!r} is not a local file; only local refs resolve"))
         elif not os.path.isfile(os.path.join(base_dir, unquote(target))):
             problems.append(located.problem(path, f"$ref {ref!r}: no such file"))
+        else:
+            problems.extend(_referenced_problems(os.path.join(base_dir, unquote(target)), cls))
     if problems:
         return problems
     full = _with_base(schema, base)

@@ -59,13 +59,11 @@ def memory_verdict(mb: float, limits: Limits, warned_at: float | None, now: floa
 
 
 class ResourceMonitor:
-    def __init__(self, jobs: Watched, cpu: CpuLoad, load_threshold: float) -> None:
+    def __init__(self, jobs: Watched, cpu: CpuLoad) -> None:
         self._jobs = jobs
         self.cpu = cpu
-        self._threshold = load_threshold
         self.memory: dict[str, int] = {}  # job id -> bytes, last sample
         self._warned_at: dict[str, float] = {}  # job id -> time.monotonic() of its last warning
-        self._saturated = False
 
     async def run(self) -> None:
         """Sample memory every second and CPU every few seconds, until cancelled."""
@@ -104,12 +102,5 @@ class ResourceMonitor:
                            s.limits.memory_warn_mb, extra=fields)
 
     def sample_cpu(self) -> None:
-        """Sample CPU; log when it crosses the load threshold either way."""
-        cpu = self.cpu.sample()
-        saturated = bool(self._threshold) and cpu >= self._threshold
-        if saturated and not self._saturated:
-            logger.warning("CPU use %.0f%% reached --load-threshold %.0f%%: the host reports itself full",
-                           cpu * 100, self._threshold * 100)
-        elif self._saturated and not saturated:
-            logger.info("CPU use %.0f%% is below --load-threshold again: taking jobs", cpu * 100)
-        self._saturated = saturated
+        """Sample CPU (the job table says when that closes or opens an agent)."""
+        self.cpu.sample()

@@ -8,6 +8,7 @@ report itself full. Both use psutil; neither blocks.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import psutil
 
@@ -61,14 +62,33 @@ class CpuLoad:
         return self.value
 
 
-def worker_load(cpu: float, jobs: int, max_jobs: int, threshold: float) -> tuple[float, bool]:
-    """The load an agent's worker reports, and whether it is full.
+SERVER_TARGET_LOAD = 0.7  # livekit-server's agents.target_load: it offers no job to a worker at or above it
 
-    Load is the larger of the machine's CPU use and the agent's running jobs against its
-    `max_jobs`; the worker is full at `max_jobs`, or when CPU use reaches `threshold`
-    (0 disables the CPU bound).
+
+@dataclass(frozen=True)
+class WorkerLoad:
+    """What an agent's worker tells the server, and why it takes no new job (None when it takes them)."""
+
+    load: float
+    full: bool
+    closed_because: str | None
+
+
+def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, target: float = SERVER_TARGET_LOAD,
+                process_error: str | None = None) -> WorkerLoad:
+    """The load an agent's worker reports, so that the server's view and the host's agree.
+
+    livekit-server offers a job only to a worker whose load is below its target load, and drops a job
+    nobody can take. So the host is either open, reporting a load below `target` (the larger of its CPU
+    use against `threshold` and its running jobs against `max_jobs`, scaled into [0, target)), or full,
+    for a reason it names: at `max_jobs`, CPU use at `threshold` (0: CPU is not counted at all), or no
+    job process can be started.
     """
-    slots = jobs / max_jobs if max_jobs else 0.0
-    load = min(1.0, max(cpu, slots))
-    full = (bool(max_jobs) and jobs >= max_jobs) or (threshold > 0 and cpu >= threshold)
-    return load, full
+    if max_jobs and jobs >= max_jobs:
+        return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})")
+    if threshold and cpu >= threshold:
+        return WorkerLoad(1.0, True, f"CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}")
+    if process_error is not None:
+        return WorkerLoad(1.0, True, f"cannot start job processes: {process_error}")
+    used = max(cpu / threshold if threshold else 0.0, jobs / max_jobs if max_jobs else 0.0)
+    return WorkerLoad(round(target * used, 3), False, None)

@@ -36,7 +36,7 @@ class Accept:
 class Decline:
     """Not now, not here: the server may offer the job to another host."""
 
-    reason: str  # a metrics label: draining, removed, max_jobs
+    reason: str  # a metrics label: draining, removed, max_jobs, no_process
     message: str
 
 
@@ -58,6 +58,7 @@ class AgentState:
     definition: AgentDefinition
     checker: MetadataChecker
     running: int  # its jobs accepted and not yet ended
+    process_error: str | None = None  # why it cannot start job processes now, or None
 
 
 def admit(offer: Offer, agent: AgentState | None, *, draining: bool) -> Admission:
@@ -70,6 +71,8 @@ def admit(offer: Offer, agent: AgentState | None, *, draining: bool) -> Admissio
     d = agent.definition
     if d.limits.max_jobs and agent.running >= d.limits.max_jobs:
         return Decline("max_jobs", f"at max_jobs ({d.limits.max_jobs})")
+    if agent.process_error is not None:
+        return Decline("no_process", f"cannot start job processes: {agent.process_error}")
     metadata, problems = agent.checker.check(offer.metadata, source=f"job {offer.job_id} metadata")
     if problems:
         return Refuse("invalid_metadata", "invalid metadata: " + "; ".join(f"{p.path}: {p.message}"

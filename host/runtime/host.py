@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from host.aio import TaskSet
@@ -24,7 +24,7 @@ from host.ops.monitor import ResourceMonitor
 from host.ops.resources import CpuLoad
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet, ProcessSettings
-from host.runtime.jobs import JobTable
+from host.runtime.jobs import JobTable, LoadPolicy
 from host.runtime.view import HostView
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class HostOptions:
     watch: bool = False
     import_timeout: float = 10.0
     http: tuple[str, int] | None = None
-    load_threshold: float = 0.9
+    load: LoadPolicy = field(default_factory=LoadPolicy)
 
 
 class Host:
@@ -58,10 +58,10 @@ class Host:
             preload_livekit_agents()
         self.metrics = Metrics()
         cpu = CpuLoad()
-        self.jobs = JobTable(credentials, self.metrics, cpu, options.load_threshold)
+        self.jobs = JobTable(credentials, self.metrics, cpu, options.load)
         self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level))
         self.jobs.attach(self.agents)
-        self.monitor = ResourceMonitor(self.jobs, cpu, options.load_threshold)
+        self.monitor = ResourceMonitor(self.jobs, cpu)
         self.reloader = Reloader(options.paths, self.agents, self.metrics, import_timeout=options.import_timeout,
                                  refused_while=lambda: "the host is draining" if self.jobs.draining else None)
         self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.url, time.time())

@@ -22,7 +22,7 @@ from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
-from host.ops.resources import CpuLoad, worker_load
+from host.ops.resources import SERVER_TARGET_LOAD, CpuLoad, worker_load
 from host.process.handle import JobProcess, ProcessStartError
 from host.process.messages import Participant, StartJob
 from host.runtime.admission import Accept, Admission, AgentState, Offer, Refuse, admit
@@ -33,6 +33,7 @@ from host.runtime.worker import WorkerConnection
 logger = logging.getLogger("agenthost.host")
 
 ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is released after this
+ADMIT_DEADLINE = 2.0  # deciding one offer (checking its metadata) takes at most this; then it is refused
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,18 @@ class AgentLookup(Protocol):
     def names(self) -> list[str]: ...
 
 
+@dataclass(frozen=True)
+class LoadPolicy:
+    threshold: float = 0.9  # --load-threshold: CPU use at which the host is full (0: CPU not counted)
+    target: float = SERVER_TARGET_LOAD  # the server's target load: an open worker reports less
+
+
+def process_error(agent: Agent) -> str | None:
+    """Why the agent cannot start job processes now (its last start failed and none is ready), or None."""
+    pool = agent.pool
+    return pool.last_error if pool.last_error is not None and not pool.idle_count else None
+
+
 class _NoAgents:
     def get(self, name: str) -> Agent | None:
         return None
@@ -103,12 +116,13 @@ class _NoAgents:
 
 
 class JobTable:
-    def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load_threshold: float) -> None:
+    def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load: LoadPolicy) -> None:
         self._agents: AgentLookup = _NoAgents()  # until `attach`: the agent set is built with this table
         self._credentials = credentials
         self._metrics = metrics
         self._cpu = cpu
-        self._load_threshold = load_threshold
+        self._load = load
+        self._closed: dict[str, str | None] = {}  # agent -> why it takes no new jobs, as last logged
         self._jobs: dict[str, Job] = {}
         self.draining = False
 
@@ -142,8 +156,9 @@ class JobTable:
         fields = job_fields(worker.agent, job.id, job.dispatch_id, job.room.name)
         logger.debug("job offer", extra=fields)
         agent = self._agents.serves(worker)
-        state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name))
-        answer = admit(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
+        state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name),
+                                                      process_error(agent))
+        answer = await self._decide(Offer(job.id, job.room.name, job.metadata), state)
         if isinstance(answer, Accept):
             assert agent is not None
             participant = Participant(answer.identity, answer.name, answer.participant_metadata,
@@ -159,6 +174,20 @@ class JobTable:
         else:
             logger.info("declined job offer: %s", answer.message, extra=fields)
         return answer
+
+    async def _decide(self, offer: Offer, state: AgentState | None) -> Admission:
+        """`admit`, bounded: checking metadata against a schema runs off the event loop with a deadline, and
+        any failure to decide is a refusal, so that every offer gets an answer."""
+        try:
+            if state is None or state.definition.metadata.schema is None or not offer.metadata:
+                return admit(offer, state, draining=self.draining)
+            return await asyncio.wait_for(asyncio.to_thread(admit, offer, state, draining=self.draining),
+                                          ADMIT_DEADLINE)
+        except asyncio.TimeoutError:
+            return Refuse("metadata_error", f"checking the metadata took over {ADMIT_DEADLINE:g}s")
+        except Exception as exc:
+            logger.exception("deciding the offer of job %s failed", offer.job_id)
+            return Refuse("metadata_error", f"checking the metadata failed: {type(exc).__name__}")
 
     async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
         pb = assignment.job
@@ -237,11 +266,19 @@ class JobTable:
 
     async def report_load(self, name: str) -> None:
         agent = self._agents.get(name)
-        if agent is None or self.draining or not agent.worker.registered:
-            return  # a worker sends its figures again when it registers
+        if agent is None or self.draining:
+            return
         count = self.count(name)
-        load, full = worker_load(self._cpu.value, count, agent.definition.limits.max_jobs, self._load_threshold)
-        await agent.worker.update_worker(full=full, load=load, job_count=count)
+        state = worker_load(cpu=self._cpu.value, jobs=count, max_jobs=agent.definition.limits.max_jobs,
+                            threshold=self._load.threshold, target=self._load.target,
+                            process_error=process_error(agent))
+        if state.closed_because != self._closed.get(name):
+            if state.closed_because:
+                logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})
+            else:
+                logger.info("agent %s takes jobs again", name, extra={"agent": name})
+            self._closed[name] = state.closed_because
+        await agent.worker.update_worker(full=state.full, load=state.load, job_count=count)
 
     # -- one job's run ----------------------------------------------------------------------------
     def _start(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,

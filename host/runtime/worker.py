@@ -24,7 +24,7 @@ from host import __version__
 from host.aio import TaskSet, backoff_delay
 from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
-from host.runtime.admission import Accept, Admission, Refuse
+from host.runtime.admission import Accept, Admission, Decline, Refuse
 
 logger = logging.getLogger("agenthost.worker")
 
@@ -213,7 +213,12 @@ class WorkerConnection:
             logger.info("server asked agent %s to go away", self.agent)
 
     async def _answer_offer(self, request: agent_pb.AvailabilityRequest) -> None:
-        answer = await self.handler.on_offer(self, request)
+        try:
+            answer: Admission = await self.handler.on_offer(self, request)
+        except Exception:  # a bug: still answer, so that the server can offer the job elsewhere
+            logger.exception("answering the offer of job %s failed; declined", request.job.id,
+                             extra={**self._log_fields, "job_id": request.job.id})
+            answer = Decline("error", "the offer could not be decided")
         await self.send(agent_pb.WorkerMessage(availability=availability_response(request.job.id, answer)))
 
     async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:

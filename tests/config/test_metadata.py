@@ -68,3 +68,60 @@ def test_an_inline_schema_resolves_refs_beside_its_agent_file_from_any_folder(tm
         checker = MetadataChecker(catalog.agents[0].metadata)
         assert checker.check('{"user_id": "u"}')[1] == []
         assert "'user_id' is a required property" in checker.check("{}")[1][0].message
+
+
+def _checker(schema=None, required=False):
+    from host.config.definitions import MetadataPolicy
+
+    return MetadataChecker(MetadataPolicy(schema, None, required))
+
+
+def test_hostile_payloads_are_refused_with_a_reason_and_never_raise():
+    import json as _json
+    import time
+
+    from host.config.metadata import MAX_DEPTH, MAX_METADATA_BYTES
+
+    schema = _checker({"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}})
+    cases = {
+        "[" * 100_000 + "]" * 100_000: f"over the limit of {MAX_METADATA_BYTES}",
+        "[" * 20_000 + "]" * 20_000: "nested too deeply",
+        '{"n": ' + "9" * 5000 + "}": "Exceeds the limit (4300 digits)",
+        _json.dumps({"x": _json.loads("[" * 80 + "]" * 80)}): f"deeper than {MAX_DEPTH} levels",
+    }
+    for payload, reason in cases.items():
+        value, problems = schema.check(payload)
+        assert value is None and len(problems) == 1 and reason in problems[0].message, (reason, problems)
+    started = time.monotonic()
+    value, [problem] = schema.check(_json.dumps({"name": "a" * 31 + "b"}))
+    assert time.monotonic() - started < 1.0 and "does not match" in problem.message
+    free = _checker()
+    assert free.check("[" * 20_000 + "]" * 20_000)[1] == []  # no schema: free-form text, as it is
+
+
+def test_a_long_value_is_shortened_in_messages():
+    [problem] = _checker({"type": "object", "properties": {"phone": {"type": "integer"}}}).check(
+        '{"phone": "' + "5" * 5000 + '"}')[1]
+    assert len(problem.message) < 400 and "characters)" in problem.message
+
+
+def test_a_pattern_that_backtracks_forever_times_out(monkeypatch):
+    import host.config.metadata as metadata
+
+    monkeypatch.setattr(metadata, "REGEX_TIMEOUT", 0.001)
+    # a backreference the engine cannot shortcut: about 0.4 s on this value without the bound
+    checker = _checker({"type": "string", "pattern": "^(a|aa)+(\\1)*c$"})
+    value, [problem] = checker.check('"' + "a" * 28 + '!"')
+    assert "took over 1 ms" in problem.message
+
+
+def test_validate_checks_schema_files_named_by_ref(tmp_path):
+    from host.config.loader import load
+
+    (tmp_path / "user.json").write_text('{"type": "objet"}')
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nmetadata:\n  schema: {$ref: user.json}\n")
+    [problem] = load([str(tmp_path)], check_imports=False).problems
+    assert problem.file.endswith("user.json") and "not a valid JSON Schema" in problem.message
+    (tmp_path / "user.json").write_text("- a list\n- not a schema\n")
+    [problem] = load([str(tmp_path)], check_imports=False).problems
+    assert "must hold one JSON Schema object" in problem.message

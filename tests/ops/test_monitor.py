@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 
@@ -43,7 +42,7 @@ async def test_a_process_over_its_limit_is_failed_and_one_over_its_warning_is_wa
         jobs = Jobs([Sampled("AJ_limit", hog.pid, Limits(0, 10, 50), {"job_id": "AJ_limit"}),
                      Sampled("AJ_warn", hog.pid, Limits(0, 10, 0), {"job_id": "AJ_warn"}),
                      Sampled("AJ_gone", 2 ** 22 + 1, Limits(0, 10, 50), {"job_id": "AJ_gone"})])
-        monitor = ResourceMonitor(jobs, CpuLoad(sampler=lambda: 0.0), 0.9)
+        monitor = ResourceMonitor(jobs, CpuLoad(sampler=lambda: 0.0))
         for _ in range(100):
             await monitor.sample_memory(now=1000.0)
             if monitor.memory.get("AJ_limit", 0) > 60 * 1024 * 1024:
@@ -58,14 +57,3 @@ async def test_a_process_over_its_limit_is_failed_and_one_over_its_warning_is_wa
     finally:
         hog.kill()
         hog.wait()
-
-
-async def test_cpu_crossing_the_threshold_is_logged_both_ways(caplog):
-    caplog.set_level(logging.INFO)
-    samples = iter([0.95, 0.95, 0.1])
-    monitor = ResourceMonitor(Jobs([]), CpuLoad(alpha=1.0, sampler=lambda: next(samples)), 0.9)
-    monitor.sample_cpu()
-    monitor.sample_cpu()
-    assert caplog.text.count("reached --load-threshold 90%") == 1
-    monitor.sample_cpu()
-    assert "below --load-threshold again" in caplog.text

@@ -2,16 +2,39 @@ import os
 import subprocess
 import sys
 
-from host.ops.resources import MB, CpuLoad, memory_bytes, worker_load
+from host.ops.resources import MB, SERVER_TARGET_LOAD, CpuLoad, WorkerLoad, memory_bytes, worker_load
 
 
-def test_worker_load_is_the_larger_of_cpu_and_job_slots():
-    assert worker_load(0.1, 1, 4, 0.9) == (0.25, False)
-    assert worker_load(0.5, 1, 4, 0.9) == (0.5, False)
-    assert worker_load(0.0, 4, 4, 0.9) == (1.0, True)  # at max_jobs: full
-    assert worker_load(0.95, 0, 0, 0.9) == (0.95, True)  # CPU at the threshold: full
-    assert worker_load(0.95, 0, 0, 0.0) == (0.95, False)  # threshold 0: CPU never makes it full
-    assert worker_load(0.2, 7, 0, 0.9) == (0.2, False)  # no max_jobs: only CPU counts
+def load(**kw):
+    return worker_load(**{"cpu": 0.0, "jobs": 0, "max_jobs": 0, "threshold": 0.9, **kw})
+
+
+def test_an_open_worker_always_reports_less_than_the_servers_target_load():
+    # livekit-server offers nothing at or above its target (0.7): every free slot must stay below it
+    for max_jobs in (1, 2, 4, 10, 100):
+        for jobs in range(max_jobs):
+            state = load(jobs=jobs, max_jobs=max_jobs)
+            assert not state.full and state.load < SERVER_TARGET_LOAD and state.closed_because is None
+    assert load(jobs=3, max_jobs=4).load == 0.525  # the case the server used to drop: 0.75 >= 0.7
+    for cpu in (0.0, 0.5, 0.8, 0.89):
+        assert load(cpu=cpu).load < SERVER_TARGET_LOAD and not load(cpu=cpu).full
+
+
+def test_the_larger_of_cpu_and_slots_counts():
+    assert load(cpu=0.45, jobs=1, max_jobs=4).load == 0.35  # cpu 0.45 / 0.9 = 0.5 of the target
+    assert load(cpu=0.09, jobs=2, max_jobs=4).load == 0.35  # slots 2 / 4
+    assert load(cpu=0.45, threshold=0.9, target=0.5).load == 0.25
+
+
+def test_full_names_why():
+    assert load(jobs=4, max_jobs=4) == WorkerLoad(1.0, True, "at max_jobs (4)")
+    assert load(cpu=0.95) == WorkerLoad(1.0, True, "CPU use 95% reached --load-threshold 90%")
+    assert load(process_error="ImportError: x") == WorkerLoad(1.0, True, "cannot start job processes: ImportError: x")
+
+
+def test_threshold_zero_leaves_cpu_out():
+    assert load(cpu=0.99, threshold=0.0) == WorkerLoad(0.0, False, None)
+    assert load(cpu=0.99, threshold=0.0, jobs=1, max_jobs=2).load == 0.35
 
 
 def test_memory_of_a_process_includes_its_children():

@@ -48,3 +48,10 @@ def test_refuses_invalid_or_missing_metadata_naming_the_rule(make_agent):
     assert isinstance(wrong, Refuse) and "'user_id' is a required property" in wrong.message
     ok = admit(Offer("AJ_1", "r", '{"user_id": "u"}'), state(d), draining=False)
     assert isinstance(ok, Accept) and ok.metadata == {"user_id": "u"}
+
+
+def test_declines_while_the_agent_cannot_start_processes(make_agent):
+    d = make_agent()
+    answer = admit(Offer("AJ_1", "r", ""), AgentState(d, MetadataChecker(d.metadata), 0, "ImportError: x"),
+                   draining=False)
+    assert answer == Decline("no_process", "cannot start job processes: ImportError: x")

@@ -7,7 +7,7 @@ import asyncio
 from host.config.credentials import Credentials
 from host.reload.plan import plan
 from host.runtime.agents import AgentSet, ProcessSettings
-from host.runtime.jobs import JobTable
+from host.runtime.jobs import JobTable, LoadPolicy
 
 UNREACHABLE = Credentials("ws://127.0.0.1:9", "k", "s" * 32)
 
@@ -52,5 +52,5 @@ async def test_apply_replaces_only_what_changed(make_agent):
 
 
 def test_a_job_table_reads_no_agents_until_attached():
-    table = JobTable(UNREACHABLE, None, None, 0.9)  # type: ignore[arg-type]
+    table = JobTable(UNREACHABLE, None, None, LoadPolicy())  # type: ignore[arg-type]
     assert table._agents.names() == [] and table._agents.get("a") is None

@@ -4,6 +4,7 @@ worker connection that records what would be sent to the server."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from livekit.protocol import agent as agent_pb
 
@@ -14,7 +15,7 @@ from host.ops.resources import CpuLoad
 from host.process.pool import ProcessPool
 from host.runtime.admission import Accept, Decline, Refuse
 from host.runtime.agents import Agent
-from host.runtime.jobs import JobTable
+from host.runtime.jobs import JobTable, LoadPolicy
 
 CREDENTIALS = Credentials("ws://127.0.0.1:9", "key", "s" * 32)
 
@@ -57,7 +58,7 @@ def table_with(definition):
     pool = ProcessPool(definition, "text", 20)
     agent = Agent(definition, MetadataChecker(definition.metadata), pool, worker)  # type: ignore[arg-type]
     metrics = Metrics()
-    table = JobTable(CREDENTIALS, metrics, CpuLoad(sampler=lambda: 0.0), 0.9)
+    table = JobTable(CREDENTIALS, metrics, CpuLoad(sampler=lambda: 0.0), LoadPolicy())
     table.attach(Agents(agent))
     return table, worker, pool, metrics
 
@@ -76,7 +77,8 @@ async def wait_for(event: asyncio.Event, timeout: float = 20.0) -> None:
     event.clear()
 
 
-async def test_accepted_job_runs_in_a_process_and_its_success_is_reported(make_agent):
+async def test_accepted_job_runs_in_a_process_and_its_success_is_reported(make_agent, caplog):
+    caplog.set_level(logging.INFO)
     table, worker, pool, metrics = table_with(make_agent("limits: {max_jobs: 1}\nprocesses: {idle: 0}\n"))
     try:
         answer = await table.on_offer(worker, offer("AJ_1", "free text"))  # type: ignore[arg-type]
@@ -88,6 +90,8 @@ async def test_accepted_job_runs_in_a_process_and_its_success_is_reported(make_a
 
         await table.on_assignment(worker, agent_pb.JobAssignment(job=offer("AJ_1").job, token="t"))  # type: ignore[arg-type]
         assert worker.job_updates[0] == ("AJ_1", agent_pb.JobStatus.JS_RUNNING, "")
+        assert worker.worker_updates[-1] == (True, 1.0, 1)  # its one slot is taken: full, and it says why
+        assert "agent a takes no new jobs: at max_jobs (1)" in caplog.text
         assert table.get("AJ_1").pid is not None
         # the entrypoint returns without connecting: the job ends on its own, and cleanly
         for _ in range(400):
@@ -98,6 +102,7 @@ async def test_accepted_job_runs_in_a_process_and_its_success_is_reported(make_a
         assert len(table) == 0
         assert sample(metrics, "agenthost_jobs_finished_total", agent="a") == 1
         assert worker.worker_updates[-1] == (False, 0.0, 0)  # its slot is free again
+        assert "agent a takes jobs again" in caplog.text
     finally:
         await pool.close()
 
