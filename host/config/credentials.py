@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -14,5 +15,19 @@ class Credentials:
     api_secret: str
 
     @property
+    def shown_url(self) -> str:
+        """The URL as logs and /status show it: without any user:password@ part."""
+        return redact_url(self.url)
+
+    @property
     def http_url(self) -> str:
         return self.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+
+
+_USERINFO = re.compile(r"(\w+://)[^/@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """`text` (a URL, or a message with URLs in it) without credentials: `ws://user:pass@host` ->
+    `ws://***@host`."""
+    return _USERINFO.sub(r"\1***@", text)

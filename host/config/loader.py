@@ -92,6 +92,10 @@ def load(
         base_dir = os.path.dirname(os.path.abspath(file))
         docs, file_problems = load_file(file, shown, env)
         problems.extend(file_problems)
+        if not docs and not file_problems:
+            # never "no agents here": a file caught mid-write (truncated, not yet written) must not remove them
+            problems.append(Problem(shown, 0, 0, "$", "the file is empty: it defines no agent (delete the file, "
+                                                      "or set enabled: false, to remove an agent)"))
         for doc in docs:
             doc_problems = check_document(doc) + semantic_problems(doc)
             name = doc.value.get("name") if isinstance(doc.value, dict) else None
@@ -110,6 +114,7 @@ def load(
                 problems.extend(meta_problems)
                 continue
             agents.append(build(doc, base_dir, policy))
+    problems.extend(_automatic_conflicts(agents))
     sources: dict[str, Snapshot] = {}
     warnings: list[Problem] = []
     if check_imports and agents:
@@ -118,6 +123,25 @@ def load(
         sources, warnings = checked.sources, checked.warnings
     return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files), sources,
                    tuple(sorted(warnings)))
+
+
+def _automatic_conflicts(agents: Sequence[AgentDefinition]) -> list[Problem]:
+    """Automatic agents register the same (empty) agent name with LiveKit: two of one job type would share
+    the rooms between them, each room getting only one. That is an error, naming both files."""
+    first: dict[str, AgentDefinition] = {}
+    problems = []
+    for agent in agents:
+        if agent.dispatch != "automatic" or not agent.enabled:
+            continue
+        other = first.setdefault(agent.job_type, agent)
+        if other is not agent:
+            line, col = agent.location("dispatch")
+            problems.append(Problem(
+                agent.file, line, col, "$.dispatch",
+                f"agent {agent.name!r} and agent {other.name!r} ({other.file}:{other.line}) are both dispatch: "
+                f"automatic with job_type {agent.job_type}: LiveKit gives each room to only one of them. Serve "
+                "both from one entrypoint, or dispatch one of them explicitly"))
+    return problems
 
 
 @dataclass(frozen=True)

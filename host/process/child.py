@@ -12,7 +12,10 @@ import asyncio
 import inspect
 import logging
 import os
+import select
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -23,6 +26,7 @@ from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function, module_name_for_file
 from host.config.sources import ImportRecorder, project_files, snapshot
 from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
+from host.process.tree import become_subreaper, descendants, end_all
 
 logger = logging.getLogger("agenthost.job")
 
@@ -35,14 +39,22 @@ class JobRuntime(Protocol):
         ...
 
 
-def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int) -> None:
+def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int) -> None:
     """Process target (module-level so that it can be pickled to the fork server)."""
     # No .pyc for project code: a file edited twice within a second (same size) would otherwise be
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True
+    # only the host decides when a job stops: Ctrl-C or a stop signal sent to the whole process group (a
+    # terminal, systemd's default) reaches the host, which drains; the job processes ignore it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    become_subreaper()  # what a job starts stays below this process, to be ended with it
     fields: dict[str, Any] = {"agent": definition.name, "pid": os.getpid()}
     job_filter = logs.JobFields(fields)
     logs.setup(log_format, log_level, job_filter)
+    global _watchdog
+    _watchdog = HostWatchdog(host_pid, definition.shutdown.timeout)
+    _watchdog.start()
     for key, value in definition.env:
         os.environ[key] = value
     try:
@@ -64,6 +76,52 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     job_filter.fields.update({"job_id": _job_id(msg), "worker_id": msg.worker_id, **dict(msg.definition.log_fields)})
     error = asyncio.run(runtime.run(conn, msg, job_filter))
     send(conn, JobDone(error))
+    end_what_the_job_started()
+
+
+def end_what_the_job_started() -> None:
+    """Whatever the job started and left running ends with it (SIGTERM, then SIGKILL)."""
+    left = descendants(os.getpid())
+    if left:
+        killed = end_all(left, grace=1.0)
+        logger.warning("ended %d process(es) the job left running: %s%s", len(left), ", ".join(map(str, left)),
+                       f" (killed, they ignored SIGTERM: {', '.join(map(str, killed))})" if killed else "")
+
+
+class HostWatchdog(threading.Thread):
+    """Ends this process when the host is gone (killed with SIGKILL, say): at once when no job runs, else
+    after asking the job to shut down and giving it its shutdown timeout. Nothing is left behind."""
+
+    def __init__(self, host_pid: int, timeout: float) -> None:
+        super().__init__(name="agenthost-watchdog", daemon=True)
+        self.host_pid = host_pid
+        self.timeout = timeout
+        self.on_host_gone: Callable[[], object] | None = None  # set while a job runs: asks it to shut down
+
+    def run(self) -> None:
+        self._wait_for_host_exit()
+        hook = self.on_host_gone
+        logger.warning("the host (pid %d) is gone; this job process ends%s", self.host_pid,
+                       f" within its shutdown timeout ({self.timeout:g}s)" if hook else "")
+        if hook is not None:
+            hook()
+            time.sleep(self.timeout)
+        end_all(descendants(os.getpid()), grace=0.5)
+        os._exit(70)
+
+    def _wait_for_host_exit(self) -> None:
+        try:
+            fd = os.pidfd_open(self.host_pid)
+        except (AttributeError, OSError):
+            while True:  # no pidfd (an old kernel): poll
+                try:
+                    os.kill(self.host_pid, 0)
+                except ProcessLookupError:
+                    return
+                except PermissionError:
+                    pass
+                time.sleep(0.5)
+        select.select([fd], [], [])  # readable once the host has exited
 
 
 def _prewarm(definition: AgentDefinition) -> JobRuntime:
@@ -97,8 +155,14 @@ def run_setup(setup: Any, proc: Any) -> None:
         asyncio.run(_await(result))
 
 
+_watchdog: HostWatchdog | None = None
+
+
 def watch_host(conn: Connection, shutdown: Callable[[str], None]) -> None:
     """Turn the host's ShutdownJob (or its going away) into a shutdown of the running job."""
+    loop = asyncio.get_running_loop()
+    if _watchdog is not None:
+        _watchdog.on_host_gone = lambda: loop.call_soon_threadsafe(shutdown, "host_gone")
 
     def on_message() -> None:
         try:
@@ -110,7 +174,7 @@ def watch_host(conn: Connection, shutdown: Callable[[str], None]) -> None:
         if isinstance(msg, ShutdownJob):
             shutdown(msg.reason)
 
-    asyncio.get_running_loop().add_reader(conn.fileno(), on_message)
+    loop.add_reader(conn.fileno(), on_message)
 
 
 def send(conn: Connection, msg: object) -> bool:

@@ -12,6 +12,7 @@ import contextlib
 import enum
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -29,13 +30,14 @@ from host.process.messages import (
     ShuttingDown,
     StartJob,
 )
+from host.process.tree import kill_tree
 
 logger = logging.getLogger("agenthost.process")
 # forkserver: a clean server process (never the host, with its event loop and sockets) forks each
 # job process. It has imported the libraries every job needs, so their pages are shared between
 # job processes; agent code is imported after the fork, in each process, so reloads see new code.
 _ctx = multiprocessing.get_context("forkserver")
-_PRELOAD = ["host.process.child", "host.context"]
+_PRELOAD = ["host.process.forkserver", "host.process.child", "host.context"]
 _ctx.set_forkserver_preload(_PRELOAD)
 # livekit-agents' framework and its warm-up (imports, VAD weights, ...), then gc.freeze() so that reference
 # counting in each job does not copy the shared pages: each AgentSession job then adds tens of MB, not hundreds
@@ -98,7 +100,7 @@ class JobProcess:
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
         self._conn, child = _ctx.Pipe(duplex=True)
         self._proc: BaseProcess = _ctx.Process(
-            target=job_child.main, args=(child, definition, log_format, log_level),
+            target=job_child.main, args=(child, definition, log_format, log_level, os.getpid()),
             name=f"agenthost-{definition.name}", daemon=True)
         self._child_conn: Connection | None = child
         self._ready: asyncio.Future[None] | None = None
@@ -155,11 +157,16 @@ class JobProcess:
             self.kill()
 
     def kill(self, reason: str | None = None) -> None:
-        """SIGKILL the process; `reason` is reported as the job's error when given."""
-        if self._proc.is_alive():
+        """SIGKILL the process and every process it started; `reason` is reported as the job's error when
+        given."""
+        if self.pid is not None and self.state is not ProcessState.EXITED and self._proc.is_alive():
             self.killed_by_host = True
             self.kill_reason = self.kill_reason or reason
-            self._proc.kill()
+            left = kill_tree(self.pid)
+            if left:
+                logger.warning("killed %d process(es) the job process had started: %s", len(left),
+                               ", ".join(map(str, left)), extra={"agent": self.definition.name, "pid": self.pid,
+                                                                 "job_id": self.job_id})
 
     async def wait_exit(self, timeout: float | None = None) -> ProcessExit:
         """How the process ended; kill it at `timeout` (then its code is the kill signal's)."""

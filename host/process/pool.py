@@ -71,20 +71,25 @@ class ProcessPool:
             proc.kill()
         await asyncio.gather(*(p.wait_exit(5.0) for p in idle), return_exceptions=True)
 
-    def _record_failure(self, proc: JobProcess, exc: BaseException) -> None:
+    def _record_failure(self, pid: int | None, exc: BaseException) -> None:
         self._failures += 1
         self.last_error = str(exc)
         logger.error("job process for %s failed to start: %s", self.definition.name, exc,
-                     extra={"agent": self.definition.name, "pid": proc.pid, "failures": self._failures})
+                     extra={"agent": self.definition.name, "pid": pid, "failures": self._failures})
 
     async def _start(self) -> JobProcess:
         """A new process, once it is ready; its failure is recorded (for backoff) and raised."""
-        proc = JobProcess(self.definition, self._log_format, self._log_level)
-        await proc.start()
+        try:
+            proc = JobProcess(self.definition, self._log_format, self._log_level)
+            await proc.start()
+        except OSError as exc:  # no file descriptors, no fork under a pids or memory limit, ...
+            error = ProcessStartError(f"cannot start a job process: {exc}")
+            self._record_failure(None, error)
+            raise error from exc
         try:
             await proc.wait_ready(self.definition.processes.init_timeout)
         except ProcessStartError as exc:
-            self._record_failure(proc, exc)
+            self._record_failure(proc.pid, exc)
             raise
         except asyncio.CancelledError:
             proc.kill()

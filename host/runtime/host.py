@@ -64,7 +64,7 @@ class Host:
         self.monitor = ResourceMonitor(self.jobs, cpu)
         self.reloader = Reloader(options.paths, self.agents, self.metrics, import_timeout=options.import_timeout,
                                  refused_while=lambda: "the host is draining" if self.jobs.draining else None)
-        self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.url, time.time())
+        self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.shown_url, time.time())
         self.metrics.observe(self.view)
         self._signals: asyncio.Queue[str] = asyncio.Queue()
         self._stopped = asyncio.Event()

@@ -64,6 +64,7 @@ class Job:
     started_at: float | None = None  # time.time() when its process got the job
     failure: Failure | None = None  # decided by the host while it ran (e.g. the memory limit)
     task: asyncio.Task[None] | None = None  # its supervision
+    reserved: asyncio.Task[JobProcess] | None = None  # its process being taken, until the assignment
 
     @property
     def id(self) -> str:
@@ -102,6 +103,12 @@ def process_error(agent: Agent) -> str | None:
     """Why the agent cannot start job processes now (its last start failed and none is ready), or None."""
     pool = agent.pool
     return pool.last_error if pool.last_error is not None and not pool.idle_count else None
+
+
+def _kill_reserved(task: asyncio.Task[JobProcess]) -> None:
+    """A process taken for a job that never came is not given back: it may already be stale."""
+    if not task.cancelled() and task.exception() is None:
+        task.result().kill()
 
 
 class _NoAgents:
@@ -165,7 +172,11 @@ class JobTable:
                                       tuple(sorted(answer.attributes.items())))
             facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, agent.definition, worker,
                              answer.metadata, participant)
-            self._jobs[job.id] = Job(facts)
+            # its process is taken now, from the pool of the definition (and code) it was accepted under: a
+            # reload before the assignment cannot change what it runs, and a process is warm by then
+            reserved = asyncio.get_running_loop().create_task(agent.pool.take(), name=f"reserve-{job.id}")
+            reserved.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved at the assignment
+            self._jobs[job.id] = Job(facts, reserved=reserved)
             asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
             return answer
         self._metrics.jobs_refused.labels(worker.agent, answer.reason).inc()
@@ -193,17 +204,15 @@ class JobTable:
         pb = assignment.job
         logger.debug("job assigned", extra=job_fields(worker.agent, pb.id))
         job = self._jobs.get(pb.id)
-        if job is None or job.process is not None:
+        if job is None or job.reserved is None:
             logger.warning("assignment for a job this host did not accept", extra={"job_id": pb.id})
             await worker.update_job(pb.id, agent_pb.JobStatus.JS_FAILED, "job was not accepted by this host")
             return
         fields = job.facts.log_fields
-        agent = self._agents.get(job.agent)
+        reserved, job.reserved = job.reserved, None
         process: JobProcess | None = None
         try:
-            if agent is None:
-                raise ProcessStartError("agent was removed")
-            process = await agent.pool.take()
+            process = await reserved
             self._start(job, process, assignment, worker)
         except (ProcessStartError, OSError) as exc:
             logger.error("job failed: no process: %s", exc, extra=fields)
@@ -249,14 +258,22 @@ class JobTable:
         self.draining = True
 
     def shutdown_all(self, reason: str) -> None:
+        """Ask every running job to shut down; jobs not assigned yet are dropped (the server is told by the
+        drain that this host takes nothing, and their processes end)."""
         for job in list(self._jobs.values()):
             if job.process is not None:
                 job.process.request_shutdown(reason)
+            elif job.reserved is not None:
+                logger.warning("accepted job dropped before its assignment: %s", reason, extra=job.facts.log_fields)
+                self._drop_unassigned(job)
 
     def kill_all(self, reason: str) -> None:
         for job in list(self._jobs.values()):
             if job.process is not None:
                 job.process.kill(reason)
+            elif job.reserved is not None:
+                logger.warning("accepted job dropped before its assignment: %s", reason, extra=job.facts.log_fields)
+                self._drop_unassigned(job)
 
     async def wait_supervised(self, timeout: float | None = None) -> None:
         """Until every running job has been reported (bounded by `timeout`)."""
@@ -327,6 +344,12 @@ class JobTable:
 
     def _release_unassigned(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
-        if job is not None and job.process is None:
+        if job is not None and job.reserved is not None:
             logger.warning("accepted job was never assigned; released", extra=job.facts.log_fields)
-            del self._jobs[job_id]
+            self._drop_unassigned(job)
+
+    def _drop_unassigned(self, job: Job) -> None:
+        assert job.reserved is not None
+        del self._jobs[job.id]
+        job.reserved.add_done_callback(_kill_reserved)
+        job.reserved.cancel()

@@ -22,7 +22,7 @@ from livekit.protocol import agent as agent_pb
 
 from host import __version__
 from host.aio import TaskSet, backoff_delay
-from host.config.credentials import Credentials
+from host.config.credentials import Credentials, redact_url
 from host.config.definitions import AgentDefinition
 from host.runtime.admission import Accept, Admission, Decline, Refuse
 
@@ -153,7 +153,11 @@ class WorkerConnection:
                 except asyncio.CancelledError:
                     raise
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RegistrationError) as exc:
-                    self.last_error = _describe(exc)
+                    self.last_error = redact_url(_describe(exc))
+                except Exception as exc:  # anything else (a malformed URL, a bug): said, and tried again
+                    self.last_error = f"{type(exc).__name__}: {redact_url(str(exc))}"
+                    logger.exception("agent %s: connecting to %s failed", self.agent, self.credentials.shown_url,
+                                     extra=self._log_fields)
                 finally:
                     self.registered = False
                     self._ws = None
@@ -164,7 +168,7 @@ class WorkerConnection:
                 delay = backoff_delay(attempt, BACKOFF_START, BACKOFF_MAX)
                 attempt += 1
                 logger.warning("agent %s: not connected to %s (%s); retrying in %.1fs", self.agent,
-                               self.credentials.url, self.last_error, delay, extra=self._log_fields)
+                               self.credentials.shown_url, self.last_error, delay, extra=self._log_fields)
                 await asyncio.sleep(delay)
 
     async def _connect_once(self, session: aiohttp.ClientSession) -> None:

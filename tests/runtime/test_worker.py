@@ -140,3 +140,17 @@ async def test_unreachable_server_is_retried_without_a_traceback(tmp_path, caplo
         host.request_stop()
         await asyncio.wait_for(task, 20)
 
+
+
+async def test_a_url_with_credentials_is_retried_and_never_shown(tmp_path, caplog):
+    host = Host(write_agents(tmp_path), Credentials("ws://admin:hunter2secret@127.0.0.1:9", "k", "s" * 32))
+    task = asyncio.create_task(host.run())
+    try:
+        await wait_until(lambda: caplog.text.count("retrying in") >= 2)  # the loop lives on
+        status = json.dumps(host.view.status())
+        assert "ws://***@127.0.0.1:9" in status and "ws://***@127.0.0.1:9" in caplog.text
+        assert "hunter2secret" not in caplog.text and "hunter2secret" not in status
+        assert "hunter2secret" not in " ".join(host.view.not_ready())
+    finally:
+        host.request_stop()
+        await asyncio.wait_for(task, 20)

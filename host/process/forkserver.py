@@ -1,0 +1,11 @@
+"""Imported by the fork server only (it is the first module it preloads), never by the host.
+
+A stop signal sent to the whole process group (Ctrl-C in a terminal, systemd's default KillMode) must
+reach only the host, which drains. The fork server ignores it, and so do the job processes it forks
+(they inherit this, and set it again themselves); the fork server ends when the host does.
+"""
+
+import signal
+
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
