@@ -102,6 +102,7 @@ class HostProcess:
     env: dict[str, str]
     log_path: Path
     cwd: Path = ROOT
+    new_session: bool = False  # a process group of its own, as a terminal or systemd starts it
     proc: subprocess.Popen[bytes] | None = None
     _log: object = field(default=None, repr=False)
 
@@ -110,7 +111,8 @@ class HostProcess:
         self._log = fh
         http = [] if any(a.startswith("--http") for a in self.args) else ["--http", "127.0.0.1:0"]
         self.proc = subprocess.Popen([sys.executable, "-m", "host", "run", *http, *self.args], cwd=self.cwd,
-                                     env={**os.environ, **self.env}, stdout=fh, stderr=subprocess.STDOUT)
+                                     env={**os.environ, **self.env}, stdout=fh, stderr=subprocess.STDOUT,
+                                     start_new_session=self.new_session)
 
     async def http_base(self) -> str:
         """The base URL of this host's HTTP surface (it listens on a free port by default)."""

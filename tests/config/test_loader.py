@@ -35,3 +35,18 @@ def test_entrypoint_import_problems_point_at_the_key(tmp_path):
     (p,) = catalog.problems
     assert (p.line, p.column, p.path) == (3, 13, "$.entrypoint")
     assert p.message == "mod.py:entrypoint: the entrypoint must be an async function (async def)"
+
+
+def test_an_empty_file_is_an_error_not_an_absence(tmp_path):
+    (tmp_path / "a.yaml").write_text("# only a comment\n")
+    [problem] = load([str(tmp_path)], check_imports=False).problems
+    assert problem.file.endswith("a.yaml") and "the file is empty" in problem.message
+
+
+def test_two_automatic_agents_of_one_job_type_are_an_error_naming_both(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\ndispatch: automatic\n")
+    (tmp_path / "b.yaml").write_text("name: b\nentrypoint: m:f\ndispatch: automatic\n")
+    (tmp_path / "c.yaml").write_text("name: c\nentrypoint: m:f\ndispatch: automatic\njob_type: publisher\n")
+    [problem] = load([str(tmp_path)], check_imports=False).problems
+    assert problem.file.endswith("b.yaml") and problem.path == "$.dispatch"
+    assert "agent 'b' and agent 'a' (" in problem.message and "a.yaml:1)" in problem.message

@@ -62,3 +62,19 @@ async def test_hanging_setup_is_killed_at_init_timeout(tmp_path):
     with pytest.raises(ProcessStartError, match=r"not ready within 1s"):
         await pool.take()
     await pool.close()
+
+
+async def test_an_os_error_at_start_is_a_start_failure(tmp_path, monkeypatch, caplog):
+    from host.process import handle
+
+    pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)
+
+    def no_descriptors(*_args, **_kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(handle._ctx, "Pipe", no_descriptors)
+    with pytest.raises(ProcessStartError, match="cannot start a job process: .*Too many open files"):
+        await pool.take()
+    assert pool.last_error is not None and "Too many open files" in pool.last_error
+    assert "job process for a failed to start" in caplog.text
+    await pool.close()

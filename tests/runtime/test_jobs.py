@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from livekit.protocol import agent as agent_pb
 
@@ -162,3 +163,36 @@ async def test_draining_declines_and_reports_full_on_registration(make_agent):
     table.on_registered(worker)  # type: ignore[arg-type]
     await asyncio.sleep(0)
     assert worker.worker_updates == [(True, 1.0, 0)]
+
+
+async def test_a_job_runs_the_version_it_was_accepted_under_across_a_reload(make_agent, tmp_path):
+    """Accepted under code v1, assigned after the code changed on disk: it still runs v1 (its process is
+    taken at the offer)."""
+    module = ("import asyncio\nVERSION = 'v1'\n\nasync def entrypoint(ctx):\n"
+              "    open(ctx.job.metadata, 'w').write(VERSION)\n")
+    d = make_agent("processes: {idle: 1}\n", module=module)
+    table, worker, pool, _ = table_with(d)
+    pool.start()
+    try:
+        for _ in range(200):
+            if pool.idle_count:
+                break
+            await asyncio.sleep(0.05)
+        out = tmp_path / "ran"
+        await table.on_offer(worker, offer("AJ_1", str(out)))  # type: ignore[arg-type]
+        # a reload before the assignment: new code on disk, the agent's pool replaced, the old one closed
+        Path(d.entrypoint.file).write_text(module.replace("v1", "v2"))
+        new_pool = ProcessPool(d, "text", 20)
+        new_pool.start()
+        table._agents.agents["a"] = Agent(d, MetadataChecker(d.metadata), new_pool, worker)  # type: ignore[attr-defined]
+        await pool.close()
+        pool = new_pool
+        await asyncio.sleep(0.5)
+        await table.on_assignment(worker, agent_pb.JobAssignment(job=offer("AJ_1", str(out)).job))  # type: ignore[arg-type]
+        for _ in range(200):
+            if out.exists() and out.read_text():
+                break
+            await asyncio.sleep(0.05)
+        assert out.read_text() == "v1"
+    finally:
+        await pool.close()
