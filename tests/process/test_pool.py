@@ -73,7 +73,7 @@ async def test_an_os_error_at_start_is_a_start_failure(tmp_path, monkeypatch, ca
         raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(handle._ctx, "Pipe", no_descriptors)
-    with pytest.raises(ProcessStartError, match="cannot start a job process: .*Too many open files"):
+    with pytest.raises(ProcessStartError, match=r"cannot start a job process: .*Too many open files"):
         await pool.take()
     assert pool.last_error is not None and "Too many open files" in pool.last_error
     assert "job process for a failed to start" in caplog.text
