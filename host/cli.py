@@ -140,6 +140,9 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
               help="Seconds a reload may spend importing each changed agent's code to check it.")
 @click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
               help="HOST:PORT for /healthz, /readyz, /status and /metrics ('off' for none) [env AGENTHOST_HTTP].")
+@click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
+              help="Bearer token that /status and /metrics require (/healthz and /readyz stay open) "
+                   "[env AGENTHOST_HTTP_TOKEN].")
 @click.option("--load-threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="CPU use (0-1, smoothed) at which the host tells the server it is full; 0 = CPU not counted.")
 @click.option("--server-target-load", type=click.FloatRange(0.05, 1), default=0.7, show_default=True,
@@ -147,7 +150,7 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
                    "it, so an open host always reports less.")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
-        http: str, load_threshold: float, server_target_load: float) -> None:
+        http: str, http_token: str | None, load_threshold: float, server_target_load: float) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -166,9 +169,12 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     agent_paths = _default_paths(paths)
     catalog = load_or_exit(agent_paths)
     credentials = _credentials(url, api_key, api_secret)
+    # the host keeps its secret: no process it starts (the fork server, job processes, import checks)
+    # inherits it in its environment
+    os.environ.pop("LIVEKIT_API_SECRET", None)
     host = Host(catalog, credentials, HostOptions(
         paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
-        watch=watch, import_timeout=import_timeout, http=address,
+        watch=watch, import_timeout=import_timeout, http=address, http_token=http_token or None,
         load=LoadPolicy(load_threshold, server_target_load)))
     try:
         asyncio.run(host.run())
@@ -189,8 +195,10 @@ def _address(text: str, option: str) -> tuple[str, int]:
 @cli.command()
 @click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
               help="The running host's HTTP address [env AGENTHOST_HTTP].")
+@click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
+              help="The host's bearer token, if it requires one [env AGENTHOST_HTTP_TOKEN].")
 @click.option("--json", "as_json", is_flag=True, help="Print the /status document as it is.")
-def status(http: str, as_json: bool) -> None:
+def status(http: str, http_token: str | None, as_json: bool) -> None:
     """Show a running host's agents and jobs (its /status) as tables."""
     import json
     import urllib.error
@@ -201,7 +209,8 @@ def status(http: str, as_json: bool) -> None:
     host, port = _address(http, "--http")
     address = f"http://{host}:{port}/status"
     try:
-        with urllib.request.urlopen(address, timeout=5.0) as response:
+        headers = {"Authorization": f"Bearer {http_token}"} if http_token else {}
+        with urllib.request.urlopen(urllib.request.Request(address, headers=headers), timeout=5.0) as response:
             body = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         click.echo(f"agenthost: cannot read {address}: {getattr(exc, 'reason', exc)}", err=True)

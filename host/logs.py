@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -51,16 +52,32 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return out
 
 
+MAX_FIELD = 200  # characters of one field's value in a log line (names and ids from clients can be long)
+MAX_MESSAGE = 8000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def bounded(value: object, limit: int = MAX_FIELD) -> str:
+    """`value` as one line of at most `limit` characters: control characters escaped (a room name with a
+    newline cannot forge a log line), the rest cut with its length said."""
+    text = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode(), str(value))
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
-        line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = f"{ts} {record.levelname:<7} {record.name}: {bounded(record.getMessage(), MAX_MESSAGE)}"
         fields = _fields(record)
         if fields:
-            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+            line += " " + " ".join(f"{k}={bounded(v)}" for k, v in fields.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class JsonFormatter(logging.Formatter):
@@ -69,9 +86,9 @@ class JsonFormatter(logging.Formatter):
             "time": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _cut(record.getMessage(), MAX_MESSAGE),
         }
-        body.update(_fields(record))
+        body.update({k: _cut(v, MAX_FIELD) if isinstance(v, str) else v for k, v in _fields(record).items()})
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
         return json.dumps(body, default=str)

@@ -17,8 +17,8 @@ def agenthost(*args, cwd=ROOT):
 
 BAD = "tests/fixtures/bad"
 BAD_TEXT = (
-    "tests/fixtures/bad/support.yaml:4:12: $.shutdown.timeout: '-5s' is not a duration "
-    "(seconds as a number, or a string such as 500ms, 10s, 2m)\n"
+    "tests/fixtures/bad/support.yaml:4:12: $.shutdown.timeout: '-5s' is not a duration: "
+    "seconds from 0 to 86400 as a number, or a string such as 500ms, 10s, 2m (at most a day)\n"
     "tests/fixtures/bad/support.yaml:6:3: $.limits.max_job: unknown key 'max_job' (did you mean 'max_jobs'?)\n"
     "tests/fixtures/bad/twice.yaml:1:7: $.name: agent 'support' is already defined at "
     "tests/fixtures/bad/support.yaml:1\n"

@@ -7,6 +7,7 @@ definition crosses into each job process.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import string
@@ -74,6 +75,7 @@ class MetadataPolicy:
     schema: dict[str, Any] | None  # resolved JSON Schema (inline or loaded from file), if any
     schema_file: str | None  # where a file schema came from; local $refs resolve against it
     required: bool
+    roots: tuple[str, ...] = ()  # the folders its schema files and $refs may be read from
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class AgentDefinition:
     env: tuple[tuple[str, str], ...] = field(default=())
     log_fields: tuple[tuple[str, Any], ...] = field(default=())
     api: str = "host"  # "host" | "livekit-agents": what the entrypoint is written against
+    inherit_env: tuple[str, ...] | None = None  # None: all of the host's environment (but its LiveKit secret)
     # (top-level key, line, column) of each value in the file, for messages found after loading
     locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
 
@@ -139,10 +142,26 @@ class AgentDefinition:
         return "" if self.dispatch == "automatic" else self.name
 
 
+MAX_DURATION = 86400.0  # a day: the schema's bound on numbers, applied to strings such as '99999m' too
+DURATIONS = (("shutdown", "timeout"), ("processes", "init_timeout"))
+
+
 def semantic_problems(doc: Document) -> list[Problem]:
-    """Checks the JSON Schema cannot express: template fields. Tolerates schema-invalid documents."""
+    """Checks the JSON Schema cannot express: template fields, finite durations. Tolerates schema-invalid
+    documents."""
     v = doc.value if isinstance(doc.value, dict) else {}
     problems: list[Problem] = []
+    for section, key in DURATIONS:
+        raw = v.get(section, {}).get(key) if isinstance(v.get(section), dict) else None
+        if isinstance(raw, float) and math.isnan(raw):  # the schema bounds numbers, but NaN compares false
+            problems.append(doc.problem((section, key), f"{raw!r} is not a duration: it must be finite "
+                                                        "(seconds from 0 to 86400, or a string such as 10s)"))
+        elif isinstance(raw, str):
+            try:
+                if parse_duration(raw) > MAX_DURATION:
+                    problems.append(doc.problem((section, key), f"{raw!r} is longer than a day (86400s)"))
+            except ValueError:
+                pass  # the schema says what is wrong with it
     participant = v.get("participant")
     for key in ("identity", "name"):
         raw = participant.get(key) if isinstance(participant, dict) else None
@@ -194,5 +213,6 @@ def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefini
         env=tuple(sorted(v.get("env", {}).items())),
         log_fields=tuple(sorted(v.get("log_fields", {}).items())),
         api=v.get("api", "host"),
+        inherit_env=None if v.get("inherit_env", "all") == "all" else tuple(v["inherit_env"]),
         locations=tuple((k, *doc.where((k,))) for k in v),
     )

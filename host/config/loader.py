@@ -6,6 +6,7 @@ This is the one way files become definitions: `validate`, `run` and reload all c
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,7 +61,12 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
     for path in paths:
         if os.path.isdir(path):
             names = sorted(n for n in os.listdir(path) if is_agent_file(n))
-            files.extend(os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n)))
+            for name in names:
+                full = os.path.join(path, name)
+                if os.path.isfile(full):
+                    files.append(full)
+                elif os.path.islink(full):
+                    problems.append(Problem(display_path(full), 0, 0, "$", _broken_link(full)))
         elif os.path.isfile(path):
             files.append(path)
         else:
@@ -73,6 +79,16 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
             seen.add(key)
             unique.append(f)
     return unique, problems
+
+
+def _broken_link(path: str) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop (the link never reaches a file)"
+        return f"a symbolic link to {os.readlink(path)!r}, which does not exist"
+    return f"a symbolic link to {os.readlink(path)!r}, which is not a file"
 
 
 def load(

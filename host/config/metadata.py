@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from referencing.exceptions import CannotDetermineSpecification, NoSuchResource,
 from referencing.jsonschema import DRAFT202012
 
 from host.config.definitions import MetadataPolicy
+from host.config.schema import end_anchored
 from host.config.yamlsource import Document, JsonPath, display_path, load_file, parse_documents
 from host.errors import Problem
 
@@ -40,7 +41,7 @@ class PatternTimeout(Exception):
 
 @functools.lru_cache(maxsize=512)
 def _compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(pattern)
+    return regex.compile(end_anchored(pattern))
 
 
 def _search(pattern: str, text: str) -> bool:
@@ -99,11 +100,31 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _retrieve(uri: str) -> Resource[Any]:
+def schema_roots(agent_dir: str) -> tuple[str, ...]:
+    """The folders metadata schemas and their `$ref`s may be read from: the agent file's folder and the
+    working directory, each with everything below it."""
+    return tuple(dict.fromkeys(os.path.realpath(d) for d in (agent_dir, os.getcwd())))
+
+
+def inside(path: str, roots: tuple[str, ...]) -> bool:
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in roots)
+
+
+def _retriever(roots: tuple[str, ...]) -> Callable[[str], Resource[Any]]:
+    def retrieve(uri: str) -> Resource[Any]:
+        return _retrieve(uri, roots)
+
+    return retrieve
+
+
+def _retrieve(uri: str, roots: tuple[str, ...]) -> Resource[Any]:
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         raise NoSuchResource(uri)
     path = unquote(parsed.path)
+    if not inside(path, roots):
+        raise NoSuchResource(uri)
     docs, problems = load_file(path)
     if problems or len(docs) != 1:
         raise NoSuchResource(uri)
@@ -138,7 +159,9 @@ class MetadataChecker:
             base = policy.schema_file or os.path.join(os.getcwd(), "inline.schema.json")
             schema = _with_base(policy.schema, base)
             cls = _bounded(validators.validator_for(schema))
-            self._validator = cls(schema, registry=Registry(retrieve=_retrieve))  # type: ignore[call-arg]
+            retrieve = _retriever(policy.roots)
+            self._validator = cls(schema, registry=Registry(retrieve=retrieve),  # type: ignore[call-arg]
+                                  format_checker=cls.FORMAT_CHECKER)
 
     def check(self, payload: str, source: str = "<metadata>") -> tuple[Any, list[Problem]]:
         """The parsed metadata and every problem with it (empty when it may be accepted).
@@ -195,6 +218,7 @@ def load_policy(agent_doc: Document, base_dir: str) -> tuple[MetadataPolicy, lis
     """The metadata policy of a schema-valid agent document, with every problem of its schema."""
     section = agent_doc.value.get("metadata", {})
     required = bool(section.get("required", False))
+    roots = schema_roots(base_dir)
     raw = section.get("schema")
     if raw is None:
         return MetadataPolicy(None, None, required), []
@@ -206,6 +230,10 @@ def load_policy(agent_doc: Document, base_dir: str) -> tuple[MetadataPolicy, lis
         base = os.path.join(base_dir, os.path.basename(agent_doc.file) + ".inline.json")
     else:
         path = raw if os.path.isabs(raw) else os.path.normpath(os.path.join(base_dir, raw))
+        if not inside(path, roots):
+            return MetadataPolicy(None, None, required), [agent_doc.problem(("metadata", "schema"), (
+                f"metadata schema file {raw!r} is outside the agent file's folder and the working directory; "
+                "only schema files inside them are read"))]
         if not os.path.isfile(path):
             return MetadataPolicy(None, None, required), [
                 agent_doc.problem(("metadata", "schema"), f"metadata schema file {raw!r} does not exist")
@@ -222,11 +250,11 @@ def load_policy(agent_doc: Document, base_dir: str) -> tuple[MetadataPolicy, lis
         schema = docs[0].value if isinstance(docs[0].value, dict) else {}
         schema_file = path
         base = path
-    problems = _schema_problems(schema, located, base)
-    policy = MetadataPolicy(schema, schema_file if schema_file else None, required)
+    problems = _schema_problems(schema, located, base, roots)
+    policy = MetadataPolicy(schema, schema_file if schema_file else None, required, roots)
     if not problems and schema_file is None:
         # inline schemas resolve their local $refs against the agent file's folder
-        policy = MetadataPolicy(_with_base(schema, base), None, required)
+        policy = MetadataPolicy(_with_base(schema, base), None, required, roots)
     return policy, problems
 
 
@@ -238,11 +266,13 @@ def _referenced_problems(path: str, cls: Any) -> list[Problem]:
         return problems
     if len(docs) != 1 or not isinstance(docs[0].value, (dict, bool)):
         return [Problem(shown, 1, 1, "$", "a file named by $ref must hold one JSON Schema object")]
-    return [docs[0].problem(tuple(e.absolute_path), f"not a valid JSON Schema: {_shorten(e.message)}")
+    # what the file holds is never shown: only where, and which rule of JSON Schema it breaks
+    return [docs[0].problem(tuple(e.absolute_path), f"not a valid JSON Schema (it breaks the {e.validator!r} rule)")
             for e in cls(cls.META_SCHEMA).iter_errors(docs[0].value)]
 
 
-def _schema_problems(schema: dict[str, Any], located: _Located, base: str) -> list[Problem]:
+def _schema_problems(schema: dict[str, Any], located: _Located, base: str,
+                     roots: tuple[str, ...]) -> list[Problem]:
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
     problems: list[Problem] = []
     for error in cls(cls.META_SCHEMA).iter_errors(schema):
@@ -257,6 +287,9 @@ def _schema_problems(schema: dict[str, Any], located: _Located, base: str) -> li
             continue
         if urlparse(target).scheme:
             problems.append(located.problem(path, f"$ref {ref!r} is not a local file; only local refs resolve"))
+        elif not inside(os.path.join(base_dir, unquote(target)), roots):
+            problems.append(located.problem(path, f"$ref {ref!r} is outside the agent file's folder and the "
+                                                  "working directory; only files inside them are read"))
         elif not os.path.isfile(os.path.join(base_dir, unquote(target))):
             problems.append(located.problem(path, f"$ref {ref!r}: no such file"))
         else:
@@ -264,7 +297,8 @@ def _schema_problems(schema: dict[str, Any], located: _Located, base: str) -> li
     if problems:
         return problems
     full = _with_base(schema, base)
-    validator = cls(full, registry=Registry(retrieve=_retrieve))  # type: ignore[call-arg]
+    validator = cls(full, registry=Registry(retrieve=_retriever(roots)),  # type: ignore[call-arg]
+                    format_checker=cls.FORMAT_CHECKER)
     examples = schema.get("examples", [])
     for i, example in enumerate(examples if isinstance(examples, list) else []):
         try:

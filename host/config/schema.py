@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from host.config.yamlsource import Document, JsonPath
@@ -35,9 +36,23 @@ def agent_schema() -> dict[str, Any]:
     return schema
 
 
+def end_anchored(pattern: str) -> str:
+    """`pattern` with a final `$` meaning the end of the string, as in JSON Schema (ECMA 262) regexes;
+    in Python's, `$` also matches before a final newline, which let `name: "a\\n"` through."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + "\\Z"
+    return pattern
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+    if validator.is_type(instance, "string") and not re.search(end_anchored(patrn), instance):
+        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
 @functools.cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(agent_schema())
+    cls = validators.extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    return cls(agent_schema())  # type: ignore[no-any-return]
 
 
 def _known_keys(schema: Any) -> list[str]:

@@ -52,6 +52,9 @@ class Document:
     column: int
     positions: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    # path -> (the text as written, the value after ${VAR} substitution): a value from the environment may
+    # be a secret, so messages show what was written instead
+    substituted: dict[JsonPath, tuple[str, str]] = field(default_factory=dict)
 
     def where(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
         """Location of `path`, or of its nearest located ancestor."""
@@ -66,7 +69,14 @@ class Document:
 
     def problem(self, path: JsonPath, message: str, *, key: bool = False) -> Problem:
         line, col = self.where(path, key=key)
-        return Problem(self.file, line, col, format_path(path), message)
+        return Problem(self.file, line, col, format_path(path), self.hide_substituted(message))
+
+    def hide_substituted(self, message: str) -> str:
+        """`message` with every value that came from the environment replaced by the text that named it."""
+        for written, value in self.substituted.values():
+            if len(value) >= 3 and value != written:
+                message = message.replace(repr(value), repr(written)).replace(value, written)
+        return message
 
 
 class _TooBig(Exception):
@@ -123,7 +133,8 @@ class _Converter:
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         value = self._scalar(node)
         if isinstance(value, str) and self.env is not None and "$" in value:
-            value = self._substitute(value, node, path)
+            written, value = value, self._substitute(value, node, path)
+            self.doc.substituted[path] = (written, value)
         return value
 
     def _scalar(self, node: yaml.Node) -> Any:

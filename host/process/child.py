@@ -55,8 +55,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     global _watchdog
     _watchdog = HostWatchdog(host_pid, definition.shutdown.timeout)
     _watchdog.start()
-    for key, value in definition.env:
-        os.environ[key] = value
+    apply_environment(definition)
     try:
         with ImportRecorder() as imported:
             runtime = _prewarm(definition)
@@ -122,6 +121,23 @@ class HostWatchdog(threading.Thread):
                     pass
                 time.sleep(0.5)
         select.select([fd], [], [])  # readable once the host has exited
+
+
+BASIC_ENV = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"})
+
+
+def apply_environment(definition: AgentDefinition) -> None:
+    """The job's environment: the host's (all of it, or the names `inherit_env` lists, with the basics),
+    then the agent's own `env`. The LiveKit API secret is never there: the host removed it from its own
+    environment before the fork server started (a livekit-agents job gets it back, as livekit-agents'
+    server gives it)."""
+    if definition.inherit_env is not None:
+        keep = set(definition.inherit_env)
+        for key in list(os.environ):
+            if key not in keep and key not in BASIC_ENV and not key.startswith("LC_"):
+                del os.environ[key]
+    for key, value in definition.env:
+        os.environ[key] = value
 
 
 def _prewarm(definition: AgentDefinition) -> JobRuntime:

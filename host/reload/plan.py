@@ -73,7 +73,7 @@ class Plan:
 
 def prewarm_inputs(d: AgentDefinition) -> tuple[object, ...]:
     """What a prewarmed process was built from; other fields reach it with each job."""
-    return (d.entrypoint, d.setup, d.env, d.processes.init_timeout)
+    return (d.entrypoint, d.setup, d.env, d.inherit_env, d.api, d.processes.init_timeout)
 
 
 def _comparable(d: AgentDefinition) -> AgentDefinition:

@@ -45,6 +45,7 @@ class HostOptions:
     watch: bool = False
     import_timeout: float = 10.0
     http: tuple[str, int] | None = None
+    http_token: str | None = None  # required by /status and /metrics when set
     load: LoadPolicy = field(default_factory=LoadPolicy)
 
 
@@ -105,9 +106,9 @@ class Host:
     async def _start_http(self) -> HttpServer | None:
         if self.options.http is None:
             return None
-        from host.ops.httpserver import HttpServer
+        from host.ops.httpserver import HttpOptions, HttpServer
 
-        http = HttpServer(self.view, self.options.http)
+        http = HttpServer(self.view, self.options.http, HttpOptions(token=self.options.http_token))
         await http.start()
         return http
 

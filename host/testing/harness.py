@@ -103,6 +103,7 @@ class HostProcess:
     log_path: Path
     cwd: Path = ROOT
     new_session: bool = False  # a process group of its own, as a terminal or systemd starts it
+    nofile: int | None = None  # a file-descriptor limit for the host (and what it starts)
     proc: subprocess.Popen[bytes] | None = None
     _log: object = field(default=None, repr=False)
 
@@ -112,7 +113,13 @@ class HostProcess:
         http = [] if any(a.startswith("--http") for a in self.args) else ["--http", "127.0.0.1:0"]
         self.proc = subprocess.Popen([sys.executable, "-m", "host", "run", *http, *self.args], cwd=self.cwd,
                                      env={**os.environ, **self.env}, stdout=fh, stderr=subprocess.STDOUT,
-                                     start_new_session=self.new_session)
+                                     start_new_session=self.new_session, preexec_fn=self._limits)
+
+    def _limits(self) -> None:
+        if self.nofile is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     async def http_base(self) -> str:
         """The base URL of this host's HTTP surface (it listens on a free port by default)."""

@@ -50,3 +50,41 @@ def test_two_automatic_agents_of_one_job_type_are_an_error_naming_both(tmp_path)
     [problem] = load([str(tmp_path)], check_imports=False).problems
     assert problem.file.endswith("b.yaml") and problem.path == "$.dispatch"
     assert "agent 'b' and agent 'a' (" in problem.message and "a.yaml:1)" in problem.message
+
+
+def test_dangling_links_and_link_loops_are_errors_naming_the_file(tmp_path):
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    problems = {p.file.rsplit("/", 1)[-1]: p.message for p in load([str(tmp_path)], check_imports=False).problems}
+    assert "which does not exist" in problems["gone.yaml"] and "nowhere.yaml" in problems["gone.yaml"]
+    assert "symbolic link loop" in problems["loop.yaml"]
+
+
+def test_schema_files_and_refs_outside_the_project_are_not_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    agents = tmp_path / "agents.d"
+    agents.mkdir()
+    (agents / "a.yaml").write_text("name: a\nentrypoint: m:f\nmetadata: {schema: /etc/passwd}\n")
+    (agents / "b.yaml").write_text("name: b\nentrypoint: m:f\nmetadata: {schema: {$ref: ../../../../../etc/passwd}}\n")
+    problems = {p.file: p.message for p in load(["agents.d"], check_imports=False).problems}
+    assert "is outside the agent file's folder and the working directory" in problems["agents.d/a.yaml"]
+    assert "is outside the agent file's folder and the working directory" in problems["agents.d/b.yaml"]
+    assert "root:" not in " ".join(problems.values())
+
+
+def test_a_substituted_value_never_appears_in_a_message(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nlimits: {max_jobs: '${TOKEN}'}\n"
+                                     "participant: {name: 'x-${TOKEN}-{nope}'}\n")
+    catalog = load([str(tmp_path)], env={"TOKEN": "sk-live-123456"}, check_imports=False)
+    text = " ".join(p.message for p in catalog.problems)
+    assert "sk-live-123456" not in text and "${TOKEN}" in text and len(catalog.problems) == 2
+
+
+def test_names_and_env_keys_with_a_newline_and_endless_durations_are_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text('name: "a\\n"\nentrypoint: m:f\nenv: {"K\\n": v}\n')
+    (tmp_path / "b.yaml").write_text("name: b\nentrypoint: m:f\nshutdown: {timeout: .inf}\n"
+                                     "processes: {init_timeout: .nan}\n")
+    problems = sorted((p.path, p.message) for p in load([str(tmp_path)], check_imports=False).problems)
+    paths = [p for p, _ in problems]
+    assert paths == ["$.env", "$.name", "$.processes.init_timeout", "$.shutdown.timeout"]
+    assert all("not a duration" in m for p, m in problems if "timeout" in p)

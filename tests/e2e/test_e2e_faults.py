@@ -212,3 +212,57 @@ async def test_a_file_caught_mid_write_is_refused_and_its_agent_keeps_serving(li
     await host.wait_log(r"reload \(SIGHUP\): no changes")
     assert "removed holder" not in host.log()
     await client.disconnect()
+
+
+async def test_job_processes_never_hold_the_livekit_api_secret(livekit_server, start_host, tmp_path):
+    """Issue 12: every job process used to inherit the host's whole environment, the API secret included."""
+    agent_file(tmp_path, "open", f"entrypoint: {TEST_AGENTS / 'env_probe.py'}:entrypoint\nenv: {{OWN: mine}}\n")
+    agent_file(tmp_path, "listed", f"entrypoint: {TEST_AGENTS / 'env_probe.py'}:entrypoint\n"
+                                   "inherit_env: [LIVEKIT_URL]\n")
+    host = start_host(livekit_server, tmp_path, extra_env={"SHARED_TOKEN": "t0k"})
+    await host.wait_log(r"registered agent (open|listed)", count=2)
+    for agent in ("open", "listed"):
+        client = await job_in_new_room(livekit_server, agent, "env")
+        seen = json.loads(client.texts["env"][0])
+        assert seen["initial_has_secret"] is False and seen["secret_value_anywhere"] is False, seen
+        assert "LIVEKIT_API_SECRET" not in seen["os_environ"]
+        if agent == "open":
+            assert (seen["own"], seen["shared"]) == ("mine", "t0k")
+        else:
+            assert seen["shared"] is None and "LIVEKIT_URL" in seen["os_environ"] and "PATH" in seen["os_environ"]
+        await client.disconnect()
+
+
+async def test_a_flood_of_idle_connections_leaves_the_probes_and_the_jobs_alone(livekit_server, start_host, tmp_path):
+    """Issue 12: idle half-requests used to pile up to the file-descriptor limit and stop /healthz and the
+    process pool, with a log storm."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    agent_file(tmp_path, "holder", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
+    host = start_host(livekit_server, tmp_path, nofile=256)
+    base = await host.http_base()
+    port = int(base.rsplit(":", 1)[1])
+    await host.wait_log(r"registered agent holder")
+    flood = []
+    for _ in range(3000):
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            continue
+        writer.write(b"GET /status HTTP/1.1\r\nHost: x\r\n")  # half a request, never finished
+        flood.append(writer)
+    assert len(flood) >= 2000
+    async with aiohttp.ClientSession() as session:
+        for _ in range(5):
+            started = time.monotonic()
+            async with session.get(base + "/healthz", timeout=aiohttp.ClientTimeout(total=5)) as r:
+                assert r.status == 200
+            assert time.monotonic() - started < 1.0
+    client = await job_in_new_room(livekit_server, "holder", "tick")  # a job process still starts
+    for writer in flood:
+        writer.close()
+    await client.disconnect()
+    assert len(host.log()) < 20_000, "the log stays small"
+    assert "Traceback" not in host.log()

@@ -53,3 +53,10 @@ def test_kubernetes_probes_grace_period_and_agents(tmp_path):
         "Kubernetes would kill the host before running jobs finish draining"
     mount = next(m for m in container["volumeMounts"] if m["name"] == "agents")
     assert mount["mountPath"] == args[-1]
+
+
+def test_kubernetes_guards_status_and_metrics_with_a_token():
+    [container] = manifest()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    token = next(e for e in container["env"] if e["name"] == "AGENTHOST_HTTP_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"]["key"] == "token"
+    assert "AGENTHOST_HTTP_TOKEN" in (DEPLOY / "Dockerfile").read_text()
