@@ -9,11 +9,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test,agents]'
-if ! command -v ip >/dev/null 2>&1; then
+# Debian packages the tests use: iproute2 (the test network namespace), promtool (the Prometheus rules),
+# redis-server (multi-node LiveKit), systemd-analyze (the systemd unit). None is started as a service.
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
   else
-    echo "setup: the 'ip' command (iproute2) is needed for the end-to-end tests" >&2
+    echo "setup: the tests need these Debian packages: ${missing[*]}" >&2
   fi
 fi
 bash scripts/install-livekit-server.sh >/dev/null

@@ -8,7 +8,7 @@ memory, registration) are read from the host when scraped, so they are never sta
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -16,6 +16,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# every value of the `reason` labels (runtime.outcome and runtime.admission produce them)
+FAILURE_REASONS = ("job_error", "process_exited", "shutdown_timeout", "host_stopped", "memory_limit", "no_process")
+REFUSAL_REASONS = ("invalid_metadata", "metadata_error", "max_jobs", "no_process", "draining", "removed", "error")
+RELOAD_RESULTS = ("applied", "unchanged", "refused", "failed")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Gauges:
     registered: Mapping[str, bool]  # by agent
     memory: Sequence[JobMemory]
     cpu_load: float
+    ready: bool = True  # what /readyz says
+    memory_limit: Mapping[str, int] = field(default_factory=dict)  # bytes by agent; 0 when it has none
 
 
 class HostState(Protocol):
@@ -67,6 +73,13 @@ class _StateCollector(Collector):
             g.add_metric([m.agent, m.job_id], m.bytes)
         yield g
         yield GaugeMetricFamily("agenthost_cpu_load", "The machine's smoothed CPU use (0-1).", value=gauges.cpu_load)
+        yield GaugeMetricFamily("agenthost_ready", "1 when /readyz answers 200 (every agent registered and able "
+                                "to start job processes, not draining).", value=1.0 if gauges.ready else 0.0)
+        g = GaugeMetricFamily("agenthost_agent_memory_limit_bytes", "Each agent's limits.memory_limit_mb in bytes "
+                              "(0: no limit).", labels=["agent"])
+        for agent, limit in gauges.memory_limit.items():
+            g.add_metric([agent], limit)
+        yield g
 
 
 class Metrics:
@@ -89,6 +102,18 @@ class Metrics:
             ["agent"], registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.reloads = Counter("agenthost_reloads", "Reloads, by result (applied, unchanged, refused, failed).",
                                ["result"], registry=r)
+        for result in RELOAD_RESULTS:
+            self.reloads.labels(result)
+
+    def prepare(self, agent: str) -> None:
+        """Export every series of a served agent from the start, at 0: rates and alerts need the series
+        before the first event (a failure, a refusal) happens."""
+        self.jobs_started.labels(agent)
+        self.jobs_finished.labels(agent)
+        for reason in FAILURE_REASONS:
+            self.jobs_failed.labels(agent, reason)
+        for reason in REFUSAL_REASONS:
+            self.jobs_refused.labels(agent, reason)
 
     def observe(self, state: HostState) -> None:
         """Read the gauges from `state` at each scrape."""

@@ -15,6 +15,7 @@ from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
 from host.config.metadata import MetadataChecker
 from host.config.sources import Snapshot
+from host.ops.metrics import Metrics
 from host.process.pool import ProcessPool
 from host.reload.plan import Plan
 from host.runtime.worker import JobHandler, WorkerConnection
@@ -45,8 +46,10 @@ class ProcessSettings:
 
 
 class AgentSet:
-    def __init__(self, credentials: Credentials, handler: JobHandler, settings: ProcessSettings) -> None:
+    def __init__(self, credentials: Credentials, handler: JobHandler, settings: ProcessSettings,
+                 metrics: Metrics | None = None) -> None:
         self._credentials = credentials
+        self._metrics = metrics
         self._handler = handler
         self._settings = settings
         self._agents: dict[str, Agent] = {}
@@ -83,6 +86,8 @@ class AgentSet:
         worker = WorkerConnection(definition, self._credentials, self._handler)
         agent = Agent(definition, MetadataChecker(definition.metadata), pool, worker)
         self._agents[definition.name] = agent
+        if self._metrics is not None:
+            self._metrics.prepare(definition.name)
         pool.start()
         worker.start()
         return agent

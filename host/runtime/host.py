@@ -60,7 +60,8 @@ class Host:
         self.metrics = Metrics()
         cpu = CpuLoad()
         self.jobs = JobTable(credentials, self.metrics, cpu, options.load)
-        self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level))
+        self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level),
+                               self.metrics)
         self.jobs.attach(self.agents)
         self.monitor = ResourceMonitor(self.jobs, cpu)
         self.reloader = Reloader(options.paths, self.agents, self.metrics, import_timeout=options.import_timeout,

@@ -74,7 +74,8 @@ class HostView:
                   if j.id in self.monitor.memory]
         return Gauges(running=running, idle={a.name: a.pool.idle_count for a in agents},
                       registered={a.name: a.worker.registered for a in agents}, memory=memory,
-                      cpu_load=self.monitor.cpu.value)
+                      cpu_load=self.monitor.cpu.value, ready=not self.not_ready(),
+                      memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents})
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()

@@ -195,3 +195,29 @@ async def test_two_hosts_share_the_jobs_and_draining_one_loses_none(livekit_serv
     assert "job failed" not in a.log() + b.log()
     for c in later:
         await c.disconnect()
+
+
+async def test_every_dashboard_panel_reads_metrics_and_labels_the_host_exports(livekit_server, start_host, tmp_path):
+    """A renamed metric or label breaks CI, not the dashboard."""
+    from host.testing.promql import dashboard_queries, exported, metrics_and_labels
+
+    agents = tmp_path / "agents"
+    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n"
+                                 "limits: {memory_limit_mb: 2000}\n")
+    host = start_host(livekit_server, agents)
+    base = await host.http_base()
+    await host.wait_log(r"registered agent ticker")
+    client = await ticking(livekit_server, "ticker")
+    await client.disconnect()
+    await host.wait_log(r"job ended")
+    client = await ticking(livekit_server, "ticker")  # one running, for the per-job series
+    await asyncio.sleep(1.5)  # one memory sample at least
+    scraped = exported((await get(base + "/metrics"))[1])
+    target_labels = {"instance", "job"}  # added by Prometheus to every series
+    for query in dashboard_queries():
+        for name, labels in metrics_and_labels(query):
+            assert name in scraped, f"the dashboard reads {name}, which the host does not export ({query})"
+            extra = {"le"} if name.endswith("_bucket") else set()
+            unknown = labels - scraped[name] - target_labels - extra
+            assert not unknown, f"{name} has no label {unknown} ({query})"
+    await client.disconnect()
