@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,19 +47,57 @@ def wait_port(host: str, port: int, timeout: float) -> None:
 
 
 @dataclass
+class RedisServer:
+    """A real redis-server (Debian's), for a multi-node LiveKit deployment; no persistence."""
+
+    workdir: Path
+    port: int = 6390
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (scripts/setup.sh installs it)")
+        log = open(self.workdir / f"redis-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.workdir)], stdout=log, stderr=log)
+        wait_port("127.0.0.1", self.port, 20)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@dataclass
 class LiveKitServer:
     binary: str
     workdir: Path
     port: int = 7880
     proc: subprocess.Popen[bytes] | None = None
+    ip: str = SERVER_IP  # where clients reach it, and its rtc.node_ip
+    redis: str | None = None  # host:port of the Redis that makes it one node of a multi-node deployment
 
     @property
     def url(self) -> str:
-        return f"ws://{SERVER_IP}:{self.port}"
+        return f"ws://{self.ip}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{SERVER_IP}:{self.port}"
+        return f"http://{self.ip}:{self.port}"
 
     def env(self) -> dict[str, str]:
         return {"LIVEKIT_URL": self.url, "LIVEKIT_API_KEY": API_KEY, "LIVEKIT_API_SECRET": API_SECRET}
@@ -68,26 +107,28 @@ class LiveKitServer:
         rtc_base = 40000 + (self.port % 100) * 200  # 200 UDP ports of its own, all below 60000
         cfg.write_text(
             f"port: {self.port}\n"
-            f"bind_addresses: ['{SERVER_IP}', '127.0.0.1']\n"
+            f"bind_addresses: ['{self.ip}', '127.0.0.1']\n"
             f"rtc:\n  tcp_port: {self.port + 1}\n  port_range_start: {rtc_base}\n"
-            f"  port_range_end: {rtc_base + 199}\n  node_ip: {SERVER_IP}\n  use_external_ip: false\n"
-            f"  stun_servers: ['{SERVER_IP}:3478']\n"
+            f"  port_range_end: {rtc_base + 199}\n  node_ip: {self.ip}\n  use_external_ip: false\n"
+            f"  stun_servers: ['{self.ip}:3478']\n"
             f"keys:\n  {API_KEY}: {API_SECRET}\n"
             "logging:\n  level: warn\n"
             "room:\n  empty_timeout: 30\n"
+            + (f"redis:\n  address: {self.redis}\n" if self.redis else "")
         )
         log = open(self.workdir / f"livekit-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([self.binary, "--config", str(cfg)], stdout=log, stderr=log)
-        wait_port(SERVER_IP, self.port, 20)
+        wait_port(self.ip, self.port, 20)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no goodbye to the workers or the other nodes."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
         self.proc = None
 
     def api(self) -> api.LiveKitAPI:

@@ -14,6 +14,7 @@ import subprocess
 CLONE_NEWNET = 0x40000000
 SERVER_IP = "198.18.0.1"
 CLIENT_IP = "198.18.0.2"
+NODE2_IP = "198.18.0.3"  # a second livekit-server node of a multi-node deployment
 MARK = "AGENTHOST_TEST_NETNS"
 ERROR: str | None = "not entered yet"
 
@@ -38,6 +39,7 @@ def _enter() -> str | None:
         ["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
         ["ip", "addr", "add", f"{SERVER_IP}/24", "dev", "v0"],
         ["ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "v1"],
+        ["ip", "addr", "add", f"{NODE2_IP}/24", "dev", "v0"],
         ["ip", "link", "set", "v0", "up"],
         ["ip", "link", "set", "v1", "up"],
     ):

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from host.testing import netns
-from host.testing.harness import HostProcess, LiveKitServer, server_binary
+from host.testing.harness import HostProcess, LiveKitServer, RedisServer, server_binary
+from host.testing.netns import NODE2_IP, SERVER_IP
 
 _ports = itertools.count(7890, 2)
 
@@ -51,3 +53,27 @@ def start_host(tmp_path: Path) -> Iterator[object]:
     yield start
     for h in hosts:
         h.stop()
+
+
+@dataclass
+class Cluster:
+    """A multi-node LiveKit deployment: two livekit-server nodes sharing a real Redis."""
+
+    redis: RedisServer
+    nodes: list[LiveKitServer]
+
+
+@pytest.fixture
+def cluster(livekit_binary: str, tmp_path: Path) -> Iterator[Cluster]:
+    redis = RedisServer(tmp_path, port=6390)
+    redis.start()
+    nodes = [LiveKitServer(livekit_binary, tmp_path, port=port, ip=ip, redis=redis.address)
+             for port, ip in ((7950, SERVER_IP), (7960, NODE2_IP))]
+    try:
+        for node in nodes:
+            node.start()
+        yield Cluster(redis, nodes)
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
