@@ -72,6 +72,7 @@ class WorkerLoad:
     load: float
     full: bool
     closed_because: str | None
+    closed: str | None = None  # the kind of reason (max_jobs, cpu, no_process): what a change is judged by
 
 
 def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, target: float = SERVER_TARGET_LOAD,
@@ -85,10 +86,10 @@ def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, targe
     job process can be started.
     """
     if max_jobs and jobs >= max_jobs:
-        return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})")
+        return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})", "max_jobs")
     if threshold and cpu >= threshold:
-        return WorkerLoad(1.0, True, f"CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}")
+        return WorkerLoad(1.0, True, f"CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
     if process_error is not None:
-        return WorkerLoad(1.0, True, f"cannot start job processes: {process_error}")
+        return WorkerLoad(1.0, True, f"cannot start job processes: {process_error}", "no_process")
     used = max(cpu / threshold if threshold else 0.0, jobs / max_jobs if max_jobs else 0.0)
     return WorkerLoad(round(target * used, 3), False, None)

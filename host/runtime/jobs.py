@@ -289,12 +289,12 @@ class JobTable:
         state = worker_load(cpu=self._cpu.value, jobs=count, max_jobs=agent.definition.limits.max_jobs,
                             threshold=self._load.threshold, target=self._load.target,
                             process_error=process_error(agent))
-        if state.closed_because != self._closed.get(name):
-            if state.closed_because:
+        if state.closed != self._closed.get(name):  # said once per change of reason, not per figure
+            if state.closed:
                 logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})
             else:
                 logger.info("agent %s takes jobs again", name, extra={"agent": name})
-            self._closed[name] = state.closed_because
+            self._closed[name] = state.closed
         await agent.worker.update_worker(full=state.full, load=state.load, job_count=count)
 
     # -- one job's run ----------------------------------------------------------------------------

@@ -27,9 +27,10 @@ def test_the_larger_of_cpu_and_slots_counts():
 
 
 def test_full_names_why():
-    assert load(jobs=4, max_jobs=4) == WorkerLoad(1.0, True, "at max_jobs (4)")
-    assert load(cpu=0.95) == WorkerLoad(1.0, True, "CPU use 95% reached --load-threshold 90%")
-    assert load(process_error="ImportError: x") == WorkerLoad(1.0, True, "cannot start job processes: ImportError: x")
+    assert load(jobs=4, max_jobs=4) == WorkerLoad(1.0, True, "at max_jobs (4)", "max_jobs")
+    assert load(cpu=0.95) == WorkerLoad(1.0, True, "CPU use 95% reached --load-threshold 90%", "cpu")
+    assert load(process_error="ImportError: x") == WorkerLoad(1.0, True, "cannot start job processes: ImportError: x",
+                                                              "no_process")
 
 
 def test_threshold_zero_leaves_cpu_out():
