@@ -1,7 +1,7 @@
 """How fast `agenthost validate` checks N agent files, next to check-jsonschema on the same files.
 
-Both validate the same generated files against the same schema (schemas/agent.schema.json) in this
-run; `agenthost validate --no-imports` does the same work (plus durations, templates, duplicate
+Both validate the same generated files (each with an inline metadata schema) against the same schema
+(schemas/agent.schema.json) in this run; `agenthost validate --no-imports` does the same work (plus durations, templates, duplicate
 names and metadata schemas), and the run with imports adds the entrypoint check. Prints seconds
 and the ratio. Usage: python bench/validate_bench.py [N] [REPEATS]
 """
@@ -27,7 +27,9 @@ def make_files(folder: Path, n: int) -> None:
             f"participant:\n  identity: 'agent-{{job_id}}'\n  name: Agent {i}\n"
             "shutdown:\n  when: participants_left\n  timeout: 10s\n"
             "limits:\n  max_jobs: 4\nprocesses:\n  idle: 1\n  init_timeout: 5s\n"
-            f"log_fields:\n  index: {i}\n")
+            f"log_fields:\n  index: {i}\n"
+            "metadata:\n  required: true\n  schema:\n    type: object\n    required: [user_id]\n"
+            "    properties:\n      user_id: {type: string, minLength: 1}\n      language: {enum: [en, fr, de]}\n")
 
 
 def timed(cmd: list[str], repeats: int) -> float:

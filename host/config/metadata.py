@@ -7,6 +7,7 @@ before it is accepted, so a `MetadataChecker` is cheap to reuse.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -24,7 +25,7 @@ from referencing.exceptions import CannotDetermineSpecification, NoSuchResource,
 from referencing.jsonschema import DRAFT202012
 
 from host.config.definitions import MetadataPolicy
-from host.config.schema import end_anchored
+from host.config.schema import end_anchored, fast_valid
 from host.config.yamlsource import Document, JsonPath, display_path, load_file, parse_documents
 from host.errors import Problem
 
@@ -149,12 +150,31 @@ def _walk_refs(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]
             yield from _walk_refs(v, (*path, i))
 
 
+# what the compiled validator is not trusted with: files (ours are confined), formats (its rules differ in
+# places), patterns (ours are bounded in time and end-anchored): schemas using them take the detailed path
+_NOT_COMPILED = frozenset({"$ref", "$dynamicRef", "format", "pattern", "patternProperties"})
+
+
+def _uses(schema: Any, keywords: frozenset[str]) -> bool:
+    if isinstance(schema, dict):
+        return any(k in keywords or _uses(v, keywords) for k, v in schema.items())
+    if isinstance(schema, list):
+        return any(_uses(v, keywords) for v in schema)
+    return False
+
+
 class MetadataChecker:
     """Validates metadata payloads against one agent's policy. Build it once per definition."""
 
     def __init__(self, policy: MetadataPolicy) -> None:
         self.policy = policy
         self._validator: Any = None
+        self._fast: Any = None  # a compiled validator for the common case: valid metadata
+        if policy.schema is not None and not _uses(policy.schema, _NOT_COMPILED):
+            with contextlib.suppress(Exception):
+                import jsonschema_rs
+
+                self._fast = jsonschema_rs.validator_for(policy.schema)
         if policy.schema is not None:
             base = policy.schema_file or os.path.join(os.getcwd(), "inline.schema.json")
             schema = _with_base(policy.schema, base)
@@ -188,6 +208,8 @@ class MetadataChecker:
             return value, []
         if _depth(value) > MAX_DEPTH:
             return refused(f"metadata nests arrays and objects deeper than {MAX_DEPTH} levels")
+        if fast_valid(self._fast, value):
+            return value, []
         try:
             errors = list(self._validator.iter_errors(value))
         except _UNUSABLE as exc:
@@ -271,11 +293,50 @@ def _referenced_problems(path: str, cls: Any) -> list[Problem]:
             for e in cls(cls.META_SCHEMA).iter_errors(docs[0].value)]
 
 
+_CHECKED: set[str] = set()  # metadata schemas (with where they were read) already found valid
+
+
 def _schema_problems(schema: dict[str, Any], located: _Located, base: str,
                      roots: tuple[str, ...]) -> list[Problem]:
+    """Every problem of one metadata schema. A schema is checked once per distinct schema and folder: a
+    thousand agent files sharing one schema cost one check."""
+    key = None
+    if next(_walk_refs(schema), None) is None:  # a schema naming other files depends on them: always checked
+        try:
+            key = json.dumps([schema, os.path.dirname(base), roots], sort_keys=True)
+        except (TypeError, ValueError):
+            key = None
+    if key is not None and key in _CHECKED:
+        return []
+    problems = _unchecked_schema_problems(schema, located, base, roots)
+    if key is not None and not problems:
+        if len(_CHECKED) > 10_000:
+            _CHECKED.clear()
+        _CHECKED.add(key)
+    return problems
+
+
+@functools.cache
+def _fast_meta() -> Any:
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.meta
+
+
+def _unchecked_schema_problems(schema: dict[str, Any], located: _Located, base: str,
+                               roots: tuple[str, ...]) -> list[Problem]:
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
     problems: list[Problem] = []
-    for error in cls(cls.META_SCHEMA).iter_errors(schema):
+    meta = _fast_meta()
+    fast_ok = False
+    if meta is not None and cls is validators.Draft202012Validator:
+        try:
+            fast_ok = bool(meta.is_valid(schema))
+        except Exception:
+            fast_ok = False
+    for error in () if fast_ok else cls(cls.META_SCHEMA).iter_errors(schema):
         problems.append(located.problem(tuple(error.absolute_path),
                                         f"not a valid JSON Schema: {error.message}"))
     if problems:

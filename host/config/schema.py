@@ -99,7 +99,31 @@ def check_document(doc: Document) -> list[Problem]:
     if not isinstance(doc.value, dict):
         kind = "empty" if doc.value is None else type(doc.value).__name__
         return [doc.problem((), f"an agent document must be a mapping, not {kind}")]
+    if fast_valid(_fast_validator(), doc.value):
+        return []
     problems: list[Problem] = []
     for error in _validator().iter_errors(doc.value):
         problems.extend(_errors(doc, error))
     return problems
+
+
+@functools.cache
+def _fast_validator() -> Any:
+    """A compiled validator (jsonschema-rs) of the agent schema, or None where it is not installed."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.validator_for(agent_schema())
+
+
+def fast_valid(validator: Any, value: object) -> bool:
+    """Whether the compiled validator says `value` is valid: the fast path for the common case. Any doubt
+    (no compiled validator, a value it cannot take, such as NaN) answers False, and the located, detailed
+    check runs, so the messages are always the same."""
+    if validator is None:
+        return False
+    try:
+        return bool(validator.is_valid(value))
+    except Exception:  # a value jsonschema-rs cannot represent
+        return False

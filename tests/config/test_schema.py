@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from host.config.schema import agent_schema, check_document
@@ -84,3 +85,31 @@ def test_the_duration_pattern_is_the_schemas():
     [pattern] = [b["pattern"] for b in agent_schema()["$defs"]["duration"]["oneOf"] if b["type"] == "string"]
     samples = ["10s", "1.5s", "500ms", "2m", "10", "1h", "-1s", ".5s", "1.s", "10 s", "s", "1e3s"]
     assert [bool(re.match(pattern, s)) for s in samples] == [bool(_DURATION.match(s)) for s in samples]
+
+
+AGREE = [
+    "name: a\nentrypoint: m:f\n",
+    "name: a\nentrypoint: dir/x.py:f\nshutdown: {timeout: 10s, when: manual}\nlimits: {max_jobs: 3}\n",
+    "name: a\nentrypoint: m:f\nshutdown: {timeout: '-5s'}\n",
+    "name: a\nentrypoint: m:f\nshutdown: {timeout: 86401}\n",
+    'name: "a\\n"\nentrypoint: m:f\n',
+    "name: a\nentrypoint: m:f\nenv: {'K\\n': v}\n",
+    "name: a\nentrypoint: 'm:f\\n'\n",
+    "name: a\nentrypoint: m:f\nbogus: 1\n",
+    "name: a\nentrypoint: m:f\ndispatch: sometimes\n",
+    "name: a\nentrypoint: m:f\napi: livekit-agents\ninherit_env: [PATH, HOME]\n",
+    "name: a\nentrypoint: m:f\ninherit_env: some\n",
+    "name: a\nentrypoint: m:f\nparticipant: {attributes: {k: 1}}\n",
+    "name: a\nentrypoint: m:f\nmetadata: {schema: {type: object}, required: true}\n",
+]
+
+
+@pytest.mark.parametrize("text", AGREE)
+def test_the_compiled_fast_path_agrees_with_the_detailed_check(text):
+    from host.config.schema import _fast_validator, _validator, fast_valid
+
+    if _fast_validator() is None:
+        pytest.skip("jsonschema-rs is not installed")
+    docs, _ = parse_documents("a.yaml", text)
+    detailed = not list(_validator().iter_errors(docs[0].value))
+    assert fast_valid(_fast_validator(), docs[0].value) == detailed
