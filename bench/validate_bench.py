@@ -1,9 +1,9 @@
 """How fast `agenthost validate` checks N agent files, next to check-jsonschema on the same files.
 
-Both validate the same generated files (each with an inline metadata schema) against the same schema
-(schemas/agent.schema.json) in this run; `agenthost validate --no-imports` does the same work (plus durations, templates, duplicate
-names and metadata schemas), and the run with imports adds the entrypoint check. Prints seconds
-and the ratio. Usage: python bench/validate_bench.py [N] [REPEATS]
+Both validate the same generated files (each with an inline metadata schema) against the same
+schema (schemas/agent.schema.json) in this run; `agenthost validate --no-imports` does the same work
+(plus durations, templates, duplicate names and metadata schemas), and the run with imports adds the
+entrypoint check. Prints seconds and the ratio. Usage: python bench/validate_bench.py [N] [REPEATS]
 """
 
 from __future__ import annotations
