@@ -5,6 +5,7 @@ prewarmed processes each, inside a private network namespace (root needed). Meas
 - start: from launching the host/worker to its registration with the server;
 - dispatch: from creating a dispatch (client already in the room) to the entrypoint's first
   text arriving at the client, over ROUNDS sequential jobs;
+- burst: BURST dispatches at once (their clients already in their rooms) until the last job answered;
 - memory: the proportional set size (PSS, so shared pages count once) of the whole process
   tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS.
 The peer runs from its own venv: scripts/setup-bench-peer.sh creates it (run before, or let
@@ -34,6 +35,7 @@ PEER = Path(__file__).resolve().parent / "peer"
 
 
 SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
+BURST = 30  # dispatches at once, to one agent with two prewarmed processes
 
 
 def tree_pss(pid: int) -> int:
@@ -88,6 +90,20 @@ async def served(server: LiveKitServer, agent: str, metadata: str = "") -> tuple
     return (time.perf_counter() - start) * 1000, client
 
 
+async def burst(server: LiveKitServer, agent: str) -> float:
+    """BURST dispatches at once (each client already in its room); ms until the last job answered."""
+    clients = [Client(server, new_room()) for _ in range(BURST)]
+    for c in clients:
+        c.listen("probe")
+    await asyncio.gather(*(c.connect() for c in clients))
+    start = time.perf_counter()
+    await asyncio.gather(*(dispatch(server, agent, c.room_name) for c in clients))
+    await asyncio.gather(*(c.wait_text("probe", 1, timeout=60) for c in clients))
+    took = (time.perf_counter() - start) * 1000
+    await asyncio.gather(*(c.disconnect() for c in clients))
+    return took
+
+
 async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> None:
     await side.start(server.env())
     assert side.proc is not None
@@ -101,6 +117,8 @@ async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> 
         await asyncio.sleep(0.5)  # the pool refills
     side.figures["dispatch to entrypoint, median (ms)"] = statistics.median(side.dispatch_ms)
     side.figures["dispatch to entrypoint, max (ms)"] = max(side.dispatch_ms)
+    await asyncio.sleep(SETTLE)
+    side.figures[f"burst of {BURST}: last job answered (ms)"] = await burst(server, side.agent)
     await asyncio.sleep(SETTLE)
     idle = tree_pss(side.proc.pid)
     clients = [c for _ms, c in await asyncio.gather(*(served(server, side.agent, "stay") for _ in range(jobs)))]
@@ -138,6 +156,13 @@ async def run(rounds: int, jobs: int, peer_python: str) -> int:
 
 
 def peer_python() -> str:
+    """A python with livekit-agents: this one when the `agents` extra is installed, else a venv of its own."""
+    try:
+        import livekit.agents  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return sys.executable
     out = subprocess.run(["bash", str(ROOT / "scripts" / "setup-bench-peer.sh")], capture_output=True, text=True,
                          check=False, timeout=1200)
     if out.returncode != 0:
@@ -148,4 +173,4 @@ def peer_python() -> str:
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:3]]
     python = peer_python()  # before entering the namespace: it may install from PyPI
-    sys.exit(asyncio.run(run(args[0] if args else 10, args[1] if len(args) > 1 else 5, python)))
+    sys.exit(asyncio.run(run(args[0] if args else 10, args[1] if len(args) > 1 else 12, python)))

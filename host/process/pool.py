@@ -1,8 +1,10 @@
 """Prewarmed job processes for one agent, with backoff for processes that fail to start.
 
 The pool keeps `processes.idle` processes that have imported the entrypoint and run
-`setup`. Taking one for a job starts a replacement. Repeated start failures back off
-(capped) instead of respawning in a loop, and each failure is logged with its error.
+`setup`. Taking one for a job starts a replacement; a job that finds none starts its own at once,
+and the pool grows by one for a while (up to MAX_GROWTH), so a burst is met by processes started
+in parallel (PARALLEL_STARTS at a time) and shrinks back when offers stop. Repeated start
+failures back off (capped) instead of respawning in a loop, and each failure is logged with its error.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from host.aio import TaskSet, backoff_delay
 from host.config.definitions import AgentDefinition
@@ -20,6 +23,9 @@ logger = logging.getLogger("agenthost.pool")
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
+PARALLEL_STARTS = 4  # processes started at once (a start is mostly import and setup, on other cores)
+GROW_WINDOW = 30.0  # seconds a job that found no idle process keeps the pool one larger
+MAX_GROWTH = 8  # idle processes above processes.idle at most
 
 
 class ProcessPool:
@@ -35,6 +41,7 @@ class ProcessPool:
         self._failures = 0
         self._closed = False
         self._wakeup = asyncio.Event()
+        self._misses: list[float] = []  # time.monotonic() of each take that found no idle process
         self._keeper: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
@@ -50,13 +57,23 @@ class ProcessPool:
         self._keeper = asyncio.get_running_loop().create_task(self._keep_warm())
 
     async def take(self) -> JobProcess:
-        """A ready process for a job: an idle one, or a fresh one started now."""
+        """A ready process for a job: an idle one, or a fresh one started now (and the pool grows)."""
+        self._wakeup.set()
         while self._idle:
             proc = self._idle.pop(0)
-            self._wakeup.set()
             if not proc.exited:
                 return proc
+        self._misses.append(time.monotonic())
         return await self._start()
+
+    @property
+    def target(self) -> int:
+        """How many idle processes to keep: `processes.idle`, plus one for each job that found none in the last
+        GROW_WINDOW seconds (at most MAX_GROWTH more). So the pool grows while offers outpace it and shrinks
+        back to `processes.idle` once they stop."""
+        now = time.monotonic()
+        self._misses = [t for t in self._misses if now - t < GROW_WINDOW]
+        return self.definition.processes.idle + min(len(self._misses), MAX_GROWTH)
 
     async def close(self) -> None:
         """Stop keeping processes warm and end the idle ones."""
@@ -112,16 +129,25 @@ class ProcessPool:
     async def _keep_warm(self) -> None:
         while not self._closed:
             self._idle = [p for p in self._idle if not p.exited]
-            missing = self.definition.processes.idle - len(self._idle) - len(self._warming)
-            if missing > 0 and not self._warming:
-                if self._failures:
-                    delay = backoff_delay(self._failures - 1, BACKOFF_START, BACKOFF_MAX)
-                    logger.warning("next process for %s in %.1fs after %d failed starts",
-                                self.definition.name, delay, self._failures)
-                    await asyncio.sleep(delay)
-                task = self._warming.spawn(self._warm_one())
-                task.add_done_callback(lambda _t: self._wakeup.set())
-                continue
+            target = self.target
+            missing = target - len(self._idle) - len(self._warming)
+            if missing > 0 and len(self._warming) < PARALLEL_STARTS:
+                if self._failures:  # after a failure: one at a time, backing off
+                    if self._warming:
+                        missing = 0
+                    else:
+                        delay = backoff_delay(self._failures - 1, BACKOFF_START, BACKOFF_MAX)
+                        logger.warning("next process for %s in %.1fs after %d failed starts",
+                                       self.definition.name, delay, self._failures)
+                        await asyncio.sleep(delay)
+                        missing = 1
+                for _ in range(min(missing, PARALLEL_STARTS - len(self._warming))):
+                    task = self._warming.spawn(self._warm_one())
+                    task.add_done_callback(lambda _t: self._wakeup.set())
+                if missing:
+                    continue
+            while len(self._idle) > target:  # quiet again: back to processes.idle
+                self._idle.pop().kill()
             self._wakeup.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), 1.0)

@@ -78,3 +78,28 @@ async def test_an_os_error_at_start_is_a_start_failure(tmp_path, monkeypatch, ca
     assert pool.last_error is not None and "Too many open files" in pool.last_error
     assert "job process for a failed to start" in caplog.text
     await pool.close()
+
+
+async def test_the_pool_grows_while_jobs_find_it_empty_and_shrinks_back(tmp_path, monkeypatch):
+    from host.process import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "GROW_WINDOW", 3.0)
+    pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)
+    pool.start()
+    try:
+        taken = await asyncio.gather(*(pool.take() for _ in range(4)))  # one idle at most: the rest miss
+        assert pool.target >= 4
+        for _ in range(200):
+            if pool.idle_count >= 4:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.idle_count >= 4, "the pool grew to meet the burst"
+        for _ in range(200):
+            if pool.idle_count == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.target == 1 and pool.idle_count == 1, "quiet again: back to processes.idle"
+        for proc in taken:
+            proc.kill()
+    finally:
+        await pool.close()
