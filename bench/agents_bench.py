@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from job_bench import SETTLE, Side, tree_pss
+from job_bench import SETTLE, Side, print_table, tree_pss
 
 from host.testing.harness import Client, LiveKitServer, dispatch, new_room, private_server
 
@@ -101,10 +101,7 @@ async def run(rounds: int, jobs: int) -> int:
         ours.stop()
         peer.stop()
         server.stop()
-    print(f"{'':<38}{'agenthost':>12}{'livekit-agents':>16}{'peer / ours':>13}")
-    for key, value in ours.figures.items():
-        other = peer.figures[key]
-        print(f"{key:<38}{value:>12.1f}{other:>16.1f}{other / value if value else float('nan'):>12.2f}x")
+    print_table(ours, peer)
     print(f"({rounds} sequential sessions, {jobs} concurrent sessions; same server, same AgentSession module, "
           "two prewarmed processes each)")
     return 0

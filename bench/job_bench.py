@@ -90,6 +90,14 @@ async def served(server: LiveKitServer, agent: str, metadata: str = "") -> tuple
     return (time.perf_counter() - start) * 1000, client
 
 
+def print_table(ours: Side, peer: Side) -> None:
+    """The figures side by side, with the ratio peer / agenthost (above 1: agenthost is ahead on time and memory)."""
+    print(f"{'':<38}{'agenthost':>12}{'livekit-agents':>16}{'peer / ours':>13}")
+    for key, value in ours.figures.items():
+        other = peer.figures[key]
+        print(f"{key:<38}{value:>12.1f}{other:>16.1f}{other / value if value else float('nan'):>12.2f}x")
+
+
 async def burst(server: LiveKitServer, agent: str) -> float:
     """BURST dispatches at once (each client already in its room); ms until the last job answered."""
     clients = [Client(server, new_room()) for _ in range(BURST)]
@@ -146,10 +154,7 @@ async def run(rounds: int, jobs: int, peer_python: str) -> int:
         ours.stop()
         peer.stop()
         server.stop()
-    print(f"{'':<38}{'agenthost':>12}{'livekit-agents':>16}{'peer / ours':>13}")
-    for key, value in ours.figures.items():
-        other = peer.figures[key]
-        print(f"{key:<38}{value:>12.1f}{other:>16.1f}{other / value if value else float('nan'):>12.2f}x")
+    print_table(ours, peer)
     print(f"({rounds} sequential dispatches, {jobs} concurrent jobs; same server, same entrypoint, "
           "two prewarmed processes each)")
     return 0

@@ -160,8 +160,8 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     import logging
 
     from host import logs
+    from host.ops.resources import LoadPolicy
     from host.runtime.host import Host, HostOptions
-    from host.runtime.jobs import LoadPolicy
 
     address = None if http == "off" else _address(http, "--http")
     level = getattr(logging, log_level.upper())

@@ -66,6 +66,12 @@ SERVER_TARGET_LOAD = 0.7  # livekit-server's agents.target_load: it offers no jo
 
 
 @dataclass(frozen=True)
+class LoadPolicy:
+    threshold: float = 0.9  # --load-threshold: CPU use at which the host is full (0: CPU not counted)
+    target: float = SERVER_TARGET_LOAD  # the server's target load: an open worker reports less
+
+
+@dataclass(frozen=True)
 class WorkerLoad:
     """What an agent's worker tells the server, and why it takes no new job (None when it takes them)."""
 

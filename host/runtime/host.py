@@ -21,10 +21,10 @@ from host.config.credentials import Credentials
 from host.config.loader import Catalog
 from host.ops.metrics import Metrics
 from host.ops.monitor import ResourceMonitor
-from host.ops.resources import CpuLoad
+from host.ops.resources import CpuLoad, LoadPolicy
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet, ProcessSettings
-from host.runtime.jobs import JobTable, LoadPolicy
+from host.runtime.jobs import JobTable
 from host.runtime.view import HostView
 
 if TYPE_CHECKING:

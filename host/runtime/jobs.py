@@ -11,22 +11,20 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from livekit.protocol import agent as agent_pb
 
 from host.config.credentials import Credentials
-from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
-from host.ops.resources import SERVER_TARGET_LOAD, CpuLoad, worker_load
+from host.ops.resources import CpuLoad, LoadPolicy, worker_load
 from host.process.handle import JobProcess, ProcessStartError
 from host.process.messages import Participant, StartJob
 from host.runtime.admission import Accept, Admission, AgentState, Offer, Refuse, admit
-from host.runtime.agents import Agent
+from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, process_error
 from host.runtime.outcome import Failure, Outcome, outcome
 from host.runtime.worker import WorkerConnection
 
@@ -36,95 +34,9 @@ ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is r
 ADMIT_DEADLINE = 2.0  # deciding one offer (checking its metadata) takes at most this; then it is refused
 
 
-@dataclass(frozen=True)
-class JobFacts:
-    """What is known of a job when its offer is accepted; never changes afterwards."""
-
-    id: str
-    agent: str
-    room: str
-    dispatch_id: str
-    definition: AgentDefinition  # the definition it was accepted under; it runs under that one
-    worker: WorkerConnection
-    metadata: object  # parsed and validated at the offer
-    participant: Participant  # who the job joins as
-    accepted_at: float = field(default_factory=time.time)
-
-    @property
-    def log_fields(self) -> dict[str, Any]:
-        return job_fields(self.agent, self.id, self.dispatch_id, self.room)
-
-
-@dataclass
-class Job:
-    """An accepted job: its facts, and the state of its run (written by the `JobTable` only)."""
-
-    facts: JobFacts
-    process: JobProcess | None = None
-    started_at: float | None = None  # time.time() when its process got the job
-    failure: Failure | None = None  # decided by the host while it ran (e.g. the memory limit)
-    task: asyncio.Task[None] | None = None  # its supervision
-    reserved: asyncio.Task[JobProcess] | None = None  # its process being taken, until the assignment
-
-    @property
-    def id(self) -> str:
-        return self.facts.id
-
-    @property
-    def agent(self) -> str:
-        return self.facts.agent
-
-    @property
-    def state(self) -> str:
-        return "accepted" if self.process is None else self.process.state.value
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-
-class AgentLookup(Protocol):
-    """The served agents, as the job table reads them (an `AgentSet`)."""
-
-    def get(self, name: str) -> Agent | None: ...
-
-    def serves(self, worker: WorkerConnection) -> Agent | None: ...
-
-    def names(self) -> list[str]: ...
-
-
-@dataclass(frozen=True)
-class LoadPolicy:
-    threshold: float = 0.9  # --load-threshold: CPU use at which the host is full (0: CPU not counted)
-    target: float = SERVER_TARGET_LOAD  # the server's target load: an open worker reports less
-
-
-def process_error(agent: Agent) -> str | None:
-    """Why the agent cannot start job processes now (its last start failed and none is ready), or None."""
-    pool = agent.pool
-    return pool.last_error if pool.last_error is not None and not pool.idle_count else None
-
-
-def _kill_reserved(task: asyncio.Task[JobProcess]) -> None:
-    """A process taken for a job that never came is not given back: it may already be stale."""
-    if not task.cancelled() and task.exception() is None:
-        task.result().kill()
-
-
-class _NoAgents:
-    def get(self, name: str) -> Agent | None:
-        return None
-
-    def serves(self, worker: WorkerConnection) -> Agent | None:
-        return None
-
-    def names(self) -> list[str]:
-        return []
-
-
 class JobTable:
     def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load: LoadPolicy) -> None:
-        self._agents: AgentLookup = _NoAgents()  # until `attach`: the agent set is built with this table
+        self._agents: AgentLookup = NoAgents()  # until `attach`: the agent set is built with this table
         self._credentials = credentials
         self._metrics = metrics
         self._cpu = cpu
@@ -260,17 +172,15 @@ class JobTable:
     def shutdown_all(self, reason: str) -> None:
         """Ask every running job to shut down; jobs not assigned yet are dropped (the server is told by the
         drain that this host takes nothing, and their processes end)."""
-        for job in list(self._jobs.values()):
-            if job.process is not None:
-                job.process.request_shutdown(reason)
-            elif job.reserved is not None:
-                logger.warning("accepted job dropped before its assignment: %s", reason, extra=job.facts.log_fields)
-                self._drop_unassigned(job)
+        self._end_all(reason, lambda process: process.request_shutdown(reason))
 
     def kill_all(self, reason: str) -> None:
+        self._end_all(reason, lambda process: process.kill(reason))
+
+    def _end_all(self, reason: str, end: Callable[[JobProcess], None]) -> None:
         for job in list(self._jobs.values()):
             if job.process is not None:
-                job.process.kill(reason)
+                end(job.process)
             elif job.reserved is not None:
                 logger.warning("accepted job dropped before its assignment: %s", reason, extra=job.facts.log_fields)
                 self._drop_unassigned(job)
@@ -351,5 +261,5 @@ class JobTable:
     def _drop_unassigned(self, job: Job) -> None:
         assert job.reserved is not None
         del self._jobs[job.id]
-        job.reserved.add_done_callback(_kill_reserved)
+        job.reserved.add_done_callback(kill_reserved)
         job.reserved.cancel()

@@ -13,7 +13,8 @@ from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
 from host.ops.status import AgentInfo, JobInfo, StatusDocument
 from host.runtime.agents import Agent, AgentSet
-from host.runtime.jobs import Job, JobTable
+from host.runtime.job import Job
+from host.runtime.jobs import JobTable
 
 
 @dataclass

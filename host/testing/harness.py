@@ -287,6 +287,14 @@ def private_server(tool: str) -> LiveKitServer:
     return server
 
 
+def agent_file(folder: Path, name: str, body: str) -> Path:
+    """Write an agent file `name.yaml` (its `name:` line, then `body`) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\n{body}")
+    return path
+
+
 def new_room() -> str:
     return f"room-{uuid.uuid4().hex[:8]}"
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import aiohttp
 from livekit import api
 
-from host.testing.harness import ROOT, Client, dispatch, job_in_new_room, new_room, server_api
+from host.testing.harness import ROOT, Client, agent_file, dispatch, job_in_new_room, new_room, server_api
 
 AGENTS = ROOT / "agents.d"
 TEST_AGENTS = ROOT / "tests" / "agents"
@@ -19,13 +18,6 @@ async def ticking_job(server, agent: str, ticks: int = 2) -> tuple[str, Client]:
     """Dispatch a holder-style `agent` to a new room with a client in it; wait for its first ticks."""
     client = await job_in_new_room(server, agent, "tick", ticks)
     return client.room_name, client
-
-
-def write_agent(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{name}.yaml"
-    path.write_text(f"name: {name}\n{body}")
-    return path
 
 
 async def test_dispatch_runs_entrypoint_and_client_receives_text(livekit_server, start_host):
@@ -123,7 +115,7 @@ async def test_delete_room_removes_the_room(livekit_server, start_host):
 
 
 async def test_hanging_shutdown_callback_is_killed_at_timeout(livekit_server, start_host, tmp_path):
-    agent = write_agent(tmp_path / "agents", "hang", f"entrypoint: {TEST_AGENTS}/hang_shutdown.py:entrypoint\n"
+    agent = agent_file(tmp_path / "agents", "hang", f"entrypoint: {TEST_AGENTS}/hang_shutdown.py:entrypoint\n"
                         "shutdown:\n  timeout: 1s\n")
     host = start_host(livekit_server, agent)
     await host.wait_log(r"registered agent hang")
@@ -135,8 +127,8 @@ async def test_hanging_shutdown_callback_is_killed_at_timeout(livekit_server, st
 
 async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, start_host, tmp_path):
     folder = tmp_path / "agents"
-    write_agent(folder, "holder", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\n")
-    write_agent(folder, "crasher", f"entrypoint: {TEST_AGENTS}/crasher.py:entrypoint\n")
+    agent_file(folder, "holder", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\n")
+    agent_file(folder, "crasher", f"entrypoint: {TEST_AGENTS}/crasher.py:entrypoint\n")
     host = start_host(livekit_server, folder)
     await host.wait_log(r"registered agent (holder|crasher)", count=2)
     _, steady = await ticking_job(livekit_server, "holder", 3)
@@ -153,7 +145,7 @@ async def test_crashing_job_leaves_concurrent_job_untouched(livekit_server, star
 
 async def test_max_jobs_holds_under_a_burst(livekit_server, start_host, tmp_path):
     folder = tmp_path / "agents"
-    write_agent(folder, "limited", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\n"
+    agent_file(folder, "limited", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\n"
                 "limits:\n  max_jobs: 2\nprocesses:\n  idle: 2\n")
     host = start_host(livekit_server, folder)
     await host.wait_log(r"registered agent limited")
@@ -214,7 +206,7 @@ async def test_sigterm_drains_then_second_signal_stops_at_once(livekit_server, s
     import signal
 
     folder = tmp_path / "agents"
-    write_agent(folder, "drainer", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\nshutdown:\n  when: manual\n")
+    agent_file(folder, "drainer", f"entrypoint: {TEST_AGENTS}/holder.py:entrypoint\nshutdown:\n  when: manual\n")
     host = start_host(livekit_server, folder, args=("--drain-timeout", "3"))
     await host.wait_log(r"registered agent drainer")
     r1, c1 = await ticking_job(livekit_server, "drainer")
@@ -244,7 +236,7 @@ async def test_sigterm_drains_then_second_signal_stops_at_once(livekit_server, s
 
 
 async def test_shutdown_drain_lets_pending_work_finish_and_no_drain_cancels_it(livekit_server, start_host, tmp_path):
-    write_agent(tmp_path, "drainer", f"entrypoint: {TEST_AGENTS / 'drainer.py'}:entrypoint\n"
+    agent_file(tmp_path, "drainer", f"entrypoint: {TEST_AGENTS / 'drainer.py'}:entrypoint\n"
                                      "shutdown: {drain: false, timeout: 4s}\n")
     host = start_host(livekit_server, tmp_path)
     await host.wait_log(r"registered agent drainer")

@@ -8,20 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import aiohttp
 
-from host.testing.harness import ROOT, Client, dispatch, job_in_new_room, new_room
+from host.testing.harness import ROOT, Client, agent_file, dispatch, job_in_new_room, new_room
 
 TEST_AGENTS = ROOT / "tests" / "agents"
-
-
-def agent_file(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{name}.yaml"
-    path.write_text(f"name: {name}\n{body}")
-    return path
 
 
 async def get(url: str) -> tuple[int, str]:

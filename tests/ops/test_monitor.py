@@ -37,17 +37,16 @@ class Jobs:
 
 
 async def test_a_process_over_its_limit_is_failed_and_one_over_its_warning_is_warned_once(caplog):
-    hog = subprocess.Popen([sys.executable, "-c", "import time; x = b'1' * (80 * 1024 * 1024); time.sleep(30)"])
+    hog = subprocess.Popen([sys.executable, "-c", "import time; x = b'1' * (80 * 1024 * 1024); "
+                            "print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
     try:
+        assert hog.stdout is not None and hog.stdout.readline().strip() == "ready"  # its 80 MB are resident
         jobs = Jobs([Sampled("AJ_limit", hog.pid, Limits(0, 10, 50), {"job_id": "AJ_limit"}),
                      Sampled("AJ_warn", hog.pid, Limits(0, 10, 0), {"job_id": "AJ_warn"}),
                      Sampled("AJ_gone", 2 ** 22 + 1, Limits(0, 10, 50), {"job_id": "AJ_gone"})])
         monitor = ResourceMonitor(jobs, CpuLoad(sampler=lambda: 0.0))
-        for _ in range(100):
-            await monitor.sample_memory(now=1000.0)
-            if monitor.memory.get("AJ_limit", 0) > 60 * 1024 * 1024:
-                break
-            subprocess.run(["sleep", "0.05"], check=True)
+        await monitor.sample_memory(now=1000.0)
+        assert monitor.memory["AJ_limit"] > 60 * 1024 * 1024
         assert "AJ_gone" not in monitor.memory  # no such process: no figure, no verdict
         assert [(j, r) for j, r, _ in jobs.failed][:1] == [("AJ_limit", "memory_limit")]
         assert "limits.memory_limit_mb 50 MB" in jobs.failed[0][2]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from host.config.credentials import Credentials
+from host.ops.resources import LoadPolicy
 from host.reload.plan import plan
 from host.runtime.agents import AgentSet, ProcessSettings
-from host.runtime.jobs import JobTable, LoadPolicy
+from host.runtime.jobs import JobTable
 
 UNREACHABLE = Credentials("ws://127.0.0.1:9", "k", "s" * 32)
 

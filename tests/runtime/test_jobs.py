@@ -12,11 +12,11 @@ from livekit.protocol import agent as agent_pb
 from host.config.credentials import Credentials
 from host.config.metadata import MetadataChecker
 from host.ops.metrics import Metrics
-from host.ops.resources import CpuLoad
+from host.ops.resources import CpuLoad, LoadPolicy
 from host.process.pool import ProcessPool
 from host.runtime.admission import Accept, Decline, Refuse
 from host.runtime.agents import Agent
-from host.runtime.jobs import JobTable, LoadPolicy
+from host.runtime.jobs import JobTable
 
 CREDENTIALS = Credentials("ws://127.0.0.1:9", "key", "s" * 32)
 

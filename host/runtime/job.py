@@ -1,0 +1,99 @@
+"""A job the host accepted, as the job table keeps it: its facts (frozen at the offer) and the state of its run.
+
+Also what the job table reads of the agents it serves (`AgentLookup`), and when an agent cannot take a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from host.config.definitions import AgentDefinition
+from host.logs import job_fields
+from host.process.handle import JobProcess
+from host.process.messages import Participant
+from host.runtime.agents import Agent
+from host.runtime.outcome import Failure
+from host.runtime.worker import WorkerConnection
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What is known of a job when its offer is accepted; never changes afterwards."""
+
+    id: str
+    agent: str
+    room: str
+    dispatch_id: str
+    definition: AgentDefinition  # the definition it was accepted under; it runs under that one
+    worker: WorkerConnection
+    metadata: object  # parsed and validated at the offer
+    participant: Participant  # who the job joins as
+    accepted_at: float = field(default_factory=time.time)
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        return job_fields(self.agent, self.id, self.dispatch_id, self.room)
+
+
+@dataclass
+class Job:
+    """An accepted job: its facts, and the state of its run (written by the `JobTable` only)."""
+
+    facts: JobFacts
+    process: JobProcess | None = None
+    started_at: float | None = None  # time.time() when its process got the job
+    failure: Failure | None = None  # decided by the host while it ran (e.g. the memory limit)
+    task: asyncio.Task[None] | None = None  # its supervision
+    reserved: asyncio.Task[JobProcess] | None = None  # its process being taken, until the assignment
+
+    @property
+    def id(self) -> str:
+        return self.facts.id
+
+    @property
+    def agent(self) -> str:
+        return self.facts.agent
+
+    @property
+    def state(self) -> str:
+        return "accepted" if self.process is None else self.process.state.value
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+class AgentLookup(Protocol):
+    """The served agents, as the job table reads them (an `AgentSet`)."""
+
+    def get(self, name: str) -> Agent | None: ...
+
+    def serves(self, worker: WorkerConnection) -> Agent | None: ...
+
+    def names(self) -> list[str]: ...
+
+
+def process_error(agent: Agent) -> str | None:
+    """Why the agent cannot start job processes now (its last start failed and none is ready), or None."""
+    pool = agent.pool
+    return pool.last_error if pool.last_error is not None and not pool.idle_count else None
+
+
+def kill_reserved(task: asyncio.Task[JobProcess]) -> None:
+    """A process taken for a job that never came is not given back: it may already be stale."""
+    if not task.cancelled() and task.exception() is None:
+        task.result().kill()
+
+
+class NoAgents:
+    def get(self, name: str) -> Agent | None:
+        return None
+
+    def serves(self, worker: WorkerConnection) -> Agent | None:
+        return None
+
+    def names(self) -> list[str]:
+        return []
