@@ -38,17 +38,16 @@ logger = logging.getLogger("agenthost.process")
 # job processes; agent code is imported after the fork, in each process, so reloads see new code.
 _ctx = multiprocessing.get_context("forkserver")
 _PRELOAD = ["host.process.forkserver", "host.process.child", "host.context"]
-_ctx.set_forkserver_preload(_PRELOAD)
-# livekit-agents' framework and its warm-up (imports, VAD weights, ...), then gc.freeze() so that reference
-# counting in each job does not copy the shared pages: each AgentSession job then adds tens of MB, not hundreds
-LIVEKIT_AGENTS_PRELOAD = ["host.lkagents.runner", "livekit.agents.ipc._preload", "livekit.agents.ipc._preload_freeze"]
+_FREEZE = ["host.process.freeze"]  # always last
+_ctx.set_forkserver_preload(_PRELOAD + _FREEZE)
+# livekit-agents' framework and its warm-up (imports, the VAD, the rtc library), shared by every job process
+LIVEKIT_AGENTS_PRELOAD = ["host.lkagents.runner", "livekit.agents.ipc._preload"]
 
 
 def preload_livekit_agents() -> None:
     """Have the fork server preload livekit-agents. Takes effect if called before the first process starts
     (the host calls it at start when any agent has `api: livekit-agents`)."""
-    if LIVEKIT_AGENTS_PRELOAD[0] not in _PRELOAD:
-        _ctx.set_forkserver_preload([*_PRELOAD, *LIVEKIT_AGENTS_PRELOAD])
+    _ctx.set_forkserver_preload([*_PRELOAD, *LIVEKIT_AGENTS_PRELOAD, *_FREEZE])
 
 
 class ProcessState(enum.Enum):
