@@ -49,8 +49,9 @@ class Resources:
 class SoakReport:
     dispatches: int = 0
     ran: int = 0
-    lost: list[str] = field(default_factory=list)  # rooms whose job never started
+    lost: list[str] = field(default_factory=list)  # rooms whose job never started (on any host)
     doubled: list[str] = field(default_factory=list)  # rooms whose job started twice
+    unanswered: list[str] = field(default_factory=list)  # the client saw no first text in 30 s
     failed: Counter[str] = field(default_factory=Counter)  # reason -> count, from the hosts' logs
     reloads_sent: int = 0
     reloads_applied: int = 0
@@ -62,6 +63,7 @@ class SoakReport:
     def lines(self) -> list[str]:
         out = [f"dispatches created      {self.dispatches}", f"jobs that ran           {self.ran}",
                f"jobs lost               {len(self.lost)} never started, {len(self.doubled)} started twice",
+               f"first text missed       {len(self.unanswered)} (the job started, its client saw no text in 30 s)",
                f"jobs failed             {sum(self.failed.values())} {dict(self.failed) or ''}",
                f"reloads                 {self.reloads_applied} applied of {self.reloads_sent} sent",
                f"jobs per host           {self.jobs_per_host}"]
@@ -98,6 +100,7 @@ async def soak(nodes: list[LiveKitServer], hosts: list[HostProcess], folders: li
     started_at = time.monotonic()
     deadline = started_at + seconds
     seen: set[int] = set()
+    rooms: list[str] = []
     for h in hosts:
         assert h.proc is not None
         report.resources[h.log_path.stem] = (Resources.of(h.proc.pid), Resources.of(h.proc.pid))
@@ -110,17 +113,15 @@ async def soak(nodes: list[LiveKitServer], hosts: list[HostProcess], folders: li
         sent = time.monotonic()
         await dispatch(via, "soak", client.room_name)
         report.dispatches += 1
+        rooms.append(client.room_name)
         try:
             await client.wait_text("status", 1, timeout=30)
         except AssertionError:
-            report.lost.append(client.room_name)
+            report.unanswered.append(client.room_name)  # whether its job ran is read from the hosts' logs
         else:
-            report.ran += 1
             minute = int((sent - started_at) // 60)
             report.latency_by_minute.setdefault(minute, []).append((time.monotonic() - sent) * 1000)
             await asyncio.sleep(random.uniform(*hold))
-            if len(client.texts.get("status", [])) > 1:
-                report.doubled.append(client.room_name)
         await client.disconnect()
 
     async def worker(i: int) -> None:
@@ -149,6 +150,11 @@ async def soak(nodes: list[LiveKitServer], hosts: list[HostProcess], folders: li
     for h in hosts:
         assert h.proc is not None
         report.resources[h.log_path.stem] = (report.resources[h.log_path.stem][0], Resources.of(h.proc.pid))
+    starts = Counter(m.group(1) for h in hosts for m in re.finditer(r"job started .*?room=(\S+)", h.log()))
+    report.ran = sum(1 for r in rooms if starts[r])
+    report.lost = [r for r in rooms if not starts[r]]
+    report.doubled = [r for r in rooms if starts[r] > 1]
+    report.unanswered = [r for r in report.unanswered if starts[r]]
     for h in hosts:
         log = h.log()
         report.jobs_per_host[h.log_path.stem] = log.count("job running")
