@@ -1,0 +1,89 @@
+"""Density: one host ramped to STEPS concurrent connected jobs (each an idle participant in a room of its
+own, the probe entrypoint holding the job), agenthost and livekit-agents' agent server in the same run
+against the same livekit-server. Root needed (a private network namespace).
+
+At each step: the PSS of the host's whole process tree, its CPU use while every job idles (over 5 s), and
+dispatch -> first text for one more job. Usage: python bench/density_bench.py [STEP,STEP,...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import psutil
+from job_bench import PEER, ROOT, SETTLE, Side, peer_python, served, tree_pss
+
+from host.testing.harness import Client, LiveKitServer, private_server
+
+
+def tree_cpu(pid: int, seconds: float) -> float:
+    """CPU seconds per second used by the process tree over `seconds`."""
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+
+    def used() -> float:
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+    before = used()
+    time.sleep(seconds)
+    return (used() - before) / seconds
+
+
+async def ramp(side: Side, server: LiveKitServer, steps: list[int]) -> dict[int, tuple[float, float, float]]:
+    await side.start(server.env())
+    assert side.proc is not None
+    await asyncio.sleep(SETTLE)
+    clients: list[Client] = []
+    figures = {}
+    for step in steps:
+        while len(clients) < step:
+            batch = min(10, step - len(clients))
+            done = await asyncio.gather(*(served(server, side.agent, "stay") for _ in range(batch)))
+            clients += [c for _ms, c in done]
+        await asyncio.sleep(SETTLE)
+        pss = tree_pss(side.proc.pid) / 2**20
+        cpu = await asyncio.to_thread(tree_cpu, side.proc.pid, 5.0)
+        ms, extra = await served(server, side.agent, "stay")
+        clients.append(extra)
+        figures[step] = (pss, cpu, ms)
+        print(f"{side.name}: {step} jobs: {pss:.0f} MB, idle CPU {cpu:.2f} cores, next job {ms:.0f} ms", flush=True)
+    for c in clients:
+        await c.disconnect()
+    side.stop()
+    return figures
+
+
+async def run(steps: list[int], peer: str) -> int:
+    server = private_server("density-bench")
+    work = server.workdir
+    ours = Side("agenthost", "probe", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
+                                       "--load-threshold", "0", str(PEER / "probe.yaml")],
+                r"registered agent probe", ROOT, work / "agenthost.log")
+    theirs = Side("livekit-agents", "probe-peer", [peer, str(PEER / "peer_worker.py"), "start"],
+                  r"registered worker", PEER, work / "peer.log")
+    try:
+        results = {side.name: await ramp(side, server, steps) for side in (ours, theirs)}
+    finally:
+        ours.stop()
+        theirs.stop()
+        server.stop()
+    print(f"{'jobs':>5} | {'PSS MB':>17} | {'idle CPU (cores)':>17} | {'next job (ms)':>17}")
+    print(f"{'':>5} | {'ours':>8} {'peer':>8} | {'ours':>8} {'peer':>8} | {'ours':>8} {'peer':>8}")
+    for step in steps:
+        a, b = results["agenthost"][step], results["livekit-agents"][step]
+        print(f"{step:>5} | {a[0]:>8.0f} {b[0]:>8.0f} | {a[1]:>8.2f} {b[1]:>8.2f} | {a[2]:>8.0f} {b[2]:>8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    chosen = [int(x) for x in sys.argv[1].split(",")] if len(sys.argv) > 1 else [10, 50, 100]
+    python = peer_python()
+    sys.exit(asyncio.run(run(chosen, python)))
