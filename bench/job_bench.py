@@ -105,7 +105,9 @@ async def burst(server: LiveKitServer, agent: str) -> float:
         c.listen("probe")
     await asyncio.gather(*(c.connect() for c in clients))
     start = time.perf_counter()
-    await asyncio.gather(*(dispatch(server, agent, c.room_name) for c in clients))
+    # "stay": the jobs hold until their clients leave (a probe that leaves at once may leave before its
+    # text is delivered, under a burst's load)
+    await asyncio.gather(*(dispatch(server, agent, c.room_name, "stay") for c in clients))
     await asyncio.gather(*(c.wait_text("probe", 1, timeout=60) for c in clients))
     took = (time.perf_counter() - start) * 1000
     await asyncio.gather(*(c.disconnect() for c in clients))
