@@ -16,6 +16,7 @@ from typing import Any
 
 from livekit.protocol import agent as agent_pb
 
+from host.aio import TaskSet
 from host.config.credentials import Credentials
 from host.logs import job_fields
 from host.ops.metrics import Metrics
@@ -42,6 +43,7 @@ class JobTable:
         self._cpu = cpu
         self._load = load
         self._closed: dict[str, str | None] = {}  # agent -> why it takes no new jobs, as last logged
+        self._tasks = TaskSet("job table")
         self._jobs: dict[str, Job] = {}
         self.draining = False
 
@@ -68,7 +70,7 @@ class JobTable:
     # -- JobHandler: what the server asks of a worker ------------------------------------------
     def on_registered(self, worker: WorkerConnection) -> None:
         if self.draining:
-            asyncio.get_running_loop().create_task(worker.update_worker(full=True, load=1.0, job_count=0))
+            self._tasks.spawn(worker.update_worker(full=True, load=1.0, job_count=0), name="report-draining")
 
     async def on_offer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> Admission:
         job = request.job
