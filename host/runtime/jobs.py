@@ -24,7 +24,7 @@ from host.ops.monitor import Sampled
 from host.ops.resources import CpuLoad, LoadPolicy, worker_load
 from host.process.handle import JobProcess, ProcessStartError
 from host.process.messages import Participant, StartJob
-from host.runtime.admission import Accept, Admission, AgentState, Offer, Refuse, admit
+from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, admit
 from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, process_error
 from host.runtime.outcome import Failure, Outcome, outcome
 from host.runtime.worker import WorkerConnection
@@ -80,6 +80,11 @@ class JobTable:
         state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name),
                                                       process_error(agent))
         answer = await self._decide(Offer(job.id, job.room.name, job.metadata), state)
+        if isinstance(answer, Accept):
+            assert agent is not None
+            limit = agent.definition.limits.max_jobs
+            if self.draining or (limit and self.count(agent.name) >= limit):  # decided while the check ran
+                answer = Decline("draining" if self.draining else "max_jobs", "the host filled up during the check")
         if isinstance(answer, Accept):
             assert agent is not None
             participant = Participant(answer.identity, answer.name, answer.participant_metadata,

@@ -196,3 +196,15 @@ async def test_a_job_runs_the_version_it_was_accepted_under_across_a_reload(make
         assert out.read_text() == "v1"
     finally:
         await pool.close()
+
+
+async def test_concurrent_offers_checked_off_the_loop_never_exceed_max_jobs(make_agent):
+    table, worker, pool, _ = table_with(make_agent(
+        "limits: {max_jobs: 1}\nprocesses: {idle: 0}\nmetadata: {schema: {type: object}}\n"))
+    try:
+        answers = await asyncio.gather(*(table.on_offer(worker, offer(f"AJ_{i}", "{}"))  # type: ignore[arg-type]
+                                         for i in range(5)))
+        assert sum(isinstance(a, Accept) for a in answers) == 1 and len(table) == 1
+    finally:
+        table.kill_all("test over")
+        await pool.close()
