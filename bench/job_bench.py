@@ -145,7 +145,7 @@ async def run(rounds: int, jobs: int, peer_python: str) -> int:
     server = private_server("job-bench")
     work = server.workdir
     ours = Side("agenthost", "probe", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
-                                       str(PEER / "probe.yaml")],
+                                       "--load-threshold", "0", str(PEER / "probe.yaml")],
                 r"registered agent probe", ROOT, work / "agenthost.log")
     peer = Side("livekit-agents", "probe-peer", [peer_python, str(PEER / "peer_worker.py"), "start"],
                 r"registered worker", PEER, work / "peer.log")
