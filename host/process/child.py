@@ -73,6 +73,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     if not isinstance(msg, StartJob):
         return
     job_filter.fields.update({"job_id": _job_id(msg), "worker_id": msg.worker_id, **dict(msg.definition.log_fields)})
+    _watchdog.timeout = msg.definition.shutdown.timeout  # the job's own definition, as accepted
     error = asyncio.run(runtime.run(conn, msg, job_filter))
     send(conn, JobDone(error))
     end_what_the_job_started()
