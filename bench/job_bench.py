@@ -98,20 +98,53 @@ def print_table(ours: Side, peer: Side) -> None:
         print(f"{key:<38}{value:>12.1f}{other:>16.1f}{other / value if value else float('nan'):>12.2f}x")
 
 
-async def burst(server: LiveKitServer, agent: str) -> float:
-    """BURST dispatches at once (each client already in its room); ms until the last job answered."""
+STAGES = (("offered", r"job offer"), ("assigned", r"job assigned"), ("given a process", r"job running in process"),
+          ("entrypoint", r"job started"))
+
+
+async def burst(server: LiveKitServer, side: Side) -> float:
+    """BURST dispatches at once (each client already in its room); ms until the last job answered. For
+    agenthost (which logs at debug level here), where each job's time went, from its host's log."""
     clients = [Client(server, new_room()) for _ in range(BURST)]
     for c in clients:
         c.listen("probe")
     await asyncio.gather(*(c.connect() for c in clients))
+    sent = time.time()
     start = time.perf_counter()
     # "stay": the jobs hold until their clients leave (a probe that leaves at once may leave before its
     # text is delivered, under a burst's load)
-    await asyncio.gather(*(dispatch(server, agent, c.room_name, "stay") for c in clients))
+    await asyncio.gather(*(dispatch(server, side.agent, c.room_name, "stay") for c in clients))
     await asyncio.gather(*(c.wait_text("probe", 1, timeout=60) for c in clients))
     took = (time.perf_counter() - start) * 1000
+    if side.name == "agenthost":
+        print_breakdown(side.log.read_text(errors="replace"), {c.room_name for c in clients}, sent, took)
     await asyncio.gather(*(c.disconnect() for c in clients))
     return took
+
+
+def print_breakdown(log: str, rooms: set[str], sent: float, took_ms: float) -> None:
+    """When each stage of the burst's jobs was reached, in ms after the dispatches were sent: median and last."""
+    day = time.strftime("%Y-%m-%d ")
+    job_room: dict[str, str] = {}
+    reached: dict[str, list[float]] = {name: [] for name, _ in STAGES}
+    for line in log.splitlines():
+        m = re.match(r"(\d\d:\d\d:\d\d)\.(\d{3}) .*? (job offer|job assigned|job running in process|job started)"
+                     r".*?job_id=(\S+)", line)
+        if not m:
+            continue
+        at = time.mktime(time.strptime(day + m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+        room = re.search(r"room=(\S+)", line)
+        if room:
+            job_room.setdefault(m.group(4), room.group(1))
+        if job_room.get(m.group(4)) in rooms and at >= sent - 1:
+            name = next(n for n, pattern in STAGES if re.fullmatch(pattern + ".*", m.group(3)))
+            reached[name].append((at - sent) * 1000)
+    print(f"burst of {BURST} on agenthost, ms after the dispatches were sent (median / last):")
+    for name, _ in STAGES:
+        values = sorted(reached[name])
+        if values:
+            print(f"  {name:<16} {statistics.median(values):>7.0f} / {values[-1]:>7.0f}  ({len(values)} jobs)")
+    print(f"  {'client has text':<16} {'':>7}   {took_ms:>7.0f}")
 
 
 async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> None:
@@ -137,7 +170,7 @@ async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> 
     for c in clients:
         await c.disconnect()
     await asyncio.sleep(SETTLE)  # last: a burst leaves the machine busy for a while
-    side.figures[f"burst of {BURST}: last job answered (ms)"] = await burst(server, side.agent)
+    side.figures[f"burst of {BURST}: last job answered (ms)"] = await burst(server, side)
     side.stop()
 
 
@@ -145,7 +178,7 @@ async def run(rounds: int, jobs: int, peer_python: str) -> int:
     server = private_server("job-bench")
     work = server.workdir
     ours = Side("agenthost", "probe", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
-                                       "--load-threshold", "0", str(PEER / "probe.yaml")],
+                                       "--load-threshold", "0", "--log-level", "debug", str(PEER / "probe.yaml")],
                 r"registered agent probe", ROOT, work / "agenthost.log")
     peer = Side("livekit-agents", "probe-peer", [peer_python, str(PEER / "peer_worker.py"), "start"],
                 r"registered worker", PEER, work / "peer.log")
