@@ -13,6 +13,7 @@ import enum
 import logging
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -37,7 +38,15 @@ logger = logging.getLogger("agenthost.process")
 # job process. It has imported the libraries every job needs, so their pages are shared between
 # job processes; agent code is imported after the fork, in each process, so reloads see new code.
 _ctx = multiprocessing.get_context("forkserver")
-_PRELOAD = ["host.process.forkserver", "host.process.child", "host.context"]
+def _main_script_imports() -> list[str]:
+    """What a job process would import again when the host runs as a script (the `agenthost` command):
+    multiprocessing runs the host's main script in every process it starts, unless the host runs as a
+    module (`python -m host`). Preloaded, those imports cost each job process nothing."""
+    main = sys.modules.get("__main__")
+    return ["host.cli"] if getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) else []
+
+
+_PRELOAD = ["host.process.forkserver", "host.process.child", "host.context", *_main_script_imports()]
 _FREEZE = ["host.process.freeze"]  # always last
 _ctx.set_forkserver_preload(_PRELOAD + _FREEZE)
 # livekit-agents' framework and its warm-up (imports, the VAD, the rtc library), shared by every job process

@@ -28,3 +28,21 @@ async def test_an_idle_process_killed_by_the_host_reports_how_it_ended(tmp_path)
     assert proc.state is ProcessState.EXITED
     with pytest.raises(ProcessStartError, match="not idle"):
         proc.start_job(None, "AJ_1")  # type: ignore[arg-type]
+
+
+def test_the_agenthost_script_is_preloaded_so_job_processes_do_not_import_it_again(monkeypatch):
+    import sys
+    import types
+
+    from host.process.handle import _main_script_imports
+
+    script = types.ModuleType("__main__")
+    script.__file__ = "/venv/bin/agenthost"  # the console script: multiprocessing runs it in each process
+    script.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert _main_script_imports() == ["host.cli"]
+    module = types.ModuleType("__main__")
+    module.__file__ = "/src/host/__main__.py"  # python -m host: not run again
+    module.__spec__ = types.SimpleNamespace(name="host.__main__")  # type: ignore[assignment]
+    monkeypatch.setitem(sys.modules, "__main__", module)
+    assert _main_script_imports() == []
