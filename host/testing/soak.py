@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from host.process.tree import descendants
 from host.testing.harness import Client, HostProcess, LiveKitServer, dispatch, new_room
 
 SOAK_AGENT = """\
@@ -84,13 +85,6 @@ def write_agent(folder: Path, version: int) -> None:
     (folder / "soak.py").write_text(SOAK_AGENT.format(version=f"v{version}"))
     (folder / "soak.yaml").write_text(f"name: soak\nentrypoint: soak.py:entrypoint\nprocesses: {{idle: 2}}\n"
                                       f"shutdown: {{timeout: 5s}}\nlog_fields: {{rev: {version}}}\n")
-
-
-def descendants(pid: int) -> set[int]:
-    try:
-        return {c.pid for c in psutil.Process(pid).children(recursive=True)}
-    except psutil.NoSuchProcess:
-        return set()
 
 
 async def soak(nodes: list[LiveKitServer], hosts: list[HostProcess], folders: list[Path], *, seconds: float,
@@ -162,6 +156,15 @@ async def soak(nodes: list[LiveKitServer], hosts: list[HostProcess], folders: li
             report.failed[reason[:60]] += 1
         report.reloads_applied += len(re.findall(r"reload \(SIGHUP\): changed soak", log))
         h.stop()
-    time.sleep(2)
-    report.leftovers = sorted(p for p in seen if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie")
+    deadline = time.monotonic() + 10  # every host has exited; its processes follow within moments
+    while (left := [p for p in seen if _alive(p)]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    report.leftovers = sorted(left)
     return report
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
