@@ -99,11 +99,13 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     assert metric(text, "agenthost_offer_to_entrypoint_seconds_count", agent="ticker") == 1
     assert metric(text, "agenthost_job_memory_bytes", agent="ticker", job_id=job["id"]) > 10e6
     assert metric(text, "agenthost_worker_registered", agent="ticker") == 1
-    for _ in range(100):  # the process the job took is replaced: one idle again
-        if metric((await get(base + "/metrics"))[1], "agenthost_idle_processes", agent="ticker") == 1:
+    # the process the job took is replaced: processes.idle (1) again, or more while the pool is grown (a job
+    # that found it empty grows it for a while)
+    for _ in range(100):
+        if metric((await get(base + "/metrics"))[1], "agenthost_idle_processes", agent="ticker") >= 1:
             break
         await asyncio.sleep(0.1)
-    assert metric((await get(base + "/metrics"))[1], "agenthost_idle_processes", agent="ticker") == 1
+    assert metric((await get(base + "/metrics"))[1], "agenthost_idle_processes", agent="ticker") >= 1
 
     shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", base.removeprefix("http://")],
                            capture_output=True, text=True, timeout=30, cwd=ROOT)
