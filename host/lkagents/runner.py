@@ -19,7 +19,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import JobContext, JobExecutorType, JobProcess
 from livekit.agents.job import JobAcceptArguments, RunningJobInfo, _JobContextVar
 from livekit.agents.utils import http_context
@@ -176,14 +176,8 @@ class _Job:
                 logger.error("shutdown callback failed: %s", result, exc_info=result)
         if self.definition.shutdown.delete_room:
             try:
-                await ctx.api.room.delete_room(_delete_request(self.job.room.name))
+                await ctx.api.room.delete_room(api.DeleteRoomRequest(room=self.job.room.name))
                 logger.info("room deleted")
             except Exception as exc:
                 self.error = self.error or f"deleting the room failed: {exc}"
                 logger.warning("deleting the room failed: %s", exc)
-
-
-def _delete_request(room: str) -> Any:
-    from livekit import api
-
-    return api.DeleteRoomRequest(room=room)

@@ -147,7 +147,10 @@ class ProcessPool:
                 if missing:
                     continue
             while len(self._idle) > target:  # quiet again: back to processes.idle
-                self._idle.pop().kill()
+                retired = self._idle.pop()
+                logger.debug("idle process %s of %s retired: the pool shrinks back to %d", retired.pid,
+                             self.definition.name, target, extra={"agent": self.definition.name})
+                retired.kill()
             self._wakeup.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), 1.0)
