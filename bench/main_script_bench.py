@@ -15,14 +15,14 @@ SCRIPT = '''\
 import sys
 from host.cli import main  # what the agenthost console script imports
 if __name__ == "__main__":
-    import host.process.handle as handle
+    import host.process.mp as mp
     if sys.argv[1] == "without":
-        handle._ctx.set_forkserver_preload([m for m in handle._PRELOAD if m != "host.cli"] + handle._FREEZE)
+        mp.mp_context.set_forkserver_preload([m for m in mp.PRELOAD if m != "host.cli"] + mp.FREEZE)
     from uss_child import uss
-    queue = handle._ctx.Queue()
+    queue = mp.mp_context.Queue()
     sizes = []
     for _ in range(3):
-        p = handle._ctx.Process(target=uss, args=(queue,))
+        p = mp.mp_context.Process(target=uss, args=(queue,))
         p.start()
         sizes.append(queue.get())
         p.join()

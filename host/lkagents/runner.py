@@ -45,6 +45,14 @@ class _NoInference:
         raise RuntimeError(f"agenthost runs no livekit-agents inference process (asked for {method!r})")
 
 
+def import_agent(definition: AgentDefinition) -> None:
+    """Import what a job of this agent needs before its job, without running anything (an agent's template)."""
+    compat.check_compatible()
+    from livekit.agents.ipc import _preload  # noqa: F401  livekit-agents' own warm-up (a no-op if preloaded)
+
+    compat.resolve(load_object(definition.entrypoint))
+
+
 class AgentsRuntime:
     """Built at prewarm: the agent's code imported, its entry resolved, `setup` run on a JobProcess."""
 

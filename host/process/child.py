@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function, module_name_for_file
-from host.config.sources import ImportRecorder, project_files, snapshot
+from host.config.sources import ImportRecorder, Snapshot, project_files, snapshot
 from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.process.tree import become_subreaper, descendants, end_all
 
@@ -39,8 +39,10 @@ class JobRuntime(Protocol):
         ...
 
 
-def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int) -> None:
-    """Process target (module-level so that it can be pickled to the fork server)."""
+def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int,
+         template_sources: Snapshot | None = None) -> None:
+    """Process target (module-level so that it can be pickled to the fork server). Forked from a template,
+    `template_sources` are the files the template imported, as they were when it did."""
     # No .pyc for project code: a file edited twice within a second (same size) would otherwise be
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True
@@ -63,8 +65,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     except BaseException as exc:
         send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
         return
-    by_file = [module_name_for_file(r.file) for r in (definition.entrypoint, definition.setup) if r and r.file]
-    if not send(conn, Ready(os.getpid(), snapshot(project_files(imported.modules(by_file))))):
+    if not send(conn, Ready(os.getpid(), {**imported_sources(definition, imported), **(template_sources or {})})):
         return
     try:
         msg = conn.recv()
@@ -77,6 +78,12 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     error = asyncio.run(runtime.run(conn, msg, job_filter))
     send(conn, JobDone(error))
     end_what_the_job_started()
+
+
+def imported_sources(definition: AgentDefinition, imported: ImportRecorder) -> dict[str, tuple[int, int]]:
+    """The project files the recorded imports loaded (with the agent's own files, loaded by path)."""
+    by_file = [module_name_for_file(r.file) for r in (definition.entrypoint, definition.setup) if r and r.file]
+    return snapshot(project_files(imported.modules(by_file)))
 
 
 def end_what_the_job_started() -> None:

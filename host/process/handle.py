@@ -1,8 +1,9 @@
 """A job process as the host sees it: start, hand it a job, ask it to stop, kill it.
 
-Each process is forked by `multiprocessing`'s fork server (never a plain fork of the
-host, with its event loop, threads and sockets). The pipe and the process sentinel are
-watched by the host's asyncio loop, so no thread is needed per process.
+Each process is forked by its agent's template process (host.process.template), or, when there is none, by
+`multiprocessing`'s fork server: never by a plain fork of the host, with its event loop, threads and
+sockets. Its pipe and its exit (the process sentinel, or the template's report) are watched by the host's
+asyncio loop, so no thread is needed per process.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-import multiprocessing
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -21,6 +20,7 @@ from multiprocessing.process import BaseProcess
 
 from host.config.definitions import AgentDefinition
 from host.process import child as job_child
+from host.process.errors import ProcessStartError
 from host.process.messages import (
     InitFailed,
     JobDone,
@@ -31,32 +31,13 @@ from host.process.messages import (
     ShuttingDown,
     StartJob,
 )
+from host.process.mp import mp_context
+from host.process.template import EXIT_UNKNOWN, AgentTemplate
 from host.process.tree import kill_tree
 
+__all__ = ["JobProcess", "ProcessExit", "ProcessStartError", "ProcessState"]
+
 logger = logging.getLogger("agenthost.process")
-# forkserver: a clean server process (never the host, with its event loop and sockets) forks each
-# job process. It has imported the libraries every job needs, so their pages are shared between
-# job processes; agent code is imported after the fork, in each process, so reloads see new code.
-_ctx = multiprocessing.get_context("forkserver")
-def _main_script_imports() -> list[str]:
-    """What a job process would import again when the host runs as a script (the `agenthost` command):
-    multiprocessing runs the host's main script in every process it starts, unless the host runs as a
-    module (`python -m host`). Preloaded, those imports cost each job process nothing."""
-    main = sys.modules.get("__main__")
-    return ["host.cli"] if getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) else []
-
-
-_PRELOAD = ["host.process.forkserver", "host.process.child", "host.context", *_main_script_imports()]
-_FREEZE = ["host.process.freeze"]  # always last
-_ctx.set_forkserver_preload(_PRELOAD + _FREEZE)
-# livekit-agents' framework and its warm-up (imports, the VAD, the rtc library), shared by every job process
-LIVEKIT_AGENTS_PRELOAD = ["host.lkagents.runner", "livekit.agents.ipc._preload"]
-
-
-def preload_livekit_agents() -> None:
-    """Have the fork server preload livekit-agents. Takes effect if called before the first process starts
-    (the host calls it at start when any agent has `api: livekit-agents`)."""
-    _ctx.set_forkserver_preload([*_PRELOAD, *LIVEKIT_AGENTS_PRELOAD, *_FREEZE])
 
 
 class ProcessState(enum.Enum):
@@ -88,14 +69,11 @@ class ProcessExit:
     shutdown_reason: str | None
 
 
-class ProcessStartError(Exception):
-    """The process did not become ready: it failed to import or set up, crashed, or timed out."""
-
-
 class JobProcess:
-    """One job process: it serves at most one job."""
+    """One job process: it serves at most one job. Forked by `template` when given, else by the fork server."""
 
-    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int) -> None:
+    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
+                 template: AgentTemplate | None = None) -> None:
         self.definition = definition
         self.state = ProcessState.STARTING
         self.pid: int | None = None
@@ -106,11 +84,11 @@ class JobProcess:
         self.kill_reason: str | None = None
         self.sources: dict[str, tuple[int, int]] = {}  # project files it imported, from Ready
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
-        self._conn, child = _ctx.Pipe(duplex=True)
-        self._proc: BaseProcess = _ctx.Process(
-            target=job_child.main, args=(child, definition, log_format, log_level, os.getpid()),
-            name=f"agenthost-{definition.name}", daemon=True)
-        self._child_conn: Connection | None = child
+        self._template = template
+        self._conn: Connection | None = None
+        self._proc: BaseProcess | None = None  # started by the fork server
+        self._pidfd: int | None = None  # forked by the template
+        self._launch_args = (log_format, log_level)
         self._ready: asyncio.Future[None] | None = None
         self._exited: asyncio.Future[ProcessExit] | None = None
         self._shutting_down_event: asyncio.Event | None = None
@@ -123,21 +101,49 @@ class JobProcess:
         self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._exited = loop.create_future()
         self._shutting_down_event = asyncio.Event()
+        if self._template is not None:
+            await self._template.fork(self)  # on_forked is called before it returns
+        else:
+            await self._start_from_fork_server()
+
+    async def _start_from_fork_server(self) -> None:
+        conn, child = mp_context.Pipe(duplex=True)
+        proc = mp_context.Process(target=job_child.main, args=(child, self.definition, *self._launch_args, os.getpid()),
+                                  name=f"agenthost-{self.definition.name}", daemon=True)
         # off the loop: the first start waits for the fork server to import what it preloads
-        starting = asyncio.ensure_future(asyncio.to_thread(self._proc.start))
+        starting = asyncio.ensure_future(asyncio.to_thread(proc.start))
         try:
             await asyncio.shield(starting)
         except asyncio.CancelledError:
             await starting  # a started process must not be left behind unwatched
-            self._proc.kill()
-            await asyncio.to_thread(self._proc.join, 5.0)
+            proc.kill()
+            await asyncio.to_thread(proc.join, 5.0)
             raise
-        self.pid = self._proc.pid
-        if self._child_conn is not None:
-            self._child_conn.close()
-            self._child_conn = None
-        loop.add_reader(self._conn.fileno(), self._on_readable)
-        loop.add_reader(self._proc.sentinel, self._on_exit)
+        finally:
+            child.close()
+        self.pid, self._conn, self._proc = proc.pid, conn, proc
+        loop = asyncio.get_running_loop()
+        loop.add_reader(conn.fileno(), self._on_readable)
+        loop.add_reader(proc.sentinel, self._on_sentinel)
+
+    # -- ForkedProcess: what the template tells of a process it forked ----------------------------
+    def on_forked(self, pid: int, conn: Connection, pidfd: int) -> None:
+        self.pid, self._conn, self._pidfd = pid, conn, pidfd
+        asyncio.get_running_loop().add_reader(conn.fileno(), self._on_readable)
+
+    def on_exit(self, code: int) -> None:
+        self._finish(code)
+
+    def on_orphaned(self) -> None:
+        assert self._pidfd is not None
+        loop = asyncio.get_running_loop()
+
+        def gone() -> None:
+            loop.remove_reader(pidfd)
+            self._finish(EXIT_UNKNOWN)
+
+        pidfd = self._pidfd
+        loop.add_reader(pidfd, gone)  # readable once the process has exited (at once if it has)
 
     async def wait_ready(self, timeout: float) -> None:
         """Wait until the process is prewarmed; kill it and raise ProcessStartError otherwise."""
@@ -153,12 +159,14 @@ class JobProcess:
         if not self._move(ProcessState.RUNNING):
             raise ProcessStartError(f"process {self.pid} is {self.state.value}, not idle")
         self.job_id = job_id
+        assert self._conn is not None
         self._conn.send(start)
 
     def request_shutdown(self, reason: str) -> None:
         """Ask the job to shut down; the caller bounds the wait (see `wait_exit`)."""
         if self.state in (ProcessState.RUNNING,):
             self._mark_shutting_down(reason)
+            assert self._conn is not None
             with contextlib.suppress(OSError, BrokenPipeError):
                 self._conn.send(ShutdownJob(reason))
         elif self.state in (ProcessState.IDLE, ProcessState.STARTING):
@@ -167,7 +175,7 @@ class JobProcess:
     def kill(self, reason: str | None = None) -> None:
         """SIGKILL the process and every process it started; `reason` is reported as the job's error when
         given."""
-        if self.pid is not None and self.state is not ProcessState.EXITED and self._proc.is_alive():
+        if self.pid is not None and self.state is not ProcessState.EXITED and self._alive():
             self.killed_by_host = True
             self.kill_reason = self.kill_reason or reason
             left = kill_tree(self.pid)
@@ -193,11 +201,12 @@ class JobProcess:
     def exited(self) -> bool:
         return self.state is ProcessState.EXITED
 
-    @property
-    def exitcode(self) -> int | None:
-        return self._proc.exitcode
-
     # -- event plumbing -----------------------------------------------------------------------
+    def _alive(self) -> bool:
+        """Not known to have exited: its pid is still its own (a process is reaped only after its exit is
+        reported, by the fork server or the template)."""
+        return self._proc.is_alive() if self._proc is not None else self.state is not ProcessState.EXITED
+
     def _move(self, to: ProcessState) -> bool:
         """The one place the state changes; False (and no change) for a move the state machine forbids."""
         if to not in TRANSITIONS[self.state]:
@@ -214,11 +223,13 @@ class JobProcess:
 
     def _on_readable(self) -> None:
         if not self._read_one():
+            assert self._conn is not None
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._conn.fileno())
 
     def _read_one(self) -> bool:
         """Handle one message; False at end of stream."""
+        assert self._conn is not None
         try:
             msg: ProcessMessage = self._conn.recv()
         except (EOFError, OSError):
@@ -240,18 +251,26 @@ class JobProcess:
             self.result = msg
         return True
 
-    def _on_exit(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self._proc.sentinel)
-        # drain what the process said before it exited
+    def _on_sentinel(self) -> None:
+        assert self._proc is not None
+        asyncio.get_running_loop().remove_reader(self._proc.sentinel)
+        # the sentinel is readable once the fork server has the exit status: reading it does not block
+        exitcode = self._proc.exitcode
+        self._finish(exitcode if exitcode is not None else EXIT_UNKNOWN)
+
+    def _finish(self, code: int) -> None:
+        """The process has exited with `code`: read what it said before, then settle its end."""
+        if self.state is ProcessState.EXITED:
+            return
+        assert self._conn is not None
         with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(self._conn.fileno())
+            asyncio.get_running_loop().remove_reader(self._conn.fileno())
         with contextlib.suppress(EOFError, OSError):
             while self._conn.poll() and self._read_one():
                 pass
-        # the sentinel is readable once the fork server has the exit status: reading it does not block
-        exitcode = self._proc.exitcode
-        code = exitcode if exitcode is not None else -1
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         self._move(ProcessState.EXITED)
         assert self._ready is not None and self._exited is not None
         if not self._ready.done():

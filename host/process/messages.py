@@ -1,8 +1,10 @@
-"""Messages between the host and a job process.
+"""Messages between the host and its processes: job processes, and agents' template processes.
 
 Every message is a small frozen dataclass and crosses a `multiprocessing` pipe pickled;
 the protobuf `Job` crosses as bytes so that this module never imports the LiveKit SDK.
-Host -> process: StartJob, ShutdownJob. Process -> host: the rest.
+Job processes: host -> process StartJob, ShutdownJob; process -> host Ready, InitFailed, JobStarted,
+ShuttingDown, JobDone. Template processes: host -> template Fork, Retire; template -> host TemplateReady,
+NotForkSafe, InitFailed, Forked (followed on the same socket by two file descriptors) or ForkFailed, Exited.
 """
 
 from __future__ import annotations
@@ -71,5 +73,55 @@ class JobDone:
     error: str | None  # None: the job ended cleanly
 
 
+@dataclass(frozen=True)
+class Fork:
+    """Fork one job process (the template answers with Forked, in the order asked)."""
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Fork no more; exit once every job process forked so far has exited and been reported."""
+
+
+@dataclass(frozen=True)
+class TemplateReady:
+    """The template imported the agent's code; it forks job processes on request."""
+
+    pid: int
+    sources: dict[str, tuple[int, int]]  # the project files its imports loaded (host.config.sources)
+
+
+@dataclass(frozen=True)
+class NotForkSafe:
+    """The template's imports started a thread: forking it could copy a lock that thread holds."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Forked:
+    """A job process was forked. Two descriptors follow on the socket: the host's end of the job's pipe, and a
+    pidfd of the job process (readable once it exits)."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class ForkFailed:
+    """The template could not fork the job process asked for (no descriptors, no memory, a pids limit)."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Exited:
+    """A job process the template forked has exited and been reaped."""
+
+    pid: int
+    code: int  # negative: killed by that signal
+
+
 HostMessage = StartJob | ShutdownJob
 ProcessMessage = Ready | InitFailed | JobStarted | ShuttingDown | JobDone
+TemplateRequest = Fork | Retire
+TemplateMessage = TemplateReady | NotForkSafe | InitFailed | Forked | ForkFailed | Exited

@@ -1,5 +1,8 @@
 """Prewarmed job processes for one agent, with backoff for processes that fail to start.
 
+A pool serves one definition and code version. Its template process (host.process.template) imports the
+agent's code once; each job process is a fork of it that runs `setup`. An agent whose imports start a thread
+cannot be forked safely: its processes then start from the fork server and import the code each (logged once).
 The pool keeps `processes.idle` processes that have imported the entrypoint and run
 `setup`. Taking one for a job starts a replacement; a job that finds none starts its own at once,
 and the pool grows by one for a while (up to MAX_GROWTH), so a burst is met by processes started
@@ -17,7 +20,9 @@ import time
 from host.aio import TaskSet, backoff_delay
 from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot
-from host.process.handle import JobProcess, ProcessStartError
+from host.process.errors import NotForkSafeError, ProcessStartError
+from host.process.handle import JobProcess
+from host.process.template import AgentTemplate
 
 logger = logging.getLogger("agenthost.pool")
 
@@ -44,6 +49,9 @@ class ProcessPool:
         self._misses: list[float] = []  # time.monotonic() of each take that found no idle process
         self._keeper: asyncio.Task[None] | None = None
         self.last_error: str | None = None
+        self._template: AgentTemplate | None = None
+        self._template_start: asyncio.Task[AgentTemplate | None] | None = None
+        self._fork_safe = True  # False once the template said the agent's code started a thread
 
     @property
     def idle_count(self) -> int:
@@ -75,18 +83,33 @@ class ProcessPool:
         self._misses = [t for t in self._misses if now - t < GROW_WINDOW]
         return self.definition.processes.idle + min(len(self._misses), MAX_GROWTH)
 
+    @property
+    def template_pid(self) -> int | None:
+        template = self._template
+        return template.pid if template is not None and not template.exited else None
+
     async def close(self) -> None:
-        """Stop keeping processes warm and end the idle ones."""
+        """Stop keeping processes warm and end the idle ones. The template forks nothing more and exits once
+        the jobs it forked have ended (a reload's jobs on the old code run on)."""
         self._closed = True
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
         await self._warming.cancel_all()
+        if self._template_start is not None and not self._template_start.done():
+            self._template_start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._template_start
         idle, self._idle = self._idle, []
         for proc in idle:
             proc.kill()
         await asyncio.gather(*(p.wait_exit(5.0) for p in idle), return_exceptions=True)
+        template = self._template
+        if template is not None:
+            template.retire()
+            if not template.serving:
+                await template.wait_exit(5.0)
 
     def _record_failure(self, pid: int | None, exc: BaseException) -> None:
         self._failures += 1
@@ -94,15 +117,51 @@ class ProcessPool:
         logger.error("job process for %s failed to start: %s", self.definition.name, exc,
                      extra={"agent": self.definition.name, "pid": pid, "failures": self._failures})
 
+    async def _template_for_start(self) -> AgentTemplate | None:
+        """The running template, started first if need be (once, however many processes wait for it); None
+        when this agent's processes start from the fork server. Its failure is raised as ProcessStartError."""
+        if not self._fork_safe:
+            return None
+        if self._template is not None and not self._template.exited:
+            return self._template
+        if self._template_start is None or self._template_start.done():
+            self._template_start = asyncio.get_running_loop().create_task(self._start_template())
+        return await asyncio.shield(self._template_start)
+
+    async def _start_template(self) -> AgentTemplate | None:
+        try:
+            template = AgentTemplate(self.definition, self._log_format, self._log_level)
+            await template.start(self.definition.processes.init_timeout)
+        except NotForkSafeError as exc:
+            self._fork_safe = False
+            logger.warning("job processes of %s start without a template (each imports its code): %s",
+                           self.definition.name, exc, extra={"agent": self.definition.name})
+            return None
+        except OSError as exc:
+            raise ProcessStartError(f"cannot start a job process: its template: {exc}") from exc
+        self.sources.update(template.sources)
+        self._template = template
+        logger.debug("template process %s of %s ready", template.pid, self.definition.name,
+                     extra={"agent": self.definition.name, "pid": template.pid})
+        return template
+
     async def _start(self) -> JobProcess:
         """A new process, once it is ready; its failure is recorded (for backoff) and raised."""
         try:
-            proc = JobProcess(self.definition, self._log_format, self._log_level)
+            template = await self._template_for_start()
+        except ProcessStartError as exc:
+            self._record_failure(None, exc)
+            raise
+        try:
+            proc = JobProcess(self.definition, self._log_format, self._log_level, template)
             await proc.start()
         except OSError as exc:  # no file descriptors, no fork under a pids or memory limit, ...
             error = ProcessStartError(f"cannot start a job process: {exc}")
             self._record_failure(None, error)
             raise error from exc
+        except ProcessStartError as exc:  # its template died meanwhile (the next start has a new one)
+            self._record_failure(None, exc)
+            raise
         try:
             await proc.wait_ready(self.definition.processes.init_timeout)
         except ProcessStartError as exc:

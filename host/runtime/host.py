@@ -54,7 +54,7 @@ class Host:
         self.catalog = catalog
         self.options = options
         if any(d.api == "livekit-agents" for d in catalog.agents):
-            from host.process.handle import preload_livekit_agents
+            from host.process.mp import preload_livekit_agents
 
             preload_livekit_agents()
         self.metrics = Metrics()

@@ -34,7 +34,7 @@ def test_the_agenthost_script_is_preloaded_so_job_processes_do_not_import_it_aga
     import sys
     import types
 
-    from host.process.handle import _main_script_imports
+    from host.process.mp import _main_script_imports
 
     script = types.ModuleType("__main__")
     script.__file__ = "/venv/bin/agenthost"  # the console script: multiprocessing runs it in each process

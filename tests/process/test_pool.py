@@ -65,14 +65,14 @@ async def test_hanging_setup_is_killed_at_init_timeout(tmp_path):
 
 
 async def test_an_os_error_at_start_is_a_start_failure(tmp_path, monkeypatch, caplog):
-    from host.process import handle
+    from host.process import mp
 
     pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)
 
     def no_descriptors(*_args, **_kwargs):
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(handle._ctx, "Pipe", no_descriptors)
+    monkeypatch.setattr(mp.mp_context, "Pipe", no_descriptors)
     with pytest.raises(ProcessStartError, match=r"cannot start a job process: .*Too many open files"):
         await pool.take()
     assert pool.last_error is not None and "Too many open files" in pool.last_error

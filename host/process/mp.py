@@ -1,0 +1,36 @@
+"""The `multiprocessing` context every process of the host is started with, and what its fork server preloads.
+
+forkserver: a clean server process (never the host, with its event loop and sockets) forks each template
+and job process. It has imported the libraries every job needs, so their pages are shared between the
+processes; an agent's own code is imported after the fork, by its template (see host.process.template), so
+that a reload's new template sees new code.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+
+mp_context = multiprocessing.get_context("forkserver")
+
+
+def _main_script_imports() -> list[str]:
+    """What a job process would import again when the host runs as a script (the `agenthost` command):
+    multiprocessing runs the host's main script in every process it starts, unless the host runs as a
+    module (`python -m host`). Preloaded, those imports cost each job process nothing."""
+    main = sys.modules.get("__main__")
+    return ["host.cli"] if getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) else []
+
+
+PRELOAD = ["host.process.forkserver", "host.process.child", "host.process.template_child", "host.context",
+           "host.process.native", *_main_script_imports()]
+FREEZE = ["host.process.freeze"]  # always last
+mp_context.set_forkserver_preload(PRELOAD + FREEZE)
+# livekit-agents' framework and its warm-up (imports, the VAD, the rtc library), shared by every job process
+LIVEKIT_AGENTS_PRELOAD = ["host.lkagents.runner", "livekit.agents.ipc._preload"]
+
+
+def preload_livekit_agents() -> None:
+    """Have the fork server preload livekit-agents. Takes effect if called before the first process starts
+    (the host calls it at start when any agent has `api: livekit-agents`)."""
+    mp_context.set_forkserver_preload([*PRELOAD, *LIVEKIT_AGENTS_PRELOAD, *FREEZE])

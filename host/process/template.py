@@ -1,0 +1,220 @@
+"""An agent's template process as the host sees it: start it, have it fork job processes, retire it.
+
+One template per agent and code version (its pool's): the fork server forks it, it imports the agent's code
+once (see host.process.template_child), and each job process is then a fork of it, which shares that code's
+pages and imports nothing. The template reports each forked process's pid, pipe and pidfd, then its exit
+code. Its messages are read on the host's event loop, like a job process's; no thread is needed.
+
+If the template dies (killed by someone), the job processes it forked keep running: the host watches their
+pidfds to see them exit (with an unknown exit code), and the pool starts a new template for the next process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections import deque
+from multiprocessing import reduction
+from multiprocessing.connection import Connection
+from typing import Protocol
+
+from host.config.definitions import AgentDefinition
+from host.config.sources import Snapshot
+from host.process import template_child
+from host.process.errors import NotForkSafeError, ProcessStartError
+from host.process.messages import (
+    Exited,
+    Fork,
+    Forked,
+    ForkFailed,
+    InitFailed,
+    NotForkSafe,
+    Retire,
+    TemplateMessage,
+    TemplateReady,
+)
+from host.process.mp import mp_context
+
+logger = logging.getLogger("agenthost.process")
+
+EXIT_UNKNOWN = 255  # the exit code of a job process whose template died before it could report it
+
+
+class ForkedProcess(Protocol):
+    """A job process forked by a template: how it hears of its start and of its end."""
+
+    def on_forked(self, pid: int, conn: Connection, pidfd: int) -> None:
+        """It was forked: its pid, the host's end of its pipe, its pidfd (now owned by it)."""
+
+    def on_exit(self, code: int) -> None:
+        """It exited with `code` (negative: killed by that signal)."""
+
+    def on_orphaned(self) -> None:
+        """The template died first: watch the pidfd (the exit code will not be known)."""
+
+
+class AgentTemplate:
+    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int) -> None:
+        self.definition = definition
+        self.pid: int | None = None
+        self.sources: Snapshot = {}
+        self.retired = False
+        self._conn, child = mp_context.Pipe(duplex=True)
+        self._proc = mp_context.Process(target=template_child.main,
+                                        args=(child, definition, log_format, log_level, os.getpid()),
+                                        name=f"agenthost-{definition.name}-template", daemon=True)
+        self._child_conn: Connection | None = child
+        self._ready: asyncio.Future[None] | None = None
+        self._forks: deque[tuple[asyncio.Future[None], ForkedProcess]] = deque()  # asked, in order
+        self._children: dict[int, ForkedProcess] = {}
+        self._exited = asyncio.Event()
+
+    @property
+    def exited(self) -> bool:
+        return self._exited.is_set()
+
+    @property
+    def serving(self) -> int:
+        """Job processes it forked that have not exited yet (or are being forked)."""
+        return len(self._children) + len(self._forks)
+
+    async def start(self, timeout: float) -> None:
+        """Start it and wait until it imported the agent's code; ProcessStartError otherwise (it is killed)."""
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
+        starting = asyncio.ensure_future(asyncio.to_thread(self._proc.start))
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            await starting
+            self._proc.kill()
+            raise
+        self.pid = self._proc.pid
+        assert self._child_conn is not None
+        self._child_conn.close()
+        self._child_conn = None
+        loop.add_reader(self._conn.fileno(), self._on_readable)
+        loop.add_reader(self._proc.sentinel, self._on_exit)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            raise ProcessStartError(f"the agent's code was not imported within {timeout:g}s") from None
+        except BaseException:
+            self.kill()
+            raise
+
+    async def fork(self, child: ForkedProcess) -> None:
+        """Fork a job process for `child`, which is told its pid, pipe and pidfd, then its exit. Cancelled, the
+        process it would have been is killed as soon as it is reported."""
+        if self.exited or self.retired:
+            raise ProcessStartError("the template process is gone")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._forks.append((waiter, child))
+        try:
+            self._conn.send(Fork())
+        except OSError as exc:
+            self._forks.remove((waiter, child))
+            raise ProcessStartError(f"the template process is gone: {exc}") from exc
+        await waiter
+
+    def retire(self) -> None:
+        """Fork nothing more; it exits once the job processes it forked have."""
+        if not self.retired and not self.exited:
+            self.retired = True
+            with contextlib.suppress(OSError):
+                self._conn.send(Retire())
+
+    def kill(self) -> None:
+        """SIGKILL the template alone (the job processes it forked keep running, then watched by pidfd)."""
+        if self.pid is not None and not self.exited:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    async def wait_exit(self, timeout: float) -> None:
+        """Until it has exited; killed at `timeout`."""
+        try:
+            await asyncio.wait_for(self._exited.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            await self._exited.wait()
+
+    # -- event plumbing -----------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        if not self._read_one():
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._conn.fileno())
+
+    def _read_one(self) -> bool:
+        """Handle one message; False at end of stream."""
+        try:
+            msg: TemplateMessage = self._conn.recv()
+            if isinstance(msg, Forked):
+                # the descriptors follow the message at once, on the same socket
+                with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
+                    host_fd, pidfd = reduction.recvfds(sock, 2)
+        except (EOFError, OSError, RuntimeError):
+            return False
+        assert self._ready is not None
+        if isinstance(msg, TemplateReady):
+            self.sources = msg.sources
+            if not self._ready.done():
+                self._ready.set_result(None)
+        elif isinstance(msg, NotForkSafe) and not self._ready.done():
+            self._ready.set_exception(NotForkSafeError(msg.reason))
+        elif isinstance(msg, InitFailed) and not self._ready.done():
+            self._ready.set_exception(ProcessStartError(msg.error))
+        elif isinstance(msg, Forked):
+            self._on_forked(msg.pid, Connection(host_fd), pidfd)
+        elif isinstance(msg, ForkFailed):
+            waiter, _child = self._forks.popleft()
+            if not waiter.done():
+                waiter.set_exception(ProcessStartError(msg.error))
+        elif isinstance(msg, Exited):
+            child = self._children.pop(msg.pid, None)
+            if child is not None:
+                child.on_exit(msg.code)
+        return True
+
+    def _on_forked(self, pid: int, conn: Connection, pidfd: int) -> None:
+        waiter, child = self._forks.popleft()
+        if waiter.done():  # whoever asked gave up (cancelled): nobody will run this process
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            conn.close()
+            os.close(pidfd)
+            return
+        # told at once, not when the asker resumes: the process's exit may be the very next message
+        self._children[pid] = child
+        child.on_forked(pid, conn, pidfd)
+        waiter.set_result(None)
+
+    def _on_exit(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._proc.sentinel)
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(self._conn.fileno())
+        with contextlib.suppress(EOFError, OSError):
+            while self._conn.poll() and self._read_one():
+                pass
+        self._conn.close()
+        assert self._ready is not None
+        code = self._proc.exitcode
+        if not self._ready.done():
+            self._ready.set_exception(ProcessStartError(f"exited with code {code} before it was ready"))
+        elif not self.retired:
+            logger.warning("the template process of %s exited (code %s); its running jobs go on", self.definition.name,
+                           code, extra={"agent": self.definition.name, "pid": self.pid})
+        while self._forks:
+            waiter, _child = self._forks.popleft()
+            if not waiter.done():
+                waiter.set_exception(ProcessStartError(f"the template process exited (code {code})"))
+        children, self._children = self._children, {}
+        for child in children.values():
+            child.on_orphaned()
+        self._exited.set()

@@ -1,0 +1,173 @@
+"""The code that runs inside an agent's template process: import the agent's code once, then fork job processes.
+
+The fork server forks the template like a job process; the template imports what the agent's job processes
+would import after the fork (the entrypoint's module, `setup`'s, livekit-agents' warm-up), freezes it for the
+garbage collector and then, on each Fork from the host, forks a job process that starts from that image: it
+shares those pages and imports nothing, and only runs `setup` (prewarm keeps its per-process contract). A fork
+is only safe from a process with one thread, so a template whose imports started a thread says so instead of
+Ready, and the host starts that agent's processes from the fork server as before.
+
+The template is the parent of the job processes it forks: it reaps each one (watching a pidfd per process) and
+reports its exit code. The host gets, for each process, the host end of its pipe and a pidfd of its own. After
+Retire, or when the host is gone, the template forks nothing more and exits once its last job process has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import selectors
+import socket
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from multiprocessing import reduction
+from multiprocessing.connection import Connection, Pipe
+
+from host import logs
+from host.config.definitions import AgentDefinition
+from host.config.entrypoints import load_function
+from host.config.sources import ImportRecorder, Snapshot
+from host.process import child as job_child
+from host.process.messages import Exited, Fork, Forked, ForkFailed, InitFailed, NotForkSafe, Retire, TemplateReady
+
+logger = job_child.logger
+
+
+def import_agent_code(definition: AgentDefinition) -> None:
+    """What every job process of this agent imports before its job: the agent's modules and the job runtime's."""
+    if definition.api == "livekit-agents":
+        from host.lkagents import runner
+
+        runner.import_agent(definition)
+    else:
+        load_function(definition.entrypoint)
+    if definition.setup is not None:
+        load_function(definition.setup)
+    import livekit.protocol.agent
+    import livekit.rtc  # noqa: F401
+
+
+def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int) -> None:
+    """Process target (module-level so that it can be pickled to the fork server)."""
+    sys.dont_write_bytecode = True  # see host.process.child.main
+    logs.setup(log_format, log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
+                                                      "template": True}))
+    job_child.apply_environment(definition)
+    try:
+        with ImportRecorder() as imported:
+            import_agent_code(definition)
+    except BaseException as exc:
+        job_child.send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
+        return
+    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if threads:
+        job_child.send(conn, NotForkSafe(f"importing the agent's code started threads: {', '.join(threads)}"))
+        return
+    gc.collect()
+    gc.freeze()  # what was imported is shared with every job process: the collector must not write to it
+    sources = job_child.imported_sources(definition, imported)
+    if job_child.send(conn, TemplateReady(os.getpid(), sources)):
+        Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources)).serve()
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What each forked job process's main is given, after its pipe (see host.process.child.main)."""
+
+    definition: AgentDefinition
+    log_format: str
+    log_level: int
+    host_pid: int
+    sources: Snapshot
+
+
+class Template:
+    def __init__(self, conn: Connection, job: JobSettings) -> None:
+        self.conn = conn
+        self.job = job
+        self.selector = selectors.DefaultSelector()
+        self.children: dict[int, int] = {}  # pid -> pidfd
+        self.forking = True
+
+    def serve(self) -> None:
+        self.selector.register(self.conn.fileno(), selectors.EVENT_READ, None)
+        while self.forking or self.children:
+            for key, _ in self.selector.select():
+                if key.data is None:
+                    self._on_request()
+                else:
+                    self._reap(key.data)
+
+    def _on_request(self) -> None:
+        try:
+            request = self.conn.recv()
+        except (EOFError, OSError):  # the host is gone: the job processes end by their own watchdogs
+            self.selector.unregister(self.conn.fileno())
+            self.forking = False
+            return
+        if isinstance(request, Fork) and self.forking:
+            self._fork()
+        elif isinstance(request, Retire):
+            self.forking = False
+
+    def _fork(self) -> None:
+        try:
+            host_end, job_end = Pipe(duplex=True)
+        except OSError as exc:
+            self._fork_failed(exc)
+            return
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            host_end.close()
+            job_end.close()
+            self._fork_failed(exc)
+            return
+        if pid == 0:
+            self._run_job(host_end, job_end)  # never returns
+        job_end.close()
+        pidfd = os.pidfd_open(pid)  # before any reap: this pid is the child until the template waits for it
+        self.children[pid] = pidfd
+        self.selector.register(pidfd, selectors.EVENT_READ, pid)
+        with contextlib.suppress(OSError):  # the host is gone; the job process finds out by its watchdog
+            self.conn.send(Forked(pid))
+            with socket.socket(fileno=os.dup(self.conn.fileno())) as sock:
+                reduction.sendfds(sock, [host_end.fileno(), pidfd])
+        host_end.close()
+
+    def _fork_failed(self, exc: OSError) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(ForkFailed(f"cannot fork a job process: {exc}"))
+
+    def _run_job(self, host_end: Connection, job_end: Connection) -> None:
+        """In the forked job process: drop the template's descriptors, run the job process's main, exit."""
+        code = 0
+        try:
+            self.selector.close()
+            self.conn.close()
+            host_end.close()
+            for fd in self.children.values():
+                os.close(fd)
+            job = self.job
+            job_child.main(job_end, job.definition, job.log_format, job.log_level, job.host_pid, job.sources)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):  # a closed stream: nothing more to say on it
+                    stream.flush()
+            os._exit(code)
+
+    def _reap(self, pid: int) -> None:
+        pidfd = self.children.pop(pid)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):  # the host is gone: no one to tell
+            self.conn.send(Exited(pid, os.waitstatus_to_exitcode(status)))
