@@ -65,7 +65,8 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     except BaseException as exc:
         send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
         return
-    if not send(conn, Ready(os.getpid(), {**imported_sources(definition, imported), **(template_sources or {})})):
+    sources = {**imported_sources(definition, imported), **(template_sources or {})}
+    if not send(conn, Ready(os.getpid(), sources, time.process_time())):  # a forked process's CPU counts from 0
         return
     try:
         msg = conn.recv()

@@ -83,6 +83,7 @@ class JobProcess:
         self.killed_by_host = False
         self.kill_reason: str | None = None
         self.sources: dict[str, tuple[int, int]] = {}  # project files it imported, from Ready
+        self.prewarm_cpu = 0.0  # CPU seconds it took to get ready, from Ready
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
         self._template = template
         self._conn: Connection | None = None
@@ -236,7 +237,7 @@ class JobProcess:
             return False
         assert self._ready is not None
         if isinstance(msg, Ready):
-            self.sources = msg.sources
+            self.sources, self.prewarm_cpu = msg.sources, msg.prewarm_cpu
             if self._move(ProcessState.IDLE) and not self._ready.done():
                 self._ready.set_result(None)
         elif isinstance(msg, InitFailed):

@@ -49,6 +49,7 @@ class Ready:
 
     pid: int
     sources: dict[str, tuple[int, int]]  # the project files its prewarm imported (host.config.sources)
+    prewarm_cpu: float = 0.0  # CPU seconds the process used to get ready (imports, setup, the rtc runtime)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ A pool serves one definition and code version. Its template process (host.proces
 agent's code once; each job process is a fork of it that runs `setup`. An agent whose imports start a thread
 cannot be forked safely: its processes then start from the fork server and import the code each (logged once).
 The pool keeps `processes.idle` processes that have imported the entrypoint and run
-`setup`. Taking one for a job starts a replacement; a job that finds none starts its own at once,
-and the pool grows by one for a while (up to MAX_GROWTH), so a burst is met by processes started
-in parallel (PARALLEL_STARTS at a time) and shrinks back when offers stop. Repeated start
-failures back off (capped) instead of respawning in a loop, and each failure is logged with its error.
+`setup`. Taking one for a job starts a replacement; a job that finds none starts its own at once.
+When getting a process ready is costly (its `setup`, or its imports without a template), such a job
+also makes the pool one larger for a while (up to MAX_GROWTH; see `target`), so a burst is met by
+processes started in parallel (PARALLEL_STARTS at a time), and the pool shrinks back when offers stop.
+Repeated start failures back off (capped) instead of respawning in a loop, and each failure is logged
+with its error.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import time
+from collections import deque
+from collections.abc import Sequence
 
 from host.aio import TaskSet, backoff_delay
 from host.config.definitions import AgentDefinition
@@ -31,6 +36,18 @@ BACKOFF_MAX = 30.0
 PARALLEL_STARTS = 4  # processes started at once (a start is mostly import and setup, on other cores)
 GROW_WINDOW = 30.0  # seconds a job that found no idle process keeps the pool one larger
 MAX_GROWTH = 8  # idle processes above processes.idle at most
+GROW_MIN_PREWARM_CPU = 0.05  # CPU seconds to get a process ready under which the pool does not grow
+PREWARM_SAMPLES = 5  # the last processes whose cost to get ready is considered
+
+
+def pool_target(idle: int, misses: int, prewarm_cpu: Sequence[float]) -> int:
+    """How many idle processes to keep: `idle` (processes.idle), plus one for each of the `misses` (jobs that
+    found no idle process lately), at most MAX_GROWTH more, but only when getting a process ready costs at
+    least GROW_MIN_PREWARM_CPU (the median of `prewarm_cpu`, the last processes' costs). Below that, a job
+    that finds none waits about as little for a fresh fork as for an idle process, and idle processes would
+    cost memory for nothing."""
+    costly = bool(prewarm_cpu) and statistics.median(prewarm_cpu) >= GROW_MIN_PREWARM_CPU
+    return idle + (min(misses, MAX_GROWTH) if costly else 0)
 
 
 class ProcessPool:
@@ -47,6 +64,7 @@ class ProcessPool:
         self._closed = False
         self._wakeup = asyncio.Event()
         self._misses: list[float] = []  # time.monotonic() of each take that found no idle process
+        self._prewarm_cpu: deque[float] = deque(maxlen=PREWARM_SAMPLES)
         self._keeper: asyncio.Task[None] | None = None
         self.last_error: str | None = None
         self._template: AgentTemplate | None = None
@@ -76,12 +94,11 @@ class ProcessPool:
 
     @property
     def target(self) -> int:
-        """How many idle processes to keep: `processes.idle`, plus one for each job that found none in the last
-        GROW_WINDOW seconds (at most MAX_GROWTH more). So the pool grows while offers outpace it and shrinks
-        back to `processes.idle` once they stop."""
+        """How many idle processes to keep now (`pool_target`): the pool grows while offers outpace it and
+        shrinks back to `processes.idle` when they stop, if getting a process ready is costly."""
         now = time.monotonic()
         self._misses = [t for t in self._misses if now - t < GROW_WINDOW]
-        return self.definition.processes.idle + min(len(self._misses), MAX_GROWTH)
+        return pool_target(self.definition.processes.idle, len(self._misses), self._prewarm_cpu)
 
     @property
     def template_pid(self) -> int | None:
@@ -173,6 +190,7 @@ class ProcessPool:
         self._failures = 0
         self.last_error = None
         self.sources.update(proc.sources)
+        self._prewarm_cpu.append(proc.prewarm_cpu)
         return proc
 
     async def _warm_one(self) -> None:

@@ -66,11 +66,16 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     if threads:
         job_child.send(conn, NotForkSafe(f"importing the agent's code started threads: {', '.join(threads)}"))
         return
+    sources = job_child.imported_sources(definition, imported)
+    try:
+        template = Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources))
+    except OSError as exc:
+        job_child.send(conn, InitFailed(f"cannot serve forks: {exc}"))
+        return
     gc.collect()
     gc.freeze()  # what was imported is shared with every job process: the collector must not write to it
-    sources = job_child.imported_sources(definition, imported)
     if job_child.send(conn, TemplateReady(os.getpid(), sources)):
-        Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources)).serve()
+        template.serve()
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,11 @@ class Template:
         self.conn = conn
         self.job = job
         self.selector = selectors.DefaultSelector()
+        self.selector.register(self.conn.fileno(), selectors.EVENT_READ, None)
         self.children: dict[int, int] = {}  # pid -> pidfd
         self.forking = True
 
     def serve(self) -> None:
-        self.selector.register(self.conn.fileno(), selectors.EVENT_READ, None)
         while self.forking or self.children:
             for key, _ in self.selector.select():
                 if key.data is None:

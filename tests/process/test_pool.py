@@ -8,7 +8,7 @@ import pytest
 
 from host.config.loader import load
 from host.process.handle import ProcessStartError, ProcessState
-from host.process.pool import ProcessPool
+from host.process.pool import GROW_MIN_PREWARM_CPU, MAX_GROWTH, ProcessPool, pool_target
 
 
 def definition(tmp_path, setup_body: str, init_timeout: str = "10s"):
@@ -80,15 +80,39 @@ async def test_an_os_error_at_start_is_a_start_failure(tmp_path, monkeypatch, ca
     await pool.close()
 
 
+def test_the_pool_grows_by_its_misses_only_when_a_process_is_costly_to_get_ready():
+    assert pool_target(2, 5, [0.2, 0.3, 0.25]) == 7
+    assert pool_target(2, 50, [0.2]) == 2 + MAX_GROWTH
+    assert pool_target(2, 5, [0.01, 0.02, 0.2]) == 2, "a fork that is ready at once is worth no idle memory"
+    assert pool_target(2, 5, []) == 2
+    assert pool_target(0, 0, [1.0]) == 0
+
+
+COSTLY_SETUP = "    sum(range(10_000_000))"  # about 0.2 s of CPU: worth keeping idle processes for
+
+
+async def test_a_pool_of_cheap_processes_does_not_grow(tmp_path):
+    pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)
+    pool.start()
+    try:
+        taken = await asyncio.gather(*(pool.take() for _ in range(4)))
+        assert all(p.prewarm_cpu < GROW_MIN_PREWARM_CPU for p in taken), [p.prewarm_cpu for p in taken]
+        assert pool.target == 1
+        for proc in taken:
+            proc.kill()
+    finally:
+        await pool.close()
+
+
 async def test_the_pool_grows_while_jobs_find_it_empty_and_shrinks_back(tmp_path, monkeypatch):
     from host.process import pool as pool_module
 
     monkeypatch.setattr(pool_module, "GROW_WINDOW", 3.0)
-    pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)
+    pool = ProcessPool(definition(tmp_path, COSTLY_SETUP), "text", 20)
     pool.start()
     try:
         taken = await asyncio.gather(*(pool.take() for _ in range(4)))  # one idle at most: the rest miss
-        assert pool.target >= 4
+        assert pool.target >= 4, [p.prewarm_cpu for p in taken]
         for _ in range(200):
             if pool.idle_count >= 4:
                 break

@@ -1,0 +1,135 @@
+"""Agents' template processes, spawned for real: one import of the agent's code, job processes forked from it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import psutil
+import pytest
+
+from host.config.loader import load
+from host.process.handle import ProcessStartError, ProcessState
+from host.process.pool import ProcessPool
+from host.process.template import EXIT_UNKNOWN
+
+
+def agent(tmp_path, module_body: str = ""):
+    """An agent whose module logs each import of it (the importing pid) to imports.log."""
+    (tmp_path / "mod.py").write_text(
+        "import os\n"
+        f"with open({str(tmp_path / 'imports.log')!r}, 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()}\\n')\n"
+        f"{module_body}\n"
+        "async def entrypoint(ctx): pass\n\n"
+        "def prewarm(proc):\n    proc.userdata['setup_pid'] = os.getpid()\n")
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\nsetup: mod.py:prewarm\n"
+                                     "processes: {idle: 0, init_timeout: 10s}\n")
+    return load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+
+
+def imports(tmp_path) -> list[int]:
+    return [int(line) for line in (tmp_path / "imports.log").read_text().split()]
+
+
+async def test_job_processes_are_forked_from_one_template_that_imported_the_code_once(tmp_path):
+    pool = ProcessPool(agent(tmp_path), "text", 20)
+    try:
+        procs = await asyncio.gather(*(pool.take() for _ in range(3)))
+        template = pool.template_pid
+        assert template is not None
+        assert imports(tmp_path) == [template], "only the template imported the agent's module"
+        assert {psutil.Process(p.pid).ppid() for p in procs} == {template}
+        assert all(p.state is ProcessState.IDLE for p in procs)
+        assert str(tmp_path / "mod.py") in pool.sources, "the template's imports count as the pool's code"
+        for p in procs:
+            p.kill()
+        ends = await asyncio.gather(*(p.wait_exit(5) for p in procs))
+        assert [e.code for e in ends] == [-signal.SIGKILL] * 3, "each exit code is the template's report"
+    finally:
+        await pool.close()
+    assert not psutil.pid_exists(template) or psutil.Process(template).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_code_that_starts_a_thread_at_import_is_not_forked_from_a_template(tmp_path, caplog):
+    body = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+    pool = ProcessPool(agent(tmp_path, body), "text", 20)
+    try:
+        procs = [await pool.take(), await pool.take()]
+        assert pool.template_pid is None
+        assert "start without a template" in caplog.text and "started threads" in caplog.text
+        assert sorted(imports(tmp_path)) != [], "the template tried"
+        assert {p.pid for p in procs} <= set(imports(tmp_path)), "each process imported the code itself"
+        for p in procs:
+            p.kill()
+        await asyncio.gather(*(p.wait_exit(5) for p in procs))
+    finally:
+        await pool.close()
+
+
+async def test_a_process_outlives_its_killed_template_and_the_next_start_gets_a_new_one(tmp_path):
+    pool = ProcessPool(agent(tmp_path), "text", 20)
+    try:
+        running = await pool.take()
+        first = pool.template_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        for _ in range(100):
+            if pool.template_pid is None:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.template_pid is None, "the host saw the template die"
+        assert psutil.pid_exists(running.pid) and not running.exited, "its process runs on"
+        second = await pool.take()
+        assert pool.template_pid not in (None, first)
+        assert psutil.Process(second.pid).ppid() == pool.template_pid
+        running.kill()
+        end = await running.wait_exit(5)
+        assert end.code == EXIT_UNKNOWN, "seen exit by its pidfd; its code died with the template"
+        second.kill()
+        await second.wait_exit(5)
+    finally:
+        await pool.close()
+
+
+async def test_a_closed_pool_s_template_waits_for_its_running_process_then_exits(tmp_path):
+    pool = ProcessPool(agent(tmp_path), "text", 20)
+    proc = await pool.take()
+    template = pool.template_pid
+    assert template is not None
+    await pool.close()  # a reload: new code gets a new pool, a job on the old code runs on
+    assert psutil.Process(template).status() != psutil.STATUS_ZOMBIE, "it still reaps the running process"
+    assert not proc.exited
+    proc.kill()
+    end = await proc.wait_exit(5)
+    assert end.code == -signal.SIGKILL, "reported by the retired template"
+    for _ in range(100):
+        if not psutil.pid_exists(template) or psutil.Process(template).status() == psutil.STATUS_ZOMBIE:
+            break
+        await asyncio.sleep(0.05)
+    assert not psutil.pid_exists(template) or psutil.Process(template).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_a_template_that_cannot_fork_makes_a_clear_start_error(tmp_path):
+    # the template (and only it: the module is imported there) runs out of file descriptors: every number below
+    # `top` in use, and a limit that leaves two, one for the template's selector and one short of a pipe's two
+    body = ("import resource\ntop = max(int(f) for f in os.listdir('/proc/self/fd'))\nheld = []\n"
+            "while (fd := os.open(os.devnull, os.O_RDONLY)) < top:\n    held.append(fd)\nos.close(fd)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (top + 2, top + 2))\n")
+    pool = ProcessPool(agent(tmp_path, body), "text", 20)
+    try:
+        with pytest.raises(ProcessStartError, match=r"cannot fork a job process: .*Too many open files"):
+            await pool.take()
+        assert pool.last_error is not None and "Too many open files" in pool.last_error
+    finally:
+        await pool.close()
+
+
+async def test_an_import_error_in_the_template_is_the_start_error(tmp_path):
+    pool = ProcessPool(agent(tmp_path, "raise RuntimeError('no config')"), "text", 20)
+    try:
+        with pytest.raises(ProcessStartError, match=r"RuntimeError: no config"):
+            await pool.take()
+    finally:
+        await pool.close()
