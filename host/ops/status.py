@@ -32,6 +32,7 @@ class AgentInfo(TypedDict):
     full: bool
     load: float
     idle_processes: int
+    template_pid: int | None  # the process its job processes are forked from; None: from the fork server
     process_error: str | None
     running_jobs: int
     limits: LimitsInfo

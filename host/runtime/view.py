@@ -58,6 +58,7 @@ class HostView:
             "name": agent.name, "file": d.file, "dispatch": d.dispatch, "worker_id": w.worker_id,
             "registered": w.registered, "last_error": w.last_error, "full": w.reported_full,
             "load": round(w.reported_load, 3), "idle_processes": agent.pool.idle_count,
+            "template_pid": agent.pool.template_pid,
             "process_error": agent.pool.last_error, "running_jobs": running,
             "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
                        "memory_limit_mb": d.limits.memory_limit_mb},

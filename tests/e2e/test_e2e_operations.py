@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import aiohttp
+import psutil
 
 from host.testing.harness import ROOT, Client, agent_file, dispatch, job_in_new_room, new_room
 
@@ -91,6 +92,7 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     [job] = status["jobs"]
     assert job["agent"] == "ticker" and job["room"] == client.room_name and job["state"] == "running"
     assert isinstance(job["pid"], int) and job["started_at"] and 10 < job["memory_mb"] < 2000
+    assert psutil.Process(job["pid"]).ppid() == agent["template_pid"], "the job process is a fork of the template"
 
     text = (await get(base + "/metrics"))[1]
     assert metric(text, "agenthost_jobs_started_total", agent="ticker") == 1
