@@ -7,7 +7,9 @@ prewarmed processes each, inside a private network namespace (root needed). Meas
   text arriving at the client, over ROUNDS sequential jobs;
 - burst: BURST dispatches at once (their clients already in their rooms) until the last job answered;
 - memory: the proportional set size (PSS, so shared pages count once) of the whole process
-  tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS.
+  tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS; and what
+  a running job's process is made of (private pages by kind, from smaps);
+- the CPU a burst used: each side's processes, and the server's and the clients' (the same work for both).
 The peer runs from its own venv: scripts/setup-bench-peer.sh creates it (run before, or let
 this script run it before it enters the namespace).
 Usage: python bench/job_bench.py [ROUNDS] [JOBS]
@@ -16,8 +18,10 @@ Usage: python bench/job_bench.py [ROUNDS] [JOBS]
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -48,6 +52,50 @@ def tree_pss(pid: int) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total
+
+
+def mapping_kind(name: str) -> str:
+    if name in ("", "[heap]") or name.startswith("[anon"):
+        return "heap and anonymous (Python objects, native allocations)"
+    if name.startswith("[stack"):
+        return "stacks"
+    base = os.path.basename(name)
+    if base.startswith("libpython"):
+        return "libpython's data"
+    if base.startswith("liblivekit_ffi"):
+        return "rtc library's data"
+    return "other files' data"
+
+
+def running_breakdown(side: Side, jobs: int) -> None:
+    """What a running job's process is made of (from smaps), averaged over the `jobs` processes of the tree
+    with the most threads (a connected job runs the rtc library's threads): private pages by kind, and its
+    share of pages shared with other processes."""
+    assert side.proc is not None
+    tree = [side.proc.pid, *(c.pid for c in psutil.Process(side.proc.pid).children(recursive=True))]
+    threads = {}
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            threads[pid] = len(os.listdir(f"/proc/{pid}/task"))
+    running = sorted(threads, key=threads.__getitem__)[-jobs:]
+    private: dict[str, int] = {}
+    shared = 0
+    for pid in running:
+        kind = ""
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps") as fh:
+            for line in fh:
+                if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+                    fields = line.split(maxsplit=5)
+                    kind = mapping_kind(fields[5].strip() if len(fields) > 5 else "")
+                elif line.startswith(("Private_Dirty:", "Private_Clean:")):
+                    private[kind] = private.get(kind, 0) + int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    shared += int(line.split()[1])
+    n = len(running)
+    total_private = sum(private.values())
+    kinds = ", ".join(f"{k} {v // n}" for k, v in sorted(private.items(), key=lambda kv: -kv[1]))
+    print(f"a running job's process on {side.name} (KB, mean of {n}): private {total_private // n} = {kinds}; "
+          f"share of shared pages {(shared - total_private) // n}")
 
 
 @dataclass
@@ -102,13 +150,33 @@ STAGES = (("offered", r"job offer"), ("assigned", r"job assigned"), ("given a pr
           ("entrypoint", r"job started"))
 
 
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by a process and each of its descendants, by pid."""
+    root = psutil.Process(pid)
+    used = {}
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            times = proc.cpu_times()
+            used[proc.pid] = times.user + times.system
+    return used
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def burst(server: LiveKitServer, side: Side) -> float:
-    """BURST dispatches at once (each client already in its room); ms until the last job answered. For
-    agenthost (which logs at debug level here), where each job's time went, from its host's log."""
+    """BURST dispatches at once (each client already in its room); ms until the last job answered. Also the
+    CPU the burst used: the side's processes, the server and the clients (this process); a burst on this
+    machine cannot end sooner than all of it divided by its cores. For agenthost (which logs at debug level
+    here), where each job's time went, from its host's log."""
+    assert side.proc is not None and server.proc is not None
     clients = [Client(server, new_room()) for _ in range(BURST)]
     for c in clients:
         c.listen("probe")
     await asyncio.gather(*(c.connect() for c in clients))
+    ours, the_server, mine = tree_cpu(side.proc.pid), tree_cpu(server.proc.pid)[server.proc.pid], own_cpu()
     sent = time.time()
     start = time.perf_counter()
     # "stay": the jobs hold until their clients leave (a probe that leaves at once may leave before its
@@ -116,6 +184,13 @@ async def burst(server: LiveKitServer, side: Side) -> float:
     await asyncio.gather(*(dispatch(server, side.agent, c.room_name, "stay") for c in clients))
     await asyncio.gather(*(c.wait_text("probe", 1, timeout=60) for c in clients))
     took = (time.perf_counter() - start) * 1000
+    now = tree_cpu(side.proc.pid)
+    used = sum(cpu - ours.get(pid, 0.0) for pid, cpu in now.items())
+    shared = (tree_cpu(server.proc.pid)[server.proc.pid] - the_server) + (own_cpu() - mine)
+    side.figures[f"burst of {BURST}: CPU of host and jobs (s)"] = used
+    floor = (used + shared) / (os.cpu_count() or 1) * 1000
+    print(f"burst of {BURST} on {side.name}: {used:.2f} s CPU in its processes, {shared:.2f} s in the server and the "
+          f"clients; all of it on {os.cpu_count()} cores takes at least {floor:.0f} ms (it took {took:.0f} ms)")
     if side.name == "agenthost":
         print_breakdown(side.log.read_text(errors="replace"), {c.room_name for c in clients}, sent, took)
     await asyncio.gather(*(c.disconnect() for c in clients))
@@ -165,6 +240,7 @@ async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> 
     clients = [c for _ms, c in await asyncio.gather(*(served(server, side.agent, "stay") for _ in range(jobs)))]
     await asyncio.sleep(SETTLE)  # jobs running, pool refilled
     loaded = tree_pss(side.proc.pid)
+    running_breakdown(side, jobs)
     side.figures[f"memory with {jobs} jobs (MB)"] = loaded / 2**20
     side.figures["memory per running job (MB)"] = (loaded - idle) / jobs / 2**20
     for c in clients:
