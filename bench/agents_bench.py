@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from job_bench import SETTLE, Side, print_table, tree_pss
+from job_bench import SETTLE, Side, print_table, running_breakdown, tree_pss
 
 from host.testing.harness import Client, LiveKitServer, dispatch, new_room, private_server
 
@@ -73,6 +73,7 @@ async def memory(side: Side, server: LiveKitServer, jobs: int) -> None:
     clients = [c for _ms, c in await asyncio.gather(*(listening(server, side.agent) for _ in range(jobs)))]
     await asyncio.sleep(SETTLE)  # sessions running, pool refilled
     loaded = tree_pss(side.proc.pid)
+    running_breakdown(side, jobs)
     side.figures[f"memory with {jobs} sessions (MB)"] = loaded / 2**20
     side.figures["memory per running session (MB)"] = (loaded - idle) / jobs / 2**20
     for c in clients:

@@ -11,144 +11,25 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import regex
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
-from referencing import Registry, Resource
-from referencing.exceptions import CannotDetermineSpecification, NoSuchResource, Unresolvable
-from referencing.jsonschema import DRAFT202012
+from referencing import Registry
+from referencing.exceptions import CannotDetermineSpecification, Unresolvable
 
 from host.config.definitions import MetadataPolicy
-from host.config.schema import end_anchored, fast_valid
+from host.config.schema import fast_valid
+from host.config.schema_refs import inside, retriever, schema_roots, walk_refs, with_base
+from host.config.untrusted import MAX_DEPTH, MAX_METADATA_BYTES, PatternTimeout, bounded, depth, excerpt, shorten
 from host.config.yamlsource import Document, JsonPath, display_path, load_file, parse_documents
 from host.errors import Problem
 
+__all__ = ["MAX_DEPTH", "MAX_METADATA_BYTES", "MetadataChecker", "load_policy", "schema_roots"]
+
 _UNUSABLE = (Unresolvable, CannotDetermineSpecification, js_exceptions.SchemaError)
-
-MAX_METADATA_BYTES = 64 * 1024  # a job's metadata above this is refused unread
-MAX_DEPTH = 64  # nesting of arrays and objects in job metadata
-REGEX_TIMEOUT = 0.1  # seconds one schema `pattern` may take on one value
-
-
-class PatternTimeout(Exception):
-    """A schema pattern took too long on a value (catastrophic backtracking)."""
-
-
-@functools.lru_cache(maxsize=512)
-def _compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(end_anchored(pattern))
-
-
-def _search(pattern: str, text: str) -> bool:
-    try:
-        return _compiled(pattern).search(text, timeout=REGEX_TIMEOUT, concurrent=True) is not None
-    except TimeoutError:
-        raise PatternTimeout(f"pattern {_excerpt(pattern)} took over {REGEX_TIMEOUT * 1000:g} ms on a value "
-                             f"{len(text)} characters long") from None
-
-
-def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[js_exceptions.ValidationError]:
-    if validator.is_type(instance, "string") and not _search(patrn, instance):
-        yield js_exceptions.ValidationError(f"{_excerpt(instance)} does not match {patrn!r}")
-
-
-def _pattern_properties(validator: Any, properties: dict[str, Any], instance: Any,
-                        schema: Any) -> Iterator[js_exceptions.ValidationError]:
-    if not validator.is_type(instance, "object"):
-        return
-    for patrn, subschema in properties.items():
-        for k, v in instance.items():
-            if _search(patrn, k):
-                yield from validator.descend(v, subschema, path=k, schema_path=patrn)
-
-
-def _bounded(cls: Any) -> Any:
-    """`cls` with `pattern` and `patternProperties` that cannot hang on a hostile value."""
-    return validators.extend(cls, {"pattern": _pattern, "patternProperties": _pattern_properties})  # type: ignore[no-untyped-call]
-
-
-def _excerpt(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
-def _shorten(message: str, limit: int = 300) -> str:
-    """A message about a value from a job, bounded: the value may be long, and may be personal data."""
-    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} characters)"
-
-
-def _depth(value: Any) -> int:
-    """How deeply arrays and objects nest in `value` (iteratively: a deep value must not recurse)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def schema_roots(agent_dir: str) -> tuple[str, ...]:
-    """The folders metadata schemas and their `$ref`s may be read from: the agent file's folder and the
-    working directory, each with everything below it."""
-    return tuple(dict.fromkeys(os.path.realpath(d) for d in (agent_dir, os.getcwd())))
-
-
-def inside(path: str, roots: tuple[str, ...]) -> bool:
-    real = os.path.realpath(path)
-    return any(os.path.commonpath([real, root]) == root for root in roots)
-
-
-def _retriever(roots: tuple[str, ...]) -> Callable[[str], Resource[Any]]:
-    def retrieve(uri: str) -> Resource[Any]:
-        return _retrieve(uri, roots)
-
-    return retrieve
-
-
-def _retrieve(uri: str, roots: tuple[str, ...]) -> Resource[Any]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise NoSuchResource(uri)
-    path = unquote(parsed.path)
-    if not inside(path, roots):
-        raise NoSuchResource(uri)
-    docs, problems = load_file(path)
-    if problems or len(docs) != 1:
-        raise NoSuchResource(uri)
-    return Resource.from_contents(docs[0].value, default_specification=DRAFT202012)
-
-
-def _with_base(schema: dict[str, Any], base_file: str) -> dict[str, Any]:
-    if "$id" in schema:
-        return schema
-    return {**schema, "$id": Path(base_file).resolve().as_uri()}
-
-
-def _walk_refs(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "$ref" and isinstance(v, str):
-                yield (*path, k), v
-            else:
-                yield from _walk_refs(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk_refs(v, (*path, i))
-
 
 # what the compiled validator is not trusted with: files (ours are confined), formats (its rules differ in
 # places), patterns (ours are bounded in time and end-anchored): schemas using them take the detailed path
@@ -177,9 +58,9 @@ class MetadataChecker:
                 self._fast = jsonschema_rs.validator_for(policy.schema)
         if policy.schema is not None:
             base = policy.schema_file or os.path.join(os.getcwd(), "inline.schema.json")
-            schema = _with_base(policy.schema, base)
-            cls = _bounded(validators.validator_for(schema))
-            retrieve = _retriever(policy.roots)
+            schema = with_base(policy.schema, base)
+            cls = bounded(validators.validator_for(schema))
+            retrieve = retriever(policy.roots)
             self._validator = cls(schema, registry=Registry(retrieve=retrieve),  # type: ignore[call-arg]
                                   format_checker=cls.FORMAT_CHECKER)
 
@@ -206,23 +87,23 @@ class MetadataChecker:
             return (payload, []) if self._validator is None else refused(f"metadata is not usable JSON: {message}")
         if self._validator is None:
             return value, []
-        if _depth(value) > MAX_DEPTH:
+        if depth(value) > MAX_DEPTH:
             return refused(f"metadata nests arrays and objects deeper than {MAX_DEPTH} levels")
         if fast_valid(self._fast, value):
             return value, []
         try:
             errors = list(self._validator.iter_errors(value))
         except _UNUSABLE as exc:
-            return refused(f"metadata schema cannot be used: {_excerpt(str(exc), 200)}")
+            return refused(f"metadata schema cannot be used: {excerpt(str(exc), 200)}")
         except PatternTimeout as exc:
             return refused(f"metadata refused: {exc}")
         except (RecursionError, ValueError, TypeError) as exc:
-            return refused(f"metadata could not be checked: {type(exc).__name__}: {_excerpt(str(exc), 200)}")
+            return refused(f"metadata could not be checked: {type(exc).__name__}: {excerpt(str(exc), 200)}")
         if not errors:
             return value, []
         docs, _ = parse_documents(source, payload)
         doc = docs[0] if docs else Document(source, value, 1, 1)
-        return None, [doc.problem(tuple(e.absolute_path), _shorten(e.message)) for e in errors]
+        return None, [doc.problem(tuple(e.absolute_path), shorten(e.message)) for e in errors]
 
 
 @dataclass(frozen=True)
@@ -276,7 +157,7 @@ def load_policy(agent_doc: Document, base_dir: str) -> tuple[MetadataPolicy, lis
     policy = MetadataPolicy(schema, schema_file if schema_file else None, required, roots)
     if not problems and schema_file is None:
         # inline schemas resolve their local $refs against the agent file's folder
-        policy = MetadataPolicy(_with_base(schema, base), None, required, roots)
+        policy = MetadataPolicy(with_base(schema, base), None, required, roots)
     return policy, problems
 
 
@@ -301,7 +182,7 @@ def _schema_problems(schema: dict[str, Any], located: _Located, base: str,
     """Every problem of one metadata schema. A schema is checked once per distinct schema and folder: a
     thousand agent files sharing one schema cost one check."""
     key = None
-    if next(_walk_refs(schema), None) is None:  # a schema naming other files depends on them: always checked
+    if next(walk_refs(schema), None) is None:  # a schema naming other files depends on them: always checked
         try:
             key = json.dumps([schema, os.path.dirname(base), roots], sort_keys=True)
         except (TypeError, ValueError):
@@ -342,7 +223,7 @@ def _unchecked_schema_problems(schema: dict[str, Any], located: _Located, base: 
     if problems:
         return problems
     base_dir = os.path.dirname(base)
-    for path, ref in _walk_refs(schema):
+    for path, ref in walk_refs(schema):
         target = ref.split("#", 1)[0]
         if not target:
             continue
@@ -357,8 +238,8 @@ def _unchecked_schema_problems(schema: dict[str, Any], located: _Located, base: 
             problems.extend(_referenced_problems(os.path.join(base_dir, unquote(target)), cls))
     if problems:
         return problems
-    full = _with_base(schema, base)
-    validator = cls(full, registry=Registry(retrieve=_retriever(roots)),  # type: ignore[call-arg]
+    full = with_base(schema, base)
+    validator = cls(full, registry=Registry(retrieve=retriever(roots)),  # type: ignore[call-arg]
                     format_checker=cls.FORMAT_CHECKER)
     examples = schema.get("examples", [])
     for i, example in enumerate(examples if isinstance(examples, list) else []):

@@ -1,8 +1,9 @@
 """The code that runs inside a job process: prewarm, then one job, then exit.
 
-The host starts this through `multiprocessing`'s fork server, with a pipe. The process imports the
-entrypoint (and runs `setup`), says Ready, waits for StartJob, runs the job's
-lifecycle, reports JobDone and exits. Bounds on all of it are enforced by the host,
+Its agent's template forks it (host.process.template_child), or the fork server starts it, with a pipe.
+The process imports the entrypoint (nothing to import when forked from the template) and runs `setup`,
+says Ready, waits for StartJob, runs the job's lifecycle (host.process.host_api or
+host.lkagents.runner, by the agent's `api`), reports JobDone and exits. Bounds on all of it are enforced by the host,
 which kills the process when a bound passes; nothing here needs to be trusted to stop.
 """
 
@@ -12,10 +13,8 @@ import asyncio
 import inspect
 import logging
 import os
-import select
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -23,10 +22,12 @@ from typing import Any, Protocol
 
 from host import logs
 from host.config.definitions import AgentDefinition
-from host.config.entrypoints import load_function, module_name_for_file
+from host.config.entrypoints import module_name_for_file
 from host.config.sources import ImportRecorder, Snapshot, project_files, snapshot
-from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
+from host.process.environment import apply_environment
+from host.process.messages import InitFailed, JobDone, Ready, ShutdownJob, StartJob
 from host.process.tree import become_subreaper, descendants, end_all
+from host.process.watchdog import HostWatchdog
 
 logger = logging.getLogger("agenthost.job")
 
@@ -96,64 +97,13 @@ def end_what_the_job_started() -> None:
                        f" (killed, they ignored SIGTERM: {', '.join(map(str, killed))})" if killed else "")
 
 
-class HostWatchdog(threading.Thread):
-    """Ends this process when the host is gone (killed with SIGKILL, say): at once when no job runs, else
-    after asking the job to shut down and giving it its shutdown timeout. Nothing is left behind."""
-
-    def __init__(self, host_pid: int, timeout: float) -> None:
-        super().__init__(name="agenthost-watchdog", daemon=True)
-        self.host_pid = host_pid
-        self.timeout = timeout
-        self.on_host_gone: Callable[[], object] | None = None  # set while a job runs: asks it to shut down
-
-    def run(self) -> None:
-        self._wait_for_host_exit()
-        hook = self.on_host_gone
-        logger.warning("the host (pid %d) is gone; this job process ends%s", self.host_pid,
-                       f" within its shutdown timeout ({self.timeout:g}s)" if hook else "")
-        if hook is not None:
-            hook()
-            time.sleep(self.timeout)
-        end_all(descendants(os.getpid()), grace=0.5)
-        os._exit(70)
-
-    def _wait_for_host_exit(self) -> None:
-        try:
-            fd = os.pidfd_open(self.host_pid)
-        except (AttributeError, OSError):
-            while True:  # no pidfd (an old kernel): poll
-                try:
-                    os.kill(self.host_pid, 0)
-                except ProcessLookupError:
-                    return
-                except PermissionError:
-                    pass
-                time.sleep(0.5)
-        select.select([fd], [], [])  # readable once the host has exited
-
-
-BASIC_ENV = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"})
-
-
-def apply_environment(definition: AgentDefinition) -> None:
-    """The job's environment: the host's (all of it, or the names `inherit_env` lists, with the basics),
-    then the agent's own `env`. The LiveKit API secret is never there: the host removed it from its own
-    environment before the fork server started (a livekit-agents job gets it back, as livekit-agents'
-    server gives it)."""
-    if definition.inherit_env is not None:
-        keep = set(definition.inherit_env)
-        for key in list(os.environ):
-            if key not in keep and key not in BASIC_ENV and not key.startswith("LC_"):
-                del os.environ[key]
-    for key, value in definition.env:
-        os.environ[key] = value
-
-
 def _prewarm(definition: AgentDefinition) -> JobRuntime:
     if definition.api == "livekit-agents":
         from host.lkagents.runner import AgentsRuntime
 
         return AgentsRuntime(definition)
+    from host.process.host_api import HostRuntime
+
     return HostRuntime(definition)
 
 
@@ -214,68 +164,6 @@ def send(conn: Connection, msg: object) -> bool:
 
 async def _await(aw: Any) -> None:
     await aw
-
-
-class HostRuntime:
-    """`api: host`: the entrypoint takes agenthost's own `host.context.JobContext`."""
-
-    def __init__(self, definition: AgentDefinition) -> None:
-        from host.context import ProcessContext
-
-        self.entrypoint = load_function(definition.entrypoint)
-        self.proc = ProcessContext()
-        if definition.setup is not None:
-            run_setup(load_function(definition.setup), self.proc)
-
-    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields) -> str | None:
-        from livekit.protocol import agent as agent_pb
-
-        from host.context import JobContext
-
-        job = agent_pb.Job()
-        job.ParseFromString(start.job)
-        definition = start.definition
-        job_filter.fields["room"] = job.room.name
-        ctx = JobContext(job=job, definition=definition, metadata=start.metadata, url=start.url,
-                         token=start.token, credentials=start.credentials, worker_id=start.worker_id,
-                         proc=self.proc)
-        job_filter.extra = lambda: ctx.log_context_fields
-        watch_host(conn, ctx.shutdown)
-        error: str | None = None
-        send(conn, JobStarted(time.time()))
-        logger.info("job started",
-                    extra={"offer_to_entrypoint_ms": round((time.time() - start.accepted_at) * 1000)})
-        task = asyncio.create_task(self.entrypoint(ctx))
-        shutdown = asyncio.create_task(ctx._wait_shutdown())
-        await asyncio.wait({task, shutdown}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done() and not shutdown.done():
-            exc = task.exception()
-            if exc is not None:
-                error = f"entrypoint raised {type(exc).__name__}: {exc}"
-                logger.error("entrypoint failed", exc_info=exc)
-                ctx.shutdown("entrypoint_failed")
-            elif not ctx.is_connected:
-                ctx.shutdown("entrypoint_returned")
-            await shutdown
-        reason, drain = shutdown.result()
-        send(conn, ShuttingDown(reason))
-        logger.info("job shutting down", extra={"reason": reason, "drain": drain})
-        await finish_pending([task, *ctx._participant_tasks.values()], drain, definition.shutdown.timeout)
-        asyncio.get_running_loop().remove_reader(conn.fileno())
-        await ctx._run_shutdown_callbacks(reason)
-        try:
-            await ctx._leave()
-        except Exception as exc:
-            logger.warning("leaving the room failed: %s", exc)
-        if definition.shutdown.delete_room:
-            try:
-                await ctx.delete_room()
-                logger.info("room deleted")
-            except Exception as exc:
-                error = error or f"deleting the room failed: {exc}"
-                logger.warning("deleting the room failed: %s", exc)
-        await ctx._close_api()
-        return error
 
 
 async def finish_pending(tasks: list[asyncio.Task[Any]], drain: bool, timeout: float) -> None:

@@ -6,4 +6,5 @@ class ProcessStartError(Exception):
 
 
 class NotForkSafeError(ProcessStartError):
-    """The agent's code started a thread at import: its job processes cannot be forked from a template."""
+    """Job processes of this agent cannot be forked from a template (its code starts a thread at import, or
+    the system has no pidfd); they start from the fork server."""

@@ -94,7 +94,8 @@ class TemplateReady:
 
 @dataclass(frozen=True)
 class NotForkSafe:
-    """The template's imports started a thread: forking it could copy a lock that thread holds."""
+    """The template cannot fork job processes safely: its imports started a thread (forking it could copy a
+    lock that thread holds), or the system has no pidfd to watch them by."""
 
     reason: str
 

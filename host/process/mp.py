@@ -22,8 +22,8 @@ def _main_script_imports() -> list[str]:
     return ["host.cli"] if getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) else []
 
 
-PRELOAD = ["host.process.forkserver", "host.process.child", "host.process.template_child", "host.context",
-           "host.process.native", *_main_script_imports()]
+PRELOAD = ["host.process.forkserver", "host.process.child", "host.process.host_api", "host.process.template_child",
+           "host.context", "host.process.native", *_main_script_imports()]
 FREEZE = ["host.process.freeze"]  # always last
 mp_context.set_forkserver_preload(PRELOAD + FREEZE)
 # livekit-agents' framework and its warm-up (imports, the VAD, the rtc library), shared by every job process

@@ -139,8 +139,11 @@ class ProcessPool:
         when this agent's processes start from the fork server. Its failure is raised as ProcessStartError."""
         if not self._fork_safe:
             return None
-        if self._template is not None and not self._template.exited:
-            return self._template
+        template = self._template
+        if template is not None and not template.exited and not template.retired:
+            return template
+        if self._closed:  # taken after a reload closed the pool (its offer was accepted just before): no new template
+            return None
         if self._template_start is None or self._template_start.done():
             self._template_start = asyncio.get_running_loop().create_task(self._start_template())
         return await asyncio.shield(self._template_start)

@@ -18,6 +18,7 @@ import contextlib
 import gc
 import os
 import selectors
+import signal
 import socket
 import sys
 import threading
@@ -31,6 +32,7 @@ from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function
 from host.config.sources import ImportRecorder, Snapshot
 from host.process import child as job_child
+from host.process.environment import apply_environment
 from host.process.messages import Exited, Fork, Forked, ForkFailed, InitFailed, NotForkSafe, Retire, TemplateReady
 
 logger = job_child.logger
@@ -53,9 +55,11 @@ def import_agent_code(definition: AgentDefinition) -> None:
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int) -> None:
     """Process target (module-level so that it can be pickled to the fork server)."""
     sys.dont_write_bytecode = True  # see host.process.child.main
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the host decides when its processes stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logs.setup(log_format, log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
                                                       "template": True}))
-    job_child.apply_environment(definition)
+    apply_environment(definition)
     try:
         with ImportRecorder() as imported:
             import_agent_code(definition)
@@ -65,6 +69,11 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if threads:
         job_child.send(conn, NotForkSafe(f"importing the agent's code started threads: {', '.join(threads)}"))
+        return
+    try:  # the host watches each forked process through a pidfd (Linux 5.3 and later)
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError) as exc:
+        job_child.send(conn, NotForkSafe(f"this system has no pidfd: {exc}"))
         return
     sources = job_child.imported_sources(definition, imported)
     try:

@@ -106,9 +106,9 @@ def test_a_long_value_is_shortened_in_messages():
 
 
 def test_a_pattern_that_backtracks_forever_times_out(monkeypatch):
-    import host.config.metadata as metadata
+    import host.config.untrusted as untrusted
 
-    monkeypatch.setattr(metadata, "REGEX_TIMEOUT", 0.001)
+    monkeypatch.setattr(untrusted, "REGEX_TIMEOUT", 0.001)
     # a backreference the engine cannot shortcut: about 0.4 s on this value without the bound
     checker = _checker({"type": "string", "pattern": "^(a|aa)+(\\1)*c$"})
     _value, [problem] = checker.check('"' + "a" * 28 + '!"')
@@ -125,3 +125,20 @@ def test_validate_checks_schema_files_named_by_ref(tmp_path):
     (tmp_path / "user.json").write_text("- a list\n- not a schema\n")
     [problem] = load([str(tmp_path)], check_imports=False).problems
     assert "must hold one JSON Schema object" in problem.message
+
+
+def test_formats_are_enforced_on_job_metadata(tmp_path):
+    formats = {"email": ("a@example.com", "not-an-email"), "ipv4": ("10.0.0.1", "10.0.0.300"),
+               "date-time": ("2026-11-29T10:00:00Z", "yesterday"), "date": ("2026-11-29", "2026-13-01"),
+               "hostname": ("agents.example.com", "-bad-.example"), "uuid": ("0f8fad5b-d9cb-469f-a165-70867728950e",
+                                                                           "not-a-uuid"),
+               "uri": ("https://example.com/callback?x=1", "no scheme here"),
+               "uri-reference": ("../relative/path", "http://exa mple.com/")}
+    for name, (good, bad) in formats.items():
+        pol, problems = policy(tmp_path, f"metadata:\n  schema:\n    type: object\n    properties:\n"
+                                         f"      v: {{type: string, format: {name}}}\n")
+        assert problems == [], name
+        checker = MetadataChecker(pol)
+        assert checker.check(json.dumps({"v": good}))[1] == [], name
+        found = checker.check(json.dumps({"v": bad}))[1]
+        assert [(p.path, p.message) for p in found] == [("$.v", f"{bad!r} is not a {name!r}")], name

@@ -133,3 +133,16 @@ async def test_an_import_error_in_the_template_is_the_start_error(tmp_path):
             await pool.take()
     finally:
         await pool.close()
+
+
+async def test_a_process_taken_after_a_reload_closed_the_pool_still_starts(tmp_path):
+    pool = ProcessPool(agent(tmp_path), "text", 20)
+    first = await pool.take()
+    template = pool.template_pid
+    await pool.close()  # the reload; an offer accepted just before it takes its process now
+    late = await pool.take()
+    assert late.state is ProcessState.IDLE
+    assert psutil.Process(late.pid).ppid() != template, "from the fork server: the retired template forks no more"
+    for p in (first, late):
+        p.kill()
+    await asyncio.gather(*(p.wait_exit(5) for p in (first, late)))
