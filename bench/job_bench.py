@@ -5,7 +5,8 @@ prewarmed processes each, inside a private network namespace (root needed). Meas
 - start: from launching the host/worker to its registration with the server;
 - dispatch: from creating a dispatch (client already in the room) to the entrypoint's first
   text arriving at the client, over ROUNDS sequential jobs;
-- burst: BURST dispatches at once (their clients already in their rooms) until the last job answered;
+- burst: BURST dispatches at once (their clients already in their rooms): until every entrypoint runs and
+  every job is connected (the probes say when, in their text), and until the last text arrived;
 - memory: the proportional set size (PSS, so shared pages count once) of the whole process
   tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS; and what
   a running job's process is made of (private pages by kind, from smaps);
@@ -182,8 +183,12 @@ async def burst(server: LiveKitServer, side: Side) -> float:
     # "stay": the jobs hold until their clients leave (a probe that leaves at once may leave before its
     # text is delivered, under a burst's load)
     await asyncio.gather(*(dispatch(server, side.agent, c.room_name, "stay") for c in clients))
-    await asyncio.gather(*(c.wait_text("probe", 1, timeout=60) for c in clients))
+    texts = await asyncio.gather(*(c.wait_text("probe", 1, timeout=60) for c in clients))
     took = (time.perf_counter() - start) * 1000
+    # each probe said when its entrypoint started and when it was connected (one clock: one machine)
+    said = [t[0].split() for t in texts]  # "ready STARTED CONNECTED"
+    side.figures[f"burst of {BURST}: all entrypoints running (ms)"] = (max(float(w[1]) for w in said) - sent) * 1000
+    side.figures[f"burst of {BURST}: all jobs connected (ms)"] = (max(float(w[2]) for w in said) - sent) * 1000
     now = tree_cpu(side.proc.pid)
     used = sum(cpu - ours.get(pid, 0.0) for pid, cpu in now.items())
     shared = (tree_cpu(server.proc.pid)[server.proc.pid] - the_server) + (own_cpu() - mine)

@@ -4,13 +4,15 @@ Run with the peer venv's python (scripts/setup-bench-peer.sh): `python peer_work
 """
 
 import asyncio
+import time
 
 from livekit.agents import JobContext, WorkerOptions, cli
 
 
 async def entrypoint(ctx: JobContext) -> None:
+    started = time.time()  # when the entrypoint runs, and when the job is connected: the burst's figures
     await ctx.connect()
-    await ctx.room.local_participant.send_text("ready", topic="probe")
+    await ctx.room.local_participant.send_text(f"ready {started} {time.time()}", topic="probe")
     if ctx.job.metadata == "stay":
         await asyncio.Event().wait()
     ctx.shutdown("probe answered")
