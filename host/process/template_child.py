@@ -4,8 +4,9 @@ The fork server forks the template like a job process; the template imports what
 would import after the fork (the entrypoint's module, `setup`'s, livekit-agents' warm-up), freezes it for the
 garbage collector and then, on each Fork from the host, forks a job process that starts from that image: it
 shares those pages and imports nothing, and only runs `setup` (prewarm keeps its per-process contract). A fork
-is only safe from a process with one thread, so a template whose imports started a thread says so instead of
-Ready, and the host starts that agent's processes from the fork server as before.
+is only safe from a process with one thread, and a connection opened at import would be shared by every job
+process, so a template whose imports started a thread or opened a socket says so instead of Ready, and the
+host starts that agent's processes from the fork server as before.
 
 The template is the parent of the job processes it forks: it reaps each one (watching a pidfd per process) and
 reports its exit code. The host gets, for each process, the host end of its pipe and a pidfd of its own. After
@@ -60,6 +61,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     logs.setup(log_format, log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
                                                       "template": True}))
     apply_environment(definition)
+    sockets_before = open_sockets()
     try:
         with ImportRecorder() as imported:
             import_agent_code(definition)
@@ -69,6 +71,9 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if threads:
         job_child.send(conn, NotForkSafe(f"importing the agent's code started threads: {', '.join(threads)}"))
+        return
+    if open_sockets() - sockets_before:  # every job process would share the one connection
+        job_child.send(conn, NotForkSafe("importing the agent's code opened a network connection"))
         return
     try:  # the host watches each forked process through a pidfd (Linux 5.3 and later)
         os.close(os.pidfd_open(os.getpid()))
@@ -96,6 +101,17 @@ class JobSettings:
     log_level: int
     host_pid: int
     sources: Snapshot
+
+
+def open_sockets() -> set[int]:
+    """The descriptors of this process that are sockets."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                    found.add(int(name))
+    return found
 
 
 class Template:

@@ -146,3 +146,22 @@ async def test_a_process_taken_after_a_reload_closed_the_pool_still_starts(tmp_p
     for p in (first, late):
         p.kill()
     await asyncio.gather(*(p.wait_exit(5) for p in (first, late)))
+
+
+async def test_code_that_opens_a_connection_at_import_is_not_forked_from_a_template(tmp_path, caplog):
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    body = f"import socket\nconnection = socket.create_connection(('127.0.0.1', {port}))\n"
+    pool = ProcessPool(agent(tmp_path, body), "text", 20)
+    try:
+        proc = await pool.take()
+        assert pool.template_pid is None
+        assert "opened a network connection" in caplog.text
+        assert proc.pid in imports(tmp_path), "the process imported the code (and opened its connection) itself"
+        proc.kill()
+        await proc.wait_exit(5)
+    finally:
+        await pool.close()
+        listener.close()
