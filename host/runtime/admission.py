@@ -2,17 +2,23 @@
 may take it), or refuse it for good (no host should run it).
 
 `admit` is a pure function of the offer and the host's state at that moment; the worker connection only
-turns its answer into protobuf, and the job table only records an accepted job.
+turns its answer into protobuf, and the job table only records an accepted job. `decide` runs it within a
+deadline, off the event loop when there is metadata to check.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from host.config.definitions import AgentDefinition, render_template
 from host.config.metadata import MetadataChecker
 
+logger = logging.getLogger("agenthost.host")
+
+ADMIT_DEADLINE = 2.0  # deciding one offer (checking its metadata) takes at most this; then it is refused
 
 @dataclass(frozen=True)
 class Offer:
@@ -81,3 +87,17 @@ def admit(offer: Offer, agent: AgentState | None, *, draining: bool) -> Admissio
     p = d.participant
     return Accept(identity=render_template(p.identity, **names), name=render_template(p.name, **names),
                   participant_metadata=p.metadata, attributes=dict(p.attributes), metadata=metadata)
+
+
+async def decide(offer: Offer, agent: AgentState | None, *, draining: bool) -> Admission:
+    """`admit`, bounded: checking metadata against a schema runs off the event loop with a deadline, and any
+    failure to decide is a refusal, so that every offer gets an answer."""
+    try:
+        if agent is None or agent.definition.metadata.schema is None or not offer.metadata:
+            return admit(offer, agent, draining=draining)
+        return await asyncio.wait_for(asyncio.to_thread(admit, offer, agent, draining=draining), ADMIT_DEADLINE)
+    except asyncio.TimeoutError:
+        return Refuse("metadata_error", f"checking the metadata took over {ADMIT_DEADLINE:g}s")
+    except Exception as exc:
+        logger.exception("deciding the offer of job %s failed", offer.job_id)
+        return Refuse("metadata_error", f"checking the metadata failed: {type(exc).__name__}")

@@ -21,18 +21,18 @@ from host.config.credentials import Credentials
 from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
-from host.ops.resources import CpuLoad, LoadPolicy, worker_load
+from host.ops.resources import CpuLoad, LoadPolicy
 from host.process.handle import JobProcess, ProcessStartError
 from host.process.messages import Participant, StartJob
-from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, admit
+from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, process_error
+from host.runtime.load import LoadReporter
 from host.runtime.outcome import Failure, Outcome, outcome
 from host.runtime.worker import WorkerConnection
 
 logger = logging.getLogger("agenthost.host")
 
 ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is released after this
-ADMIT_DEADLINE = 2.0  # deciding one offer (checking its metadata) takes at most this; then it is refused
 
 
 class JobTable:
@@ -40,9 +40,7 @@ class JobTable:
         self._agents: AgentLookup = NoAgents()  # until `attach`: the agent set is built with this table
         self._credentials = credentials
         self._metrics = metrics
-        self._cpu = cpu
-        self._load = load
-        self._closed: dict[str, str | None] = {}  # agent -> why it takes no new jobs, as last logged
+        self._load = LoadReporter(cpu, load)
         self._tasks = TaskSet("job table")
         self._jobs: dict[str, Job] = {}
         self.draining = False
@@ -79,7 +77,7 @@ class JobTable:
         agent = self._agents.serves(worker)
         state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name),
                                                       process_error(agent))
-        answer = await self._decide(Offer(job.id, job.room.name, job.metadata), state)
+        answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
         if isinstance(answer, Accept):
             assert agent is not None
             limit = agent.definition.limits.max_jobs
@@ -104,20 +102,6 @@ class JobTable:
         else:
             logger.info("declined job offer: %s", answer.message, extra=fields)
         return answer
-
-    async def _decide(self, offer: Offer, state: AgentState | None) -> Admission:
-        """`admit`, bounded: checking metadata against a schema runs off the event loop with a deadline, and
-        any failure to decide is a refusal, so that every offer gets an answer."""
-        try:
-            if state is None or state.definition.metadata.schema is None or not offer.metadata:
-                return admit(offer, state, draining=self.draining)
-            return await asyncio.wait_for(asyncio.to_thread(admit, offer, state, draining=self.draining),
-                                          ADMIT_DEADLINE)
-        except asyncio.TimeoutError:
-            return Refuse("metadata_error", f"checking the metadata took over {ADMIT_DEADLINE:g}s")
-        except Exception as exc:
-            logger.exception("deciding the offer of job %s failed", offer.job_id)
-            return Refuse("metadata_error", f"checking the metadata failed: {type(exc).__name__}")
 
     async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
         pb = assignment.job
@@ -200,19 +184,8 @@ class JobTable:
 
     async def report_load(self, name: str) -> None:
         agent = self._agents.get(name)
-        if agent is None or self.draining:
-            return
-        count = self.count(name)
-        state = worker_load(cpu=self._cpu.value, jobs=count, max_jobs=agent.definition.limits.max_jobs,
-                            threshold=self._load.threshold, target=self._load.target,
-                            process_error=process_error(agent))
-        if state.closed != self._closed.get(name):  # said once per change of reason, not per figure
-            if state.closed:
-                logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})
-            else:
-                logger.info("agent %s takes jobs again", name, extra={"agent": name})
-            self._closed[name] = state.closed
-        await agent.worker.update_worker(full=state.full, load=state.load, job_count=count)
+        if agent is not None and not self.draining:
+            await self._load.report(agent, self.count(name))
 
     # -- one job's run ----------------------------------------------------------------------------
     def _start(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,

@@ -13,19 +13,28 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livekit import api, rtc
+from livekit import api
 
 from host.testing import netns
 from host.testing.netns import SERVER_IP
+from host.testing.rooms import (  # re-exported: tests, bench/ and the demo take everything from here
+    API_KEY,
+    API_SECRET,
+    Client,
+    dispatch,
+    job_in_new_room,
+    new_room,
+    server_api,
+    token,
+)
+
+__all__ = ["API_KEY", "API_SECRET", "ROOT", "Client", "HostProcess", "LiveKitServer", "RedisServer", "agent_file",
+           "dispatch", "job_in_new_room", "new_room", "private_server", "server_api", "server_binary", "token"]
 
 ROOT = Path(__file__).resolve().parents[2]
-API_KEY = "devkey"
-API_SECRET = "secret-for-agenthost-tests-0123456789"
 
 
 def server_binary() -> str:
@@ -204,79 +213,6 @@ class HostProcess:
         return code
 
 
-def token(room: str, identity: str, attributes: dict[str, str] | None = None) -> str:
-    at = api.AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(
-        api.VideoGrants(room_join=True, room=room, can_update_own_metadata=True))
-    if attributes:
-        at = at.with_attributes(attributes)
-    return at.to_jwt()
-
-
-class Client:
-    """A real participant: collects the text streams it receives, by topic."""
-
-    def __init__(self, server: LiveKitServer, room: str, identity: str = "user",
-                 attributes: dict[str, str] | None = None) -> None:
-        self.server, self.room_name, self.identity, self.attributes = server, room, identity, attributes
-        self.room = rtc.Room()
-        self.texts: dict[str, list[str]] = {}
-        self._changed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def listen(self, topic: str) -> None:
-        def handler(reader: rtc.TextStreamReader, _identity: str) -> None:
-            async def read() -> None:
-                self.texts.setdefault(topic, []).append(await reader.read_all())
-                self._changed.set()
-            task = asyncio.get_running_loop().create_task(read())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        self.room.register_text_stream_handler(topic, handler)
-
-    async def connect(self) -> Client:
-        await self.room.connect(self.server.url, token(self.room_name, self.identity, self.attributes))
-        return self
-
-    async def wait_text(self, topic: str, count: int = 1, timeout: float = 20.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while len(self.texts.get(topic, [])) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"{self.identity}: {len(self.texts.get(topic, []))}/{count} texts on "
-                                     f"{topic!r} after {timeout}s: {self.texts}")
-            self._changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-        return self.texts[topic]
-
-    async def wait_participant(self, prefix: str, timeout: float = 20.0) -> None:
-        """Until a participant whose identity starts with `prefix` is in the room."""
-        await self._until(lambda: any(i.startswith(prefix) for i in self.room.remote_participants), timeout,
-                          f"no participant {prefix}*")
-
-    async def wait_participant_gone(self, identity: str, timeout: float = 20.0) -> None:
-        await self._until(lambda: identity not in self.room.remote_participants, timeout, f"{identity} still here")
-
-    async def _until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.identity}: {what} after {timeout}s")
-            await asyncio.sleep(0.05)
-
-    async def disconnect(self) -> None:
-        await self.room.disconnect()
-
-
-@contextlib.asynccontextmanager
-async def server_api(server: LiveKitServer) -> AsyncIterator[api.LiveKitAPI]:
-    client = server.api()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def private_server(tool: str) -> LiveKitServer:
     """For scripts (demo, benchmarks): move this process into a network namespace of its own and start a
     livekit-server there, in a fresh temporary folder. Exits with the reason when the namespace is refused."""
@@ -293,24 +229,3 @@ def agent_file(folder: Path, name: str, body: str) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(f"name: {name}\n{body}")
     return path
-
-
-def new_room() -> str:
-    return f"room-{uuid.uuid4().hex[:8]}"
-
-
-async def job_in_new_room(server: LiveKitServer, agent: str, topic: str, count: int = 1) -> Client:
-    """Dispatch `agent` to a new room with a client in it; return once `count` texts arrived on `topic`."""
-    client = Client(server, new_room())
-    client.listen(topic)
-    await client.connect()
-    await dispatch(server, agent, client.room_name)
-    await client.wait_text(topic, count)
-    return client
-
-
-async def dispatch(server: LiveKitServer, agent: str, room: str, metadata: str = "") -> str:
-    async with server_api(server) as lk:
-        d = await lk.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name=agent, room=room, metadata=metadata))
-        return d.id

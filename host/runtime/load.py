@@ -1,0 +1,37 @@
+"""What a host tells the server of each agent's load, and the log line when an agent closes or opens again.
+
+livekit-server offers a job only to a worker whose load is under its target; `worker_load` (a pure
+function) decides the figure and whether the agent is full, and this reporter sends it and says, once per
+change of reason, why an agent takes no new jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from host.ops.resources import CpuLoad, LoadPolicy, worker_load
+from host.runtime.agents import Agent
+from host.runtime.job import process_error
+
+logger = logging.getLogger("agenthost.host")
+
+
+class LoadReporter:
+    def __init__(self, cpu: CpuLoad, policy: LoadPolicy) -> None:
+        self._cpu = cpu
+        self._policy = policy
+        self._closed: dict[str, str | None] = {}  # agent -> why it takes no new jobs, as last logged
+
+    async def report(self, agent: Agent, jobs: int) -> None:
+        """Send the agent's worker its load with `jobs` running."""
+        name = agent.name
+        state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=agent.definition.limits.max_jobs,
+                            threshold=self._policy.threshold, target=self._policy.target,
+                            process_error=process_error(agent))
+        if state.closed != self._closed.get(name):  # said once per change of reason, not per figure
+            if state.closed:
+                logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})
+            else:
+                logger.info("agent %s takes jobs again", name, extra={"agent": name})
+            self._closed[name] = state.closed
+        await agent.worker.update_worker(full=state.full, load=state.load, job_count=jobs)
