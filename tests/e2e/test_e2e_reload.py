@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 from pathlib import Path
+
+import aiohttp
+import psutil
 
 from host.testing.harness import Client, dispatch, job_in_new_room, new_room
 
@@ -41,6 +45,21 @@ def counts(texts: list[str]) -> tuple[set[str], list[int]]:
     return versions, sorted(int(t.split()[1]) for t in texts)
 
 
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def template_and_jobs(base: str) -> tuple[int, list[int]]:
+    """From /status: the counter agent's template process, and the pids of the running jobs."""
+    async with aiohttp.ClientSession() as session, session.get(base + "/status") as response:
+        status = json.loads(await response.text())
+    [agent] = status["agents"]
+    return agent["template_pid"], [job["pid"] for job in status["jobs"]]
+
+
 async def counting_job(server, agent: str = "counter") -> Client:
     return await job_in_new_room(server, agent, "count", 3)
 
@@ -54,6 +73,9 @@ async def test_running_job_keeps_counting_across_ten_reloads_and_new_jobs_get_ne
     host = start_host(livekit_server, agents, args=("--reload",))
     await host.wait_log(r"registered agent counter")
     first = await counting_job(livekit_server)
+    base = await host.http_base()
+    old_template, [first_pid] = await template_and_jobs(base)
+    assert psutil.Process(first_pid).ppid() == old_template, "the job process is a fork of the agent's template"
 
     for i in range(1, 11):
         if i % 2:
@@ -73,10 +95,20 @@ async def test_running_job_keeps_counting_across_ten_reloads_and_new_jobs_get_ne
 
     second = await counting_job(livekit_server)
     assert counts(second.texts["count"])[0] == {"v10"}, "a new job must run the new code"
+    new_template, pids = await template_and_jobs(base)
+    second_pid = next(pid for pid in pids if pid != first_pid)
+    assert new_template != old_template and psutil.Process(second_pid).ppid() == new_template, "new code: new template"
+    assert psutil.Process(first_pid).ppid() == old_template, "the old template still serves the running job"
     await host.wait_log(rf"job running .*room={second.room_name}")
     assert re.search(rf"job started(?=.*room={second.room_name} )(?=.* rev=9 )", host.log()), "new jobs: new fields"
     assert re.search(rf"job started(?=.*room={first.room_name} )(?=.* rev=0 )", host.log())
     await first.disconnect()
+    await host.wait_log(rf"job ended .*room={first.room_name}")
+    for _ in range(100):  # the old template exits once its last job has
+        if not alive(old_template):
+            break
+        await asyncio.sleep(0.1)
+    assert not alive(old_template)
     await second.disconnect()
 
 
