@@ -2,7 +2,8 @@
 
 A pool serves one definition and code version. Its template process (host.process.template) imports the
 agent's code once; each job process is a fork of it that runs `setup`. An agent whose imports start a thread
-cannot be forked safely: its processes then start from the fork server and import the code each (logged once).
+or open a connection cannot be forked safely: its processes then start from the fork server and import the
+code each (logged once).
 The pool keeps `processes.idle` processes that have imported the entrypoint and run
 `setup`. Taking one for a job starts a replacement; a job that finds none starts its own at once.
 When getting a process ready is costly (its `setup`, or its imports without a template), such a job
@@ -69,7 +70,7 @@ class ProcessPool:
         self.last_error: str | None = None
         self._template: AgentTemplate | None = None
         self._template_start: asyncio.Task[AgentTemplate | None] | None = None
-        self._fork_safe = True  # False once the template said the agent's code started a thread
+        self._fork_safe = True  # False once the template said it cannot fork safely (see template_child)
 
     @property
     def idle_count(self) -> int:
@@ -146,7 +147,14 @@ class ProcessPool:
             return None
         if self._template_start is None or self._template_start.done():
             self._template_start = asyncio.get_running_loop().create_task(self._start_template())
-        return await asyncio.shield(self._template_start)
+        starting = self._template_start
+        try:
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if starting.cancelled() and self._closed and not (current and current.cancelling()):
+                return None  # the pool closed while its template started: this process comes from the fork server
+            raise
 
     async def _start_template(self) -> AgentTemplate | None:
         try:
