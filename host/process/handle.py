@@ -50,7 +50,7 @@ class ProcessState(enum.Enum):
 
 # the only moves a process makes; anything else is a bug in the caller (or a late message) and is ignored
 TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
-    ProcessState.STARTING: frozenset({ProcessState.IDLE, ProcessState.EXITED}),
+    ProcessState.STARTING: frozenset({ProcessState.IDLE, ProcessState.RUNNING, ProcessState.EXITED}),
     ProcessState.IDLE: frozenset({ProcessState.RUNNING, ProcessState.EXITED}),
     ProcessState.RUNNING: frozenset({ProcessState.SHUTTING_DOWN, ProcessState.EXITED}),
     ProcessState.SHUTTING_DOWN: frozenset({ProcessState.EXITED}),
@@ -91,6 +91,7 @@ class JobProcess:
         self._pidfd: int | None = None  # forked by the template
         self._launch_args = (log_format, log_level)
         self._ready: asyncio.Future[None] | None = None
+        self._not_ready: str | None = None  # why the host killed it before it was ready
         self._exited: asyncio.Future[ProcessExit] | None = None
         self._shutting_down_event: asyncio.Event | None = None
 
@@ -152,15 +153,21 @@ class JobProcess:
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), timeout)
         except asyncio.TimeoutError:
+            # said to every waiter (the pool and the job that took it wait with the same bound)
+            self._not_ready = self._not_ready or f"not ready within {timeout:g}s (import and setup)"
             self.kill()
-            raise ProcessStartError(f"not ready within {timeout:g}s (import and setup)") from None
+            raise ProcessStartError(self._not_ready) from None
 
     def start_job(self, start: StartJob, job_id: str) -> None:
-        """Hand the process its job. Raises OSError when it can no longer be told (it is gone)."""
-        if not self._move(ProcessState.RUNNING):
+        """Hand the process its job: at once when it is idle, or queued in its pipe while it is starting (it
+        reads it right after it says Ready, and runs from then on). Raises ProcessStartError when it is
+        neither, OSError when it can no longer be told (it is gone)."""
+        if self.job_id is not None or self._conn is None or self.state not in (ProcessState.IDLE,
+                                                                                ProcessState.STARTING):
             raise ProcessStartError(f"process {self.pid} is {self.state.value}, not idle")
+        if self.state is ProcessState.IDLE:
+            self._move(ProcessState.RUNNING)
         self.job_id = job_id
-        assert self._conn is not None
         self._conn.send(start)
 
     def request_shutdown(self, reason: str) -> None:
@@ -238,7 +245,8 @@ class JobProcess:
         assert self._ready is not None
         if isinstance(msg, Ready):
             self.sources, self.prewarm_cpu = msg.sources, msg.prewarm_cpu
-            if self._move(ProcessState.IDLE) and not self._ready.done():
+            ready = ProcessState.RUNNING if self.job_id is not None else ProcessState.IDLE  # a job may be queued
+            if self._move(ready) and not self._ready.done():
                 self._ready.set_result(None)
         elif isinstance(msg, InitFailed):
             if not self._ready.done():
@@ -275,7 +283,8 @@ class JobProcess:
         self._move(ProcessState.EXITED)
         assert self._ready is not None and self._exited is not None
         if not self._ready.done():
-            self._ready.set_exception(ProcessStartError(f"exited with code {code} before it was ready"))
+            why = self._not_ready or f"exited with code {code} before it was ready"
+            self._ready.set_exception(ProcessStartError(why))
         self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.result,
                                             self.shutdown_reason))
         self._conn.close()

@@ -61,6 +61,7 @@ class ProcessPool:
         self._log_level = log_level
         self._idle: list[JobProcess] = []
         self._warming = TaskSet(f"pool {definition.name}")
+        self._settling: set[asyncio.Task[None]] = set()  # taken processes, until they are ready
         self._failures = 0
         self._closed = False
         self._wakeup = asyncio.Event()
@@ -84,14 +85,21 @@ class ProcessPool:
         self._keeper = asyncio.get_running_loop().create_task(self._keep_warm())
 
     async def take(self) -> JobProcess:
-        """A ready process for a job: an idle one, or a fresh one started now (and the pool grows)."""
+        """A process for a job: an idle (ready) one, or a fresh one started now (and the pool may grow). A fresh
+        one is returned once it is started, before it is ready, so that its job can be handed to it at once
+        (it reads it as soon as it is ready); the caller waits for it with `wait_ready`."""
         self._wakeup.set()
         while self._idle:
             proc = self._idle.pop(0)
             if not proc.exited:
                 return proc
         self._misses.append(time.monotonic())
-        return await self._start()
+        proc = await self._launch()
+        # not cancelled with the pool: the process is its job's now
+        settling = asyncio.get_running_loop().create_task(self._settle_taken(proc))
+        self._settling.add(settling)
+        settling.add_done_callback(self._settling.discard)
+        return proc
 
     @property
     def target(self) -> int:
@@ -175,6 +183,17 @@ class ProcessPool:
 
     async def _start(self) -> JobProcess:
         """A new process, once it is ready; its failure is recorded (for backoff) and raised."""
+        proc = await self._launch()
+        try:
+            await self._settle(proc)
+        except asyncio.CancelledError:
+            proc.kill()
+            raise
+        return proc
+
+    async def _launch(self) -> JobProcess:
+        """A new process, started (forked) but perhaps not ready yet; a failure to start it is recorded and
+        raised."""
         try:
             template = await self._template_for_start()
         except ProcessStartError as exc:
@@ -190,19 +209,24 @@ class ProcessPool:
         except ProcessStartError as exc:  # its template died meanwhile (the next start has a new one)
             self._record_failure(None, exc)
             raise
+        return proc
+
+    async def _settle(self, proc: JobProcess) -> None:
+        """Until `proc` is ready (killed at `init_timeout`): a failure is recorded (for backoff) and raised, a
+        success resets the backoff and teaches the pool the process's code and cost."""
         try:
             await proc.wait_ready(self.definition.processes.init_timeout)
         except ProcessStartError as exc:
             self._record_failure(proc.pid, exc)
             raise
-        except asyncio.CancelledError:
-            proc.kill()
-            raise
         self._failures = 0
         self.last_error = None
         self.sources.update(proc.sources)
         self._prewarm_cpu.append(proc.prewarm_cpu)
-        return proc
+
+    async def _settle_taken(self, proc: JobProcess) -> None:
+        with contextlib.suppress(ProcessStartError):  # recorded; the job that took it sees it too
+            await self._settle(proc)
 
     async def _warm_one(self) -> None:
         try:

@@ -115,8 +115,9 @@ class JobTable:
         reserved, job.reserved = job.reserved, None
         process: JobProcess | None = None
         try:
-            process = await reserved
-            self._start(job, process, assignment, worker)
+            process = await reserved  # started, and perhaps not ready yet: its job is queued in its pipe
+            self._hand(job, process, assignment, worker)
+            await process.wait_ready(job.facts.definition.processes.init_timeout)
         except (ProcessStartError, OSError) as exc:
             logger.error("job failed: no process: %s", exc, extra=fields)
             self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
@@ -125,6 +126,8 @@ class JobTable:
                 process.kill()
             await worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {exc}")
             return
+        self._metrics.jobs_started.labels(job.agent).inc()
+        job.task = asyncio.get_running_loop().create_task(self._supervise(job, process), name=f"job-{job.id}")
         logger.info("job running in process %s", process.pid, extra={**fields, "pid": process.pid})
         await worker.update_job(job.id, agent_pb.JobStatus.JS_RUNNING)
         await self.report_load(job.agent)
@@ -188,21 +191,20 @@ class JobTable:
             await self._load.report(agent, self.count(name))
 
     # -- one job's run ----------------------------------------------------------------------------
-    def _start(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,
-               worker: WorkerConnection) -> None:
+    def _hand(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,
+              worker: WorkerConnection) -> None:
+        """Give the process its job (queued in its pipe if it is still getting ready)."""
         facts = job.facts
         job.process = process
         job.started_at = time.time()
         process.on_started = lambda at: self._metrics.offer_to_entrypoint.labels(facts.agent).observe(
             max(0.0, at - facts.accepted_at))
-        self._metrics.jobs_started.labels(facts.agent).inc()
         process.start_job(StartJob(
             job=assignment.job.SerializeToString(), definition=facts.definition,
             url=assignment.url or self._credentials.url, token=assignment.token,
             credentials=self._credentials, worker_id=worker.worker_id or "", accepted_at=facts.accepted_at,
             metadata=facts.metadata, participant=facts.participant,
         ), facts.id)
-        job.task = asyncio.get_running_loop().create_task(self._supervise(job, process), name=f"job-{facts.id}")
 
     async def _supervise(self, job: Job, process: JobProcess) -> None:
         fields = {**job.facts.log_fields, "pid": process.pid}

@@ -11,7 +11,8 @@ from host.process.handle import TRANSITIONS, JobProcess, ProcessStartError, Proc
 def test_every_state_but_exited_can_exit_and_nothing_leaves_exited():
     assert all(ProcessState.EXITED in TRANSITIONS[s] for s in ProcessState if s is not ProcessState.EXITED)
     assert TRANSITIONS[ProcessState.EXITED] == frozenset()
-    assert ProcessState.RUNNING not in TRANSITIONS[ProcessState.STARTING]  # a job only goes to a ready process
+    # a job handed to a process that is still starting is queued in its pipe; it runs once the process is ready
+    assert ProcessState.RUNNING in TRANSITIONS[ProcessState.STARTING]
 
 
 async def test_an_idle_process_killed_by_the_host_reports_how_it_ended(tmp_path):
@@ -46,3 +47,32 @@ def test_the_agenthost_script_is_preloaded_so_job_processes_do_not_import_it_aga
     module.__spec__ = types.SimpleNamespace(name="host.__main__")  # type: ignore[assignment]
     monkeypatch.setitem(sys.modules, "__main__", module)
     assert _main_script_imports() == []
+
+
+async def test_a_job_handed_to_a_starting_process_runs_once_it_is_ready(tmp_path):
+    from livekit.protocol import agent as agent_pb
+
+    from host.config.credentials import Credentials
+    from host.process.messages import Participant, StartJob
+
+    (tmp_path / "mod.py").write_text(
+        f"async def entrypoint(ctx):\n    open({str(tmp_path / 'ran')!r}, 'w').write(ctx.job.id)\n"
+        "    ctx.shutdown('done')\n\ndef prewarm(proc):\n    import time; time.sleep(0.5)\n")
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\nsetup: mod.py:prewarm\n")
+    definition = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+    proc = JobProcess(definition, "text", 20)
+    await proc.start()
+    assert proc.state is ProcessState.STARTING, "its setup takes half a second"
+    job = agent_pb.Job(id="AJ_queued")
+    job.room.name = "r"
+    start = StartJob(job=job.SerializeToString(), definition=definition, url="ws://127.0.0.1:9", token="t",
+                     credentials=Credentials("ws://127.0.0.1:9", "k", "s"), worker_id="AW_1", accepted_at=0.0,
+                     metadata=None, participant=Participant("agent-a", "", "", ()))
+    proc.start_job(start, "AJ_queued")  # queued in its pipe
+    with pytest.raises(ProcessStartError):
+        proc.start_job(start, "AJ_other")  # one job per process
+    await proc.wait_ready(10)
+    assert proc.state in (ProcessState.RUNNING, ProcessState.SHUTTING_DOWN, ProcessState.EXITED)
+    end = await proc.wait_exit(10)
+    assert (tmp_path / "ran").read_text() == "AJ_queued", "the queued job ran"
+    assert end.code == 0 and end.result is not None and end.result.error is None

@@ -11,6 +11,12 @@ from host.process.handle import ProcessStartError, ProcessState
 from host.process.pool import GROW_MIN_PREWARM_CPU, MAX_GROWTH, ProcessPool, pool_target
 
 
+async def ready(pool: ProcessPool):
+    """A process from the pool, once it is ready (a fresh one is handed out as soon as it is started)."""
+    proc = await pool.take()
+    await proc.wait_ready(30)
+    return proc
+
 def definition(tmp_path, setup_body: str, init_timeout: str = "10s"):
     (tmp_path / "mod.py").write_text(f"async def entrypoint(ctx): pass\n\ndef prewarm(proc):\n{setup_body}\n")
     (tmp_path / "a.yaml").write_text(f"name: a\nentrypoint: mod.py:entrypoint\nsetup: mod.py:prewarm\n"
@@ -27,7 +33,7 @@ async def test_prewarmed_process_is_ready_and_replaced_when_taken(tmp_path):
                 break
             await asyncio.sleep(0.05)
         assert pool.idle_count == 1
-        proc = await pool.take()
+        proc = await ready(pool)
         assert proc.state is ProcessState.IDLE and proc.pid
         for _ in range(200):  # a replacement is warmed
             if pool.idle_count == 1:
@@ -43,7 +49,7 @@ async def test_prewarmed_process_is_ready_and_replaced_when_taken(tmp_path):
 async def test_failing_setup_is_reported_and_backs_off(tmp_path, caplog):
     pool = ProcessPool(definition(tmp_path, "    raise RuntimeError('no database')"), "text", 20)
     with pytest.raises(ProcessStartError, match="RuntimeError: no database"):
-        await pool.take()
+        await ready(pool)
     pool.start()
     try:
         for _ in range(200):
@@ -60,7 +66,7 @@ async def test_failing_setup_is_reported_and_backs_off(tmp_path, caplog):
 async def test_hanging_setup_is_killed_at_init_timeout(tmp_path):
     pool = ProcessPool(definition(tmp_path, "    import time; time.sleep(60)", "1s"), "text", 20)
     with pytest.raises(ProcessStartError, match=r"not ready within 1s"):
-        await pool.take()
+        await ready(pool)
     await pool.close()
 
 
@@ -74,7 +80,7 @@ async def test_an_os_error_at_start_is_a_start_failure(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(mp.mp_context, "Pipe", no_descriptors)
     with pytest.raises(ProcessStartError, match=r"cannot start a job process: .*Too many open files"):
-        await pool.take()
+        await ready(pool)
     assert pool.last_error is not None and "Too many open files" in pool.last_error
     assert "job process for a failed to start" in caplog.text
     await pool.close()
@@ -95,7 +101,7 @@ async def test_a_pool_of_cheap_processes_does_not_grow(tmp_path):
     pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)
     pool.start()
     try:
-        taken = await asyncio.gather(*(pool.take() for _ in range(4)))
+        taken = await asyncio.gather(*(ready(pool) for _ in range(4)))
         assert all(p.prewarm_cpu < GROW_MIN_PREWARM_CPU for p in taken), [p.prewarm_cpu for p in taken]
         assert pool.target == 1
         for proc in taken:
@@ -111,7 +117,7 @@ async def test_the_pool_grows_while_jobs_find_it_empty_and_shrinks_back(tmp_path
     pool = ProcessPool(definition(tmp_path, COSTLY_SETUP), "text", 20)
     pool.start()
     try:
-        taken = await asyncio.gather(*(pool.take() for _ in range(4)))  # one idle at most: the rest miss
+        taken = await asyncio.gather(*(ready(pool) for _ in range(4)))  # one idle at most: the rest miss
         assert pool.target >= 4, [p.prewarm_cpu for p in taken]
         for _ in range(200):
             if pool.idle_count >= 4:

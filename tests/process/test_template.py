@@ -15,6 +15,12 @@ from host.process.pool import ProcessPool
 from host.process.template import EXIT_UNKNOWN
 
 
+async def ready(pool: ProcessPool):
+    """A process from the pool, once it is ready (a fresh one is handed out as soon as it is started)."""
+    proc = await pool.take()
+    await proc.wait_ready(30)
+    return proc
+
 def agent(tmp_path, module_body: str = ""):
     """An agent whose module logs each import of it (the importing pid) to imports.log."""
     (tmp_path / "mod.py").write_text(
@@ -36,7 +42,7 @@ def imports(tmp_path) -> list[int]:
 async def test_job_processes_are_forked_from_one_template_that_imported_the_code_once(tmp_path):
     pool = ProcessPool(agent(tmp_path), "text", 20)
     try:
-        procs = await asyncio.gather(*(pool.take() for _ in range(3)))
+        procs = await asyncio.gather(*(ready(pool) for _ in range(3)))
         template = pool.template_pid
         assert template is not None
         assert imports(tmp_path) == [template], "only the template imported the agent's module"
@@ -56,7 +62,7 @@ async def test_code_that_starts_a_thread_at_import_is_not_forked_from_a_template
     body = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
     pool = ProcessPool(agent(tmp_path, body), "text", 20)
     try:
-        procs = [await pool.take(), await pool.take()]
+        procs = [await ready(pool), await ready(pool)]
         assert pool.template_pid is None
         assert "start without a template" in caplog.text and "started threads" in caplog.text
         assert sorted(imports(tmp_path)) != [], "the template tried"
@@ -71,7 +77,7 @@ async def test_code_that_starts_a_thread_at_import_is_not_forked_from_a_template
 async def test_a_process_outlives_its_killed_template_and_the_next_start_gets_a_new_one(tmp_path):
     pool = ProcessPool(agent(tmp_path), "text", 20)
     try:
-        running = await pool.take()
+        running = await ready(pool)
         first = pool.template_pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
@@ -81,7 +87,7 @@ async def test_a_process_outlives_its_killed_template_and_the_next_start_gets_a_
             await asyncio.sleep(0.05)
         assert pool.template_pid is None, "the host saw the template die"
         assert psutil.pid_exists(running.pid) and not running.exited, "its process runs on"
-        second = await pool.take()
+        second = await ready(pool)
         assert pool.template_pid not in (None, first)
         assert psutil.Process(second.pid).ppid() == pool.template_pid
         running.kill()
@@ -95,7 +101,7 @@ async def test_a_process_outlives_its_killed_template_and_the_next_start_gets_a_
 
 async def test_a_closed_pool_s_template_waits_for_its_running_process_then_exits(tmp_path):
     pool = ProcessPool(agent(tmp_path), "text", 20)
-    proc = await pool.take()
+    proc = await ready(pool)
     template = pool.template_pid
     assert template is not None
     await pool.close()  # a reload: new code gets a new pool, a job on the old code runs on
@@ -120,7 +126,7 @@ async def test_a_template_that_cannot_fork_makes_a_clear_start_error(tmp_path):
     pool = ProcessPool(agent(tmp_path, body), "text", 20)
     try:
         with pytest.raises(ProcessStartError, match=r"cannot fork a job process: .*Too many open files"):
-            await pool.take()
+            await ready(pool)
         assert pool.last_error is not None and "Too many open files" in pool.last_error
     finally:
         await pool.close()
@@ -130,17 +136,17 @@ async def test_an_import_error_in_the_template_is_the_start_error(tmp_path):
     pool = ProcessPool(agent(tmp_path, "raise RuntimeError('no config')"), "text", 20)
     try:
         with pytest.raises(ProcessStartError, match=r"RuntimeError: no config"):
-            await pool.take()
+            await ready(pool)
     finally:
         await pool.close()
 
 
 async def test_a_process_taken_after_a_reload_closed_the_pool_still_starts(tmp_path):
     pool = ProcessPool(agent(tmp_path), "text", 20)
-    first = await pool.take()
+    first = await ready(pool)
     template = pool.template_pid
     await pool.close()  # the reload; an offer accepted just before it takes its process now
-    late = await pool.take()
+    late = await ready(pool)
     assert late.state is ProcessState.IDLE
     assert psutil.Process(late.pid).ppid() != template, "from the fork server: the retired template forks no more"
     for p in (first, late):
@@ -156,7 +162,7 @@ async def test_code_that_opens_a_connection_at_import_is_not_forked_from_a_templ
     body = f"import socket\nconnection = socket.create_connection(('127.0.0.1', {port}))\n"
     pool = ProcessPool(agent(tmp_path, body), "text", 20)
     try:
-        proc = await pool.take()
+        proc = await ready(pool)
         assert pool.template_pid is None
         assert "opened a network connection" in caplog.text
         assert proc.pid in imports(tmp_path), "the process imported the code (and opened its connection) itself"
