@@ -6,7 +6,8 @@ prewarmed processes each, inside a private network namespace (root needed). Meas
 - dispatch: from creating a dispatch (client already in the room) to the entrypoint's first
   text arriving at the client, over ROUNDS sequential jobs;
 - burst: BURST dispatches at once (their clients already in their rooms): until every entrypoint runs and
-  every job is connected (the probes say when, in their text), and until the last text arrived;
+  every job is connected (the probes say when, in their text), and until the last text arrived; BURSTS
+  times per side (each printed), medians in the table;
 - memory: the proportional set size (PSS, so shared pages count once) of the whole process
   tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS; and what
   a running job's process is made of (private pages by kind, from smaps);
@@ -41,6 +42,7 @@ PEER = Path(__file__).resolve().parent / "peer"
 
 SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
 BURST = 30  # dispatches at once, to one agent with two prewarmed processes
+BURSTS = 5  # bursts per side: a burst on a small shared machine varies a lot from one to the next; medians
 
 
 def tree_pss(pid: int) -> int:
@@ -141,10 +143,10 @@ async def served(server: LiveKitServer, agent: str, metadata: str = "") -> tuple
 
 def print_table(ours: Side, peer: Side) -> None:
     """The figures side by side, with the ratio peer / agenthost (above 1: agenthost is ahead on time and memory)."""
-    print(f"{'':<38}{'agenthost':>12}{'livekit-agents':>16}{'peer / ours':>13}")
+    print(f"{'':<52}{'agenthost':>12}{'livekit-agents':>16}{'peer / ours':>13}")
     for key, value in ours.figures.items():
         other = peer.figures[key]
-        print(f"{key:<38}{value:>12.1f}{other:>16.1f}{other / value if value else float('nan'):>12.2f}x")
+        print(f"{key:<52}{value:>12.1f}{other:>16.1f}{other / value if value else float('nan'):>12.2f}x")
 
 
 STAGES = (("offered", r"job offer"), ("assigned", r"job assigned"), ("given a process", r"job running in process"),
@@ -162,12 +164,27 @@ def tree_cpu(pid: int) -> dict[int, float]:
     return used
 
 
+async def quiet(side: Side, server: LiveKitServer, cores: float = 0.1, bound: float = 60.0) -> None:
+    """Until the side's processes and the server together use under `cores` over a second (at most `bound`
+    seconds): a burst starts from an idle host, however long the last one took to wind down."""
+    assert side.proc is not None and server.proc is not None
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        before, server_before = tree_cpu(side.proc.pid), tree_cpu(server.proc.pid)[server.proc.pid]
+        await asyncio.sleep(1.0)
+        after, server_after = tree_cpu(side.proc.pid), tree_cpu(server.proc.pid)[server.proc.pid]
+        used = sum(after.values()) - sum(before.values()) + server_after - server_before
+        if after.keys() == before.keys() and used < cores:  # no process came or went, and little CPU
+            return
+    print(f"{side.name}: still busy after {bound:g} s; the burst starts anyway")
+
+
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-async def burst(server: LiveKitServer, side: Side) -> float:
+async def burst(server: LiveKitServer, side: Side) -> dict[str, float]:
     """BURST dispatches at once (each client already in its room); ms until the last job answered. Also the
     CPU the burst used: the side's processes, the server and the clients (this process); a burst on this
     machine cannot end sooner than all of it divided by its cores. For agenthost (which logs at debug level
@@ -187,19 +204,20 @@ async def burst(server: LiveKitServer, side: Side) -> float:
     took = (time.perf_counter() - start) * 1000
     # each probe said when its entrypoint started and when it was connected (one clock: one machine)
     said = [t[0].split() for t in texts]  # "ready STARTED CONNECTED"
-    side.figures[f"burst of {BURST}: all entrypoints running (ms)"] = (max(float(w[1]) for w in said) - sent) * 1000
-    side.figures[f"burst of {BURST}: all jobs connected (ms)"] = (max(float(w[2]) for w in said) - sent) * 1000
+    figures = {f"burst of {BURST}: all entrypoints running (ms)": (max(float(w[1]) for w in said) - sent) * 1000,
+               f"burst of {BURST}: all jobs connected (ms)": (max(float(w[2]) for w in said) - sent) * 1000}
     now = tree_cpu(side.proc.pid)
     used = sum(cpu - ours.get(pid, 0.0) for pid, cpu in now.items())
     shared = (tree_cpu(server.proc.pid)[server.proc.pid] - the_server) + (own_cpu() - mine)
-    side.figures[f"burst of {BURST}: CPU of host and jobs (s)"] = used
+    figures[f"burst of {BURST}: CPU of host and jobs (s)"] = used
     floor = (used + shared) / (os.cpu_count() or 1) * 1000
     print(f"burst of {BURST} on {side.name}: {used:.2f} s CPU in its processes, {shared:.2f} s in the server and the "
           f"clients; all of it on {os.cpu_count()} cores takes at least {floor:.0f} ms (it took {took:.0f} ms)")
     if side.name == "agenthost":
         print_breakdown(side.log.read_text(errors="replace"), {c.room_name for c in clients}, sent, took)
     await asyncio.gather(*(c.disconnect() for c in clients))
-    return took
+    figures[f"burst of {BURST}: last job answered (ms)"] = took
+    return figures
 
 
 def print_breakdown(log: str, rooms: set[str], sent: float, took_ms: float) -> None:
@@ -251,7 +269,15 @@ async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> 
     for c in clients:
         await c.disconnect()
     await asyncio.sleep(SETTLE)  # last: a burst leaves the machine busy for a while
-    side.figures[f"burst of {BURST}: last job answered (ms)"] = await burst(server, side)
+    runs = []
+    for _ in range(BURSTS):
+        await quiet(side, server)  # the last phase's jobs have ended and the pool is refilled, on either host
+        runs.append(await burst(server, side))
+    for key in runs[0]:
+        values = [run[key] for run in runs]
+        print(f"{side.name}: {key}: {', '.join(f'{v:.1f}' for v in values)}")
+        side.figures[key.replace(f"burst of {BURST}:", f"burst of {BURST}, median of {BURSTS}:")] = statistics.median(
+            values)
     side.stop()
 
 
