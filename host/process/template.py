@@ -149,6 +149,9 @@ class AgentTemplate:
         if not self._read_one():
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._conn.fileno())
+            # the end of its messages: it is exiting, or it can no longer be understood; either way its exit
+            # (the sentinel) settles what waits on it
+            self.kill()
 
     def _read_one(self) -> bool:
         """Handle one message; False at end of stream."""
