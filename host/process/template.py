@@ -94,6 +94,11 @@ class AgentTemplate:
             await starting
             self._proc.kill()
             raise
+        except OSError:  # not started (no descriptors, no fork): nothing to watch, its pipe is closed
+            self._conn.close()
+            if self._child_conn is not None:
+                self._child_conn.close()
+            raise
         self.pid = self._proc.pid
         assert self._child_conn is not None
         self._child_conn.close()
