@@ -31,7 +31,7 @@ from host.process.messages import (
     ShuttingDown,
     StartJob,
 )
-from host.process.mp import mp_context
+from host.process.mp import mp_context, start_off_loop
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
 from host.process.tree import kill_tree
 
@@ -112,15 +112,8 @@ class JobProcess:
         conn, child = mp_context.Pipe(duplex=True)
         proc = mp_context.Process(target=job_child.main, args=(child, self.definition, *self._launch_args, os.getpid()),
                                   name=f"agenthost-{self.definition.name}", daemon=True)
-        # off the loop: the first start waits for the fork server to import what it preloads
-        starting = asyncio.ensure_future(asyncio.to_thread(proc.start))
         try:
-            await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            await starting  # a started process must not be left behind unwatched
-            proc.kill()
-            await asyncio.to_thread(proc.join, 5.0)
-            raise
+            await start_off_loop(proc)
         finally:
             child.close()
         self.pid, self._conn, self._proc = proc.pid, conn, proc

@@ -8,8 +8,10 @@ that a reload's new template sees new code.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import sys
+from multiprocessing.process import BaseProcess
 
 mp_context = multiprocessing.get_context("forkserver")
 
@@ -34,3 +36,17 @@ def preload_livekit_agents() -> None:
     """Have the fork server preload livekit-agents. Takes effect if called before the first process starts
     (the host calls it at start when any agent has `api: livekit-agents`)."""
     mp_context.set_forkserver_preload([*PRELOAD, *LIVEKIT_AGENTS_PRELOAD, *FREEZE])
+
+
+async def start_off_loop(proc: BaseProcess) -> None:
+    """Start `proc` in a thread: the first start waits for the fork server to import what it preloads. If the
+    caller is cancelled meanwhile, the start still completes, and the process is then killed and reaped
+    (within 5 s): a started process is never left behind unwatched."""
+    starting = asyncio.ensure_future(asyncio.to_thread(proc.start))
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        await starting
+        proc.kill()
+        await asyncio.to_thread(proc.join, 5.0)
+        raise

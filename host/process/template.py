@@ -37,7 +37,7 @@ from host.process.messages import (
     TemplateMessage,
     TemplateReady,
 )
-from host.process.mp import mp_context
+from host.process.mp import mp_context, start_off_loop
 
 logger = logging.getLogger("agenthost.process")
 
@@ -87,13 +87,8 @@ class AgentTemplate:
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
-        starting = asyncio.ensure_future(asyncio.to_thread(self._proc.start))
         try:
-            await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            await starting
-            self._proc.kill()
-            raise
+            await start_off_loop(self._proc)
         except OSError:  # not started (no descriptors, no fork): nothing to watch, its pipe is closed
             self._conn.close()
             if self._child_conn is not None:
@@ -192,6 +187,8 @@ class AgentTemplate:
     def _on_forked(self, pid: int, conn: Connection, pidfd: int) -> None:
         waiter, child = self._forks.popleft()
         if waiter.done():  # whoever asked gave up (cancelled): nobody will run this process
+            logger.info("job process %s was forked for a start that was given up; killed", pid,
+                        extra={"agent": self.definition.name, "pid": pid})
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             conn.close()
