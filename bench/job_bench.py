@@ -5,9 +5,9 @@ prewarmed processes each, inside a private network namespace (root needed). Meas
 - start: from launching the host/worker to its registration with the server;
 - dispatch: from creating a dispatch (client already in the room) to the entrypoint's first
   text arriving at the client, over ROUNDS sequential jobs;
-- burst: BURST dispatches at once (their clients already in their rooms): until every entrypoint runs and
-  every job is connected (the probes say when, in their text), and until the last text arrived; BURSTS
-  times per side (each printed), medians in the table;
+- burst: BURST dispatches at once (their clients in their rooms since ROOMS_SETTLE seconds): until every
+  entrypoint runs and every job is connected (the probes say when, in their text), and until the last text
+  arrived; BURSTS times per side (each printed), medians in the table;
 - memory: the proportional set size (PSS, so shared pages count once) of the whole process
   tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS; and what
   a running job's process is made of (private pages by kind, from smaps);
@@ -41,6 +41,10 @@ PEER = Path(__file__).resolve().parent / "peer"
 
 
 SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
+# seconds between the burst's clients joining their rooms and its dispatches: the server tries to dispatch
+# automatic agents to each new room, and each try holds one of its agent dispatchers until the 1 s selection
+# timeout ends it (no such agent is registered); dispatches sent meanwhile can wait seconds for a free one
+ROOMS_SETTLE = 2.0
 BURST = 30  # dispatches at once, to one agent with two prewarmed processes
 BURSTS = 5  # bursts per side: a burst on a small shared machine varies a lot from one to the next; medians
 
@@ -71,11 +75,12 @@ def mapping_kind(name: str) -> str:
 
 
 def running_breakdown(side: Side, jobs: int) -> None:
-    """What a running job's process is made of (from smaps), averaged over the `jobs` processes of the tree
-    with the most threads (a connected job runs the rtc library's threads): private pages by kind, and its
-    share of pages shared with other processes."""
+    """What a running job's process is made of (from smaps), averaged over the `jobs` processes below the
+    host or worker with the most threads (a connected job runs the rtc library's threads; the worker itself,
+    with threads of its own, is not one of them): private pages by kind, and its share of pages shared with
+    other processes."""
     assert side.proc is not None
-    tree = [side.proc.pid, *(c.pid for c in psutil.Process(side.proc.pid).children(recursive=True))]
+    tree = [c.pid for c in psutil.Process(side.proc.pid).children(recursive=True)]
     threads = {}
     for pid in tree:
         with contextlib.suppress(OSError):
@@ -198,6 +203,7 @@ async def burst(server: LiveKitServer, side: Side) -> dict[str, float]:
     for c in clients:
         c.listen("probe")
     await asyncio.gather(*(c.connect() for c in clients))
+    await asyncio.sleep(ROOMS_SETTLE)
     ours, the_server, mine = tree_cpu(side.proc.pid), tree_cpu(server.proc.pid)[server.proc.pid], own_cpu()
     sent = time.time()
     start = time.perf_counter()

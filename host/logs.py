@@ -95,13 +95,22 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(fmt: str = "text", level: int = logging.INFO, job_filter: JobFields | None = None) -> None:
-    """Send every log record to stderr in `fmt` ("text" or "json")."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    if job_filter is not None:
-        handler.addFilter(job_filter)
+    """Send every log record to stderr in `fmt` ("text" or "json"), through `job_filter` if given. In a process
+    forked from one set up alike (a job process from its template), only the filter changes."""
+    formatter = JsonFormatter if fmt == "json" else TextFormatter
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    handler = root.handlers[0] if len(root.handlers) == 1 else None
+    if not (isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr
+            and type(handler.formatter) is formatter):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter())
+        root.handlers[:] = [handler]
+    handler.filters[:] = [job_filter] if job_filter is not None else []
+    _set_level(root, level)
     for noisy in ("livekit", "aiohttp", "asyncio", "watchfiles"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+        _set_level(logging.getLogger(noisy), max(level, logging.WARNING))
+
+
+def _set_level(logger: logging.Logger, level: int) -> None:
+    if logger.level != level:  # setting it clears the cache of every logger: a forked process would copy them all
+        logger.setLevel(level)

@@ -27,3 +27,22 @@ def test_job_fields_name_the_job():
     assert logs.job_fields("a", "AJ_1", "AD_1", "r") == {"agent": "a", "job_id": "AJ_1", "dispatch_id": "AD_1",
                                                          "room": "r"}
     assert logs.job_fields("a", "AJ_1") == {"agent": "a", "job_id": "AJ_1"}
+
+
+def test_setup_again_in_a_forked_process_only_swaps_the_filter(monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    template, job = logs.JobFields({"template": True}), logs.JobFields({"pid": 1})
+    logs.setup("text", logging.INFO, template)
+    handler = root.handlers[0]
+    set_levels = []
+    monkeypatch.setattr(logging.Logger, "setLevel", lambda self, level: set_levels.append((self.name, level)))
+    logs.setup("text", logging.INFO, job)  # as a job process forked from its template does
+    assert root.handlers == [handler] and handler.filters == [job]
+    assert set_levels == []  # each would clear every logger's cache: in a forked process, copy them all
+    logs.setup("text", logging.DEBUG, job)
+    assert set_levels == [("root", logging.DEBUG)]
+    logs.setup("json", logging.DEBUG)
+    assert root.handlers != [handler] and isinstance(root.handlers[0].formatter, logs.JsonFormatter)
+    assert root.handlers[0].filters == []

@@ -110,9 +110,9 @@ def _prewarm(definition: AgentDefinition) -> JobRuntime:
 def _start_rtc_runtime() -> None:
     """Start the rtc library's native runtime (its threads) while the process is idle, not when a job
     arrives: the first job of the process does not wait for it. Per process: threads do not survive a fork."""
-    from livekit.rtc._ffi_client import FfiClient
+    from host.process.native import start_runtime
 
-    FfiClient.instance  # noqa: B018  the first access starts it
+    start_runtime()
 
 
 def _job_id(start: StartJob) -> str:

@@ -14,18 +14,26 @@ import logging
 import os
 import signal
 import time
+from typing import Any
 
 logger = logging.getLogger("agenthost.process")
 
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def _libc_prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _libc_prctl()  # found once, where this is imported (a template), not in each job process it forks
+
+
 def become_subreaper() -> bool:
     """Orphaned descendants of this process are re-parented to it instead of to init."""
-    try:
-        return bool(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
+    return _prctl is not None and _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def _parents() -> dict[int, int]:

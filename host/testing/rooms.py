@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from livekit import api, rtc
 
+from host.process.native import start_runtime
+
 if TYPE_CHECKING:
     from host.testing.harness import LiveKitServer
 
@@ -32,6 +34,7 @@ class Client:
     def __init__(self, server: LiveKitServer, room: str, identity: str = "user",
                  attributes: dict[str, str] | None = None) -> None:
         self.server, self.room_name, self.identity, self.attributes = server, room, identity, attributes
+        start_runtime()  # as a job process does: without it, idle clients keep the CPU busy with log records
         self.room = rtc.Room()
         self.texts: dict[str, list[str]] = {}
         self._changed = asyncio.Event()
