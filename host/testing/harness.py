@@ -99,6 +99,9 @@ class LiveKitServer:
     proc: subprocess.Popen[bytes] | None = None
     ip: str = SERVER_IP  # where clients reach it, and its rtc.node_ip
     redis: str | None = None  # host:port of the Redis that makes it one node of a multi-node deployment
+    # UDP ports for media: 10 jobs with a client each held 84 of them and 40 jobs 185; when they run out, a
+    # new connection can fail. Tests stay far below 200; a bench alone in its namespace takes more
+    rtc_ports: int = 200
 
     @property
     def url(self) -> str:
@@ -113,12 +116,12 @@ class LiveKitServer:
 
     def start(self) -> None:
         cfg = self.workdir / f"livekit-{self.port}.yaml"
-        rtc_base = 40000 + (self.port % 100) * 200  # 200 UDP ports of its own, all below 60000
+        rtc_base = 40000 + (self.port % 100) * 200  # its own ports: with 200 each, all below 60000
         cfg.write_text(
             f"port: {self.port}\n"
             f"bind_addresses: ['{self.ip}', '127.0.0.1']\n"
             f"rtc:\n  tcp_port: {self.port + 1}\n  port_range_start: {rtc_base}\n"
-            f"  port_range_end: {rtc_base + 199}\n  node_ip: {self.ip}\n  use_external_ip: false\n"
+            f"  port_range_end: {rtc_base + self.rtc_ports - 1}\n  node_ip: {self.ip}\n  use_external_ip: false\n"
             f"  stun_servers: ['{self.ip}:3478']\n"
             f"keys:\n  {API_KEY}: {API_SECRET}\n"
             "logging:\n  level: warn\n"
@@ -215,10 +218,11 @@ class HostProcess:
 
 def private_server(tool: str) -> LiveKitServer:
     """For scripts (demo, benchmarks): move this process into a network namespace of its own and start a
-    livekit-server there, in a fresh temporary folder. Exits with the reason when the namespace is refused."""
+    livekit-server there, in a fresh temporary folder, with 2,000 UDP ports for media (a density bench runs
+    100 jobs). Exits with the reason when the namespace is refused."""
     if netns.enter() is not None:
         raise SystemExit(f"{tool}: {netns.ERROR}")
-    server = LiveKitServer(server_binary(), Path(tempfile.mkdtemp(prefix=f"agenthost-{tool}-")))
+    server = LiveKitServer(server_binary(), Path(tempfile.mkdtemp(prefix=f"agenthost-{tool}-")), rtc_ports=2000)
     server.start()
     return server
 
