@@ -9,7 +9,7 @@ not survive a fork.
 The rtc client asks the library to hand every log record it makes to Python, where the client drops all but
 warnings and errors (debug ones too unless LIVEKIT_RTC_DEBUG is set). A connected room makes thousands of
 records a second, each handed over on its own: entering Python from one of the library's threads, decoding
-it, dropping it. That is most of the CPU an idle connected job uses (`bench/job_bench.py` prints a job's).
+it, dropping it (`bench/rtc_logs_bench.py` measures what that costs idle rooms).
 `start_runtime` has the library keep its records instead and print only what RUST_LOG asks for, warnings and
 errors by default, on standard error in its own format. With LIVEKIT_RTC_DEBUG set, the records go to Python
 as the rtc client has them do (to the `livekit` logger).

@@ -35,6 +35,7 @@ from host.config.sources import ImportRecorder, Snapshot
 from host.process import child as job_child
 from host.process.environment import apply_environment
 from host.process.messages import Exited, Fork, Forked, ForkFailed, InitFailed, NotForkSafe, Retire, TemplateReady
+from host.process.warmup import warm_up
 
 logger = job_child.logger
 
@@ -86,6 +87,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     except OSError as exc:
         job_child.send(conn, InitFailed(f"cannot serve forks: {exc}"))
         return
+    warm_up()  # the job runtime's code, specialized here once rather than in each job process
     gc.collect()
     gc.freeze()  # what was imported is shared with every job process: the collector must not write to it
     if job_child.send(conn, TemplateReady(os.getpid(), sources)):

@@ -1,0 +1,44 @@
+"""The template's warm-up leaves nothing behind that a fork would share: no thread, no descriptor, no event loop."""
+
+import subprocess
+import sys
+
+from host.process import warmup
+
+# in a fresh interpreter, as a template is: no event loop has run there yet
+FRESH = """
+import asyncio, os, threading, warnings
+warnings.simplefilter("error")  # a loop, socket or task left unclosed would warn
+from host.process import warmup
+before = set(os.listdir("/proc/self/fd"))
+warmup.warm_up()
+after = set(os.listdir("/proc/self/fd"))
+print("threads", threading.active_count(), "new descriptors", sorted(after - before))
+try:
+    asyncio.get_running_loop()
+    print("a loop is running")
+except RuntimeError:
+    print("no loop running")
+"""
+
+
+def test_warm_up_leaves_no_thread_descriptor_or_loop():
+    out = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=60, check=True)
+    assert "threads 1 new descriptors []" in out.stdout, out
+    assert "no loop running" in out.stdout and out.stderr == "", out
+
+
+def test_warm_up_runs_the_log_handlers_without_writing(capsys):
+    import logging
+
+    from host import logs
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        job = logs.JobFields({"agent": "a"})
+        logs.setup("text", logging.INFO, job)
+        warmup.warm_up()
+    finally:
+        root.handlers[:] = saved
+    assert capsys.readouterr().err == ""  # formatted, filtered, never emitted
