@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from livekit import api
 
-from host.testing.harness import Client, LiveKitServer, dispatch, new_room, private_server
+from host.testing.harness import Client, LiveKitServer, dispatch, new_room, private_server, server_api
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(__file__).resolve().parent / "peer"
@@ -117,6 +118,7 @@ class Side:
     figures: dict[str, float] = field(default_factory=dict)
     dispatch_ms: list[float] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    idle_processes: int = 0  # processes in its tree once prewarmed, before any job
 
     async def start(self, env: dict[str, str]) -> None:
         fh = open(self.log, "wb")  # noqa: SIM115
@@ -174,8 +176,9 @@ def tree_cpu(pid: int) -> dict[int, float]:
 
 
 async def quiet(side: Side, server: LiveKitServer, cores: float = 0.1, bound: float = 60.0) -> None:
-    """Until the side's processes and the server together use under `cores` over a second (at most `bound`
-    seconds): a burst starts from an idle host, however long the last one took to wind down."""
+    """Until the side's processes and the server together use under `cores` over a second, and the side has no
+    more processes than once prewarmed (at most `bound` seconds): a burst starts from an idle host, however
+    long the last one took to wind down (an idle job uses little CPU: its process is what shows it runs)."""
     assert side.proc is not None and server.proc is not None
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
@@ -183,7 +186,8 @@ async def quiet(side: Side, server: LiveKitServer, cores: float = 0.1, bound: fl
         await asyncio.sleep(1.0)
         after, server_after = tree_cpu(side.proc.pid), tree_cpu(server.proc.pid)[server.proc.pid]
         used = sum(after.values()) - sum(before.values()) + server_after - server_before
-        if after.keys() == before.keys() and used < cores:  # no process came or went, and little CPU
+        settled = after.keys() == before.keys() and len(after) <= side.idle_processes  # none came, went, or runs
+        if settled and used < cores:
             return
     print(f"{side.name}: still busy after {bound:g} s; the burst starts anyway")
 
@@ -225,7 +229,7 @@ async def burst(server: LiveKitServer, side: Side) -> dict[str, float]:
           f"clients; all of it on {os.cpu_count()} cores takes at least {floor:.0f} ms (it took {took:.0f} ms)")
     if side.name == "agenthost":
         print_breakdown(side.log.read_text(errors="replace"), {c.room_name for c in clients}, sent, took)
-    await asyncio.gather(*(c.disconnect() for c in clients))
+    await leave(server, clients)
     figures[f"burst of {BURST}: last job answered (ms)"] = took
     return figures
 
@@ -255,10 +259,20 @@ def print_breakdown(log: str, rooms: set[str], sent: float, took_ms: float) -> N
     print(f"  {'client has text':<16} {'':>7}   {took_ms:>7.0f}")
 
 
+async def leave(server: LiveKitServer, clients: list[Client]) -> None:
+    """The clients leave and their rooms are closed: their jobs end now, not once the server closes the empty
+    rooms (which would be during the next burst)."""
+    await asyncio.gather(*(c.disconnect() for c in clients))
+    async with server_api(server) as lk:
+        await asyncio.gather(*(lk.room.delete_room(api.DeleteRoomRequest(room=c.room_name)) for c in clients),
+                             return_exceptions=True)  # a room already closed is fine
+
+
 async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> None:
     await side.start(server.env())
     assert side.proc is not None
     await asyncio.sleep(SETTLE)
+    side.idle_processes = len(tree_cpu(side.proc.pid))
     idle = tree_pss(side.proc.pid)
     side.figures["memory idle, 2 prewarmed (MB)"] = idle / 2**20
     for _ in range(rounds):
@@ -281,8 +295,7 @@ async def measure(side: Side, server: LiveKitServer, rounds: int, jobs: int) -> 
     running_breakdown(side, jobs)
     side.figures[f"memory with {jobs} jobs (MB)"] = loaded / 2**20
     side.figures["memory per running job (MB)"] = (loaded - idle) / jobs / 2**20
-    for c in clients:
-        await c.disconnect()
+    await leave(server, clients)
     await asyncio.sleep(SETTLE)  # last: a burst leaves the machine busy for a while
     runs = []
     for _ in range(BURSTS):
