@@ -7,7 +7,8 @@ prewarmed processes each, inside a private network namespace (root needed). Meas
   text arriving at the client, over ROUNDS sequential jobs;
 - burst: BURST dispatches at once (their clients in their rooms since ROOMS_SETTLE seconds): until every
   entrypoint runs and every job is connected (the probes say when, in their text), and until the last text
-  arrived; BURSTS times per side (each printed), medians in the table;
+  arrived; BURSTS times per side (each printed), medians in the table; each burst starts once the side is
+  back to its prewarmed processes and quiet (each phase closes its rooms when its clients leave);
 - memory: the proportional set size (PSS, so shared pages count once) of the whole process
   tree, idle (prewarmed) and with JOBS jobs running at once; per job = the difference / JOBS; and what
   a running job's process is made of (private pages by kind, from smaps);
@@ -43,8 +44,8 @@ PEER = Path(__file__).resolve().parent / "peer"
 
 SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
 # seconds between the burst's clients joining their rooms and its dispatches: the server tries to dispatch
-# automatic agents to each new room, and each try holds one of its agent dispatchers until the 1 s selection
-# timeout ends it (no such agent is registered); dispatches sent meanwhile can wait seconds for a free one
+# automatic agents to each new room, each try waiting out its 1 s selection timeout (no such agent is
+# registered), and dispatches sent meanwhile were seen waiting seconds to be offered
 ROOMS_SETTLE = 2.0
 BURST = 30  # dispatches at once, to one agent with two prewarmed processes
 BURSTS = 5  # bursts per side: a burst on a small shared machine varies a lot from one to the next; medians

@@ -99,8 +99,9 @@ class LiveKitServer:
     proc: subprocess.Popen[bytes] | None = None
     ip: str = SERVER_IP  # where clients reach it, and its rtc.node_ip
     redis: str | None = None  # host:port of the Redis that makes it one node of a multi-node deployment
-    # UDP ports for media: 10 jobs with a client each held 84 of them and 40 jobs 185; when they run out, a
-    # new connection can fail. Tests stay far below 200; a bench alone in its namespace takes more
+    # UDP ports for media: 10 jobs with a client each held 84 of them and 40 jobs 185 (the server's
+    # /proc/<pid>/net/udp); when they run out, a new connection can fail. Tests stay far below 200; a bench
+    # alone in its namespace takes more
     rtc_ports: int = 200
 
     @property
