@@ -81,10 +81,14 @@ class SoakReport:
 
 
 def write_agent(folder: Path, version: int) -> None:
+    """The soak agent at `version`. Its hosts run with `--load-threshold 0` (one machine runs everything, so its
+    CPU is no measure of a host's room), and `max_jobs` makes the load each reports its running jobs: the
+    server then offers a job to the host with fewer, instead of to whichever answers first."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "soak.py").write_text(SOAK_AGENT.format(version=f"v{version}"))
     (folder / "soak.yaml").write_text(f"name: soak\nentrypoint: soak.py:entrypoint\nprocesses: {{idle: 2}}\n"
-                                      f"shutdown: {{timeout: 5s}}\nlog_fields: {{rev: {version}}}\n")
+                                      f"limits: {{max_jobs: 100}}\nshutdown: {{timeout: 5s}}\n"
+                                      f"log_fields: {{rev: {version}}}\n")
 
 
 async def soak(nodes: list[LiveKitServer], hosts: list[HostProcess], folders: list[Path], *, seconds: float,

@@ -18,10 +18,10 @@ TEST_AGENTS = ROOT / "tests" / "agents"
 AGENTS = ROOT / "agents.d"
 
 
-def holder(folder: Path, name: str = "holder") -> Path:
+def holder(folder: Path, name: str = "holder", limits: str = "") -> Path:
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.yaml").write_text(f"name: {name}\nentrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n"
-                                         "processes: {idle: 2}\n")
+                                         f"processes: {{idle: 2}}\n{limits}")
     return folder
 
 
@@ -50,9 +50,13 @@ async def test_a_room_on_node_1_gets_its_job_from_a_host_on_node_2(cluster, star
 
 
 async def test_two_hosts_on_two_nodes_share_dispatches_and_a_drain_loses_none(cluster, start_host, tmp_path):
+    # The server offers each job to the host whose reported load is lowest. Both hosts share this machine,
+    # so the CPU each one samples differs only by when it samples: counting jobs alone (no CPU, max_jobs)
+    # makes the less busy host the lower one, and the share the server's decision, not the sampling phase.
     node1, node2 = cluster.nodes
-    a = start_host(node1, holder(tmp_path / "a"))
-    b = start_host(node2, holder(tmp_path / "b"))
+    by_jobs = ("--load-threshold", "0")
+    a = start_host(node1, holder(tmp_path / "a", limits="limits: {max_jobs: 10}\n"), args=by_jobs)
+    b = start_host(node2, holder(tmp_path / "b", limits="limits: {max_jobs: 10}\n"), args=by_jobs)
     await a.wait_log(r"registered agent holder")
     await b.wait_log(r"registered agent holder")
     first = [await ticking_on(cluster.nodes[i % 2], cluster.nodes[(i + 1) % 2]) for i in range(6)]
