@@ -36,17 +36,29 @@ from pathlib import Path
 import psutil
 from livekit import api
 
-from host.testing.harness import Client, LiveKitServer, dispatch, new_room, private_server, server_api
+from host.testing.harness import (
+    Client,
+    LiveKitServer,
+    dispatch,
+    new_room,
+    private_server,
+    renew_agent_list,
+    server_api,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(__file__).resolve().parent / "peer"
 
 
 SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is measured
-# seconds between the burst's clients joining their rooms and its dispatches: the server tries to dispatch
-# automatic agents to each new room, each try waiting out its 1 s selection timeout (no such agent is
-# registered), and dispatches sent meanwhile were seen waiting seconds to be offered
-ROOMS_SETTLE = 2.0
+# seconds between the burst's clients joining their rooms and its dispatches. A new room makes the server look
+# for agents to dispatch to it automatically; when its list of registered agents is older than a minute, that
+# look-up renews it, asking every node and waiting out the full 5 s of the request (livekit-server
+# pkg/agent/client.go: EnabledCacheTTL, CheckEnabledTimeout). Until it ends, each dispatch holds one of the
+# server's 50 dispatch workers, and dispatches past those wait: 13 of a burst's 30 were offered 1.6 s after
+# the others, and 5.2 s once the renewal came with the dispatches. So each burst has the server drop its list
+# first (`renew_agent_list`): its rooms' look-up renews it, and it has ended before the dispatches.
+ROOMS_SETTLE = 6.0
 BURST = 30  # dispatches at once, to one agent with two prewarmed processes
 BURSTS = 5  # bursts per side: a burst on a small shared machine varies a lot from one to the next; medians
 
@@ -204,6 +216,8 @@ async def burst(server: LiveKitServer, side: Side) -> dict[str, float]:
     machine cannot end sooner than all of it divided by its cores. For agenthost (which logs at debug level
     here), where each job's time went, from its host's log."""
     assert side.proc is not None and server.proc is not None
+    await renew_agent_list(server)
+    await asyncio.sleep(0.5)  # every node has heard of the worker that came and went
     clients = [Client(server, new_room()) for _ in range(BURST)]
     for c in clients:
         c.listen("probe")

@@ -27,12 +27,14 @@ from host.testing.rooms import (  # re-exported: tests, bench/ and the demo take
     dispatch,
     job_in_new_room,
     new_room,
+    renew_agent_list,
     server_api,
     token,
 )
 
 __all__ = ["API_KEY", "API_SECRET", "ROOT", "Client", "HostProcess", "LiveKitServer", "RedisServer", "agent_file",
-           "dispatch", "job_in_new_room", "new_room", "private_server", "server_api", "server_binary", "token"]
+           "dispatch", "job_in_new_room", "new_room", "private_server", "renew_agent_list", "server_api",
+           "server_binary", "token"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
