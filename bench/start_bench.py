@@ -3,7 +3,9 @@
 For the probe agent (bench/peer/probe.yaml) and for the AgentSession example when livekit-agents is
 installed (agents.d/voice-function.yaml, whose prewarm loads the VAD), N processes asked for at once,
 after one warm-up process each way: the wall time until all are ready, and the CPU they used to get
-ready (their own report, which a forked process counts from zero). This is agenthost against itself,
+ready (their own report, which a forked process counts from zero); and what each fork cost the template
+itself: its CPU, and the page faults it took (mostly pages it wrote to after the fork, which the kernel
+copies, as they are shared with the new process). This is agenthost against itself,
 the template against the fork server it replaces; job_bench.py compares whole jobs with livekit-agents.
 Usage: python bench/start_bench.py [N]
 """
@@ -11,6 +13,7 @@ Usage: python bench/start_bench.py [N]
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -43,6 +46,15 @@ async def ready_all(definition: AgentDefinition, template: AgentTemplate | None,
     return took, cpu
 
 
+def own_cost(pid: int) -> tuple[float, int]:
+    """(CPU ms, minor page faults) of the process so far."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        cpu_ns = int(f.read().split()[0])
+    with open(f"/proc/{pid}/stat") as f:
+        faults = int(f.read().rsplit(")", 1)[1].split()[7])
+    return cpu_ns / 1e6, faults
+
+
 async def measure(file: Path, n: int) -> None:
     definition = load([str(file)], check_imports=False).require_ok().agents[0]
     template = AgentTemplate(definition, "text", 30)
@@ -51,13 +63,22 @@ async def measure(file: Path, n: int) -> None:
         figures = {}
         for name, source in (("template", template), ("fork server", None)):
             await ready_all(definition, source, 1)  # warm-up: the fork server's own start is not measured
+            assert template.pid is not None
+            before = own_cost(template.pid)
             figures[name] = await ready_all(definition, source, n)
+            if source is template:
+                after = own_cost(template.pid)
+                per_fork = ((after[0] - before[0]) / n, (after[1] - before[1]) / n)
+                with open(f"/proc/{template.pid}/statm") as f:
+                    resident_mb = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     finally:
         template.retire()
         await template.wait_exit(10)
     (t_ms, t_cpu), (f_ms, f_cpu) = figures["template"], figures["fork server"]
     print(f"{definition.name}: {n} processes at once, all ready in {t_ms:.0f} ms from the template, {f_ms:.0f} ms "
-          f"from the fork server ({f_ms / t_ms:.1f}x); CPU to get ready, median {t_cpu:.1f} / {f_cpu:.1f} ms")
+          f"from the fork server ({f_ms / t_ms:.1f}x); CPU to get ready, median {t_cpu:.1f} / {f_cpu:.1f} ms; "
+          f"each process cost the template ({resident_mb:.0f} MB resident) {per_fork[0]:.2f} ms of CPU and "
+          f"{per_fork[1]:.0f} page faults (its fork and its reaping)")
 
 
 async def run(n: int) -> None:

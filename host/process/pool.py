@@ -95,6 +95,8 @@ class ProcessPool:
                 return proc
         self._misses.append(time.monotonic())
         proc = await self._launch()
+        logger.debug("job process %s started for a job that found no idle one", proc.pid,
+                     extra={"agent": self.definition.name, "pid": proc.pid})
         # not cancelled with the pool: the process is its job's now
         settling = asyncio.get_running_loop().create_task(self._settle_taken(proc))
         self._settling.add(settling)
@@ -223,6 +225,8 @@ class ProcessPool:
         self.last_error = None
         self.sources.update(proc.sources)
         self._prewarm_cpu.append(proc.prewarm_cpu)
+        logger.debug("job process %s ready, after %.1f ms of CPU", proc.pid, proc.prewarm_cpu * 1000,
+                     extra={"agent": self.definition.name, "pid": proc.pid})
 
     async def _settle_taken(self, proc: JobProcess) -> None:
         with contextlib.suppress(ProcessStartError):  # recorded; the job that took it sees it too

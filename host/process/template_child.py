@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import pickle
 import selectors
 import signal
 import socket
@@ -25,8 +26,7 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from multiprocessing import reduction
-from multiprocessing.connection import Connection, Pipe
+from multiprocessing.connection import Connection
 
 from host import logs
 from host.config.definitions import AgentDefinition
@@ -122,6 +122,7 @@ class Template:
         self.job = job
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.conn.fileno(), selectors.EVENT_READ, None)
+        self.sock = socket.socket(fileno=os.dup(conn.fileno()))  # the descriptors of each fork are sent on it
         self.children: dict[int, int] = {}  # pid -> pidfd
         self.forking = True
 
@@ -147,7 +148,7 @@ class Template:
 
     def _fork(self) -> None:
         try:
-            host_end, job_end = Pipe(duplex=True)
+            host_end, job_end = socket.socketpair()
         except OSError as exc:
             self._fork_failed(exc)
             return
@@ -165,26 +166,28 @@ class Template:
         self.children[pid] = pidfd
         self.selector.register(pidfd, selectors.EVENT_READ, pid)
         with contextlib.suppress(OSError):  # the host is gone; the job process finds out by its watchdog
-            self.conn.send(Forked(pid))
-            with socket.socket(fileno=os.dup(self.conn.fileno())) as sock:
-                reduction.sendfds(sock, [host_end.fileno(), pidfd])
+            # as few objects as can be: every page the template writes to after a fork is copied (200 a fork)
+            self.conn.send_bytes(pickle.dumps(Forked(pid), pickle.HIGHEST_PROTOCOL))
+            socket.send_fds(self.sock, [bytes([2])], [host_end.fileno(), pidfd])  # [count], as recvfds checks
         host_end.close()
 
     def _fork_failed(self, exc: OSError) -> None:
         with contextlib.suppress(OSError):
             self.conn.send(ForkFailed(f"cannot fork a job process: {exc}"))
 
-    def _run_job(self, host_end: Connection, job_end: Connection) -> None:
+    def _run_job(self, host_end: socket.socket, job_end: socket.socket) -> None:
         """In the forked job process: drop the template's descriptors, run the job process's main, exit."""
         code = 0
         try:
             self.selector.close()
+            self.sock.close()
             self.conn.close()
             host_end.close()
             for fd in self.children.values():
                 os.close(fd)
             job = self.job
-            job_child.main(job_end, job.definition, job.log_format, job.log_level, job.host_pid, job.sources)
+            job_child.main(Connection(job_end.detach()), job.definition, job.log_format, job.log_level, job.host_pid,
+                           job.sources)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:

@@ -127,10 +127,11 @@ async def test_a_closed_pool_s_template_waits_for_its_running_process_then_exits
 
 async def test_a_template_that_cannot_fork_makes_a_clear_start_error(tmp_path):
     # the template (and only it: the module is imported there) runs out of file descriptors: every number below
-    # `top` in use, and a limit that leaves two, one for the template's selector and one short of a pipe's two
+    # `top` in use, and a limit that leaves three: the template's selector, the socket it sends descriptors on,
+    # and one short of a pipe's two
     body = ("import resource\ntop = max(int(f) for f in os.listdir('/proc/self/fd'))\nheld = []\n"
             "while (fd := os.open(os.devnull, os.O_RDONLY)) < top:\n    held.append(fd)\nos.close(fd)\n"
-            "resource.setrlimit(resource.RLIMIT_NOFILE, (top + 2, top + 2))\n")
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (top + 3, top + 3))\n")
     pool = ProcessPool(agent(tmp_path, body), "text", 20)
     try:
         with pytest.raises(ProcessStartError, match=r"cannot fork a job process: .*Too many open files"):
