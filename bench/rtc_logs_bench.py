@@ -4,6 +4,8 @@ processes do, host.process.native.start_runtime).
 
 For each way, a fresh process connects ROOMS rtc clients, each to a room of its own on a local livekit-server:
 the CPU it used to connect them, then (SETTLE seconds later) the CPU it uses over IDLE seconds while they idle.
+Also the CPU of the short processes the library starts to connect (it runs `lsb_release -a` and `getconf
+LONG_BIT` to describe the machine to the server; both ways alike): it counts in no process's own CPU.
 Root needed (a private network namespace). Usage: python bench/rtc_logs_bench.py [ROOMS]
 """
 
@@ -26,34 +28,34 @@ from livekit import rtc
 from host.process.native import start_runtime
 from host.testing.rooms import new_room, token
 
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def cpu(who=resource.RUSAGE_SELF):
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
 async def main(url, rooms, keep_native):
     if keep_native:
         start_runtime()
-    before = cpu()
+    before, started = cpu(), cpu(resource.RUSAGE_CHILDREN)
     connected = [rtc.Room() for _ in range(rooms)]
     await asyncio.gather(*(r.connect(url, token(new_room(), "user")) for r in connected))
-    connecting = cpu() - before
+    connecting, children = cpu() - before, cpu(resource.RUSAGE_CHILDREN) - started
     await asyncio.sleep({SETTLE})
     before = cpu()
     await asyncio.sleep({IDLE})
-    print(f"{{connecting:.2f}} {{(cpu() - before) / {IDLE}:.3f}}")
+    print(f"{{connecting:.2f}} {{(cpu() - before) / {IDLE}:.3f}} {{children:.2f}}")
     await asyncio.gather(*(r.disconnect() for r in connected))
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "native"))
 """
 
 
-def one_way(url: str, rooms: int, way: str) -> tuple[float, float]:
+def one_way(url: str, rooms: int, way: str) -> tuple[float, float, float]:
     out = subprocess.run([sys.executable, "-c", ONE_WAY, url, str(rooms), way], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{way}: {out.stderr[-2000:]}")
-    connecting, idle = out.stdout.split()
-    return float(connecting), float(idle)
+    connecting, idle, children = out.stdout.split()
+    return float(connecting), float(idle), float(children)
 
 
 def main(rooms: int) -> int:
@@ -66,6 +68,7 @@ def main(rooms: int) -> int:
     print(f"{rooms} connected rooms in one process    {'records to Python':>18}{'kept native':>14}{'ratio':>8}")
     print(f"{'CPU to connect them (s)':<38}{python[0]:>18.2f}{native[0]:>14.2f}{native[0] / python[0]:>7.2f}x")
     print(f"{'CPU while they idle (cores)':<38}{python[1]:>18.3f}{native[1]:>14.3f}{native[1] / python[1]:>7.2f}x")
+    print(f"{'CPU of what it started to connect (s)':<38}{python[2]:>18.2f}{native[2]:>14.2f}")
     return 0
 
 
