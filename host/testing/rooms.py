@@ -14,6 +14,7 @@ from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
 
 from host.process.native import start_runtime
+from host.runtime.worker import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
     from host.testing.harness import LiveKitServer
@@ -120,7 +121,7 @@ async def renew_agent_list(server: LiveKitServer) -> None:
     register = agent_pb.WorkerMessage(register=agent_pb.RegisterWorkerRequest(
         type=agent_pb.JobType.JT_ROOM, agent_name=f"list-renewal-{uuid.uuid4().hex[:8]}"))
     async with aiohttp.ClientSession() as session, session.ws_connect(
-            f"{server.url}/agent?protocol=1", headers={"Authorization": f"Bearer {grant}"}) as ws:
+            f"{server.url}/agent?protocol={PROTOCOL_VERSION}", headers={"Authorization": f"Bearer {grant}"}) as ws:
         await ws.send_bytes(register.SerializeToString())
         answer = await asyncio.wait_for(ws.receive(), 10)
         if answer.type != aiohttp.WSMsgType.BINARY:
