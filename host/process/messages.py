@@ -1,15 +1,21 @@
 """Messages between the host and its processes: job processes, and agents' template processes.
 
 Every message is a small frozen dataclass and crosses a `multiprocessing` pipe pickled;
-the protobuf `Job` crosses as bytes so that this module never imports the LiveKit SDK.
+the protobuf `Job` crosses as bytes so that this module never imports the LiveKit SDK. Except what crosses
+once per job process between the host and a template: FORK and RETIRE are a byte each, and Forked and Exited
+are packed by hand (`pack_forked`, `pack_exited`; the host reads them with `read_template_message`), since
+unpickling and pickling them would write to many of the template's pages (see host.process.template_child).
 Job processes: host -> process StartJob, ShutdownJob; process -> host Ready, InitFailed, JobStarted,
-ShuttingDown, JobDone. Template processes: host -> template Fork, Retire; template -> host TemplateReady,
+ShuttingDown, JobDone. Template processes: host -> template FORK, RETIRE; template -> host TemplateReady,
 NotForkSafe, InitFailed, Forked (followed on the same socket by two file descriptors) or ForkFailed, Exited.
 """
 
 from __future__ import annotations
 
+import pickle
+import struct
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
@@ -75,16 +81,6 @@ class JobDone:
 
 
 @dataclass(frozen=True)
-class Fork:
-    """Fork one job process (the template answers with Forked, in the order asked)."""
-
-
-@dataclass(frozen=True)
-class Retire:
-    """Fork no more; exit once every job process forked so far has exited and been reported."""
-
-
-@dataclass(frozen=True)
 class TemplateReady:
     """The template imported the agent's code; it forks job processes on request."""
 
@@ -125,5 +121,38 @@ class Exited:
 
 HostMessage = StartJob | ShutdownJob
 ProcessMessage = Ready | InitFailed | JobStarted | ShuttingDown | JobDone
-TemplateRequest = Fork | Retire
 TemplateMessage = TemplateReady | NotForkSafe | InitFailed | Forked | ForkFailed | Exited
+
+
+# host -> template: a byte each, framed by the host's Connection.send_bytes (REQUEST_FRAME bytes in all)
+FORK = b"f"  # fork one job process: answered with Forked (or ForkFailed), in the order asked
+RETIRE = b"r"  # fork no more; exit once every job process forked so far has exited and been reported
+REQUEST_FRAME = 5
+
+# Forked and Exited, packed: a frame as multiprocessing's Connection frames a message (its length, 4 bytes
+# big-endian), then a tag that no pickle starts with (a pickle starts with b"\x80"), then the fields
+_FORKED = struct.Struct("!ici")  # 5, b"F", pid
+_EXITED = struct.Struct("!icii")  # 9, b"E", pid, code
+FDS = struct.Struct("2i")  # the descriptors that follow Forked: the host's end of the job's pipe, its pidfd
+FDS_DATA = [bytes([2])]  # sent with them: their count, as multiprocessing.reduction.recvfds checks
+
+
+def pack_forked(pid: int) -> bytes:
+    """Forked(pid), framed for the template's pipe to the host."""
+    return _FORKED.pack(_FORKED.size - 4, b"F", pid)
+
+
+def pack_exited(pid: int, code: int) -> bytes:
+    """Exited(pid, code), framed for the template's pipe to the host."""
+    return _EXITED.pack(_EXITED.size - 4, b"E", pid, code)
+
+
+def read_template_message(conn: Connection) -> TemplateMessage:
+    """The next message from a template: packed (Forked, Exited) or pickled (the others)."""
+    data = conn.recv_bytes()
+    if data[:1] == b"F" and len(data) == _FORKED.size - 4:
+        return Forked(*struct.unpack("!xi", data))
+    if data[:1] == b"E" and len(data) == _EXITED.size - 4:
+        return Exited(*struct.unpack("!xii", data))
+    msg: TemplateMessage = pickle.loads(data)
+    return msg

@@ -27,15 +27,15 @@ from host.config.sources import Snapshot
 from host.process import template_child
 from host.process.errors import NotForkSafeError, ProcessStartError
 from host.process.messages import (
+    FORK,
+    RETIRE,
     Exited,
-    Fork,
     Forked,
     ForkFailed,
     InitFailed,
     NotForkSafe,
-    Retire,
-    TemplateMessage,
     TemplateReady,
+    read_template_message,
 )
 from host.process.mp import mp_context, start_off_loop
 
@@ -117,7 +117,7 @@ class AgentTemplate:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._forks.append((waiter, child))
         try:
-            self._conn.send(Fork())
+            self._conn.send_bytes(FORK)
         except OSError as exc:
             self._forks.remove((waiter, child))
             raise ProcessStartError(f"the template process is gone: {exc}") from exc
@@ -128,7 +128,7 @@ class AgentTemplate:
         if not self.retired and not self.exited:
             self.retired = True
             with contextlib.suppress(OSError):
-                self._conn.send(Retire())
+                self._conn.send_bytes(RETIRE)
 
     def kill(self) -> None:
         """SIGKILL the template alone (the job processes it forked keep running, then watched by pidfd)."""
@@ -156,7 +156,7 @@ class AgentTemplate:
     def _read_one(self) -> bool:
         """Handle one message; False at end of stream."""
         try:
-            msg: TemplateMessage = self._conn.recv()
+            msg = read_template_message(self._conn)
             if isinstance(msg, Forked):
                 # the descriptors follow the message at once, on the same socket
                 with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:

@@ -2,7 +2,7 @@
 
 The fork server forks the template like a job process; the template imports what the agent's job processes
 would import after the fork (the entrypoint's module, `setup`'s, livekit-agents' warm-up), freezes it for the
-garbage collector and then, on each Fork from the host, forks a job process that starts from that image: it
+garbage collector and then, on each FORK from the host, forks a job process that starts from that image: it
 shares those pages and imports nothing, and only runs `setup` (prewarm keeps its per-process contract). A fork
 is only safe from a process with one thread, and a connection opened at import would be shared by every job
 process, so a template whose imports started a thread or opened a socket says so instead of Ready, and the
@@ -10,7 +10,7 @@ host starts that agent's processes from the fork server as before.
 
 The template is the parent of the job processes it forks: it reaps each one (watching a pidfd per process) and
 reports its exit code. The host gets, for each process, the host end of its pipe and a pidfd of its own. After
-Retire, or when the host is gone, the template forks nothing more and exits once its last job process has.
+RETIRE, or when the host is gone, the template forks nothing more and exits once its last job process has.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import pickle
-import selectors
+import select
 import signal
 import socket
 import sys
@@ -34,7 +33,19 @@ from host.config.entrypoints import load_function
 from host.config.sources import ImportRecorder, Snapshot
 from host.process import child as job_child
 from host.process.environment import apply_environment
-from host.process.messages import Exited, Fork, Forked, ForkFailed, InitFailed, NotForkSafe, Retire, TemplateReady
+from host.process.messages import (
+    FDS,
+    FDS_DATA,
+    FORK,
+    REQUEST_FRAME,
+    RETIRE,
+    ForkFailed,
+    InitFailed,
+    NotForkSafe,
+    TemplateReady,
+    pack_exited,
+    pack_forked,
+)
 from host.process.warmup import warm_up
 
 logger = job_child.logger
@@ -105,6 +116,17 @@ class JobSettings:
     sources: Snapshot
 
 
+def read_exactly(fd: int, size: int) -> bytes:
+    """`size` bytes from `fd`; EOFError if it ends first."""
+    data = os.read(fd, size)
+    while len(data) < size:
+        more = os.read(fd, size - len(data))
+        if not more:
+            raise EOFError
+        data += more
+    return data
+
+
 def open_sockets() -> set[int]:
     """The descriptors of this process that are sockets."""
     found = set()
@@ -117,33 +139,40 @@ def open_sockets() -> set[int]:
 
 
 class Template:
+    """Forks job processes on request and reaps them. Its loop calls epoll, os and struct directly, with no
+    Python layer between (selectors, pickling, multiprocessing's connection), and builds what it can once:
+    every page the template writes to after a fork is copied, being shared with the new process, so each
+    object its loop touches costs each job process memory. `python bench/start_bench.py 30` printed 199 page
+    faults of the template per process through those layers, 105 without."""
+
     def __init__(self, conn: Connection, job: JobSettings) -> None:
         self.conn = conn
         self.job = job
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.conn.fileno(), selectors.EVENT_READ, None)
-        self.sock = socket.socket(fileno=os.dup(conn.fileno()))  # the descriptors of each fork are sent on it
-        self.children: dict[int, int] = {}  # pid -> pidfd
+        self.fd = conn.fileno()
+        self.epoll = select.epoll()
+        self.epoll.register(self.fd, select.EPOLLIN)
+        self.sock = socket.socket(fileno=os.dup(self.fd))  # the descriptors of each fork are sent on it
+        self.children: dict[int, int] = {}  # pidfd -> pid
         self.forking = True
 
     def serve(self) -> None:
         while self.forking or self.children:
-            for key, _ in self.selector.select():
-                if key.data is None:
+            for fd, _events in self.epoll.poll():
+                if fd == self.fd:
                     self._on_request()
                 else:
-                    self._reap(key.data)
+                    self._reap(fd)
 
     def _on_request(self) -> None:
         try:
-            request = self.conn.recv()
+            request = read_exactly(self.fd, REQUEST_FRAME)[4:]
         except (EOFError, OSError):  # the host is gone: the job processes end by their own watchdogs
-            self.selector.unregister(self.conn.fileno())
+            self.epoll.unregister(self.fd)
             self.forking = False
             return
-        if isinstance(request, Fork) and self.forking:
+        if request == FORK and self.forking:
             self._fork()
-        elif isinstance(request, Retire):
+        elif request == RETIRE:
             self.forking = False
 
     def _fork(self) -> None:
@@ -163,12 +192,11 @@ class Template:
             self._run_job(host_end, job_end)  # never returns
         job_end.close()
         pidfd = os.pidfd_open(pid)  # before any reap: this pid is the child until the template waits for it
-        self.children[pid] = pidfd
-        self.selector.register(pidfd, selectors.EVENT_READ, pid)
+        self.children[pidfd] = pid
+        self.epoll.register(pidfd, select.EPOLLIN)
         with contextlib.suppress(OSError):  # the host is gone; the job process finds out by its watchdog
-            # as few objects as can be: every page the template writes to after a fork is copied (200 a fork)
-            self.conn.send_bytes(pickle.dumps(Forked(pid), pickle.HIGHEST_PROTOCOL))
-            socket.send_fds(self.sock, [bytes([2])], [host_end.fileno(), pidfd])  # [count], as recvfds checks
+            os.write(self.fd, pack_forked(pid))
+            self.sock.sendmsg(FDS_DATA, [(socket.SOL_SOCKET, socket.SCM_RIGHTS, FDS.pack(host_end.fileno(), pidfd))])
         host_end.close()
 
     def _fork_failed(self, exc: OSError) -> None:
@@ -179,11 +207,11 @@ class Template:
         """In the forked job process: drop the template's descriptors, run the job process's main, exit."""
         code = 0
         try:
-            self.selector.close()
+            self.epoll.close()
             self.sock.close()
             self.conn.close()
             host_end.close()
-            for fd in self.children.values():
+            for fd in self.children:
                 os.close(fd)
             job = self.job
             job_child.main(Connection(job_end.detach()), job.definition, job.log_format, job.log_level, job.host_pid,
@@ -199,10 +227,10 @@ class Template:
                     stream.flush()
             os._exit(code)
 
-    def _reap(self, pid: int) -> None:
-        pidfd = self.children.pop(pid)
-        self.selector.unregister(pidfd)
+    def _reap(self, pidfd: int) -> None:
+        pid = self.children.pop(pidfd)
+        self.epoll.unregister(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
         with contextlib.suppress(OSError):  # the host is gone: no one to tell
-            self.conn.send(Exited(pid, os.waitstatus_to_exitcode(status)))
+            os.write(self.fd, pack_exited(pid, os.waitstatus_to_exitcode(status)))

@@ -50,3 +50,19 @@ def test_reports_the_project_files_an_import_loaded(tmp_path):
     expected = [str((tmp_path / name).resolve()) for name in ("helper.py", "main_mod.py")]
     assert sorted(result.sources) == expected
     assert all(size > 0 for _mtime, size in result.sources.values())
+
+
+def test_the_installed_roots_are_looked_up_once_per_process(monkeypatch):
+    # each look copies all of sysconfig's variables, and a job process forked from a template would copy the
+    # pages they are on: the template looks once, its job processes reuse that
+    import os
+    import sys
+
+    from host.config import sources
+
+    first = sources._installed_roots()
+    looked = []
+    monkeypatch.setattr(sources.sysconfig, "get_paths", lambda: looked.append(1) or {})
+    assert sources._installed_roots() == first
+    assert any(root.startswith(os.path.realpath(sys.prefix)) for root in first)
+    assert looked == []
