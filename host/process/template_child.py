@@ -8,6 +8,11 @@ is only safe from a process with one thread, and a connection opened at import w
 process, so a template whose imports started a thread or opened a socket says so instead of Ready, and the
 host starts that agent's processes from the fork server as before.
 
+While it serves forks, the template runs PRIORITY_BOOST nice levels above its job processes where it may (root,
+CAP_SYS_NICE, or an RLIMIT_NICE that allows it): under a burst, the CPU is taken by the jobs already connecting,
+and each fork would wait for its turn behind them. Each job process goes back to the template's nice value
+before it runs anything else (so `setup` and the job run as the host does).
+
 The template is the parent of the job processes it forks: it reaps each one (watching a pidfd per process) and
 reports its exit code. The host gets, for each process, the host end of its pipe and a pidfd of its own. After
 RETIRE, or when the host is gone, the template forks nothing more and exits once its last job process has.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import resource
 import select
 import signal
 import socket
@@ -49,6 +55,8 @@ from host.process.messages import (
 from host.process.warmup import warm_up
 
 logger = job_child.logger
+
+PRIORITY_BOOST = 10  # nice levels the template runs above its job processes, where it may
 
 
 def import_agent_code(definition: AgentDefinition) -> None:
@@ -116,6 +124,29 @@ class JobSettings:
     sources: Snapshot
 
 
+def nice_values_to_try(before: int, levels: int, rlimit_nice: int) -> list[int]:
+    """The nice values to try, best first, to run `levels` levels above `before`: that one (allowed with
+    CAP_SYS_NICE), else as far as the soft RLIMIT_NICE allows (it counts 1, nice 19, to 40, nice -20)."""
+    wanted = max(before - levels, -20)
+    floor = -20 if rlimit_nice == resource.RLIM_INFINITY else 20 - rlimit_nice
+    return [n for n in dict.fromkeys((wanted, max(wanted, floor))) if n < before]
+
+
+def raise_priority(levels: int) -> int:
+    """Run this process up to `levels` nice levels above where it is, as far as it may; its nice value before,
+    which each process it forks goes back to."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    for nice in nice_values_to_try(before, levels, resource.getrlimit(resource.RLIMIT_NICE)[0]):
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError:
+            continue
+        logger.debug("the template runs at nice %d, its job processes at %d", nice, before)
+        return before
+    logger.debug("the template runs at its job processes' nice value, %d (it may not raise its priority)", before)
+    return before
+
+
 def read_exactly(fd: int, size: int) -> bytes:
     """`size` bytes from `fd`; EOFError if it ends first."""
     data = os.read(fd, size)
@@ -154,8 +185,10 @@ class Template:
         self.sock = socket.socket(fileno=os.dup(self.fd))  # the descriptors of each fork are sent on it
         self.children: dict[int, int] = {}  # pidfd -> pid
         self.forking = True
+        self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # each job process's
 
     def serve(self) -> None:
+        self.nice = raise_priority(PRIORITY_BOOST)
         while self.forking or self.children:
             for fd, _events in self.epoll.poll():
                 if fd == self.fd:
@@ -207,6 +240,7 @@ class Template:
         """In the forked job process: drop the template's descriptors, run the job process's main, exit."""
         code = 0
         try:
+            os.setpriority(os.PRIO_PROCESS, 0, self.nice)  # first: the job process runs as the host does
             self.epoll.close()
             self.sock.close()
             self.conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 
 import psutil
@@ -13,6 +14,7 @@ from host.config.loader import load
 from host.process.handle import ProcessStartError, ProcessState
 from host.process.pool import ProcessPool
 from host.process.template import EXIT_UNKNOWN
+from host.process.template_child import PRIORITY_BOOST, nice_values_to_try
 
 
 async def ready(pool: ProcessPool):
@@ -180,3 +182,31 @@ async def test_code_that_opens_a_connection_at_import_is_not_forked_from_a_templ
     finally:
         await pool.close()
         listener.close()
+
+
+async def test_the_template_runs_above_its_job_processes_which_run_as_the_host_does(tmp_path):
+    pool = ProcessPool(agent(tmp_path), "text", 20)
+    try:
+        proc = await ready(pool)
+        template = pool.template_pid
+        assert template is not None
+        host = os.getpriority(os.PRIO_PROCESS, 0)
+        allowed = os.geteuid() == 0 or 20 - resource.getrlimit(resource.RLIMIT_NICE)[0] <= host - PRIORITY_BOOST
+        assert psutil.Process(template).nice() == (host - PRIORITY_BOOST if allowed else host)
+        assert psutil.Process(proc.pid).nice() == host, "setup and the job run at the host's priority"
+        proc.kill()
+        await proc.wait_exit(5)
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(("before", "rlimit", "expected"), [
+    (0, 0, [-10]),  # the default limit: only CAP_SYS_NICE allows it
+    (0, 25, [-10, -5]),  # a limit that allows part of it
+    (0, 30, [-10]),
+    (0, resource.RLIM_INFINITY, [-10]),
+    (5, 0, [-5]),
+    (-15, 40, [-20]),  # not below -20 (the kernel clamps it; one try is enough)
+])
+def test_the_template_tries_its_boost_then_what_its_nice_limit_allows(before, rlimit, expected):
+    assert nice_values_to_try(before, PRIORITY_BOOST, rlimit) == expected
