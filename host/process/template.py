@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import pickle
 import signal
 import socket
 from collections import deque
@@ -154,14 +155,14 @@ class AgentTemplate:
             self.kill()
 
     def _read_one(self) -> bool:
-        """Handle one message; False at end of stream."""
+        """Handle one message; False at the end of its messages, or at one it cannot understand."""
         try:
             msg = read_template_message(self._conn)
             if isinstance(msg, Forked):
                 # the descriptors follow the message at once, on the same socket
                 with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
                     host_fd, pidfd = reduction.recvfds(sock, 2)
-        except (EOFError, OSError, RuntimeError):
+        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError):  # gone, or no longer understood
             return False
         assert self._ready is not None
         if isinstance(msg, TemplateReady):
