@@ -10,8 +10,8 @@ host starts that agent's processes from the fork server as before.
 
 While it serves forks, the template runs PRIORITY_BOOST nice levels above its job processes where it may (root,
 CAP_SYS_NICE, or an RLIMIT_NICE that allows it): under a burst, the CPU is taken by the jobs already connecting,
-and each fork would wait for its turn behind them. Each job process goes back to the template's nice value
-before it runs anything else (so `setup` and the job run as the host does).
+and each fork would wait for its turn behind them. Each job process goes back to the nice value the template
+had before (the host's) before it runs anything else, so `setup` and the job run as the host does.
 
 The template is the parent of the job processes it forks: it reaps each one (watching a pidfd per process) and
 reports its exit code. The host gets, for each process, the host end of its pipe and a pidfd of its own. After
