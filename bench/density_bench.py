@@ -3,19 +3,24 @@ own, the probe entrypoint holding the job), agenthost and livekit-agents' agent 
 against the same livekit-server. Root needed (a private network namespace).
 
 At each step: the PSS of the host's whole process tree, its CPU use while every job idles (over 5 s), and
-dispatch -> first text for one more job. Usage: python bench/density_bench.py [STEP,STEP,...]
+dispatch -> first text for one more job, NEXT_JOBS times in turn (each one's room closed before the next; the
+median, so that one dispatch the server held up does not make the figure). Usage: python
+bench/density_bench.py [STEP,STEP,...]
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import time
 
 import psutil
-from job_bench import PEER, ROOT, SETTLE, Side, peer_python, served, tree_pss
+from job_bench import PEER, ROOT, SETTLE, Side, leave, peer_python, served, tree_pss
 
 from host.testing.harness import Client, LiveKitServer, private_server
+
+NEXT_JOBS = 5
 
 
 def tree_cpu(pid: int, seconds: float) -> float:
@@ -51,10 +56,16 @@ async def ramp(side: Side, server: LiveKitServer, steps: list[int]) -> dict[int,
         await asyncio.sleep(SETTLE)
         pss = tree_pss(side.proc.pid) / 2**20
         cpu = await asyncio.to_thread(tree_cpu, side.proc.pid, 5.0)
-        ms, extra = await served(server, side.agent, "stay")
-        clients.append(extra)
+        next_jobs = []
+        for _ in range(NEXT_JOBS):
+            ms, extra = await served(server, side.agent, "stay")
+            next_jobs.append(ms)
+            await leave(server, [extra])  # its job ends: the step's count stays
+            await asyncio.sleep(1.0)
+        ms = statistics.median(next_jobs)
         figures[step] = (pss, cpu, ms)
-        print(f"{side.name}: {step} jobs: {pss:.0f} MB, idle CPU {cpu:.2f} cores, next job {ms:.0f} ms", flush=True)
+        print(f"{side.name}: {step} jobs: {pss:.0f} MB, idle CPU {cpu:.2f} cores, next job {ms:.0f} ms (median of "
+              f"{', '.join(f'{v:.0f}' for v in next_jobs)})", flush=True)
     for c in clients:
         await c.disconnect()
     side.stop()
@@ -75,7 +86,7 @@ async def run(steps: list[int], peer: str) -> int:
         ours.stop()
         theirs.stop()
         server.stop()
-    print(f"{'jobs':>5} | {'PSS MB':>17} | {'idle CPU (cores)':>17} | {'next job (ms)':>17}")
+    print(f"{'jobs':>5} | {'PSS MB':>17} | {'idle CPU (cores)':>17} | {'next job (ms), median':>17}")
     print(f"{'':>5} | {'ours':>8} {'peer':>8} | {'ours':>8} {'peer':>8} | {'ours':>8} {'peer':>8}")
     for step in steps:
         a, b = results["agenthost"][step], results["livekit-agents"][step]
