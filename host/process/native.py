@@ -6,6 +6,12 @@ data would be private to every process (about 0.8 MB each) and the load would co
 load starts no thread; the library's runtime (`start_runtime`) still starts in each process, as threads do
 not survive a fork.
 
+The rtc client loads the library again in each process, when its client starts (`get_ffi_lib`: resolving its
+path, building a new ctypes handle with its own function objects), which cost each job process about 0.5 MB
+of private memory (measured by hand). Here, its `get_ffi_lib` answers with the library loaded in the fork
+server, its functions already looked up, unless LIVEKIT_LIB_PATH names another library since (an agent's
+`env`, say), which it then loads as before.
+
 The rtc client asks the library to hand every log record it makes to Python, where the client drops all but
 warnings and errors (debug ones too unless LIVEKIT_RTC_DEBUG is set). A connected room makes thousands of
 records a second, each handed over on its own: entering Python from one of the library's threads, decoding
@@ -21,13 +27,28 @@ room, and gets two of them (TOKIO_WORKER_THREADS, when set, still decides).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 from collections.abc import Iterator, Mapping
 
-from livekit.rtc._ffi_client import get_ffi_lib
+from livekit.rtc import _ffi_client
 
-library = get_ffi_lib()  # the rtc client's own load of it finds it loaded
+_load_library = _ffi_client.get_ffi_lib
+_LOADED_FROM = os.environ.get("LIVEKIT_LIB_PATH", "").strip()  # as the rtc client reads it
+library = _load_library()
+for _name in ("livekit_ffi_initialize", "livekit_ffi_request", "livekit_ffi_drop_handle", "livekit_ffi_dispose"):
+    getattr(library, _name, None)  # the functions the rtc client calls: each first look makes an object
+
+
+def loaded_library() -> ctypes.CDLL:
+    """The rtc client's `get_ffi_lib`: the library loaded here, unless LIVEKIT_LIB_PATH names another since."""
+    if os.environ.get("LIVEKIT_LIB_PATH", "").strip() != _LOADED_FROM:
+        return _load_library()
+    return library
+
+
+_ffi_client.get_ffi_lib = loaded_library
 
 logger = logging.getLogger("agenthost.process")
 

@@ -101,3 +101,13 @@ def test_livekit_rtc_debug_is_read_as_the_rtc_client_reads_it():
     assert native.logs_to_python({"LIVEKIT_RTC_DEBUG": "1"})
     assert not native.logs_to_python({"LIVEKIT_RTC_DEBUG": "0"})
     assert not native.logs_to_python({})
+
+
+def test_the_rtc_client_is_given_the_library_loaded_once_unless_its_path_changed(monkeypatch):
+    from livekit.rtc import _ffi_client
+
+    assert _ffi_client.get_ffi_lib() is native.library  # loaded by the fork server, shared by every job process
+    monkeypatch.setenv("LIVEKIT_LIB_PATH", native.library._name)  # another library named (an agent's env)
+    other = _ffi_client.get_ffi_lib()
+    assert other is not native.library
+    assert other._name == native.library._name
