@@ -129,30 +129,34 @@ FORK = b"f"  # fork one job process: answered with Forked (or ForkFailed), in th
 RETIRE = b"r"  # fork no more; exit once every job process forked so far has exited and been reported
 REQUEST_FRAME = 5
 
-# Forked and Exited, packed: a frame as multiprocessing's Connection frames a message (its length, 4 bytes
-# big-endian), then a tag that no pickle starts with (a pickle starts with b"\x80"), then the fields
-_FORKED = struct.Struct("!ici")  # 5, b"F", pid
-_EXITED = struct.Struct("!icii")  # 9, b"E", pid, code
+# Forked and Exited, packed: a tag that no pickle starts with (a pickle starts with b"\x80"), then the fields; each
+# framed as multiprocessing's Connection frames a message (its length, 4 bytes big-endian), in one struct
+_FORKED = struct.Struct("!ci")  # b"F", pid
+_EXITED = struct.Struct("!cii")  # b"E", pid, code
+_FORKED_FRAMED = struct.Struct("!i" + _FORKED.format[1:])
+_EXITED_FRAMED = struct.Struct("!i" + _EXITED.format[1:])
 FDS = struct.Struct("2i")  # the descriptors that follow Forked: the host's end of the job's pipe, its pidfd
 FDS_DATA = [bytes([2])]  # sent with them: their count, as multiprocessing.reduction.recvfds checks
 
 
 def pack_forked(pid: int) -> bytes:
     """Forked(pid), framed for the template's pipe to the host."""
-    return _FORKED.pack(_FORKED.size - 4, b"F", pid)
+    return _FORKED_FRAMED.pack(_FORKED.size, b"F", pid)
 
 
 def pack_exited(pid: int, code: int) -> bytes:
     """Exited(pid, code), framed for the template's pipe to the host."""
-    return _EXITED.pack(_EXITED.size - 4, b"E", pid, code)
+    return _EXITED_FRAMED.pack(_EXITED.size, b"E", pid, code)
 
 
 def read_template_message(conn: Connection) -> TemplateMessage:
     """The next message from a template: packed (Forked, Exited) or pickled (the others)."""
     data = conn.recv_bytes()
-    if data[:1] == b"F" and len(data) == _FORKED.size - 4:
-        return Forked(*struct.unpack("!xi", data))
-    if data[:1] == b"E" and len(data) == _EXITED.size - 4:
-        return Exited(*struct.unpack("!xii", data))
+    if data[:1] == b"F" and len(data) == _FORKED.size:
+        _tag, pid = _FORKED.unpack(data)
+        return Forked(pid)
+    if data[:1] == b"E" and len(data) == _EXITED.size:
+        _tag, pid, code = _EXITED.unpack(data)
+        return Exited(pid, code)
     msg: TemplateMessage = pickle.loads(data)
     return msg

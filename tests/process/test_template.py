@@ -129,7 +129,7 @@ async def test_a_closed_pool_s_template_waits_for_its_running_process_then_exits
 
 async def test_a_template_that_cannot_fork_makes_a_clear_start_error(tmp_path):
     # the template (and only it: the module is imported there) runs out of file descriptors: every number below
-    # `top` in use, and a limit that leaves three: the template's selector, the socket it sends descriptors on,
+    # `top` in use, and a limit that leaves three: the template's epoll, the socket it sends descriptors on,
     # and one short of a pipe's two
     body = ("import resource\ntop = max(int(f) for f in os.listdir('/proc/self/fd'))\nheld = []\n"
             "while (fd := os.open(os.devnull, os.O_RDONLY)) < top:\n    held.append(fd)\nos.close(fd)\n"
