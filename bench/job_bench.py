@@ -56,9 +56,8 @@ SETTLE = 6.0  # seconds for prewarmed processes to be ready before memory is mea
 # look-up renews it, asking every node and waiting out the full 5 s of the request (livekit-server
 # pkg/agent/client.go: EnabledCacheTTL, CheckEnabledTimeout). Until it ends, each dispatch holds one of the
 # server's 50 dispatch workers, and dispatches past those wait: bursts printed their last offer 1.9 s, and
-# once 5.2 s, after their dispatches (read by hand in a host's log: 13 of 30 jobs came late). So each burst
-# has the server drop its list first (`renew_agent_list`): its rooms' look-up renews it, and it has ended
-# before the dispatches.
+# once 5.2 s, after their dispatches. So each burst has the server drop its list first (`renew_agent_list`):
+# its rooms' look-up renews it, and it has ended before the dispatches.
 ROOMS_SETTLE = 6.0
 BURST = 30  # dispatches at once, to one agent with two prewarmed processes
 BURSTS = 5  # bursts per side: a burst on a small shared machine varies a lot from one to the next; medians
