@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from host.config.credentials import Credentials
 from host.config.loader import DEFAULT_PATH, Catalog, load
 from host.config.report import FORMATS, render
 from host.errors import AgentHostError, ConfigError, ListenError, Problem, ServerError, UnknownAgentError
+
+if TYPE_CHECKING:
+    from host.config.definitions import AgentDefinition
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -218,20 +221,9 @@ def status(http: str, http_token: str | None, as_json: bool) -> None:
     click.echo(json.dumps(body, indent=2) if as_json else render_status(body), nl=as_json)
 
 
-@cli.command()
-@click.argument("agent")
-@click.option("--room", required=True, help="Room to dispatch the agent to (created if needed).")
-@click.option("--metadata", "payload", default="", help="Job metadata: JSON text or @file.")
-@click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
-              help="Agent files or folders (default ./agents.d).")
-@_server
-def dispatch(agent: str, room: str, payload: str, paths: tuple[str, ...], url: str | None,
-             api_key: str | None, api_secret: str | None) -> None:
-    """Validate the metadata against AGENT's schema, then create a dispatch and print its id."""
-    import asyncio
-
+def _agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[AgentDefinition, str]:
+    """AGENT's definition and the metadata text, checked against its schema; exits with the problems."""
     from host.config.metadata import MetadataChecker
-    from host.runtime.dispatching import create_dispatch
 
     catalog = load(_default_paths(paths), check_imports=False)
     agents = catalog.by_name()
@@ -246,13 +238,75 @@ def dispatch(agent: str, room: str, payload: str, paths: tuple[str, ...], url: s
     if problems:
         click.echo(render("text", (), problems), err=True, nl=False)
         sys.exit(EXIT_INVALID)
+    return agents[agent], text
+
+
+@cli.command()
+@click.argument("agent")
+@click.option("--room", required=True, help="Room to dispatch the agent to (created if needed).")
+@click.option("--metadata", "payload", default="", help="Job metadata: JSON text or @file.")
+@click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
+              help="Agent files or folders (default ./agents.d).")
+@_server
+def dispatch(agent: str, room: str, payload: str, paths: tuple[str, ...], url: str | None,
+             api_key: str | None, api_secret: str | None) -> None:
+    """Validate the metadata against AGENT's schema, then create a dispatch and print its id."""
+    import asyncio
+
+    from host.runtime.dispatching import create_dispatch
+
+    definition, text = _agent_and_metadata(agent, payload, paths)
     credentials = _credentials(url, api_key, api_secret)
     try:
-        dispatch_id = asyncio.run(create_dispatch(credentials, agents[agent].registered_name, room, text))
+        dispatch_id = asyncio.run(create_dispatch(credentials, definition.registered_name, room, text))
     except ServerError as exc:
         click.echo(f"agenthost: {exc}", err=True)
         sys.exit(EXIT_SERVER)
     click.echo(dispatch_id)
+
+
+class _TurnsInOrder(click.Command):
+    """Keeps the order in which --say and --wav were given: a call speaks its turns in that order."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        ctx.meta["turns"] = [param.name for param in order if param.name in ("say", "wav")]
+        return super().parse_args(ctx, args)
+
+
+@cli.command(cls=_TurnsInOrder)
+@click.argument("agent")
+@click.option("--say", multiple=True, metavar="TEXT", help="A turn to speak, synthesised locally (repeatable).")
+@click.option("--wav", multiple=True, metavar="FILE", help="A turn to play from a WAV file (repeatable).")
+@click.option("--metadata", "payload", default="", help="Job metadata: JSON text or @file.")
+@click.option("--room", default=None, help="Room to call in (default: a new room, deleted after the call).")
+@click.option("--record", type=click.Path(file_okay=False), default=None,
+              help="Save each answer of the agent as DIR/turn-NN.wav.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Seconds for the agent to join, and for each answer to start.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"turns": [...]} instead of lines.')
+@click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
+              help="Agent files or folders (default ./agents.d).")
+@_server
+def call(agent: str, say: tuple[str, ...], wav: tuple[str, ...], payload: str, room: str | None,
+         record: str | None, timeout: float, as_json: bool, paths: tuple[str, ...], url: str | None,
+         api_key: str | None, api_secret: str | None) -> None:
+    """Call AGENT by voice through the server: speak each turn, print what it understood and answered.
+
+    Exit 0 when every turn was answered, 1 when one was not (or the agent never joined)."""
+    from host.voice import command
+
+    definition, text = _agent_and_metadata(agent, payload, paths)
+    if not say and not wav:
+        raise click.UsageError("nothing to say: give --say TEXT or --wav FILE (repeatable)")
+    try:
+        turns = command.turns(click.get_current_context().meta["turns"], list(say), list(wav))
+    except AgentHostError as exc:
+        raise click.BadParameter(str(exc), param_hint="--say/--wav") from exc
+    credentials = _credentials(url, api_key, api_secret)
+    code = command.run_call(credentials, definition.registered_name, text, turns, room=room,
+                                 record=record, timeout=timeout, as_json=as_json)
+    sys.exit(code)
 
 
 def main() -> None:

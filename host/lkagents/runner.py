@@ -19,7 +19,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from livekit import api, rtc
+from livekit import rtc
 from livekit.agents import JobContext, JobExecutorType, JobProcess
 from livekit.agents.job import JobAcceptArguments, RunningJobInfo, _JobContextVar
 from livekit.agents.utils import http_context
@@ -31,6 +31,7 @@ from host.config.entrypoints import load_function, load_object
 from host.lkagents import compat
 from host.process.child import finish_pending, run_setup, send, watch_host
 from host.process.messages import JobStarted, ShuttingDown, StartJob
+from host.process.room import delete_job_room
 
 logger = logging.getLogger("agenthost.job")
 
@@ -183,9 +184,4 @@ class _Job:
             if isinstance(result, BaseException):
                 logger.error("shutdown callback failed: %s", result, exc_info=result)
         if self.definition.shutdown.delete_room:
-            try:
-                await ctx.api.room.delete_room(api.DeleteRoomRequest(room=self.job.room.name))
-                logger.info("room deleted")
-            except Exception as exc:
-                self.error = self.error or f"deleting the room failed: {exc}"
-                logger.warning("deleting the room failed: %s", exc)
+            self.error = self.error or await delete_job_room(ctx.api, self.job.room.name)

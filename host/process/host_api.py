@@ -13,6 +13,7 @@ from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function
 from host.process.child import finish_pending, run_setup, send, watch_host
 from host.process.messages import JobStarted, ShuttingDown, StartJob
+from host.process.room import delete_job_room
 
 logger = logging.getLogger("agenthost.job")
 
@@ -69,11 +70,6 @@ class HostRuntime:
         except Exception as exc:
             logger.warning("leaving the room failed: %s", exc)
         if definition.shutdown.delete_room:
-            try:
-                await ctx.delete_room()
-                logger.info("room deleted")
-            except Exception as exc:
-                error = error or f"deleting the room failed: {exc}"
-                logger.warning("deleting the room failed: %s", exc)
+            error = error or await delete_job_room(ctx.api, ctx.job.room.name)
         await ctx._close_api()
         return error

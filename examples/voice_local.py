@@ -1,0 +1,47 @@
+"""A voice agent that runs with no cloud key and no network: silero's VAD, pocketsphinx, flite and a rule
+LLM (examples/local_speech.py), in an unchanged livekit-agents AgentSession.
+
+agenthost serves it with `api: livekit-agents` (agents.d/voice-local.yaml); livekit-agents' own server runs it
+as it is (`python examples/voice_local.py start`). Try it by voice with `agenthost call voice-local --say
+"hello there"`. Install its parts with `pip install 'agenthost[voice]'` and Debian's `flite`.
+
+Turn-taking: the end of the caller's turn is decided by the VAD alone (no end-of-turn model: it would add its
+own wait and CPU), after 0.3 s of silence, and the answer follows 0.2 s after that at the earliest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobProcess, cli, room_io
+from livekit.plugins import silero
+
+from examples import local_speech
+
+logger = logging.getLogger("voice-local")
+
+server = AgentServer()
+
+
+def prewarm(proc: JobProcess) -> None:
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.3)
+    local_speech.load()
+
+
+server.setup_fnc = prewarm
+
+
+@server.rtc_session(agent_name="voice-local")
+async def entrypoint(ctx: JobContext) -> None:
+    session = AgentSession(
+        vad=ctx.proc.userdata["vad"], stt=local_speech.PocketSphinxSTT(), llm=local_speech.RuleLLM(),
+        tts=local_speech.FliteTTS(),
+        turn_handling={"turn_detection": "vad", "endpointing": {"mode": "fixed", "min_delay": 0.2,
+                                                                "max_delay": 1.0}})
+    await session.start(agent=Agent(instructions="Answer a few phrases; repeat the rest."), room=ctx.room,
+                        room_options=room_io.RoomOptions(
+                            audio_input=room_io.AudioInputOptions(sample_rate=local_speech.SAMPLE_RATE)))
+
+
+if __name__ == "__main__":
+    cli.run_app(server)

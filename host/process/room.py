@@ -1,0 +1,27 @@
+"""The end of a job's room by its shutdown policy (`delete_room: true`), for both kinds of job."""
+
+from __future__ import annotations
+
+import logging
+
+from livekit import api
+
+logger = logging.getLogger("agenthost.job")
+
+
+async def delete_job_room(client: api.LiveKitAPI, room: str) -> str | None:
+    """Delete `room`; the error to report the job with, or None. A room someone else deleted first (the caller
+    hanging up with its room, say) is what the policy wanted, not a failure."""
+    try:
+        await client.room.delete_room(api.DeleteRoomRequest(room=room))
+    except api.TwirpError as exc:
+        if exc.code == api.TwirpErrorCode.NOT_FOUND:
+            logger.info("room already deleted")
+            return None
+        logger.warning("deleting the room failed: %s", exc)
+        return f"deleting the room failed: {exc}"
+    except Exception as exc:
+        logger.warning("deleting the room failed: %s", exc)
+        return f"deleting the room failed: {exc}"
+    logger.info("room deleted")
+    return None

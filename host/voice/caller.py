@@ -1,0 +1,289 @@
+"""A real caller for testing an agent by voice: joins a room, has the agent dispatched, speaks each turn in
+real time on a microphone track, and listens for the answer.
+
+For each turn it measures end of speech -> first agent audio, and collects what the agent understood (its
+final user transcript on `lk.transcription`, as livekit-agents' RoomIO publishes it), what it answered (its
+own transcript there) and, with a recogniser, what the caller heard in the agent's audio. Any agent that
+answers with audio can be called; the transcripts are there when the agent publishes them.
+
+The microphone sends audio all the time, silence between turns, as a real one does: an agent's VAD finds
+the end of a turn in the silence that follows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from livekit import api, rtc
+
+from host.config.credentials import Credentials
+from host.errors import AgentHostError, ServerError
+from host.runtime.dispatching import create_dispatch
+from host.voice.audio import rms, write_wav
+from host.voice.speech import SAMPLE_RATE, Recognizer
+
+logger = logging.getLogger("agenthost.call")
+
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+SPEECH_RMS = 200.0  # louder than this is the agent speaking; decoded silence is near 0, flite's speech thousands
+ANSWER_OVER_S = 0.8  # this much silence after the agent spoke ends its answer (flite pauses ~0.3 s at a comma)
+QUIET_BEFORE_TURN_S = 0.5  # the agent is quiet this long before the caller speaks (after a greeting, say)
+TRANSCRIPT_GRACE_S = 2.0  # how long after its audio the agent's final transcript may still arrive
+AGENT_STATE = "lk.agent.state"  # livekit-agents' agents say listening/thinking/speaking here
+
+
+class CallError(AgentHostError):
+    """The call could not go on (the agent never joined, the room was closed); the message says why."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One thing the caller says: `said` is its text (for --say) or the WAV file's name."""
+
+    said: str
+    pcm: bytes  # 16 kHz mono 16-bit
+
+
+@dataclass
+class TurnResult:
+    said: str
+    understood: str | None = None  # the agent's final transcript of the caller's turn
+    answered: str | None = None  # the agent's own transcript of its answer
+    heard: str | None = None  # what the caller's recogniser heard in the agent's audio
+    latency_ms: float | None = None  # end of the caller's speech -> the agent's first audio
+    error: str | None = None  # why the turn counts as unanswered
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    timeout: float = 20.0  # for the agent to join, and for each answer to start
+    record: Path | None = None  # a folder for one WAV per answer
+    recognize: bool = True  # run the recogniser on each answer (the `heard` field)
+    identity: str = field(default_factory=lambda: f"caller-{uuid.uuid4().hex[:6]}")
+
+
+@dataclass
+class _Answer:
+    """The agent's audio and text for the turn in progress; written by the listeners, read by the turn."""
+
+    started_at: float | None = None  # monotonic time of the first loud frame
+    last_loud: float = 0.0
+    pcm: bytearray = field(default_factory=bytearray)
+    texts: list[str] = field(default_factory=list)
+    understood: list[str] = field(default_factory=list)
+
+
+class Caller:
+    def __init__(self, credentials: Credentials, options: CallOptions) -> None:
+        self._credentials = credentials
+        self._options = options
+        self._room = rtc.Room()
+        self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+        self._speech: asyncio.Queue[bytes] = asyncio.Queue()
+        self._spoken = asyncio.Event()  # set when the microphone ran out of speech
+        self._speech_ended_at = 0.0
+        self._answers_from = float("inf")  # agent audio louder than silence after this time starts an answer
+        self._answer = _Answer()
+        self._agent_audio = asyncio.Event()  # the agent's audio track is subscribed
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mic_sid = ""
+        self._agent_identity: str | None = None
+        self._saw_agent_text = False
+        self._recognizer = Recognizer() if options.recognize else None
+
+    async def call(self, agent_name: str, room: str, metadata: str, turns: Sequence[Turn],
+                   on_turn: Callable[[int, TurnResult], None] = lambda _i, _r: None) -> list[TurnResult]:
+        """Speak `turns` to `agent_name` dispatched into `room`; the result of each, in order."""
+        await self._join(room)
+        try:
+            await create_dispatch(self._credentials, agent_name, room, metadata)
+            await self._wait_for_agent(agent_name)
+            results = []
+            for i, turn in enumerate(turns, 1):
+                result = await self._turn(turn)
+                if self._options.record is not None:
+                    write_wav(self._options.record / f"turn-{i:02d}.wav", bytes(self._answer.pcm))
+                on_turn(i, result)
+                results.append(result)
+            return results
+        finally:
+            await self._leave()
+
+    async def _join(self, room: str) -> None:
+        grant = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
+        token = (api.AccessToken(self._credentials.api_key, self._credentials.api_secret)
+                 .with_identity(self._options.identity).with_grants(grant).to_jwt())
+        self._room.on("track_subscribed", self._on_track)
+        self._room.on("participant_attributes_changed", lambda *_: self._changed.set())
+        self._room.on("participant_connected", lambda *_: self._changed.set())
+        self._room.register_text_stream_handler("lk.transcription", self._on_text)
+        try:
+            await asyncio.wait_for(self._room.connect(self._credentials.url, token), self._options.timeout)
+        except (rtc.ConnectError, asyncio.TimeoutError, OSError) as exc:
+            raise ServerError(f"cannot join room {room!r} at {self._credentials.url}: {exc or 'timed out'}") from exc
+        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
+        publication = await self._room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        self._mic_sid = publication.sid
+        self._tasks.append(asyncio.create_task(self._microphone()))
+
+    async def _leave(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._room.disconnect()
+        await self._source.aclose()
+
+    async def _microphone(self) -> None:
+        """Speech when there is some, silence otherwise, paced by the source's 100 ms queue."""
+        silence = bytes(FRAME_SAMPLES * 2)
+        speaking = False
+        while True:
+            try:
+                chunk = self._speech.get_nowait()
+                speaking = True
+            except asyncio.QueueEmpty:
+                if speaking:  # the last speech frame is queued: it is heard once the queue has played out
+                    self._speech_ended_at = time.monotonic() + self._source.queued_duration
+                    speaking = False
+                    self._spoken.set()
+                chunk = silence
+            await self._source.capture_frame(rtc.AudioFrame(chunk, SAMPLE_RATE, 1, len(chunk) // 2))
+
+    def _on_track(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO and self._is_agent(participant):
+            self._agent_identity = participant.identity
+            self._agent_audio.set()
+            self._tasks.append(asyncio.create_task(self._listen(track)))
+
+    @staticmethod
+    def _is_agent(participant: rtc.RemoteParticipant) -> bool:
+        return participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+    async def _listen(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        async for event in stream:
+            now = time.monotonic()
+            data = event.frame.data
+            answer = self._answer
+            if rms(data) > SPEECH_RMS:
+                if answer.started_at is None and now > self._answers_from:
+                    answer.started_at = now
+                answer.last_loud = now
+                self._changed.set()
+            if answer.started_at is not None:
+                answer.pcm += bytes(data)
+
+    def _on_text(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        async def read() -> None:
+            text = await reader.read_all()  # the closing attributes arrive with the end of the stream
+            attributes = reader.info.attributes or {}
+            if attributes.get("lk.transcription_final") != "true":
+                return
+            if identity == self._options.identity or attributes.get("lk.transcribed_track_id") == self._mic_sid:
+                self._answer.understood.append(text)
+            else:
+                self._saw_agent_text = True
+                self._answer.texts.append(text)
+            self._changed.set()
+        self._tasks.append(asyncio.create_task(read()))
+
+    def _agent(self) -> rtc.RemoteParticipant | None:
+        return next((p for p in self._room.remote_participants.values() if self._is_agent(p)), None)
+
+    async def _until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.1))
+        return True
+
+    async def _wait_for_agent(self, agent_name: str) -> None:
+        """Until the agent is in the room with its audio, listening if it says so."""
+        def ready() -> bool:
+            agent = self._agent()
+            return (agent is not None and self._agent_audio.is_set()
+                    and agent.attributes.get(AGENT_STATE, "listening") == "listening")
+        if not await self._until(ready, self._options.timeout):
+            agent = self._agent()
+            if agent is None:
+                raise CallError(f"no agent {agent_name!r} joined the room within {self._options.timeout:g} s: "
+                                f"is a host serving it running (agenthost run)?")
+            if not self._agent_audio.is_set():
+                raise CallError(f"agent {agent.identity} joined but published no audio within "
+                                f"{self._options.timeout:g} s: is it a voice agent?")
+            raise CallError(f"agent {agent.identity} is {agent.attributes.get(AGENT_STATE)!r}, not listening, "
+                            f"after {self._options.timeout:g} s")
+
+    async def _turn(self, turn: Turn) -> TurnResult:
+        result = TurnResult(said=turn.said)
+        # a greeting or the last answer's tail plays out first: the agent is quiet before the caller speaks
+        await self._until(lambda: time.monotonic() - self._answer.last_loud >= QUIET_BEFORE_TURN_S
+                          and self._speaking() is False, self._options.timeout)
+        self._answer = answer = _Answer()
+        self._answers_from = float("inf")
+        self._spoken.clear()
+        for start in range(0, len(turn.pcm), FRAME_SAMPLES * 2):
+            chunk = turn.pcm[start:start + FRAME_SAMPLES * 2]
+            self._speech.put_nowait(chunk.ljust(FRAME_SAMPLES * 2, b"\0"))
+        await self._spoken.wait()
+        ended = self._answers_from = self._speech_ended_at  # only audio after the caller stopped answers it
+        if not await self._until(lambda: answer.started_at is not None,
+                                 self._options.timeout + max(0.0, ended - time.monotonic())):
+            result.error = f"no answer within {self._options.timeout:g} s of the end of speech"
+            result.understood = " ".join(answer.understood) or None
+            return result
+        assert answer.started_at is not None
+        result.latency_ms = round((answer.started_at - ended) * 1000, 1)
+        await self._until(lambda: time.monotonic() - answer.last_loud >= ANSWER_OVER_S, 120.0)
+        if self._saw_agent_text or self._speaking() is not None:
+            await self._until(lambda: bool(answer.texts), TRANSCRIPT_GRACE_S)
+        result.understood = " ".join(answer.understood) or None
+        result.answered = " ".join(answer.texts) or None
+        if self._recognizer is not None:
+            pcm = _trim(bytes(answer.pcm))
+            result.heard = await asyncio.to_thread(self._recognizer.recognize, pcm)
+        return result
+
+    def _speaking(self) -> bool | None:
+        """Whether the agent says it is speaking; None when it does not say (not a livekit-agents agent)."""
+        agent = self._agent()
+        state = agent.attributes.get(AGENT_STATE) if agent is not None else None
+        return None if state is None else state == "speaking"
+
+
+def _trim(pcm: bytes) -> bytes:
+    """The answer without the trailing silence that told its end (the recogniser needs no more of it)."""
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    keep = len(samples) - int(ANSWER_OVER_S * SAMPLE_RATE * 0.75)
+    return samples[: max(keep, 0)].tobytes()
+
+
+async def delete_room(credentials: Credentials, room: str) -> None:
+    """Delete the room the call made, so that its job ends by its policy at once."""
+    client = api.LiveKitAPI(credentials.http_url, credentials.api_key, credentials.api_secret)
+    try:
+        await client.room.delete_room(api.DeleteRoomRequest(room=room))
+    except Exception as exc:  # the call is over; a room left behind empties by itself
+        logger.debug("could not delete room %s: %s", room, exc)
+    finally:
+        await client.aclose()

@@ -1,0 +1,84 @@
+"""What `agenthost call` does below the CLI: its turns from the options, the call, and its report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from host.config.credentials import Credentials
+from host.errors import AgentHostError, ServerError
+from host.voice.audio import read_wav
+from host.voice.caller import Caller, CallOptions, Turn, TurnResult, delete_room
+from host.voice.speech import Synthesizer
+
+EXIT_OK, EXIT_UNANSWERED, EXIT_SERVER = 0, 1, 3
+
+
+def turns(order: Sequence[str], say: list[str], wav: list[str]) -> list[Turn]:
+    """The turns in the order their options were given (`order` names "say" or "wav" once per option)."""
+    synthesizer = Synthesizer() if say else None
+    texts, files = iter(say), iter(wav)
+    result = []
+    for kind in order:
+        if kind == "say":
+            text = next(texts)
+            assert synthesizer is not None
+            result.append(Turn(text, synthesizer.synthesize(text)))
+        else:
+            path = next(files)
+            result.append(Turn(Path(path).name, read_wav(path)))
+    return result
+
+
+def render_turn(index: int, turn: TurnResult) -> str:
+    lines = [f"turn {index}: said      {turn.said!r}",
+             f"        understood {turn.understood!r}" if turn.understood is not None else None,
+             f"        answered   {turn.answered!r}" if turn.answered is not None else None,
+             f"        heard      {turn.heard!r}" if turn.heard is not None else None,
+             f"        latency    {turn.latency_ms:.0f} ms (end of speech -> first agent audio)"
+             if turn.latency_ms is not None else f"        NO ANSWER: {turn.error}"]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turns: list[Turn], *,
+             room: str | None, record: str | None, timeout: float, as_json: bool) -> int:
+    """Make the call and print its report; the exit code."""
+    record_dir = Path(record) if record else None
+    if record_dir is not None:
+        record_dir.mkdir(parents=True, exist_ok=True)
+    room_name = room or f"call-{uuid.uuid4().hex[:8]}"
+
+    def show(index: int, turn: TurnResult) -> None:
+        if not as_json:
+            click.echo(render_turn(index, turn))
+
+    async def main() -> list[TurnResult]:
+        caller = Caller(credentials, CallOptions(timeout=timeout, record=record_dir))
+        try:
+            return await caller.call(agent_name, room_name, metadata, call_turns, on_turn=show)
+        finally:
+            if room is None:
+                await delete_room(credentials, room_name)
+
+    try:
+        results = asyncio.run(main())
+    except ServerError as exc:
+        click.echo(f"agenthost: {exc}", err=True)
+        return EXIT_SERVER
+    except AgentHostError as exc:
+        click.echo(f"agenthost: {exc}", err=True)
+        return EXIT_UNANSWERED
+    unanswered = [i for i, turn in enumerate(results, 1) if turn.latency_ms is None]
+    if as_json:
+        click.echo(json.dumps({"agent": agent_name, "room": room_name,
+                               "turns": [turn.as_dict() for turn in results]}, indent=2))
+    if unanswered:
+        click.echo(f"agenthost: turn{'s' if len(unanswered) > 1 else ''} "
+                   f"{', '.join(map(str, unanswered))} got no answer", err=True)
+        return EXIT_UNANSWERED
+    return EXIT_OK
