@@ -2,8 +2,14 @@
 en-US model (it ships in the wheel), text-to-speech with Debian's flite, and a small rule-based LLM.
 
 They are example components for examples/voice_local.py, written against livekit-agents' extension points
-as any plugin is: a non-streaming `stt.STT` (AgentSession wraps it with its VAD, so each utterance arrives
-whole), a `tts.TTS` whose chunked stream emits PCM, and an `llm.LLM` whose stream sends chat chunks.
+as any plugin is: a streaming `stt.STT` that decodes each utterance while it is spoken (the VAD says where
+utterances start and end), a `tts.TTS` whose chunked stream emits PCM, and an `llm.LLM` whose stream sends
+chat chunks.
+
+The recogniser's model (90 MB) and the voice are loaded when this module is imported, not in prewarm: the
+model is read-only once loaded, so a host that imports an agent's module once and forks its job processes
+from there (agenthost's template) shares one copy among all of them. Where each process imports the module
+itself, this costs what loading in prewarm would.
 """
 
 from __future__ import annotations
@@ -14,49 +20,95 @@ import re
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, llm, stt, tts, utils
+from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, llm, stt, tts, utils, vad
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
 from host.voice.speech import SAMPLE_RATE, Recognizer, Synthesizer
 
-_recognizer: Recognizer | None = None
-_synthesizer: Synthesizer | None = None
+_idle_recognizers = [Recognizer()]  # one per utterance being decoded; a process serves one call, so one
+_synthesizer = Synthesizer()
 
 
-def load() -> None:
-    """Load the recogniser's model and the voice once per process (call it from prewarm)."""
-    global _recognizer, _synthesizer
-    if _recognizer is None:
-        _recognizer = Recognizer()
-    if _synthesizer is None:
-        _synthesizer = Synthesizer()
+def _recognizer() -> Recognizer:
+    return _idle_recognizers.pop() if _idle_recognizers else Recognizer()
 
 
 class PocketSphinxSTT(stt.STT):
-    """Whole utterances to text; the session's audio input must be 16 kHz (RoomOptions)."""
+    """Speech to text, decoded as it is spoken: at the end of an utterance only its last piece is left."""
 
-    def __init__(self) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
-        load()
+    def __init__(self, vad: vad.VAD) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
+        self._vad = vad
 
     async def _recognize_impl(self, buffer: utils.AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions) -> stt.SpeechEvent:
         frame = rtc.combine_audio_frames(buffer) if isinstance(buffer, list) else buffer
         if frame.sample_rate != SAMPLE_RATE or frame.num_channels != 1:
             resampler = rtc.AudioResampler(frame.sample_rate, SAMPLE_RATE, num_channels=frame.num_channels)
-            frames = [*resampler.push(frame), *resampler.flush()]
-            frame = rtc.combine_audio_frames(frames)
-        assert _recognizer is not None
-        text = await asyncio.to_thread(_recognizer.recognize, bytes(frame.data))
-        return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                               alternatives=[stt.SpeechData(language="en", text=text)])
+            frame = rtc.combine_audio_frames([*resampler.push(frame), *resampler.flush()])
+        recognizer = _recognizer()
+        try:
+            text = recognizer.recognize(bytes(frame.data))
+        finally:
+            _idle_recognizers.append(recognizer)
+        return _final(text)
+
+    def stream(self, *, language: NotGivenOr[str] = NOT_GIVEN,
+               conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> stt.RecognizeStream:
+        return _PocketSphinxStream(stt=self, vad=self._vad, conn_options=conn_options)
+
+
+def _final(text: str) -> stt.SpeechEvent:
+    return stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+                           alternatives=[stt.SpeechData(language="en", text=text)])
+
+
+class _PocketSphinxStream(stt.RecognizeStream):
+    def __init__(self, *, stt: PocketSphinxSTT, vad: vad.VAD, conn_options: APIConnectOptions) -> None:
+        super().__init__(stt=stt, conn_options=conn_options, sample_rate=SAMPLE_RATE)
+        self._vad_stream = vad.stream()
+
+    async def _run(self) -> None:
+        async def forward() -> None:
+            async for frame in self._input_ch:
+                if isinstance(frame, self._FlushSentinel):
+                    self._vad_stream.flush()
+                else:
+                    self._vad_stream.push_frame(frame)
+            self._vad_stream.end_input()
+
+        forwarding = asyncio.create_task(forward())
+        recognizer = _recognizer()
+        speaking = False
+        try:
+            async for event in self._vad_stream:
+                if event.type == vad.VADEventType.START_OF_SPEECH:
+                    speaking = True
+                    recognizer.start()
+                    for frame in event.frames:  # the speech so far, with the padding before it
+                        recognizer.feed(bytes(frame.data))
+                    self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
+                elif event.type == vad.VADEventType.INFERENCE_DONE and speaking:
+                    for frame in event.frames:
+                        recognizer.feed(bytes(frame.data))
+                elif event.type == vad.VADEventType.END_OF_SPEECH and speaking:
+                    speaking = False
+                    text = recognizer.finish()
+                    self._event_ch.send_nowait(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
+                    if text:
+                        self._event_ch.send_nowait(_final(text))
+        finally:
+            if speaking:
+                recognizer.finish()
+            _idle_recognizers.append(recognizer)
+            await utils.aio.cancel_and_wait(forwarding)
+            await self._vad_stream.aclose()
 
 
 class FliteTTS(tts.TTS):
     def __init__(self) -> None:
         super().__init__(capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE,
                          num_channels=1)
-        load()
 
     def synthesize(self, text: str, *,
                    conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> tts.ChunkedStream:
@@ -65,7 +117,6 @@ class FliteTTS(tts.TTS):
 
 class _FliteStream(tts.ChunkedStream):
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        assert _synthesizer is not None
         pcm = await asyncio.to_thread(_synthesizer.synthesize, self.input_text)
         output_emitter.initialize(request_id=utils.shortuuid(), sample_rate=SAMPLE_RATE, num_channels=1,
                                   mime_type="audio/pcm")

@@ -25,7 +25,6 @@ server = AgentServer()
 
 def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.3)
-    local_speech.load()
 
 
 server.setup_fnc = prewarm
@@ -34,7 +33,8 @@ server.setup_fnc = prewarm
 @server.rtc_session(agent_name="voice-local")
 async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession(
-        vad=ctx.proc.userdata["vad"], stt=local_speech.PocketSphinxSTT(), llm=local_speech.RuleLLM(),
+        vad=ctx.proc.userdata["vad"], stt=local_speech.PocketSphinxSTT(ctx.proc.userdata["vad"]),
+        llm=local_speech.RuleLLM(),
         tts=local_speech.FliteTTS(),
         turn_handling={"turn_detection": "vad", "endpointing": {"mode": "fixed", "min_delay": 0.2,
                                                                 "max_delay": 1.0}})

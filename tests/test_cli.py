@@ -161,3 +161,38 @@ def test_validate_livekit_agents_entrypoints(tmp_path):
     (tmp_path / "c.yaml").write_text("name: c\napi: livekit-agents\nentrypoint: mod.py:register\n")
     r = agenthost("validate", str(tmp_path / "c.yaml"))
     assert r.returncode == 1 and "must be an async function taking the job context, or an AgentServer" in r.stdout
+
+
+CALL_SERVER = ("--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
+
+
+def test_call_an_unknown_agent_is_a_usage_error():
+    r = agenthost("call", "nope", "--say", "hi", "--config", "tests/fixtures/good", *CALL_SERVER)
+    assert r.returncode == 2
+    assert r.stderr.endswith("Error: no agent named 'nope' (known: ok)\n")
+
+
+def test_call_with_nothing_to_say_is_a_usage_error():
+    r = agenthost("call", "ok", "--config", "tests/fixtures/good", *CALL_SERVER)
+    assert r.returncode == 2
+    assert r.stderr.endswith("Error: nothing to say: give --say TEXT or --wav FILE (repeatable)\n")
+
+
+def test_call_names_a_missing_wav(tmp_path):
+    r = agenthost("call", "ok", "--wav", str(tmp_path / "gone.wav"), "--config", "tests/fixtures/good",
+                  "--metadata", '{"user_id": "u"}', *CALL_SERVER)
+    assert r.returncode == 2
+    assert r.stderr.endswith(f"Error: Invalid value for --say/--wav: {tmp_path / 'gone.wav'}: no such file\n")
+
+
+def test_call_checks_metadata_before_calling():
+    r = agenthost("call", "ok", "--say", "hi", "--config", "tests/fixtures/good", "--metadata", "{}", *CALL_SERVER)
+    assert r.returncode == 1
+    assert r.stderr == "<metadata>:1:1: $: 'user_id' is a required property\n1 error\n"
+
+
+def test_call_says_when_the_server_is_unreachable():
+    r = agenthost("call", "ok", "--say", "hi", "--config", "tests/fixtures/good", "--metadata", '{"user_id": "u"}',
+                  *CALL_SERVER)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert "agenthost: cannot join room 'call-" in r.stderr and "at ws://127.0.0.1:9" in r.stderr

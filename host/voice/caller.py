@@ -71,6 +71,7 @@ class CallOptions:
     timeout: float = 20.0  # for the agent to join, and for each answer to start
     record: Path | None = None  # a folder for one WAV per answer
     recognize: bool = True  # run the recogniser on each answer (the `heard` field)
+    pause: float = 0.0  # seconds of silence before each turn, once the agent is quiet
     identity: str = field(default_factory=lambda: f"caller-{uuid.uuid4().hex[:6]}")
 
 
@@ -238,7 +239,9 @@ class Caller:
         result = TurnResult(said=turn.said)
         # a greeting or the last answer's tail plays out first: the agent is quiet before the caller speaks
         await self._until(lambda: time.monotonic() - self._answer.last_loud >= QUIET_BEFORE_TURN_S
-                          and self._speaking() is False, self._options.timeout)
+                          and self._speaking() is not True, self._options.timeout)
+        if self._options.pause:
+            await asyncio.sleep(self._options.pause)
         self._answer = answer = _Answer()
         self._answers_from = float("inf")
         self._spoken.clear()

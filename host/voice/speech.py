@@ -5,8 +5,8 @@ agent (examples/voice_local.py). Audio is 16 kHz mono signed 16-bit PCM througho
 voice speaks at and pocketsphinx's en-US model was trained on, so neither side resamples.
 
 flite is called through its shared library (ctypes releases the GIL for the call, so synthesis in a thread
-runs beside the event loop); pocketsphinx decodes holding the GIL, so a long utterance blocks its thread's
-interpreter for about a quarter of its duration.
+runs beside the event loop). pocketsphinx decodes holding the GIL, about a quarter of the audio's duration:
+fed as the audio arrives, each piece is a few milliseconds of work.
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ class Synthesizer:
 
 
 class Recognizer:
-    """16 kHz PCM to text with pocketsphinx's en-US model, which ships in its wheel (`agenthost[voice]`)."""
+    """16 kHz PCM to text with pocketsphinx's en-US model, which ships in its wheel (`agenthost[voice]`).
+
+    One utterance at a time: `start`, `feed` as audio arrives (decoding goes along with it, so little is left
+    to do at the end), `finish`. The model's 90 MB are read-only once loaded: a recogniser made before a fork
+    is shared by the processes forked after it.
+    """
 
     def __init__(self) -> None:
         try:
@@ -75,16 +80,24 @@ class Recognizer:
             raise SpeechUnavailable("local speech recognition needs pocketsphinx: "
                                     "pip install 'agenthost[voice]'") from exc
         self._decoder: Any = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull)
-        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._decoder.start_utt()
+
+    def feed(self, pcm: bytes) -> None:
+        self._decoder.process_raw(pcm, full_utt=False)
+
+    def finish(self) -> str:
+        """What was said since `start`, lower case; "" for nothing recognised."""
+        self._decoder.end_utt()
+        hyp = self._decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
 
     def recognize(self, pcm: bytes) -> str:
-        """What was said in `pcm` (16 kHz, mono, 16-bit), lower case; "" for nothing recognised."""
-        with self._lock:
-            self._decoder.start_utt()
-            self._decoder.process_raw(pcm, full_utt=True)
-            self._decoder.end_utt()
-            hyp = self._decoder.hyp()
-            return hyp.hypstr if hyp is not None else ""
+        """What was said in `pcm` (16 kHz, mono, 16-bit), as one utterance."""
+        self.start()
+        self._decoder.process_raw(pcm, full_utt=True)
+        return self.finish()
 
 
 _WORD = re.compile(r"[a-z0-9']+")

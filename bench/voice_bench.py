@@ -1,0 +1,224 @@
+"""Voice calls per machine: the same local voice agent (examples/voice_local.py: silero VAD, pocketsphinx, flite,
+a rule LLM) served by agenthost (`api: livekit-agents`) and by livekit-agents' own agent server, against the
+same livekit-server, one side at a time.
+
+Root needed (a private network namespace). Each step runs N concurrent calls made by real callers
+(host/voice/caller.py, as `agenthost call` makes them, without its recogniser), started 0.3 s apart, each
+speaking TURNS scripted turns with a pause before each. Per step:
+- end of speech -> first agent audio, p50 and p95 over every turn of every call;
+- turns unanswered (no agent audio within 20 s), and calls whose agent never came;
+- CPU of the serving side's process tree in cores (its CPU seconds over the step's wall time);
+- PSS per call: the tree's largest PSS during the step, less its PSS idle, over N.
+Capacity is the most calls with p95 <= 1.5 s and no turn unanswered; the ramp stops at the first step past it.
+Both sides keep two prewarmed processes and shed no load (agenthost --load-threshold 0).
+
+Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from job_bench import SETTLE, Side, tree_pss
+
+from host.config.credentials import Credentials
+from host.testing.harness import API_KEY, API_SECRET, LiveKitServer, new_room, private_server, server_api
+from host.voice.caller import Caller, CallOptions, Turn, TurnResult
+from host.voice.speech import Synthesizer
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER = Path(__file__).resolve().parent / "peer"
+STEPS = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24)
+P95_LIMIT_MS = 1500.0
+SAID = ("hello there", "what is your name", "how are you today", "the weather is nice")
+STAGGER_S = 0.3  # between the starts of a step's calls
+PAUSE_S = 1.0  # silence before each turn, once the agent is quiet
+
+
+@dataclass
+class Step:
+    calls: int
+    latencies: list[float] = field(default_factory=list)
+    unanswered: int = 0
+    no_agent: int = 0
+    cores: float = 0.0
+    pss_per_call_mb: float = 0.0
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else float("nan")
+
+    @property
+    def p95(self) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+    @property
+    def good(self) -> bool:
+        return bool(self.latencies) and self.p95 <= P95_LIMIT_MS and not self.unanswered and not self.no_agent
+
+
+class TreeSampler:
+    """CPU seconds and the largest PSS of a process tree over a step, sampled every half second (job
+    processes that end during the step keep what they used until their last sample)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.base = self._cpu()
+        self.seen = dict(self.base)
+        self.peak_pss = 0
+        self.started = time.monotonic()
+        self._task = asyncio.create_task(self._run())
+
+    def _cpu(self) -> dict[int, float]:
+        root = psutil.Process(self.pid)
+        used = {}
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                used[proc.pid] = t.user + t.system + t.children_user + t.children_system
+        return used
+
+    async def _run(self) -> None:
+        tick = 0
+        while True:
+            self.seen.update(await asyncio.to_thread(self._cpu))
+            if tick % 4 == 0:
+                self.peak_pss = max(self.peak_pss, await asyncio.to_thread(tree_pss, self.pid))
+            tick += 1
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> tuple[float, int]:
+        """(cores used on average, largest PSS in bytes)."""
+        self.seen.update(self._cpu())
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        used = sum(self.seen.values()) - sum(self.base.get(pid, 0.0) for pid in self.seen)
+        return used / (time.monotonic() - self.started), self.peak_pss
+
+
+async def one_call(credentials: Credentials, agent: str, turns: list[Turn], delay: float, step: Step) -> None:
+    await asyncio.sleep(delay)
+    caller = Caller(credentials, CallOptions(timeout=20.0, recognize=False, pause=PAUSE_S))
+    try:
+        results: list[TurnResult] = await caller.call(agent, new_room(), "", turns)
+    except Exception as exc:
+        print(f"  {agent}: a call failed: {exc}", file=sys.stderr)
+        step.no_agent += 1
+        return
+    for turn in results:
+        if turn.latency_ms is None:
+            step.unanswered += 1
+        else:
+            step.latencies.append(turn.latency_ms)
+
+
+async def ramp(side: Side, server: LiveKitServer, turns: list[Turn], max_calls: int) -> list[Step]:
+    assert side.proc is not None
+    credentials = Credentials(server.url, API_KEY, API_SECRET)
+    await asyncio.sleep(SETTLE)
+    idle = tree_pss(side.proc.pid)
+    steps = []
+    for calls in (n for n in STEPS if n <= max_calls):
+        step = Step(calls)
+        sampler = TreeSampler(side.proc.pid)
+        await asyncio.gather(*(one_call(credentials, side.agent, turns, i * STAGGER_S, step) for i in range(calls)))
+        cores, peak = await sampler.stop()
+        step.cores, step.pss_per_call_mb = cores, max(0, peak - idle) / calls / 2**20
+        steps.append(step)
+        print(f"  {side.name}: {calls:>2} calls  p50 {step.p50:7.0f} ms  p95 {step.p95:7.0f} ms  "
+              f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
+              f"PSS/call {step.pss_per_call_mb:.1f} MB", flush=True)
+        await wait_rooms_gone(server)
+        if not step.good:
+            break
+    return steps
+
+
+async def wait_rooms_gone(server: LiveKitServer, timeout: float = 60.0) -> None:
+    """Until the last step's rooms are closed (its jobs ended by their policy), so steps do not overlap."""
+    deadline = time.monotonic() + timeout
+    async with server_api(server) as lk:
+        from livekit import api
+
+        while (await lk.room.list_rooms(api.ListRoomsRequest())).rooms and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)  # the pool refills its prewarmed processes
+
+
+def capacity(steps: list[Step]) -> int:
+    return max((s.calls for s in steps if s.good), default=0)
+
+
+def print_results(results: dict[str, list[Step]]) -> dict[str, object]:
+    print(f"\n{'side':<16}{'calls':>6}{'p50 ms':>9}{'p95 ms':>9}{'unanswered':>12}{'cores':>8}{'PSS/call MB':>13}")
+    for name, steps in results.items():
+        for s in steps:
+            print(f"{name:<16}{s.calls:>6}{s.p50:>9.0f}{s.p95:>9.0f}{s.unanswered + s.no_agent:>12}"
+                  f"{s.cores:>8.2f}{s.pss_per_call_mb:>13.1f}")
+    ours, peer = results["agenthost"], results["livekit-agents"]
+    both = max(s.calls for s in ours if s.calls in {p.calls for p in peer})
+    pss = {name: next(s.pss_per_call_mb for s in steps if s.calls == both) for name, steps in results.items()}
+    summary = {
+        "capacity": {name: capacity(steps) for name, steps in results.items()},
+        "p50_ms_at_1_call": {name: steps[0].p50 for name, steps in results.items()},
+        "pss_per_call_mb": pss, "pss_measured_at_calls": both,
+    }
+    cap = summary["capacity"]
+    p50 = summary["p50_ms_at_1_call"]
+    print(f"\ncapacity (p95 <= {P95_LIMIT_MS:.0f} ms, nothing unanswered): agenthost {cap['agenthost']} calls, "
+          f"livekit-agents {cap['livekit-agents']}: {cap['agenthost'] / max(cap['livekit-agents'], 1):.2f}x")
+    print(f"p50 at 1 call: agenthost {p50['agenthost']:.0f} ms, livekit-agents {p50['livekit-agents']:.0f} ms: "
+          f"{p50['agenthost'] / p50['livekit-agents']:.2f}x")
+    print(f"PSS per call at {both} calls: agenthost {pss['agenthost']:.1f} MB, livekit-agents "
+          f"{pss['livekit-agents']:.1f} MB: {pss['agenthost'] / pss['livekit-agents']:.2f}x")
+    return {"steps": {name: [{"calls": s.calls, "p50_ms": s.p50, "p95_ms": s.p95, "unanswered": s.unanswered,
+                              "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb}
+                             for s in steps] for name, steps in results.items()}, **summary}
+
+
+async def run(max_calls: int, turn_count: int) -> int:
+    server = private_server("voice-bench")
+    work = server.workdir
+    synthesizer = Synthesizer()
+    turns = [Turn(text, synthesizer.synthesize(text)) for text in (SAID * turn_count)[:turn_count]]
+    ours = Side("agenthost", "voice-local", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
+                                             "--load-threshold", "0", str(work / "voice-local.yaml")],
+                r"registered agent voice-local", ROOT, work / "agenthost.log")
+    (work / "voice-local.yaml").write_text(
+        (ROOT / "agents.d" / "voice-local.yaml").read_text().replace("idle: 1", "idle: 2"))
+    peer = Side("livekit-agents", "voice-local-peer", [sys.executable, str(PEER / "voice_local_peer.py"), "start"],
+                r"registered worker", ROOT, work / "peer.log")
+    results: dict[str, list[Step]] = {}
+    try:
+        for side in (ours, peer):
+            await side.start(server.env())
+            try:
+                results[side.name] = await ramp(side, server, turns, max_calls)
+            finally:
+                side.stop()
+    finally:
+        server.stop()
+    summary = print_results(results)
+    print(f"({turn_count} turns a call, {PAUSE_S:g} s pause before each, calls started {STAGGER_S:g} s apart; "
+          f"{psutil.cpu_count()} cores; callers in the bench's own process on the same machine)")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "voice_bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 3)))

@@ -1,0 +1,29 @@
+"""`agenthost call`'s turns and report, below the CLI."""
+
+from host.voice.audio import write_wav
+from host.voice.caller import TurnResult
+from host.voice.command import render_turn, turns
+
+
+def test_turns_keep_the_order_of_their_options(tmp_path):
+    write_wav(tmp_path / "one.wav", bytes(3200))
+    result = turns(["say", "wav", "say"], ["hello", "bye"], [str(tmp_path / "one.wav")])
+    assert [t.said for t in result] == ["hello", "one.wav", "bye"]
+    assert result[1].pcm == bytes(3200)
+    assert len(result[0].pcm) > 3200  # spoken
+
+
+def test_a_turn_is_rendered_with_what_was_understood_answered_and_heard():
+    turn = TurnResult(said="hello there", understood="hello there", answered="hi", heard="hi", latency_ms=812.4)
+    assert render_turn(1, turn) == (
+        "turn 1: said      'hello there'\n"
+        "        understood 'hello there'\n"
+        "        answered   'hi'\n"
+        "        heard      'hi'\n"
+        "        latency    812 ms (end of speech -> first agent audio)")
+
+
+def test_an_unanswered_turn_says_why():
+    turn = TurnResult(said="hello", error="no answer within 20 s of the end of speech")
+    assert render_turn(2, turn) == ("turn 2: said      'hello'\n"
+                                    "        NO ANSWER: no answer within 20 s of the end of speech")
