@@ -37,7 +37,8 @@ class Gauges:
     idle: Mapping[str, int]  # prewarmed processes by agent
     registered: Mapping[str, bool]  # by agent
     memory: Sequence[JobMemory]
-    cpu_load: float
+    cpu_load: float  # the host's own process tree, as a share of its CPUs
+    machine_cpu_load: float = 0.0
     ready: bool = True  # what /readyz says
     memory_limit: Mapping[str, int] = field(default_factory=dict)  # bytes by agent; 0 when it has none
 
@@ -72,7 +73,11 @@ class _StateCollector(Collector):
         for m in gauges.memory:
             g.add_metric([m.agent, m.job_id], m.bytes)
         yield g
-        yield GaugeMetricFamily("agenthost_cpu_load", "The machine's smoothed CPU use (0-1).", value=gauges.cpu_load)
+        yield GaugeMetricFamily("agenthost_cpu_load", "The smoothed CPU use of the host and its job processes, as a "
+                                "share of the CPUs it may run on (0-1); at --load-threshold it takes no new jobs.",
+                                value=gauges.cpu_load)
+        yield GaugeMetricFamily("agenthost_machine_cpu_load", "The machine's smoothed CPU use (0-1), other work "
+                                "included.", value=gauges.machine_cpu_load)
         yield GaugeMetricFamily("agenthost_ready", "1 when /readyz answers 200 (every agent registered and able "
                                 "to start job processes, not draining).", value=1.0 if gauges.ready else 0.0)
         g = GaugeMetricFamily("agenthost_agent_memory_limit_bytes", "Each agent's limits.memory_limit_mb in bytes "

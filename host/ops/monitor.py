@@ -1,4 +1,4 @@
-"""Bounds on running jobs: memory of each job process, and the machine's CPU.
+"""Bounds on running jobs: memory of each job process, and the host's and the machine's CPU.
 
 `ResourceMonitor` samples; it never changes a job. Over a memory limit it asks the job table (through
 `Watched.fail`) to shut the job down; the figures it keeps (memory by job) are read by /status and
@@ -74,7 +74,7 @@ class ResourceMonitor:
                 await self.sample_memory(now)
                 if now >= next_load:
                     next_load = now + LOAD_INTERVAL
-                    self.sample_cpu()
+                    await asyncio.to_thread(self.sample_cpu)  # a walk of the host's process tree
                     await self._jobs.report_load_all()
             except Exception:
                 logger.exception("sampling memory and load failed; trying again")

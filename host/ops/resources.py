@@ -1,12 +1,14 @@
 """What the host measures about the machine and its job processes: memory and CPU.
 
 `memory_bytes` is the resident memory of a job process and everything it started.
-`CpuLoad` smooths the machine's CPU use, so that one busy second does not make a host
-report itself full. Both use psutil; neither blocks.
+`CpuLoad` smooths the host's own CPU use and the machine's, so that one busy second does not make a
+host report itself full. Both use psutil.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,20 +42,42 @@ def _machine_cpu() -> float:
     return psutil.cpu_percent(interval=None) / 100.0
 
 
-class CpuLoad:
-    """The machine's CPU use in [0, 1], as an exponential moving average of periodic samples.
+class TreeCpu:
+    """The CPU use of a process and all its descendants, as a share of the CPUs it may run on, since the
+    previous call. A descendant that ended still counts: its parent, having reaped it, carries its CPU time
+    (children_user, children_system)."""
 
-    `alpha` is the weight of the newest sample; with samples every 2.5 s, 0.4 follows a
-    sustained change within about 10 s and flattens single spikes.
-    """
+    def __init__(self, pid: int | None = None) -> None:
+        self._root = psutil.Process(pid)
+        self._cpus = max(1, len(os.sched_getaffinity(self._root.pid)))
+        self._last = (self._total(), time.monotonic())
 
-    def __init__(self, alpha: float = 0.4, sampler: Callable[[], float] | None = None) -> None:
+    def _total(self) -> float:
+        total = 0.0
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def __call__(self) -> float:
+        total, now = self._total(), time.monotonic()
+        last_total, last_time = self._last
+        self._last = (total, now)
+        return min(1.0, max(0.0, (total - last_total) / max(now - last_time, 1e-3) / self._cpus))
+
+
+class Ema:
+    """An exponential moving average of periodic samples: `alpha` is the weight of the newest. With samples
+    every 2.5 s, 0.4 follows a sustained change within about 10 s and flattens single spikes."""
+
+    def __init__(self, sampler: Callable[[], float], alpha: float = 0.4) -> None:
         self.alpha = alpha
         self.value = 0.0
         self._primed = False
-        self._sampler = sampler or _machine_cpu
-        if sampler is None:
-            psutil.cpu_percent(interval=None)  # the first call only sets the reference point
+        self._sampler = sampler
 
     def sample(self) -> float:
         now = self._sampler()
@@ -62,12 +86,43 @@ class CpuLoad:
         return self.value
 
 
+class CpuLoad:
+    """The host's own CPU use (its process tree: the host, its templates, its job processes) as a share of the
+    CPUs it may run on, and the machine's, both smoothed.
+
+    The host's own use is what its calls cost: at the threshold its calls are about to get slow, and it takes
+    no more. The machine's use counts other work too; it only makes the host a worse choice than a host with
+    room, never a closed one (a dispatch that only this host can take is still run, if slower).
+    """
+
+    def __init__(self, alpha: float = 0.4, sampler: Callable[[], float] | None = None,
+                 machine_sampler: Callable[[], float] | None = None) -> None:
+        self._own = Ema(sampler or TreeCpu(), alpha)
+        if machine_sampler is None:
+            psutil.cpu_percent(interval=None)  # the first call only sets the reference point
+        self._machine = Ema(machine_sampler or _machine_cpu, alpha)
+
+    @property
+    def value(self) -> float:
+        """The host's own CPU use in [0, 1]."""
+        return self._own.value
+
+    @property
+    def machine(self) -> float:
+        """The machine's CPU use in [0, 1]."""
+        return self._machine.value
+
+    def sample(self) -> float:
+        self._machine.sample()
+        return self._own.sample()
+
+
 SERVER_TARGET_LOAD = 0.7  # livekit-server's agents.target_load: it offers no job to a worker at or above it
 
 
 @dataclass(frozen=True)
 class LoadPolicy:
-    threshold: float = 0.9  # --load-threshold: CPU use at which the host is full (0: CPU not counted)
+    threshold: float = 0.9  # --load-threshold: the host's own CPU use at which it is full (0: CPU not counted)
     target: float = SERVER_TARGET_LOAD  # the server's target load: an open worker reports less
 
 
@@ -81,21 +136,26 @@ class WorkerLoad:
     closed: str | None = None  # the kind of reason (max_jobs, cpu, no_process): what a change is judged by
 
 
+OPEN_CEILING = 0.99  # an open worker's share of the target, at most: a busy machine leaves it just open
+
+
 def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, target: float = SERVER_TARGET_LOAD,
-                process_error: str | None = None) -> WorkerLoad:
+                process_error: str | None = None, machine_cpu: float = 0.0) -> WorkerLoad:
     """The load an agent's worker reports, so that the server's view and the host's agree.
 
-    livekit-server offers a job only to a worker whose load is below its target load, and drops a job
-    nobody can take. So the host is either open, reporting a load below `target` (the larger of its CPU
-    use against `threshold` and its running jobs against `max_jobs`, scaled into [0, target)), or full,
-    for a reason it names: at `max_jobs`, CPU use at `threshold` (0: CPU is not counted at all), or no
-    job process can be started.
+    livekit-server offers a job only to a worker under its target load, and drops a job nobody can take; of
+    several workers it prefers the least loaded. So the host is full only for a reason of its own: at
+    `max_jobs`, its own CPU use (`cpu`) at `threshold` (0: CPU is not counted at all), or no job process can
+    be started. Otherwise it is open and reports a load below `target`: the largest of its own CPU use and
+    the machine's (`machine_cpu`) against `threshold`, and its running jobs against `max_jobs`, scaled into
+    [0, target). A machine busy with other work makes it the last choice, never no choice.
     """
     if max_jobs and jobs >= max_jobs:
         return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})", "max_jobs")
     if threshold and cpu >= threshold:
-        return WorkerLoad(1.0, True, f"CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
+        return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
     if process_error is not None:
         return WorkerLoad(1.0, True, f"cannot start job processes: {process_error}", "no_process")
-    used = max(cpu / threshold if threshold else 0.0, jobs / max_jobs if max_jobs else 0.0)
+    busy = max(cpu, machine_cpu) / threshold if threshold else 0.0
+    used = min(OPEN_CEILING, max(busy, jobs / max_jobs if max_jobs else 0.0))
     return WorkerLoad(round(target * used, 3), False, None)

@@ -12,7 +12,8 @@ class HostInfo(TypedDict):
     pid: int
     started_at: str | None
     draining: bool
-    cpu_load: float
+    cpu_load: float  # the host's own process tree, as a share of its CPUs
+    machine_cpu_load: float
     url: str
 
 
@@ -62,10 +63,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
     return lines
 
 
+def _machine(h: HostInfo) -> str:
+    machine = h.get("machine_cpu_load")  # an older host does not send it
+    return f" (machine {float(machine) * 100:.0f}%)" if machine is not None else ""
+
+
 def render_status(doc: StatusDocument) -> str:
     h = doc["host"]
     lines = [f"agenthost {h['version']} pid {h['pid']} since {h['started_at']} on {h['url']}"
-             f"  cpu {float(h['cpu_load'] or 0) * 100:.0f}%" + ("  DRAINING" if h["draining"] else ""), ""]
+             f"  cpu {float(h['cpu_load'] or 0) * 100:.0f}%" + _machine(h) + ("  DRAINING" if h["draining"] else ""),
+             ""]
     agents = doc["agents"]
     lines += table(
         ["agent", "registered", "worker", "jobs", "idle", "max_jobs", "memory limit", "last error"],

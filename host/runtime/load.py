@@ -2,7 +2,8 @@
 
 livekit-server offers a job only to a worker whose load is under its target; `worker_load` (a pure
 function) decides the figure and whether the agent is full, and this reporter sends it and says, once per
-change of reason, why an agent takes no new jobs.
+change of reason, why an agent takes no new jobs, and once per change, when the machine is busy with work
+that is not the host's (the host then still takes jobs, as the last choice).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ class LoadReporter:
         self._cpu = cpu
         self._policy = policy
         self._closed: dict[str, str | None] = {}  # agent -> why it takes no new jobs, as last logged
+        self._machine_busy = False  # as last logged
 
     async def report(self, agent: Agent, jobs: int) -> None:
         """Send the agent's worker its load with `jobs` running."""
         name = agent.name
+        self._note_machine()
         state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=agent.definition.limits.max_jobs,
                             threshold=self._policy.threshold, target=self._policy.target,
-                            process_error=process_error(agent))
+                            process_error=process_error(agent), machine_cpu=self._cpu.machine)
         if state.closed != self._closed.get(name):  # said once per change of reason, not per figure
             if state.closed:
                 logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})
@@ -35,3 +38,15 @@ class LoadReporter:
                 logger.info("agent %s takes jobs again", name, extra={"agent": name})
             self._closed[name] = state.closed
         await agent.worker.update_worker(full=state.full, load=state.load, job_count=jobs)
+
+    def _note_machine(self) -> None:
+        threshold = self._policy.threshold
+        busy = bool(threshold) and self._cpu.machine >= threshold > self._cpu.value
+        if busy != self._machine_busy:
+            if busy:
+                logger.warning("the machine's CPU is %.0f%% busy, this host's own use %.0f%%: still taking jobs "
+                               "(they may run slower), as the last choice of the server", self._cpu.machine * 100,
+                               self._cpu.value * 100)
+            else:
+                logger.info("the machine's CPU is no longer busy with other work (%.0f%%)", self._cpu.machine * 100)
+            self._machine_busy = busy

@@ -47,6 +47,7 @@ class HostView:
         return {
             "host": {"version": __version__, "pid": os.getpid(), "started_at": _iso(self.started_at),
                      "draining": self.jobs.draining, "cpu_load": round(self.monitor.cpu.value, 3),
+                     "machine_cpu_load": round(self.monitor.cpu.machine, 3),
                      "url": self.url},
             "agents": [self._agent(a, counts[a.name]) for a in sorted(self.agents, key=lambda a: a.name)],
             "jobs": [self._job(j) for j in self.jobs],
@@ -76,7 +77,8 @@ class HostView:
                   if j.id in self.monitor.memory]
         return Gauges(running=running, idle={a.name: a.pool.idle_count for a in agents},
                       registered={a.name: a.worker.registered for a in agents}, memory=memory,
-                      cpu_load=self.monitor.cpu.value, ready=not self.not_ready(),
+                      cpu_load=self.monitor.cpu.value, machine_cpu_load=self.monitor.cpu.machine,
+                      ready=not self.not_ready(),
                       memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents})
 
     def metrics_text(self) -> bytes:

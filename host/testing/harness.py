@@ -160,6 +160,7 @@ class HostProcess:
     cwd: Path = ROOT
     new_session: bool = False  # a process group of its own, as a terminal or systemd starts it
     nofile: int | None = None  # a file-descriptor limit for the host (and what it starts)
+    cpus: set[int] | None = None  # the CPUs the host (and what it starts) may run on
     proc: subprocess.Popen[bytes] | None = None
     _log: object = field(default=None, repr=False)
 
@@ -172,6 +173,8 @@ class HostProcess:
                                      start_new_session=self.new_session, preexec_fn=self._limits)
 
     def _limits(self) -> None:
+        if self.cpus is not None:
+            os.sched_setaffinity(0, self.cpus)
         if self.nofile is not None:
             import resource
 

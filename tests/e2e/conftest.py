@@ -43,9 +43,10 @@ def start_host(tmp_path: Path) -> Iterator[object]:
     hosts: list[HostProcess] = []
 
     def start(server: LiveKitServer, *paths: str | Path, extra_env: dict[str, str] | None = None,
-              args: tuple[str, ...] = (), new_session: bool = False, nofile: int | None = None) -> HostProcess:
+              args: tuple[str, ...] = (), new_session: bool = False, nofile: int | None = None,
+              cpus: set[int] | None = None) -> HostProcess:
         h = HostProcess([*args, *map(str, paths)], {**server.env(), **(extra_env or {})},
-                        tmp_path / f"host-{len(hosts)}.log", new_session=new_session, nofile=nofile)
+                        tmp_path / f"host-{len(hosts)}.log", new_session=new_session, nofile=nofile, cpus=cpus)
         h.start()
         hosts.append(h)
         return h

@@ -2,7 +2,16 @@ import os
 import subprocess
 import sys
 
-from host.ops.resources import MB, SERVER_TARGET_LOAD, CpuLoad, WorkerLoad, memory_bytes, worker_load
+from host.ops.resources import (
+    MB,
+    OPEN_CEILING,
+    SERVER_TARGET_LOAD,
+    CpuLoad,
+    TreeCpu,
+    WorkerLoad,
+    memory_bytes,
+    worker_load,
+)
 
 
 def load(**kw):
@@ -28,7 +37,7 @@ def test_the_larger_of_cpu_and_slots_counts():
 
 def test_full_names_why():
     assert load(jobs=4, max_jobs=4) == WorkerLoad(1.0, True, "at max_jobs (4)", "max_jobs")
-    assert load(cpu=0.95) == WorkerLoad(1.0, True, "CPU use 95% reached --load-threshold 90%", "cpu")
+    assert load(cpu=0.95) == WorkerLoad(1.0, True, "its CPU use 95% reached --load-threshold 90%", "cpu")
     assert load(process_error="ImportError: x") == WorkerLoad(1.0, True, "cannot start job processes: ImportError: x",
                                                               "no_process")
 
@@ -58,13 +67,41 @@ def test_memory_of_a_process_includes_its_children():
 
 def test_cpu_load_is_smoothed():
     samples = iter([0.8, 0.0, 0.0, 1.0])
-    load = CpuLoad(alpha=0.5, sampler=lambda: next(samples))
+    machine = iter([1.0, 0.0, 0.0, 0.0])
+    load = CpuLoad(alpha=0.5, sampler=lambda: next(samples), machine_sampler=lambda: next(machine))
     assert load.sample() == 0.8  # the first sample is taken as it is
+    assert load.machine == 1.0
     assert load.sample() == 0.4  # one quiet sample halves it
+    assert load.machine == 0.5
     assert load.sample() == 0.2
     assert load.sample() == 0.6
+    assert load.value == 0.6 and load.machine == 0.125
 
 
 def test_cpu_load_samples_the_machine():
     load = CpuLoad()
     assert 0.0 <= load.sample() <= 1.0
+    assert 0.0 <= load.machine <= 1.0
+
+
+def test_a_machine_busy_with_other_work_leaves_the_host_open_as_the_last_choice():
+    # a dispatch that only this host can take must still be offered to it: never full, always under the target
+    for machine in (0.9, 0.95, 1.0):
+        state = load(cpu=0.1, machine_cpu=machine)
+        assert not state.full and state.closed_because is None
+        assert state.load == round(SERVER_TARGET_LOAD * OPEN_CEILING, 3) < SERVER_TARGET_LOAD
+    # below the threshold the machine's use counts like the host's own: a host with room is preferred
+    assert load(cpu=0.09, machine_cpu=0.45).load == 0.35
+    assert load(cpu=0.99, machine_cpu=0.99, threshold=0.0) == WorkerLoad(0.0, False, None)
+
+
+def test_tree_cpu_counts_a_busy_child_and_one_that_ended():
+    busy = "import time\nend = time.monotonic() + 1.0\nwhile time.monotonic() < end: pass\n"
+    cpu = TreeCpu()  # this test's process and its descendants
+    child = subprocess.Popen([sys.executable, "-c", busy])
+    child.wait()  # reaped: its CPU time is now this process's children_user
+    share = cpu()
+    cpus = len(os.sched_getaffinity(0))
+    assert share >= 0.5 / cpus, share  # about a second of CPU over about a second, on `cpus` CPUs
+    subprocess.run(["sleep", "0.5"], check=True)  # an idle half second
+    assert cpu() < 0.3 / cpus
