@@ -3,16 +3,23 @@ a rule LLM) served by agenthost (`api: livekit-agents`) and by livekit-agents' o
 same livekit-server, one side at a time.
 
 Root needed (a private network namespace). Each step runs N concurrent calls made by real callers
-(host/voice/caller.py, as `agenthost call` makes them, without its recogniser), started 0.3 s apart, each
-speaking TURNS scripted turns with a pause before each. Per step:
+(host/voice/caller.py, as `agenthost call` makes them, without its recogniser): the calls start 0.3 s
+apart, and once every call's agent listens (and the side has refilled its prewarmed processes), they speak
+TURNS scripted turns each, with a pause before each turn, from offsets 0.3 s apart. Measured while they
+speak:
 - end of speech -> first agent audio, p50 and p95 over every turn of every call;
 - turns unanswered (no agent audio within 20 s), and calls whose agent never came;
 - CPU of the serving side's process tree in cores (its CPU seconds over the step's wall time);
-- PSS per call: the tree's largest PSS during the step, less its PSS idle, over N.
+- PSS per call: the tree's largest PSS during the step, less its PSS idle, over N;
+- the callers' own CPU (this process), which shares the machine.
 Capacity is the most calls with p95 <= 1.5 s and no turn unanswered; the ramp stops at the first step past it.
 Both sides keep two prewarmed processes and shed no load (agenthost --load-threshold 0).
 
-Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS]
+Then, overload: two agenthost hosts, each on a CPU of its own (full at its own CPU use of --load-threshold,
+the default), are offered 1.5 times the calls one host carried, a second apart: how many each took, and
+the p50/p95 of every admitted call's turns.
+
+Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS] [--no-overload]
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import os
 import statistics
 import sys
 import time
@@ -31,12 +40,12 @@ from job_bench import SETTLE, Side, tree_pss
 
 from host.config.credentials import Credentials
 from host.testing.harness import API_KEY, API_SECRET, LiveKitServer, new_room, private_server, server_api
-from host.voice.caller import Caller, CallOptions, Turn, TurnResult
+from host.voice.caller import Caller, CallOptions, Turn
 from host.voice.speech import Synthesizer
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(__file__).resolve().parent / "peer"
-STEPS = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24)
+STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24)
 P95_LIMIT_MS = 1500.0
 SAID = ("hello there", "what is your name", "how are you today", "the weather is nice")
 STAGGER_S = 0.3  # between the starts of a step's calls
@@ -51,6 +60,7 @@ class Step:
     no_agent: int = 0
     cores: float = 0.0
     pss_per_call_mb: float = 0.0
+    caller_cores: float = 0.0
 
     @property
     def p50(self) -> float:
@@ -108,22 +118,6 @@ class TreeSampler:
         return used / (time.monotonic() - self.started), self.peak_pss
 
 
-async def one_call(credentials: Credentials, agent: str, turns: list[Turn], delay: float, step: Step) -> None:
-    await asyncio.sleep(delay)
-    caller = Caller(credentials, CallOptions(timeout=20.0, recognize=False, pause=PAUSE_S))
-    try:
-        results: list[TurnResult] = await caller.call(agent, new_room(), "", turns)
-    except Exception as exc:
-        print(f"  {agent}: a call failed: {exc}", file=sys.stderr)
-        step.no_agent += 1
-        return
-    for turn in results:
-        if turn.latency_ms is None:
-            step.unanswered += 1
-        else:
-            step.latencies.append(turn.latency_ms)
-
-
 async def ramp(side: Side, server: LiveKitServer, turns: list[Turn], max_calls: int) -> list[Step]:
     assert side.proc is not None
     credentials = Credentials(server.url, API_KEY, API_SECRET)
@@ -131,19 +125,109 @@ async def ramp(side: Side, server: LiveKitServer, turns: list[Turn], max_calls: 
     idle = tree_pss(side.proc.pid)
     steps = []
     for calls in (n for n in STEPS if n <= max_calls):
-        step = Step(calls)
-        sampler = TreeSampler(side.proc.pid)
-        await asyncio.gather(*(one_call(credentials, side.agent, turns, i * STAGGER_S, step) for i in range(calls)))
-        cores, peak = await sampler.stop()
-        step.cores, step.pss_per_call_mb = cores, max(0, peak - idle) / calls / 2**20
+        step = await run_step(side, credentials, turns, calls, idle)
         steps.append(step)
         print(f"  {side.name}: {calls:>2} calls  p50 {step.p50:7.0f} ms  p95 {step.p95:7.0f} ms  "
               f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
-              f"PSS/call {step.pss_per_call_mb:.1f} MB", flush=True)
+              f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores", flush=True)
         await wait_rooms_gone(server)
         if not step.good:
             break
     return steps
+
+
+async def run_step(side: Side, credentials: Credentials, turns: list[Turn], calls: int, idle: int) -> Step:
+    """`calls` calls that all have their agent listening first (a call's start, its process and VAD, is
+    not what a call in progress costs), then speak at once, each from its own offset."""
+    assert side.proc is not None
+    step = Step(calls)
+    callers = [Caller(credentials, CallOptions(timeout=20.0, recognize=False, pause=PAUSE_S)) for _ in range(calls)]
+
+    async def start(i: int, caller: Caller) -> Caller | None:
+        await asyncio.sleep(i * STAGGER_S)
+        try:
+            await caller.start(side.agent, new_room(), "")
+            return caller
+        except Exception as exc:
+            print(f"  {side.name}: a call's agent did not come: {exc}", file=sys.stderr)
+            step.no_agent += 1
+            return None
+
+    async def speak(i: int, caller: Caller) -> None:
+        await asyncio.sleep(i * STAGGER_S)
+        for turn in await caller.speak(turns):
+            if turn.latency_ms is None:
+                step.unanswered += 1
+            else:
+                step.latencies.append(turn.latency_ms)
+
+    try:
+        started = [c for c in await asyncio.gather(*(start(i, c) for i, c in enumerate(callers))) if c]
+        await asyncio.sleep(SETTLE)  # the pool refills its prewarmed processes
+        sampler, me = TreeSampler(side.proc.pid), CallerCpu()
+        await asyncio.gather(*(speak(i, c) for i, c in enumerate(started)))
+        (step.cores, peak), step.caller_cores = await sampler.stop(), me.cores()
+        step.pss_per_call_mb = max(0, peak - idle) / calls / 2**20
+    finally:
+        await asyncio.gather(*(c.hang_up() for c in callers), return_exceptions=True)
+    return step
+
+
+class CallerCpu:
+    """The CPU of this process, where the callers run, in cores."""
+
+    def __init__(self) -> None:
+        self._start = (time.process_time(), time.monotonic())
+
+    def cores(self) -> float:
+        cpu, wall = self._start
+        return (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
+async def overload(server: LiveKitServer, turns: list[Turn], offered: int, work: Path) -> dict[str, object]:
+    """`offered` calls to two agenthost hosts, each on a CPU of its own and full at its own CPU use of
+    --load-threshold (default): the calls arrive a second apart, and each host takes them while it has room."""
+    credentials = Credentials(server.url, API_KEY, API_SECRET)
+    hosts = [Side(f"host {i}", "voice-local", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
+                                               str(work / "voice-local.yaml")],
+                  r"registered agent voice-local", ROOT, work / f"host-{i}.log", cpus={i})
+             for i in range(2)]
+    step = Step(offered)
+    try:
+        for host in hosts:
+            await host.start(server.env())
+        await asyncio.sleep(SETTLE)
+        callers = [Caller(credentials, CallOptions(timeout=20.0, recognize=False, pause=PAUSE_S))
+                   for _ in range(offered)]
+
+        async def call(i: int, caller: Caller) -> None:
+            await asyncio.sleep(i * 1.0)
+            try:
+                await caller.start("voice-local", new_room(), "")
+            except Exception as exc:
+                print(f"  overload: call {i + 1} got no agent: {exc}", file=sys.stderr)
+                step.no_agent += 1
+                return
+            for turn in await caller.speak(turns):
+                if turn.latency_ms is None:
+                    step.unanswered += 1
+                else:
+                    step.latencies.append(turn.latency_ms)
+
+        try:
+            await asyncio.gather(*(call(i, c) for i, c in enumerate(callers)))
+        finally:
+            await asyncio.gather(*(c.hang_up() for c in callers), return_exceptions=True)
+        taken = [h.log.read_text(errors="replace").count("job running") for h in hosts]
+        full = [h.log.read_text(errors="replace").count("takes no new jobs") for h in hosts]
+    finally:
+        for host in hosts:
+            host.stop()
+    print(f"\noverload: {offered} calls offered to two hosts (a CPU each): taken {taken[0]} and {taken[1]}, "
+          f"no agent {step.no_agent}, unanswered turns {step.unanswered}; p50 {step.p50:.0f} ms, "
+          f"p95 {step.p95:.0f} ms over {len(step.latencies)} turns; hosts reported full {full[0]} and {full[1]} times")
+    return {"offered": offered, "taken": taken, "no_agent": step.no_agent, "unanswered": step.unanswered,
+            "p50_ms": step.p50, "p95_ms": step.p95, "reported_full": full}
 
 
 async def wait_rooms_gone(server: LiveKitServer, timeout: float = 60.0) -> None:
@@ -188,7 +272,7 @@ def print_results(results: dict[str, list[Step]]) -> dict[str, object]:
                              for s in steps] for name, steps in results.items()}, **summary}
 
 
-async def run(max_calls: int, turn_count: int) -> int:
+async def run(max_calls: int, turn_count: int, overload_phase: bool) -> int:
     server = private_server("voice-bench")
     work = server.workdir
     synthesizer = Synthesizer()
@@ -208,9 +292,12 @@ async def run(max_calls: int, turn_count: int) -> int:
                 results[side.name] = await ramp(side, server, turns, max_calls)
             finally:
                 side.stop()
+        summary = print_results(results)
+        if overload_phase and len(os.sched_getaffinity(0)) >= 2:
+            offered = math.ceil(1.5 * max(1, capacity(results["agenthost"])))
+            summary["overload"] = await overload(server, turns, offered, work)
     finally:
         server.stop()
-    summary = print_results(results)
     print(f"({turn_count} turns a call, {PAUSE_S:g} s pause before each, calls started {STAGGER_S:g} s apart; "
           f"{psutil.cpu_count()} cores; callers in the bench's own process on the same machine)")
     out = ROOT / "bench" / "results"
@@ -220,5 +307,6 @@ async def run(max_calls: int, turn_count: int) -> int:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 3)))
+    options = [a for a in sys.argv[1:] if a.startswith("--")]
+    args = [int(a) for a in sys.argv[1:] if not a.startswith("--")]
+    sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 4, "--no-overload" not in options)))

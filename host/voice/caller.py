@@ -103,25 +103,34 @@ class Caller:
         self._mic_sid = ""
         self._agent_identity: str | None = None
         self._saw_agent_text = False
+        self._hung_up = False
         self._recognizer = Recognizer() if options.recognize else None
 
     async def call(self, agent_name: str, room: str, metadata: str, turns: Sequence[Turn],
                    on_turn: Callable[[int, TurnResult], None] = lambda _i, _r: None) -> list[TurnResult]:
         """Speak `turns` to `agent_name` dispatched into `room`; the result of each, in order."""
-        await self._join(room)
         try:
-            await create_dispatch(self._credentials, agent_name, room, metadata)
-            await self._wait_for_agent(agent_name)
-            results = []
-            for i, turn in enumerate(turns, 1):
-                result = await self._turn(turn)
-                if self._options.record is not None:
-                    write_wav(self._options.record / f"turn-{i:02d}.wav", bytes(self._answer.pcm))
-                on_turn(i, result)
-                results.append(result)
-            return results
+            await self.start(agent_name, room, metadata)
+            return await self.speak(turns, on_turn)
         finally:
-            await self._leave()
+            await self.hang_up()
+
+    async def start(self, agent_name: str, room: str, metadata: str) -> None:
+        """Join `room`, dispatch `agent_name` there, and wait until it listens."""
+        await self._join(room)
+        await create_dispatch(self._credentials, agent_name, room, metadata)
+        await self._wait_for_agent(agent_name)
+
+    async def speak(self, turns: Sequence[Turn],
+                    on_turn: Callable[[int, TurnResult], None] = lambda _i, _r: None) -> list[TurnResult]:
+        results = []
+        for i, turn in enumerate(turns, 1):
+            result = await self._turn(turn)
+            if self._options.record is not None:
+                write_wav(self._options.record / f"turn-{i:02d}.wav", bytes(self._answer.pcm))
+            on_turn(i, result)
+            results.append(result)
+        return results
 
     async def _join(self, room: str) -> None:
         grant = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
@@ -141,10 +150,15 @@ class Caller:
         self._mic_sid = publication.sid
         self._tasks.append(asyncio.create_task(self._microphone()))
 
-    async def _leave(self) -> None:
-        for task in self._tasks:
+    async def hang_up(self) -> None:
+        """Leave the room (the agent's job then ends by its policy); once, however often it is called."""
+        if self._hung_up:
+            return
+        self._hung_up = True
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._room.disconnect()
