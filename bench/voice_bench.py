@@ -15,9 +15,11 @@ speak:
 Capacity is the most calls with p95 <= 1.5 s and no turn unanswered; the ramp stops at the first step past it.
 Both sides keep two prewarmed processes and shed no load (agenthost --load-threshold 0).
 
-Then, overload: two agenthost hosts, each on a CPU of its own (full at its own CPU use of --load-threshold,
-the default), are offered 1.5 times the calls one host carried, a second apart: how many each took, and
-the p50/p95 of every admitted call's turns.
+Both sides run from the start, and each step runs on one side then the other, so that both meet the
+machine in the same state. Then, overload: one agenthost host on one CPU is ramped the same way (its
+capacity C1, and the share of its CPU it then uses); two hosts, each on a CPU of its own and with that
+share as --load-threshold, are offered 1.5 x C1 calls, 3 s apart: how many each took, how many got no
+agent, and the p50/p95 of every admitted call's turns.
 
 Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS] [--no-overload]
 """
@@ -50,6 +52,7 @@ P95_LIMIT_MS = 1500.0
 SAID = ("hello there", "what is your name", "how are you today", "the weather is nice")
 STAGGER_S = 0.3  # between the starts of a step's calls
 PAUSE_S = 1.0  # silence before each turn, once the agent is quiet
+ARRIVAL_S = 3.0  # between calls offered in the overload phase: the hosts' smoothed CPU follows within ~10 s
 
 
 @dataclass
@@ -118,22 +121,25 @@ class TreeSampler:
         return used / (time.monotonic() - self.started), self.peak_pss
 
 
-async def ramp(side: Side, server: LiveKitServer, turns: list[Turn], max_calls: int) -> list[Step]:
-    assert side.proc is not None
+async def ramp(sides: list[Side], server: LiveKitServer, turns: list[Turn], max_calls: int) -> dict[str, list[Step]]:
+    """Each step on each side in turn (so that both meet the machine in the same state), until every side
+    is past its capacity."""
     credentials = Credentials(server.url, API_KEY, API_SECRET)
     await asyncio.sleep(SETTLE)
-    idle = tree_pss(side.proc.pid)
-    steps = []
+    idle = {side.name: tree_pss(side.proc.pid) for side in sides if side.proc is not None}
+    results: dict[str, list[Step]] = {side.name: [] for side in sides}
     for calls in (n for n in STEPS if n <= max_calls):
-        step = await run_step(side, credentials, turns, calls, idle)
-        steps.append(step)
-        print(f"  {side.name}: {calls:>2} calls  p50 {step.p50:7.0f} ms  p95 {step.p95:7.0f} ms  "
-              f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
-              f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores", flush=True)
-        await wait_rooms_gone(server)
-        if not step.good:
+        going = [side for side in sides if all(s.good for s in results[side.name])]
+        if not going:
             break
-    return steps
+        for side in going:
+            step = await run_step(side, credentials, turns, calls, idle[side.name])
+            results[side.name].append(step)
+            print(f"  {side.name}: {calls:>2} calls  p50 {step.p50:7.0f} ms  p95 {step.p95:7.0f} ms  "
+                  f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
+                  f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores", flush=True)
+            await wait_rooms_gone(server)
+    return results
 
 
 async def run_step(side: Side, credentials: Credentials, turns: list[Turn], calls: int, idle: int) -> Step:
@@ -184,14 +190,28 @@ class CallerCpu:
         return (time.process_time() - cpu) / (time.monotonic() - wall)
 
 
-async def overload(server: LiveKitServer, turns: list[Turn], offered: int, work: Path) -> dict[str, object]:
-    """`offered` calls to two agenthost hosts, each on a CPU of its own and full at its own CPU use of
-    --load-threshold (default): the calls arrive a second apart, and each host takes them while it has room."""
+def agenthost(name: str, work: Path, threshold: float, cpus: set[int] | None = None) -> Side:
+    return Side(name, "voice-local", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
+                                      "--load-threshold", f"{threshold:g}", str(work / "voice-local.yaml")],
+                r"registered agent voice-local", ROOT, work / f"{name.replace(' ', '-')}.log", cpus=cpus)
+
+
+async def overload(server: LiveKitServer, turns: list[Turn], work: Path, max_calls: int) -> dict[str, object]:
+    """What one host on one CPU carries (capacity C1, and the CPU share it uses then), then 1.5 x C1 calls
+    offered to two hosts on a CPU each, whose --load-threshold is that share: each takes calls while it has
+    room and then reports itself full, so that the other takes the rest."""
+    one = agenthost("one CPU", work, 0, cpus={0})
+    await one.start(server.env())
+    try:
+        steps = (await ramp([one], server, turns, max_calls))[one.name]
+    finally:
+        one.stop()
+    c1 = capacity(steps)
+    share = next((s.cores for s in steps if s.calls == c1), 0.5)
+    threshold = round(min(0.95, share + 0.05), 2)
+    offered = math.ceil(1.5 * max(1, c1))
     credentials = Credentials(server.url, API_KEY, API_SECRET)
-    hosts = [Side(f"host {i}", "voice-local", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
-                                               str(work / "voice-local.yaml")],
-                  r"registered agent voice-local", ROOT, work / f"host-{i}.log", cpus={i})
-             for i in range(2)]
+    hosts = [agenthost(f"host {i}", work, threshold, cpus={i}) for i in range(2)]
     step = Step(offered)
     try:
         for host in hosts:
@@ -201,14 +221,14 @@ async def overload(server: LiveKitServer, turns: list[Turn], offered: int, work:
                    for _ in range(offered)]
 
         async def call(i: int, caller: Caller) -> None:
-            await asyncio.sleep(i * 1.0)
+            await asyncio.sleep(i * ARRIVAL_S)
             try:
                 await caller.start("voice-local", new_room(), "")
             except Exception as exc:
                 print(f"  overload: call {i + 1} got no agent: {exc}", file=sys.stderr)
                 step.no_agent += 1
                 return
-            for turn in await caller.speak(turns):
+            for turn in await caller.speak(turns * 2):  # still talking while the last calls arrive
                 if turn.latency_ms is None:
                     step.unanswered += 1
                 else:
@@ -223,11 +243,14 @@ async def overload(server: LiveKitServer, turns: list[Turn], offered: int, work:
     finally:
         for host in hosts:
             host.stop()
-    print(f"\noverload: {offered} calls offered to two hosts (a CPU each): taken {taken[0]} and {taken[1]}, "
-          f"no agent {step.no_agent}, unanswered turns {step.unanswered}; p50 {step.p50:.0f} ms, "
-          f"p95 {step.p95:.0f} ms over {len(step.latencies)} turns; hosts reported full {full[0]} and {full[1]} times")
-    return {"offered": offered, "taken": taken, "no_agent": step.no_agent, "unanswered": step.unanswered,
-            "p50_ms": step.p50, "p95_ms": step.p95, "reported_full": full}
+    print(f"\noverload: one host on one CPU carries {c1} calls using {share:.2f} of it; {offered} calls offered "
+          f"{ARRIVAL_S:g} s apart to two hosts on a CPU each, --load-threshold {threshold:g}: taken {taken[0]} "
+          f"and {taken[1]}, no agent {step.no_agent}, unanswered turns {step.unanswered}; p50 {step.p50:.0f} ms, "
+          f"p95 {step.p95:.0f} ms over {len(step.latencies)} turns; hosts reported full {full[0]} and {full[1]} "
+          "times")
+    return {"one_cpu_capacity": c1, "one_cpu_share": share, "threshold": threshold, "offered": offered,
+            "taken": taken, "no_agent": step.no_agent, "unanswered": step.unanswered, "p50_ms": step.p50,
+            "p95_ms": step.p95, "reported_full": full}
 
 
 async def wait_rooms_gone(server: LiveKitServer, timeout: float = 60.0) -> None:
@@ -277,25 +300,22 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool) -> int:
     work = server.workdir
     synthesizer = Synthesizer()
     turns = [Turn(text, synthesizer.synthesize(text)) for text in (SAID * turn_count)[:turn_count]]
-    ours = Side("agenthost", "voice-local", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
-                                             "--load-threshold", "0", str(work / "voice-local.yaml")],
-                r"registered agent voice-local", ROOT, work / "agenthost.log")
+    ours = agenthost("agenthost", work, 0)
     (work / "voice-local.yaml").write_text(
         (ROOT / "agents.d" / "voice-local.yaml").read_text().replace("idle: 1", "idle: 2"))
     peer = Side("livekit-agents", "voice-local-peer", [sys.executable, str(PEER / "voice_local_peer.py"), "start"],
                 r"registered worker", ROOT, work / "peer.log")
-    results: dict[str, list[Step]] = {}
     try:
-        for side in (ours, peer):
-            await side.start(server.env())
-            try:
-                results[side.name] = await ramp(side, server, turns, max_calls)
-            finally:
-                side.stop()
+        try:
+            for side in (ours, peer):
+                await side.start(server.env())
+            results = await ramp([ours, peer], server, turns, max_calls)
+        finally:
+            ours.stop()
+            peer.stop()
         summary = print_results(results)
         if overload_phase and len(os.sched_getaffinity(0)) >= 2:
-            offered = math.ceil(1.5 * max(1, capacity(results["agenthost"])))
-            summary["overload"] = await overload(server, turns, offered, work)
+            summary["overload"] = await overload(server, turns, work, max_calls)
     finally:
         server.stop()
     print(f"({turn_count} turns a call, {PAUSE_S:g} s pause before each, calls started {STAGGER_S:g} s apart; "
