@@ -25,7 +25,8 @@ from host.config.definitions import AgentDefinition
 from host.config.entrypoints import module_name_for_file
 from host.config.sources import ImportRecorder, Snapshot, project_files, snapshot
 from host.process.environment import apply_environment
-from host.process.messages import InitFailed, JobDone, Ready, ShutdownJob, StartJob
+from host.process.messages import InitFailed, JobDone, ProcessMessage, Ready, ShutdownJob, StartJob, TemplateMessage
+from host.process.protocol import encode
 from host.process.tree import become_subreaper, descendants, end_all
 from host.process.watchdog import HostWatchdog
 
@@ -152,10 +153,11 @@ def watch_host(conn: Connection, shutdown: Callable[[str], None]) -> None:
     loop.add_reader(conn.fileno(), on_message)
 
 
-def send(conn: Connection, msg: object) -> bool:
-    """Tell the host; False when it is gone (the job still ends by its own lifecycle)."""
+def send(conn: Connection, msg: ProcessMessage | TemplateMessage) -> bool:
+    """Tell the host (in the form it reads: host.process.protocol); False when it is gone (the job still ends by
+    its own lifecycle)."""
     try:
-        conn.send(msg)
+        conn.send_bytes(encode(msg))
     except (BrokenPipeError, ConnectionError, OSError):
         logger.warning("the host is gone; could not report %s", type(msg).__name__)
         return False

@@ -13,25 +13,18 @@ import contextlib
 import enum
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from host.config.definitions import AgentDefinition
 from host.process import child as job_child
+from host.process.channel import Channel
 from host.process.errors import ProcessStartError
-from host.process.messages import (
-    InitFailed,
-    JobDone,
-    JobStarted,
-    ProcessMessage,
-    Ready,
-    ShutdownJob,
-    ShuttingDown,
-    StartJob,
-)
+from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.process.mp import mp_context, start_off_loop
+from host.process.protocol import decode_job, frame
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
 from host.process.tree import kill_tree
 
@@ -86,7 +79,7 @@ class JobProcess:
         self.prewarm_cpu = 0.0  # CPU seconds it took to get ready, from Ready
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
         self._template = template
-        self._conn: Connection | None = None
+        self._channel: Channel | None = None
         self._proc: BaseProcess | None = None  # started by the fork server
         self._pidfd: int | None = None  # forked by the template
         self._launch_args = (log_format, log_level)
@@ -116,15 +109,19 @@ class JobProcess:
             await start_off_loop(proc)
         finally:
             child.close()
-        self.pid, self._conn, self._proc = proc.pid, conn, proc
-        loop = asyncio.get_running_loop()
-        loop.add_reader(conn.fileno(), self._on_readable)
-        loop.add_reader(proc.sentinel, self._on_sentinel)
+        self.pid, self._proc = proc.pid, proc
+        self._attach(os.dup(conn.fileno()))
+        conn.close()
+        asyncio.get_running_loop().add_reader(proc.sentinel, self._on_sentinel)
+
+    def _attach(self, fd: int) -> None:
+        self._channel = Channel(fd, decode_job, self._on_message, self._on_channel_end)
+        self._channel.start()
 
     # -- ForkedProcess: what the template tells of a process it forked ----------------------------
-    def on_forked(self, pid: int, conn: Connection, pidfd: int) -> None:
-        self.pid, self._conn, self._pidfd = pid, conn, pidfd
-        asyncio.get_running_loop().add_reader(conn.fileno(), self._on_readable)
+    def on_forked(self, pid: int, fd: int, pidfd: int) -> None:
+        self.pid, self._pidfd = pid, pidfd
+        self._attach(fd)
 
     def on_exit(self, code: int) -> None:
         self._finish(code)
@@ -155,21 +152,21 @@ class JobProcess:
         """Hand the process its job: at once when it is idle, or queued in its pipe while it is starting (it
         reads it right after it says Ready, and runs from then on). Raises ProcessStartError when it is
         neither, OSError when it can no longer be told (it is gone)."""
-        if self.job_id is not None or self._conn is None or self.state not in (ProcessState.IDLE,
-                                                                                ProcessState.STARTING):
+        if self.job_id is not None or self._channel is None or self.state not in (ProcessState.IDLE,
+                                                                                   ProcessState.STARTING):
             raise ProcessStartError(f"process {self.pid} is {self.state.value}, not idle")
         if self.state is ProcessState.IDLE:
             self._move(ProcessState.RUNNING)
         self.job_id = job_id
-        self._conn.send(start)
+        self._channel.send(frame(pickle.dumps(start)))  # queued: written as the process reads
 
     def request_shutdown(self, reason: str) -> None:
         """Ask the job to shut down; the caller bounds the wait (see `wait_exit`)."""
         if self.state in (ProcessState.RUNNING,):
             self._mark_shutting_down(reason)
-            assert self._conn is not None
-            with contextlib.suppress(OSError, BrokenPipeError):
-                self._conn.send(ShutdownJob(reason))
+            assert self._channel is not None
+            with contextlib.suppress(OSError):
+                self._channel.send(frame(pickle.dumps(ShutdownJob(reason))))
         elif self.state in (ProcessState.IDLE, ProcessState.STARTING):
             self.kill()
 
@@ -222,19 +219,14 @@ class JobProcess:
             assert self._shutting_down_event is not None
             self._shutting_down_event.set()
 
-    def _on_readable(self) -> None:
-        if not self._read_one():
-            assert self._conn is not None
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(self._conn.fileno())
+    def _on_channel_end(self, violation: str | None) -> None:
+        if violation is not None:  # agent code wrote to the pipe: the job is not to be believed any more
+            logger.error("job process %s broke the protocol, killed: %s", self.pid, violation,
+                         extra={"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})
+            self._not_ready = self._not_ready or f"broke the protocol: {violation}"
+            self.kill(f"the job process broke the protocol: {violation}")
 
-    def _read_one(self) -> bool:
-        """Handle one message; False at end of stream."""
-        assert self._conn is not None
-        try:
-            msg: ProcessMessage = self._conn.recv()
-        except (EOFError, OSError):
-            return False
+    def _on_message(self, msg: object, _fds: tuple[int, ...]) -> None:
         assert self._ready is not None
         if isinstance(msg, Ready):
             self.sources, self.prewarm_cpu = msg.sources, msg.prewarm_cpu
@@ -251,7 +243,6 @@ class JobProcess:
             self._mark_shutting_down(msg.reason)
         elif isinstance(msg, JobDone):
             self.result = msg
-        return True
 
     def _on_sentinel(self) -> None:
         assert self._proc is not None
@@ -264,12 +255,8 @@ class JobProcess:
         """The process has exited with `code`: read what it said before, then settle its end."""
         if self.state is ProcessState.EXITED:
             return
-        assert self._conn is not None
-        with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(self._conn.fileno())
-        with contextlib.suppress(EOFError, OSError):
-            while self._conn.poll() and self._read_one():
-                pass
+        assert self._channel is not None
+        self._channel.drain()
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
@@ -280,6 +267,6 @@ class JobProcess:
             self._ready.set_exception(ProcessStartError(why))
         self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.result,
                                             self.shutdown_reason))
-        self._conn.close()
+        self._channel.close()
         if self._shutting_down_event is not None:
             self._shutting_down_event.set()

@@ -1,10 +1,11 @@
 """Messages between the host and its processes: job processes, and agents' template processes.
 
-Every message is a small frozen dataclass and crosses a `multiprocessing` pipe pickled;
-the protobuf `Job` crosses as bytes so that this module never imports the LiveKit SDK. Except what crosses
-once per job process between the host and a template: FORK and RETIRE are a byte each, and Forked and Exited
-are packed by hand (`pack_forked`, `pack_exited`; the host reads them with `read_template_message`), since
-unpickling and pickling them would write to many of the template's pages (see host.process.template_child).
+Every message is a small frozen dataclass. Down (host -> process) they cross a `multiprocessing` pipe
+pickled, the protobuf `Job` as bytes so that this module never imports the LiveKit SDK; up (process ->
+host) as JSON the host checks field by field (host.process.protocol), since the host trusts nothing its
+processes write. What crosses once per job process between the host and a template is smaller still: FORK
+and RETIRE are a byte each, and Forked and Exited are packed by hand (`pack_forked`, `pack_exited`), since
+building them would write to many of the template's pages (see host.process.template_child).
 Job processes: host -> process StartJob, ShutdownJob; process -> host Ready, InitFailed, JobStarted,
 ShuttingDown, JobDone. Template processes: host -> template FORK, RETIRE; template -> host TemplateReady,
 NotForkSafe, InitFailed, Forked (followed on the same socket by two file descriptors) or ForkFailed, Exited.
@@ -12,10 +13,8 @@ NotForkSafe, InitFailed, Forked (followed on the same socket by two file descrip
 
 from __future__ import annotations
 
-import pickle
 import struct
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 
 from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
@@ -129,7 +128,7 @@ FORK = b"f"  # fork one job process: answered with Forked (or ForkFailed), in th
 RETIRE = b"r"  # fork no more; exit once every job process forked so far has exited and been reported
 REQUEST_FRAME = 5
 
-# Forked and Exited, packed: a tag that no pickle starts with (a pickle starts with b"\x80"), then the fields; each
+# Forked and Exited, packed: a tag that no JSON message starts with (it starts with b"{"), then the fields; each
 # framed as multiprocessing's Connection frames a message (its length, 4 bytes big-endian), in one struct
 _FORKED = struct.Struct("!ci")  # b"F", pid
 _EXITED = struct.Struct("!cii")  # b"E", pid, code
@@ -149,14 +148,12 @@ def pack_exited(pid: int, code: int) -> bytes:
     return _EXITED_FRAMED.pack(_EXITED.size, b"E", pid, code)
 
 
-def read_template_message(conn: Connection) -> TemplateMessage:
-    """The next message from a template: packed (Forked, Exited) or pickled (the others)."""
-    data = conn.recv_bytes()
+def unpack_template_message(data: bytes) -> Forked | Exited | None:
+    """Forked or Exited, from a frame's payload; None for any other payload."""
     if data[:1] == b"F" and len(data) == _FORKED.size:
         _tag, pid = _FORKED.unpack(data)
         return Forked(pid)
     if data[:1] == b"E" and len(data) == _EXITED.size:
         _tag, pid, code = _EXITED.unpack(data)
         return Exited(pid, code)
-    msg: TemplateMessage = pickle.loads(data)
-    return msg
+    return None

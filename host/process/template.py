@@ -15,30 +15,19 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import signal
-import socket
 from collections import deque
-from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Protocol
 
 from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot
 from host.process import template_child
+from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
-from host.process.messages import (
-    FORK,
-    RETIRE,
-    Exited,
-    Forked,
-    ForkFailed,
-    InitFailed,
-    NotForkSafe,
-    TemplateReady,
-    read_template_message,
-)
+from host.process.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady
 from host.process.mp import mp_context, start_off_loop
+from host.process.protocol import decode_template, fds_after, frame
 
 logger = logging.getLogger("agenthost.process")
 
@@ -48,8 +37,8 @@ EXIT_UNKNOWN = 255  # the exit code of a job process whose template died before 
 class ForkedProcess(Protocol):
     """A job process forked by a template: how it hears of its start and of its end."""
 
-    def on_forked(self, pid: int, conn: Connection, pidfd: int) -> None:
-        """It was forked: its pid, the host's end of its pipe, its pidfd (now owned by it)."""
+    def on_forked(self, pid: int, fd: int, pidfd: int) -> None:
+        """It was forked: its pid, the host's end of its pipe, its pidfd (both now owned by it)."""
 
     def on_exit(self, code: int) -> None:
         """It exited with `code` (negative: killed by that signal)."""
@@ -64,7 +53,10 @@ class AgentTemplate:
         self.pid: int | None = None
         self.sources: Snapshot = {}
         self.retired = False
-        self._conn, child = mp_context.Pipe(duplex=True)
+        conn, child = mp_context.Pipe(duplex=True)
+        self._channel = Channel(os.dup(conn.fileno()), decode_template, self._on_message, self._on_end,
+                                fds_per_message=fds_after)
+        conn.close()
         self._proc = mp_context.Process(target=template_child.main,
                                         args=(child, definition, log_format, log_level, os.getpid()),
                                         name=f"agenthost-{definition.name}-template", daemon=True)
@@ -91,7 +83,7 @@ class AgentTemplate:
         try:
             await start_off_loop(self._proc)
         except OSError:  # not started (no descriptors, no fork): nothing to watch, its pipe is closed
-            self._conn.close()
+            self._channel.close()
             if self._child_conn is not None:
                 self._child_conn.close()
             raise
@@ -99,7 +91,7 @@ class AgentTemplate:
         assert self._child_conn is not None
         self._child_conn.close()
         self._child_conn = None
-        loop.add_reader(self._conn.fileno(), self._on_readable)
+        self._channel.start()
         loop.add_reader(self._proc.sentinel, self._on_exit)
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), timeout)
@@ -118,7 +110,7 @@ class AgentTemplate:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._forks.append((waiter, child))
         try:
-            self._conn.send_bytes(FORK)
+            self._channel.send(frame(FORK))
         except OSError as exc:
             self._forks.remove((waiter, child))
             raise ProcessStartError(f"the template process is gone: {exc}") from exc
@@ -129,7 +121,7 @@ class AgentTemplate:
         if not self.retired and not self.exited:
             self.retired = True
             with contextlib.suppress(OSError):
-                self._conn.send_bytes(RETIRE)
+                self._channel.send(frame(RETIRE))
 
     def kill(self) -> None:
         """SIGKILL the template alone (the job processes it forked keep running, then watched by pidfd)."""
@@ -146,24 +138,15 @@ class AgentTemplate:
             await self._exited.wait()
 
     # -- event plumbing -----------------------------------------------------------------------
-    def _on_readable(self) -> None:
-        if not self._read_one():
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(self._conn.fileno())
-            # the end of its messages: it is exiting, or it can no longer be understood; either way its exit
-            # (the sentinel) settles what waits on it
-            self.kill()
+    def _on_end(self, violation: str | None) -> None:
+        """The end of its messages: it is exiting, or it wrote something that is not a message. Either way its
+        exit (the sentinel) settles what waits on it."""
+        if violation is not None:
+            logger.error("the template process of %s broke the protocol, killed: %s", self.definition.name,
+                         violation, extra={"agent": self.definition.name, "pid": self.pid})
+        self.kill()
 
-    def _read_one(self) -> bool:
-        """Handle one message; False at the end of its messages, or at one it cannot understand."""
-        try:
-            msg = read_template_message(self._conn)
-            if isinstance(msg, Forked):
-                # the descriptors follow the message at once, on the same socket
-                with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:
-                    host_fd, pidfd = reduction.recvfds(sock, 2)
-        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError):  # gone, or no longer understood
-            return False
+    def _on_message(self, msg: object, fds: tuple[int, ...]) -> None:
         assert self._ready is not None
         if isinstance(msg, TemplateReady):
             self.sources = msg.sources
@@ -174,8 +157,11 @@ class AgentTemplate:
         elif isinstance(msg, InitFailed) and not self._ready.done():
             self._ready.set_exception(ProcessStartError(msg.error))
         elif isinstance(msg, Forked):
-            self._on_forked(msg.pid, Connection(host_fd), pidfd)
+            self._on_forked(msg.pid, *fds)
         elif isinstance(msg, ForkFailed):
+            if not self._forks:
+                self._on_end("a ForkFailed for no fork asked")
+                return
             waiter, _child = self._forks.popleft()
             if not waiter.done():
                 waiter.set_exception(ProcessStartError(msg.error))
@@ -183,32 +169,32 @@ class AgentTemplate:
             child = self._children.pop(msg.pid, None)
             if child is not None:
                 child.on_exit(msg.code)
-        return True
 
-    def _on_forked(self, pid: int, conn: Connection, pidfd: int) -> None:
+    def _on_forked(self, pid: int, fd: int, pidfd: int) -> None:
+        if not self._forks:  # a process nobody asked for: not ours to run
+            os.close(fd)
+            os.close(pidfd)
+            self._on_end(f"a Forked process {pid} that was not asked for")
+            return
         waiter, child = self._forks.popleft()
         if waiter.done():  # whoever asked gave up (cancelled): nobody will run this process
             logger.info("job process %s was forked for a start that was given up; killed", pid,
                         extra={"agent": self.definition.name, "pid": pid})
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            conn.close()
+            os.close(fd)
             os.close(pidfd)
             return
         # told at once, not when the asker resumes: the process's exit may be the very next message
         self._children[pid] = child
-        child.on_forked(pid, conn, pidfd)
+        child.on_forked(pid, fd, pidfd)
         waiter.set_result(None)
 
     def _on_exit(self) -> None:
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._proc.sentinel)
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(self._conn.fileno())
-        with contextlib.suppress(EOFError, OSError):
-            while self._conn.poll() and self._read_one():
-                pass
-        self._conn.close()
+        self._channel.drain()
+        self._channel.close()
         assert self._ready is not None
         code = self._proc.exitcode
         if not self._ready.done():

@@ -52,6 +52,7 @@ from host.process.messages import (
     pack_exited,
     pack_forked,
 )
+from host.process.protocol import encode
 from host.process.warmup import warm_up
 
 logger = job_child.logger
@@ -234,7 +235,7 @@ class Template:
 
     def _fork_failed(self, exc: OSError) -> None:
         with contextlib.suppress(OSError):
-            self.conn.send(ForkFailed(f"cannot fork a job process: {exc}"))
+            self.conn.send_bytes(encode(ForkFailed(f"cannot fork a job process: {exc}")))
 
     def _run_job(self, host_end: socket.socket, job_end: socket.socket) -> None:
         """In the forked job process: drop the template's descriptors, run the job process's main, exit."""

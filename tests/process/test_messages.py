@@ -1,4 +1,5 @@
-"""The messages a template sends once per job process, packed by hand, read back as the host reads them."""
+"""The messages a template sends, packed by hand (once per job process) or encoded, read back as the host
+reads them."""
 
 import os
 from multiprocessing import Pipe
@@ -14,19 +15,19 @@ from host.process.messages import (
     TemplateReady,
     pack_exited,
     pack_forked,
-    read_template_message,
 )
+from host.process.protocol import decode_template, encode
 from host.process.template_child import read_exactly
 
 
-def test_packed_and_pickled_template_messages_read_back_in_order():
+def test_packed_and_encoded_template_messages_read_back_in_order():
     template_end, host_end = Pipe()
     os.write(template_end.fileno(), pack_forked(4_194_303))
-    template_end.send(ForkFailed("no descriptors"))
+    template_end.send_bytes(encode(ForkFailed("no descriptors")))
     os.write(template_end.fileno(), pack_exited(12, -9))
-    template_end.send(TemplateReady(7, {"/a.py": (1, 2)}))
+    template_end.send_bytes(encode(TemplateReady(7, {"/a.py": (1, 2)})))
     os.write(template_end.fileno(), pack_exited(13, 3))
-    assert [read_template_message(host_end) for _ in range(5)] == [
+    assert [decode_template(host_end.recv_bytes()) for _ in range(5)] == [
         Forked(4_194_303), ForkFailed("no descriptors"), Exited(12, -9), TemplateReady(7, {"/a.py": (1, 2)}),
         Exited(13, 3)]
 

@@ -1,0 +1,71 @@
+"""End to end: a job cannot harm the host through its pipe. Agent code that writes a pickle, half a frame or
+a huge frame to the host gets its job killed with the reason; the host runs no code of it, stays responsive,
+and serves the next job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiohttp
+
+from host.testing.harness import ROOT, Client, dispatch, new_room
+
+HOSTILE = ROOT / "tests" / "agents" / "hostile.py"
+
+
+def agents(folder: Path, **entrypoints: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    for name, function in entrypoints.items():
+        (folder / f"{name}.yaml").write_text(f"name: {name}\nentrypoint: {HOSTILE}:{function}\n"
+                                             "processes: {idle: 1}\n")
+    (folder / "hello-world.yaml").write_text((ROOT / "agents.d" / "hello-world.yaml").read_text())
+    return folder
+
+
+async def hello(server) -> None:
+    client = Client(server, new_room())
+    client.listen("hello-world")
+    await client.connect()
+    await dispatch(server, "hello-world", client.room_name)
+    assert await client.wait_text("hello-world", timeout=30) == ["hello world"]
+    await client.disconnect()
+
+
+async def healthz_ms(base: str) -> float:
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as session, session.get(
+            base + "/healthz", timeout=aiohttp.ClientTimeout(total=5)) as r:
+        assert r.status == 200
+    return (time.monotonic() - started) * 1000
+
+
+async def test_a_pickle_from_a_job_runs_nothing_in_the_host(livekit_server, start_host, tmp_path):
+    host = start_host(livekit_server, agents(tmp_path / "a", evil="pickle_to_the_host"))
+    await host.wait_log(r"registered agent evil")
+    marker = tmp_path / "pwned"
+    await dispatch(livekit_server, "evil", new_room(), str(marker))
+    await host.wait_log(r"job process \d+ broke the protocol, killed: not a message")
+    await host.wait_log(r"job failed: the job process broke the protocol: not a message: .*agent=evil")
+    assert not marker.exists()
+    await hello(livekit_server)
+
+
+async def test_half_a_frame_does_not_hang_the_host(livekit_server, start_host, tmp_path):
+    host = start_host(livekit_server, agents(tmp_path / "a", stall="half_a_frame"))
+    base = await host.http_base()
+    await host.wait_log(r"registered agent stall")
+    await dispatch(livekit_server, "stall", new_room())
+    await host.wait_log(r"job running .*agent=stall")
+    assert await healthz_ms(base) < 5000  # the host's loop answers while the frame is pending
+    await hello(livekit_server)
+    await host.wait_log(r"broke the protocol, killed: a frame begun 10 s ago did not end \(14 bytes of it came\)")
+    await host.wait_log(r"job failed: the job process broke the protocol: a frame begun .*agent=stall")
+
+
+async def test_a_huge_frame_header_is_refused_before_it_is_read(livekit_server, start_host, tmp_path):
+    host = start_host(livekit_server, agents(tmp_path / "a", huge="a_gigabyte_frame"))
+    await host.wait_log(r"registered agent huge")
+    await dispatch(livekit_server, "huge", new_room())
+    await host.wait_log(r"broke the protocol, killed: a frame of 1073741824 bytes \(at most 1048576\)")
+    await hello(livekit_server)
