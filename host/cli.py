@@ -39,15 +39,35 @@ def _default_paths(paths: Sequence[str]) -> list[str]:
 
 
 def read_payload(payload: str) -> tuple[str, str]:
-    """(text, source name) of a metadata argument: JSON text, or @file."""
+    """(text, source name) of a metadata argument: JSON text, or @file (read up to the metadata bound)."""
+    from host.config.untrusted import MAX_METADATA_BYTES
+
     if payload.startswith("@"):
         path = payload[1:]
         try:
-            with open(path, encoding="utf-8") as fh:
-                return fh.read(), path
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_METADATA_BYTES + 1)
+            if len(data) > MAX_METADATA_BYTES:
+                raise click.BadParameter(f"{path!r} is over the metadata limit of {MAX_METADATA_BYTES} bytes",
+                                         param_hint="PAYLOAD")
+            return data.decode("utf-8"), path
         except (OSError, UnicodeDecodeError) as exc:
             raise click.BadParameter(f"cannot read {path!r}: {exc}", param_hint="PAYLOAD") from exc
     return payload, "<metadata>"
+
+
+def read_token(token: str | None, token_file: str | None) -> str | None:
+    """The bearer token: from --http-token-file when given (its first line), else --http-token."""
+    if token_file is None:
+        return token or None
+    try:
+        with open(token_file, encoding="utf-8") as fh:
+            first = fh.readline(4096).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {token_file!r}: {exc}", param_hint="--http-token-file") from exc
+    if not first:
+        raise click.BadParameter(f"{token_file!r} holds no token", param_hint="--http-token-file")
+    return first
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,6 +166,9 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
 @click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
               help="Bearer token that /status and /metrics require (/healthz and /readyz stay open) "
                    "[env AGENTHOST_HTTP_TOKEN].")
+@click.option("--http-token-file", envvar="AGENTHOST_HTTP_TOKEN_FILE", default=None,
+              help="A file whose first line is that token, so that it is on no command line "
+                   "[env AGENTHOST_HTTP_TOKEN_FILE].")
 @click.option("--load-threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="CPU use (0-1, smoothed) at which the host tells the server it is full; 0 = CPU not counted.")
 @click.option("--server-target-load", type=click.FloatRange(0.05, 1), default=0.7, show_default=True,
@@ -153,7 +176,8 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
                    "it, so an open host always reports less.")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
-        http: str, http_token: str | None, load_threshold: float, server_target_load: float) -> None:
+        http: str, http_token: str | None, http_token_file: str | None, load_threshold: float,
+        server_target_load: float) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -172,12 +196,14 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     agent_paths = _default_paths(paths)
     catalog = load_or_exit(agent_paths)
     credentials = _credentials(url, api_key, api_secret)
-    # the host keeps its secret: no process it starts (the fork server, job processes, import checks)
-    # inherits it in its environment
-    os.environ.pop("LIVEKIT_API_SECRET", None)
+    token = read_token(http_token, http_token_file)
+    # the host keeps its secrets: no process it starts (the fork server, job processes, import checks)
+    # inherits them in its environment
+    for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN"):
+        os.environ.pop(secret, None)
     host = Host(catalog, credentials, HostOptions(
         paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
-        watch=watch, import_timeout=import_timeout, http=address, http_token=http_token or None,
+        watch=watch, import_timeout=import_timeout, http=address, http_token=token,
         load=LoadPolicy(load_threshold, server_target_load)))
     try:
         asyncio.run(host.run())
@@ -200,25 +226,28 @@ def _address(text: str, option: str) -> tuple[str, int]:
               help="The running host's HTTP address [env AGENTHOST_HTTP].")
 @click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
               help="The host's bearer token, if it requires one [env AGENTHOST_HTTP_TOKEN].")
+@click.option("--http-token-file", envvar="AGENTHOST_HTTP_TOKEN_FILE", default=None,
+              help="A file whose first line is that token [env AGENTHOST_HTTP_TOKEN_FILE].")
 @click.option("--json", "as_json", is_flag=True, help="Print the /status document as it is.")
-def status(http: str, http_token: str | None, as_json: bool) -> None:
+def status(http: str, http_token: str | None, http_token_file: str | None, as_json: bool) -> None:
     """Show a running host's agents and jobs (its /status) as tables."""
     import json
-    import urllib.error
-    import urllib.request
 
-    from host.ops.status import render_status
+    from host.ops.status import StatusError, fetch_status, render_status
 
     host, port = _address(http, "--http")
     address = f"http://{host}:{port}/status"
     try:
-        headers = {"Authorization": f"Bearer {http_token}"} if http_token else {}
-        with urllib.request.urlopen(urllib.request.Request(address, headers=headers), timeout=5.0) as response:
-            body = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        click.echo(f"agenthost: cannot read {address}: {getattr(exc, 'reason', exc)}", err=True)
+        body = fetch_status(address, read_token(http_token, http_token_file))
+        text = json.dumps(body, indent=2) if as_json else render_status(body)
+    except StatusError as exc:
+        click.echo(f"agenthost: cannot read {address}: {exc}", err=True)
         sys.exit(EXIT_SERVER)
-    click.echo(json.dumps(body, indent=2) if as_json else render_status(body), nl=as_json)
+    except (KeyError, TypeError, ValueError) as exc:
+        click.echo(f"agenthost: cannot read {address}: not a status document ({type(exc).__name__}: "
+                   f"{str(exc)[:200]!r})", err=True)
+        sys.exit(EXIT_SERVER)
+    click.echo(text, nl=as_json)
 
 
 def _agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[AgentDefinition, str]:
@@ -305,8 +334,12 @@ def call(agent: str, say: tuple[str, ...], wav: tuple[str, ...], payload: str, r
         raise click.BadParameter(str(exc), param_hint="--say/--wav") from exc
     credentials = _credentials(url, api_key, api_secret)
     code = command.run_call(credentials, definition.registered_name, text, turns, room=room,
-                                 record=record, timeout=timeout, as_json=as_json)
-    sys.exit(code)
+                            record=record, timeout=timeout, as_json=as_json)
+    # everything is said: leave without unloading the rtc library under its own threads, which can abort the
+    # process (a panic in the library, seen once after a failed connection) and lose the exit code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main() -> None:

@@ -196,3 +196,9 @@ def test_call_says_when_the_server_is_unreachable():
                   *CALL_SERVER)
     assert r.returncode == 3 and "Traceback" not in r.stderr
     assert "agenthost: cannot join room 'call-" in r.stderr and "at ws://127.0.0.1:9" in r.stderr
+
+
+def test_a_metadata_file_is_read_up_to_the_bound():
+    r = agenthost("validate", "--no-imports", "tests/fixtures/good", "--metadata", "ok", "@/dev/zero")
+    assert r.returncode == 2
+    assert "'/dev/zero' is over the metadata limit of 65536 bytes" in r.stderr

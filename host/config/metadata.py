@@ -72,8 +72,10 @@ class MetadataChecker:
         def refused(message: str, line: int = 0, column: int = 0) -> tuple[Any, list[Problem]]:
             return None, [Problem(source, line, column, "$", message)]
 
-        if len(payload) > MAX_METADATA_BYTES:  # characters; a byte bound would need the encoding first
-            return refused(f"metadata is {len(payload)} characters, over the limit of {MAX_METADATA_BYTES}")
+        # a character is at least a byte: only a payload under the bound in characters needs encoding to count
+        size = len(payload) if len(payload) > MAX_METADATA_BYTES else len(payload.encode("utf-8", "surrogatepass"))
+        if size > MAX_METADATA_BYTES:
+            return refused(f"metadata is over the limit of {MAX_METADATA_BYTES} bytes (UTF-8)")
         if not payload.strip():
             return refused("metadata is required but the job has none") if self.policy.required else (None, [])
         try:

@@ -140,7 +140,7 @@ OPEN_CEILING = 0.99  # an open worker's share of the target, at most: a busy mac
 
 
 def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, target: float = SERVER_TARGET_LOAD,
-                process_error: str | None = None, machine_cpu: float = 0.0) -> WorkerLoad:
+                process_error: str | None = None, machine_cpu: float = 0.0, host_jobs: int = 1) -> WorkerLoad:
     """The load an agent's worker reports, so that the server's view and the host's agree.
 
     livekit-server offers a job only to a worker under its target load, and drops a job nobody can take; of
@@ -148,11 +148,13 @@ def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, targe
     `max_jobs`, its own CPU use (`cpu`) at `threshold` (0: CPU is not counted at all), or no job process can
     be started. Otherwise it is open and reports a load below `target`: the largest of its own CPU use and
     the machine's (`machine_cpu`) against `threshold`, and its running jobs against `max_jobs`, scaled into
-    [0, target). A machine busy with other work makes it the last choice, never no choice.
+    [0, target). A machine busy with other work makes it the last choice, never no choice; so does the host's
+    own CPU while it runs no job at all (`host_jobs`, every agent's): that is its start-up (templates
+    importing, processes prewarming), and refusing calls would shed none of it.
     """
     if max_jobs and jobs >= max_jobs:
         return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})", "max_jobs")
-    if threshold and cpu >= threshold:
+    if threshold and cpu >= threshold and host_jobs:
         return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
     if process_error is not None:
         return WorkerLoad(1.0, True, f"cannot start job processes: {process_error}", "no_process")

@@ -56,7 +56,7 @@ class StatusDocument(TypedDict):
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    cells = [[("-" if v is None else printable(str(v))) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
@@ -68,11 +68,22 @@ def _machine(h: HostInfo) -> str:
     return f" (machine {float(machine) * 100:.0f}%)" if machine is not None else ""
 
 
+MAX_CELL = 120
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: what is not printable (escape sequences, newlines) shown escaped, and cut
+    at MAX_CELL characters. What a host reports (room names, errors) was chosen by others."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:MAX_CELL])
+    return shown + ("..." if len(text) > MAX_CELL else "")
+
+
 def render_status(doc: StatusDocument) -> str:
+    """`doc` as tables; KeyError, TypeError or ValueError for a document of another shape."""
     h = doc["host"]
-    lines = [f"agenthost {h['version']} pid {h['pid']} since {h['started_at']} on {h['url']}"
-             f"  cpu {float(h['cpu_load'] or 0) * 100:.0f}%" + _machine(h) + ("  DRAINING" if h["draining"] else ""),
-             ""]
+    head = printable(f"agenthost {h['version']} pid {h['pid']} since {h['started_at']} on {h['url']}")
+    lines = [head + f"  cpu {float(h['cpu_load'] or 0) * 100:.0f}%" + _machine(h)
+             + ("  DRAINING" if h["draining"] else ""), ""]
     agents = doc["agents"]
     lines += table(
         ["agent", "registered", "worker", "jobs", "idle", "max_jobs", "memory limit", "last error"],
@@ -90,3 +101,53 @@ def render_status(doc: StatusDocument) -> str:
     else:
         lines.append("no running jobs")
     return "\n".join(lines) + "\n"
+
+
+class StatusError(Exception):
+    """A host's /status could not be read whole, in time, or as a status document."""
+
+
+MAX_STATUS_BYTES = 16 * 1024 * 1024
+STATUS_DEADLINE = 10.0
+
+
+def fetch_status(url: str, token: str | None, deadline: float = STATUS_DEADLINE,
+                 limit: int = MAX_STATUS_BYTES) -> StatusDocument:
+    """The /status document at `url`, read whole within `deadline` seconds and `limit` bytes."""
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+
+    result: list[bytes | BaseException] = []
+
+    def read() -> None:
+        try:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=deadline) as response:
+                body = response.read(limit + 1)
+            result.append(body)
+        except BaseException as exc:  # handed to the caller's thread
+            result.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)  # a server that drips its answer keeps it, not us
+    reader.start()
+    reader.join(deadline)
+    if not result:
+        raise StatusError(f"no whole answer within {deadline:g} s")
+    body = result[0]
+    if isinstance(body, urllib.error.HTTPError):
+        raise StatusError(f"HTTP {body.code} {body.reason}" + (" (wrong or missing --http-token)"
+                                                               if body.code in (401, 403) else ""))
+    if isinstance(body, BaseException):
+        raise StatusError(str(getattr(body, "reason", body)))
+    if len(body) > limit:
+        raise StatusError(f"an answer over {limit} bytes")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise StatusError("not a status document: " + ("nested too deeply" if isinstance(exc, RecursionError)
+                                                        else "not JSON")) from exc
+    if not isinstance(doc, dict) or not {"host", "agents", "jobs"} <= set(doc):
+        raise StatusError("not a status document: no host, agents and jobs")
+    return doc  # type: ignore[return-value]

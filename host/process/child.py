@@ -49,9 +49,11 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True
     # only the host decides when a job stops: Ctrl-C or a stop signal sent to the whole process group (a
-    # terminal, systemd's default) reaches the host, which drains; the job processes ignore it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # terminal, systemd's default) reaches the host, which drains; the job processes do nothing with it. A
+    # handler, not SIG_IGN: a program the job runs (ffmpeg, a recorder) starts with the default again, and
+    # can be stopped gracefully
+    signal.signal(signal.SIGINT, _not_ours)
+    signal.signal(signal.SIGTERM, _not_ours)
     become_subreaper()  # what a job starts stays below this process, to be ended with it
     fields: dict[str, Any] = {"agent": definition.name, "pid": os.getpid()}
     job_filter = logs.JobFields(fields)
@@ -151,6 +153,10 @@ def watch_host(conn: Connection, shutdown: Callable[[str], None]) -> None:
             shutdown(msg.reason)
 
     loop.add_reader(conn.fileno(), on_message)
+
+
+def _not_ours(_signum: int, _frame: object) -> None:
+    """A stop signal meant for the host (see `main`)."""
 
 
 def send(conn: Connection, msg: ProcessMessage | TemplateMessage) -> bool:

@@ -188,7 +188,7 @@ class JobTable:
     async def report_load(self, name: str) -> None:
         agent = self._agents.get(name)
         if agent is not None and not self.draining:
-            await self._load.report(agent, self.count(name))
+            await self._load.report(agent, self.count(name), len(self._jobs))
 
     # -- one job's run ----------------------------------------------------------------------------
     def _hand(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,

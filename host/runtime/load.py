@@ -24,13 +24,13 @@ class LoadReporter:
         self._closed: dict[str, str | None] = {}  # agent -> why it takes no new jobs, as last logged
         self._machine_busy = False  # as last logged
 
-    async def report(self, agent: Agent, jobs: int) -> None:
-        """Send the agent's worker its load with `jobs` running."""
+    async def report(self, agent: Agent, jobs: int, host_jobs: int) -> None:
+        """Send the agent's worker its load with `jobs` of its own running, and `host_jobs` of every agent."""
         name = agent.name
         self._note_machine()
         state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=agent.definition.limits.max_jobs,
                             threshold=self._policy.threshold, target=self._policy.target,
-                            process_error=process_error(agent), machine_cpu=self._cpu.machine)
+                            process_error=process_error(agent), machine_cpu=self._cpu.machine, host_jobs=host_jobs)
         if state.closed != self._closed.get(name):  # said once per change of reason, not per figure
             if state.closed:
                 logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})

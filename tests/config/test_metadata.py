@@ -142,3 +142,14 @@ def test_formats_are_enforced_on_job_metadata(tmp_path):
         assert checker.check(json.dumps({"v": good}))[1] == [], name
         found = checker.check(json.dumps({"v": bad}))[1]
         assert [(p.path, p.message) for p in found] == [("$.v", f"{bad!r} is not a {name!r}")], name
+
+
+def test_the_metadata_bound_counts_bytes_not_characters():
+    from host.config.metadata import MAX_METADATA_BYTES
+
+    free = _checker()
+    emoji = "\U0001f600" * (MAX_METADATA_BYTES // 4 + 1)  # fewer characters than the bound, 4 bytes each
+    assert len(emoji) < MAX_METADATA_BYTES
+    value, [problem] = free.check(emoji)
+    assert value is None and problem.message == f"metadata is over the limit of {MAX_METADATA_BYTES} bytes (UTF-8)"
+    assert free.check("\U0001f600" * (MAX_METADATA_BYTES // 4)) == ("\U0001f600" * (MAX_METADATA_BYTES // 4), [])

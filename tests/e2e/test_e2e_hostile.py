@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from host.testing.harness import ROOT, Client, dispatch, new_room
+from host.testing.harness import ROOT, Client, dispatch, job_in_new_room, new_room
 
 HOSTILE = ROOT / "tests" / "agents" / "hostile.py"
 
@@ -69,3 +69,39 @@ async def test_a_huge_frame_header_is_refused_before_it_is_read(livekit_server, 
     await dispatch(livekit_server, "huge", new_room())
     await host.wait_log(r"broke the protocol, killed: a frame of 1073741824 bytes \(at most 1048576\)")
     await hello(livekit_server)
+
+
+async def test_a_program_a_job_runs_can_be_stopped_gracefully(livekit_server, start_host, tmp_path):
+    import signal
+
+    (tmp_path / "probe.yaml").write_text(f"name: probe\nentrypoint: {ROOT / 'tests/agents/signals_probe.py'}"
+                                         ":entrypoint\n")
+    host = start_host(livekit_server, tmp_path)
+    await host.wait_log(r"registered agent probe")
+    client = await job_in_new_room(livekit_server, "probe", "signals")
+    ignored = int(client.texts["signals"][0], 16)
+    assert not ignored & (1 << (signal.SIGTERM - 1)) and not ignored & (1 << (signal.SIGINT - 1)), hex(ignored)
+    await client.disconnect()
+
+
+async def test_the_http_token_reaches_no_job_and_may_come_from_a_file(livekit_server, start_host, tmp_path):
+    import json
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "open.yaml").write_text(f"name: open\nentrypoint: {ROOT / 'tests/agents/env_probe.py'}:entrypoint\n")
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-from-file\n")
+    host = start_host(livekit_server, agents, args=("--http-token-file", str(token_file)),
+                      extra_env={"AGENTHOST_HTTP_TOKEN": "from-the-environment"})
+    base = await host.http_base()
+    await host.wait_log(r"registered agent open")
+    client = await job_in_new_room(livekit_server, "open", "env")
+    seen = json.loads(client.texts["env"][0])
+    assert "AGENTHOST_HTTP_TOKEN" not in seen["os_environ"], seen
+    await client.disconnect()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/status") as r:
+            assert r.status == 401
+        async with session.get(base + "/status", headers={"Authorization": "Bearer s3cret-from-file"}) as r:
+            assert r.status == 200

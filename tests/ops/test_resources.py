@@ -105,3 +105,9 @@ def test_tree_cpu_counts_a_busy_child_and_one_that_ended():
     assert share >= 0.5 / cpus, share  # about a second of CPU over about a second, on `cpus` CPUs
     subprocess.run(["sleep", "0.5"], check=True)  # an idle half second
     assert cpu() < 0.3 / cpus
+
+
+def test_a_host_running_no_job_is_not_closed_by_its_own_start_up():
+    starting = load(cpu=0.95, host_jobs=0)  # templates importing, processes prewarming: nothing to shed
+    assert not starting.full and starting.load == round(SERVER_TARGET_LOAD * OPEN_CEILING, 3)
+    assert load(cpu=0.95, host_jobs=1).full
