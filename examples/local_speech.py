@@ -15,14 +15,13 @@ itself, this costs what loading in prewarm would.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import re
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, llm, stt, tts, utils, vad
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
+from examples.rule_answers import answer
 from host.voice.speech import SAMPLE_RATE, Recognizer, Synthesizer
 
 _idle_recognizers = [Recognizer()]  # one per utterance being decoded; a process serves one call, so one
@@ -122,31 +121,6 @@ class _FliteStream(tts.ChunkedStream):
                                   mime_type="audio/pcm")
         output_emitter.push(pcm)
         output_emitter.flush()
-
-
-def _now() -> str:
-    now = datetime.datetime.now()
-    return f"{now.hour % 12 or 12} {now.minute:02d}" if now.minute else f"{now.hour % 12 or 12} o'clock"
-
-
-# what the rule LLM answers, by a pattern of the recognised words; anything else is echoed
-RULES: list[tuple[re.Pattern[str], Any]] = [
-    (re.compile(r"\b(hello|hi)\b"), "hello, this is the local voice agent"),
-    (re.compile(r"\bhow are you\b"), "i am fine, thank you"),
-    (re.compile(r"\byour name\b"), "my name is local agent"),
-    (re.compile(r"\bwhat time\b"), lambda: f"it is {_now()}"),
-    (re.compile(r"\b(goodbye|bye)\b"), "goodbye, have a nice day"),
-]
-
-
-def answer(said: str) -> str:
-    text = said.lower().strip()
-    if not text:
-        return "sorry, i did not hear you"
-    for pattern, reply in RULES:
-        if pattern.search(text):
-            return reply() if callable(reply) else str(reply)
-    return f"you said {text}"
 
 
 class RuleLLM(llm.LLM):

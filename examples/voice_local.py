@@ -6,7 +6,8 @@ as it is (`python examples/voice_local.py start`). Try it by voice with `agentho
 "hello there"`. Install its parts with `pip install 'agenthost[voice]'` and Debian's `flite`.
 
 Turn-taking: the end of the caller's turn is decided by the VAD alone (no end-of-turn model: it would add its
-own wait and CPU), after 0.3 s of silence, and the answer follows 0.2 s after that at the earliest.
+own wait and CPU), after 0.3 s of silence; the endpointing delay (0.2 s, counted from the end of speech) has
+passed by then, so the answer is made at once.
 """
 
 from __future__ import annotations

@@ -57,9 +57,11 @@ def read_payload(payload: str) -> tuple[str, str]:
 
 
 def read_token(token: str | None, token_file: str | None) -> str | None:
-    """The bearer token: from --http-token-file when given (its first line), else --http-token."""
+    """The bearer token: from --http-token-file (its first line), or --http-token; not both."""
     if token_file is None:
         return token or None
+    if token:
+        raise click.UsageError("give --http-token or --http-token-file (or their variables), not both")
     try:
         with open(token_file, encoding="utf-8") as fh:
             first = fh.readline(4096).strip()
@@ -194,13 +196,13 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     level = getattr(logging, log_level.upper())
     logs.setup(log_format, level)
     agent_paths = _default_paths(paths)
-    catalog = load_or_exit(agent_paths)
     credentials = _credentials(url, api_key, api_secret)
     token = read_token(http_token, http_token_file)
-    # the host keeps its secrets: no process it starts (the fork server, job processes, import checks)
+    # the host keeps its secrets: no process it starts (the import checks, the fork server, job processes)
     # inherits them in its environment
-    for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN"):
+    for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE"):
         os.environ.pop(secret, None)
+    catalog = load_or_exit(agent_paths)
     host = Host(catalog, credentials, HostOptions(
         paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
         watch=watch, import_timeout=import_timeout, http=address, http_token=token,

@@ -202,3 +202,10 @@ def test_a_metadata_file_is_read_up_to_the_bound():
     r = agenthost("validate", "--no-imports", "tests/fixtures/good", "--metadata", "ok", "@/dev/zero")
     assert r.returncode == 2
     assert "'/dev/zero' is over the metadata limit of 65536 bytes" in r.stderr
+
+
+def test_a_token_and_a_token_file_together_are_refused(tmp_path):
+    (tmp_path / "token").write_text("t\n")
+    r = agenthost("status", "--http", "127.0.0.1:9", "--http-token", "a", "--http-token-file", str(tmp_path / "token"))
+    assert r.returncode == 2
+    assert "give --http-token or --http-token-file (or their variables), not both" in r.stderr

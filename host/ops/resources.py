@@ -90,9 +90,10 @@ class CpuLoad:
     """The host's own CPU use (its process tree: the host, its templates, its job processes) as a share of the
     CPUs it may run on, and the machine's, both smoothed.
 
-    The host's own use is what its calls cost: at the threshold its calls are about to get slow, and it takes
-    no more. The machine's use counts other work too; it only makes the host a worse choice than a host with
-    room, never a closed one (a dispatch that only this host can take is still run, if slower).
+    The host's own use is what its calls cost: the threshold is set where its calls would get slow (the
+    voice bench finds it for a voice agent), and there it takes no more. The machine's use counts other work
+    too; it only makes the host a worse choice than a host with room, never a closed one (a dispatch that
+    only this host can take is still run, if slower).
     """
 
     def __init__(self, alpha: float = 0.4, sampler: Callable[[], float] | None = None,

@@ -137,7 +137,7 @@ def fetch_status(url: str, token: str | None, deadline: float = STATUS_DEADLINE,
         raise StatusError(f"no whole answer within {deadline:g} s")
     body = result[0]
     if isinstance(body, urllib.error.HTTPError):
-        raise StatusError(f"HTTP {body.code} {body.reason}" + (" (wrong or missing --http-token)"
+        raise StatusError(f"HTTP {body.code} {printable(str(body.reason))}" + (" (wrong or missing --http-token)"
                                                                if body.code in (401, 403) else ""))
     if isinstance(body, BaseException):
         raise StatusError(str(getattr(body, "reason", body)))

@@ -27,6 +27,8 @@ from host.process.protocol import FRAME_DEADLINE, HEADER, MAX_FRAME, ProtocolErr
 logger = logging.getLogger("agenthost.process")
 
 READ_CHUNK = 256 * 1024
+MAX_PENDING_FDS = 2  # the descriptors of one message (a Forked process's pipe and pidfd) at a time
+MAX_DRAIN_READS = 16  # after an exit: what is left is read up to this many times (4 MiB), not forever
 _FD_SPACE = socket.CMSG_SPACE(8 * array.array("i").itemsize)  # room for more descriptors than a message has
 
 Decode = Callable[[bytes], object]
@@ -38,11 +40,12 @@ class Channel:
     their count, as multiprocessing.reduction.sendfds writes them); 0 for most."""
 
     def __init__(self, fd: int, decode: Decode, on_message: OnMessage, on_end: Callable[[str | None], None],
-                 fds_per_message: Callable[[object], int] = lambda _msg: 0) -> None:
+                 fds_per_message: Callable[[object], int] | None = None) -> None:
         self._sock = socket.socket(fileno=fd)
         self._sock.setblocking(False)
         self._decode, self._on_message, self._on_end = decode, on_message, on_end
-        self._fds_per_message = fds_per_message
+        self._takes_fds = fds_per_message is not None
+        self._fds_per_message = fds_per_message or (lambda _msg: 0)
         self._inbox = bytearray()
         self._fds: deque[int] = deque()
         self._awaiting_fds: object | None = None  # a message whose descriptors have not all arrived
@@ -111,7 +114,10 @@ class Channel:
                 received.frombytes(fds[: len(fds) - len(fds) % received.itemsize])
                 self._fds.extend(received)
         if flags & socket.MSG_CTRUNC:
-            self._end("more descriptors than a message carries")
+            self.fail("more descriptors than a message carries")
+            return False
+        if len(self._fds) > MAX_PENDING_FDS or (self._fds and not self._takes_fds):
+            self.fail(f"{len(self._fds)} descriptors sent with no message to carry them")
             return False
         if not data and not ancdata:
             self._end(None)
@@ -120,10 +126,11 @@ class Channel:
         try:
             self._parse()
         except ProtocolError as exc:
-            self._end(str(exc))
+            self.fail(str(exc))
         return True
 
     def _parse(self) -> None:
+        completed = 0
         while not (self._ended or self.closed):
             if self._awaiting_fds is not None:
                 if not self._take_fds():
@@ -139,11 +146,12 @@ class Channel:
             payload = bytes(self._inbox[HEADER.size:HEADER.size + size])
             del self._inbox[:HEADER.size + size]
             msg = self._decode(payload)
+            completed += 1
             if self._fds_per_message(msg):
                 self._awaiting_fds = msg
             else:
                 self._on_message(msg, ())
-        self._time_partial_frame()
+        self._time_partial_frame(restart=completed > 0)
 
     def _take_fds(self) -> bool:
         msg = self._awaiting_fds
@@ -158,7 +166,11 @@ class Channel:
         self._on_message(msg, fds)
         return True
 
-    def _time_partial_frame(self) -> None:
+    def _time_partial_frame(self, restart: bool) -> None:
+        """A frame begun must end within FRAME_DEADLINE: timed from its first byte, as near as reads tell."""
+        if restart and self._frame_timer is not None:  # the frame it timed has ended
+            self._frame_timer.cancel()
+            self._frame_timer = None
         partial = bool(self._inbox) or self._awaiting_fds is not None
         if partial and self._frame_timer is None and self._loop is not None:
             self._frame_timer = self._loop.call_later(FRAME_DEADLINE, self._frame_overdue, len(self._inbox))
@@ -169,7 +181,11 @@ class Channel:
     def _frame_overdue(self, had: int) -> None:
         self._frame_timer = None
         if self._inbox or self._awaiting_fds is not None:
-            self._end(f"a frame begun {FRAME_DEADLINE:g} s ago did not end ({had} bytes of it came)")
+            self.fail(f"a frame begun {FRAME_DEADLINE:g} s ago did not end ({had} bytes of it came)")
+
+    def fail(self, violation: str) -> None:
+        """The process broke the protocol: read nothing more from it, and tell the owner once."""
+        self._end(violation)
 
     def _end(self, violation: str | None) -> None:
         if self._ended:
@@ -182,9 +198,11 @@ class Channel:
         self._on_end(violation)
 
     def drain(self) -> None:
-        """Read what is left now (the process has exited); what never ends is left unread."""
-        while self.read_available():
-            pass
+        """Read what is left now (the process has exited), boundedly: a process it started may still hold the
+        pipe and write."""
+        for _ in range(MAX_DRAIN_READS):
+            if not self.read_available():
+                break
 
     def close(self) -> None:
         if self.closed:

@@ -12,6 +12,7 @@ reads at most MAX_FRAME bytes of payload, and a frame it has begun must end with
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import fields
 from typing import Any
@@ -82,7 +83,7 @@ def _field(message: str, name: str, kind: str, value: Any) -> Any:
     """`value` checked against the annotation `kind` of the field (the few kinds messages up use)."""
     if kind == "int" and type(value) is int:
         return value
-    if kind == "float" and type(value) in (int, float):
+    if kind == "float" and type(value) in (int, float) and math.isfinite(value):
         return float(value)
     if kind == "str" and type(value) is str:
         return _cut(value)

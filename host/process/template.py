@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 from collections import deque
 from multiprocessing.connection import Connection
 from typing import Protocol
@@ -160,7 +161,7 @@ class AgentTemplate:
             self._on_forked(msg.pid, *fds)
         elif isinstance(msg, ForkFailed):
             if not self._forks:
-                self._on_end("a ForkFailed for no fork asked")
+                self._channel.fail("a ForkFailed for no fork asked")
                 return
             waiter, _child = self._forks.popleft()
             if not waiter.done():
@@ -171,10 +172,12 @@ class AgentTemplate:
                 child.on_exit(msg.code)
 
     def _on_forked(self, pid: int, fd: int, pidfd: int) -> None:
-        if not self._forks:  # a process nobody asked for: not ours to run
+        # agent code runs in the template: the pid is believed only as the pidfd's, and the pipe only if it is one
+        wrong = forked_mismatch(pid, fd, pidfd) if self._forks else f"a Forked process {pid} that was not asked for"
+        if wrong is not None:
             os.close(fd)
             os.close(pidfd)
-            self._on_end(f"a Forked process {pid} that was not asked for")
+            self._channel.fail(wrong)
             return
         waiter, child = self._forks.popleft()
         if waiter.done():  # whoever asked gave up (cancelled): nobody will run this process
@@ -190,7 +193,7 @@ class AgentTemplate:
         child.on_forked(pid, fd, pidfd)
         waiter.set_result(None)
 
-    def _on_exit(self) -> None:
+    def _on_exit(self) -> None:  # the sentinel: the template process has exited
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._proc.sentinel)
         self._channel.drain()
@@ -210,3 +213,19 @@ class AgentTemplate:
         for child in children.values():
             child.on_orphaned()
         self._exited.set()
+
+
+def forked_mismatch(pid: int, fd: int, pidfd: int) -> str | None:
+    """Why a Forked message cannot be believed: its pidfd is not a process's or names another pid, or the pipe
+    is not a socket; None when it can."""
+    try:
+        with open(f"/proc/self/fdinfo/{pidfd}") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        is_socket = stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except (OSError, ValueError) as exc:
+        return f"a Forked message whose descriptors cannot be read: {exc}"
+    if fields.get("Pid", "").strip() != str(pid):
+        return f"a Forked process {pid} whose pidfd names {fields.get('Pid', 'no process').strip()}"
+    if not is_socket:
+        return f"a Forked process {pid} whose pipe is not a socket"
+    return None

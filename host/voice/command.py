@@ -14,9 +14,9 @@ from host.config.credentials import Credentials
 from host.errors import AgentHostError, ServerError
 from host.voice.audio import read_wav
 from host.voice.caller import Caller, CallOptions, Turn, TurnResult, delete_room
-from host.voice.speech import Synthesizer
+from host.voice.speech import SpeechUnavailable, Synthesizer
 
-EXIT_OK, EXIT_UNANSWERED, EXIT_SERVER = 0, 1, 3
+EXIT_OK, EXIT_UNANSWERED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 
 
 def turns(order: Sequence[str], say: list[str], wav: list[str]) -> list[Turn]:
@@ -32,6 +32,8 @@ def turns(order: Sequence[str], say: list[str], wav: list[str]) -> list[Turn]:
         else:
             path = next(files)
             result.append(Turn(Path(path).name, read_wav(path)))
+        if not result[-1].pcm:
+            raise AgentHostError(f"the turn {result[-1].said!r} has no audio: nothing would be said")
     return result
 
 
@@ -70,6 +72,9 @@ def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turn
     except ServerError as exc:
         click.echo(f"agenthost: {exc}", err=True)
         return EXIT_SERVER
+    except SpeechUnavailable as exc:
+        click.echo(f"agenthost: {exc}", err=True)
+        return EXIT_USAGE
     except AgentHostError as exc:
         click.echo(f"agenthost: {exc}", err=True)
         return EXIT_UNANSWERED

@@ -84,7 +84,22 @@ async def test_a_program_a_job_runs_can_be_stopped_gracefully(livekit_server, st
     await client.disconnect()
 
 
-async def test_the_http_token_reaches_no_job_and_may_come_from_a_file(livekit_server, start_host, tmp_path):
+async def test_the_http_token_reaches_no_job(livekit_server, start_host, tmp_path):
+    import json
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "open.yaml").write_text(f"name: open\nentrypoint: {ROOT / 'tests/agents/env_probe.py'}:entrypoint\n")
+    host = start_host(livekit_server, agents, extra_env={"AGENTHOST_HTTP_TOKEN": "from-the-environment"})
+    await host.wait_log(r"registered agent open")
+    client = await job_in_new_room(livekit_server, "open", "env")
+    seen = json.loads(client.texts["env"][0])
+    assert "AGENTHOST_HTTP_TOKEN" not in seen["os_environ"] and "AGENTHOST_HTTP_TOKEN" not in seen["initial_keys"]
+    assert "PATH" in seen["initial_keys"]  # the probe read the block
+    await client.disconnect()
+
+
+async def test_the_http_token_may_come_from_a_file(livekit_server, start_host, tmp_path):
     import json
 
     agents = tmp_path / "agents"
@@ -92,16 +107,28 @@ async def test_the_http_token_reaches_no_job_and_may_come_from_a_file(livekit_se
     (agents / "open.yaml").write_text(f"name: open\nentrypoint: {ROOT / 'tests/agents/env_probe.py'}:entrypoint\n")
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-from-file\n")
-    host = start_host(livekit_server, agents, args=("--http-token-file", str(token_file)),
-                      extra_env={"AGENTHOST_HTTP_TOKEN": "from-the-environment"})
+    host = start_host(livekit_server, agents, extra_env={"AGENTHOST_HTTP_TOKEN_FILE": str(token_file)})
     base = await host.http_base()
     await host.wait_log(r"registered agent open")
     client = await job_in_new_room(livekit_server, "open", "env")
     seen = json.loads(client.texts["env"][0])
-    assert "AGENTHOST_HTTP_TOKEN" not in seen["os_environ"], seen
+    assert "AGENTHOST_HTTP_TOKEN_FILE" not in seen["os_environ"] + seen["initial_keys"], seen
     await client.disconnect()
     async with aiohttp.ClientSession() as session:
         async with session.get(base + "/status") as r:
             assert r.status == 401
         async with session.get(base + "/status", headers={"Authorization": "Bearer s3cret-from-file"}) as r:
             assert r.status == 200
+
+
+async def test_a_pickle_from_an_agent_module_at_import_runs_nothing_in_the_host(livekit_server, start_host,
+                                                                                 tmp_path):
+    folder = agents(tmp_path / "a")
+    marker = tmp_path / "pwned"
+    (folder / "evil.yaml").write_text(f"name: evil\nentrypoint: {ROOT / 'tests/agents/hostile_module.py'}:entrypoint\n"
+                                      f"env: {{HOSTILE_MARKER: '{marker}'}}\n")
+    host = start_host(livekit_server, folder)
+    await host.wait_log(r"the template process of evil broke the protocol, killed: not a message")
+    await host.wait_log(r"registered agent hello-world")
+    await hello(livekit_server)  # the other agents are served
+    assert not marker.exists()

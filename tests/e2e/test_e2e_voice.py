@@ -9,11 +9,12 @@ import sys
 
 import pytest
 
-from examples.local_speech import answer
+from examples.rule_answers import answer
 from host.testing.harness import ROOT
 from host.voice.speech import understood
 
 pytest.importorskip("livekit.plugins.silero", reason="needs the extra: pip install 'agenthost[voice]'")
+pytest.importorskip("pocketsphinx", reason="needs the extra: pip install 'agenthost[voice]'")
 
 VOICE_LOCAL = ROOT / "agents.d" / "voice-local.yaml"
 SAID = ["hello there", "what is your name", "how are you today", "the weather is nice"]

@@ -19,13 +19,16 @@ class Owner:
         self.messages: list[tuple[object, tuple[int, ...]]] = []
         self.ended: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.changed = asyncio.Event()
+        self.ends: list[str | None] = []
 
     def on_message(self, msg, fds):
         self.messages.append((msg, fds))
         self.changed.set()
 
     def on_end(self, violation):
-        self.ended.set_result(violation)
+        self.ends.append(violation)
+        if not self.ended.done():
+            self.ended.set_result(violation)
 
     async def wait_for(self, count: int) -> None:
         while len(self.messages) < count:
@@ -33,7 +36,7 @@ class Owner:
             await asyncio.wait_for(self.changed.wait(), 10)
 
 
-def channel(owner: Owner, decode=decode_job, fds_per_message=lambda _m: 0) -> tuple[Channel, socket.socket]:
+def channel(owner: Owner, decode=decode_job, fds_per_message=None) -> tuple[Channel, socket.socket]:
     host_end, process_end = socket.socketpair()
     ch = Channel(host_end.detach(), decode, owner.on_message, owner.on_end, fds_per_message=fds_per_message)
     ch.start()
@@ -59,8 +62,16 @@ async def test_a_frame_longer_than_the_bound_ends_the_channel_with_the_reason():
     ch, process = channel(owner)
     process.sendall(HEADER.pack(1024 * 1024 * 1024) + b"x" * 10)
     assert await asyncio.wait_for(owner.ended, 10) == f"a frame of 1073741824 bytes (at most {MAX_FRAME})"
-    process.sendall(HEADER.pack(-1))  # multiprocessing's header of a frame over 2 GB
     assert owner.messages == []
+    ch.close()
+    process.close()
+
+
+async def test_a_negative_frame_length_ends_the_channel():
+    owner = Owner()
+    ch, process = channel(owner)
+    process.sendall(HEADER.pack(-1) + b"\0" * 8)  # multiprocessing's header of a frame over 2 GB
+    assert await asyncio.wait_for(owner.ended, 10) == f"a frame of -1 bytes (at most {MAX_FRAME})"
     ch.close()
     process.close()
 
@@ -80,7 +91,38 @@ async def test_garbage_ends_the_channel_once():
     ch, process = channel(owner)
     process.sendall(frame(b"\x80\x04garbage") * 3000)
     assert (await asyncio.wait_for(owner.ended, 10)).startswith("not a message")
+    process.sendall(frame(b"more garbage"))
+    ch.read_available()  # reading stopped at the first: nothing more is read or said
+    assert len(owner.ends) == 1
     ch.close()
+    process.close()
+
+
+async def test_frames_that_each_end_are_not_cut_by_the_deadline(monkeypatch):
+    monkeypatch.setattr(channel_module, "FRAME_DEADLINE", 0.3)
+    owner = Owner()
+    ch, process = channel(owner)
+    whole = frame(encode(JobStarted(1.0)))
+    for i in range(8):  # 0.8 s of frames, each split over two reads 0.1 s apart
+        process.sendall(whole[:5])
+        await asyncio.sleep(0.05)
+        process.sendall(whole[5:])
+        await owner.wait_for(i + 1)
+        await asyncio.sleep(0.05)
+    assert owner.ends == []
+    ch.close()
+    process.close()
+
+
+async def test_descriptors_on_a_channel_that_takes_none_end_it():
+    owner = Owner()
+    ch, process = channel(owner)
+    reader, writer = os.pipe()
+    reduction.sendfds(process, [reader])
+    assert await asyncio.wait_for(owner.ended, 10) == "1 descriptors sent with no message to carry them"
+    ch.close()  # and closes what it was sent
+    for fd in (reader, writer):
+        os.close(fd)
     process.close()
 
 
@@ -89,7 +131,11 @@ async def test_descriptors_come_with_the_message_they_follow():
     ch, process = channel(owner, decode=decode_template, fds_per_message=fds_after)
     reader, writer = os.pipe()
     process.sendall(pack_forked(41))
-    await asyncio.sleep(0.05)  # the message alone first: its descriptors come in a later read
+    for _ in range(1000):  # the message alone first, read: its descriptors come in a later read
+        if ch._awaiting_fds is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert ch._awaiting_fds == Forked(41)
     reduction.sendfds(process, [reader, writer])
     process.sendall(pack_exited(41, 0))
     await owner.wait_for(2)

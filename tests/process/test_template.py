@@ -210,3 +210,26 @@ async def test_the_template_runs_above_its_job_processes_which_run_as_the_host_d
 ])
 def test_the_template_tries_its_boost_then_what_its_nice_limit_allows(before, rlimit, expected):
     assert nice_values_to_try(before, PRIORITY_BOOST, rlimit) == expected
+
+
+def test_a_forked_message_is_believed_only_as_its_pidfd_and_pipe_say():
+    import os
+    import socket
+
+    from host.process.template import forked_mismatch
+
+    pidfd = os.pidfd_open(os.getpid())
+    ours, theirs = socket.socketpair()
+    reader, writer = os.pipe()
+    try:
+        assert forked_mismatch(os.getpid(), ours.fileno(), pidfd) is None
+        assert forked_mismatch(1, ours.fileno(), pidfd) == f"a Forked process 1 whose pidfd names {os.getpid()}"
+        assert forked_mismatch(os.getpid(), reader, pidfd) == (
+            f"a Forked process {os.getpid()} whose pipe is not a socket")
+        assert forked_mismatch(os.getpid(), ours.fileno(), reader) == (
+            f"a Forked process {os.getpid()} whose pidfd names no process")
+    finally:
+        for fd in (pidfd, reader, writer):
+            os.close(fd)
+        ours.close()
+        theirs.close()

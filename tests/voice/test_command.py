@@ -27,3 +27,13 @@ def test_an_unanswered_turn_says_why():
     turn = TurnResult(said="hello", error="no answer within 20 s of the end of speech")
     assert render_turn(2, turn) == ("turn 2: said      'hello'\n"
                                     "        NO ANSWER: no answer within 20 s of the end of speech")
+
+
+def test_a_turn_with_no_audio_is_refused(tmp_path):
+    import pytest
+
+    from host.errors import AgentHostError
+
+    write_wav(tmp_path / "empty.wav", b"")
+    with pytest.raises(AgentHostError, match=r"the turn 'empty\.wav' has no audio"):
+        turns(["wav"], [], [str(tmp_path / "empty.wav")])
