@@ -25,6 +25,7 @@ from host.config.definitions import AgentDefinition
 from host.config.entrypoints import module_name_for_file
 from host.config.sources import ImportRecorder, Snapshot, project_files, snapshot
 from host.process.environment import apply_environment
+from host.process.inherited import let_go_of_the_hosts_descriptors
 from host.process.messages import InitFailed, JobDone, ProcessMessage, Ready, ShutdownJob, StartJob, TemplateMessage
 from host.process.protocol import encode
 from host.process.tree import become_subreaper, descendants, end_all
@@ -48,6 +49,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     # No .pyc for project code: a file edited twice within a second (same size) would otherwise be
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True
+    let_go_of_the_hosts_descriptors()  # before any agent code runs (forked from a template: already done)
     # only the host decides when a job stops: Ctrl-C or a stop signal sent to the whole process group (a
     # terminal, systemd's default) reaches the host, which drains; the job processes do nothing with it. A
     # handler, not SIG_IGN: a program the job runs (ffmpeg, a recorder) starts with the default again, and

@@ -39,6 +39,7 @@ from host.config.entrypoints import load_function
 from host.config.sources import ImportRecorder, Snapshot
 from host.process import child as job_child
 from host.process.environment import apply_environment
+from host.process.inherited import let_go_of_the_hosts_descriptors
 from host.process.messages import (
     FDS,
     FDS_DATA,
@@ -77,6 +78,7 @@ def import_agent_code(definition: AgentDefinition) -> None:
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int) -> None:
     """Process target (module-level so that it can be pickled to the fork server)."""
     sys.dont_write_bytecode = True  # see host.process.child.main
+    let_go_of_the_hosts_descriptors()  # before any agent code runs
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the host decides when its processes stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logs.setup(log_format, log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),

@@ -132,3 +132,37 @@ async def test_a_pickle_from_an_agent_module_at_import_runs_nothing_in_the_host(
     await host.wait_log(r"registered agent hello-world")
     await hello(livekit_server)  # the other agents are served
     assert not marker.exists()
+
+
+def _pipes_of(pid: int) -> set[str]:
+    import os
+
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(("pipe:", "socket:")):
+            found.add(target)
+    return found
+
+
+async def test_a_job_holds_no_descriptor_of_the_fork_server_or_resource_tracker(livekit_server, start_host,
+                                                                                tmp_path):
+    import json
+
+    import psutil
+
+    (tmp_path / "probe.yaml").write_text(f"name: probe\nentrypoint: {ROOT / 'tests/agents/fd_probe.py'}:entrypoint\n")
+    host = start_host(livekit_server, tmp_path)
+    await host.wait_log(r"registered agent probe")
+    client = await job_in_new_room(livekit_server, "probe", "fds")
+    held = set(json.loads(client.texts["fds"][0]))
+    assert held, "the probe saw its own pipe to the host at least"
+    helpers = [p for p in psutil.Process(host.proc.pid).children()
+               if any(m in " ".join(p.cmdline()) for m in ("multiprocessing.forkserver", "resource_tracker"))]
+    assert len(helpers) == 2, [p.cmdline() for p in helpers]
+    for helper in helpers:
+        assert not held & _pipes_of(helper.pid), (helper.cmdline(), held & _pipes_of(helper.pid))
+    await client.disconnect()
