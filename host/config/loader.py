@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -65,8 +66,10 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
                 full = os.path.join(path, name)
                 if os.path.isfile(full):
                     files.append(full)
-                elif os.path.islink(full):
+                elif os.path.islink(full) and not os.path.exists(full):
                     problems.append(Problem(display_path(full), 0, 0, "$", _broken_link(full)))
+                else:  # a directory, a FIFO, a socket, a device, or a link to one: never silently no agent
+                    problems.append(Problem(display_path(full), 0, 0, "$", _not_a_file(full)))
         elif os.path.isfile(path):
             files.append(path)
         else:
@@ -79,6 +82,17 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
             seen.add(key)
             unique.append(f)
     return unique, problems
+
+
+def _not_a_file(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    return f"{kind}, not an agent file: agent files must be regular files (rename it or move it out)"
 
 
 def _broken_link(path: str) -> str:

@@ -20,6 +20,7 @@ from host.errors import Problem
 
 MAX_FILE_BYTES = 1 << 20
 MAX_NODES = 100_000
+MAX_SUBSTITUTED_BYTES = 1 << 20  # the text ${VAR} substitution may produce in one file, all values together
 
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -83,6 +84,10 @@ class _TooBig(Exception):
     pass
 
 
+class _SubstitutedTooMuch(Exception):
+    pass
+
+
 _VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 
 
@@ -94,6 +99,9 @@ class _Converter:
         self.problems: list[Problem] = []
         self.doc: Document | None = None
         self._scalar_loader = _Loader("")
+        # a scalar node's value after substitution, by node: an alias is the same node, substituted once
+        self._substituted: dict[int, str] = {}
+        self._substituted_bytes = 0
 
     def document(self, node: yaml.Node) -> Document:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
@@ -133,7 +141,13 @@ class _Converter:
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         value = self._scalar(node)
         if isinstance(value, str) and self.env is not None and "$" in value:
+            if id(node) in self._substituted:
+                return self._substituted[id(node)]
             written, value = value, self._substitute(value, node, path)
+            self._substituted_bytes += len(value)
+            if self._substituted_bytes > MAX_SUBSTITUTED_BYTES:
+                raise _SubstitutedTooMuch
+            self._substituted[id(node)] = value
             self.doc.substituted[path] = (written, value)
         return value
 
@@ -199,6 +213,9 @@ def parse_documents(
     except _TooBig:
         return docs, [*conv.problems, Problem(file, 0, 0, "$",
                       f"document expands to more than {MAX_NODES} values (too large, or an alias bomb)")]
+    except _SubstitutedTooMuch:
+        return docs, [*conv.problems, Problem(file, 0, 0, "$", "${VAR} substitution makes more than "
+                                              f"{MAX_SUBSTITUTED_BYTES} bytes of text in this file")]
     except RecursionError:
         return docs, [*conv.problems, Problem(file, 0, 0, "$", "document is nested too deeply")]
     return docs, conv.problems

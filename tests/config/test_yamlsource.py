@@ -56,3 +56,25 @@ def test_format_path():
     assert format_path(()) == "$"
     assert format_path(("a", 0, "b")) == "$.a[0].b"
     assert format_path(("$ref",)) == "$['$ref']"
+
+
+def test_an_aliased_scalar_is_substituted_once():
+    import tracemalloc
+
+    text = 'a: &big "' + "$$" * 50_000 + '"\nrefs: [' + ", ".join(["*big"] * 2000) + "]\n"
+    tracemalloc.start()
+    [doc], problems = parse_documents("f.yaml", text, env={})
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert problems == []
+    assert doc.value["a"] == "$" * 50_000 and all(v is doc.value["a"] for v in doc.value["refs"])
+    assert peak < 20 * 1024 * 1024  # 2,000 copies of 50 KB would be 100 MB
+
+
+def test_substitution_has_a_byte_budget_per_file():
+    from host.config.yamlsource import MAX_SUBSTITUTED_BYTES
+
+    text = "".join(f"k{i}: ${{BIG}}\n" for i in range(20))
+    _, [problem] = parse_documents("f.yaml", text, env={"BIG": "x" * 100_000})
+    assert problem.message == (f"${{VAR}} substitution makes more than {MAX_SUBSTITUTED_BYTES} bytes of text "
+                               "in this file")
