@@ -6,11 +6,12 @@ import os
 from host.context import JobContext
 
 
-def held() -> list[str]:
+def held(pid: int | str = "self") -> list[str]:
+    """The pipes and sockets a process holds (the test reads the fork server's with it too)."""
     targets = []
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
         if target.startswith(("pipe:", "socket:")):

@@ -248,11 +248,13 @@ async def test_a_flood_of_idle_connections_leaves_the_probes_and_the_jobs_alone(
         flood.append(writer)
     assert len(flood) >= 2000
     async with aiohttp.ClientSession() as session:
-        for _ in range(5):
+        took = []
+        for _ in range(5):  # each answered (a starved /healthz timed out), typically within a second
             started = time.monotonic()
             async with session.get(base + "/healthz", timeout=aiohttp.ClientTimeout(total=5)) as r:
                 assert r.status == 200
-            assert time.monotonic() - started < 1.0
+            took.append(time.monotonic() - started)
+        assert sorted(took)[2] < 1.0, took  # the median: one sample on a busy machine decides nothing
     client = await job_in_new_room(livekit_server, "holder", "tick")  # a job process still starts
     for writer in flood:
         writer.close()

@@ -135,17 +135,13 @@ async def test_a_pickle_from_an_agent_module_at_import_runs_nothing_in_the_host(
 
 
 def _pipes_of(pid: int) -> set[str]:
-    import os
+    import importlib.util
 
-    found = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(("pipe:", "socket:")):
-            found.add(target)
-    return found
+    spec = importlib.util.spec_from_file_location("fd_probe", ROOT / "tests" / "agents" / "fd_probe.py")
+    assert spec is not None and spec.loader is not None
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    return set(probe.held(pid))
 
 
 async def test_a_job_holds_no_descriptor_of_the_fork_server_or_resource_tracker(livekit_server, start_host,
