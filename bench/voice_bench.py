@@ -98,8 +98,8 @@ class TreeSampler:
         used = {}
         for proc in [root, *root.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                used[proc.pid] = t.user + t.system + t.children_user + t.children_system
+                t = proc.cpu_times()  # its own: a child that exits keeps its last sample here
+                used[proc.pid] = t.user + t.system
         return used
 
     async def _run(self) -> None:
