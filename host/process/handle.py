@@ -13,7 +13,6 @@ import contextlib
 import enum
 import logging
 import os
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -24,7 +23,7 @@ from host.process.channel import Channel
 from host.process.errors import ProcessStartError
 from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.process.mp import mp_context, start_off_loop
-from host.process.protocol import decode_job, frame
+from host.process.protocol import decode_job, down
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
 from host.process.tree import kill_tree
 
@@ -158,7 +157,7 @@ class JobProcess:
         if self.state is ProcessState.IDLE:
             self._move(ProcessState.RUNNING)
         self.job_id = job_id
-        self._channel.send(frame(pickle.dumps(start)))  # queued: written as the process reads
+        self._channel.send(down(start))  # queued: written as the process reads
 
     def request_shutdown(self, reason: str) -> None:
         """Ask the job to shut down; the caller bounds the wait (see `wait_exit`)."""
@@ -166,7 +165,7 @@ class JobProcess:
             self._mark_shutting_down(reason)
             assert self._channel is not None
             with contextlib.suppress(OSError):
-                self._channel.send(frame(pickle.dumps(ShutdownJob(reason))))
+                self._channel.send(down(ShutdownJob(reason)))
         elif self.state in (ProcessState.IDLE, ProcessState.STARTING):
             self.kill()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import struct
 from dataclasses import fields
 from typing import Any
@@ -28,7 +29,9 @@ from host.process.messages import (
     NotForkSafe,
     ProcessMessage,
     Ready,
+    ShutdownJob,
     ShuttingDown,
+    StartJob,
     TemplateMessage,
     TemplateReady,
     unpack_template_message,
@@ -104,6 +107,11 @@ def frame(payload: bytes) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
+def down(msg: StartJob | ShutdownJob) -> bytes:
+    """`msg` framed for a job process, which reads it with `Connection.recv` (pickle flows down only)."""
+    return frame(pickle.dumps(msg))
+
+
 _JOB_UP = (Ready, InitFailed, JobStarted, ShuttingDown, JobDone)
 _TEMPLATE_UP = (TemplateReady, NotForkSafe, InitFailed, ForkFailed)
 
@@ -132,4 +140,5 @@ def fds_after(msg: object) -> int:
     return 2 if isinstance(msg, Forked) else 0
 
 
-__all__ = ["Exited", "Forked", "ProtocolError", "decode_job", "decode_template", "encode", "fds_after", "frame"]
+__all__ = ["Exited", "Forked", "ProtocolError", "decode_job", "decode_template", "down", "encode", "fds_after",
+           "frame"]
