@@ -176,10 +176,14 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
 @click.option("--server-target-load", type=click.FloatRange(0.05, 1), default=0.7, show_default=True,
               help="The LiveKit server's agents target_load: the server offers no job to a worker at or above "
                    "it, so an open host always reports less.")
+@click.option("--job-limits", type=click.Choice(["auto", "cgroup", "rlimit"]), default="auto", show_default=True,
+              envvar="AGENTHOST_JOB_LIMITS",
+              help="How each job's limits are enforced: a cgroup per job (the kernel's memory, process and CPU "
+                   "bounds), rlimits, or auto (a cgroup where the host may create one) [env AGENTHOST_JOB_LIMITS].")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
         http: str, http_token: str | None, http_token_file: str | None, load_threshold: float,
-        server_target_load: float) -> None:
+        server_target_load: float, job_limits: str) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -189,6 +193,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     import logging
 
     from host import logs
+    from host.errors import AgentHostError
     from host.ops.resources import LoadPolicy
     from host.runtime.host import Host, HostOptions
 
@@ -202,14 +207,17 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     # inherits them in its environment
     for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE"):
         os.environ.pop(secret, None)
+    from host.process.sandbox import not_dumpable
+
+    not_dumpable()  # no job process may read the host's memory (its secrets) or attach to it
     catalog = load_or_exit(agent_paths)
-    host = Host(catalog, credentials, HostOptions(
-        paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
-        watch=watch, import_timeout=import_timeout, http=address, http_token=token,
-        load=LoadPolicy(load_threshold, server_target_load)))
     try:
+        host = Host(catalog, credentials, HostOptions(
+            paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
+            watch=watch, import_timeout=import_timeout, http=address, http_token=token,
+            load=LoadPolicy(load_threshold, server_target_load), job_limits=job_limits))
         asyncio.run(host.run())
-    except ListenError as exc:
+    except (ListenError, AgentHostError) as exc:
         click.echo(f"agenthost: {exc}", err=True)
         sys.exit(EXIT_INVALID)
 

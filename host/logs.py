@@ -73,6 +73,8 @@ class TextFormatter(logging.Formatter):
             line += " " + " ".join(f"{k}={bounded(v)}" for k, v in fields.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:  # a job process's record, logged again by the host (host.process.output)
+            line += "\n" + record.exc_text
         return line
 
 
@@ -91,6 +93,8 @@ class JsonFormatter(logging.Formatter):
         body.update({k: _cut(v, MAX_FIELD) if isinstance(v, str) else v for k, v in _fields(record).items()})
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            body["exception"] = record.exc_text
         return json.dumps(body, default=str)
 
 

@@ -99,6 +99,8 @@ class Limits:
     max_jobs: int
     memory_warn_mb: int
     memory_limit_mb: int
+    pids_limit: int = 1024
+    cpu_limit: float = 0.0  # CPUs
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,8 @@ def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefini
             max_jobs=lim.get("max_jobs", 0),
             memory_warn_mb=lim.get("memory_warn_mb", 1000),
             memory_limit_mb=lim.get("memory_limit_mb", 0),
+            pids_limit=lim.get("pids_limit", 1024),
+            cpu_limit=float(lim.get("cpu_limit", 0)),
         ),
         processes=Processes(
             idle=proc.get("idle", 1),

@@ -38,6 +38,8 @@ LOOPBACK = ("127.", "::1", "localhost")
 
 
 class Observable(Protocol):
+    job_limits: str  # how job limits are enforced, said by /readyz too: a rollout may require a mode
+
     def status(self) -> StatusDocument: ...
 
     def not_ready(self) -> list[str]:
@@ -210,5 +212,5 @@ class HttpServer:
     def _readyz(self) -> Response:
         reasons = self.target.not_ready()
         if reasons:
-            return _json(503, {"status": "not ready", "reasons": reasons})
-        return _json(200, {"status": "ready"})
+            return _json(503, {"status": "not ready", "reasons": reasons, "job_limits": self.target.job_limits})
+        return _json(200, {"status": "ready", "job_limits": self.target.job_limits})

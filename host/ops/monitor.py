@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from host.config.definitions import Limits
 from host.ops.resources import MB, CpuLoad, memory_of
+from host.process.cgroups import JobGroup
 
 logger = logging.getLogger("agenthost.host")
 
@@ -32,6 +33,7 @@ class Sampled:
     pid: int
     limits: Limits
     log_fields: Mapping[str, Any]
+    group: JobGroup | None = None  # its cgroup, where it has one: its memory is read there
 
 
 class Watched(Protocol):
@@ -82,7 +84,7 @@ class ResourceMonitor:
 
     async def sample_memory(self, now: float) -> None:
         running = self._jobs.sampled()
-        sizes = await asyncio.to_thread(memory_of, [s.pid for s in running]) if running else []
+        sizes = await asyncio.to_thread(memory_of, [(s.pid, s.group) for s in running]) if running else []
         self.memory = {s.job_id: size for s, size in zip(running, sizes, strict=True) if size is not None}
         self._warned_at = {k: v for k, v in self._warned_at.items() if k in self.memory}
         for s in running:

@@ -1,6 +1,7 @@
 """What the host measures about the machine and its job processes: memory and CPU.
 
-`memory_bytes` is the resident memory of a job process and everything it started.
+`memory_of` is what a job process and everything it started take: its cgroup's charge, or their resident
+memory where it has no cgroup.
 `CpuLoad` smooths the host's own CPU use and the machine's, so that one busy second does not make a
 host report itself full. Both use psutil.
 """
@@ -13,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psutil
+
+from host.process.cgroups import JobGroup
 
 MB = 1024 * 1024
 
@@ -32,9 +35,11 @@ def memory_bytes(pid: int) -> int | None:
         return None
 
 
-def memory_of(pids: Sequence[int]) -> list[int | None]:
-    """`memory_bytes` of each process, in one call (the host makes it off its event loop)."""
-    return [memory_bytes(pid) for pid in pids]
+def memory_of(processes: Sequence[tuple[int, JobGroup | None]]) -> list[int | None]:
+    """The memory of each job process, in one call (the host makes it off its event loop): what its cgroup
+    charges it (its own pages: the pages it shares with its template are charged to the template), or, with
+    no cgroup, `memory_bytes`."""
+    return [group.memory_bytes() if group is not None else memory_bytes(pid) for pid, group in processes]
 
 
 def _machine_cpu() -> float:

@@ -15,12 +15,15 @@ class HostInfo(TypedDict):
     cpu_load: float  # the host's own process tree, as a share of its CPUs
     machine_cpu_load: float
     url: str
+    job_limits: str  # how job limits are enforced: 'cgroup v2', 'cgroup v1' or 'rlimit'
 
 
 class LimitsInfo(TypedDict):
     max_jobs: int
     memory_warn_mb: int
     memory_limit_mb: int
+    pids_limit: int
+    cpu_limit: float
 
 
 class AgentInfo(TypedDict):
@@ -81,7 +84,9 @@ def printable(text: str) -> str:
 def render_status(doc: StatusDocument) -> str:
     """`doc` as tables; KeyError, TypeError or ValueError for a document of another shape."""
     h = doc["host"]
-    head = printable(f"agenthost {h['version']} pid {h['pid']} since {h['started_at']} on {h['url']}")
+    mode = h.get("job_limits")  # a host of an earlier version does not say
+    head = printable(f"agenthost {h['version']} pid {h['pid']} since {h['started_at']} on {h['url']}"
+                     + (f"  job limits: {mode}" if mode else ""))
     lines = [head + f"  cpu {float(h['cpu_load'] or 0) * 100:.0f}%" + _machine(h)
              + ("  DRAINING" if h["draining"] else ""), ""]
     agents = doc["agents"]

@@ -70,6 +70,16 @@ class Channel:
         self._outbox += data
         self._write()
 
+    def send_first(self, data: bytes, fds: list[int]) -> None:
+        """Send `data` with descriptors `fds`, before anything else is queued (a new process's socket has
+        room for it); OSError when the process is gone."""
+        if self.closed or self._outbox:
+            raise OSError("the process's pipe is closed" if self.closed else "sent after other data")
+        sent = socket.send_fds(self._sock, [data], fds)
+        self._outbox += data[sent:]  # a short write: the rest follows as usual, the descriptors went with the first
+        if self._outbox:
+            self._write()
+
     def _write(self) -> None:
         try:
             sent = self._sock.send(self._outbox)

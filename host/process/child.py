@@ -10,6 +10,7 @@ which kills the process when a bound passes; nothing here needs to be trusted to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -27,11 +28,14 @@ from host.config.sources import ImportRecorder, Snapshot, project_files, snapsho
 from host.process.environment import apply_environment
 from host.process.inherited import let_go_of_the_hosts_descriptors
 from host.process.messages import InitFailed, JobDone, ProcessMessage, Ready, ShutdownJob, StartJob, TemplateMessage
-from host.process.protocol import encode
+from host.process.protocol import ProtocolError, encode, receive_output
+from host.process.sandbox import harden_job
 from host.process.tree import become_subreaper, descendants, end_all
 from host.process.watchdog import HostWatchdog
 
 logger = logging.getLogger("agenthost.job")
+
+MB = 1024 * 1024
 
 
 class JobRuntime(Protocol):
@@ -50,6 +54,9 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True
     let_go_of_the_hosts_descriptors()  # before any agent code runs (forked from a template: already done)
+    if not take_output(conn):  # the host sends it once the process is in its cgroup: until then, nothing runs
+        return
+    harden_job(definition.limits.memory_limit_mb * MB)
     # only the host decides when a job stops: Ctrl-C or a stop signal sent to the whole process group (a
     # terminal, systemd's default) reaches the host, which drains; the job processes do nothing with it. A
     # handler, not SIG_IGN: a program the job runs (ffmpeg, a recorder) starts with the default again, and
@@ -59,7 +66,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     become_subreaper()  # what a job starts stays below this process, to be ended with it
     fields: dict[str, Any] = {"agent": definition.name, "pid": os.getpid()}
     job_filter = logs.JobFields(fields)
-    logs.setup(log_format, log_level, job_filter)
+    logs.setup("json", log_level, job_filter)  # read by the host, which logs it again in its own format
     global _watchdog
     _watchdog = HostWatchdog(host_pid, definition.shutdown.timeout)
     _watchdog.start()
@@ -85,6 +92,22 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     error = asyncio.run(runtime.run(conn, msg, job_filter))
     send(conn, JobDone(error))
     end_what_the_job_started()
+
+
+def take_output(conn: Connection) -> bool:
+    """Make the pipe the host sends first this process's stdout and stderr; False when the host is gone or
+    sent something else (the process then ends)."""
+    try:
+        fd = receive_output(conn.fileno())
+    except (EOFError, OSError, ProtocolError):
+        return False
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # what the process it was forked from had not written yet
+            stream.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return True
 
 
 def imported_sources(definition: AgentDefinition, imported: ImportRecorder) -> dict[str, tuple[int, int]]:

@@ -3,9 +3,15 @@
 A stop signal sent to the whole process group (Ctrl-C in a terminal, systemd's default KillMode) must
 reach only the host, which drains. The fork server ignores it, and so do the job processes it forks
 (they inherit this, and set it again themselves); the fork server ends when the host does.
+
+It is not dumpable (host.process.sandbox): a job process cannot read it or attach to it.
 """
 
 import signal
+
+from host.process.sandbox import not_dumpable
+
+not_dumpable()
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -19,10 +19,12 @@ from multiprocessing.process import BaseProcess
 
 from host.config.definitions import AgentDefinition
 from host.process import child as job_child
+from host.process.cgroups import CgroupError, Confinement, JobGroup, bounds_for
 from host.process.channel import Channel
 from host.process.errors import ProcessStartError
 from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.process.mp import mp_context, start_off_loop
+from host.process.output import ProcessOutput, give_output
 from host.process.protocol import decode_job, down
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
 from host.process.tree import kill_tree
@@ -59,13 +61,14 @@ class ProcessExit:
     kill_reason: str | None  # what the host said when it killed it on purpose (a stop, not a timeout)
     result: JobDone | None  # what the job reported before it exited; None if it never did
     shutdown_reason: str | None
+    memory_killed: str | None = None  # said when the kernel killed a process of the job at its memory limit
 
 
 class JobProcess:
     """One job process: it serves at most one job. Forked by `template` when given, else by the fork server."""
 
     def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
-                 template: AgentTemplate | None = None) -> None:
+                 template: AgentTemplate | None = None, confinement: Confinement | None = None) -> None:
         self.definition = definition
         self.state = ProcessState.STARTING
         self.pid: int | None = None
@@ -78,7 +81,11 @@ class JobProcess:
         self.prewarm_cpu = 0.0  # CPU seconds it took to get ready, from Ready
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
         self._template = template
+        self._confinement = confinement
+        self.group: JobGroup | None = None  # its cgroup, where the host gives each job process one
+        self._memory_killed: str | None = None
         self._channel: Channel | None = None
+        self._output: ProcessOutput | None = None
         self._proc: BaseProcess | None = None  # started by the fork server
         self._pidfd: int | None = None  # forked by the template
         self._launch_args = (log_format, log_level)
@@ -112,6 +119,9 @@ class JobProcess:
         self._attach(os.dup(conn.fileno()))
         conn.close()
         asyncio.get_running_loop().add_reader(proc.sentinel, self._on_sentinel)
+        assert proc.pid is not None
+        self._confine(proc.pid)
+        self._give_output(proc.pid)
 
     def _attach(self, fd: int) -> None:
         self._channel = Channel(fd, decode_job, self._on_message, self._on_channel_end)
@@ -121,6 +131,26 @@ class JobProcess:
     def on_forked(self, pid: int, fd: int, pidfd: int) -> None:
         self.pid, self._pidfd = pid, pidfd
         self._attach(fd)
+        self._confine(pid)
+        self._give_output(pid)
+
+    def _give_output(self, pid: int) -> None:
+        """After `_confine`: the process is in its cgroup before it runs anything (it waits for its pipe)."""
+        assert self._channel is not None
+        self._output = give_output(self._channel, {"agent": self.definition.name, "pid": pid})
+
+    def _confine(self, pid: int) -> None:
+        """Put the new process under its agent's limits before it runs a job; one that cannot be bounded is
+        killed (it must not run unbounded), and its start fails with the reason."""
+        if self._confinement is None:
+            return
+        try:
+            self.group = self._confinement.confine(pid, f"{self.definition.name}-{pid}",
+                                                   bounds_for(self.definition.limits))
+        except CgroupError as exc:
+            logger.error("job process %d killed: %s", pid, exc, extra={"agent": self.definition.name, "pid": pid})
+            self._not_ready = str(exc)
+            self.kill(str(exc))
 
     def on_exit(self, code: int) -> None:
         self._finish(code)
@@ -157,6 +187,8 @@ class JobProcess:
         if self.state is ProcessState.IDLE:
             self._move(ProcessState.RUNNING)
         self.job_id = job_id
+        if self._output is not None:
+            self._output.fields["job_id"] = job_id
         self._channel.send(down(start))  # queued: written as the process reads
 
     def request_shutdown(self, reason: str) -> None:
@@ -176,6 +208,8 @@ class JobProcess:
             self.killed_by_host = True
             self.kill_reason = self.kill_reason or reason
             left = kill_tree(self.pid)
+            if self.group is not None:  # what left the tree (setsid, a double fork) is still in the group
+                left += [p for p in self.group.kill() if p != self.pid and p not in left]
             if left:
                 logger.warning("killed %d process(es) the job process had started: %s", len(left),
                                ", ".join(map(str, left)), extra={"agent": self.definition.name, "pid": self.pid,
@@ -256,16 +290,48 @@ class JobProcess:
             return
         assert self._channel is not None
         self._channel.drain()
+        if self._output is not None:
+            self._output.drain()
+            self._output.close()
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
         self._move(ProcessState.EXITED)
+        if self.group is not None:
+            self._end_group(self.group)
         assert self._ready is not None and self._exited is not None
         if not self._ready.done():
             why = self._not_ready or f"exited with code {code} before it was ready"
             self._ready.set_exception(ProcessStartError(why))
         self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.result,
-                                            self.shutdown_reason))
+                                            self.shutdown_reason, self._memory_killed))
         self._channel.close()
         if self._shutting_down_event is not None:
             self._shutting_down_event.set()
+
+    def _end_group(self, group: JobGroup) -> None:
+        """The process has exited: end whatever is left in its group, note a kill at the memory limit, and
+        remove the group once its last process is reaped."""
+        left = group.kill()
+        if left:
+            logger.warning("killed %d process(es) left in the job's cgroup: %s", len(left), ", ".join(map(str, left)),
+                           extra={"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})
+        kills = group.oom_kills() - group.oom_kills_at_start
+        if kills > 0:
+            limit = self.definition.limits.memory_limit_mb
+            self._memory_killed = (f"killed by the kernel at limits.memory_limit_mb {limit} MB "
+                                   f"({kills} process(es) of the job)")
+        remove_when_empty(group)
+
+
+REMOVE_TRIES = 20  # a group is removable once its processes are reaped (by their parents, or by init)
+REMOVE_EVERY = 0.5
+
+
+def remove_when_empty(group: JobGroup, tries: int = REMOVE_TRIES) -> None:
+    if group.remove() or tries <= 1:
+        if tries <= 1:
+            logger.warning("cgroup %s still has processes; left in place", next(iter(group.dirs.values())))
+        return
+    asyncio.get_running_loop().call_later(REMOVE_EVERY, remove_when_empty, group, tries - 1)
+

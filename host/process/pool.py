@@ -22,10 +22,12 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from host.aio import TaskSet, backoff_delay
 from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot
+from host.process.cgroups import Confinement
 from host.process.errors import NotForkSafeError, ProcessStartError
 from host.process.handle import JobProcess
 from host.process.template import AgentTemplate
@@ -51,10 +53,20 @@ def pool_target(idle: int, misses: int, prewarm_cpu: Sequence[float]) -> int:
     return idle + (min(misses, MAX_GROWTH) if costly else 0)
 
 
+@dataclass(frozen=True)
+class ProcessSettings:
+    """The host's settings for every pool: how job processes log, and how their limits are enforced."""
+
+    log_format: str = "text"
+    log_level: int = logging.INFO
+    confinement: Confinement | None = None
+
+
 class ProcessPool:
     def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
-                 sources: Snapshot | None = None) -> None:
+                 sources: Snapshot | None = None, confinement: Confinement | None = None) -> None:
         self.definition = definition
+        self._confinement = confinement
         # the project files this agent's code is made of, as last imported (by a check or a process)
         self.sources: dict[str, tuple[int, int]] = dict(sources or {})
         self._log_format = log_format
@@ -202,7 +214,7 @@ class ProcessPool:
             self._record_failure(None, exc)
             raise
         try:
-            proc = JobProcess(self.definition, self._log_format, self._log_level, template)
+            proc = JobProcess(self.definition, self._log_format, self._log_level, template, self._confinement)
             await proc.start()
         except OSError as exc:  # no file descriptors, no fork under a pids or memory limit, ...
             error = ProcessStartError(f"cannot start a job process: {exc}")

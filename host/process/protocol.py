@@ -5,15 +5,23 @@ pipe it inherits. So messages up (process -> host) are JSON objects of a fixed, 
 field by field against their dataclass (`decode`); pickle is only ever read by the processes, from the host.
 Forked and Exited, sent once per job process, stay packed by hand (host.process.messages).
 
+Before any frame, the host sends each process it starts OUTPUT (a fixed 8 bytes) with one descriptor: the
+write end of a pipe of the process's own, which it makes its stdout and stderr before agent code runs
+(`receive_output`; the host reads the other end: host.process.output). The host's own stderr is then never
+shared with agent code.
+
 A frame is what multiprocessing's Connection writes: a 4-byte big-endian length, then the payload. The host
 reads at most MAX_FRAME bytes of payload, and a frame it has begun must end within FRAME_DEADLINE seconds.
 """
 
 from __future__ import annotations
 
+import array
 import json
 import math
+import os
 import pickle
+import socket
 import struct
 from dataclasses import fields
 from typing import Any
@@ -42,6 +50,8 @@ HEADER = struct.Struct("!i")
 MAX_FRAME = 1024 * 1024  # a Ready with the project files a large prewarm imported fits many times over
 FRAME_DEADLINE = 10.0  # seconds from a frame's first byte to its last
 MAX_TEXT = 4096  # longest error or reason kept from a process; the rest is cut
+
+OUTPUT = b"AHOUTPUT"  # the first bytes down to every process, with the write end of its output pipe
 
 _UP: dict[str, type[Any]] = {cls.__name__: cls for cls in (Ready, InitFailed, JobStarted, ShuttingDown, JobDone,
                                                            TemplateReady, NotForkSafe, ForkFailed)}
@@ -135,10 +145,31 @@ def decode_template(payload: bytes) -> TemplateMessage:
     return msg
 
 
+def receive_output(fd: int) -> int:
+    """In a process the host started: read OUTPUT and its descriptor, the first thing on pipe `fd`; the
+    descriptor. EOFError when the host is gone; ProtocolError for anything else."""
+    received, fds = b"", array.array("i")
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        sock.setblocking(True)
+        while len(received) < len(OUTPUT):
+            data, ancdata, _flags, _ = sock.recvmsg(len(OUTPUT) - len(received), socket.CMSG_SPACE(fds.itemsize))
+            if not data:
+                raise EOFError
+            received += data
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if received != OUTPUT or len(fds) != 1:
+        for extra in fds:
+            os.close(extra)
+        raise ProtocolError(f"expected the output pipe first, got {received!r} with {len(fds)} descriptors")
+    return fds[0]
+
+
 def fds_after(msg: object) -> int:
     """How many descriptors follow a template's message: a Forked process's pipe and pidfd."""
     return 2 if isinstance(msg, Forked) else 0
 
 
-__all__ = ["Exited", "Forked", "ProtocolError", "decode_job", "decode_template", "down", "encode", "fds_after",
-           "frame"]
+__all__ = ["OUTPUT", "Exited", "Forked", "ProtocolError", "decode_job", "decode_template", "down", "encode",
+           "fds_after", "frame", "receive_output"]

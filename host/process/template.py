@@ -28,6 +28,7 @@ from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
 from host.process.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady
 from host.process.mp import mp_context, start_off_loop
+from host.process.output import ProcessOutput, give_output
 from host.process.protocol import decode_template, fds_after, frame
 
 logger = logging.getLogger("agenthost.process")
@@ -66,6 +67,7 @@ class AgentTemplate:
         self._forks: deque[tuple[asyncio.Future[None], ForkedProcess]] = deque()  # asked, in order
         self._children: dict[int, ForkedProcess] = {}
         self._exited = asyncio.Event()
+        self._output: ProcessOutput | None = None
 
     @property
     def exited(self) -> bool:
@@ -93,6 +95,7 @@ class AgentTemplate:
         self._child_conn.close()
         self._child_conn = None
         self._channel.start()
+        self._output = give_output(self._channel, {"agent": self.definition.name, "pid": self.pid, "template": True})
         loop.add_reader(self._proc.sentinel, self._on_exit)
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), timeout)
@@ -198,6 +201,9 @@ class AgentTemplate:
         loop.remove_reader(self._proc.sentinel)
         self._channel.drain()
         self._channel.close()
+        if self._output is not None:
+            self._output.drain()
+            self._output.close()
         assert self._ready is not None
         code = self._proc.exitcode
         if not self._ready.done():

@@ -54,6 +54,7 @@ from host.process.messages import (
     pack_forked,
 )
 from host.process.protocol import encode
+from host.process.sandbox import harden_template
 from host.process.warmup import warm_up
 
 logger = job_child.logger
@@ -79,9 +80,12 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     """Process target (module-level so that it can be pickled to the fork server)."""
     sys.dont_write_bytecode = True  # see host.process.child.main
     let_go_of_the_hosts_descriptors()  # before any agent code runs
+    if not job_child.take_output(conn):
+        return
+    harden_template()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the host decides when its processes stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logs.setup(log_format, log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
+    logs.setup("json", log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
                                                       "template": True}))
     apply_environment(definition)
     sockets_before = open_sockets()

@@ -16,7 +16,7 @@ from host.config.definitions import AgentDefinition
 from host.config.metadata import MetadataChecker
 from host.config.sources import Snapshot
 from host.ops.metrics import Metrics
-from host.process.pool import ProcessPool
+from host.process.pool import ProcessPool, ProcessSettings
 from host.reload.plan import Plan
 from host.runtime.worker import JobHandler, WorkerConnection
 
@@ -35,14 +35,6 @@ class Agent:
     @property
     def name(self) -> str:
         return self.definition.name
-
-
-@dataclass(frozen=True)
-class ProcessSettings:
-    """How job processes log: the host's own settings, handed to every pool."""
-
-    log_format: str = "text"
-    log_level: int = logging.INFO
 
 
 class AgentSet:
@@ -122,7 +114,8 @@ class AgentSet:
         await self._closing.wait_all()
 
     def _pool(self, definition: AgentDefinition, sources: Snapshot | None) -> ProcessPool:
-        return ProcessPool(definition, self._settings.log_format, self._settings.log_level, sources)
+        return ProcessPool(definition, self._settings.log_format, self._settings.log_level, sources,
+                           self._settings.confinement)
 
     def _retire(self, agent: Agent, *, worker: bool, pool: bool) -> None:
         if worker:

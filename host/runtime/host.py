@@ -22,8 +22,10 @@ from host.config.loader import Catalog
 from host.ops.metrics import Metrics
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import CpuLoad, LoadPolicy
+from host.process.cgroups import detect
+from host.process.pool import ProcessSettings
 from host.reload.reloader import Reloader
-from host.runtime.agents import AgentSet, ProcessSettings
+from host.runtime.agents import AgentSet
 from host.runtime.jobs import JobTable
 from host.runtime.view import HostView
 
@@ -47,6 +49,7 @@ class HostOptions:
     http: tuple[str, int] | None = None
     http_token: str | None = None  # required by /status and /metrics when set
     load: LoadPolicy = field(default_factory=LoadPolicy)
+    job_limits: str = "auto"  # how job limits are enforced (host.process.cgroups.detect)
 
 
 class Host:
@@ -58,15 +61,18 @@ class Host:
 
             preload_livekit_agents()
         self.metrics = Metrics()
+        self.confinement = detect(options.job_limits)
         cpu = CpuLoad()
         self.jobs = JobTable(credentials, self.metrics, cpu, options.load)
-        self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level),
+        self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level,
+                                                                          self.confinement),
                                self.metrics)
         self.jobs.attach(self.agents)
         self.monitor = ResourceMonitor(self.jobs, cpu)
         self.reloader = Reloader(options.paths, self.agents, self.metrics, import_timeout=options.import_timeout,
                                  refused_while=lambda: "the host is draining" if self.jobs.draining else None)
-        self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.shown_url, time.time())
+        self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.shown_url, time.time(),
+                             self.confinement.mode)
         self.metrics.observe(self.view)
         self._signals: asyncio.Queue[str] = asyncio.Queue()
         self._stopped = asyncio.Event()
@@ -85,6 +91,7 @@ class Host:
         for definition in self.catalog.agents:
             if definition.enabled:
                 self.agents.add(definition, self.catalog.sources.get(definition.name))
+        logger.info("job limits: %s", self.confinement.describe())
         logger.info("serving %d agent(s): %s", len(self.agents), ", ".join(self.agents.names()) or "none")
         stop_watching = asyncio.Event()
         if self.options.watch:
@@ -103,6 +110,7 @@ class Host:
             await self._background.cancel_all()
             if http is not None:
                 await http.close()
+            self.confinement.close()
 
     async def _start_http(self) -> HttpServer | None:
         if self.options.http is None:

@@ -38,6 +38,8 @@ def outcome(end: ProcessExit, failure: Failure | None, timeout: float) -> Outcom
         if end.kill_reason:
             return Outcome("host_stopped", end.kill_reason)
         return Outcome("shutdown_timeout", killed)
+    if end.result is None and end.memory_killed:
+        return Outcome("memory_limit", f"job process {end.memory_killed}")
     if end.result is None:
         return Outcome("process_exited", f"job process exited with code {end.code} before the job ended")
     if end.result.error is not None:

@@ -25,6 +25,7 @@ class HostView:
     metrics: Metrics
     url: str
     started_at: float
+    job_limits: str = "rlimit"  # how job limits are enforced (host.process.cgroups)
 
     def not_ready(self) -> list[str]:
         """Why the host cannot take jobs now; empty when it can."""
@@ -48,7 +49,7 @@ class HostView:
             "host": {"version": __version__, "pid": os.getpid(), "started_at": _iso(self.started_at),
                      "draining": self.jobs.draining, "cpu_load": round(self.monitor.cpu.value, 3),
                      "machine_cpu_load": round(self.monitor.cpu.machine, 3),
-                     "url": self.url},
+                     "url": self.url, "job_limits": self.job_limits},
             "agents": [self._agent(a, counts[a.name]) for a in sorted(self.agents, key=lambda a: a.name)],
             "jobs": [self._job(j) for j in self.jobs],
         }
@@ -62,7 +63,8 @@ class HostView:
             "template_pid": agent.pool.template_pid,
             "process_error": agent.pool.last_error, "running_jobs": running,
             "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
-                       "memory_limit_mb": d.limits.memory_limit_mb},
+                       "memory_limit_mb": d.limits.memory_limit_mb, "pids_limit": d.limits.pids_limit,
+                       "cpu_limit": d.limits.cpu_limit},
         }
 
     def _job(self, job: Job) -> JobInfo:

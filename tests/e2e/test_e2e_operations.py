@@ -11,6 +11,7 @@ import sys
 
 import aiohttp
 import psutil
+import pytest
 
 from host.testing.harness import ROOT, Client, agent_file, dispatch, job_in_new_room, new_room
 
@@ -87,7 +88,8 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     status = json.loads((await get(base + "/status"))[1])
     [agent] = status["agents"]
     assert agent["name"] == "ticker" and agent["registered"] is True and agent["worker_id"].startswith("AW_")
-    assert agent["limits"] == {"max_jobs": 4, "memory_warn_mb": 1000, "memory_limit_mb": 2000}
+    assert agent["limits"] == {"max_jobs": 4, "memory_warn_mb": 1000, "memory_limit_mb": 2000,
+                               "pids_limit": 1024, "cpu_limit": 0.0}
     assert agent["running_jobs"] == 1
     [job] = status["jobs"]
     assert job["agent"] == "ticker" and job["room"] == client.room_name and job["state"] == "running"
@@ -133,21 +135,28 @@ async def test_status_command_says_when_no_host_answers():
     assert shown.stderr.startswith("agenthost: cannot read http://127.0.0.1:9/status: ")
 
 
-async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_server, start_host, tmp_path):
+@pytest.mark.parametrize("mode", ["cgroup", "rlimit"])
+async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_server, start_host, tmp_path, mode):
+    """With a cgroup per job the kernel stops it at the limit; with rlimits the host's sampling does."""
     agents = tmp_path / "agents"
     agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'hog.py'}:entrypoint\n"
                               "limits: {memory_warn_mb: 250, memory_limit_mb: 400}\nshutdown: {timeout: 1s}\n")
     agent_file(agents, "calm", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
-    host = start_host(livekit_server, agents)
+    host = start_host(livekit_server, agents, args=("--job-limits", mode))
     base = await host.http_base()
+    await host.wait_log(rf"job limits: {mode}")
     await host.wait_log(r"registered agent hog")
     await host.wait_log(r"registered agent calm")
     calm = await ticking(livekit_server, "calm")
 
     hog = await job_in_new_room(livekit_server, "hog", "status")
     await host.wait_log(r"job memory \d+ MB is above limits.memory_warn_mb \(250 MB\) .*agent=hog")
-    await host.wait_log(r"job failed: (memory limit exceeded: \d+ MB > limits.memory_limit_mb 400 MB"
-                        r"; shutdown did not finish within 1s; process killed) .*agent=hog")
+    if mode == "cgroup":
+        await host.wait_log(r"job failed: job process killed by the kernel at limits.memory_limit_mb 400 MB "
+                            r"\(1 process\(es\) of the job\) .*agent=hog")
+    else:
+        await host.wait_log(r"job failed: (memory limit exceeded: \d+ MB > limits.memory_limit_mb 400 MB"
+                            r"; shutdown did not finish within 1s; process killed) .*agent=hog")
     assert len(re.findall(r"above limits.memory_warn_mb", host.log())) == 1, "the warning is rate-limited"
 
     seen = len(calm.texts["tick"])

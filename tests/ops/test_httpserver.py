@@ -11,6 +11,8 @@ from host.ops.httpserver import HttpOptions, HttpServer, parse_address
 
 
 class Target:
+    job_limits = "cgroup v1"
+
     def __init__(self) -> None:
         self.reasons: list[str] = []
 
@@ -43,11 +45,12 @@ async def test_endpoints():
             async with session.get(base + "/healthz") as r:
                 assert r.status == 200
             async with session.get(base + "/readyz") as r:
-                assert (r.status, (await r.json())["status"]) == (200, "ready")
+                assert (r.status, await r.json()) == (200, {"status": "ready", "job_limits": "cgroup v1"})
             target.reasons = ["agent a is not registered with ws://x: refused"]
             async with session.get(base + "/readyz") as r:
                 assert r.status == 503
-                assert (await r.json())["reasons"] == target.reasons
+                body = await r.json()
+                assert (body["reasons"], body["job_limits"]) == (target.reasons, "cgroup v1")
             async with session.get(base + "/status") as r:
                 assert json.loads(await r.text()) == target.status()
             async with session.get(base + "/metrics") as r:

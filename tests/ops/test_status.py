@@ -2,7 +2,7 @@ from host.ops.status import StatusDocument, render_status
 
 DOC: StatusDocument = {
     "host": {"version": "0.1.0", "pid": 42, "started_at": "2026-11-29T07:00:00+00:00", "draining": False,
-             "cpu_load": 0.25, "url": "ws://127.0.0.1:7880"},
+             "cpu_load": 0.25, "url": "ws://127.0.0.1:7880", "job_limits": "cgroup v1"},
     "agents": [{"name": "greeter", "file": "agents.d/greeter.yaml", "dispatch": "explicit", "registered": True,
                 "worker_id": "AW_1", "full": False, "load": 0.25, "running_jobs": 1, "idle_processes": 2,
                 "template_pid": 7,
@@ -25,7 +25,8 @@ DOC: StatusDocument = {
 
 def test_tables():
     assert render_status(DOC) == (
-        "agenthost 0.1.0 pid 42 since 2026-11-29T07:00:00+00:00 on ws://127.0.0.1:7880  cpu 25%\n"
+        "agenthost 0.1.0 pid 42 since 2026-11-29T07:00:00+00:00 on ws://127.0.0.1:7880  job limits: cgroup v1"
+        "  cpu 25%\n"
         "\n"
         "AGENT    REGISTERED  WORKER  JOBS  IDLE  MAX_JOBS  MEMORY LIMIT  LAST ERROR\n"
         "greeter  yes         AW_1    1     2     4         500 MB        -\n"

@@ -6,8 +6,9 @@ import asyncio
 
 from host.config.credentials import Credentials
 from host.ops.resources import LoadPolicy
+from host.process.pool import ProcessSettings
 from host.reload.plan import plan
-from host.runtime.agents import AgentSet, ProcessSettings
+from host.runtime.agents import AgentSet
 from host.runtime.jobs import JobTable
 
 UNREACHABLE = Credentials("ws://127.0.0.1:9", "k", "s" * 32)

@@ -31,7 +31,8 @@ async def test_status_readiness_and_gauges_of_a_host(tmp_path):
         doc = host.view.status()
         [agent] = doc["agents"]
         assert agent["name"] == "a" and agent["registered"] is False and agent["running_jobs"] == 1
-        assert agent["limits"] == {"max_jobs": 3, "memory_warn_mb": 1000, "memory_limit_mb": 500}
+        assert agent["limits"] == {"max_jobs": 3, "memory_warn_mb": 1000, "memory_limit_mb": 500,
+                                   "pids_limit": 1024, "cpu_limit": 0.0}
         assert doc["jobs"] == [{"id": "AJ_1", "agent": "a", "room": "lobby", "state": "accepted", "pid": None,
                                 "started_at": None, "memory_mb": None}]
         text = render_status(doc)

@@ -1,0 +1,480 @@
+"""Kernel-enforced bounds for each job process: a cgroup of its own, or rlimits where there is none.
+
+Where the host may create cgroups (root, or a subtree delegated to it, as systemd's `Delegate=yes` does), each
+job process gets one, below a group of the host's own (`agenthost-<host pid>`, under the host's cgroup, so any
+bound set on the host still holds). In it the kernel enforces the agent's `limits`: a hard memory limit (no
+sampling race: an allocation past it is reclaimed or the job is killed by the kernel, at once), a number of
+processes and threads (a fork bomb stops there) and a CPU bound. When the job ends, everything in its group is
+killed, so nothing it started outlives it. Both cgroup versions are served: v2 (one hierarchy, the norm on
+current distributions and Kubernetes nodes) and v1 (a hierarchy per controller, as on older hosts and some VMs).
+Which one is found once, at start (`detect`).
+
+Where neither may be used (a container without delegation), the host falls back to rlimits, set on the job
+process from outside (`prlimit`): its address space and, for a user other than root, its processes. The
+address-space bound is a backstop with room for what allocators reserve without using (see RLIMIT_AS_RESERVED),
+so the memory limit itself is enforced by the host's sampling (each second; the job is shut down, then
+killed), and cleanup is by the process tree.
+
+A job process is placed as soon as the host learns its pid (from its template's Forked report, or when the
+fork server has started it); what it allocated before that is charged to its template's group (v1 moves the
+charge along).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import resource
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from host.config.definitions import Limits
+from host.errors import AgentHostError
+
+logger = logging.getLogger("agenthost.process")
+
+MB = 1024 * 1024
+CPU_PERIOD_US = 100_000  # the CFS period a CPU bound is expressed in
+# rlimit mode: the address space a job process may add to what it had when it was forked, beyond twice its
+# memory limit: what glibc reserves without using (a 64 MB arena per thread, up to 8 per CPU) and thread stacks
+# (the rtc runtime and the VAD start threads), so a job within its limit is never refused memory
+RLIMIT_AS_FACTOR = 2
+RLIMIT_AS_RESERVED = 8 * 64 * MB * (os.cpu_count() or 1) + 512 * MB
+MODES = ("auto", "cgroup", "rlimit")
+
+
+class CgroupError(AgentHostError):
+    """A cgroup the host needs could not be created or written."""
+
+
+@dataclass(frozen=True)
+class JobBounds:
+    """What the kernel enforces for one job process; 0 means no bound."""
+
+    memory_bytes: int
+    pids: int
+    cpus: float
+
+
+def bounds_for(limits: Limits) -> JobBounds:
+    return JobBounds(limits.memory_limit_mb * MB, limits.pids_limit, limits.cpu_limit)
+
+
+# -- reading where this process is -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Mount:
+    point: str
+    root: str  # the path within the hierarchy that is mounted at `point`
+    fstype: str  # cgroup or cgroup2
+    controllers: frozenset[str]  # v1: the controllers of the hierarchy; v2: empty (see cgroup.controllers)
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """The cgroup mounts in /proc/self/mountinfo's text."""
+    mounts = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
+            continue
+        options = set(tail[2].split(","))
+        mounts.append(Mount(_unescape(fields[4]), _unescape(fields[3]), tail[0], frozenset(options)))
+    return mounts
+
+
+def _unescape(path: str) -> str:
+    """mountinfo writes a space, tab, newline or backslash in a path as an octal escape."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """/proc/self/cgroup's text as controller -> path; '' is the v2 hierarchy, 'name=systemd' a named one."""
+    found = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in parts[1].split(",") if parts[1] else [""]:
+            found[controller] = parts[2]
+    return found
+
+
+def own_dir(mount: Mount, path: str) -> Path:
+    """The directory of the cgroup at `path` (as /proc/self/cgroup gives it) under `mount`."""
+    relative = os.path.relpath(path, mount.root) if mount.root != "/" else path.lstrip("/")
+    return Path(mount.point) if relative in (".", "") else Path(mount.point, relative)
+
+
+# -- one job's group ---------------------------------------------------------------------------------------
+def _write(path: Path, value: str) -> None:
+    try:
+        path.write_text(value)
+    except OSError as exc:
+        raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror or exc}") from exc
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _stat(text: str | None) -> dict[str, int]:
+    """A flat-keyed cgroup file (memory.stat, cpu.stat, memory.events) as a dict."""
+    found = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            found[key] = int(value)
+    return found
+
+
+class JobGroup:
+    """One job process's cgroup (one directory per hierarchy on v1, one on v2)."""
+
+    def __init__(self, version: int, dirs: dict[str, Path]) -> None:
+        self.version = version
+        self.dirs = dirs  # controller ('memory', 'pids', 'cpu', 'cpuacct'; v2: all of them) -> directory
+        self.oom_kills_at_start = 0
+
+    def _dir(self, controller: str) -> Path | None:
+        return self.dirs.get(controller)
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for d in set(self.dirs.values()):
+            for line in (_read(d / "cgroup.procs") or "").split():
+                with contextlib.suppress(ValueError):
+                    found.add(int(line))
+        return sorted(found)
+
+    def memory_bytes(self) -> int | None:
+        """What the job's own pages take: its group's usage without the file cache it could drop."""
+        d = self._dir("memory")
+        if d is None:
+            return None
+        if self.version == 2:
+            current, stat = _read(d / "memory.current"), _stat(_read(d / "memory.stat"))
+            inactive = stat.get("inactive_file", 0)
+        else:
+            current, stat = _read(d / "memory.usage_in_bytes"), _stat(_read(d / "memory.stat"))
+            inactive = stat.get("total_inactive_file", 0)
+        if current is None:
+            return None
+        with contextlib.suppress(ValueError):
+            return max(0, int(current) - inactive)
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by every process that ran in the group."""
+        if self.version == 2:
+            d = self._dir("cpu") or self._dir("memory")
+            usage = _stat(_read(d / "cpu.stat")).get("usage_usec") if d else None
+            return usage / 1e6 if usage is not None else None
+        d = self._dir("cpuacct")
+        text = _read(d / "cpuacct.usage") if d else None
+        with contextlib.suppress(TypeError, ValueError):
+            return int(text or "") / 1e9
+        return None
+
+    def oom_kills(self) -> int:
+        """How many processes of the group the kernel killed at its memory limit."""
+        d = self._dir("memory")
+        if d is None:
+            return 0
+        if self.version == 2:
+            return _stat(_read(d / "memory.events")).get("oom_kill", 0)
+        stat = _stat(_read(d / "memory.oom_control"))
+        if "oom_kill" in stat:
+            return stat["oom_kill"]
+        failcnt = _read(d / "memory.failcnt")  # an older kernel: the limit was hit, so reclaim or a kill
+        return 1 if failcnt and failcnt.strip() not in ("", "0") else 0
+
+    def kill(self) -> list[int]:
+        """SIGKILL everything in the group; it starts nothing more meanwhile. The pids that were there."""
+        pids_dir = self._dir("pids")
+        if pids_dir is not None:
+            with contextlib.suppress(CgroupError):
+                _write(pids_dir / "pids.max", "0")  # a fork now fails: the group cannot grow while it is killed
+        if self.version == 2:
+            d = next(iter(self.dirs.values()))
+            if (d / "cgroup.kill").exists():
+                found = self.pids()
+                with contextlib.suppress(CgroupError):
+                    _write(d / "cgroup.kill", "1")
+                    return found
+        killed: list[int] = []
+        for _ in range(3):  # a process forked just before pids.max was set is found on the next pass
+            found = [p for p in self.pids() if p not in killed]
+            if not found:
+                break
+            for pid in found:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += found
+        return killed
+
+    def remove(self) -> bool:
+        """Remove the group's directories; False while a process (or an unreaped one) is still in it."""
+        done = True
+        for d in set(self.dirs.values()):
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                done = False
+        return done
+
+
+# -- the host's confinement, by mode -----------------------------------------------------------------------
+class Confinement:
+    """Places job processes under their bounds. The base class is rlimit mode."""
+
+    mode = "rlimit"
+
+    def describe(self) -> str:
+        return ("rlimit (no cgroup may be created here: address space and process count set per job "
+                "process, memory sampled, processes ended by tree)")
+
+    def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
+        """Put a new job process under `bounds`; its group, if it has one. Raises CgroupError when the
+        process could not be bounded (it must not run unbounded)."""
+        try:
+            if bounds.memory_bytes:
+                _soft, hard = resource.prlimit(pid, resource.RLIMIT_AS)
+                room = _virtual_size(pid) + RLIMIT_AS_FACTOR * bounds.memory_bytes + RLIMIT_AS_RESERVED
+                limit = room if hard == resource.RLIM_INFINITY else min(room, hard)
+                resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+            if bounds.pids and os.geteuid() != 0:  # root is not held by RLIMIT_NPROC
+                resource.prlimit(pid, resource.RLIMIT_NPROC, (_threads_of_user() + bounds.pids,) * 2)
+        except ProcessLookupError:
+            return None  # it is gone already: its exit is reported as usual
+        except (OSError, ValueError) as exc:
+            raise CgroupError(f"cannot set rlimits on process {pid}: {exc}") from exc
+        return None
+
+    def close(self) -> None:
+        """Remove what the host created (the host's own group); the job groups are gone by then."""
+
+
+def _virtual_size(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return int(fh.read().rsplit(b")", 1)[1].split()[20])
+
+
+def _threads_of_user() -> int:
+    uid, count = os.geteuid(), 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{name}/task"))
+    return count
+
+
+class CgroupConfinement(Confinement):
+    """A cgroup per job process below the host's group `base` (a directory per controller on v1)."""
+
+    def __init__(self, version: int, base: dict[str, Path]) -> None:
+        self.version = version
+        self.base = base
+        self.mode = f"cgroup v{version}"
+
+    def describe(self) -> str:
+        where = sorted({str(p) for p in self.base.values()})
+        return f"cgroup v{self.version} ({', '.join(sorted(self.base))} under {', '.join(where)})"
+
+    def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
+        dirs = {c: base / name for c, base in self.base.items()}
+        group = JobGroup(self.version, dirs)
+        try:
+            for d in set(dirs.values()):
+                with contextlib.suppress(FileExistsError):
+                    d.mkdir()
+            self._set_bounds(group, bounds)
+            for d in set(dirs.values()):
+                _write(d / "cgroup.procs", str(pid))
+        except (OSError, CgroupError) as exc:
+            if not _alive(pid):
+                group.remove()
+                return None
+            group.kill()
+            group.remove()
+            raise CgroupError(f"cannot place process {pid} in its cgroup: {exc}") from exc
+        group.oom_kills_at_start = group.oom_kills()
+        return group
+
+    def _set_bounds(self, group: JobGroup, bounds: JobBounds) -> None:
+        memory, pids, cpu = group.dirs.get("memory"), group.dirs.get("pids"), group.dirs.get("cpu")
+        if self.version == 2:
+            if memory is not None:
+                _write(memory / "memory.max", str(bounds.memory_bytes) if bounds.memory_bytes else "max")
+                with contextlib.suppress(CgroupError, FileNotFoundError):  # no swap: no such file
+                    if bounds.memory_bytes and (memory / "memory.swap.max").exists():
+                        _write(memory / "memory.swap.max", "0")
+            if pids is not None:
+                _write(pids / "pids.max", str(bounds.pids) if bounds.pids else "max")
+            if cpu is not None:
+                quota = f"{round(bounds.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}" if bounds.cpus else "max"
+                _write(cpu / "cpu.max", quota)
+            return
+        if memory is not None:
+            with contextlib.suppress(CgroupError):  # deprecated on recent kernels; the charge then stays behind
+                _write(memory / "memory.move_charge_at_immigrate", "3")
+            limit = str(bounds.memory_bytes) if bounds.memory_bytes else "-1"
+            _write(memory / "memory.limit_in_bytes", limit)
+            if (memory / "memory.memsw.limit_in_bytes").exists():  # swap accounting: swap is not a way out
+                with contextlib.suppress(CgroupError):
+                    _write(memory / "memory.memsw.limit_in_bytes", limit)
+        if pids is not None:
+            _write(pids / "pids.max", str(bounds.pids) if bounds.pids else "max")
+        if cpu is not None:
+            _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(cpu / "cpu.cfs_quota_us", str(round(bounds.cpus * CPU_PERIOD_US)) if bounds.cpus else "-1")
+
+    def close(self) -> None:
+        for base in set(self.base.values()):
+            remove_tree(base)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_tree(top: Path) -> bool:
+    """rmdir `top` and the groups below it, deepest first; False when one is still in use."""
+    done = True
+    with contextlib.suppress(OSError):
+        for sub in [p for p in top.iterdir() if p.is_dir()]:
+            done = remove_tree(sub) and done
+    try:
+        top.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        done = False
+    return done
+
+
+# -- finding which mode is in force ------------------------------------------------------------------------
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+REQUIRED = ("memory", "pids")
+
+
+def detect(wanted: str = "auto", proc_root: str = "/proc", pid: int | None = None) -> Confinement:
+    """The confinement this host can use, by `wanted` ('auto': a cgroup where one may be created, else
+    rlimits; 'cgroup': a cgroup or CgroupError; 'rlimit': rlimits)."""
+    if wanted == "rlimit":
+        return Confinement()
+    pid = pid or os.getpid()
+    reasons = []
+    try:
+        mounts = parse_mountinfo(Path(proc_root, "self/mountinfo").read_text())
+        where = parse_proc_cgroup(Path(proc_root, "self/cgroup").read_text())
+    except OSError as exc:
+        mounts, where = [], {}
+        reasons.append(f"cannot read {proc_root}: {exc}")
+    for attempt in (_v2, _v1):
+        try:
+            found = attempt(mounts, where, pid)
+        except CgroupError as exc:
+            reasons.append(str(exc))
+            continue
+        if found is not None:
+            return found
+    if wanted == "cgroup":
+        raise CgroupError("no cgroup can be created for job processes: " + ("; ".join(reasons) or
+                                                                            "no cgroup hierarchy is mounted"))
+    if reasons:
+        logger.debug("no cgroup for job processes: %s", "; ".join(reasons))
+    return Confinement()
+
+
+def _v2(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfinement | None:
+    mount = next((m for m in mounts if m.fstype == "cgroup2"), None)
+    if mount is None or "" not in where:
+        return None
+    own = own_dir(mount, where[""])
+    available = set((_read(own / "cgroup.controllers") or "").split())
+    if not set(REQUIRED) <= available:
+        raise CgroupError(f"cgroup v2 at {own} offers {', '.join(sorted(available)) or 'no controllers'} "
+                          f"(memory and pids are needed)")
+    wanted = [c for c in ("memory", "pids", "cpu") if c in available]
+    enable = " ".join(f"+{c}" for c in wanted)
+    enabled = set((_read(own / "cgroup.subtree_control") or "").split())
+    if not set(wanted) <= enabled:
+        try:
+            _write(own / "cgroup.subtree_control", enable)
+        except CgroupError:
+            # a group with processes cannot hand controllers down: the host moves into a leaf of its own
+            leaf = own / f"agenthost-{pid}-host"
+            with contextlib.suppress(FileExistsError):
+                _mkdir(leaf)
+            _write(leaf / "cgroup.procs", str(pid))
+            _write(own / "cgroup.subtree_control", enable)
+    base = own / f"agenthost-{pid}"
+    with contextlib.suppress(FileExistsError):
+        _mkdir(base)
+    _write(base / "cgroup.subtree_control", enable)
+    clean_stale(own)
+    return CgroupConfinement(2, {c: base for c in (*wanted, "cpuacct") if c != "cpuacct" or "cpu" in wanted})
+
+
+def _v1(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfinement | None:
+    base: dict[str, Path] = {}
+    for controller in V1_CONTROLLERS:
+        mount = next((m for m in mounts if m.fstype == "cgroup" and controller in m.controllers), None)
+        if mount is None or controller not in where:
+            continue
+        own = own_dir(mount, where[controller])
+        group = own / f"agenthost-{pid}"
+        if not group.is_dir():
+            try:
+                _mkdir(group)
+            except CgroupError as exc:
+                if controller in REQUIRED:
+                    raise
+                logger.debug("no %s cgroup for job processes: %s", controller, exc)
+                continue
+        clean_stale(own)
+        base[controller] = group
+    if not base:
+        return None
+    missing = [c for c in REQUIRED if c not in base]
+    if missing:
+        for group in base.values():
+            remove_tree(group)
+        raise CgroupError(f"cgroup v1 has no {' or '.join(missing)} hierarchy")
+    if "memory" in base:
+        with contextlib.suppress(CgroupError):  # limits of a job count what it and its children use
+            _write(base["memory"] / "memory.use_hierarchy", "1")
+    return CgroupConfinement(1, base)
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise CgroupError(f"cannot create {path}: {exc.strerror or exc}") from exc
+
+
+def clean_stale(own: Path) -> None:
+    """Remove the empty groups of hosts that are gone (killed before they could remove their own)."""
+    with contextlib.suppress(OSError):
+        for entry in own.iterdir():
+            m = re.fullmatch(r"agenthost-(\d+)(-host)?", entry.name)
+            if m and entry.is_dir() and not _alive(int(m.group(1))):
+                remove_tree(entry)

@@ -1,0 +1,136 @@
+"""What a process of the host does to itself so that agent code cannot read or change another agent's processes.
+
+Every process of the host (the host, the fork server, templates, job processes) is made non-dumpable: no
+process of the same user can read its memory or its environment (/proc/PID/mem, /environ) or attach a
+debugger to it, unless it has CAP_SYS_PTRACE. So templates and job processes, which run agent code, give up
+CAP_SYS_PTRACE (and the capabilities that would give it back: loading kernel modules, raw I/O, BPF) from
+their bounding set too: even when the host runs as root, one agent's job cannot read another's `env`.
+
+Each job process, where it may (root), also gets a mount namespace of its own with a private /dev/shm (a
+tmpfs that no other process sees and that is gone when the job is), in which the cgroup file systems are
+read-only; then it gives up CAP_SYS_ADMIN, so it cannot mount them again nor leave its namespace. A template
+keeps CAP_SYS_ADMIN: each job process it forks needs it to make its namespace.
+
+A process run as a user other than root has none of these capabilities: being non-dumpable is what keeps
+other agents out, and /dev/shm is then shared (files a job leaves there count against its memory limit, as
+tmpfs pages are charged to the cgroup that wrote them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger("agenthost.job")
+
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+CAPABILITY_VERSION_3 = 0x20080522
+
+CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 16, 17, 19, 21
+CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_PERFMON, CAP_BPF = 32, 33, 38, 39
+# what a template gives up: reading other processes, or the ways back to it
+TEMPLATE_DROPS = (CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_PERFMON,
+                  CAP_BPF)
+JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_ADMIN)  # and, once its namespace is made, mounting and namespaces
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_c = _libc()
+
+
+def not_dumpable() -> bool:
+    """No process of the same user (without CAP_SYS_PTRACE) may read this one's memory or attach to it."""
+    return _c is not None and _c.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+
+
+def drop_capabilities(caps: tuple[int, ...]) -> bool:
+    """Give up `caps`: from the bounding set (no program this process runs gets them back) and from the
+    effective, permitted and inheritable sets. False when this process could not (it did not have them)."""
+    if _c is None:
+        return False
+    for cap in caps:
+        _c.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for a capability this kernel does not know: nothing to drop
+    header = _CapHeader(CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if _c.capget(ctypes.byref(header), data) != 0:
+        return False
+    for cap in caps:
+        word, bit = divmod(cap, 32)
+        mask = ~(1 << bit) & 0xFFFFFFFF
+        data[word].effective &= mask
+        data[word].permitted &= mask
+        data[word].inheritable &= mask
+    return bool(_c.capset(ctypes.byref(header), data) == 0)
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, options: str | None) -> None:
+    if _c.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                options and options.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _cgroup_mounts() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            left, _, right = line.partition(" - ")
+            fstype = right.split(" ", 1)[0]
+            point = left.split()[4] if len(left.split()) > 4 else ""
+            if fstype in ("cgroup", "cgroup2") or (fstype == "tmpfs" and point == "/sys/fs/cgroup"):
+                points.append(point)
+    return points
+
+
+def private_namespace(shm_bytes: int) -> bool:
+    """A mount namespace of this process's own: a private /dev/shm of at most `shm_bytes` (0: the tmpfs
+    default), and the cgroup file systems read-only. False when this process may not make one (not root)."""
+    if _c is None or _c.unshare(CLONE_NEWNS) != 0:
+        return False
+    try:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE, None)  # nothing mounted here is seen outside
+        if os.path.isdir("/dev/shm"):
+            size = f",size={shm_bytes}" if shm_bytes else ""
+            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777{size}")
+        for point in _cgroup_mounts():
+            with contextlib.suppress(OSError):
+                _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    except OSError as exc:
+        logger.warning("no private /dev/shm for this job process: %s", exc)
+        return False
+    return True
+
+
+def harden_template() -> None:
+    """Before a template imports agent code."""
+    not_dumpable()
+    drop_capabilities(TEMPLATE_DROPS)
+
+
+def harden_job(shm_bytes: int) -> None:
+    """Before a job process runs agent code (its `setup`, its job)."""
+    not_dumpable()
+    if os.geteuid() == 0:
+        private_namespace(shm_bytes)
+    drop_capabilities(JOB_DROPS)

@@ -1,0 +1,219 @@
+"""Job limits: finding the mode, and real cgroups on this machine (v1 or v2, whichever the kernel offers), a
+simulated v2 tree where the kernel offers v1 only, and rlimits."""
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from host.process.cgroups import (
+    RLIMIT_AS_RESERVED,
+    CgroupConfinement,
+    CgroupError,
+    Confinement,
+    JobBounds,
+    Mount,
+    detect,
+    own_dir,
+    parse_mountinfo,
+    parse_proc_cgroup,
+)
+
+MB = 1024 * 1024
+
+MOUNTINFO = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 /kubepods /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+41 31 0:38 / /sys/fs/cgroup/unified\\040dir rw,relatime - cgroup2 cgroup2 rw
+"""
+
+
+def test_cgroup_mounts_are_read_from_mountinfo():
+    mounts = parse_mountinfo(MOUNTINFO)
+    assert [m.point for m in mounts] == ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory",
+                                         "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified dir"]
+    assert {"cpu", "cpuacct"} <= mounts[0].controllers and mounts[3].fstype == "cgroup2"
+    assert mounts[2].root == "/kubepods"
+
+
+def test_where_this_process_is():
+    where = parse_proc_cgroup("9:name=systemd:/\n4:memory:/a/b\n2:cpu,cpuacct:/c\n0::/d\n")
+    assert where == {"name=systemd": "/", "memory": "/a/b", "cpu": "/c", "cpuacct": "/c", "": "/d"}
+    assert own_dir(Mount("/m", "/", "cgroup", frozenset()), "/a/b") == Path("/m/a/b")
+    assert own_dir(Mount("/m", "/a", "cgroup", frozenset()), "/a/b") == Path("/m/b")  # a container's view
+    assert own_dir(Mount("/m", "/", "cgroup", frozenset()), "/") == Path("/m")
+
+
+def test_rlimit_is_asked_for_or_forced_where_nothing_else_is():
+    assert detect("rlimit").mode == "rlimit"
+    with pytest.raises(CgroupError, match="no cgroup can be created"):
+        detect("cgroup", proc_root="/nonexistent")
+    assert detect("auto", proc_root="/nonexistent").mode == "rlimit"
+
+
+def sleeper(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def go(proc: subprocess.Popen[bytes]) -> None:
+    """Let a process that waits on its stdin (once it is in its group) go on."""
+    assert proc.stdin is not None
+    proc.stdin.write(b"go\n")
+    proc.stdin.flush()
+
+
+def test_rlimit_mode_bounds_the_address_space_a_job_may_add():
+    proc = sleeper("import time; print('up', flush=True); time.sleep(60)")
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        Confinement().confine(proc.pid, "a-1", JobBounds(100 * MB, 0, 0))
+        soft, hard = resource.prlimit(proc.pid, resource.RLIMIT_AS)
+        with open(f"/proc/{proc.pid}/stat", "rb") as fh:
+            vsize = int(fh.read().rsplit(b")", 1)[1].split()[20])
+        room = 2 * 100 * MB + RLIMIT_AS_RESERVED
+        assert soft == hard and vsize + room <= soft <= vsize + room + 16 * MB
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# -- a simulated cgroup v2 tree: plain files where the kernel has its own --------------------------------------
+def fake_v2(tmp_path: Path, controllers: str = "cpu memory pids") -> tuple[Path, Path]:
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    mount = tmp_path / "cg"
+    own = mount / "svc"
+    own.mkdir(parents=True)
+    (own / "cgroup.controllers").write_text(controllers + "\n")
+    (own / "cgroup.subtree_control").write_text("")
+    (proc / "self" / "mountinfo").write_text(f"41 31 0:38 / {mount} rw - cgroup2 cgroup2 rw\n")
+    (proc / "self" / "cgroup").write_text("0::/svc\n")
+    return proc, own
+
+
+def test_v2_gives_each_job_a_group_with_its_bounds(tmp_path):
+    proc_root, own = fake_v2(tmp_path)
+    confinement = detect("cgroup", proc_root=str(proc_root), pid=4242)
+    assert isinstance(confinement, CgroupConfinement) and confinement.mode == "cgroup v2"
+    base = own / "agenthost-4242"
+    assert (base / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    target = sleeper("import time; time.sleep(60)")
+    try:
+        group = confinement.confine(target.pid, "echo-1", JobBounds(200 * MB, 64, 0.5))
+        assert group is not None
+        d = base / "echo-1"
+        assert (d / "memory.max").read_text() == str(200 * MB)
+        assert (d / "pids.max").read_text() == "64"
+        assert (d / "cpu.max").read_text() == "50000 100000"
+        assert (d / "cgroup.procs").read_text() == str(target.pid)
+        (d / "memory.current").write_text(str(150 * MB))
+        (d / "memory.stat").write_text(f"anon 1\ninactive_file {10 * MB}\n")
+        assert group.memory_bytes() == 140 * MB
+        (d / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+        assert group.oom_kills() == 1
+        (d / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\n")
+        assert group.cpu_seconds() == 2.5
+        assert group.kill() == [target.pid]  # no cgroup.kill file here: each pid is killed
+        assert target.wait(timeout=10) == -signal.SIGKILL
+        assert (d / "pids.max").read_text() == "0"  # no fork while it is killed
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_v2_without_memory_or_pids_is_not_used(tmp_path):
+    proc_root, _own = fake_v2(tmp_path, "cpu io")
+    with pytest.raises(CgroupError, match="memory and pids are needed"):
+        detect("cgroup", proc_root=str(proc_root), pid=4242)
+
+
+def test_a_group_of_a_host_that_is_gone_is_removed(tmp_path):
+    proc_root, own = fake_v2(tmp_path)
+    gone = own / "agenthost-999999999"
+    (gone / "job-1").mkdir(parents=True)
+    alive = own / f"agenthost-{os.getpid()}"
+    alive.mkdir()
+    detect("cgroup", proc_root=str(proc_root), pid=4242)
+    assert not gone.exists() and alive.exists()
+
+
+# -- this machine's own cgroups --------------------------------------------------------------------------------
+@pytest.fixture
+def real() -> CgroupConfinement:
+    try:
+        found = detect("cgroup")
+    except CgroupError as exc:
+        pytest.skip(f"this machine lets no cgroup be created: {exc}")
+    assert isinstance(found, CgroupConfinement)
+    yield found
+    found.close()
+
+
+def wait_for(predicate, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_the_kernel_stops_a_job_at_its_memory_limit(real):
+    hog = sleeper("import time\nprint('up', flush=True); import sys; sys.stdin.readline()\n"
+                  "hoard = [b'\\x01' * (10 * 1024 * 1024) for _ in range(60)]\n"
+                  "print('survived', flush=True)")
+    assert hog.stdout is not None and hog.stdout.readline() == b"up\n"
+    group = real.confine(hog.pid, "hog-1", JobBounds(64 * MB, 0, 0))
+    assert group is not None
+    go(hog)
+    assert hog.wait(timeout=30) == -signal.SIGKILL
+    assert hog.stdout.read() == b""
+    assert group.oom_kills() - group.oom_kills_at_start >= 1
+    wait_for(group.remove, "the group is removed once its process is reaped")
+
+
+def test_a_fork_bomb_stops_at_pids_limit_and_nothing_outlives_the_group(real):
+    bomb = sleeper("import os, time, subprocess, sys\n"
+                   "print('up', flush=True); import sys; sys.stdin.readline()\n"
+                   "started = 0\n"
+                   "for _ in range(40):\n"
+                   "    try:\n"
+                   "        subprocess.Popen(['setsid', 'sleep', '300']); started += 1\n"
+                   "    except OSError:\n"
+                   "        break\n"
+                   "print(started, flush=True); time.sleep(300)")
+    assert bomb.stdout is not None and bomb.stdout.readline() == b"up\n"
+    group = real.confine(bomb.pid, "bomb-1", JobBounds(0, 8, 0))
+    assert group is not None
+    go(bomb)
+    started = int(bomb.stdout.readline())
+    assert 0 < started < 8, started
+    wait_for(lambda: len(group.pids()) >= started, "the sleepers are in the group")
+    inside = group.pids()
+    killed = group.kill()
+    assert set(inside) <= set(killed)
+    assert bomb.wait(timeout=10) == -signal.SIGKILL
+    wait_for(lambda: not group.pids(), "every process of the group is gone, setsid or not")
+    wait_for(group.remove, "the group is removed")
+
+
+def test_cpu_is_counted_per_group_and_bounded(real):
+    if real.version == 1 and "cpu" not in real.base:
+        pytest.skip("no cpu hierarchy")
+    spin = sleeper("import time\nprint('up', flush=True); import sys; sys.stdin.readline()\nt = time.time()\n"
+                   "while time.time() - t < 2: pass\nprint(time.process_time(), flush=True)")
+    assert spin.stdout is not None and spin.stdout.readline() == b"up\n"
+    group = real.confine(spin.pid, "spin-1", JobBounds(0, 0, 0.25))
+    assert group is not None
+    go(spin)
+    used = float(spin.stdout.readline())
+    assert used < 2 * 0.25 + 0.3, f"a quarter CPU for 2 s let it use {used:.2f} s"
+    counted = group.cpu_seconds()
+    assert counted is not None and counted >= used * 0.8
+    spin.wait(timeout=10)
+    wait_for(group.remove, "the group is removed")
