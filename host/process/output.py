@@ -147,6 +147,8 @@ class ProcessOutput:
             self._window, self._in_window = now, 0
         self._in_window += 1
         if self._in_window > LINES_PER_SECOND:
+            if not self._dropped and self._loop is not None:  # said when the second is over, whatever comes next
+                self._loop.call_later(max(0.0, self._window + 1.0 - now), self._say_dropped)
             self._dropped += 1
             return
         line = raw.decode("utf-8", "replace").rstrip("\r")
