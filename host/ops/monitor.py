@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from host.config.definitions import Limits
-from host.ops.resources import MB, CpuLoad, memory_of
+from host.ops.resources import MB, CpuLoad, JobCpuSample, memory_of
 from host.process.cgroups import JobGroup
 
 logger = logging.getLogger("agenthost.host")
@@ -33,7 +33,8 @@ class Sampled:
     pid: int
     limits: Limits
     log_fields: Mapping[str, Any]
-    group: JobGroup | None = None  # its cgroup, where it has one: its memory is read there
+    group: JobGroup | None = None  # its cgroup, where it has one: its memory and CPU are read there
+    agent: str = ""
 
 
 class Watched(Protocol):
@@ -76,7 +77,8 @@ class ResourceMonitor:
                 await self.sample_memory(now)
                 if now >= next_load:
                     next_load = now + LOAD_INTERVAL
-                    await asyncio.to_thread(self.sample_cpu)  # a walk of the host's process tree
+                    running = [JobCpuSample(s.job_id, s.agent, s.pid, s.group) for s in self._jobs.sampled()]
+                    await asyncio.to_thread(self.sample_cpu, running)  # a walk of the host's process tree
                     await self._jobs.report_load_all()
             except Exception:
                 logger.exception("sampling memory and load failed; trying again")
@@ -103,6 +105,6 @@ class ResourceMonitor:
             logger.warning("job memory %.0f MB is above limits.memory_warn_mb (%d MB)", mb,
                            s.limits.memory_warn_mb, extra=fields)
 
-    def sample_cpu(self) -> None:
-        """Sample CPU (the job table says when that closes or opens an agent)."""
-        self.cpu.sample()
+    def sample_cpu(self, jobs: Sequence[JobCpuSample] = ()) -> None:
+        """Sample CPU, the host's and each job's (the job table says when that closes or opens an agent)."""
+        self.cpu.sample(jobs)

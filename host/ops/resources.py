@@ -42,6 +42,58 @@ def memory_of(processes: Sequence[tuple[int, JobGroup | None]]) -> list[int | No
     return [group.memory_bytes() if group is not None else memory_bytes(pid) for pid, group in processes]
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU time of a process and its descendants (with what the ones that ended used); None when it is gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+@dataclass(frozen=True)
+class JobCpuSample:
+    job_id: str
+    agent: str
+    pid: int
+    group: JobGroup | None
+
+
+class JobsCpu:
+    """Each running job's CPU use, in CPUs (0.5: half of one), over the last interval: read on its cgroup,
+    or on its process tree where it has none. By agent, what its jobs use together."""
+
+    def __init__(self) -> None:
+        self.by_job: dict[str, float] = {}
+        self.by_agent: dict[str, float] = {}
+        self._seen: dict[str, tuple[float, float]] = {}  # job id -> (CPU seconds, time.monotonic())
+
+    def sample(self, jobs: Sequence[JobCpuSample]) -> None:
+        now = time.monotonic()
+        by_job: dict[str, float] = {}
+        by_agent: dict[str, float] = {}
+        seen: dict[str, tuple[float, float]] = {}
+        for job in jobs:
+            total = job.group.cpu_seconds() if job.group is not None else tree_cpu_seconds(job.pid)
+            if total is None:
+                continue
+            seen[job.job_id] = (total, now)
+            before = self._seen.get(job.job_id)
+            if before is not None and now > before[1]:
+                used = max(0.0, (total - before[0]) / (now - before[1]))
+                by_job[job.job_id] = used
+                by_agent[job.agent] = by_agent.get(job.agent, 0.0) + used
+        self.by_job, self.by_agent, self._seen = by_job, by_agent, seen
+
+
 def _machine_cpu() -> float:
     """The machine's CPU use in [0, 1] since the previous call."""
     return psutil.cpu_percent(interval=None) / 100.0
@@ -107,6 +159,8 @@ class CpuLoad:
         if machine_sampler is None:
             psutil.cpu_percent(interval=None)  # the first call only sets the reference point
         self._machine = Ema(machine_sampler or _machine_cpu, alpha)
+        self.jobs = JobsCpu()
+        self.cpus = max(1, len(os.sched_getaffinity(0)))  # what the host may run on: the shares' unit
 
     @property
     def value(self) -> float:
@@ -118,8 +172,18 @@ class CpuLoad:
         """The machine's CPU use in [0, 1]."""
         return self._machine.value
 
-    def sample(self) -> float:
+    def agent_share(self, agent: str) -> float | None:
+        """What `agent`'s running jobs used, as a share of the host's CPUs; None before its jobs' first sample."""
+        used = self.jobs.by_agent.get(agent)
+        return None if used is None else used / self.cpus
+
+    def busy_agents(self) -> int:
+        """Agents whose jobs used CPU in the last interval."""
+        return sum(1 for used in self.jobs.by_agent.values() if used > 0.01)
+
+    def sample(self, jobs: Sequence[JobCpuSample] = ()) -> float:
         self._machine.sample()
+        self.jobs.sample(jobs)
         return self._own.sample()
 
 
@@ -139,14 +203,16 @@ class WorkerLoad:
     load: float
     full: bool
     closed_because: str | None
-    closed: str | None = None  # the kind of reason (max_jobs, cpu, no_process): what a change is judged by
+    closed: str | None = None  # the kind of reason (max_jobs, cpu, cpu_share, no_process): what a change is judged by
 
 
 OPEN_CEILING = 0.99  # an open worker's share of the target, at most: a busy machine leaves it just open
+FAIR_SHARE_MARGIN = 0.8  # an agent whose jobs use less than this part of its fair share is not the one to close
 
 
 def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, target: float = SERVER_TARGET_LOAD,
-                process_error: str | None = None, machine_cpu: float = 0.0, host_jobs: int = 1) -> WorkerLoad:
+                process_error: str | None = None, machine_cpu: float = 0.0, host_jobs: int = 1,
+                agent_cpu: float | None = None, busy_agents: int = 1) -> WorkerLoad:
     """The load an agent's worker reports, so that the server's view and the host's agree.
 
     livekit-server offers a job only to a worker under its target load, and drops a job nobody can take; of
@@ -157,11 +223,23 @@ def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, targe
     [0, target). A machine busy with other work makes it the last choice, never no choice; so does the host's
     own CPU while it runs no job at all (`host_jobs`, every agent's): that is its start-up (templates
     importing, processes prewarming), and refusing calls would shed none of it.
+
+    At the threshold, only the agents that take their share of the CPU close: `agent_cpu` (what this agent's
+    jobs use, as a share of the host's CPUs) against the threshold split among the `busy_agents` (agents whose
+    jobs use CPU). One agent's busy jobs then close that agent, not every other: an agent well under its
+    share stays open, as the last choice. With no figure for the agent, the host's use decides alone.
     """
     if max_jobs and jobs >= max_jobs:
         return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})", "max_jobs")
     if threshold and cpu >= threshold and host_jobs:
-        return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
+        share = threshold / max(1, busy_agents)
+        if agent_cpu is None or agent_cpu >= share * FAIR_SHARE_MARGIN:
+            if agent_cpu is None:
+                return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
+            return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}; "
+                                         f"this agent's jobs use {agent_cpu:.0%}", "cpu_share")
+        if process_error is None:
+            return WorkerLoad(round(target * OPEN_CEILING, 3), False, None)
     if process_error is not None:
         return WorkerLoad(1.0, True, f"cannot start job processes: {process_error}", "no_process")
     busy = max(cpu, machine_cpu) / threshold if threshold else 0.0

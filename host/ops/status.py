@@ -50,6 +50,7 @@ class JobInfo(TypedDict):
     pid: int | None
     started_at: str | None
     memory_mb: float | None
+    cpu: float | None  # CPUs its processes used over the last few seconds (0.5: half of one)
 
 
 class StatusDocument(TypedDict):
@@ -100,9 +101,10 @@ def render_status(doc: StatusDocument) -> str:
     jobs = doc["jobs"]
     lines.append("")
     if jobs:
-        lines += table(["job", "agent", "room", "state", "pid", "started", "memory"],
+        lines += table(["job", "agent", "room", "state", "pid", "started", "memory", "cpu"],
                        [[j["id"], j["agent"], j["room"], j["state"], j["pid"], j["started_at"],
-                         f"{j['memory_mb']} MB" if j["memory_mb"] is not None else None] for j in jobs])
+                         f"{j['memory_mb']} MB" if j["memory_mb"] is not None else None,
+                         _percent(j.get("cpu"))] for j in jobs])
     else:
         lines.append("no running jobs")
     return "\n".join(lines) + "\n"
@@ -156,3 +158,8 @@ def fetch_status(url: str, token: str | None, deadline: float = STATUS_DEADLINE,
     if not isinstance(doc, dict) or not {"host", "agents", "jobs"} <= set(doc):
         raise StatusError("not a status document: no host, agents and jobs")
     return doc  # type: ignore[return-value]
+
+
+def _percent(cpus: float | None) -> str | None:
+    """CPUs used as a percentage of one CPU, as top shows it; None (shown '-') when not measured yet."""
+    return f"{float(cpus) * 100:.0f}%" if cpus is not None else None

@@ -30,7 +30,8 @@ class LoadReporter:
         self._note_machine()
         state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=agent.definition.limits.max_jobs,
                             threshold=self._policy.threshold, target=self._policy.target,
-                            process_error=process_error(agent), machine_cpu=self._cpu.machine, host_jobs=host_jobs)
+                            process_error=process_error(agent), machine_cpu=self._cpu.machine, host_jobs=host_jobs,
+                            agent_cpu=self._agent_cpu(name, jobs), busy_agents=self._cpu.busy_agents())
         if state.closed != self._closed.get(name):  # said once per change of reason, not per figure
             if state.closed:
                 logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})
@@ -38,6 +39,14 @@ class LoadReporter:
                 logger.info("agent %s takes jobs again", name, extra={"agent": name})
             self._closed[name] = state.closed
         await agent.worker.update_worker(full=state.full, load=state.load, job_count=jobs)
+
+    def _agent_cpu(self, name: str, jobs: int) -> float | None:
+        """What the agent's jobs use of the host's CPUs: nothing when it runs none, or when others' jobs were
+        measured and its were not seen using any; None while no job has been measured (its first interval)."""
+        share = self._cpu.agent_share(name)
+        if share is None and (not jobs or self._cpu.busy_agents()):
+            return 0.0
+        return share
 
     def _note_machine(self) -> None:
         threshold = self._policy.threshold

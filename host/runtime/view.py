@@ -69,8 +69,10 @@ class HostView:
 
     def _job(self, job: Job) -> JobInfo:
         memory = self.monitor.memory.get(job.id)
+        cpu = self.monitor.cpu.jobs.by_job.get(job.id)
         return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
-                "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None}
+                "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None,
+                "cpu": round(cpu, 3) if cpu is not None else None}
 
     def gauges(self) -> Gauges:
         running = {name: 0 for name in self.agents.names()} | dict(self.jobs.counts())

@@ -63,3 +63,28 @@ async def test_a_machine_busy_with_other_work_still_runs_every_dispatch(livekit_
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+async def test_one_agents_busy_jobs_close_that_agent_not_the_others(livekit_server, start_host, tmp_path):
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    (folder / "hog.yaml").write_text(f"name: hog\nentrypoint: {TEST_AGENTS / 'spinner.py'}:entrypoint\n")
+    (folder / "calm.yaml").write_text(f"name: calm\nentrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
+    host = start_host(livekit_server, folder, args=("--load-threshold", "0.5"), cpus={0})
+    await host.wait_log(r"registered agent hog")
+    await host.wait_log(r"registered agent calm")
+    hog = Client(livekit_server, new_room())
+    hog.listen("status")
+    await hog.connect()
+    await dispatch(livekit_server, "hog", hog.room_name)
+    await host.wait_log(r"agent hog takes no new jobs: its CPU use \d+% reached --load-threshold 50%; "
+                        r"this agent's jobs use \d+%", timeout=60)
+    measured = len(host.log())  # from here on, each agent is judged by what its own jobs use
+    calm = Client(livekit_server, new_room())
+    calm.listen("tick")
+    await calm.connect()
+    await dispatch(livekit_server, "calm", calm.room_name)
+    await calm.wait_text("tick", 2, timeout=30)  # the other agent still takes its calls
+    assert "agent calm takes no new jobs" not in host.log()[measured:]
+    await calm.disconnect()
+    await hog.disconnect()

@@ -7,6 +7,7 @@ from host.ops.resources import (
     OPEN_CEILING,
     SERVER_TARGET_LOAD,
     CpuLoad,
+    JobCpuSample,
     TreeCpu,
     WorkerLoad,
     memory_bytes,
@@ -40,6 +41,45 @@ def test_full_names_why():
     assert load(cpu=0.95) == WorkerLoad(1.0, True, "its CPU use 95% reached --load-threshold 90%", "cpu")
     assert load(process_error="ImportError: x") == WorkerLoad(1.0, True, "cannot start job processes: ImportError: x",
                                                               "no_process")
+
+
+def test_at_the_threshold_only_the_agents_taking_their_share_close():
+    # one agent's jobs take the CPU: that agent closes, an agent whose jobs use next to nothing stays open
+    hog = load(cpu=0.95, agent_cpu=0.93, busy_agents=1)
+    assert hog == WorkerLoad(1.0, True, "its CPU use 95% reached --load-threshold 90%; this agent's jobs use 93%",
+                             "cpu_share")
+    quiet = load(cpu=0.95, agent_cpu=0.0, busy_agents=1, jobs=1, max_jobs=4)
+    assert quiet == WorkerLoad(round(SERVER_TARGET_LOAD * OPEN_CEILING, 3), False, None)  # open, the last choice
+    # two agents sharing the CPU alike both take their share: both close
+    assert load(cpu=0.95, agent_cpu=0.46, busy_agents=2).full
+    assert load(cpu=0.95, agent_cpu=0.44, busy_agents=2).full
+    assert not load(cpu=0.95, agent_cpu=0.2, busy_agents=2).full
+    assert load(cpu=0.95).full  # no figure for the agent: the host's use decides
+    assert load(cpu=0.95, agent_cpu=0.0, process_error="x").closed == "no_process"
+
+
+def test_each_jobs_cpu_is_read_on_its_process_tree_and_summed_by_agent():
+    spin = subprocess.Popen([sys.executable, "-c", "import sys\nsys.stdin.readline()\nwhile True: pass"],
+                            stdin=subprocess.PIPE)
+    try:
+        cpu = CpuLoad(machine_sampler=lambda: 0.0, sampler=lambda: 0.0)
+        jobs = [JobCpuSample("AJ_1", "hog", spin.pid, None), JobCpuSample("AJ_2", "calm", os.getpid(), None)]
+        cpu.sample(jobs)
+        assert cpu.jobs.by_job == {} and cpu.agent_share("hog") is None  # the first sample is a reference
+        assert spin.stdin is not None
+        spin.stdin.write(b"go\n")
+        spin.stdin.flush()
+        subprocess.run([sys.executable, "-c", "import time; t = time.process_time()\n"
+                        "while time.process_time() - t < 0.3: pass"], check=True)  # time passes, on a CPU too
+        cpu.sample(jobs)
+        assert cpu.jobs.by_job["AJ_1"] > 0.05 and set(cpu.jobs.by_agent) == {"hog", "calm"}
+        share = cpu.agent_share("hog")
+        assert share is not None and share == cpu.jobs.by_agent["hog"] / cpu.cpus
+        cpu.sample([JobCpuSample("AJ_1", "hog", 2 ** 22 + 1, None)])  # gone: no figure, no error
+        assert cpu.jobs.by_job == {}
+    finally:
+        spin.kill()
+        spin.wait()
 
 
 def test_threshold_zero_leaves_cpu_out():

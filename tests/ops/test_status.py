@@ -19,7 +19,7 @@ DOC: StatusDocument = {
                 "limits": {"max_jobs": 0, "memory_warn_mb": 1000, "memory_limit_mb": 0}, "last_error": None,
                 "process_error": "InitFailed: boom"}],
     "jobs": [{"id": "AJ_1", "agent": "greeter", "room": "r1", "state": "running", "pid": 99,
-              "started_at": "2026-11-29T07:01:00+00:00", "memory_mb": 123.4}],
+              "started_at": "2026-11-29T07:01:00+00:00", "memory_mb": 123.4, "cpu": 0.352}],
 }
 
 
@@ -33,8 +33,8 @@ def test_tables():
         "echo     no          -       0     0     -         -             refused\n"
         "broken   yes         AW_2    0     0     -         -             InitFailed: boom\n"
         "\n"
-        "JOB   AGENT    ROOM  STATE    PID  STARTED                    MEMORY\n"
-        "AJ_1  greeter  r1    running  99   2026-11-29T07:01:00+00:00  123.4 MB\n"
+        "JOB   AGENT    ROOM  STATE    PID  STARTED                    MEMORY    CPU\n"
+        "AJ_1  greeter  r1    running  99   2026-11-29T07:01:00+00:00  123.4 MB  35%\n"
     )
 
 
