@@ -192,6 +192,14 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     import asyncio
     import logging
 
+    from host.secrets import restart_without_secrets, take_secrets
+
+    passed = take_secrets()
+    if passed is None:  # started by a person or a supervisor: hide what they gave from other processes
+        restart_without_secrets({"api_secret": api_secret, "http_token": http_token})
+    else:  # started again without them: here they are
+        api_secret = passed.get("api_secret", api_secret)
+        http_token = passed.get("http_token", http_token)
     from host import logs
     from host.errors import AgentHostError
     from host.ops.resources import LoadPolicy

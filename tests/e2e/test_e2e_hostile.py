@@ -162,3 +162,19 @@ async def test_a_job_holds_no_descriptor_of_the_fork_server_or_resource_tracker(
     for helper in helpers:
         assert not held & _pipes_of(helper.pid), (helper.cmdline(), held & _pipes_of(helper.pid))
     await client.disconnect()
+
+
+async def test_the_hosts_secrets_are_not_in_its_environment_block_or_command_line(livekit_server, start_host,
+                                                                                  tmp_path):
+    host = start_host(livekit_server, agents(tmp_path / "a"), args=("--http-token", "tok-on-the-command-line"))
+    base = await host.http_base()
+    await host.wait_log(r"registered agent hello-world")  # the API secret still signs its registration
+    environ = Path(f"/proc/{host.proc.pid}/environ").read_bytes()
+    cmdline = Path(f"/proc/{host.proc.pid}/cmdline").read_bytes()
+    assert b"LIVEKIT_API_KEY=" in environ and b"run" in cmdline  # what is not secret is still there
+    assert b"LIVEKIT_API_SECRET" not in environ and livekit_server.env()["LIVEKIT_API_SECRET"].encode() not in environ
+    assert b"tok-on-the-command-line" not in cmdline + environ
+    async with aiohttp.ClientSession() as session, session.get(
+            base + "/status", headers={"Authorization": "Bearer tok-on-the-command-line"}) as r:
+        assert r.status == 200
+    await hello(livekit_server)
