@@ -62,9 +62,13 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
     for path in paths:
         if os.path.isdir(path):
             names = sorted(n for n in os.listdir(path) if is_agent_file(n))
+            inside = os.path.realpath(path)
             for name in names:
                 full = os.path.join(path, name)
-                if os.path.isfile(full):
+                if os.path.isfile(full) and os.path.islink(full) and not _below(os.path.realpath(full), inside):
+                    # never read: what the file holds would be echoed in the problems found in it
+                    problems.append(Problem(display_path(full), 0, 0, "$", _link_outside(full)))
+                elif os.path.isfile(full):
                     files.append(full)
                 elif os.path.islink(full) and not os.path.exists(full):
                     problems.append(Problem(display_path(full), 0, 0, "$", _broken_link(full)))
@@ -82,6 +86,15 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
             seen.add(key)
             unique.append(f)
     return unique, problems
+
+
+def _below(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _link_outside(path: str) -> str:
+    return (f"a link to {os.path.realpath(path)}, outside the agent folder: not read (give that file or its folder "
+            "as a path, or link the folder)")
 
 
 def _not_a_file(path: str) -> str:

@@ -60,6 +60,23 @@ def test_dangling_links_and_link_loops_are_errors_naming_the_file(tmp_path):
     assert "symbolic link loop" in problems["loop.yaml"]
 
 
+def test_a_link_out_of_the_agent_folder_is_not_read_and_one_within_it_is(tmp_path):
+    agents = tmp_path / "agents"
+    (agents / "..data").mkdir(parents=True)  # how Kubernetes mounts a ConfigMap: links to files within the folder
+    (agents / "..data" / "inner.yaml").write_text("name: inner\nentrypoint: m:f\n")
+    (agents / "inner.yaml").symlink_to(agents / "..data" / "inner.yaml")
+    (tmp_path / "secrets.yaml").write_text("db_password_hunter2: x\n")
+    (agents / "outer.yaml").symlink_to(tmp_path / "secrets.yaml")
+    catalog = load([str(agents)], check_imports=False)
+    assert [a.name for a in catalog.agents] == ["inner"]
+    [problem] = catalog.problems
+    assert problem.file.endswith("agents/outer.yaml")
+    assert problem.message.startswith(f"a link to {tmp_path / 'secrets.yaml'}, outside the agent folder: not read")
+    assert "hunter2" not in problem.message + problem.path
+    named = load([str(agents / "outer.yaml")], check_imports=False)  # given as a path itself: read, as asked
+    assert any("db_password_hunter2" in p.path for p in named.problems)
+
+
 def test_schema_files_and_refs_outside_the_project_are_not_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     agents = tmp_path / "agents.d"
