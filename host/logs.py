@@ -70,7 +70,7 @@ class TextFormatter(logging.Formatter):
         line = f"{ts} {record.levelname:<7} {record.name}: {bounded(record.getMessage(), MAX_MESSAGE)}"
         fields = _fields(record)
         if fields:
-            line += " " + " ".join(f"{k}={bounded(v)}" for k, v in fields.items())
+            line += " " + " ".join(f"{bounded(k)}={bounded(v)}" for k, v in fields.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         elif record.exc_text:  # a job process's record, logged again by the host (host.process.output)

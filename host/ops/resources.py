@@ -177,6 +177,10 @@ class CpuLoad:
         used = self.jobs.by_agent.get(agent)
         return None if used is None else used / self.cpus
 
+    def top_agent(self) -> str | None:
+        """The agent whose jobs used the most CPU in the last interval."""
+        return max(self.jobs.by_agent, key=self.jobs.by_agent.__getitem__) if self.jobs.by_agent else None
+
     def busy_agents(self) -> int:
         """Agents whose jobs used CPU in the last interval."""
         return sum(1 for used in self.jobs.by_agent.values() if used > 0.01)
@@ -212,7 +216,7 @@ FAIR_SHARE_MARGIN = 0.8  # an agent whose jobs use less than this part of its fa
 
 def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, target: float = SERVER_TARGET_LOAD,
                 process_error: str | None = None, machine_cpu: float = 0.0, host_jobs: int = 1,
-                agent_cpu: float | None = None, busy_agents: int = 1) -> WorkerLoad:
+                agent_cpu: float | None = None, busy_agents: int = 1, top_agent: bool = False) -> WorkerLoad:
     """The load an agent's worker reports, so that the server's view and the host's agree.
 
     livekit-server offers a job only to a worker under its target load, and drops a job nobody can take; of
@@ -226,14 +230,15 @@ def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, targe
 
     At the threshold, only the agents that take their share of the CPU close: `agent_cpu` (what this agent's
     jobs use, as a share of the host's CPUs) against the threshold split among the `busy_agents` (agents whose
-    jobs use CPU). One agent's busy jobs then close that agent, not every other: an agent well under its
-    share stays open, as the last choice. With no figure for the agent, the host's use decides alone.
+    jobs use CPU), and the agent whose jobs use the most (`top_agent`) in any case, so that a host over its
+    threshold always sheds something. One agent's busy jobs then close that agent, not every other: an agent
+    well under its share stays open, as the last choice. With no figure for the agent, the host's use decides.
     """
     if max_jobs and jobs >= max_jobs:
         return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})", "max_jobs")
     if threshold and cpu >= threshold and host_jobs:
         share = threshold / max(1, busy_agents)
-        if agent_cpu is None or agent_cpu >= share * FAIR_SHARE_MARGIN:
+        if agent_cpu is None or agent_cpu >= share * FAIR_SHARE_MARGIN or (top_agent and agent_cpu > 0):
             if agent_cpu is None:
                 return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
             return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}; "

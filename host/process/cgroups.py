@@ -38,6 +38,7 @@ logger = logging.getLogger("agenthost.process")
 
 MB = 1024 * 1024
 CPU_PERIOD_US = 100_000  # the CFS period a CPU bound is expressed in
+MIN_QUOTA_US = 1_000  # the kernel's least quota: 0.01 CPU of that period
 # rlimit mode: the address space a job process may add to what it had when it was forked, beyond twice its
 # memory limit: what glibc reserves without using (a 64 MB arena per thread, up to 8 per CPU) and thread stacks
 # (the rtc runtime and the VAD start threads), so a job within its limit is never refused memory
@@ -268,12 +269,17 @@ def _virtual_size(pid: int) -> int:
 
 
 def _threads_of_user() -> int:
-    uid, count = os.geteuid(), 0
+    """Threads of this process's real user, as RLIMIT_NPROC counts them (by the Uid line of /proc/N/status:
+    a non-dumpable process's /proc entry is owned by root whatever its user)."""
+    uid, count = str(os.getuid()), 0
     for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    count += len(os.listdir(f"/proc/{name}/task"))
+        if not name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{name}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            if fields["Uid"].split()[0] == uid:
+                count += int(fields["Threads"])
     return count
 
 
@@ -284,6 +290,7 @@ class CgroupConfinement(Confinement):
         self.version = version
         self.base = base
         self.mode = f"cgroup v{version}"
+        self._cpu_refused = False
 
     def describe(self) -> str:
         where = sorted({str(p) for p in self.base.values()})
@@ -320,8 +327,8 @@ class CgroupConfinement(Confinement):
             if pids is not None:
                 _write(pids / "pids.max", str(bounds.pids) if bounds.pids else "max")
             if cpu is not None:
-                quota = f"{round(bounds.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}" if bounds.cpus else "max"
-                _write(cpu / "cpu.max", quota)
+                quota = f"{_quota_us(bounds.cpus)} {CPU_PERIOD_US}" if bounds.cpus else "max"
+                self._write_cpu(cpu / "cpu.max", quota)
             return
         if memory is not None:
             with contextlib.suppress(CgroupError):  # deprecated on recent kernels; the charge then stays behind
@@ -334,12 +341,27 @@ class CgroupConfinement(Confinement):
         if pids is not None:
             _write(pids / "pids.max", str(bounds.pids) if bounds.pids else "max")
         if cpu is not None:
-            _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-            _write(cpu / "cpu.cfs_quota_us", str(round(bounds.cpus * CPU_PERIOD_US)) if bounds.cpus else "-1")
+            self._write_cpu(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            self._write_cpu(cpu / "cpu.cfs_quota_us", str(_quota_us(bounds.cpus)) if bounds.cpus else "-1")
+
+    def _write_cpu(self, path: Path, value: str) -> None:
+        """A CPU bound the kernel refuses (above a quota set on the host's own group, say) leaves the job
+        without one, said once: unlike memory and processes, CPU use cannot harm another job beyond its share."""
+        try:
+            _write(path, value)
+        except CgroupError as exc:
+            if not self._cpu_refused:
+                logger.warning("job processes run without their CPU bound: %s", exc)
+                self._cpu_refused = True
 
     def close(self) -> None:
         for base in set(self.base.values()):
+            kill_tree(base)
             remove_tree(base)
+
+
+def _quota_us(cpus: float) -> int:
+    return max(MIN_QUOTA_US, round(cpus * CPU_PERIOD_US))
 
 
 def _alive(pid: int) -> bool:
@@ -350,6 +372,17 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def kill_tree(top: Path) -> list[int]:
+    """SIGKILL every process in the group `top` and the groups below it (a host that was killed left them)."""
+    killed = []
+    for procs in top.rglob("cgroup.procs"):
+        for line in (_read(procs) or "").split():
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(line), signal.SIGKILL)
+                killed.append(int(line))
+    return killed
 
 
 def remove_tree(top: Path) -> bool:
@@ -477,4 +510,8 @@ def clean_stale(own: Path) -> None:
         for entry in own.iterdir():
             m = re.fullmatch(r"agenthost-(\d+)(-host)?", entry.name)
             if m and entry.is_dir() and not _alive(int(m.group(1))):
+                left = kill_tree(entry)
+                if left:
+                    logger.warning("killed %d process(es) left by host %s, which is gone: %s", len(left),
+                                   m.group(1), ", ".join(map(str, left)))
                 remove_tree(entry)

@@ -134,11 +134,6 @@ class JobProcess:
         self._confine(pid)
         self._give_output(pid)
 
-    def _give_output(self, pid: int) -> None:
-        """After `_confine`: the process is in its cgroup before it runs anything (it waits for its pipe)."""
-        assert self._channel is not None
-        self._output = give_output(self._channel, {"agent": self.definition.name, "pid": pid})
-
     def _confine(self, pid: int) -> None:
         """Put the new process under its agent's limits before it runs a job; one that cannot be bounded is
         killed (it must not run unbounded), and its start fails with the reason."""
@@ -147,10 +142,25 @@ class JobProcess:
         try:
             self.group = self._confinement.confine(pid, f"{self.definition.name}-{pid}",
                                                    bounds_for(self.definition.limits))
-        except CgroupError as exc:
-            logger.error("job process %d killed: %s", pid, exc, extra={"agent": self.definition.name, "pid": pid})
-            self._not_ready = str(exc)
-            self.kill(str(exc))
+        except Exception as exc:  # a CgroupError, or anything else: the process must not run unbounded
+            self._kill_at_start(pid, str(exc) if isinstance(exc, CgroupError) else
+                                f"cannot bound job process {pid}: {exc!r}")
+
+    def _give_output(self, pid: int) -> None:
+        """After `_confine`: the process is in its cgroup before it runs anything (it waits for its pipe). One
+        that cannot be given its pipe (no descriptor left) is killed: it would wait for it forever."""
+        assert self._channel is not None
+        if self.killed_by_host:
+            return
+        try:
+            self._output = give_output(self._channel, {"agent": self.definition.name, "pid": pid})
+        except OSError as exc:
+            self._kill_at_start(pid, f"cannot give job process {pid} its output pipe: {exc}")
+
+    def _kill_at_start(self, pid: int, why: str) -> None:
+        logger.error("job process %d killed: %s", pid, why, extra={"agent": self.definition.name, "pid": pid})
+        self._not_ready = why
+        self.kill(why)
 
     def on_exit(self, code: int) -> None:
         self._finish(code)

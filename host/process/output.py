@@ -19,9 +19,11 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from typing import Any, Protocol
 
+from host.logs import bounded
 from host.process.protocol import OUTPUT
 
 MAX_LINE = 16 * 1024
@@ -30,6 +32,7 @@ MAX_FIELDS = 40  # of one JSON record
 READ_CHUNK = 64 * 1024
 MAX_DRAIN_READS = 64  # after the process exited: what is left is read up to this many times, not forever
 _RECORD_KEYS = {"time", "level", "logger", "message", "exception"}
+LOGGER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
 
 output_logger = logging.getLogger("agenthost.output")
 
@@ -67,7 +70,9 @@ def record_from_line(line: str, fields: dict[str, Any]) -> logging.LogRecord:
         return record
     level = logging.getLevelName(str(body.get("level", "info")).upper())
     name = body["logger"]
-    if name.startswith("agenthost") and not name.startswith("agenthost.job"):
+    if not LOGGER_NAME.fullmatch(name):
+        name = output_logger.name
+    elif name.startswith("agenthost") and not name.startswith("agenthost.job"):
         name = "agenthost.job." + name  # a process does not log as the host's own parts
     own = {k: v for k, v in list(body.items())[:MAX_FIELDS] if k not in _RECORD_KEYS and isinstance(k, str)}
     record = logging.LogRecord(name, level if isinstance(level, int) else logging.INFO, "", 0, body["message"], (),
@@ -75,8 +80,9 @@ def record_from_line(line: str, fields: dict[str, Any]) -> logging.LogRecord:
     created = body.get("time")
     if isinstance(created, (int, float)) and abs(created - time.time()) < 3600:
         record.created, record.msecs = float(created), (float(created) % 1) * 1000
-    if isinstance(body.get("exception"), str):
-        record.exc_text = body["exception"][:MAX_LINE]
+    if isinstance(body.get("exception"), str):  # indented: no line of it can pass for one of the host's
+        lines = body["exception"][:MAX_LINE].split("\n")
+        record.exc_text = "\n".join("    " + bounded(part, MAX_LINE) for part in lines)
     record.fields = {**own, **fields}
     return record
 
@@ -141,6 +147,8 @@ class ProcessOutput:
             self._skipping = True
 
     def _emit(self, raw: bytes, cut: bool = False) -> None:
+        if len(raw) > MAX_LINE:
+            raw, cut = raw[:MAX_LINE], True
         now = time.monotonic()
         if now - self._window >= 1.0:
             self._say_dropped()
@@ -157,7 +165,7 @@ class ProcessOutput:
         if not line.strip():
             return
         record = record_from_line(line, self.fields)
-        logging.getLogger(record.name).handle(record)
+        output_logger.handle(record)  # through one logger: a name a process chose is shown, never registered
 
     def _say_dropped(self) -> None:
         if self._dropped:

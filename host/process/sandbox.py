@@ -7,8 +7,9 @@ CAP_SYS_PTRACE (and the capabilities that would give it back: loading kernel mod
 their bounding set too: even when the host runs as root, one agent's job cannot read another's `env`.
 
 Each job process, where it may (root), also gets a mount namespace of its own with a private /dev/shm (a
-tmpfs that no other process sees and that is gone when the job is), in which the cgroup file systems are
-read-only; then it gives up CAP_SYS_ADMIN, so it cannot mount them again nor leave its namespace. A template
+tmpfs that no other process sees and that is gone when the job is), in which the cgroup file systems,
+/proc/sys and /proc/sysrq-trigger are read-only; then it gives up CAP_SYS_ADMIN (and CAP_SYS_RESOURCE, so it
+cannot raise its rlimits), so it cannot mount them again nor leave its namespace, and sets no_new_privs. A template
 keeps CAP_SYS_ADMIN: each job process it forks needs it to make its namespace.
 
 A process run as a user other than root has none of these capabilities: being non-dumpable is what keeps
@@ -18,7 +19,6 @@ tmpfs pages are charged to the cgroup that wrote them).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -33,12 +33,16 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 CAPABILITY_VERSION_3 = 0x20080522
 
-CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 16, 17, 19, 21
-CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_PERFMON, CAP_BPF = 32, 33, 38, 39
-# what a template gives up: reading other processes, or the ways back to it
+PR_SET_NO_NEW_PRIVS = 38
+CAP_NET_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 12, 16, 17, 19, 21
+CAP_SYS_BOOT, CAP_SYS_RESOURCE, CAP_SYS_TIME, CAP_MKNOD, CAP_AUDIT_CONTROL = 22, 24, 25, 27, 30
+CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_SYSLOG, CAP_PERFMON, CAP_BPF = 32, 33, 34, 38, 39
+# what a template gives up: reading other processes, the machine's own settings, or the ways back to them
 TEMPLATE_DROPS = (CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_PERFMON,
-                  CAP_BPF)
-JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_ADMIN)  # and, once its namespace is made, mounting and namespaces
+                  CAP_BPF, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_NET_ADMIN, CAP_MKNOD, CAP_AUDIT_CONTROL, CAP_SYSLOG)
+# and a job process, once its namespace is made: mounting and namespaces, and raising its own rlimits
+JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_ADMIN, CAP_SYS_RESOURCE)
+READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger")  # the kernel's settings, and its emergency key
 
 
 class _CapHeader(ctypes.Structure):
@@ -114,10 +118,13 @@ def private_namespace(shm_bytes: int) -> bool:
             size = f",size={shm_bytes}" if shm_bytes else ""
             _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777{size}")
         for point in _cgroup_mounts():
-            with contextlib.suppress(OSError):
-                _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        for path in READ_ONLY:
+            if os.path.exists(path):
+                _mount(path, path, None, MS_BIND | MS_REC, None)
+                _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
     except OSError as exc:
-        logger.warning("no private /dev/shm for this job process: %s", exc)
+        logger.warning("no private /dev/shm or read-only cgroup and kernel settings for this job process: %s", exc)
         return False
     return True
 
@@ -129,8 +136,11 @@ def harden_template() -> None:
 
 
 def harden_job(shm_bytes: int) -> None:
-    """Before a job process runs agent code (its `setup`, its job)."""
+    """Before a job process runs agent code (its `setup`, its job). No program it runs gains privileges
+    (setuid bits, file capabilities) either."""
     not_dumpable()
     if os.geteuid() == 0:
         private_namespace(shm_bytes)
     drop_capabilities(JOB_DROPS)
+    if _c is not None:
+        _c.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

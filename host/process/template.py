@@ -95,7 +95,12 @@ class AgentTemplate:
         self._child_conn.close()
         self._child_conn = None
         self._channel.start()
-        self._output = give_output(self._channel, {"agent": self.definition.name, "pid": self.pid, "template": True})
+        try:
+            self._output = give_output(self._channel, {"agent": self.definition.name, "pid": self.pid,
+                                                       "template": True})
+        except OSError as exc:  # no descriptor left: it would wait for its pipe forever
+            self.kill()
+            raise ProcessStartError(f"cannot give the template process its output pipe: {exc}") from exc
         loop.add_reader(self._proc.sentinel, self._on_exit)
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), timeout)
@@ -193,8 +198,10 @@ class AgentTemplate:
             return
         # told at once, not when the asker resumes: the process's exit may be the very next message
         self._children[pid] = child
-        child.on_forked(pid, fd, pidfd)
-        waiter.set_result(None)
+        try:
+            child.on_forked(pid, fd, pidfd)
+        finally:  # whatever happened there, the start is not left waiting
+            waiter.set_result(None)
 
     def _on_exit(self) -> None:  # the sentinel: the template process has exited
         loop = asyncio.get_running_loop()

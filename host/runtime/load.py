@@ -31,7 +31,8 @@ class LoadReporter:
         state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=agent.definition.limits.max_jobs,
                             threshold=self._policy.threshold, target=self._policy.target,
                             process_error=process_error(agent), machine_cpu=self._cpu.machine, host_jobs=host_jobs,
-                            agent_cpu=self._agent_cpu(name, jobs), busy_agents=self._cpu.busy_agents())
+                            agent_cpu=self._agent_cpu(name, jobs), busy_agents=self._cpu.busy_agents(),
+                            top_agent=self._cpu.top_agent() == name)
         if state.closed != self._closed.get(name):  # said once per change of reason, not per figure
             if state.closed:
                 logger.warning("agent %s takes no new jobs: %s", name, state.closed_because, extra={"agent": name})

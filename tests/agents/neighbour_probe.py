@@ -36,10 +36,33 @@ def leave_cgroup() -> str:
     return "no cgroup file system"
 
 
+def sysrq() -> str:
+    """Ask the kernel's emergency key for its help text (harmless if it is let through)."""
+    try:
+        with open("/proc/sysrq-trigger", "w") as fh:
+            fh.write("h")
+    except OSError as exc:
+        return f"denied: {exc.strerror}"
+    return "written"
+
+
+def kernel_settings() -> str:
+    """Write the machine's hostname back unchanged through /proc/sys (harmless if it is let through)."""
+    try:
+        with open("/proc/sys/kernel/hostname") as fh:
+            name = fh.read()
+        with open("/proc/sys/kernel/hostname", "w") as fh:
+            fh.write(name)
+    except OSError as exc:
+        return f"denied: {exc.strerror}"
+    return "written"
+
+
 async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
     with open(f"/dev/shm/agenthost-probe-{os.getpid()}", "wb") as fh:
         fh.write(b"\x01" * (8 * 1024 * 1024))
     report = {"read": {str(pid): try_read(pid) for pid in json.loads(ctx.job.metadata)},
-              "shm": sorted(os.listdir("/dev/shm")), "cgroup": leave_cgroup()}
+              "shm": sorted(os.listdir("/dev/shm")), "cgroup": leave_cgroup(), "sysrq": sysrq(),
+              "proc_sys": kernel_settings()}
     await ctx.room.local_participant.send_text(json.dumps(report), topic="probe")

@@ -93,7 +93,8 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     assert agent["running_jobs"] == 1
     [job] = status["jobs"]
     assert job["agent"] == "ticker" and job["room"] == client.room_name and job["state"] == "running"
-    assert isinstance(job["pid"], int) and job["started_at"] and 10 < job["memory_mb"] < 2000
+    # its own pages (its cgroup's charge, or its resident memory where it has no cgroup), measured
+    assert isinstance(job["pid"], int) and job["started_at"] and 0 < job["memory_mb"] < 2000
     assert psutil.Process(job["pid"]).ppid() == agent["template_pid"], "the job process is a fork of the template"
 
     text = (await get(base + "/metrics"))[1]
@@ -138,6 +139,13 @@ async def test_status_command_says_when_no_host_answers():
 @pytest.mark.parametrize("mode", ["cgroup", "rlimit"])
 async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_server, start_host, tmp_path, mode):
     """With a cgroup per job the kernel stops it at the limit; with rlimits the host's sampling does."""
+    if mode == "cgroup":
+        from host.process.cgroups import CgroupError, detect
+
+        try:
+            detect("cgroup").close()
+        except CgroupError as exc:
+            pytest.skip(f"no cgroup may be created here: {exc}")
     agents = tmp_path / "agents"
     agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'hog.py'}:entrypoint\n"
                               "limits: {memory_warn_mb: 250, memory_limit_mb: 400}\nshutdown: {timeout: 1s}\n")

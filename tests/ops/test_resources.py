@@ -54,6 +54,9 @@ def test_at_the_threshold_only_the_agents_taking_their_share_close():
     assert load(cpu=0.95, agent_cpu=0.46, busy_agents=2).full
     assert load(cpu=0.95, agent_cpu=0.44, busy_agents=2).full
     assert not load(cpu=0.95, agent_cpu=0.2, busy_agents=2).full
+    # the CPU goes elsewhere (templates starting, the host): the agent using the most still closes, so the
+    # host sheds something
+    assert load(cpu=0.95, agent_cpu=0.2, busy_agents=2, top_agent=True).full
     assert load(cpu=0.95).full  # no figure for the agent: the host's use decides
     assert load(cpu=0.95, agent_cpu=0.0, process_error="x").closed == "no_process"
 
