@@ -268,6 +268,36 @@ def status(http: str, http_token: str | None, http_token_file: str | None, as_js
     click.echo(text, nl=as_json)
 
 
+@cli.command()
+@click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
+              help="The running host's HTTP address [env AGENTHOST_HTTP].")
+@click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
+              help="The host's bearer token, if it requires one [env AGENTHOST_HTTP_TOKEN].")
+@click.option("--http-token-file", envvar="AGENTHOST_HTTP_TOKEN_FILE", default=None,
+              help="A file whose first line is that token [env AGENTHOST_HTTP_TOKEN_FILE].")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True,
+              help="Seconds between two reads of the host's /status.")
+def top(http: str, http_token: str | None, http_token_file: str | None, interval: float) -> None:
+    """A running host's jobs (CPU, memory, age) and agents, live. Keys: c/m/a sort by CPU, memory or age,
+    f shows one agent at a time, q quits."""
+    from host.ops.status import StatusError, fetch_status
+    from host.ops.top import run_top
+
+    host, port = _address(http, "--http")
+    address = f"http://{host}:{port}/status"
+    token = read_token(http_token, http_token_file)
+    try:
+        run_top(address, lambda: fetch_status(address, token, deadline=min(5.0, 3 * interval)), interval)
+    except StatusError as exc:
+        click.echo(f"agenthost: cannot read {address}: {exc}", err=True)
+        sys.exit(EXIT_SERVER)
+    except (KeyError, TypeError, ValueError) as exc:
+        click.echo(f"agenthost: cannot read {address}: not a status document ({type(exc).__name__})", err=True)
+        sys.exit(EXIT_SERVER)
+    except KeyboardInterrupt:
+        pass
+
+
 def _agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[AgentDefinition, str]:
     """AGENT's definition and the metadata text, checked against its schema; exits with the problems."""
     from host.config.metadata import MetadataChecker

@@ -11,13 +11,15 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[test,agents,voice]'
 # Debian packages the tests use: iproute2 (the test network namespace), promtool (the Prometheus rules),
 # redis-server (multi-node LiveKit), systemd-analyze (the systemd unit), flite (local speech: the voice
-# agent's and `agenthost call`'s voice). None is started as a service.
+# agent's and `agenthost call`'s voice), tmux (a real terminal for `agenthost top`). None is started as a
+# service.
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v flite >/dev/null 2>&1 || missing+=(flite)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,6 +30,13 @@ class JobMemory:
 
 
 @dataclass(frozen=True)
+class JobCpu:
+    agent: str
+    job_id: str
+    cpus: float
+
+
+@dataclass(frozen=True)
 class Gauges:
     """The host's current state, read at scrape time."""
 
@@ -41,6 +48,8 @@ class Gauges:
     machine_cpu_load: float = 0.0
     ready: bool = True  # what /readyz says
     memory_limit: Mapping[str, int] = field(default_factory=dict)  # bytes by agent; 0 when it has none
+    job_cpu: Sequence[JobCpu] = ()  # CPUs each running job used over the last interval
+    cpu_seconds: Mapping[str, float] = field(default_factory=dict)  # by agent, since the host started
 
 
 class HostState(Protocol):
@@ -68,11 +77,22 @@ class _StateCollector(Collector):
         for agent, ok in gauges.registered.items():
             g.add_metric([agent], 1.0 if ok else 0.0)
         yield g
-        g = GaugeMetricFamily("agenthost_job_memory_bytes", "Resident memory of each running job's process.",
+        g = GaugeMetricFamily("agenthost_job_memory_bytes", "Memory of each running job: what its cgroup is "
+                              "charged (its own pages), or the resident memory of its processes without one.",
                               labels=["agent", "job_id"])
         for m in gauges.memory:
             g.add_metric([m.agent, m.job_id], m.bytes)
         yield g
+        g = GaugeMetricFamily("agenthost_job_cpu", "CPUs each running job's processes used over the last few "
+                              "seconds (0.5: half of one).", labels=["agent", "job_id"])
+        for c in gauges.job_cpu:
+            g.add_metric([c.agent, c.job_id], c.cpus)
+        yield g
+        c_total = CounterMetricFamily("agenthost_job_cpu_seconds", "CPU time used by each agent's jobs, as sampled "
+                                      "every few seconds on their cgroups or process trees.", labels=["agent"])
+        for agent, seconds in gauges.cpu_seconds.items():
+            c_total.add_metric([agent], seconds)
+        yield c_total
         yield GaugeMetricFamily("agenthost_cpu_load", "The smoothed CPU use of the host and its job processes, as a "
                                 "share of the CPUs it may run on (0-1); at --load-threshold it takes no new jobs.",
                                 value=gauges.cpu_load)

@@ -74,6 +74,7 @@ class JobsCpu:
     def __init__(self) -> None:
         self.by_job: dict[str, float] = {}
         self.by_agent: dict[str, float] = {}
+        self.seconds_by_agent: dict[str, float] = {}  # CPU seconds of each agent's jobs since the host started
         self._seen: dict[str, tuple[float, float]] = {}  # job id -> (CPU seconds, time.monotonic())
 
     def sample(self, jobs: Sequence[JobCpuSample]) -> None:
@@ -89,6 +90,8 @@ class JobsCpu:
             before = self._seen.get(job.job_id)
             if before is not None and now > before[1]:
                 used = max(0.0, (total - before[0]) / (now - before[1]))
+                self.seconds_by_agent[job.agent] = self.seconds_by_agent.get(job.agent, 0.0) + max(
+                    0.0, total - before[0])
                 by_job[job.job_id] = used
                 by_agent[job.agent] = by_agent.get(job.agent, 0.0) + used
         self.by_job, self.by_agent, self._seen = by_job, by_agent, seen

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from host import __version__
-from host.ops.metrics import Gauges, JobMemory, Metrics
+from host.ops.metrics import Gauges, JobCpu, JobMemory, Metrics
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
 from host.ops.status import AgentInfo, JobInfo, StatusDocument
@@ -83,7 +83,11 @@ class HostView:
                       registered={a.name: a.worker.registered for a in agents}, memory=memory,
                       cpu_load=self.monitor.cpu.value, machine_cpu_load=self.monitor.cpu.machine,
                       ready=not self.not_ready(),
-                      memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents})
+                      memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents},
+                      job_cpu=[JobCpu(j.agent, j.id, cpus) for j in self.jobs
+                               if (cpus := self.monitor.cpu.jobs.by_job.get(j.id)) is not None],
+                      cpu_seconds={name: 0.0 for name in self.agents.names()}
+                      | dict(self.monitor.cpu.jobs.seconds_by_agent))
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()
