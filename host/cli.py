@@ -180,10 +180,14 @@ def _credentials(url: str | None, api_key: str | None, api_secret: str | None) -
               envvar="AGENTHOST_JOB_LIMITS",
               help="How each job's limits are enforced: a cgroup per job (the kernel's memory, process and CPU "
                    "bounds), rlimits, or auto (a cgroup where the host may create one) [env AGENTHOST_JOB_LIMITS].")
+@click.option("--state-dir", envvar="AGENTHOST_STATE_DIR", default=None,
+              help="Where the journal of running jobs is kept, so that the next host to start gives the calls of "
+                   "one that died their agent again [env AGENTHOST_STATE_DIR; default systemd's $STATE_DIRECTORY, "
+                   "/var/lib/agenthost as root, else $XDG_STATE_HOME/agenthost].")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
         http: str, http_token: str | None, http_token_file: str | None, load_threshold: float,
-        server_target_load: float, job_limits: str) -> None:
+        server_target_load: float, job_limits: str, state_dir: str | None) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -204,6 +208,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     from host.errors import AgentHostError
     from host.ops.resources import LoadPolicy
     from host.runtime.host import Host, HostOptions
+    from host.runtime.journal import default_state_dir
 
     address = None if http == "off" else _address(http, "--http")
     level = getattr(logging, log_level.upper())
@@ -223,7 +228,8 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
         host = Host(catalog, credentials, HostOptions(
             paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
             watch=watch, import_timeout=import_timeout, http=address, http_token=token,
-            load=LoadPolicy(load_threshold, server_target_load), job_limits=job_limits))
+            load=LoadPolicy(load_threshold, server_target_load), job_limits=job_limits,
+            state_dir=state_dir or default_state_dir()))
         asyncio.run(host.run())
     except (ListenError, AgentHostError) as exc:
         click.echo(f"agenthost: {exc}", err=True)

@@ -66,8 +66,11 @@ class JobContext:
         credentials: Credentials,
         worker_id: str,
         proc: ProcessContext,
+        recovery_of: str | None = None,
     ) -> None:
         self.job = job
+        # the job whose call this one takes over, when its host died during it (README: calls survive)
+        self.recovery_of = recovery_of
         self.metadata = metadata
         self.room = rtc.Room()
         self.proc = proc

@@ -110,6 +110,12 @@ class Processes:
 
 
 @dataclass(frozen=True)
+class Recovery:
+    on_host_loss: str = "redispatch"  # or "off": a call whose host died is left without an agent
+    max_attempts: int = 3  # times one call is taken over at most
+
+
+@dataclass(frozen=True)
 class AgentDefinition:
     name: str
     file: str
@@ -129,6 +135,7 @@ class AgentDefinition:
     log_fields: tuple[tuple[str, Any], ...] = field(default=())
     api: str = "host"  # "host" | "livekit-agents": what the entrypoint is written against
     inherit_env: tuple[str, ...] | None = None  # None: all of the host's environment (but its LiveKit secret)
+    recovery: Recovery = field(default_factory=Recovery)
     # (top-level key, line, column) of each value in the file, for messages found after loading
     locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
 
@@ -214,6 +221,8 @@ def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefini
             idle=proc.get("idle", 1),
             init_timeout=parse_duration(proc.get("init_timeout", "10s")),
         ),
+        recovery=Recovery(on_host_loss=v.get("recovery", {}).get("on_host_loss", "redispatch"),
+                          max_attempts=v.get("recovery", {}).get("max_attempts", 3)),
         env=tuple(sorted(v.get("env", {}).items())),
         log_fields=tuple(sorted(v.get("log_fields", {}).items())),
         api=v.get("api", "host"),

@@ -42,6 +42,10 @@ class Observable(Protocol):
 
     def status(self) -> StatusDocument: ...
 
+    def warnings(self) -> list[str]:
+        """What the host does without while it serves (no journal, say): said, but ready."""
+        ...
+
     def not_ready(self) -> list[str]:
         """Why the host cannot take jobs now; empty when it can."""
         ...
@@ -211,6 +215,7 @@ class HttpServer:
 
     def _readyz(self) -> Response:
         reasons = self.target.not_ready()
+        said = {"job_limits": self.target.job_limits, "warnings": self.target.warnings()}
         if reasons:
-            return _json(503, {"status": "not ready", "reasons": reasons, "job_limits": self.target.job_limits})
-        return _json(200, {"status": "ready", "job_limits": self.target.job_limits})
+            return _json(503, {"status": "not ready", "reasons": reasons, **said})
+        return _json(200, {"status": "ready", **said})

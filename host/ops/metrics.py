@@ -119,6 +119,9 @@ class Metrics:
                                    ["agent", "reason"], registry=r)
         self.jobs_refused = Counter("agenthost_jobs_refused", "Job offers this host declined, by reason.",
                                     ["agent", "reason"], registry=r)
+        self.jobs_recovered = Counter("agenthost_jobs_recovered", "Calls of a host that died, found in the journal "
+                                      "at start: dispatched again, skipped (ended, no caller, another agent, "
+                                      "policy) or error.", ["agent", "outcome"], registry=r)
         self.job_duration = Histogram("agenthost_job_duration_seconds", "From job start to process exit.",
                                       ["agent"], registry=r,
                                       buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))

@@ -40,7 +40,7 @@ class HostRuntime:
         job_filter.fields["room"] = job.room.name
         ctx = JobContext(job=job, definition=definition, metadata=start.metadata, url=start.url,
                          token=start.token, credentials=start.credentials, worker_id=start.worker_id,
-                         proc=self.proc)
+                         proc=self.proc, recovery_of=start.recovery_of)
         job_filter.extra = lambda: ctx.log_context_fields
         watch_host(conn, ctx.shutdown)
         error: str | None = None

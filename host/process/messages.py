@@ -41,6 +41,7 @@ class StartJob:
     accepted_at: float  # time.time() when the offer was accepted, for offer-to-entrypoint figures
     metadata: object  # the job metadata as parsed and validated by the host when it accepted the offer
     participant: Participant
+    recovery_of: str | None = None  # the job whose call this one takes over (its host died)
 
 
 @dataclass(frozen=True)

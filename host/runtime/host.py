@@ -27,6 +27,8 @@ from host.process.pool import ProcessSettings
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet
 from host.runtime.jobs import JobTable
+from host.runtime.journal import Journal
+from host.runtime.recovery import Recoverer
 from host.runtime.view import HostView
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class HostOptions:
     http_token: str | None = None  # required by /status and /metrics when set
     load: LoadPolicy = field(default_factory=LoadPolicy)
     job_limits: str = "auto"  # how job limits are enforced (host.process.cgroups.detect)
+    state_dir: str | None = None  # where the journal of running jobs is kept; None: no journal, no recovery
 
 
 class Host:
@@ -63,7 +66,9 @@ class Host:
         self.metrics = Metrics()
         self.confinement = detect(options.job_limits)
         cpu = CpuLoad()
-        self.jobs = JobTable(credentials, self.metrics, cpu, options.load)
+        self.journal = Journal(options.state_dir) if options.state_dir else None
+        self.jobs = JobTable(credentials, self.metrics, cpu, options.load, self.journal)
+        self._credentials = credentials
         self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level,
                                                                           self.confinement),
                                self.metrics)
@@ -72,7 +77,7 @@ class Host:
         self.reloader = Reloader(options.paths, self.agents, self.metrics, import_timeout=options.import_timeout,
                                  refused_while=lambda: "the host is draining" if self.jobs.draining else None)
         self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.shown_url, time.time(),
-                             self.confinement.mode)
+                             self.confinement.mode, self.journal)
         self.metrics.observe(self.view)
         self._signals: asyncio.Queue[str] = asyncio.Queue()
         self._stopped = asyncio.Event()
@@ -93,6 +98,8 @@ class Host:
                 self.agents.add(definition, self.catalog.sources.get(definition.name))
         logger.info("job limits: %s", self.confinement.describe())
         logger.info("serving %d agent(s): %s", len(self.agents), ", ".join(self.agents.names()) or "none")
+        if self.journal is not None:
+            self._recover(self.journal)
         stop_watching = asyncio.Event()
         if self.options.watch:
             from host.reload.watch import watch
@@ -111,6 +118,19 @@ class Host:
             if http is not None:
                 await http.close()
             self.confinement.close()
+            if self.journal is not None:
+                self.journal.close()
+
+    def _recover(self, journal: Journal) -> None:
+        """Give the calls of a host that died here before (the journal's rows it left) their agent again."""
+        orphans = journal.orphans(self._credentials.url, set(self.agents.names()))
+        if not orphans:
+            return
+        logger.warning("%d call(s) of a host that is gone found in %s: recovering", len(orphans), journal.path)
+        recoverer = Recoverer(self._credentials, self.jobs.expect_recovery,
+                              lambda agent, result: self.metrics.jobs_recovered.labels(agent, result).inc())
+        for entry in orphans:
+            self._background.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
 
     async def _start_http(self) -> HttpServer | None:
         if self.options.http is None:

@@ -32,6 +32,9 @@ class JobFacts:
     metadata: object  # parsed and validated at the offer
     participant: Participant  # who the job joins as
     accepted_at: float = field(default_factory=time.time)
+    dispatched_metadata: str = ""  # as the dispatch gave it: what a recovery dispatches again
+    recovery_of: str | None = None  # the first job of the call, when this one takes it over
+    attempt: int = 0  # how many times the call was taken over before this job
 
     @property
     def log_fields(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from livekit.protocol import agent as agent_pb
@@ -26,8 +27,10 @@ from host.process.handle import JobProcess, ProcessStartError
 from host.process.messages import Participant, StartJob
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, process_error
+from host.runtime.journal import Entry, Journal
 from host.runtime.load import LoadReporter
 from host.runtime.outcome import Failure, Outcome, outcome
+from host.runtime.recovery import RECOVERY_ATTRIBUTE
 from host.runtime.worker import WorkerConnection
 
 logger = logging.getLogger("agenthost.host")
@@ -36,13 +39,16 @@ ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is r
 
 
 class JobTable:
-    def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load: LoadPolicy) -> None:
+    def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load: LoadPolicy,
+                 journal: Journal | None = None) -> None:
         self._agents: AgentLookup = NoAgents()  # until `attach`: the agent set is built with this table
         self._credentials = credentials
         self._metrics = metrics
         self._load = LoadReporter(cpu, load)
         self._tasks = TaskSet("job table")
         self._jobs: dict[str, Job] = {}
+        self._journal = journal
+        self._recoveries: dict[str, Entry] = {}  # dispatch id -> the job whose call it takes over
         self.draining = False
 
     def attach(self, agents: AgentLookup) -> None:
@@ -65,6 +71,10 @@ class JobTable:
     def counts(self) -> Counter[str]:
         return Counter(j.agent for j in self._jobs.values())
 
+    def expect_recovery(self, dispatch_id: str, entry: Entry) -> None:
+        """The dispatch `dispatch_id` takes over the call of `entry`, whose host died."""
+        self._recoveries[dispatch_id] = entry
+
     # -- JobHandler: what the server asks of a worker ------------------------------------------
     def on_registered(self, worker: WorkerConnection) -> None:
         if self.draining:
@@ -85,10 +95,16 @@ class JobTable:
                 answer = Decline("draining" if self.draining else "max_jobs", "the host filled up during the check")
         if isinstance(answer, Accept):
             assert agent is not None
+            recovered = self._recoveries.pop(job.dispatch_id, None)
+            recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
+            if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
+                answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
+            attributes = answer.attributes
             participant = Participant(answer.identity, answer.name, answer.participant_metadata,
-                                      tuple(sorted(answer.attributes.items())))
+                                      tuple(sorted(attributes.items())))
             facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, agent.definition, worker,
-                             answer.metadata, participant)
+                             answer.metadata, participant, dispatched_metadata=job.metadata,
+                             recovery_of=recovery_of, attempt=recovered.attempt + 1 if recovered else 0)
             # its process is taken now, from the pool of the definition (and code) it was accepted under: a
             # reload before the assignment cannot change what it runs, and a process is warm by then
             reserved = asyncio.get_running_loop().create_task(agent.pool.take(), name=f"reserve-{job.id}")
@@ -122,6 +138,8 @@ class JobTable:
             logger.error("job failed: no process: %s", exc, extra=fields)
             self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
             self._jobs.pop(job.id, None)
+            if self._journal is not None:
+                self._journal.remove(job.id)
             if process is not None:
                 process.kill()
             await worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {exc}")
@@ -203,8 +221,12 @@ class JobTable:
             job=assignment.job.SerializeToString(), definition=facts.definition,
             url=assignment.url or self._credentials.url, token=assignment.token,
             credentials=self._credentials, worker_id=worker.worker_id or "", accepted_at=facts.accepted_at,
-            metadata=facts.metadata, participant=facts.participant,
+            metadata=facts.metadata, participant=facts.participant, recovery_of=facts.recovery_of,
         ), facts.id)
+        if self._journal is not None:  # from here on, a host that dies leaves this call to the next one
+            self._journal.add(Entry(facts.id, facts.agent, facts.room, facts.dispatch_id, facts.dispatched_metadata,
+                                    facts.participant.identity, self._credentials.url, self._journal.pid,
+                                    self._journal.start, time.time(), facts.attempt, facts.recovery_of))
 
     async def _supervise(self, job: Job, process: JobProcess) -> None:
         fields = {**job.facts.log_fields, "pid": process.pid}
@@ -216,6 +238,8 @@ class JobTable:
             self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
         self._log_outcome(result, {**fields, "reason": end.shutdown_reason})
         self._jobs.pop(job.id, None)
+        if self._journal is not None:  # it ended while this host lived, however it ended: not a call to recover
+            self._journal.remove(job.id)
         await self._report(job.facts, result, fields)
         await self.report_load(job.agent)
 

@@ -15,6 +15,7 @@ from host.ops.status import AgentInfo, JobInfo, StatusDocument
 from host.runtime.agents import Agent, AgentSet
 from host.runtime.job import Job
 from host.runtime.jobs import JobTable
+from host.runtime.journal import Journal
 
 
 @dataclass
@@ -26,6 +27,16 @@ class HostView:
     url: str
     started_at: float
     job_limits: str = "rlimit"  # how job limits are enforced (host.process.cgroups)
+    journal: Journal | None = None
+
+    def warnings(self) -> list[str]:
+        """What the host does without, while it serves: said by /readyz, which stays 200 for them."""
+        if self.journal is None:
+            return ["no journal of running jobs (no --state-dir): calls are not recovered if this host dies"]
+        if self.journal.error is not None:
+            return [f"the journal of running jobs is unusable, calls are not recovered if this host dies: "
+                    f"{self.journal.error}"]
+        return []
 
     def not_ready(self) -> list[str]:
         """Why the host cannot take jobs now; empty when it can."""

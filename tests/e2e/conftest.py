@@ -45,7 +45,9 @@ def start_host(tmp_path: Path) -> Iterator[object]:
     def start(server: LiveKitServer, *paths: str | Path, extra_env: dict[str, str] | None = None,
               args: tuple[str, ...] = (), new_session: bool = False, nofile: int | None = None,
               cpus: set[int] | None = None) -> HostProcess:
-        h = HostProcess([*args, *map(str, paths)], {**server.env(), **(extra_env or {})},
+        # the test's own state directory (the journal of running jobs), shared by the hosts it starts
+        state = {"AGENTHOST_STATE_DIR": str(tmp_path / "state")}
+        h = HostProcess([*args, *map(str, paths)], {**server.env(), **state, **(extra_env or {})},
                         tmp_path / f"host-{len(hosts)}.log", new_session=new_session, nofile=nofile, cpus=cpus)
         h.start()
         hosts.append(h)

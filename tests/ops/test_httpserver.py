@@ -22,6 +22,9 @@ class Target:
     def not_ready(self) -> list[str]:
         return self.reasons
 
+    def warnings(self) -> list[str]:
+        return ["no journal"]
+
     def metrics_text(self) -> bytes:
         return b"agenthost_up 1\n"
 
@@ -45,7 +48,8 @@ async def test_endpoints():
             async with session.get(base + "/healthz") as r:
                 assert r.status == 200
             async with session.get(base + "/readyz") as r:
-                assert (r.status, await r.json()) == (200, {"status": "ready", "job_limits": "cgroup v1"})
+                assert (r.status, await r.json()) == (200, {"status": "ready", "job_limits": "cgroup v1",
+                                                            "warnings": ["no journal"]})
             target.reasons = ["agent a is not registered with ws://x: refused"]
             async with session.get(base + "/readyz") as r:
                 assert r.status == 503

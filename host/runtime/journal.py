@@ -1,0 +1,141 @@
+"""The journal of running jobs: what a host that starts after another one died needs to give each of its calls
+an agent again (host.runtime.recovery).
+
+A small SQLite database in the state directory (`--state-dir`), one row per job from the moment its process
+is handed the job until the job has ended and been reported, whatever the way it ended: a row left behind is a
+job whose host died under it. Each row names its host by pid and that process's start time (a pid alone may
+be reused), so hosts sharing a machine and a state directory only ever take the rows of hosts that are gone,
+and a row is taken by deleting it: of two hosts that try, one wins.
+
+A journal that cannot be opened or written (a read-only state directory, a full disk, a corrupt file) is
+logged once and the host serves on without it: `error` says why (and /readyz with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger("agenthost.host")
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY, agent TEXT NOT NULL, room TEXT NOT NULL, dispatch_id TEXT NOT NULL,
+    metadata TEXT NOT NULL, identity TEXT NOT NULL, server TEXT NOT NULL, host_pid INTEGER NOT NULL,
+    host_start INTEGER NOT NULL, started_at REAL NOT NULL, attempt INTEGER NOT NULL, recovery_of TEXT
+)"""
+FIELDS = ("job_id", "agent", "room", "dispatch_id", "metadata", "identity", "server", "host_pid", "host_start",
+          "started_at", "attempt", "recovery_of")
+
+
+@dataclass(frozen=True)
+class Entry:
+    job_id: str
+    agent: str
+    room: str
+    dispatch_id: str
+    metadata: str  # as dispatched: given again to the job that takes the call over
+    identity: str  # who its agent joined the room as
+    server: str  # the LiveKit server it ran against (a host serves only its own server's calls)
+    host_pid: int
+    host_start: int  # the host process's start time (clock ticks since boot), with its pid its identity
+    started_at: float
+    attempt: int = 0  # how many times this call was taken over already
+    recovery_of: str | None = None  # the first job of the call
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process `pid` in clock ticks since boot; None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def default_state_dir() -> str:
+    """$STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/agenthost for root, else
+    $XDG_STATE_HOME/agenthost (~/.local/state/agenthost)."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return os.environ["STATE_DIRECTORY"].split(":")[0]
+    if os.geteuid() == 0:
+        return "/var/lib/agenthost"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "agenthost")
+
+
+class Journal:
+    def __init__(self, state_dir: str | Path) -> None:
+        self.path = Path(state_dir) / "jobs.sqlite3"
+        self.pid = os.getpid()
+        self.start = process_start(self.pid) or 0
+        self.error: str | None = None
+        self._db: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # a row survives the host's death; a power cut may lose it
+            db.execute(SCHEMA)
+            db.execute("SELECT count(*) FROM jobs").fetchone()
+            self._db = db
+        except (OSError, sqlite3.Error) as exc:
+            self._fail(f"cannot open {self.path}: {exc}")
+
+    def _fail(self, why: str) -> None:
+        if self.error is None:
+            logger.error("the journal of running jobs is unusable, calls will not be recovered if this host "
+                         "dies: %s", why)
+        self.error = why
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def add(self, entry: Entry) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.execute(f"INSERT OR REPLACE INTO jobs ({', '.join(FIELDS)}) VALUES "
+                             f"({', '.join('?' * len(FIELDS))})", [getattr(entry, f) for f in FIELDS])
+        except sqlite3.Error as exc:
+            self._fail(f"cannot write {self.path}: {exc}")
+
+    def remove(self, job_id: str) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.execute("DELETE FROM jobs WHERE job_id = ? AND host_pid = ?", (job_id, self.pid))
+        except sqlite3.Error as exc:
+            self._fail(f"cannot write {self.path}: {exc}")
+
+    def orphans(self, server: str, agents: set[str]) -> list[Entry]:
+        """The rows of hosts that are gone, for `server` and the `agents` this host serves, taken (deleted):
+        each is returned to one host only."""
+        if self._db is None:
+            return []
+        taken = []
+        try:
+            rows = self._db.execute(f"SELECT {', '.join(FIELDS)} FROM jobs WHERE server = ?", (server,)).fetchall()
+            for row in rows:
+                entry = Entry(**dict(zip(FIELDS, row, strict=True)))
+                if entry.agent not in agents or entry.host_pid == self.pid:
+                    continue
+                if process_start(entry.host_pid) == entry.host_start:
+                    continue  # its host is alive
+                deleted = self._db.execute("DELETE FROM jobs WHERE job_id = ? AND host_pid = ?",
+                                           (entry.job_id, entry.host_pid)).rowcount
+                if deleted == 1:
+                    taken.append(entry)
+        except (sqlite3.Error, TypeError) as exc:
+            self._fail(f"cannot read {self.path}: {exc}")
+        return sorted(taken, key=lambda e: e.started_at)
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None

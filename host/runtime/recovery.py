@@ -1,0 +1,117 @@
+"""Giving each call of a host that died an agent again, exactly once, and never to a call that ended.
+
+At start, once an agent is registered, the host takes from the journal (host.runtime.journal) the jobs of
+hosts that are gone, for the agents it serves, and for each decides from who is in the room now (asked of the
+server: `verdict`, a pure function): a room that is gone, has no caller left (no participant that is not an
+agent) or already has another agent gets nothing; otherwise the old agent, if its orphaned process is still in
+the room, is removed, and the agent is dispatched to the room again with the same metadata. The job table is
+told which dispatch is a recovery of which job, so the new job knows (`ctx.recovery_of`, and its participant
+attribute `agenthost.recovery_of`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from livekit import api
+from livekit.protocol import models
+
+from host.config.credentials import Credentials
+from host.config.definitions import AgentDefinition
+from host.runtime.job import AgentLookup
+from host.runtime.journal import Entry
+
+logger = logging.getLogger("agenthost.host")
+
+REGISTRATION_WAIT = 30.0  # a recovery waits this long at most for its agent to be registered
+RECOVERY_ATTRIBUTE = "agenthost.recovery_of"
+
+
+@dataclass(frozen=True)
+class InRoom:
+    identity: str
+    agent: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    dispatch: bool
+    reason: str
+    remove: tuple[str, ...] = ()  # the old agent, still in the room: its host is gone
+
+
+def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom] | None) -> Verdict:
+    """Whether the call of `entry` gets its agent again, from its agent's policy and who is in its room now
+    (None: the room is gone)."""
+    if definition is None:
+        return Verdict(False, "its agent is no longer served here")
+    if definition.recovery.on_host_loss == "off":
+        return Verdict(False, "recovery.on_host_loss is off")
+    if entry.attempt >= definition.recovery.max_attempts:
+        return Verdict(False, f"taken over {entry.attempt} time(s) already (recovery.max_attempts)")
+    if room is None:
+        return Verdict(False, "the room is gone")
+    if not any(not p.agent for p in room):
+        return Verdict(False, "no caller is left in the room")
+    others = [p.identity for p in room if p.agent and p.identity != entry.identity]
+    if others:
+        return Verdict(False, f"another agent is in the room: {', '.join(others)}")
+    return Verdict(True, "its host is gone", tuple(p.identity for p in room if p.identity == entry.identity))
+
+
+class Recoverer:
+    def __init__(self, credentials: Credentials, expect: Callable[[str, Entry], None],
+                 recovered: Callable[[str, str], None]) -> None:
+        self._credentials = credentials
+        self._expect = expect  # the job table: a dispatch to come is the recovery of this entry
+        self._recovered = recovered  # (agent, outcome) for the metric
+
+    async def recover(self, entry: Entry, agents: AgentLookup) -> None:
+        """Give `entry`'s call its agent again, if it should have one (once the agent is registered); never
+        raises."""
+        fields = {"agent": entry.agent, "job_id": entry.job_id, "room": entry.room}
+        agent = agents.get(entry.agent)
+        definition = agent.definition if agent is not None else None
+        try:
+            deadline = time.monotonic() + REGISTRATION_WAIT
+            while agent is not None and not agent.worker.registered and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            client = api.LiveKitAPI(self._credentials.http_url, self._credentials.api_key,
+                                    self._credentials.api_secret)
+            try:
+                decided = verdict(entry, definition, await self._room(client, entry.room))
+                if not decided.dispatch:
+                    logger.info("call not recovered: %s", decided.reason, extra=fields)
+                    self._recovered(entry.agent, "skipped")
+                    return
+                for identity in decided.remove:
+                    await client.room.remove_participant(api.RoomParticipantIdentity(room=entry.room,
+                                                                                     identity=identity))
+                assert definition is not None
+                request = api.CreateAgentDispatchRequest(agent_name=definition.registered_name, room=entry.room,
+                                                         metadata=entry.metadata)
+                dispatch = await client.agent_dispatch.create_dispatch(request)
+                self._expect(dispatch.id, entry)
+            finally:
+                await client.aclose()
+        except (api.TwirpError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            logger.error("call not recovered: the server refused or could not be reached: %s", exc, extra=fields)
+            self._recovered(entry.agent, "error")
+            return
+        logger.warning("recovering the call of a host that is gone: dispatch %s", dispatch.id,
+                       extra={**fields, "dispatch_id": dispatch.id})
+        self._recovered(entry.agent, "dispatched")
+
+    async def _room(self, client: api.LiveKitAPI, room: str) -> list[InRoom] | None:
+        try:
+            listed = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code == api.TwirpErrorCode.NOT_FOUND:
+                return None
+            raise
+        return [InRoom(p.identity, p.kind == models.ParticipantInfo.Kind.AGENT) for p in listed.participants]

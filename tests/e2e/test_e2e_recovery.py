@@ -1,0 +1,114 @@
+"""End to end: calls survive the loss of their host. A host killed with SIGKILL and started again gives each
+live call its agent again, once, and leaves alone the calls that ended, those whose agent says not to, and
+those over their bound; a journal it cannot use is said, and the host serves on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+
+import aiohttp
+import psutil
+from livekit import api
+from livekit.protocol import models
+
+from host.testing.harness import ROOT, job_in_new_room
+
+AGENTS = ROOT / "tests" / "agents"
+
+
+def agents(folder, **extra: str):
+    folder.mkdir(exist_ok=True)
+    (folder / "keeper.yaml").write_text(f"name: keeper\nentrypoint: {AGENTS / 'keeper.py'}:entrypoint\n"
+                                        "shutdown: {timeout: 2s}\n")
+    (folder / "quiet.yaml").write_text(f"name: quiet\nentrypoint: {AGENTS / 'keeper.py'}:entrypoint\n"
+                                       "recovery: {on_host_loss: 'off'}\n")
+    return folder
+
+
+async def agents_in(server, room: str) -> list[str]:
+    client = server.api()
+    try:
+        listed = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+    finally:
+        await client.aclose()
+    return [p.identity for p in listed.participants if p.kind == models.ParticipantInfo.Kind.AGENT]
+
+
+async def wait_gone(pid: int, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.1)):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"process {pid} of the dead host is still there")
+
+
+def started(text: str) -> tuple[str, str, str]:
+    m = re.fullmatch(r"started (\S+) recovery_of=(\S+) attribute=(\S+)", text)
+    assert m, text
+    return m.group(1), m.group(2), m.group(3)
+
+
+async def test_a_host_killed_and_started_again_gives_each_live_call_its_agent_once(livekit_server, start_host,
+                                                                                  tmp_path):
+    folder = agents(tmp_path / "agents")
+    host = start_host(livekit_server, folder)
+    await host.wait_log(r"registered agent keeper")
+    await host.wait_log(r"registered agent quiet")
+    calls = [await job_in_new_room(livekit_server, "keeper", "status") for _ in range(3)]
+    first = [started(c.texts["status"][0])[0] for c in calls]
+    ended = await job_in_new_room(livekit_server, "keeper", "status")
+    await ended.disconnect()
+    await host.wait_log(rf"job ended .*room={ended.room_name}")
+    left_alone = await job_in_new_room(livekit_server, "quiet", "status")
+
+    old_pids = [int(p) for p in re.findall(r"job running in process (\d+) agent=keeper", host.log())]
+    assert len(old_pids) == 4
+    host.proc.send_signal(signal.SIGKILL)
+    host.proc.wait(timeout=30)
+    again = start_host(livekit_server, folder)
+    await again.wait_log(r"4 call\(s\) of a host that is gone found in .*jobs.sqlite3: recovering")
+    for call, old in zip(calls, first, strict=True):
+        await call.wait_text("status", 2, timeout=30)
+        new, recovery_of, attribute = started(call.texts["status"][1])
+        assert new != old and recovery_of == old and attribute == old
+        assert await agents_in(livekit_server, call.room_name) == [f"agent-{new}"]  # the old one is gone
+    await again.wait_log(r"call not recovered: recovery.on_host_loss is off .*agent=quiet")
+    assert len(left_alone.texts["status"]) == 1
+    assert not re.search(rf"recovering .*room={ended.room_name}", again.log())  # it had ended: never in the journal
+    base = await again.http_base()
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as r:
+        text = await r.text()
+    assert 'agenthost_jobs_recovered_total{agent="keeper",outcome="dispatched"} 3.0' in text
+    assert 'agenthost_jobs_recovered_total{agent="quiet",outcome="skipped"} 1.0' in text
+    # once the dead host's job processes have all ended (they see it gone and shut down), still one agent
+    # per room: nothing else was dispatched, and the old agents did not come back
+    for pid in old_pids:
+        await wait_gone(pid)
+    for call in calls:
+        assert len(await agents_in(livekit_server, call.room_name)) == 1
+        assert len(call.texts["status"]) == 2
+    for c in [*calls, left_alone]:
+        await c.disconnect()
+
+
+async def test_a_journal_that_cannot_be_used_is_said_and_the_host_serves_on(livekit_server, start_host, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "jobs.sqlite3").write_bytes(b"this is not a database" * 100)
+    host = start_host(livekit_server, agents(tmp_path / "agents"), extra_env={"AGENTHOST_STATE_DIR": str(state)})
+    await host.wait_log(r"the journal of running jobs is unusable, calls will not be recovered if this host dies: "
+                        r"cannot open .*jobs.sqlite3")
+    await host.wait_log(r"registered agent keeper")
+    base = await host.http_base()
+    async with aiohttp.ClientSession() as session, session.get(base + "/readyz") as r:
+        body = json.loads(await r.text())
+        assert r.status == 200 and body["warnings"][0].startswith("the journal of running jobs is unusable")
+    call = await job_in_new_room(livekit_server, "keeper", "status")
+    assert started(call.texts["status"][0])[1] == "None"
+    await call.disconnect()

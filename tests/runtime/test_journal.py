@@ -1,0 +1,46 @@
+import os
+import subprocess
+import sys
+
+from host.runtime.journal import Entry, Journal, process_start
+
+
+def entry(job_id: str, pid: int, start: int, agent: str = "a", server: str = "ws://s") -> Entry:
+    return Entry(job_id, agent, f"room-{job_id}", "AD_1", '{"user": 1}', f"agent-{job_id}", server, pid, start,
+                 1.0 + len(job_id))
+
+
+def test_only_the_rows_of_hosts_that_are_gone_are_taken_once_each(tmp_path):
+    mine = Journal(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_pid = int(gone.stdout)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive_start = process_start(alive.pid)
+        assert alive_start is not None
+        mine.add(entry("AJ_dead", dead_pid, 12345))
+        mine.add(entry("AJ_dead_other_agent", dead_pid, 12345, agent="b"))
+        mine.add(entry("AJ_dead_other_server", dead_pid, 12345, server="ws://t"))
+        mine.add(entry("AJ_alive", alive.pid, alive_start))
+        mine.add(entry("AJ_reused_pid", alive.pid, alive_start - 1))  # the pid is alive, but not that process
+        mine.add(entry("AJ_mine", os.getpid(), mine.start))
+        other = Journal(tmp_path)
+        assert [e.job_id for e in other.orphans("ws://s", {"a"})] == ["AJ_dead", "AJ_reused_pid"]
+        assert other.orphans("ws://s", {"a"}) == []  # taken: never given twice
+        assert [e.job_id for e in Journal(tmp_path).orphans("ws://s", {"a", "b"})] == ["AJ_dead_other_agent"]
+        mine.remove("AJ_mine")
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_an_unusable_journal_says_why_and_does_nothing(tmp_path):
+    (tmp_path / "jobs.sqlite3").write_bytes(b"not a database" * 100)
+    journal = Journal(tmp_path)
+    assert journal.error is not None and "jobs.sqlite3" in journal.error
+    journal.add(entry("AJ_1", 1, 1))
+    assert journal.orphans("ws://s", {"a"}) == []
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert Journal(blocked).error is not None  # its state directory is a file
