@@ -132,6 +132,23 @@ _server_options = [
 ]
 
 
+_running_host_options = [
+    click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
+                 help="The running host's HTTP address [env AGENTHOST_HTTP]."),
+    click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
+                 help="The host's bearer token, if it requires one [env AGENTHOST_HTTP_TOKEN]."),
+    click.option("--http-token-file", envvar="AGENTHOST_HTTP_TOKEN_FILE", default=None,
+                 help="A file whose first line is that token [env AGENTHOST_HTTP_TOKEN_FILE]."),
+]
+
+
+def _running_host(fn: Any) -> Any:
+    """The options of a command that reads a running host's /status (status, top)."""
+    for option in reversed(_running_host_options):
+        fn = option(fn)
+    return fn
+
+
 def _server(fn: Any) -> Any:
     for option in reversed(_server_options):
         fn = option(fn)
@@ -246,12 +263,7 @@ def _address(text: str, option: str) -> tuple[str, int]:
 
 
 @cli.command()
-@click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
-              help="The running host's HTTP address [env AGENTHOST_HTTP].")
-@click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
-              help="The host's bearer token, if it requires one [env AGENTHOST_HTTP_TOKEN].")
-@click.option("--http-token-file", envvar="AGENTHOST_HTTP_TOKEN_FILE", default=None,
-              help="A file whose first line is that token [env AGENTHOST_HTTP_TOKEN_FILE].")
+@_running_host
 @click.option("--json", "as_json", is_flag=True, help="Print the /status document as it is.")
 def status(http: str, http_token: str | None, http_token_file: str | None, as_json: bool) -> None:
     """Show a running host's agents and jobs (its /status) as tables."""
@@ -275,12 +287,7 @@ def status(http: str, http_token: str | None, http_token_file: str | None, as_js
 
 
 @cli.command()
-@click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
-              help="The running host's HTTP address [env AGENTHOST_HTTP].")
-@click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
-              help="The host's bearer token, if it requires one [env AGENTHOST_HTTP_TOKEN].")
-@click.option("--http-token-file", envvar="AGENTHOST_HTTP_TOKEN_FILE", default=None,
-              help="A file whose first line is that token [env AGENTHOST_HTTP_TOKEN_FILE].")
+@_running_host
 @click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True,
               help="Seconds between two reads of the host's /status.")
 def top(http: str, http_token: str | None, http_token_file: str | None, interval: float) -> None:

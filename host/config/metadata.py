@@ -8,13 +8,13 @@ before it is accepted, so a `MetadataChecker` is cheap to reuse.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import jsonschema_rs
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 from referencing import Registry
@@ -199,24 +199,14 @@ def _schema_problems(schema: dict[str, Any], located: _Located, base: str,
     return problems
 
 
-@functools.cache
-def _fast_meta() -> Any:
-    try:
-        import jsonschema_rs
-    except ImportError:
-        return None
-    return jsonschema_rs.meta
-
-
 def _unchecked_schema_problems(schema: dict[str, Any], located: _Located, base: str,
                                roots: tuple[str, ...]) -> list[Problem]:
     cls = validators.validator_for(schema, default=validators.Draft202012Validator)
     problems: list[Problem] = []
-    meta = _fast_meta()
     fast_ok = False
-    if meta is not None and cls is validators.Draft202012Validator:
+    if cls is validators.Draft202012Validator:
         try:
-            fast_ok = bool(meta.is_valid(schema))
+            fast_ok = bool(jsonschema_rs.meta.is_valid(schema))
         except Exception:
             fast_ok = False
     for error in () if fast_ok else cls(cls.META_SCHEMA).iter_errors(schema):

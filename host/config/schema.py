@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
@@ -109,11 +110,7 @@ def check_document(doc: Document) -> list[Problem]:
 
 @functools.cache
 def _fast_validator() -> Any:
-    """A compiled validator (jsonschema-rs) of the agent schema, or None where it is not installed."""
-    try:
-        import jsonschema_rs
-    except ImportError:
-        return None
+    """A compiled validator (jsonschema-rs) of the agent schema."""
     return jsonschema_rs.validator_for(agent_schema())
 
 

@@ -18,7 +18,8 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # every value of the `reason` labels (runtime.outcome and runtime.admission produce them)
 FAILURE_REASONS = ("job_error", "process_exited", "shutdown_timeout", "host_stopped", "memory_limit", "no_process")
-REFUSAL_REASONS = ("invalid_metadata", "metadata_error", "max_jobs", "no_process", "draining", "removed", "error")
+REFUSAL_REASONS = ("invalid_metadata", "metadata_error")  # refused for good: no host should run the job
+DECLINE_REASONS = ("max_jobs", "no_process", "draining", "removed", "error")  # not here: another host may
 RELOAD_RESULTS = ("applied", "unchanged", "refused", "failed")
 
 
@@ -117,8 +118,11 @@ class Metrics:
                                      registry=r)
         self.jobs_failed = Counter("agenthost_jobs_failed", "Jobs that ended with an error, by reason.",
                                    ["agent", "reason"], registry=r)
-        self.jobs_refused = Counter("agenthost_jobs_refused", "Job offers this host declined, by reason.",
-                                    ["agent", "reason"], registry=r)
+        self.jobs_refused = Counter("agenthost_jobs_refused", "Job offers refused for good (no host should run "
+                                    "them: invalid metadata), by reason.", ["agent", "reason"], registry=r)
+        self.jobs_declined = Counter("agenthost_jobs_declined", "Job offers this host declined, leaving them to "
+                                     "another host (at max_jobs, draining, no process), by reason.",
+                                     ["agent", "reason"], registry=r)
         self.jobs_recovered = Counter("agenthost_jobs_recovered", "Calls of a host that died, found in the journal "
                                       "at start: dispatched again, skipped (ended, no caller, another agent, "
                                       "policy) or error.", ["agent", "outcome"], registry=r)
@@ -142,6 +146,8 @@ class Metrics:
             self.jobs_failed.labels(agent, reason)
         for reason in REFUSAL_REASONS:
             self.jobs_refused.labels(agent, reason)
+        for reason in DECLINE_REASONS:
+            self.jobs_declined.labels(agent, reason)
 
     def observe(self, state: HostState) -> None:
         """Read the gauges from `state` at each scrape."""

@@ -113,14 +113,7 @@ class TreeCpu:
         self._last = (self._total(), time.monotonic())
 
     def _total(self) -> float:
-        total = 0.0
-        for proc in [self._root, *self._root.children(recursive=True)]:
-            try:
-                t = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += t.user + t.system + t.children_user + t.children_system
-        return total
+        return tree_cpu_seconds(self._root.pid) or 0.0
 
     def __call__(self) -> float:
         total, now = self._total(), time.monotonic()

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from host.config.definitions import Limits
 from host.errors import AgentHostError
+from host.process.tree import alive
 
 logger = logging.getLogger("agenthost.process")
 
@@ -307,7 +308,7 @@ class CgroupConfinement(Confinement):
             for d in set(dirs.values()):
                 _write(d / "cgroup.procs", str(pid))
         except (OSError, CgroupError) as exc:
-            if not _alive(pid):
+            if not alive(pid):
                 group.remove()
                 return None
             group.kill()
@@ -362,16 +363,6 @@ class CgroupConfinement(Confinement):
 
 def _quota_us(cpus: float) -> int:
     return max(MIN_QUOTA_US, round(cpus * CPU_PERIOD_US))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def kill_tree(top: Path) -> list[int]:
@@ -509,7 +500,7 @@ def clean_stale(own: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in own.iterdir():
             m = re.fullmatch(r"agenthost-(\d+)(-host)?", entry.name)
-            if m and entry.is_dir() and not _alive(int(m.group(1))):
+            if m and entry.is_dir() and not alive(int(m.group(1))):
                 left = kill_tree(entry)
                 if left:
                     logger.warning("killed %d process(es) left by host %s, which is gone: %s", len(left),

@@ -68,7 +68,8 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and has not ended (a zombie has)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -88,10 +89,10 @@ def end_all(pids: list[int], grace: float) -> list[int]:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         _reap()
         time.sleep(0.02)
-    survivors = [p for p in pids if _alive(p)]
+    survivors = [p for p in pids if alive(p)]
     for pid in survivors:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
@@ -111,7 +112,7 @@ def kill_tree(pid: int) -> list[int]:
     descendants that were still there."""
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGSTOP)
-    below = [p for p in descendants(pid) if _alive(p)]
+    below = [p for p in descendants(pid) if alive(p)]
     for p in below:
         with contextlib.suppress(OSError):
             os.kill(p, signal.SIGKILL)

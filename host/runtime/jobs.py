@@ -112,10 +112,11 @@ class JobTable:
             self._jobs[job.id] = Job(facts, reserved=reserved)
             asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
             return answer
-        self._metrics.jobs_refused.labels(worker.agent, answer.reason).inc()
         if isinstance(answer, Refuse):
+            self._metrics.jobs_refused.labels(worker.agent, answer.reason).inc()
             logger.error("refused job: %s", answer.message, extra=fields)
         else:
+            self._metrics.jobs_declined.labels(worker.agent, answer.reason).inc()
             logger.info("declined job offer: %s", answer.message, extra=fields)
         return answer
 

@@ -139,6 +139,7 @@ def test_every_dashboard_query_parses_into_known_shapes():
     assert len(queries) >= 15
     names = {name for q in queries for name, _ in metrics_and_labels(q)}
     for wanted in ("agenthost_jobs_running", "agenthost_jobs_failed_total", "agenthost_jobs_refused_total",
+                   "agenthost_jobs_declined_total",
                    "agenthost_offer_to_entrypoint_seconds_bucket", "agenthost_job_memory_bytes",
                    "agenthost_agent_memory_limit_bytes", "agenthost_idle_processes", "agenthost_worker_registered",
                    "agenthost_reloads_total", "agenthost_cpu_load", "agenthost_ready"):

@@ -87,7 +87,7 @@ async def test_accepted_job_runs_in_a_process_and_its_success_is_reported(make_a
         assert [j.id for j in table] == ["AJ_1"] and table.get("AJ_1").state == "accepted"
         second = await table.on_offer(worker, offer("AJ_2"))  # type: ignore[arg-type]
         assert second == Decline("max_jobs", "at max_jobs (1)")
-        assert sample(metrics, "agenthost_jobs_refused_total", agent="a", reason="max_jobs") == 1
+        assert sample(metrics, "agenthost_jobs_declined_total", agent="a", reason="max_jobs") == 1
 
         await table.on_assignment(worker, agent_pb.JobAssignment(job=offer("AJ_1").job, token="t"))  # type: ignore[arg-type]
         assert worker.job_updates[0] == ("AJ_1", agent_pb.JobStatus.JS_RUNNING, "")
