@@ -31,7 +31,7 @@ from host.config.entrypoints import load_function, load_object
 from host.lkagents import compat
 from host.process.child import finish_pending, run_setup, send, watch_host
 from host.process.messages import JobStarted, ShuttingDown, StartJob
-from host.process.room import delete_job_room
+from host.process.room import delete_job_room, taken_over
 
 logger = logging.getLogger("agenthost.job")
 
@@ -183,5 +183,5 @@ class _Job:
         for result in results:
             if isinstance(result, BaseException):
                 logger.error("shutdown callback failed: %s", result, exc_info=result)
-        if self.definition.shutdown.delete_room:
+        if self.definition.shutdown.delete_room and not taken_over(self.definition, reason):
             self.error = self.error or await delete_job_room(ctx.api, self.job.room.name)

@@ -13,7 +13,7 @@ from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function
 from host.process.child import finish_pending, run_setup, send, watch_host
 from host.process.messages import JobStarted, ShuttingDown, StartJob
-from host.process.room import delete_job_room
+from host.process.room import delete_job_room, taken_over
 
 logger = logging.getLogger("agenthost.job")
 
@@ -69,7 +69,7 @@ class HostRuntime:
             await ctx._leave()
         except Exception as exc:
             logger.warning("leaving the room failed: %s", exc)
-        if definition.shutdown.delete_room:
+        if definition.shutdown.delete_room and not taken_over(definition, reason):
             error = error or await delete_job_room(ctx.api, ctx.job.room.name)
         await ctx._close_api()
         return error

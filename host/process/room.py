@@ -6,7 +6,15 @@ import logging
 
 from livekit import api
 
+from host.config.definitions import AgentDefinition
+
 logger = logging.getLogger("agenthost.job")
+
+
+def taken_over(definition: AgentDefinition, reason: str) -> bool:
+    """Whether a job ending for `reason` leaves its call to another job: its host is gone, and the next host
+    gives the call its agent again (recovery.on_host_loss). Its room must then stay."""
+    return reason == "host_gone" and definition.recovery.on_host_loss == "redispatch"
 
 
 async def delete_job_room(client: api.LiveKitAPI, room: str) -> str | None:

@@ -128,7 +128,8 @@ class Host:
             return
         logger.warning("%d call(s) of a host that is gone found in %s: recovering", len(orphans), journal.path)
         recoverer = Recoverer(self._credentials, self.jobs.expect_recovery,
-                              lambda agent, result: self.metrics.jobs_recovered.labels(agent, result).inc())
+                              lambda agent, result: self.metrics.jobs_recovered.labels(agent, result).inc(),
+                              journal.put_back)
         for entry in orphans:
             self._background.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
 

@@ -48,7 +48,7 @@ class JobTable:
         self._tasks = TaskSet("job table")
         self._jobs: dict[str, Job] = {}
         self._journal = journal
-        self._recoveries: dict[str, Entry] = {}  # dispatch id -> the job whose call it takes over
+        self._recoveries: dict[tuple[str, str], Entry] = {}  # (agent, room) -> the job whose call is taken over
         self.draining = False
 
     def attach(self, agents: AgentLookup) -> None:
@@ -71,9 +71,13 @@ class JobTable:
     def counts(self) -> Counter[str]:
         return Counter(j.agent for j in self._jobs.values())
 
-    def expect_recovery(self, dispatch_id: str, entry: Entry) -> None:
-        """The dispatch `dispatch_id` takes over the call of `entry`, whose host died."""
-        self._recoveries[dispatch_id] = entry
+    def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
+        """The next offer of `agent` in `room` takes over the call of `entry`, whose host died (None: it will not
+        come: its dispatch failed)."""
+        if entry is None:
+            self._recoveries.pop((agent, room), None)
+        else:
+            self._recoveries[(agent, room)] = entry
 
     # -- JobHandler: what the server asks of a worker ------------------------------------------
     def on_registered(self, worker: WorkerConnection) -> None:
@@ -95,7 +99,7 @@ class JobTable:
                 answer = Decline("draining" if self.draining else "max_jobs", "the host filled up during the check")
         if isinstance(answer, Accept):
             assert agent is not None
-            recovered = self._recoveries.pop(job.dispatch_id, None)
+            recovered = self._recoveries.pop((agent.name, job.room.name), None)
             recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
             if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
                 answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
@@ -154,6 +158,7 @@ class JobTable:
     def on_termination(self, worker: WorkerConnection, job_id: str) -> None:
         job = self._jobs.get(job_id)
         if job is not None and job.process is not None:
+            self._ending(job_id)
             logger.info("server terminated the job", extra=job.facts.log_fields)
             job.process.request_shutdown("terminated_by_server")
 
@@ -165,6 +170,7 @@ class JobTable:
         if job is None or job.process is None or job.failure is not None:
             return
         job.failure = Failure(reason, message)
+        self._ending(job_id)
         logger.error("%s; shutting the job down", message, extra={**job.facts.log_fields, "pid": job.pid})
         job.process.request_shutdown(reason)
 
@@ -190,8 +196,14 @@ class JobTable:
     def kill_all(self, reason: str) -> None:
         self._end_all(reason, lambda process: process.kill(reason))
 
+    def _ending(self, job_id: str) -> None:
+        """The host (or the server) asked the job to end: its call is not to be taken over if the host dies."""
+        if self._journal is not None:
+            self._journal.ending(job_id)
+
     def _end_all(self, reason: str, end: Callable[[JobProcess], None]) -> None:
         for job in list(self._jobs.values()):
+            self._ending(job.id)
             if job.process is not None:
                 end(job.process)
             elif job.reserved is not None:

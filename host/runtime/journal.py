@@ -3,9 +3,11 @@ an agent again (host.runtime.recovery).
 
 A small SQLite database in the state directory (`--state-dir`), one row per job from the moment its process
 is handed the job until the job has ended and been reported, whatever the way it ended: a row left behind is a
-job whose host died under it. Each row names its host by pid and that process's start time (a pid alone may
-be reused), so hosts sharing a machine and a state directory only ever take the rows of hosts that are gone,
-and a row is taken by deleting it: of two hosts that try, one wins.
+job whose host died under it, unless the host had asked the job to end (a drain, the server, a failure): such a
+row is marked ending, and never taken over. Each row names its host by pid and that process's start time (a
+pid alone is reused: in a container, the host is the same pid at every start), so hosts sharing a machine and
+a state directory only ever take the rows of hosts that are gone, and a row is taken by deleting it: of two
+hosts that try, one wins.
 
 A journal that cannot be opened or written (a read-only state directory, a full disk, a corrupt file) is
 logged once and the host serves on without it: `error` says why (and /readyz with it).
@@ -25,7 +27,8 @@ logger = logging.getLogger("agenthost.host")
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, agent TEXT NOT NULL, room TEXT NOT NULL, dispatch_id TEXT NOT NULL,
     metadata TEXT NOT NULL, identity TEXT NOT NULL, server TEXT NOT NULL, host_pid INTEGER NOT NULL,
-    host_start INTEGER NOT NULL, started_at REAL NOT NULL, attempt INTEGER NOT NULL, recovery_of TEXT
+    host_start INTEGER NOT NULL, started_at REAL NOT NULL, attempt INTEGER NOT NULL, recovery_of TEXT,
+    ending INTEGER NOT NULL DEFAULT 0
 )"""
 FIELDS = ("job_id", "agent", "room", "dispatch_id", "metadata", "identity", "server", "host_pid", "host_start",
           "started_at", "attempt", "recovery_of")
@@ -108,9 +111,24 @@ class Journal:
         if self._db is None:
             return
         try:
-            self._db.execute("DELETE FROM jobs WHERE job_id = ? AND host_pid = ?", (job_id, self.pid))
+            self._db.execute("DELETE FROM jobs WHERE job_id = ? AND host_pid = ? AND host_start = ?",
+                             (job_id, self.pid, self.start))
         except sqlite3.Error as exc:
             self._fail(f"cannot write {self.path}: {exc}")
+
+    def ending(self, job_id: str) -> None:
+        """The host asked the job to end: if the host dies before it has, its call is not taken over."""
+        if self._db is None:
+            return
+        try:
+            self._db.execute("UPDATE jobs SET ending = 1 WHERE job_id = ? AND host_pid = ? AND host_start = ?",
+                             (job_id, self.pid, self.start))
+        except sqlite3.Error as exc:
+            self._fail(f"cannot write {self.path}: {exc}")
+
+    def put_back(self, entry: Entry) -> None:
+        """A row taken that could not be acted on (the server could not be reached): the next host tries it."""
+        self.add(entry)
 
     def orphans(self, server: str, agents: set[str]) -> list[Entry]:
         """The rows of hosts that are gone, for `server` and the `agents` this host serves, taken (deleted):
@@ -119,16 +137,17 @@ class Journal:
             return []
         taken = []
         try:
-            rows = self._db.execute(f"SELECT {', '.join(FIELDS)} FROM jobs WHERE server = ?", (server,)).fetchall()
+            rows = self._db.execute(f"SELECT {', '.join(FIELDS)}, ending FROM jobs WHERE server = ?",
+                                    (server,)).fetchall()
             for row in rows:
-                entry = Entry(**dict(zip(FIELDS, row, strict=True)))
-                if entry.agent not in agents or entry.host_pid == self.pid:
+                entry, ending = Entry(**dict(zip(FIELDS, row[:-1], strict=True))), bool(row[-1])
+                if entry.agent not in agents or (entry.host_pid, entry.host_start) == (self.pid, self.start):
                     continue
                 if process_start(entry.host_pid) == entry.host_start:
                     continue  # its host is alive
-                deleted = self._db.execute("DELETE FROM jobs WHERE job_id = ? AND host_pid = ?",
-                                           (entry.job_id, entry.host_pid)).rowcount
-                if deleted == 1:
+                deleted = self._db.execute("DELETE FROM jobs WHERE job_id = ? AND host_pid = ? AND host_start = ?",
+                                           (entry.job_id, entry.host_pid, entry.host_start)).rowcount
+                if deleted == 1 and not ending:
                     taken.append(entry)
         except (sqlite3.Error, TypeError) as exc:
             self._fail(f"cannot read {self.path}: {exc}")

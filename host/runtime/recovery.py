@@ -36,6 +36,7 @@ RECOVERY_ATTRIBUTE = "agenthost.recovery_of"
 class InRoom:
     identity: str
     agent: bool
+    caller: bool  # a person (a client, a phone call), not an agent, a recorder or an ingress
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom]
         return Verdict(False, f"taken over {entry.attempt} time(s) already (recovery.max_attempts)")
     if room is None:
         return Verdict(False, "the room is gone")
-    if not any(not p.agent for p in room):
+    if not any(p.caller for p in room):
         return Verdict(False, "no caller is left in the room")
     others = [p.identity for p in room if p.agent and p.identity != entry.identity]
     if others:
@@ -65,11 +66,13 @@ def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom]
 
 
 class Recoverer:
-    def __init__(self, credentials: Credentials, expect: Callable[[str, Entry], None],
-                 recovered: Callable[[str, str], None]) -> None:
+    def __init__(self, credentials: Credentials, expect: Callable[[str, str, Entry | None], None],
+                 recovered: Callable[[str, str], None], put_back: Callable[[Entry], None]) -> None:
         self._credentials = credentials
-        self._expect = expect  # the job table: a dispatch to come is the recovery of this entry
+        # the job table: the next offer of (agent, room) is the recovery of this entry (None: no longer)
+        self._expect = expect
         self._recovered = recovered  # (agent, outcome) for the metric
+        self._put_back = put_back  # the journal: a call that could not be acted on is left to the next host
 
     async def recover(self, entry: Entry, agents: AgentLookup) -> None:
         """Give `entry`'s call its agent again, if it should have one (once the agent is registered); never
@@ -90,22 +93,37 @@ class Recoverer:
                     self._recovered(entry.agent, "skipped")
                     return
                 for identity in decided.remove:
-                    await client.room.remove_participant(api.RoomParticipantIdentity(room=entry.room,
-                                                                                     identity=identity))
+                    await self._remove(client, entry.room, identity)
                 assert definition is not None
+                # said before the dispatch: its offer may come before the server's answer does
+                self._expect(entry.agent, entry.room, entry)
                 request = api.CreateAgentDispatchRequest(agent_name=definition.registered_name, room=entry.room,
                                                          metadata=entry.metadata)
-                dispatch = await client.agent_dispatch.create_dispatch(request)
-                self._expect(dispatch.id, entry)
+                try:
+                    dispatch = await client.agent_dispatch.create_dispatch(request)
+                except BaseException:
+                    self._expect(entry.agent, entry.room, None)
+                    raise
             finally:
                 await client.aclose()
         except (api.TwirpError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            logger.error("call not recovered: the server refused or could not be reached: %s", exc, extra=fields)
+            logger.error("call not recovered now, left to the next host: the server refused or could not be "
+                         "reached: %s", exc, extra=fields)
+            self._put_back(entry)
             self._recovered(entry.agent, "error")
             return
         logger.warning("recovering the call of a host that is gone: dispatch %s", dispatch.id,
                        extra={**fields, "dispatch_id": dispatch.id})
         self._recovered(entry.agent, "dispatched")
+
+    async def _remove(self, client: api.LiveKitAPI, room: str, identity: str) -> None:
+        """The dead host's agent out of the room; gone already (its process saw its host gone and left) is as
+        good."""
+        try:
+            await client.room.remove_participant(api.RoomParticipantIdentity(room=room, identity=identity))
+        except api.TwirpError as exc:
+            if exc.code != api.TwirpErrorCode.NOT_FOUND:
+                raise
 
     async def _room(self, client: api.LiveKitAPI, room: str) -> list[InRoom] | None:
         try:
@@ -114,4 +132,6 @@ class Recoverer:
             if exc.code == api.TwirpErrorCode.NOT_FOUND:
                 return None
             raise
-        return [InRoom(p.identity, p.kind == models.ParticipantInfo.Kind.AGENT) for p in listed.participants]
+        kind = models.ParticipantInfo.Kind
+        return [InRoom(p.identity, p.kind == kind.AGENT, p.kind in (kind.STANDARD, kind.SIP))
+                for p in listed.participants]

@@ -1,6 +1,7 @@
 """End to end: calls survive the loss of their host. A host killed with SIGKILL and started again gives each
-live call its agent again, once, and leaves alone the calls that ended, those whose agent says not to, and
-those over their bound; a journal it cannot use is said, and the host serves on."""
+live call its agent again, once, and leaves alone the calls that ended and those whose agent says not to (the
+bound on attempts is unit tested: tests/runtime/test_recovery.py); a journal it cannot use is said, and the
+host serves on."""
 
 from __future__ import annotations
 

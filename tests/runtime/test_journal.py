@@ -25,11 +25,21 @@ def test_only_the_rows_of_hosts_that_are_gone_are_taken_once_each(tmp_path):
         mine.add(entry("AJ_alive", alive.pid, alive_start))
         mine.add(entry("AJ_reused_pid", alive.pid, alive_start - 1))  # the pid is alive, but not that process
         mine.add(entry("AJ_mine", os.getpid(), mine.start))
+        mine.add(entry("AJ_same_pid_earlier", os.getpid(), mine.start - 1))  # a container's host, restarted
+        mine.add(entry("AJ_ended_on_purpose", dead_pid, 12345))
+        mine.ending("AJ_ended_on_purpose")  # not this host's row: unchanged
         other = Journal(tmp_path)
-        assert [e.job_id for e in other.orphans("ws://s", {"a"})] == ["AJ_dead", "AJ_reused_pid"]
+        assert sorted(e.job_id for e in other.orphans("ws://s", {"a"})) == [
+            "AJ_dead", "AJ_ended_on_purpose", "AJ_reused_pid", "AJ_same_pid_earlier"]
         assert other.orphans("ws://s", {"a"}) == []  # taken: never given twice
         assert [e.job_id for e in Journal(tmp_path).orphans("ws://s", {"a", "b"})] == ["AJ_dead_other_agent"]
-        mine.remove("AJ_mine")
+        mine.ending("AJ_mine")  # the host asked it to end, then died: its call is not taken over
+        mine._db.execute("UPDATE jobs SET host_start = 1 WHERE job_id = 'AJ_mine'")  # as if its host were gone
+        assert Journal(tmp_path).orphans("ws://s", {"a"}) == []
+        mine.add(entry("AJ_done", os.getpid(), mine.start))
+        mine.remove("AJ_done")
+        mine._db.execute("UPDATE jobs SET host_start = 1 WHERE host_pid = ?", (os.getpid(),))
+        assert Journal(tmp_path).orphans("ws://s", {"a"}) == []  # removed when it ended
     finally:
         alive.kill()
         alive.wait()

@@ -15,11 +15,14 @@ def definition(tmp_path):
 
 def test_a_call_gets_its_agent_again_only_if_it_still_has_a_caller_and_no_other_agent(tmp_path):
     d = definition(tmp_path)
-    caller, old, other = InRoom("user", False), InRoom("agent-AJ_1", True), InRoom("agent-AJ_9", True)
+    caller = InRoom("user", False, True)
+    old, other = InRoom("agent-AJ_1", True, False), InRoom("agent-AJ_9", True, False)
     assert verdict(ENTRY, d, [caller]).dispatch
     assert verdict(ENTRY, d, [caller, old]).remove == ("agent-AJ_1",)  # its orphan is still there: removed
     assert verdict(ENTRY, d, None).reason == "the room is gone"
     assert verdict(ENTRY, d, [old]).reason == "no caller is left in the room"
+    recorder = InRoom("EG_1", False, caller=False)  # an egress is no caller
+    assert verdict(ENTRY, d, [recorder]).reason == "no caller is left in the room"
     assert verdict(ENTRY, d, [caller, other]).reason == "another agent is in the room: agent-AJ_9"
     assert verdict(ENTRY, None, [caller]).reason == "its agent is no longer served here"
     off = replace(d, recovery=Recovery(on_host_loss="off"))
