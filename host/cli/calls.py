@@ -1,0 +1,84 @@
+"""`agenthost dispatch` and `agenthost call`: a job for an agent, through the server."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from host.cli import cli
+from host.cli.common import EXIT_SERVER, agent_and_metadata, credentials_from, server_options
+from host.errors import AgentHostError, ServerError
+
+
+@cli.command()
+@click.argument("agent")
+@click.option("--room", required=True, help="Room to dispatch the agent to (created if needed).")
+@click.option("--metadata", "payload", default="", help="Job metadata: JSON text or @file.")
+@click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
+              help="Agent files or folders (default ./agents.d).")
+@server_options
+def dispatch(agent: str, room: str, payload: str, paths: tuple[str, ...], url: str | None,
+             api_key: str | None, api_secret: str | None) -> None:
+    """Validate the metadata against AGENT's schema, then create a dispatch and print its id."""
+    import asyncio
+
+    from host.runtime.dispatching import create_dispatch
+
+    definition, text = agent_and_metadata(agent, payload, paths)
+    credentials = credentials_from(url, api_key, api_secret)
+    try:
+        dispatch_id = asyncio.run(create_dispatch(credentials, definition.registered_name, room, text))
+    except ServerError as exc:
+        click.echo(f"agenthost: {exc}", err=True)
+        sys.exit(EXIT_SERVER)
+    click.echo(dispatch_id)
+
+
+class _TurnsInOrder(click.Command):
+    """Keeps the order in which --say and --wav were given: a call speaks its turns in that order."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        ctx.meta["turns"] = [param.name for param in order if param.name in ("say", "wav")]
+        return super().parse_args(ctx, args)
+
+
+@cli.command(cls=_TurnsInOrder)
+@click.argument("agent")
+@click.option("--say", multiple=True, metavar="TEXT", help="A turn to speak, synthesised locally (repeatable).")
+@click.option("--wav", multiple=True, metavar="FILE", help="A turn to play from a WAV file (repeatable).")
+@click.option("--metadata", "payload", default="", help="Job metadata: JSON text or @file.")
+@click.option("--room", default=None, help="Room to call in (default: a new room, deleted after the call).")
+@click.option("--record", type=click.Path(file_okay=False), default=None,
+              help="Save each answer of the agent as DIR/turn-NN.wav.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Seconds for the agent to join, and for each answer to start.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"turns": [...]} instead of lines.')
+@click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
+              help="Agent files or folders (default ./agents.d).")
+@server_options
+def call(agent: str, say: tuple[str, ...], wav: tuple[str, ...], payload: str, room: str | None,
+         record: str | None, timeout: float, as_json: bool, paths: tuple[str, ...], url: str | None,
+         api_key: str | None, api_secret: str | None) -> None:
+    """Call AGENT by voice through the server: speak each turn, print what it understood and answered.
+
+    Exit 0 when every turn was answered, 1 when one was not (or the agent never joined)."""
+    from host.voice import command
+
+    definition, text = agent_and_metadata(agent, payload, paths)
+    if not say and not wav:
+        raise click.UsageError("nothing to say: give --say TEXT or --wav FILE (repeatable)")
+    try:
+        turns = command.turns(click.get_current_context().meta["turns"], list(say), list(wav))
+    except AgentHostError as exc:
+        raise click.BadParameter(str(exc), param_hint="--say/--wav") from exc
+    credentials = credentials_from(url, api_key, api_secret)
+    code = command.run_call(credentials, definition.registered_name, text, turns, room=room,
+                            record=record, timeout=timeout, as_json=as_json)
+    # everything is said: leave without unloading the rtc library under its own threads, which can abort the
+    # process (a panic in the library, seen once after a failed connection) and lose the exit code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,156 @@
+"""What the `agenthost` commands share: exit codes, options, reading payloads and tokens, loading the agents.
+
+Exit codes: 0 success; 1 invalid input (configuration, metadata) or a failed run;
+2 usage errors (unknown option, missing path, unknown agent); 3 server (or, for
+`status`, the host) unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from host.config.credentials import Credentials
+from host.config.loader import DEFAULT_PATH, Catalog, load
+from host.config.report import render
+from host.errors import ConfigError, UnknownAgentError
+
+if TYPE_CHECKING:
+    from host.config.definitions import AgentDefinition
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_SERVER = 3
+
+paths_argument = click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=True, file_okay=True))
+
+
+def default_paths(paths: Sequence[str]) -> list[str]:
+    if paths:
+        return list(paths)
+    if not os.path.exists(DEFAULT_PATH):
+        raise click.UsageError(f"no PATH given and ./{DEFAULT_PATH} does not exist")
+    return [DEFAULT_PATH]
+
+
+def read_payload(payload: str) -> tuple[str, str]:
+    """(text, source name) of a metadata argument: JSON text, or @file (read up to the metadata bound)."""
+    from host.config.untrusted import MAX_METADATA_BYTES
+
+    if payload.startswith("@"):
+        path = payload[1:]
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_METADATA_BYTES + 1)
+            if len(data) > MAX_METADATA_BYTES:
+                raise click.BadParameter(f"{path!r} is over the metadata limit of {MAX_METADATA_BYTES} bytes",
+                                         param_hint="PAYLOAD")
+            return data.decode("utf-8"), path
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {path!r}: {exc}", param_hint="PAYLOAD") from exc
+    return payload, "<metadata>"
+
+
+def read_token(token: str | None, token_file: str | None) -> str | None:
+    """The bearer token: from --http-token-file (its first line), or --http-token; not both."""
+    if token_file is None:
+        return token or None
+    if token:
+        raise click.UsageError("give --http-token or --http-token-file (or their variables), not both")
+    try:
+        with open(token_file, encoding="utf-8") as fh:
+            first = fh.readline(4096).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {token_file!r}: {exc}", param_hint="--http-token-file") from exc
+    if not first:
+        raise click.BadParameter(f"{token_file!r} holds no token", param_hint="--http-token-file")
+    return first
+
+
+def load_or_exit(paths: Sequence[str], fmt: str = "text") -> Catalog:
+    """Load for commands that need a valid configuration; print the problems and exit 1 otherwise."""
+    try:
+        return load(default_paths(paths)).require_ok()
+    except ConfigError as exc:
+        click.echo(render(fmt, (), exc.problems), err=True, nl=False)
+        sys.exit(EXIT_INVALID)
+
+
+DEV_URL, DEV_KEY, DEV_SECRET = "ws://127.0.0.1:7880", "devkey", "secret"
+DEFAULT_HTTP = "127.0.0.1:8081"
+
+SERVER_OPTIONS = [
+    click.option("--url", envvar="LIVEKIT_URL", help="LiveKit server URL [env LIVEKIT_URL]."),
+    click.option("--api-key", envvar="LIVEKIT_API_KEY", help="[env LIVEKIT_API_KEY]"),
+    click.option("--api-secret", envvar="LIVEKIT_API_SECRET", help="[env LIVEKIT_API_SECRET]"),
+]
+
+
+RUNNING_HOST_OPTIONS = [
+    click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
+                 help="The running host's HTTP address [env AGENTHOST_HTTP]."),
+    click.option("--http-token", envvar="AGENTHOST_HTTP_TOKEN", default=None,
+                 help="The host's bearer token, if it requires one [env AGENTHOST_HTTP_TOKEN]."),
+    click.option("--http-token-file", envvar="AGENTHOST_HTTP_TOKEN_FILE", default=None,
+                 help="A file whose first line is that token [env AGENTHOST_HTTP_TOKEN_FILE]."),
+]
+
+
+def running_host_options(fn: Any) -> Any:
+    """The options of a command that reads a running host's /status (status, top)."""
+    for option in reversed(RUNNING_HOST_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def server_options(fn: Any) -> Any:
+    for option in reversed(SERVER_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def credentials_from(url: str | None, api_key: str | None, api_secret: str | None) -> Credentials:
+    if not (url or api_key or api_secret):
+        click.echo(f"agenthost: no LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET; using the local dev "
+                   f"server's defaults ({DEV_URL}, {DEV_KEY}/{DEV_SECRET})", err=True)
+        return Credentials(DEV_URL, DEV_KEY, DEV_SECRET)
+    missing = [n for n, v in (("LIVEKIT_URL", url), ("LIVEKIT_API_KEY", api_key),
+                              ("LIVEKIT_API_SECRET", api_secret)) if not v]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (set it or pass the matching option)")
+    assert url and api_key and api_secret
+    return Credentials(url, api_key, api_secret)
+
+
+def http_address(text: str, option: str) -> tuple[str, int]:
+    """HOST:PORT of an --http option, or a usage error naming it."""
+    from host.ops.httpserver import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from exc
+
+
+def agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[AgentDefinition, str]:
+    """AGENT's definition and the metadata text, checked against its schema; exits with the problems."""
+    from host.config.metadata import MetadataChecker
+
+    catalog = load(default_paths(paths), check_imports=False)
+    agents = catalog.by_name()
+    if agent not in agents:
+        if catalog.problems:  # the agent may be defined by a file that does not load: say why, not only "no agent"
+            click.echo(render("text", (), catalog.problems), err=True, nl=False)
+            click.echo(f"agenthost: {UnknownAgentError(agent, agents)} that loads without problems", err=True)
+            sys.exit(EXIT_INVALID)
+        raise click.UsageError(str(UnknownAgentError(agent, agents)))
+    text, source = read_payload(payload) if payload else ("", "<metadata>")
+    problems = MetadataChecker(agents[agent].metadata).check(text, source)[1]
+    if problems:
+        click.echo(render("text", (), problems), err=True, nl=False)
+        sys.exit(EXIT_INVALID)
+    return agents[agent], text
