@@ -1,7 +1,8 @@
 """What the host measures about the machine and its job processes: memory and CPU.
 
-`memory_of` is what a job process and everything it started take: its cgroup's charge, or their resident
-memory where it has no cgroup.
+`memory_of` is what a job process and everything it started take: its cgroup's charge, or, where it has no
+cgroup, their own pages (USS: private pages, from /proc/PID/smaps_rollup; the pages a job process shares with
+its template are its template's), or their resident memory where those cannot be read.
 `CpuLoad` smooths the host's own CPU use and the machine's, so that one busy second does not make a
 host report itself full. Both use psutil.
 """
@@ -20,19 +21,44 @@ from host.process.cgroups import JobGroup
 MB = 1024 * 1024
 
 
+_PRIVATE = (b"Private_Clean:", b"Private_Dirty:", b"SwapPss:")
+
+
+def own_pages(pid: int) -> int | None:
+    """The pages of process `pid` that are its alone (and its share of swap), in bytes; None when they cannot be
+    read (it is gone, or is not dumpable and this process may not read it, or the kernel has no smaps_rollup)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    total = 0
+    for line in text.splitlines():
+        if line.startswith(_PRIVATE):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
 def memory_bytes(pid: int) -> int | None:
-    """Resident memory of the process and its descendants; None when it is gone."""
+    """The memory of the process and its descendants: their own pages, or their resident memory where those
+    cannot be read; None when it is gone."""
     try:
         proc = psutil.Process(pid)
-        total = proc.memory_info().rss
-        for child in proc.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return total
+        procs = [proc, *proc.children(recursive=True)]
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
+    total = 0
+    for p in procs:
+        own = own_pages(p.pid)
+        if own is None:
+            try:
+                own = p.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                if p is proc:
+                    return None
+                continue
+        total += own
+    return total
 
 
 def memory_of(processes: Sequence[tuple[int, JobGroup | None]]) -> list[int | None]:

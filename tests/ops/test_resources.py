@@ -1,6 +1,9 @@
+import contextlib
 import os
 import subprocess
 import sys
+
+import psutil
 
 from host.ops.resources import (
     MB,
@@ -11,6 +14,7 @@ from host.ops.resources import (
     TreeCpu,
     WorkerLoad,
     memory_bytes,
+    own_pages,
     worker_load,
 )
 
@@ -154,3 +158,26 @@ def test_a_host_running_no_job_is_not_closed_by_its_own_start_up():
     starting = load(cpu=0.95, host_jobs=0)  # templates importing, processes prewarming: nothing to shed
     assert not starting.full and starting.load == round(SERVER_TARGET_LOAD * OPEN_CEILING, 3)
     assert load(cpu=0.95, host_jobs=1).full
+
+
+def test_a_forked_process_is_charged_its_own_pages_not_the_ones_it_shares():
+    # the parent fills 80 MB, then forks a child that only reads them: the child's resident memory counts
+    # them, its own pages do not (as a job process forked from its template)
+    script = ("import os, sys, time\nheap = bytearray(b'x' * (80 * 1024 * 1024))\npid = os.fork()\n"
+              "if pid == 0:\n    sum(heap[::4096]); print('child', os.getpid(), flush=True); time.sleep(60)\n"
+              "else:\n    time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline().split()[1])
+        own = own_pages(child)
+        resident = psutil.Process(child).memory_info().rss
+        assert own is not None and resident > 80 * MB and own < 20 * MB, (own, resident)
+        assert memory_bytes(child) == own
+    finally:
+        parent.kill()
+        parent.wait()
+        if child is not None:
+            with contextlib.suppress(OSError):
+                os.kill(child, 9)
