@@ -129,7 +129,7 @@ class Host:
         logger.warning("%d call(s) of a host that is gone found in %s: recovering", len(orphans), journal.path)
         recoverer = Recoverer(self._credentials, self.jobs.expect_recovery,
                               lambda agent, result: self.metrics.jobs_recovered.labels(agent, result).inc(),
-                              journal.put_back)
+                              journal.add)
         for entry in orphans:
             self._background.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
 

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,37 +99,28 @@ class Journal:
                 self._db.close()
             self._db = None
 
-    def add(self, entry: Entry) -> None:
+    def _write(self, sql: str, params: Sequence[object]) -> None:
         if self._db is None:
             return
         try:
-            self._db.execute(f"INSERT OR REPLACE INTO jobs ({', '.join(FIELDS)}) VALUES "
-                             f"({', '.join('?' * len(FIELDS))})", [getattr(entry, f) for f in FIELDS])
+            self._db.execute(sql, params)
         except sqlite3.Error as exc:
             self._fail(f"cannot write {self.path}: {exc}")
 
+    def add(self, entry: Entry) -> None:
+        """A row for a running job (or, for a row taken that could not be acted on, the same row back: the next
+        host tries it)."""
+        self._write(f"INSERT OR REPLACE INTO jobs ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})",
+                    [getattr(entry, f) for f in FIELDS])
+
     def remove(self, job_id: str) -> None:
-        if self._db is None:
-            return
-        try:
-            self._db.execute("DELETE FROM jobs WHERE job_id = ? AND host_pid = ? AND host_start = ?",
-                             (job_id, self.pid, self.start))
-        except sqlite3.Error as exc:
-            self._fail(f"cannot write {self.path}: {exc}")
+        self._write("DELETE FROM jobs WHERE job_id = ? AND host_pid = ? AND host_start = ?",
+                    (job_id, self.pid, self.start))
 
     def ending(self, job_id: str) -> None:
         """The host asked the job to end: if the host dies before it has, its call is not taken over."""
-        if self._db is None:
-            return
-        try:
-            self._db.execute("UPDATE jobs SET ending = 1 WHERE job_id = ? AND host_pid = ? AND host_start = ?",
-                             (job_id, self.pid, self.start))
-        except sqlite3.Error as exc:
-            self._fail(f"cannot write {self.path}: {exc}")
-
-    def put_back(self, entry: Entry) -> None:
-        """A row taken that could not be acted on (the server could not be reached): the next host tries it."""
-        self.add(entry)
+        self._write("UPDATE jobs SET ending = 1 WHERE job_id = ? AND host_pid = ? AND host_start = ?",
+                    (job_id, self.pid, self.start))
 
     def orphans(self, server: str, agents: set[str]) -> list[Entry]:
         """The rows of hosts that are gone, for `server` and the `agents` this host serves, taken (deleted):
