@@ -9,6 +9,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test,agents,voice]'
+# A wheelhouse of agenthost's declared (core) dependencies and its build backend: the packaging test installs
+# the package into a clean virtualenv from it alone, offline (tests reach no index).
+wheels="${AGENTHOST_WHEELHOUSE:-$HOME/.cache/agenthost/wheels}"
+mkdir -p "$wheels"
+.venv/bin/python -m pip wheel --quiet --wheel-dir "$wheels" . hatchling >/dev/null
 # Debian packages the tests use: iproute2 (the test network namespace), promtool (the Prometheus rules),
 # redis-server (multi-node LiveKit), systemd-analyze (the systemd unit), flite (local speech: the voice
 # agent's and `agenthost call`'s voice), tmux (a real terminal for `agenthost top`). None is started as a

@@ -153,8 +153,9 @@ def test_validate_livekit_agents_entrypoints(tmp_path):
     (tmp_path / "a.yaml").write_text("name: a\napi: livekit-agents\nentrypoint: mod.py:server\n")
     r = agenthost("validate", str(tmp_path / "a.yaml"))
     assert r.returncode == 0, r.stdout
-    assert r.stdout.endswith("a.yaml:3:13: $.entrypoint: warning: the module registers agent_name 'other' with "
-                             "rtc_session(); agenthost registers the agent file's name 'a'\nok: 1 agent in 1 file\n")
+    assert r.stdout.endswith("a.yaml:1:7: $.name: warning: AgentServer 'server' registers agent_name 'other' with "
+                             "rtc_session(); agenthost registers the agent file's name 'a': dispatches to 'other' "
+                             "reach it only with `name: other`\nok: 1 agent in 1 file\n")
     (tmp_path / "b.yaml").write_text("name: b\napi: livekit-agents\nentrypoint: runner.py:server\n")
     r = agenthost("validate", str(tmp_path / "b.yaml"))
     assert r.returncode == 1 and "inference runners (eou)" in r.stdout and "Traceback" not in r.stdout
@@ -209,3 +210,118 @@ def test_a_token_and_a_token_file_together_are_refused(tmp_path):
     r = agenthost("status", "--http", "127.0.0.1:9", "--http-token", "a", "--http-token-file", str(tmp_path / "token"))
     assert r.returncode == 2
     assert "give --http-token or --http-token-file (or their variables), not both" in r.stderr
+
+
+def test_livekit_agents_code_under_api_host_and_the_differences_it_would_lose(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "agent.py").write_text(
+        "from livekit.agents import AgentServer, JobContext, WorkerType\n"
+        "server = AgentServer()\n\n@server.rtc_session(type=WorkerType.PUBLISHER)\n"
+        "async def session(ctx: JobContext) -> None:\n    pass\n")
+    folder = tmp_path / "agents.d"
+    folder.mkdir()
+    (folder / "a.yaml").write_text("name: a\nentrypoint: ../agent.py:server\n---\nname: b\n"
+                                   "entrypoint: ../agent.py:session\n")
+    r = agenthost("validate", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout == (
+        "agents.d/a.yaml:2:13: $.entrypoint: ../agent.py:server: this is a livekit-agents AgentServer: add "
+        "`api: livekit-agents` to the agent file to run it as livekit-agents does\n"
+        "agents.d/a.yaml:5:13: $.entrypoint: ../agent.py:session: this is a function registered with "
+        "livekit-agents' @server.rtc_session(): add `api: livekit-agents` to the agent file to run it as "
+        "livekit-agents does\n2 errors\n")
+    (folder / "a.yaml").write_text("name: a\napi: livekit-agents\nentrypoint: ../agent.py:server\n")
+    r = agenthost("validate", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout == (
+        "agents.d/a.yaml:3:13: $.dispatch: AgentServer 'server' registers no agent_name, so livekit-agents "
+        "dispatches it automatically to every new room; this agent file is dispatch: explicit, so the agent joins "
+        "only the rooms it is dispatched to by name. Add `dispatch: automatic` to keep livekit-agents' behaviour "
+        "(or write `dispatch: explicit` to say you mean it)\n"
+        "agents.d/a.yaml:3:13: $.job_type: AgentServer 'server' is ServerType.PUBLISHER (one job per publisher); "
+        "this agent file is job_type: room. Add `job_type: publisher` to keep it\n2 errors\n")
+    # said on purpose, they are warnings, which --strict makes errors
+    (folder / "a.yaml").write_text("name: a\napi: livekit-agents\nentrypoint: ../agent.py:server\n"
+                                   "dispatch: explicit\njob_type: room\n")
+    r = agenthost("validate", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.count(": warning: ") == 2, r.stdout
+    assert agenthost("validate", "--strict", cwd=tmp_path).returncode == 1
+
+
+def test_messages_that_say_what_to_do(tmp_path):
+    (tmp_path / "agent.py").write_text("async def entrypoint(ctx):\n    pass\n")
+    (tmp_path / "exits.py").write_text("import sys\nasync def entrypoint(ctx):\n    pass\nsys.exit(0)\n")
+    folder = tmp_path / "agents.d"
+    folder.mkdir()
+    (folder / "a.yaml").write_text("name: a\nentrypoint: agent.py:entrypoint\n---\nname: b\n"
+                                   "entrypoint: ../exits.py:entrypoint\n---\nname: c\nagent_name: c\n"
+                                   "num_idle_processes: 2\njob_memory_limit_mb: 100\nload_threshold: 0.5\n"
+                                   "drain_timeout: 10\nentrypoint: ../agent.py:entrypoint\n")
+    r = agenthost("validate", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout == (
+        "agents.d/a.yaml:2:13: $.entrypoint: agent.py:entrypoint: file 'agents.d/agent.py' does not exist (a path "
+        "is read from the agent file's folder, agents.d); did you mean '../agent.py:entrypoint', or the module "
+        "form 'agent:entrypoint' (imported from the folder agenthost runs in)?\n"
+        f"agents.d/a.yaml:5:13: $.entrypoint: ../exits.py:entrypoint: importing '{tmp_path}/exits.py' raised "
+        "SystemExit: 0: the module ran its program at import (a call such as cli.run_app(...) or main() at the "
+        "top level); put it under `if __name__ == \"__main__\":` so that importing the module only defines the "
+        "agent\n"
+        "agents.d/a.yaml:8:1: $.agent_name: unknown key 'agent_name' (livekit-agents' agent_name is 'name' here: "
+        "the agent's name, registered with LiveKit unless dispatch is automatic)\n"
+        "agents.d/a.yaml:9:1: $.num_idle_processes: unknown key 'num_idle_processes' (livekit-agents' "
+        "num_idle_processes is 'processes.idle' here)\n"
+        "agents.d/a.yaml:10:1: $.job_memory_limit_mb: unknown key 'job_memory_limit_mb' (livekit-agents' "
+        "job_memory_limit_mb is 'limits.memory_limit_mb' here)\n"
+        "agents.d/a.yaml:11:1: $.load_threshold: unknown key 'load_threshold' (livekit-agents' load_threshold is "
+        "the host's option --load-threshold of agenthost run here, not an agent's)\n"
+        "agents.d/a.yaml:12:1: $.drain_timeout: unknown key 'drain_timeout' (livekit-agents' drain_timeout is the "
+        "host's option --drain-timeout of agenthost run here, not an agent's)\n"
+        "7 errors\n")
+    r = agenthost("validate", cwd=tmp_path / "agents.d")
+    assert r.returncode == 2 and "./agents.d does not exist (write an agent file from a livekit-agents module " \
+        "with `agenthost init agent.py`, or create ./agents.d/NAME.yaml)" in r.stderr
+
+
+def test_validate_no_env_notes_unset_variables_and_empty_takes_the_default(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: a:entrypoint\nenv:\n  KEY: ${OPENAI_API_KEY}\n"
+                                     "  MODE: ${EMPTY:-fallback}\n  KEPT: ${EMPTY-unused}\n")
+    r = agenthost("validate", "--no-imports", str(tmp_path / "a.yaml"))
+    assert r.returncode == 1 and "environment variable OPENAI_API_KEY is not set and has no default" in r.stdout
+    r = agenthost("validate", "--no-imports", "--no-env", "--format", "json", str(tmp_path / "a.yaml"))
+    assert r.returncode == 0, r.stdout
+    body = json.loads(r.stdout)
+    assert body["status"] == "ok" and [n["message"] for n in body["notes"]] == [
+        "environment variable OPENAI_API_KEY is not set (checked as empty)"]
+
+
+def test_durations_on_the_command_line():
+    r = agenthost("run", "--drain-timeout", "soon", "tests/fixtures/good")
+    assert r.returncode == 2
+    assert "'soon' is not a duration (seconds, or a number with ms, s or m: 500ms, 60s, 1.5m)" in r.stderr
+    r = agenthost("validate", "--import-timeout", "20s", "tests/fixtures/good")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_init_writes_an_agent_file_and_never_overwrites_one(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "agent.py").write_text(
+        "from livekit.agents import AgentServer, JobContext, cli\nserver = AgentServer(load_threshold=0.5)\n\n"
+        "@server.rtc_session()\nasync def session(ctx: JobContext) -> None:\n    pass\n\n"
+        "if __name__ == '__main__':\n    cli.run_app(server)\n")
+    r = agenthost("init", "agent.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("wrote agents.d/agent.yaml: agent 'agent', api: livekit-agents, dispatch: automatic\n"
+                               "  not carried over: load_threshold=0.5: it is the host's")
+    written = (tmp_path / "agents.d" / "agent.yaml").read_text()
+    assert "entrypoint: ../agent.py:server" in written and "dispatch: automatic" in written
+    r = agenthost("init", "agent.py", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "agenthost init: agents.d/agent.yaml exists: not overwritten (--force "
+                                           "replaces it)\n")
+    assert (tmp_path / "agents.d" / "agent.yaml").read_text() == written
+    assert agenthost("init", "agent.py", "--force", cwd=tmp_path).returncode == 0
+    r = agenthost("init", "missing.py", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, "agenthost init: missing.py: no such file\n")
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    r = agenthost("init", "empty.py", cwd=tmp_path)
+    assert r.returncode == 1 and "no agent found" in r.stderr

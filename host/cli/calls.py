@@ -8,7 +8,7 @@ import sys
 import click
 
 from host.cli import cli
-from host.cli.common import EXIT_SERVER, agent_and_metadata, credentials_from, server_options
+from host.cli.common import EXIT_SERVER, Duration, agent_and_metadata, credentials_from, server_options
 from host.errors import AgentHostError, ServerError
 
 
@@ -53,7 +53,7 @@ class _TurnsInOrder(click.Command):
 @click.option("--room", default=None, help="Room to call in (default: a new room, deleted after the call).")
 @click.option("--record", type=click.Path(file_okay=False), default=None,
               help="Save each answer of the agent as DIR/turn-NN.wav.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+@click.option("--timeout", type=Duration(0.1), default=20.0, show_default=True,
               help="Seconds for the agent to join, and for each answer to start.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"turns": [...]} instead of lines.')
 @click.option("--config", "paths", multiple=True, type=click.Path(exists=True),

@@ -26,6 +26,33 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_SERVER = 3
 
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """Seconds, as the agent files write them: a number, or a number with ms, s or m (`60s`, `1.5m`)."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from host.config.definitions import parse_duration
+
+        try:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                seconds = float(value)
+            else:
+                text = str(value).strip()
+                seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (seconds, or a number with ms, s or m: 500ms, 60s, 1.5m)",
+                      param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is less than {self.minimum:g}s", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=True, file_okay=True))
 
 
@@ -33,7 +60,9 @@ def default_paths(paths: Sequence[str]) -> list[str]:
     if paths:
         return list(paths)
     if not os.path.exists(DEFAULT_PATH):
-        raise click.UsageError(f"no PATH given and ./{DEFAULT_PATH} does not exist")
+        raise click.UsageError(f"no PATH given and ./{DEFAULT_PATH} does not exist (write an agent file from a "
+                               "livekit-agents module with `agenthost init agent.py`, or create "
+                               f"./{DEFAULT_PATH}/NAME.yaml)")
     return [DEFAULT_PATH]
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from host.cli import cli
-from host.cli.common import EXIT_SERVER, http_address, read_token, running_host_options
+from host.cli.common import EXIT_SERVER, Duration, http_address, read_token, running_host_options
 
 
 @cli.command()
@@ -36,7 +36,7 @@ def status(http: str, http_token: str | None, http_token_file: str | None, as_js
 
 @cli.command()
 @running_host_options
-@click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True,
+@click.option("--interval", type=Duration(0.2), default=1.0, show_default=True,
               help="Seconds between two reads of the host's /status.")
 def top(http: str, http_token: str | None, http_token_file: str | None, interval: float) -> None:
     """A running host's jobs (CPU, memory, age) and agents, live. Keys: c/m/a sort by CPU, memory or age,

@@ -10,6 +10,7 @@ import click
 from host.cli import cli
 from host.cli.common import (
     DEFAULT_HTTP,
+    DURATION,
     EXIT_INVALID,
     credentials_from,
     default_paths,
@@ -28,11 +29,11 @@ from host.errors import ListenError
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
-@click.option("--drain-timeout", type=float, default=60.0, show_default=True,
+@click.option("--drain-timeout", type=DURATION, default=60.0, show_default=True,
               help="Seconds running jobs may take to finish after SIGTERM before they are shut down.")
 @click.option("--reload", "watch", is_flag=True,
               help="Watch agent files and agent code and reload on change (SIGHUP reloads without it).")
-@click.option("--import-timeout", type=float, default=10.0, show_default=True,
+@click.option("--import-timeout", type=DURATION, default=10.0, show_default=True,
               help="Seconds a reload may spend importing each changed agent's code to check it.")
 @click.option("--http", "http", default=DEFAULT_HTTP, show_default=True, envvar="AGENTHOST_HTTP",
               help="HOST:PORT for /healthz, /readyz, /status and /metrics ('off' for none) [env AGENTHOST_HTTP].")

@@ -60,14 +60,15 @@ class FunctionRef:
     module: str | None
     file: str | None
     function: str
+    base_dir: str | None = None  # the agent file's folder, which a relative path is read from
 
     @classmethod
     def parse(cls, text: str, base_dir: str) -> FunctionRef:
         target, _, function = text.rpartition(":")
         if target.endswith(".py"):
             path = target if os.path.isabs(target) else os.path.normpath(os.path.join(base_dir, target))
-            return cls(text, None, path, function)
-        return cls(text, target, None, function)
+            return cls(text, None, path, function, base_dir)
+        return cls(text, target, None, function, base_dir)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def load_object(ref: FunctionRef) -> object:
     try:
         if ref.file is not None:
             if not os.path.isfile(ref.file):
-                raise EntrypointError(f"file {ref.file!r} does not exist")
+                raise EntrypointError(missing_file_message(ref))
             name = module_name_for_file(ref.file)
             module = sys.modules.get(name)
             if module is None:
@@ -72,12 +72,80 @@ def load_object(ref: FunctionRef) -> object:
         raise
     except ModuleNotFoundError as exc:
         raise EntrypointError(f"cannot import {ref.module or ref.file!r}: {exc}") from exc
+    except SystemExit as exc:
+        raise EntrypointError(
+            f"importing {ref.module or ref.file!r} raised SystemExit: {exc}: the module ran its program at import "
+            "(a call such as cli.run_app(...) or main() at the top level); put it under "
+            "`if __name__ == \"__main__\":` so that importing the module only defines the agent") from exc
     except BaseException as exc:
         raise EntrypointError(f"importing {ref.module or ref.file!r} raised {type(exc).__name__}: {exc}") from exc
     obj = getattr(module, ref.function, None)
     if obj is None:
         raise EntrypointError(f"{ref.module or ref.file!r} has no attribute {ref.function!r}")
     return obj
+
+
+def missing_file_message(ref: FunctionRef) -> str:
+    """Why a file reference does not resolve, with the reference that would, when the file is found nearby:
+    paths are read from the agent file's folder, which newcomers expect to be the folder they run in."""
+    assert ref.file is not None
+    target = ref.text.rpartition(":")[0]
+    message = f"file {display(ref.file)!r} does not exist"
+    if os.path.isabs(target) or ref.base_dir is None:
+        return message
+    base = ref.base_dir
+    message += f" (a path is read from the agent file's folder, {display(base) or '.'})"
+    cwd = os.getcwd()
+    folders = [cwd]
+    folder = base
+    while True:  # the agent file's folder and those above it, up to the working directory
+        folder = os.path.dirname(folder)
+        folders.append(folder)
+        if folder in (cwd, os.path.dirname(folder)) or len(folders) > 8:
+            break
+    for folder in folders:
+        found = os.path.join(folder, target)
+        if os.path.isfile(found):
+            rel = os.path.relpath(found, base)
+            hint = f"; did you mean {rel + ':' + ref.function!r}"
+            module = os.path.relpath(found, cwd)[:-3]
+            if not module.startswith(".."):
+                hint += (f", or the module form {module.replace(os.sep, '.') + ':' + ref.function!r} (imported "
+                         "from the folder agenthost runs in)")
+            return message + hint + "?"
+    return message
+
+
+def display(path: str) -> str:
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def livekit_agents_code(obj: object) -> str | None:
+    """What makes `obj` livekit-agents code (an AgentServer, a function taking its JobContext), or None. Read
+    without importing livekit-agents: an `api: host` agent may not have it."""
+    kind = type(obj)
+    if kind.__module__.startswith("livekit.agents") and kind.__name__ in ("AgentServer", "ServerOptions"):
+        return f"a livekit-agents {kind.__name__}"
+    if not callable(obj):
+        return None
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    for value in vars(module).values() if module is not None else ():
+        if type(value).__name__ == "AgentServer" and getattr(value, "_entrypoint_fnc", None) is obj:
+            return "a function registered with livekit-agents' @server.rtc_session()"
+    try:
+        params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if not params:
+        return None
+    annotation = params[0].annotation
+    if isinstance(annotation, str):  # `from __future__ import annotations`: look the name up where it was written
+        annotation = getattr(obj, "__globals__", {}).get(annotation.rpartition(".")[2], annotation)
+    if (getattr(annotation, "__name__", None) == "JobContext"
+            and str(getattr(annotation, "__module__", "")).startswith("livekit.agents")):
+        return "a function taking livekit-agents' JobContext"
+    return None
 
 
 def check_loaded(fn: Callable[..., Any], role: str) -> str | None:
@@ -98,7 +166,8 @@ class CheckRequest:
     ref: FunctionRef
     role: str  # "entrypoint" | "setup"
     api: str = "host"  # the agent's `api`
-    registered_name: str = ""  # the agent_name it registers with LiveKit
+    # what the agent file says that a livekit-agents server could say otherwise (host.lkagents.project.AgentFile)
+    declared: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,20 +175,27 @@ class CheckResult:
     error: str | None  # why the reference does not resolve; None when it does
     # the project source files its import loaded (see host.sources), for noticing code changes later
     sources: dict[str, tuple[int, int]] = field(default_factory=dict)
-    warning: str | None = None  # something to say that does not make the agent invalid
+    # (severity, agent file key, message): how the agent file changes what the module's server says
+    differences: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def check_request(request: CheckRequest) -> tuple[object, str | None, str | None]:
-    """(the loaded object, error, warning) of one reference. Raises EntrypointError when it does not load."""
+def check_request(request: CheckRequest) -> tuple[object, str | None, list[tuple[str, str, str]]]:
+    """(the loaded object, error, differences) of one reference. Raises EntrypointError when it does not load."""
     if request.api == "livekit-agents":
         from host.lkagents import compat
 
+        compat.intercept_run_app()  # as in the job process: a module calling cli.run_app at import is imported
         obj = load_object(request.ref)
         if request.role == "entrypoint":
-            return (obj, *compat.check(obj, request.registered_name))
-        return obj, check_loaded(obj, "setup") if callable(obj) else f"{request.ref.text!r} is not callable", None
-    fn = load_function(request.ref)
-    return fn, check_loaded(fn, request.role), None
+            return (obj, *compat.check(obj, request.declared))
+        return obj, check_loaded(obj, "setup") if callable(obj) else f"{request.ref.text!r} is not callable", []
+    obj = load_object(request.ref)
+    if request.role == "entrypoint" and (kind := livekit_agents_code(obj)) is not None:
+        return obj, (f"this is {kind}: add `api: livekit-agents` to the agent file to run it as livekit-agents "
+                     "does"), []
+    if not callable(obj):
+        return obj, f"{request.ref.text!r} is not callable", []
+    return obj, check_loaded(obj, request.role), []
 
 
 def _child_main() -> None:
@@ -128,20 +204,20 @@ def _child_main() -> None:
     os.dup2(2, 1)  # whatever imported code prints goes to stderr, not into our answers
     sys.stdout = sys.stderr
     requests = json.loads(sys.stdin.read())
-    for i, (ref_fields, role, api, registered_name) in enumerate(requests):
-        request = CheckRequest(FunctionRef(**ref_fields), role, api, registered_name)
+    for i, (ref_fields, role, api, declared) in enumerate(requests):
+        request = CheckRequest(FunctionRef(**ref_fields), role, api, declared)
         out.write(json.dumps({"start": i}) + "\n")
         before = set(sys.modules)
         sources: dict[str, tuple[int, int]] = {}
-        warning = None
+        differences: list[tuple[str, str, str]] = []
         try:
-            obj, error, warning = check_request(request)
+            obj, error, differences = check_request(request)
             loaded = [sys.modules[name] for name in set(sys.modules) - before]
             own = inspect.getmodule(obj)
             sources = snapshot(project_files(loaded + ([own] if own is not None else [])))
         except EntrypointError as exc:
             error = str(exc)
-        out.write(json.dumps({"done": i, "error": error, "sources": sources, "warning": warning}) + "\n")
+        out.write(json.dumps({"done": i, "error": error, "sources": sources, "differences": differences}) + "\n")
     out.flush()
 
 
@@ -155,7 +231,7 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
     results: list[CheckResult] = [CheckResult(None)] * len(requests)
     pending = list(range(len(requests)))
     while pending:
-        payload = json.dumps([[vars(r.ref), r.role, r.api, r.registered_name] for r in (requests[i] for i in pending)])
+        payload = json.dumps([[vars(r.ref), r.role, r.api, r.declared] for r in (requests[i] for i in pending)])
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         cmd = [sys.executable, "-c", "from host.config.entrypoints import _child_main; _child_main()"]
         timed_out = False
@@ -177,7 +253,8 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
                 started = msg["start"]
             elif "done" in msg:
                 sources = {path: (stat[0], stat[1]) for path, stat in msg.get("sources", {}).items()}
-                results[pending[msg["done"]]] = CheckResult(msg["error"], sources, msg.get("warning"))
+                results[pending[msg["done"]]] = CheckResult(
+                    msg["error"], sources, [(d[0], d[1], d[2]) for d in msg.get("differences", [])])
                 done.add(msg["done"])
                 started = None
         if len(done) == len(pending):

@@ -35,6 +35,7 @@ class Catalog:
     # agent name -> the project source files importing its functions loaded (when imports were checked)
     sources: Mapping[str, Snapshot] = field(default_factory=dict, compare=False)
     warnings: tuple[Problem, ...] = ()  # worth saying, but the configuration is valid
+    notes: tuple[Problem, ...] = ()  # what was not checked (unset variables under `validate --no-env`)
 
     @property
     def ok(self) -> bool:
@@ -77,7 +78,9 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
         elif os.path.isfile(path):
             files.append(path)
         else:
-            problems.append(Problem(display_path(path), 0, 0, "$", "no such file or directory"))
+            problems.append(Problem(display_path(path), 0, 0, "$", "no such file or directory" + (
+                f" (write one from a livekit-agents module with `agenthost init agent.py`, or create "
+                f"{DEFAULT_PATH}/NAME.yaml by hand)" if os.path.normpath(path) == DEFAULT_PATH else "")))
     seen: set[str] = set()
     unique = []
     for f in files:
@@ -124,16 +127,20 @@ def load(
     env: Mapping[str, str] | None = None,
     check_imports: bool = True,
     import_timeout: float = 10.0,
+    strict: bool = False,
+    unset_env_notes: bool = False,
 ) -> Catalog:
-    """Load and validate every agent under `paths`."""
+    """Load and validate every agent under `paths`. `strict` makes warnings errors; `unset_env_notes` reads an
+    unset `${VAR}` as empty and notes it, for checking files in a CI without their secrets."""
     env = os.environ if env is None else env
+    notes: list[Problem] | None = [] if unset_env_notes else None
     files, problems = discover(paths)
     agents: list[AgentDefinition] = []
     first_seen: dict[str, tuple[str, int]] = {}  # name -> where; also for documents with other errors
     for file in files:
         shown = display_path(file)
         base_dir = os.path.dirname(os.path.abspath(file))
-        docs, file_problems = load_file(file, shown, env)
+        docs, file_problems = load_file(file, shown, env, notes)
         problems.extend(file_problems)
         if not docs and not file_problems:
             # never "no agents here": a file caught mid-write (truncated, not yet written) must not remove them
@@ -164,8 +171,11 @@ def load(
         checked = import_problems(agents, import_timeout)
         problems.extend(checked.problems)
         sources, warnings = checked.sources, checked.warnings
+    if strict:
+        problems.extend(warnings)
+        warnings = []
     return Catalog(tuple(agents), tuple(sorted(problems)), tuple(display_path(f) for f in files), sources,
-                   tuple(sorted(warnings)))
+                   tuple(sorted(warnings)), tuple(notes or ()))
 
 
 def _automatic_conflicts(agents: Sequence[AgentDefinition]) -> list[Problem]:
@@ -203,9 +213,10 @@ def import_problems(agents: Sequence[AgentDefinition], timeout: float) -> Import
         for role in ("entrypoint", "setup"):
             ref = getattr(agent, role)
             if ref is not None:
-                requests.append(CheckRequest(ref, role, agent.api, agent.registered_name))
+                requests.append(CheckRequest(ref, role, agent.api, declared(agent) if role == "entrypoint" else None))
                 owners.append((agent, role))
-    problems, warnings = [], []
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
     sources: dict[str, dict[str, tuple[int, int]]] = {}
     for (agent, role), result in zip(owners, check_functions(requests, timeout), strict=True):
         sources.setdefault(agent.name, {}).update(result.sources)
@@ -213,6 +224,17 @@ def import_problems(agents: Sequence[AgentDefinition], timeout: float) -> Import
         if result.error is not None:
             problems.append(Problem(agent.file, line, col, f"$.{role}",
                                     f"{getattr(agent, role).text}: {result.error}"))
-        if result.warning is not None:
-            warnings.append(Problem(agent.file, line, col, f"$.{role}", result.warning))
+        for severity, key, message in result.differences:
+            top = key.partition(".")[0]
+            kline, kcol = agent.location(top) if any(k == top for k, _, _ in agent.locations) else (line, col)
+            (problems if severity == "error" else warnings).append(Problem(agent.file, kline, kcol, f"$.{key}",
+                                                                           message))
     return ImportCheck(problems, dict(sources), warnings)
+
+
+def declared(agent: AgentDefinition) -> dict[str, object]:
+    """What the agent file says that a livekit-agents server could say otherwise (JSON for the checking child)."""
+    return {"name": agent.name, "dispatch": agent.dispatch, "job_type": agent.job_type,
+            "stated": sorted(k for k, _, _ in agent.locations), "idle": agent.processes.idle,
+            "init_timeout": agent.processes.init_timeout, "shutdown_timeout": agent.shutdown.timeout,
+            "memory_warn_mb": agent.limits.memory_warn_mb, "memory_limit_mb": agent.limits.memory_limit_mb}

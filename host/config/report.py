@@ -31,8 +31,8 @@ def _annotation(level: str, p: Problem) -> str:
 
 
 def render(fmt: str, agents: Sequence[AgentDefinition], problems: Sequence[Problem],
-           files: int | None = None, warnings: Sequence[Problem] = ()) -> str:
-    """The whole report, ending in a newline. Warnings never make it fail."""
+           files: int | None = None, warnings: Sequence[Problem] = (), notes: Sequence[Problem] = ()) -> str:
+    """The whole report, ending in a newline. Warnings and notes never make it fail."""
     if fmt == "json":
         body: dict[str, object] = {
             "status": "fail" if problems else "ok",
@@ -41,11 +41,15 @@ def render(fmt: str, agents: Sequence[AgentDefinition], problems: Sequence[Probl
         }
         if warnings:
             body["warnings"] = [w.as_dict() for w in warnings]
+        if notes:
+            body["notes"] = [n.as_dict() for n in notes]
         return json.dumps(body, indent=2) + "\n"
     if fmt == "github":
-        lines = [_annotation("warning", w) for w in warnings] + [_annotation("error", p) for p in problems]
+        lines = [_annotation("notice", n) for n in notes] + [_annotation("warning", w) for w in warnings]
+        lines += [_annotation("error", p) for p in problems]
         return "".join(line + "\n" for line in lines)
-    lines = [f"{w.file}:{w.line}:{w.column}: {w.path}: warning: {w.message}" for w in warnings]
+    lines = [f"{n.file}:{n.line}:{n.column}: {n.path}: note: {n.message}" for n in notes]
+    lines += [f"{w.file}:{w.line}:{w.column}: {w.path}: warning: {w.message}" for w in warnings]
     lines += [problem_line(p) for p in problems]
     if problems:
         lines.append(f"{len(problems)} error{'s' if len(problems) != 1 else ''}")

@@ -60,6 +60,42 @@ def _known_keys(schema: Any) -> list[str]:
     return sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
 
 
+# livekit-agents' names (AgentServer, WorkerOptions, rtc_session) -> where the same setting lives here
+LIVEKIT_NAMES = {
+    "agent_name": "'name' here: the agent's name, registered with LiveKit unless dispatch is automatic",
+    "entrypoint_fnc": "'entrypoint' here",
+    "prewarm_fnc": "'setup' here",
+    "setup_fnc": "'setup' here",
+    "request_fnc": "not carried over: a job is accepted when its metadata passes 'metadata.schema', and "
+                   "'participant' sets the agent's identity, name and attributes",
+    "on_request": "not carried over: a job is accepted when its metadata passes 'metadata.schema', and "
+                  "'participant' sets the agent's identity, name and attributes",
+    "num_idle_processes": "'processes.idle' here",
+    "initialize_process_timeout": "'processes.init_timeout' here",
+    "shutdown_process_timeout": "'shutdown.timeout' here",
+    "job_memory_limit_mb": "'limits.memory_limit_mb' here",
+    "job_memory_warn_mb": "'limits.memory_warn_mb' here",
+    "worker_type": "'job_type' here (room or publisher)",
+    "server_type": "'job_type' here (room or publisher)",
+    "type": "'job_type' here (room or publisher)",
+    "load_threshold": "the host's option --load-threshold of agenthost run here, not an agent's",
+    "drain_timeout": "the host's option --drain-timeout of agenthost run here, not an agent's",
+    "ws_url": "the option --url (or LIVEKIT_URL) here",
+    "api_key": "the option --api-key (or LIVEKIT_API_KEY) here",
+    "api_secret": "the option --api-secret (or LIVEKIT_API_SECRET) here",
+    "port": "the option --http HOST:PORT of agenthost run here",
+    "host": "the option --http HOST:PORT of agenthost run here",
+    "permissions": "not carried over: the agent joins with livekit-agents' default permissions",
+}
+
+
+def _unknown_key_hint(path: JsonPath, key: str, known: list[str]) -> str:
+    if not path and key in LIVEKIT_NAMES:
+        return f" (livekit-agents' {key} is {LIVEKIT_NAMES[key]})"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+
+
 def _has_message(schema: Any) -> bool:
     return isinstance(schema, dict) and "errorMessage" in schema
 
@@ -84,8 +120,7 @@ def _errors(doc: Document, error: ValidationError) -> list[Problem]:
         for key in error.instance:
             if key in known:
                 continue
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+            hint = _unknown_key_hint(path, key, known)
             problems.append(doc.problem((*path, key), f"unknown key {key!r}{hint}", key=True))
         return problems
     if error.validator in ("oneOf", "anyOf") and not _has_message(error.schema) and error.context:

@@ -88,13 +88,16 @@ class _SubstitutedTooMuch(Exception):
     pass
 
 
-_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
+# ${VAR}, ${VAR:-default} (the default when VAR is unset or empty, as in the shell and docker-compose),
+# ${VAR-default} (the default only when VAR is unset), and $$ for a literal $
+_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\})")
 
 
 class _Converter:
-    def __init__(self, file: str, env: Mapping[str, str] | None) -> None:
+    def __init__(self, file: str, env: Mapping[str, str] | None, notes: list[Problem] | None = None) -> None:
         self.file = file
         self.env = env
+        self.notes = notes  # where unset variables go when they are not errors (validate --no-env)
         self.count = 0
         self.problems: list[Problem] = []
         self.doc: Document | None = None
@@ -166,14 +169,17 @@ class _Converter:
         def repl(m: re.Match[str]) -> str:
             if m.group(0) == "$$":
                 return "$"
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
+            name, form, default = m.group(1), m.group(2), m.group(3)
+            value = env.get(name)
+            if value is not None and not (value == "" and form == ":-"):
+                return value
             if default is not None:
                 return default
-            self.problems.append(Problem(self.file, node.start_mark.line + 1, node.start_mark.column + 1,
-                                         format_path(path),
-                                         f"environment variable {name} is not set and has no default"))
+            where = (self.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path))
+            if self.notes is not None:
+                self.notes.append(Problem(*where, f"environment variable {name} is not set (checked as empty)"))
+            else:
+                self.problems.append(Problem(*where, f"environment variable {name} is not set and has no default"))
             return ""
 
         return _VAR.sub(repl, text)
@@ -192,10 +198,11 @@ def read_text(file: str, data: bytes) -> tuple[str | None, list[Problem]]:
 
 
 def parse_documents(
-    file: str, text: str, env: Mapping[str, str] | None = None
+    file: str, text: str, env: Mapping[str, str] | None = None, notes: list[Problem] | None = None
 ) -> tuple[list[Document], list[Problem]]:
-    """Parse every YAML document in `text`. `env` enables `${VAR}` substitution in strings."""
-    conv = _Converter(file, env)
+    """Parse every YAML document in `text`. `env` enables `${VAR}` substitution in strings; with `notes`, an
+    unset variable is noted there and read as empty instead of being a problem."""
+    conv = _Converter(file, env, notes)
     docs: list[Document] = []
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
@@ -221,8 +228,8 @@ def parse_documents(
     return docs, conv.problems
 
 
-def load_file(path: str, display: str | None = None,
-              env: Mapping[str, str] | None = None) -> tuple[list[Document], list[Problem]]:
+def load_file(path: str, display: str | None = None, env: Mapping[str, str] | None = None,
+              notes: list[Problem] | None = None) -> tuple[list[Document], list[Problem]]:
     """Read and parse one file; `display` is the name used in problems."""
     shown = display or path
     try:
@@ -233,7 +240,7 @@ def load_file(path: str, display: str | None = None,
     text, problems = read_text(shown, data)
     if text is None:
         return [], problems
-    return parse_documents(shown, text, env)
+    return parse_documents(shown, text, env, notes)
 
 
 def display_path(path: str) -> str:

@@ -9,7 +9,8 @@ incompatible release fails there with a clear message, never in the middle of a 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,28 @@ class AgentsEntry:
     session_end: Callable[[Any], Awaitable[None]] | None
     session_end_timeout: float | None
     agent_name: str | None  # what the module registers with rtc_session(agent_name=...), if it says
+
+
+# what cli.run_app was given while intercepted: AgentServer or ServerOptions (WorkerOptions) objects
+RUN_APP_CALLS: list[object] = []
+
+
+def intercept_run_app() -> None:
+    """From now on in this process, `livekit.agents.cli.run_app(server)` records `server` and returns: the
+    module's import goes on, and agenthost, not livekit-agents' server, runs its jobs."""
+    from livekit.agents import cli
+
+    if getattr(getattr(cli, "run_app", None), "_agenthost_recorder", False):
+        return
+
+    def run_app(server: object, *args: object, **kwargs: object) -> None:
+        RUN_APP_CALLS.append(server)
+
+    run_app._agenthost_recorder = True  # type: ignore[attr-defined]
+    for name in ("livekit.agents.cli", "livekit.agents.cli.cli", "livekit.agents"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "run_app"):
+            setattr(module, "run_app", run_app)  # noqa: B010 - the module's own name for it, replaced
 
 
 def version() -> str:
@@ -103,15 +126,19 @@ def resolve(obj: object) -> AgentsEntry:
     return AgentsEntry(obj, None, None, None, None)
 
 
-def check(obj: object, registered_name: str) -> tuple[str | None, str | None]:
-    """(error, warning) for `validate`: whether `obj` can serve an agent registered as `registered_name`."""
+def check(obj: object, declared: Mapping[str, Any] | None) -> tuple[str | None, list[tuple[str, str, str]]]:
+    """For `validate`: why `obj` cannot serve the agent (or None), and how the agent file `declared` (the
+    fields of `project.AgentFile`) changes what its livekit-agents server says, as (severity, key, message)."""
     try:
         check_compatible()
-        entry = resolve(obj)
+        resolve(obj)
         check_no_inference_runners()
     except AgentsApiError as exc:
-        return str(exc), None
-    if entry.agent_name and entry.agent_name != registered_name:
-        return None, (f"the module registers agent_name {entry.agent_name!r} with rtc_session(); agenthost "
-                      f"registers the agent file's name {registered_name!r}")
-    return None, None
+        return str(exc), []
+    from host.lkagents import project
+
+    server = project.find_server(obj)
+    if server is None or declared is None:
+        return None, []
+    agent = project.AgentFile(**{**declared, "stated": frozenset(declared["stated"])})
+    return None, [(d.severity, d.key, d.message) for d in project.differences(server, agent)]

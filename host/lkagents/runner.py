@@ -51,6 +51,7 @@ def import_agent(definition: AgentDefinition) -> None:
     compat.check_compatible()
     from livekit.agents.ipc import _preload  # noqa: F401  livekit-agents' own warm-up (a no-op if preloaded)
 
+    compat.intercept_run_app()
     compat.resolve(load_object(definition.entrypoint))
 
 
@@ -61,6 +62,7 @@ class AgentsRuntime:
         compat.check_compatible()
         from livekit.agents.ipc import _preload  # noqa: F401  livekit-agents' own warm-up (a no-op if preloaded)
 
+        compat.intercept_run_app()  # a module calling cli.run_app at import is imported, not run
         self.entry = compat.resolve(load_object(definition.entrypoint))
         compat.check_no_inference_runners()
         self.proc = JobProcess(executor_type=JobExecutorType.PROCESS, user_arguments=None, http_proxy=None)

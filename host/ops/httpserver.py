@@ -1,4 +1,5 @@
-"""The host's small HTTP surface for operators: /healthz, /readyz, /status, /metrics.
+"""The host's small HTTP surface for operators: /healthz (and `/`, livekit-agents' health path), /readyz,
+/status, /metrics.
 
 A deliberately small HTTP/1.1 server on the host's own event loop (so an answer from /healthz also shows
 that the loop is not stuck), built to stay up when the port is exposed to a cluster:
@@ -101,6 +102,7 @@ class HttpServer:
         self._last_accept_error = 0.0
         self._routes: dict[str, tuple[bool, Callable[[], Response]]] = {
             "/healthz": (False, lambda: _json(200, {"status": "ok"})),
+            "/": (False, lambda: _json(200, {"status": "ok"})),  # livekit-agents' health path: its probes keep working
             "/readyz": (False, self._readyz),
             "/status": (True, lambda: _json(200, self.target.status())),
             "/metrics": (True, lambda: Response(200, self.target.metrics_text(), CONTENT_TYPE)),
@@ -119,7 +121,7 @@ class HttpServer:
             raise ListenError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc} "
                               f"(choose another address with --http)") from exc
         self.port = int(self._server.sockets[0].getsockname()[1])
-        logger.info("HTTP on http://%s:%d (/healthz /readyz /status /metrics)", host, self.port)
+        logger.info("HTTP on http://%s:%d (/healthz and / /readyz /status /metrics)", host, self.port)
         if not self.options.token and not host.startswith(LOOPBACK):
             logger.warning("HTTP listens on %s beyond loopback without a token: /status and /metrics are open "
                            "to anyone who can reach it (set --http-token or AGENTHOST_HTTP_TOKEN)", host)

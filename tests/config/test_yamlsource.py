@@ -52,6 +52,17 @@ def test_environment_substitution():
         (5, "$.e", "environment variable MISSING is not set and has no default")]
 
 
+def test_an_empty_variable_takes_the_colon_default_and_unset_ones_can_be_notes():
+    env = {"EMPTY": ""}
+    text = "a: ${EMPTY:-colon}\nb: ${EMPTY-dash}\nc: ${UNSET-dash}\nd: ${UNSET}\n"
+    docs, problems = parse_documents("f.yaml", text, env)
+    assert docs[0].value == {"a": "colon", "b": "", "c": "dash", "d": ""} and len(problems) == 1
+    notes: list = []
+    docs, problems = parse_documents("f.yaml", text, env, notes)
+    assert problems == [] and [(n.line, n.path, n.message) for n in notes] == [
+        (4, "$.d", "environment variable UNSET is not set (checked as empty)")]
+
+
 def test_format_path():
     assert format_path(()) == "$"
     assert format_path(("a", 0, "b")) == "$.a[0].b"

@@ -35,9 +35,13 @@ def test_an_agent_server_gives_its_session_entrypoint_prewarm_and_session_end():
     server.rtc_session(entry, agent_name="named", on_session_end=ended)
     resolved = compat.resolve(server)
     assert (resolved.entrypoint, resolved.setup, resolved.session_end) == (entry, prewarm, ended)
-    assert compat.check(server, "other") == (None, "the module registers agent_name 'named' with rtc_session(); "
-                                                   "agenthost registers the agent file's name 'other'")
-    assert compat.check(server, "named") == (None, None)
+    declared = {"name": "other", "dispatch": "explicit", "job_type": "room", "stated": ["name"], "idle": 1,
+                "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000, "memory_limit_mb": 0}
+    error, found = compat.check(server, declared)
+    assert error is None and [(severity, key) for severity, key, _ in found] == [("warning", "name")]
+    assert "registers agent_name 'named' with rtc_session(); agenthost registers the agent file's name " \
+           "'other'" in found[0][2]
+    assert compat.check(server, {**declared, "name": "named"}) == (None, [])
 
 
 def test_what_cannot_be_an_entry_is_said_clearly():

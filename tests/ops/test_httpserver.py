@@ -90,7 +90,7 @@ async def test_a_token_guards_status_and_metrics_but_not_the_probes():
     base = f"http://127.0.0.1:{server.port}"
     try:
         async with aiohttp.ClientSession() as session:
-            for path in ("/healthz", "/readyz"):
+            for path in ("/healthz", "/readyz", "/"):  # `/` is livekit-agents' health path
                 async with session.get(base + path) as r:
                     assert r.status == 200
             for path in ("/status", "/metrics"):

@@ -1,0 +1,52 @@
+"""`agenthost init`: an agent file from a livekit-agents module (or an `api: host` one)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from host.cli import cli
+from host.cli.common import EXIT_INVALID, EXIT_USAGE
+from host.config.loader import DEFAULT_PATH, load
+from host.config.report import render
+
+
+@cli.command()
+@click.argument("target", metavar="MODULE_OR_FILE[:OBJECT]")
+@click.option("--out", default=None, metavar="FILE",
+              help=f"Where to write the agent file [default: {DEFAULT_PATH}/NAME.yaml].")
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+@click.option("--import-timeout", type=float, default=30.0, show_default=True,
+              help="Seconds reading the module may take.")
+def init(target: str, out: str | None, force: bool, import_timeout: float) -> None:
+    """Write the agent file that serves a livekit-agents module (an AgentServer, the function registered
+    with @server.rtc_session, or WorkerOptions given to cli.run_app) as livekit-agents would, and check it.
+    The module's app is never started."""
+    from host.lkagents.init import InitError, read, render_file
+
+    try:
+        reading = read(target, import_timeout)
+    except InitError as exc:
+        click.echo(f"agenthost init: {exc}", err=True)
+        sys.exit(EXIT_USAGE if "no such file" in str(exc) else EXIT_INVALID)
+    path = out or os.path.join(DEFAULT_PATH, f"{reading.default_name}.yaml")
+    if os.path.exists(path) and not force:
+        click.echo(f"agenthost init: {path} exists: not overwritten (--force replaces it)", err=True)
+        sys.exit(EXIT_INVALID)
+    written = render_file(reading, path, target)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    partial = os.path.join(folder, f".{os.path.basename(path)}.tmp")  # a reloading host never sees half a file
+    with open(partial, "w", encoding="utf-8") as fh:
+        fh.write(written.text)
+    os.replace(partial, path)
+    click.echo(f"wrote {path}: agent {reading.default_name!r}, api: {reading.api}"
+               + (f", dispatch: {'explicit' if reading.server.agent_name else 'automatic'}"
+                  if reading.server is not None else ""))
+    for line in written.not_carried:
+        click.echo(f"  not carried over: {line}")
+    catalog = load([path])
+    click.echo(render("text", catalog.agents, catalog.problems, len(catalog.files), catalog.warnings), nl=False)
+    sys.exit(EXIT_INVALID if catalog.problems else 0)

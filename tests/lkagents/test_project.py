@@ -1,0 +1,77 @@
+"""Reading a livekit-agents project's server, and what an agent file changes about it."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("livekit.agents", reason="needs the extra: pip install 'agenthost[agents]'")
+
+from livekit.agents import AgentServer, JobContext, JobRequest, WorkerOptions, WorkerPermissions, WorkerType, cli
+
+from host.lkagents import compat, project
+
+
+async def entry(ctx: JobContext) -> None:
+    pass
+
+
+async def screen(req: JobRequest) -> None:
+    await req.accept()
+
+
+def prewarm(proc: object) -> None:
+    pass
+
+
+def agent_file(**changes: object) -> project.AgentFile:
+    fields: dict[str, object] = {"name": "support", "dispatch": "explicit", "job_type": "room",
+                                 "stated": frozenset({"name", "entrypoint", "api"}), "idle": 1,
+                                 "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000,
+                                 "memory_limit_mb": 0}
+    return project.AgentFile(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_a_server_without_agent_name_is_automatic_and_an_explicit_default_is_an_error():
+    server = AgentServer()
+    server.rtc_session(entry)
+    settings = project.read_server(server, source="AgentServer 'server'")
+    assert settings.agent_name == "" and settings.server_type == "room" and not settings.on_request
+    (found,) = project.differences(settings, agent_file())
+    assert (found.severity, found.key) == ("error", "dispatch")
+    assert found.message.startswith("AgentServer 'server' registers no agent_name, so livekit-agents dispatches "
+                                    "it automatically to every new room; this agent file is dispatch: explicit")
+    assert "Add `dispatch: automatic`" in found.message
+    # written on purpose, it is said but is no error; the same dispatch is nothing to say
+    (stated,) = project.differences(settings, agent_file(stated=frozenset({"dispatch"})))
+    assert stated.severity == "warning"
+    assert project.differences(settings, agent_file(dispatch="automatic")) == []
+
+
+def test_publisher_type_request_function_and_permissions_are_each_said():
+    server = AgentServer(permissions=WorkerPermissions(hidden=True), num_idle_processes=3,
+                         job_memory_limit_mb=500, load_threshold=0.5)
+    server.rtc_session(entry, agent_name="support", type=WorkerType.PUBLISHER, on_request=screen)
+    settings = project.read_server(server, source="AgentServer 'server'")
+    found = {d.key: d for d in project.differences(settings, agent_file())}
+    assert found["job_type"].severity == "error"
+    assert "is ServerType.PUBLISHER (one job per publisher); this agent file is job_type: room. Add " \
+           "`job_type: publisher` to keep it" in found["job_type"].message
+    assert found["metadata"].severity == "warning" and "on_request (request_fnc) is not called" in \
+        found["metadata"].message
+    assert "permissions (hidden=True) are not carried over" in found["participant"].message
+    assert "write `processes.idle: 3`" in found["processes.idle"].message
+    assert "write `limits.memory_limit_mb: 500`" in found["limits.memory_limit_mb"].message
+    assert "sets load_threshold=0.5: it is the host's: `agenthost run --load-threshold`" in found["entrypoint"].message
+    assert project.differences(settings, agent_file(job_type="publisher", idle=3, memory_limit_mb=500,
+                                                    stated=frozenset({"job_type"})))[0].key == "metadata"
+
+
+def test_worker_options_given_to_run_app_are_recorded_not_run():
+    compat.intercept_run_app()
+    options = WorkerOptions(entrypoint_fnc=entry, prewarm_fnc=prewarm, agent_name="support")
+    cli.run_app(options)  # returns: recorded, livekit-agents' server is not started
+    assert compat.RUN_APP_CALLS[-1] is options
+    settings = project.find_server(entry)
+    assert settings is not None and settings.source == "WorkerOptions given to cli.run_app"
+    assert (settings.agent_name, settings.entrypoint, settings.setup) == ("support", "entry", "prewarm")
+    assert project.differences(settings, agent_file()) == []
