@@ -153,15 +153,16 @@ def test_validate_livekit_agents_entrypoints(tmp_path):
     (tmp_path / "a.yaml").write_text("name: a\napi: livekit-agents\nentrypoint: mod.py:server\n")
     r = agenthost("validate", str(tmp_path / "a.yaml"))
     assert r.returncode == 0, r.stdout
-    assert r.stdout.endswith("a.yaml:1:7: $.name: warning: AgentServer 'server' registers agent_name 'other' with "
-                             "rtc_session(); agenthost registers the agent file's name 'a': dispatches to 'other' "
+    assert r.stdout.endswith("a.yaml:1:7: $.name: warning: AgentServer 'server' registers agent_name 'other'; "
+                             "agenthost registers the agent file's name 'a': dispatches to 'other' "
                              "reach it only with `name: other`\nok: 1 agent in 1 file\n")
     (tmp_path / "b.yaml").write_text("name: b\napi: livekit-agents\nentrypoint: runner.py:server\n")
     r = agenthost("validate", str(tmp_path / "b.yaml"))
     assert r.returncode == 1 and "inference runners (eou)" in r.stdout and "Traceback" not in r.stdout
     (tmp_path / "c.yaml").write_text("name: c\napi: livekit-agents\nentrypoint: mod.py:register\n")
     r = agenthost("validate", str(tmp_path / "c.yaml"))
-    assert r.returncode == 1 and "must be an async function taking the job context, or an AgentServer" in r.stdout
+    assert r.returncode == 1
+    assert "must be an async function taking the job context, an AgentServer or WorkerOptions" in r.stdout
 
 
 CALL_SERVER = ("--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
@@ -292,7 +293,12 @@ def test_validate_no_env_notes_unset_variables_and_empty_takes_the_default(tmp_p
     assert r.returncode == 0, r.stdout
     body = json.loads(r.stdout)
     assert body["status"] == "ok" and [n["message"] for n in body["notes"]] == [
-        "environment variable OPENAI_API_KEY is not set (checked as empty)"]
+        "environment variable OPENAI_API_KEY is not set (not checked)"]
+    # a checked field from an unset variable is noted, not checked; the rest of the file still is
+    (tmp_path / "b.yaml").write_text("name: ${AGENT_NAME}\nentrypoint: a:entrypoint\nlimits: {max_jobs: -1}\n")
+    r = agenthost("validate", "--no-imports", "--no-env", str(tmp_path / "b.yaml"))
+    assert r.returncode == 1 and r.stdout.count(": note: environment variable AGENT_NAME is not set") == 1
+    assert "$.limits.max_jobs" in r.stdout and "$.name:" not in r.stdout.replace(": note:", "")
 
 
 def test_durations_on_the_command_line():
@@ -325,3 +331,56 @@ def test_init_writes_an_agent_file_and_never_overwrites_one(tmp_path):
     (tmp_path / "empty.py").write_text("x = 1\n")
     r = agenthost("init", "empty.py", cwd=tmp_path)
     assert r.returncode == 1 and "no agent found" in r.stderr
+
+
+def test_init_reads_a_package_module_with_relative_imports_and_its_main_guard(tmp_path):
+    pytest.importorskip("livekit.agents")
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("GREETING = 'hi'\n")
+    (pkg / "agent.py").write_text(
+        "from livekit.agents import JobContext, JobProcess, WorkerOptions, WorkerType, cli\n"
+        "from .helpers import GREETING\n\n"
+        "def prewarm(proc: JobProcess) -> None:\n    proc.userdata['g'] = GREETING\n\n"
+        "async def entrypoint(ctx: JobContext) -> None:\n    pass\n\n"
+        "if __name__ == '__main__':\n"
+        "    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=prewarm, agent_name='pkg-agent',\n"
+        "                              worker_type=WorkerType.PUBLISHER))\n")
+    r = agenthost("init", "mypkg.agent", "--out", "deploy/a.yaml", "--import-timeout", "30s", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = (tmp_path / "deploy" / "a.yaml").read_text()
+    for line in ("name: pkg-agent", "entrypoint: ../mypkg/agent.py:entrypoint", "setup: ../mypkg/agent.py:prewarm",
+                 "dispatch: explicit", "job_type: publisher"):
+        assert line in written
+    # the written file resolves from anywhere: its paths are read from its own folder
+    assert agenthost("validate", "--strict", str(tmp_path / "deploy"), cwd=ROOT).returncode == 0
+    # the same module by its path, and its function named: its settings still come from the __main__ guard
+    r = agenthost("init", "mypkg/agent.py:entrypoint", "--out", "b.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "setup: mypkg/agent.py:prewarm" in (tmp_path / "b.yaml").read_text()
+    # validate reads the guarded WorkerOptions too: dropping setup and job_type is said, as errors
+    (tmp_path / "c.yaml").write_text("name: pkg-agent\napi: livekit-agents\nentrypoint: mypkg/agent.py:entrypoint\n")
+    r = agenthost("validate", "c.yaml", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "$.setup: the WorkerOptions given to cli.run_app runs 'prewarm' in each process before its job " \
+           "(prewarm); this agent file names the entrypoint function only, so it would not run. Add `setup: " \
+           "mypkg/agent.py:prewarm`" in r.stdout
+    assert "$.job_type: the WorkerOptions given to cli.run_app is ServerType.PUBLISHER" in r.stdout
+
+
+def test_livekit_agents_code_is_recognised_under_api_host_however_it_is_written(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "dotted.py").write_text("from __future__ import annotations\nfrom livekit import agents as lk\n\n"
+                                        "async def entrypoint(ctx: lk.JobContext) -> None:\n    pass\n")
+    (tmp_path / "runs.py").write_text("from livekit.agents import JobContext, WorkerOptions, cli\n\n"
+                                      "async def entrypoint(ctx: JobContext) -> None:\n    pass\n\n"
+                                      "cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint))\n")
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: dotted.py:entrypoint\n---\n"
+                                     "name: b\nentrypoint: runs.py:entrypoint\n")
+    r = agenthost("validate", "a.yaml", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "a.yaml:2:13: $.entrypoint: dotted.py:entrypoint: this is a function taking livekit-agents' " \
+           "JobContext: add `api: livekit-agents`" in r.stdout
+    assert "raised SystemExit" in r.stdout and "if it is livekit-agents code, add `api: livekit-agents` to the " \
+           "agent file (agenthost then imports it without running cli.run_app)" in r.stdout

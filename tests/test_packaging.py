@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata as md
 import re
 import sys
@@ -12,7 +13,8 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 # the parts of the package that may import an extra's packages (the rest only the core dependencies)
-EXTRAS_BY_FOLDER = {"lkagents": ("agents", "voice"), "voice": ("voice",), "testing": ("test",)}
+EXTRAS_BY_FOLDER = {"lkagents": ("agents", "voice", "tracing"), "voice": ("voice",), "testing": ("test",),
+                    "tracing.py": ("tracing",)}
 
 
 def _canonical(name: str) -> str:
@@ -33,16 +35,28 @@ def _declared() -> tuple[set[str], dict[str, set[str]]]:
 
 
 def _distribution(module: str) -> str:
-    """The installed distribution that provides `module` (for the livekit namespace, its subpackage)."""
+    """The installed distribution that provides `module` (in a namespace package such as livekit or
+    opentelemetry, the one whose files hold its deepest package)."""
     parts = module.split(".")
-    if parts[0] == "livekit" and len(parts) > 1:
-        sub = "/".join(parts[:3] if parts[1] == "plugins" else parts[:2])
-        for dist in md.distributions():
-            if any(str(f).startswith(sub + "/") for f in dist.files or ()):
-                return _canonical(dist.metadata["Name"])
-        raise AssertionError(f"no installed distribution provides {module}")
-    (name, *_) = md.packages_distributions()[parts[0]]
-    return _canonical(name)
+    names = md.packages_distributions()[parts[0]]
+    if len(set(names)) == 1 or len(parts) == 1:
+        return _canonical(names[0])
+    for depth in range(len(parts), 1, -1):
+        found = {name for name in set(names) if tuple(parts[:depth]) in _packages(name)}
+        if len(found) == 1:
+            return _canonical(found.pop())
+    raise AssertionError(f"no one installed distribution provides {module}")
+
+
+@functools.cache
+def _packages(distribution: str) -> set[tuple[str, ...]]:
+    """The package paths (('livekit', 'agents'), ...) a distribution installs modules into."""
+    found = set()
+    for f in md.distribution(distribution).files or ():
+        if f.suffix == ".py" or f.suffix == ".so":
+            parts = f.parts[:-1] + ((f.stem,) if f.name != "__init__.py" else ())
+            found.update(parts[:depth] for depth in range(1, len(parts) + 1))
+    return found
 
 
 def _imports(path: Path) -> set[str]:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from host.cli import cli
-from host.cli.common import EXIT_INVALID, EXIT_USAGE
+from host.cli.common import DURATION, EXIT_INVALID, EXIT_USAGE
 from host.config.loader import DEFAULT_PATH, load
 from host.config.report import render
 
@@ -18,19 +18,19 @@ from host.config.report import render
 @click.option("--out", default=None, metavar="FILE",
               help=f"Where to write the agent file [default: {DEFAULT_PATH}/NAME.yaml].")
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
-@click.option("--import-timeout", type=float, default=30.0, show_default=True,
-              help="Seconds reading the module may take.")
+@click.option("--import-timeout", type=DURATION, default=30.0, show_default=True,
+              help="How long reading the module may take (seconds, or 30s, 1m).")
 def init(target: str, out: str | None, force: bool, import_timeout: float) -> None:
     """Write the agent file that serves a livekit-agents module (an AgentServer, the function registered
     with @server.rtc_session, or WorkerOptions given to cli.run_app) as livekit-agents would, and check it.
     The module's app is never started."""
-    from host.lkagents.init import InitError, read, render_file
+    from host.lkagents.init import InitError, NoModule, read, render_file
 
     try:
         reading = read(target, import_timeout)
     except InitError as exc:
         click.echo(f"agenthost init: {exc}", err=True)
-        sys.exit(EXIT_USAGE if "no such file" in str(exc) else EXIT_INVALID)
+        sys.exit(EXIT_USAGE if isinstance(exc, NoModule) else EXIT_INVALID)
     path = out or os.path.join(DEFAULT_PATH, f"{reading.default_name}.yaml")
     if os.path.exists(path) and not force:
         click.echo(f"agenthost init: {path} exists: not overwritten (--force replaces it)", err=True)
@@ -38,15 +38,24 @@ def init(target: str, out: str | None, force: bool, import_timeout: float) -> No
     written = render_file(reading, path, target)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f".{os.path.basename(path)}.tmp")  # a reloading host never sees half a file
+    # written beside its place under a name no host reads, checked there, then moved in at once: a host
+    # reloading the folder never sees half a file, nor one that does not validate
+    partial = os.path.join(folder, f".{os.path.basename(path)}.tmp")
     with open(partial, "w", encoding="utf-8") as fh:
         fh.write(written.text)
+    catalog = load([partial])
+    shown = render("text", catalog.agents, catalog.problems, len(catalog.files)).replace(
+        os.path.relpath(partial) if not os.path.isabs(path) else partial, path)
+    if catalog.problems:
+        os.unlink(partial)
+        click.echo(written.text, nl=False)
+        click.echo(f"agenthost init: not written: the agent file above does not validate:\n{shown}", err=True,
+                   nl=False)
+        sys.exit(EXIT_INVALID)
     os.replace(partial, path)
     click.echo(f"wrote {path}: agent {reading.default_name!r}, api: {reading.api}"
                + (f", dispatch: {'explicit' if reading.server.agent_name else 'automatic'}"
                   if reading.server is not None else ""))
     for line in written.not_carried:
         click.echo(f"  not carried over: {line}")
-    catalog = load([path])
-    click.echo(render("text", catalog.agents, catalog.problems, len(catalog.files), catalog.warnings), nl=False)
-    sys.exit(EXIT_INVALID if catalog.problems else 0)
+    click.echo(shown, nl=False)

@@ -28,7 +28,22 @@ class EntrypointError(Exception):
     """A function reference does not resolve to a usable function."""
 
 
+def package_of(path: str) -> tuple[str, str] | None:
+    """(the folder above the package, the module's dotted name) of a file inside a package (a folder with an
+    `__init__.py`), so that it is imported as part of it and its relative imports work; None otherwise."""
+    folder, parts = os.path.dirname(os.path.abspath(path)), [os.path.splitext(os.path.basename(path))[0]]
+    while os.path.isfile(os.path.join(folder, "__init__.py")) and parts[0].isidentifier():
+        parts.insert(0, os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None
+    return folder, ".".join(parts)
+
+
 def module_name_for_file(path: str) -> str:
+    package = package_of(path)
+    if package is not None:
+        return package[1]
     stem = os.path.splitext(os.path.basename(path))[0]
     return f"agenthost_file_{abs(hash(path)):x}_{stem}"
 
@@ -49,7 +64,12 @@ def load_object(ref: FunctionRef) -> object:
                 raise EntrypointError(missing_file_message(ref))
             name = module_name_for_file(ref.file)
             module = sys.modules.get(name)
-            if module is None:
+            package = package_of(ref.file)
+            if module is None and package is not None:
+                if package[0] not in sys.path:
+                    sys.path.insert(0, package[0])
+                module = importlib.import_module(name)
+            elif module is None:
                 folder = os.path.dirname(ref.file)
                 if folder not in sys.path:
                     sys.path.insert(0, folder)
@@ -73,10 +93,14 @@ def load_object(ref: FunctionRef) -> object:
     except ModuleNotFoundError as exc:
         raise EntrypointError(f"cannot import {ref.module or ref.file!r}: {exc}") from exc
     except SystemExit as exc:
+        livekit = "livekit.agents" in sys.modules  # only an `api: host` check gets here with livekit-agents loaded
         raise EntrypointError(
             f"importing {ref.module or ref.file!r} raised SystemExit: {exc}: the module ran its program at import "
-            "(a call such as cli.run_app(...) or main() at the top level); put it under "
-            "`if __name__ == \"__main__\":` so that importing the module only defines the agent") from exc
+            "(a call such as cli.run_app(...) or main() at the top level); " + (
+                "if it is livekit-agents code, add `api: livekit-agents` to the agent file (agenthost then "
+                "imports it without running cli.run_app), or put the call under `if __name__ == \"__main__\":`"
+                if livekit else "put it under `if __name__ == \"__main__\":` so that importing the module only "
+                "defines the agent")) from exc
     except BaseException as exc:
         raise EntrypointError(f"importing {ref.module or ref.file!r} raised {type(exc).__name__}: {exc}") from exc
     obj = getattr(module, ref.function, None)
@@ -126,7 +150,7 @@ def livekit_agents_code(obj: object) -> str | None:
     without importing livekit-agents: an `api: host` agent may not have it."""
     kind = type(obj)
     if kind.__module__.startswith("livekit.agents") and kind.__name__ in ("AgentServer", "ServerOptions"):
-        return f"a livekit-agents {kind.__name__}"
+        return f"a livekit-agents {'WorkerOptions' if kind.__name__ == 'ServerOptions' else kind.__name__}"
     if not callable(obj):
         return None
     module = sys.modules.get(getattr(obj, "__module__", "") or "")
@@ -141,7 +165,10 @@ def livekit_agents_code(obj: object) -> str | None:
         return None
     annotation = params[0].annotation
     if isinstance(annotation, str):  # `from __future__ import annotations`: look the name up where it was written
-        annotation = getattr(obj, "__globals__", {}).get(annotation.rpartition(".")[2], annotation)
+        first, *rest = annotation.split(".")
+        annotation = getattr(obj, "__globals__", {}).get(first)
+        for part in rest:  # `agents.JobContext`, `lk.JobContext`
+            annotation = getattr(annotation, part, None)
     if (getattr(annotation, "__name__", None) == "JobContext"
             and str(getattr(annotation, "__module__", "")).startswith("livekit.agents")):
         return "a function taking livekit-agents' JobContext"

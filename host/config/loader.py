@@ -18,7 +18,7 @@ from host.config.entrypoints import CheckRequest, check_functions
 from host.config.metadata import load_policy
 from host.config.schema import check_document
 from host.config.sources import Snapshot
-from host.config.yamlsource import display_path, load_file
+from host.config.yamlsource import display_path, format_path, load_file
 from host.errors import ConfigError, Problem
 
 DEFAULT_PATH = "agents.d"
@@ -148,6 +148,9 @@ def load(
                                                       "or set enabled: false, to remove an agent)"))
         for doc in docs:
             doc_problems = check_document(doc) + semantic_problems(doc)
+            if notes is not None and doc.unset:  # a value from an unset variable is not checked, only noted
+                unset = {format_path(p) for p in doc.unset}
+                doc_problems = [p for p in doc_problems if p.path not in unset]
             name = doc.value.get("name") if isinstance(doc.value, dict) else None
             if isinstance(name, str):
                 if name in first_seen:
@@ -234,7 +237,9 @@ def import_problems(agents: Sequence[AgentDefinition], timeout: float) -> Import
 
 def declared(agent: AgentDefinition) -> dict[str, object]:
     """What the agent file says that a livekit-agents server could say otherwise (JSON for the checking child)."""
-    return {"name": agent.name, "dispatch": agent.dispatch, "job_type": agent.job_type,
+    return {"name": agent.name, "entrypoint": agent.entrypoint.text,
+            "setup": agent.setup.text if agent.setup is not None else None, "dispatch": agent.dispatch,
+            "job_type": agent.job_type,
             "stated": sorted(k for k, _, _ in agent.locations), "idle": agent.processes.idle,
             "init_timeout": agent.processes.init_timeout, "shutdown_timeout": agent.shutdown.timeout,
             "memory_warn_mb": agent.limits.memory_warn_mb, "memory_limit_mb": agent.limits.memory_limit_mb}

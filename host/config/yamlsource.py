@@ -56,6 +56,7 @@ class Document:
     # path -> (the text as written, the value after ${VAR} substitution): a value from the environment may
     # be a secret, so messages show what was written instead
     substituted: dict[JsonPath, tuple[str, str]] = field(default_factory=dict)
+    unset: set[JsonPath] = field(default_factory=set)  # values read with an unset ${VAR} (validate --no-env)
 
     def where(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
         """Location of `path`, or of its nearest located ancestor."""
@@ -177,7 +178,9 @@ class _Converter:
                 return default
             where = (self.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path))
             if self.notes is not None:
-                self.notes.append(Problem(*where, f"environment variable {name} is not set (checked as empty)"))
+                assert self.doc is not None
+                self.doc.unset.add(path)
+                self.notes.append(Problem(*where, f"environment variable {name} is not set (not checked)"))
             else:
                 self.problems.append(Problem(*where, f"environment variable {name} is not set and has no default"))
             return ""

@@ -38,7 +38,6 @@ class AgentsEntry:
     setup: Callable[[Any], Any] | None  # the server's setup_fnc (prewarm); the YAML's `setup` wins
     session_end: Callable[[Any], Awaitable[None]] | None
     session_end_timeout: float | None
-    agent_name: str | None  # what the module registers with rtc_session(agent_name=...), if it says
 
 
 # what cli.run_app was given while intercepted: AgentServer or ServerOptions (WorkerOptions) objects
@@ -115,15 +114,20 @@ def resolve(obj: object) -> AgentsEntry:
             raise AgentsApiError("this AgentServer has no session entrypoint (register one with "
                                  "@server.rtc_session())")
         return AgentsEntry(fn, obj.setup_fnc, getattr(obj, "_session_end_fnc", None),
-                           getattr(obj, "_session_end_timeout", None), getattr(obj, "_agent_name", "") or None)
+                           getattr(obj, "_session_end_timeout", None))
+    from livekit.agents.worker import ServerOptions
+
+    if isinstance(obj, ServerOptions):  # WorkerOptions: its entrypoint and prewarm functions
+        setup = obj.prewarm_fnc if getattr(obj.prewarm_fnc, "__name__", "") != "_default_setup_fnc" else None
+        return AgentsEntry(obj.entrypoint_fnc, setup, None, obj.session_end_timeout)  # type: ignore[arg-type]
     if not inspect.iscoroutinefunction(obj):
         raise AgentsApiError("with api: livekit-agents the entrypoint must be an async function taking the job "
-                             f"context, or an AgentServer; found {type(obj).__name__}")
+                             f"context, an AgentServer or WorkerOptions; found {type(obj).__name__}")
     try:
         inspect.signature(obj).bind(object())
     except TypeError:
         raise AgentsApiError("the entrypoint must take exactly one argument, the job context") from None
-    return AgentsEntry(obj, None, None, None, None)
+    return AgentsEntry(obj, None, None, None)
 
 
 def check(obj: object, declared: Mapping[str, Any] | None) -> tuple[str | None, list[tuple[str, str, str]]]:
@@ -138,6 +142,14 @@ def check(obj: object, declared: Mapping[str, Any] | None) -> tuple[str | None, 
     from host.lkagents import project
 
     server = project.find_server(obj)
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if server is None and module is not None and project.runs_app_under_guard(module):
+        try:  # the published examples' shape: WorkerOptions given to cli.run_app under the `__main__` guard
+            project.run_main(module)
+        except Exception as exc:
+            return None, [("warning", "entrypoint", f"the module's `__main__` block, run to read what it gives "
+                                                    f"cli.run_app, raised {type(exc).__name__}: {exc}")]
+        server = project.find_server(obj, module)
     if server is None or declared is None:
         return None, []
     agent = project.AgentFile(**{**declared, "stated": frozenset(declared["stated"])})

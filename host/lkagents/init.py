@@ -15,12 +15,12 @@ import importlib.util
 import json
 import os
 import re
-import runpy
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from host.config.entrypoints import livekit_agents_code, package_of
 from host.lkagents import compat, project
 from host.lkagents.project import ServerSettings
 
@@ -40,14 +40,20 @@ class Reading:
     setup: str | None
     server: ServerSettings | None  # None for an api: host module, or a function no server names
     default_name: str
+    module: str | None  # its dotted name, when named as a module or part of a package
+    file: str  # the module's file, which the agent file names by its path
+
+
+class NoModule(InitError):
+    """The module or file named does not exist."""
 
 
 def read(target: str, timeout: float = 30.0) -> Reading:
-    """Read `MODULE_OR_FILE[:OBJECT]` in a child process. Raises InitError."""
-    spec, _, obj = target.partition(":") if not re.match(r"^[A-Za-z]:\\", target) else (target, "", "")
+    """Read `MODULE_OR_FILE[:OBJECT]` in a child process. Raises InitError (NoModule: nothing by that name)."""
+    spec, _, obj = target.partition(":")
     is_file = spec.endswith(".py") or os.sep in spec
     if is_file and not os.path.isfile(spec):
-        raise InitError(f"{spec}: no such file")
+        raise NoModule(f"{spec}: no such file")
     cmd = [sys.executable, "-c", "from host.lkagents.init import _child_main; _child_main()"]
     request = json.dumps({"spec": os.path.abspath(spec) if is_file else spec, "is_file": is_file, "object": obj})
     try:
@@ -60,9 +66,10 @@ def read(target: str, timeout: float = 30.0) -> Reading:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise InitError(f"{spec}: reading the module ended its process (exit {proc.returncode}): {tail}")
     if "error" in answer:
-        raise InitError(f"{spec}: {answer['error']}")
+        raise (NoModule if answer.get("missing") else InitError)(f"{spec}: {answer['error']}")
     server = ServerSettings(**answer["server"]) if answer["server"] else None
-    return Reading(spec, is_file, answer["api"], answer["entrypoint"], answer["setup"], server, answer["name"])
+    return Reading(spec, is_file, answer["api"], answer["entrypoint"], answer["setup"], server, answer["name"],
+                   answer["module"], answer["file"])
 
 
 def _child_main() -> None:
@@ -74,7 +81,7 @@ def _child_main() -> None:
     try:
         answer = _read_here(request["spec"], request["is_file"], request["object"])
     except InitError as exc:
-        answer = {"error": str(exc)}
+        answer = {"error": str(exc), "missing": isinstance(exc, NoModule)}
     out.write(json.dumps(answer) + "\n")
 
 
@@ -84,48 +91,45 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
         have_agents = True
     except ImportError:
         have_agents = False
-    module = _import(spec, is_file)
+    module, module_name = _import(spec, is_file)
     stem = os.path.splitext(os.path.basename(spec))[0] if is_file else spec.rpartition(".")[2]
+    found = _discover(module) if have_agents else None
     if wanted:
-        obj = getattr(module, wanted, None)
-        if obj is None:
+        if not hasattr(module, wanted):
             raise InitError(f"the module has no attribute {wanted!r}")
+        obj = getattr(module, wanted)
     else:
-        obj = _find(module, spec, is_file) if have_agents else None
-        if obj is None:
-            obj = getattr(module, "entrypoint", None)
+        obj = found if found is not None else getattr(module, "entrypoint", None)
         if obj is None:
             raise InitError("no agent found: no AgentServer, no WorkerOptions given to cli.run_app, and no "
                             "function named entrypoint (name one: agenthost init FILE:FUNCTION)")
-    api = "livekit-agents" if have_agents and _is_livekit(obj) else "host"
-    settings = None
-    if api == "livekit-agents":
-        from livekit.agents import AgentServer
-
-        registered = [v for v in vars(module).values() if isinstance(v, AgentServer) and v._entrypoint_fnc is obj]
-        obj = registered[0] if registered else obj  # name the server: its setup and session end come with it
-        settings = project.find_server(obj)
-    entry_name = _name_in(module, obj)
+    api = "livekit-agents" if have_agents and livekit_agents_code(obj) is not None else "host"
+    settings = project.find_server(obj, module) if api == "livekit-agents" else None
+    entry_name = project.name_in(module, obj)
     if entry_name is None:
         raise InitError("the agent's entrypoint is not a top-level name of the module, so an agent file cannot "
                         "name it (define it at the top level)")
     name = settings.agent_name if settings is not None and settings.agent_name else stem
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", name).lstrip("_.-")[:128] or "agent"
-    # a server's own setup function comes with it; a function's is named beside it
-    setup = settings.setup if settings is not None and not _is_server(obj) else None
-    return {"api": api, "entrypoint": entry_name, "setup": setup, "name": name,
-            "server": asdict(settings) if settings is not None else None}
+    # a server's (or WorkerOptions') own setup function comes with it; a function's is named beside it
+    setup = settings.setup if settings is not None and settings.named != "server" else None
+    file = getattr(module, "__file__", None)
+    if not file:
+        raise InitError("the module has no file an agent file could name")
+    return {"api": api, "entrypoint": entry_name, "setup": setup, "name": name, "module": module_name,
+            "file": os.path.abspath(file), "server": asdict(settings) if settings is not None else None}
 
 
-def _is_server(obj: object) -> bool:
-    return type(obj).__name__ == "AgentServer"
-
-
-def _import(spec: str, is_file: bool) -> Any:
-    if "" not in sys.path:
+def _import(spec: str, is_file: bool) -> tuple[Any, str | None]:
+    """The module, and its dotted name when it is part of a package (or named as a module)."""
+    if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         if is_file:
+            package = package_of(spec)
+            if package is not None:
+                sys.path.insert(0, package[0])
+                return importlib.import_module(package[1]), package[1]
             sys.path.insert(0, os.path.dirname(spec))
             name = os.path.splitext(os.path.basename(spec))[0]
             spec_obj = importlib.util.spec_from_file_location(name, spec)
@@ -133,8 +137,12 @@ def _import(spec: str, is_file: bool) -> Any:
             module = importlib.util.module_from_spec(spec_obj)
             sys.modules[name] = module
             spec_obj.loader.exec_module(module)
-            return module
-        return importlib.import_module(spec)
+            return module, None
+        return importlib.import_module(spec), spec
+    except ModuleNotFoundError as exc:
+        if not is_file and exc.name and spec.startswith(exc.name):
+            raise NoModule(f"no module named {spec!r} (from the folder agenthost runs in)") from exc
+        raise InitError(f"importing it raised ModuleNotFoundError: {exc}") from exc
     except SystemExit as exc:
         raise InitError(f"importing it raised SystemExit: {exc}: put the call that starts the program under "
                         "`if __name__ == \"__main__\":`") from exc
@@ -142,61 +150,32 @@ def _import(spec: str, is_file: bool) -> Any:
         raise InitError(f"importing it raised {type(exc).__name__}: {exc}") from exc
 
 
-def _find(module: Any, spec: str, is_file: bool) -> object | None:
-    """The module's agent: an AgentServer of it, or what it gives cli.run_app (at import, else under its
-    `__main__` guard, run with cli.run_app recording instead of starting a server)."""
+def _discover(module: Any) -> object | None:
+    """The module's agent: its AgentServer, or what it gives cli.run_app (at import, else under its
+    `__main__` guard, run with cli.run_app recording): that object where the module names it, else its
+    entrypoint function. None when the module has neither."""
     from livekit.agents import AgentServer
+    from livekit.agents.worker import ServerOptions
 
     servers = [v for v in vars(module).values() if isinstance(v, AgentServer)]
     if len(servers) > 1:
         raise InitError("the module has several AgentServers: name one (agenthost init FILE:NAME)")
     if servers:
         return servers[0]
-    if not compat.RUN_APP_CALLS:
-        path = spec if is_file else getattr(module, "__file__", None)
-        if path:
-            try:
-                runpy.run_path(path, run_name="__main__")
-            except SystemExit:
-                pass
-            except BaseException as exc:
-                raise InitError(f"running its `__main__` block raised {type(exc).__name__}: {exc}") from exc
-    for given in list(compat.RUN_APP_CALLS):
-        if isinstance(given, AgentServer):
-            continue  # a server made only under the guard has no name an agent file could give
-        fn = getattr(given, "entrypoint_fnc", None)
-        # a `__main__` run defined its own copies: the module's function of the same name is the one to name
-        own = getattr(module, getattr(fn, "__name__", ""), None)
-        if own is not None and getattr(own, "__qualname__", None) == getattr(fn, "__qualname__", None):
-            if own is not fn:
-                compat.RUN_APP_CALLS.append(_rebound(given, module))
-            return own  # type: ignore[no-any-return]
+    if not compat.RUN_APP_CALLS and project.runs_app_under_guard(module):
+        try:
+            project.run_main(module)
+        except Exception as exc:
+            raise InitError(f"running its `__main__` block raised {type(exc).__name__}: {exc}") from exc
+    for given in reversed(compat.RUN_APP_CALLS):
+        if project.name_in(module, given) is not None:
+            return given  # WorkerOptions or a server the module names: its settings come with it
+        fn = given.entrypoint_fnc if isinstance(given, ServerOptions) else getattr(given, "_entrypoint_fnc", None)
+        name = project.name_in(module, fn)
+        if name is not None:
+            found: object = getattr(module, name)
+            return found
     return None
-
-
-def _rebound(options: Any, module: Any) -> Any:
-    """WorkerOptions from a `__main__` run, with its functions replaced by the imported module's own, so that
-    the module's names are found for them."""
-    import dataclasses
-
-    changes = {}
-    for attr in ("entrypoint_fnc", "prewarm_fnc", "request_fnc"):
-        fn = getattr(options, attr, None)
-        own = getattr(module, getattr(fn, "__name__", ""), None)
-        if own is not None and callable(own):
-            changes[attr] = own
-    return dataclasses.replace(options, **changes)
-
-
-def _is_livekit(obj: object) -> bool:
-    from host.config.entrypoints import livekit_agents_code
-
-    return livekit_agents_code(obj) is not None or type(obj).__module__.startswith("livekit.agents")
-
-
-def _name_in(module: Any, obj: object) -> str | None:
-    names: dict[str, object] = vars(module)
-    return next((name for name, value in names.items() if value is obj and not name.startswith("_")), None)
 
 
 @dataclass(frozen=True)
@@ -206,21 +185,17 @@ class Written:
 
 
 def render_file(reading: Reading, out_path: str, source_shown: str) -> Written:
-    """The agent file for `reading`, to be written at `out_path` (paths in it are relative to its folder)."""
-    if reading.is_file:
-        source, folder = os.path.abspath(reading.target), os.path.dirname(os.path.abspath(out_path))
-        # relative to the agent file's folder, so the project moves as one; absolute when they share only /
-        ref = (source if os.path.commonpath([source, folder]) == os.sep else os.path.relpath(source, folder)) + ":"
-    else:
-        ref = f"{reading.target}:"
+    """The agent file for `reading`, to be written at `out_path`: its paths are read from that file's folder,
+    so the project and its agent files move together (a file in a package is imported as part of it)."""
+    folder = os.path.dirname(os.path.abspath(out_path))
+    relative = os.path.commonpath([reading.file, folder]) != os.sep
+    ref = (os.path.relpath(reading.file, folder) if relative else reading.file) + ":"
     server = reading.server
     lines = [f"# The agent of {source_shown}, written by `agenthost init`. Check it with `agenthost validate`.",
              f"name: {reading.default_name}"]
     if reading.api == "livekit-agents":
         lines.append("api: livekit-agents")
-    lines.append(f"entrypoint: {ref}{reading.entrypoint}" + ("  # read from this file's folder"
-                                                            if reading.is_file else
-                                                            "  # imported from the folder agenthost runs in"))
+    lines.append(f"entrypoint: {ref}{reading.entrypoint}" + ("  # read from this file's folder" if relative else ""))
     if reading.setup:
         lines.append(f"setup: {ref}{reading.setup}")
     not_carried: list[str] = []

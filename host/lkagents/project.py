@@ -8,7 +8,6 @@ A livekit-agents project names its settings on an `AgentServer` (with `@server.r
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -25,14 +24,14 @@ class ServerSettings:
     source: str  # "AgentServer 'server'", "WorkerOptions given to cli.run_app", ...
     agent_name: str  # "" means automatic dispatch
     server_type: str  # "room" | "publisher"
-    entrypoint: str | None  # the module attribute names, where the module has them
-    setup: str | None
+    setup: str | None  # the module's name of its setup (prewarm) function, if it has one
     on_request: bool  # a request function other than livekit-agents' default accept
     permissions: Mapping[str, object] = field(default_factory=dict)  # those differing from the defaults
     options: Mapping[str, object] = field(default_factory=dict)  # the server's other options set, by name
-    # False when the agent file names a function registered on the server, rather than the server: then its
-    # name is the file's own choice, not livekit-agents' agent_name carried over
-    named: bool = True
+    # what the agent file's entrypoint names: "server" (an AgentServer: its setup function comes with it),
+    # "function" (a function registered on a module's AgentServer: its name is the file's own choice), or
+    # "options" (the function given to cli.run_app, alone or in WorkerOptions)
+    named: str = "server"
 
 
 def _given(value: object) -> object | None:
@@ -42,25 +41,35 @@ def _given(value: object) -> object | None:
     return value
 
 
-def _attribute_name(module: object, value: object) -> str | None:
-    for name, candidate in vars(module).items() if module is not None else ():
+def name_in(module: object, value: object) -> str | None:
+    """The module's top-level name for `value`: the object itself, or the function of the same name defined
+    by the same code (a `__main__` run of the module defines its own copies)."""
+    names: dict[str, object] = vars(module) if module is not None else {}
+    for name, candidate in names.items():
         if candidate is value and not name.startswith("_"):
             return name
-    return None
+    own = names.get(getattr(value, "__name__", "") or "")
+    return getattr(value, "__name__", None) if own is not None and same_function(own, value) else None
 
 
-def read_server(obj: object, module: object | None = None, source: str | None = None) -> ServerSettings:
-    """The settings of an AgentServer or ServerOptions (WorkerOptions) object."""
+def same_function(a: object, b: object) -> bool:
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    return a is b or (code_a is not None and code_b is not None and code_a.co_filename == code_b.co_filename
+                      and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None))
+
+
+def read_server(obj: object, module: object | None, named: str = "server") -> ServerSettings:
+    """The settings of an AgentServer or ServerOptions (WorkerOptions) object; `module` names its parts."""
     from livekit.agents import AgentServer
     from livekit.agents.worker import ServerOptions, WorkerPermissions
 
     if isinstance(obj, ServerOptions):
         server = AgentServer.from_server_options(obj)
-        source = source or "WorkerOptions given to cli.run_app"
+        source = "the WorkerOptions given to cli.run_app"
     elif isinstance(obj, AgentServer):
         server = obj
-        name = _attribute_name(module, obj) if module is not None else None
-        source = source or (f"AgentServer {name!r}" if name else "the AgentServer")
+        name = name_in(module, obj)
+        source = f"AgentServer {name!r}" if name else "the AgentServer given to cli.run_app"
     else:
         raise TypeError(f"not a livekit-agents server: {type(obj).__name__}")
     defaults = WorkerPermissions()
@@ -79,48 +88,66 @@ def read_server(obj: object, module: object | None = None, source: str | None = 
             default = "process"
         if value is not None and value != default:
             options[option] = value
-    fn = server._entrypoint_fnc
     setup = server.setup_fnc
-    own = module if module is not None else sys.modules.get(getattr(fn, "__module__", "") or "")
     return ServerSettings(
         source=source,
         agent_name=server._agent_name,
         server_type="publisher" if server._server_type.name == "PUBLISHER" else "room",
-        entrypoint=_attribute_name(own, fn) if fn is not None else None,
-        setup=_attribute_name(own, setup) if setup is not None and setup.__name__ != "_default_setup_fnc"
-        else None,
+        setup=(name_in(module, setup) or getattr(setup, "__name__", "setup"))
+        if setup is not None and setup.__name__ != "_default_setup_fnc" else None,
         on_request=request is not None and getattr(request, "__name__", "") != "_default_request_fnc",
         permissions=permissions,
         options=options,
+        named=named,
     )
 
 
-def find_server(obj: object) -> ServerSettings | None:
-    """The settings behind an agent file's entrypoint: the AgentServer itself, the AgentServer a function is
-    registered on, or what the module gave cli.run_app; None for a function no server names (its settings
-    are then in the `__main__` block, which only `agenthost init` runs)."""
+def find_server(obj: object, module: object | None = None) -> ServerSettings | None:
+    """The settings behind an agent file's entrypoint `obj` (of `module`): the AgentServer itself, the
+    AgentServer a function is registered on, or what the module gave cli.run_app (at import, or under its
+    `__main__` guard once `run_main` ran it); None for a function no server names."""
     from livekit.agents import AgentServer
     from livekit.agents.worker import ServerOptions
 
-    if isinstance(obj, AgentServer):
-        return read_server(obj, sys.modules.get(_defining_module(obj)))
-    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if isinstance(obj, (AgentServer, ServerOptions)):
+        fn = obj.entrypoint_fnc if isinstance(obj, ServerOptions) else obj._entrypoint_fnc
+        return read_server(obj, module or sys.modules.get(getattr(fn, "__module__", "") or ""))
+    module = module if module is not None else sys.modules.get(getattr(obj, "__module__", "") or "")
     for value in vars(module).values() if module is not None else ():
         if isinstance(value, AgentServer) and value._entrypoint_fnc is obj:
-            return dataclasses.replace(read_server(value, module), named=False)
-    for given in compat.RUN_APP_CALLS:
+            return read_server(value, module, named="function")
+    for given in reversed(compat.RUN_APP_CALLS):
         target = given.entrypoint_fnc if isinstance(given, ServerOptions) else getattr(given, "_entrypoint_fnc", None)
-        if target is obj:
-            return read_server(given, module)
+        if same_function(target, obj):
+            return read_server(given, module, named="options")
     return None
 
 
-def _defining_module(obj: object) -> str:
-    for name, module in list(sys.modules.items()):
-        if any(v is obj for v in vars(module).values()) if module is not None and hasattr(module, "__dict__") \
-                else False:
-            return name
-    return ""
+def runs_app_under_guard(module: object) -> bool:
+    """Whether the module's source calls run_app under a `__main__` guard (so `run_main` would find its
+    server); read from its file, nothing run."""
+    path = getattr(module, "__file__", None)
+    try:
+        with open(path or "", encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    return "__main__" in text and "run_app" in text
+
+
+def run_main(module: object) -> None:
+    """Run the module's `__main__` block, with cli.run_app recording (compat.intercept_run_app must be on):
+    what it gives cli.run_app is then in compat.RUN_APP_CALLS. Raises what the block raises."""
+    import runpy
+
+    spec = getattr(module, "__spec__", None)
+    try:
+        if spec is not None and spec.name and "." in spec.name:  # in a package: its relative imports work
+            runpy.run_module(spec.name, run_name="__main__", alter_sys=False)
+        else:
+            runpy.run_path(getattr(module, "__file__", "") or "", run_name="__main__")
+    except SystemExit:
+        pass
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,8 @@ class AgentFile:
     """What an agent file says, as far as a livekit-agents server could say otherwise."""
 
     name: str
+    entrypoint: str  # its `entrypoint`, as written
+    setup: str | None  # its `setup`, as written, if it has one
     dispatch: str  # "explicit" | "automatic"
     job_type: str
     stated: frozenset[str]  # the top-level keys the file writes (the rest are agenthost's defaults)
@@ -147,8 +176,9 @@ class Difference:
 
 def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
     """What changes when this server's agent runs from this agent file, and how to keep livekit-agents'
-    behaviour. An error is a change the file does not state (it would go unnoticed); a change the file
-    states on purpose is a warning."""
+    behaviour. Where behaviour would be silently lost (dispatch, job type, the prewarm function, the memory
+    limit), the change is an error unless the file states that key on purpose, then a warning; the rest are
+    warnings that say what to write."""
     out: list[Difference] = []
 
     def say(key: str, stated_by: str, message: str) -> None:
@@ -163,24 +193,27 @@ def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
     elif not automatic and agent.dispatch == "automatic":
         say("dispatch", "dispatch", f"{server.source} registers agent_name {server.agent_name!r} (explicit "
             "dispatch); this agent file is dispatch: automatic, so the agent joins every new room")
-    elif not automatic and server.agent_name != agent.name and server.named:
-        out.append(Difference("warning", "name", f"{server.source} registers agent_name {server.agent_name!r} "
-                              f"with rtc_session(); agenthost registers the agent file's name {agent.name!r}: "
-                              f"dispatches to {server.agent_name!r} reach it only with `name: "
-                              f"{server.agent_name}`"))
+    elif not automatic and server.agent_name != agent.name and server.named != "function":
+        out.append(Difference("warning", "name", f"{server.source} registers agent_name {server.agent_name!r}; "
+                              f"agenthost registers the agent file's name {agent.name!r}: dispatches to "
+                              f"{server.agent_name!r} reach it only with `name: {server.agent_name}`"))
+    if server.setup and server.named != "server" and agent.setup is None:
+        ref = agent.entrypoint.rpartition(":")[0] + ":" + server.setup
+        say("setup", "setup", f"{server.source} runs {server.setup!r} in each process before its job (prewarm); "
+            f"this agent file names the entrypoint function only, so it would not run. Add `setup: {ref}`")
     if server.server_type != agent.job_type:
         say("job_type", "job_type", f"{server.source} is ServerType.{server.server_type.upper()} (one job per "
             f"{server.server_type}); this agent file is job_type: {agent.job_type}. Add `job_type: "
             f"{server.server_type}` to keep it")
     if server.on_request:
-        out.append(Difference("warning", "metadata", f"{server.source}'s on_request (request_fnc) is not called "
-                              "by agenthost: a job is accepted when its metadata passes `metadata.schema`, and the "
-                              "agent joins with the identity, name and attributes of `participant:`; move its "
-                              "checks there (or into the entrypoint)"))
+        out.append(Difference("warning", "metadata", f"{server.source} sets on_request (request_fnc), which "
+                              "agenthost does not call: a job is accepted when its metadata passes "
+                              "`metadata.schema`, and the agent joins with the identity, name and attributes of "
+                              "`participant:`; move its checks there (or into the entrypoint)"))
     if server.permissions:
         listed = ", ".join(f"{k}={v!r}" for k, v in sorted(server.permissions.items()))
-        out.append(Difference("warning", "participant", f"{server.source}'s permissions ({listed}) are not "
-                              "carried over: agenthost's agent joins with livekit-agents' default permissions "
+        out.append(Difference("warning", "participant", f"{server.source} sets permissions ({listed}), which "
+                              "are not carried over: agenthost's agent joins with livekit-agents' default permissions "
                               "(publish, subscribe, publish data, update metadata; not hidden)"))
     for option, key, ours, fmt in OPTIONS:
         if option not in server.options:
@@ -189,8 +222,12 @@ def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
         if key is None:
             out.append(Difference("warning", "entrypoint", f"{server.source} sets {option}={value!r}: {ours}"))
         elif _differs(value, getattr(agent, ours)):
-            out.append(Difference("warning", key, f"{server.source} sets {option}={value!r}; this agent file has "
-                                  f"{key}: {getattr(agent, ours)!r}: write `{key}: {fmt(value)}` to keep it"))
+            message = (f"{server.source} sets {option}={value!r}; this agent file has {key}: "
+                       f"{getattr(agent, ours)!r}: write `{key}: {fmt(value)}` to keep it")
+            if option == "job_memory_limit_mb":  # a limit silently gone: an error unless the file says so
+                say(key, key.partition(".")[0], message)
+            else:
+                out.append(Difference("warning", key, message))
     return out
 
 

@@ -74,7 +74,21 @@ class AgentsRuntime:
         job = agent_pb.Job()
         job.ParseFromString(start.job)
         job_filter.fields["room"] = job.room.name
+        if start.traceparent:
+            _trace_with_the_job()
         return await _Job(self, conn, start, job).run()
+
+
+def _trace_with_the_job() -> None:
+    """livekit-agents' spans (job_entrypoint, agent_session, user_turn, ...) go to the job process's tracer
+    provider (set up from the host's OTEL_* settings), under the host's span of the job."""
+    from livekit.agents import telemetry
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        telemetry.set_tracer_provider(provider)
 
 
 class _Job:

@@ -7,7 +7,7 @@ memory, registration) are read from the host when scraped, so they are never sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -108,6 +108,15 @@ class _StateCollector(Collector):
         yield g
 
 
+class _DroppedSpans:
+    def __init__(self, read: Callable[[], int]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("agenthost_trace_spans_dropped", "Spans of job traces not delivered to the "
+                                  "OpenTelemetry endpoint (its queue full, or the export failed).", value=self.read())
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -148,6 +157,11 @@ class Metrics:
             self.jobs_refused.labels(agent, reason)
         for reason in DECLINE_REASONS:
             self.jobs_declined.labels(agent, reason)
+
+    def observe_dropped_spans(self, read: Callable[[], int]) -> None:
+        """Export the spans tracing could not deliver (a full queue, an unreachable endpoint), read at each
+        scrape: the batch thread counts them."""
+        self.registry.register(_DroppedSpans(read))
 
     def observe(self, state: HostState) -> None:
         """Read the gauges from `state` at each scrape."""

@@ -171,6 +171,14 @@ class JobGroup:
             return max(0, int(current) - inactive)
         return None
 
+    def peak_memory_bytes(self) -> int | None:
+        """The most memory the group has been charged at once (v2: memory.peak, where the kernel has it)."""
+        d = self._dir("memory")
+        text = _read(d / ("memory.peak" if self.version == 2 else "memory.max_usage_in_bytes")) if d else None
+        with contextlib.suppress(TypeError, ValueError):
+            return int(text or "")
+        return None
+
     def cpu_seconds(self) -> float | None:
         """CPU time used by every process that ran in the group."""
         if self.version == 2:

@@ -32,6 +32,7 @@ from host.process.protocol import ProtocolError, encode, receive_output
 from host.process.sandbox import harden_job
 from host.process.tree import become_subreaper, descendants, end_all
 from host.process.watchdog import HostWatchdog
+from host.tracing import JobTracing
 
 logger = logging.getLogger("agenthost.job")
 
@@ -89,8 +90,12 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
         return
     job_filter.fields.update({"job_id": _job_id(msg), "worker_id": msg.worker_id, **dict(msg.definition.log_fields)})
     _watchdog.timeout = msg.definition.shutdown.timeout  # the job's own definition, as accepted
+    tracing = JobTracing(msg.traceparent, msg.otel_env, msg.definition.name)  # before the job's context is made
+    if msg.traceparent and tracing.provider is not None:
+        job_filter.fields["trace_id"] = msg.traceparent.split("-")[1]
     error = asyncio.run(runtime.run(conn, msg, job_filter))
     send(conn, JobDone(error))
+    tracing.close()  # the job's last spans, bounded; the host's span of the job needs none of them
     end_what_the_job_started()
 
 

@@ -62,6 +62,8 @@ class ProcessExit:
     result: JobDone | None  # what the job reported before it exited; None if it never did
     shutdown_reason: str | None
     memory_killed: str | None = None  # said when the kernel killed a process of the job at its memory limit
+    cpu_seconds: float | None = None  # CPU time of every process of the job, where its cgroup counted it
+    peak_memory_bytes: int | None = None  # the most memory its cgroup was charged at once
 
 
 class JobProcess:
@@ -84,6 +86,7 @@ class JobProcess:
         self._confinement = confinement
         self.group: JobGroup | None = None  # its cgroup, where the host gives each job process one
         self._memory_killed: str | None = None
+        self._usage: tuple[float | None, int | None] = (None, None)  # CPU seconds and peak memory, read at exit
         self._channel: Channel | None = None
         self._output: ProcessOutput | None = None
         self._proc: BaseProcess | None = None  # started by the fork server
@@ -314,7 +317,7 @@ class JobProcess:
             why = self._not_ready or f"exited with code {code} before it was ready"
             self._ready.set_exception(ProcessStartError(why))
         self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.result,
-                                            self.shutdown_reason, self._memory_killed))
+                                            self.shutdown_reason, self._memory_killed, *self._usage))
         self._channel.close()
         if self._shutting_down_event is not None:
             self._shutting_down_event.set()
@@ -323,6 +326,7 @@ class JobProcess:
         """The process has exited: end whatever is left in its group, note a kill at the memory limit, and
         remove the group once its last process is reaped."""
         left = group.kill()
+        self._usage = (group.cpu_seconds(), group.peak_memory_bytes())
         if left:
             logger.warning("killed %d process(es) left in the job's cgroup: %s", len(left), ", ".join(map(str, left)),
                            extra={"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})

@@ -42,6 +42,8 @@ class StartJob:
     metadata: object  # the job metadata as parsed and validated by the host when it accepted the offer
     participant: Participant
     recovery_of: str | None = None  # the job whose call this one takes over (its host died)
+    traceparent: str | None = None  # the host's span of this job (W3C), when tracing is on
+    otel_env: tuple[tuple[str, str], ...] = ()  # the host's OTEL_* settings, for the job's own spans
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from host.runtime.jobs import JobTable
 from host.runtime.journal import Journal
 from host.runtime.recovery import Recoverer
 from host.runtime.view import HostView
+from host.tracing import HostTracing
 
 if TYPE_CHECKING:
     from host.ops.httpserver import HttpServer
@@ -64,10 +65,12 @@ class Host:
 
             preload_livekit_agents()
         self.metrics = Metrics()
+        self.tracing = HostTracing()
+        self.metrics.observe_dropped_spans(lambda: self.tracing.dropped.value)
         self.confinement = detect(options.job_limits)
         cpu = CpuLoad()
         self.journal = Journal(options.state_dir) if options.state_dir else None
-        self.jobs = JobTable(credentials, self.metrics, cpu, options.load, self.journal)
+        self.jobs = JobTable(credentials, self.metrics, cpu, options.load, self.journal, self.tracing)
         self._credentials = credentials
         self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level,
                                                                           self.confinement),
@@ -118,6 +121,7 @@ class Host:
             if http is not None:
                 await http.close()
             self.confinement.close()
+            await asyncio.to_thread(self.tracing.shutdown)  # the last spans, bounded; not on the loop
             if self.journal is not None:
                 self.journal.close()
 

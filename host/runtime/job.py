@@ -17,6 +17,7 @@ from host.process.messages import Participant
 from host.runtime.agents import Agent
 from host.runtime.outcome import Failure
 from host.runtime.worker import WorkerConnection
+from host.tracing import JobSpan
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,14 @@ class JobFacts:
     dispatched_metadata: str = ""  # as the dispatch gave it: what a recovery dispatches again
     recovery_of: str | None = None  # the first job of the call, when this one takes it over
     attempt: int = 0  # how many times the call was taken over before this job
+    trace_id: str | None = None  # of its `agenthost.job` span, when tracing is on
 
     @property
     def log_fields(self) -> dict[str, Any]:
-        return job_fields(self.agent, self.id, self.dispatch_id, self.room)
+        fields = job_fields(self.agent, self.id, self.dispatch_id, self.room)
+        if self.trace_id:
+            fields["trace_id"] = self.trace_id
+        return fields
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Job:
     failure: Failure | None = None  # decided by the host while it ran (e.g. the memory limit)
     task: asyncio.Task[None] | None = None  # its supervision
     reserved: asyncio.Task[JobProcess] | None = None  # its process being taken, until the assignment
+    span: JobSpan = field(default_factory=lambda: JobSpan(None))  # its trace, from the offer to the exit
 
     @property
     def id(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
 from host.ops.resources import CpuLoad, LoadPolicy
-from host.process.handle import JobProcess, ProcessStartError
+from host.process.handle import JobProcess, ProcessStartError, ProcessState
 from host.process.messages import Participant, StartJob
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, process_error
@@ -32,6 +33,7 @@ from host.runtime.load import LoadReporter
 from host.runtime.outcome import Failure, Outcome, outcome
 from host.runtime.recovery import RECOVERY_ATTRIBUTE
 from host.runtime.worker import WorkerConnection
+from host.tracing import HostTracing
 
 logger = logging.getLogger("agenthost.host")
 
@@ -40,7 +42,7 @@ ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is r
 
 class JobTable:
     def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load: LoadPolicy,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, tracing: HostTracing | None = None) -> None:
         self._agents: AgentLookup = NoAgents()  # until `attach`: the agent set is built with this table
         self._credentials = credentials
         self._metrics = metrics
@@ -48,6 +50,7 @@ class JobTable:
         self._tasks = TaskSet("job table")
         self._jobs: dict[str, Job] = {}
         self._journal = journal
+        self._tracing = tracing or HostTracing({})
         self._recoveries: dict[tuple[str, str], Entry] = {}  # (agent, room) -> the job whose call is taken over
         self.draining = False
 
@@ -86,12 +89,18 @@ class JobTable:
 
     async def on_offer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> Admission:
         job = request.job
+        span = self._tracing.job(agent=worker.agent, **{"job.id": job.id, "dispatch.id": job.dispatch_id,
+                                                        "room": job.room.name, "worker.id": worker.worker_id or ""})
         fields = job_fields(worker.agent, job.id, job.dispatch_id, job.room.name)
+        if span.trace_id:
+            fields["trace_id"] = span.trace_id
         logger.debug("job offer", extra=fields)
+        span.event("offered")
         agent = self._agents.serves(worker)
         state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name),
                                                       process_error(agent))
         answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
+        span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
         if isinstance(answer, Accept):
             assert agent is not None
             limit = agent.definition.limits.max_jobs
@@ -108,20 +117,26 @@ class JobTable:
                                       tuple(sorted(attributes.items())))
             facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, agent.definition, worker,
                              answer.metadata, participant, dispatched_metadata=job.metadata,
-                             recovery_of=recovery_of, attempt=recovered.attempt + 1 if recovered else 0)
+                             recovery_of=recovery_of, attempt=recovered.attempt + 1 if recovered else 0,
+                             trace_id=span.trace_id)
             # its process is taken now, from the pool of the definition (and code) it was accepted under: a
             # reload before the assignment cannot change what it runs, and a process is warm by then
             reserved = asyncio.get_running_loop().create_task(agent.pool.take(), name=f"reserve-{job.id}")
             reserved.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved at the assignment
-            self._jobs[job.id] = Job(facts, reserved=reserved)
+            self._jobs[job.id] = Job(facts, reserved=reserved, span=span)
+            span.event("accepted")
             asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
             return answer
         if isinstance(answer, Refuse):
             self._metrics.jobs_refused.labels(worker.agent, answer.reason).inc()
             logger.error("refused job: %s", answer.message, extra=fields)
+            span.event("refused", reason=answer.reason)
+            span.end(f"refused_{answer.reason}", answer.message)
         else:
             self._metrics.jobs_declined.labels(worker.agent, answer.reason).inc()
             logger.info("declined job offer: %s", answer.message, extra=fields)
+            span.event("declined", reason=answer.reason)
+            span.end(f"declined_{answer.reason}")
         return answer
 
     async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
@@ -135,8 +150,10 @@ class JobTable:
         fields = job.facts.log_fields
         reserved, job.reserved = job.reserved, None
         process: JobProcess | None = None
+        job.span.event("assigned")
         try:
             process = await reserved  # started, and perhaps not ready yet: its job is queued in its pipe
+            job.span.event("process taken", warm=process.state is ProcessState.IDLE, pid=process.pid or 0)
             self._hand(job, process, assignment, worker)
             await process.wait_ready(job.facts.definition.processes.init_timeout)
         except (ProcessStartError, OSError) as exc:
@@ -147,6 +164,7 @@ class JobTable:
                 self._journal.remove(job.id)
             if process is not None:
                 process.kill()
+            job.span.end("no_process", str(exc))
             await worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {exc}")
             return
         self._metrics.jobs_started.labels(job.agent).inc()
@@ -160,6 +178,7 @@ class JobTable:
         if job is not None and job.process is not None:
             self._ending(job_id)
             logger.info("server terminated the job", extra=job.facts.log_fields)
+            job.span.event("shutdown asked", reason="terminated_by_server")
             job.process.request_shutdown("terminated_by_server")
 
     # -- what the host asks of its jobs ----------------------------------------------------------
@@ -172,6 +191,7 @@ class JobTable:
         job.failure = Failure(reason, message)
         self._ending(job_id)
         logger.error("%s; shutting the job down", message, extra={**job.facts.log_fields, "pid": job.pid})
+        job.span.event("shutdown asked", reason=reason)
         job.process.request_shutdown(reason)
 
     def sampled(self) -> list[Sampled]:
@@ -205,10 +225,11 @@ class JobTable:
         for job in list(self._jobs.values()):
             self._ending(job.id)
             if job.process is not None:
+                job.span.event("shutdown asked", reason=reason)
                 end(job.process)
             elif job.reserved is not None:
                 logger.warning("accepted job dropped before its assignment: %s", reason, extra=job.facts.log_fields)
-                self._drop_unassigned(job)
+                self._drop_unassigned(job, "dropped_unassigned")
 
     async def wait_supervised(self, timeout: float | None = None) -> None:
         """Until every running job has been reported (bounded by `timeout`)."""
@@ -228,13 +249,17 @@ class JobTable:
         facts = job.facts
         job.process = process
         job.started_at = time.time()
-        process.on_started = lambda at: self._metrics.offer_to_entrypoint.labels(facts.agent).observe(
-            max(0.0, at - facts.accepted_at))
+        def started(at: float) -> None:
+            self._metrics.offer_to_entrypoint.labels(facts.agent).observe(max(0.0, at - facts.accepted_at))
+            job.span.event("entrypoint started")
+
+        process.on_started = started
         process.start_job(StartJob(
             job=assignment.job.SerializeToString(), definition=facts.definition,
             url=assignment.url or self._credentials.url, token=assignment.token,
             credentials=self._credentials, worker_id=worker.worker_id or "", accepted_at=facts.accepted_at,
             metadata=facts.metadata, participant=facts.participant, recovery_of=facts.recovery_of,
+            traceparent=job.span.traceparent, otel_env=self._tracing.env,
         ), facts.id)
         if self._journal is not None:  # from here on, a host that dies leaves this call to the next one
             self._journal.add(Entry(facts.id, facts.agent, facts.room, facts.dispatch_id, facts.dispatched_metadata,
@@ -247,6 +272,13 @@ class JobTable:
         timeout = job.facts.definition.shutdown.timeout
         end = await process.wait_exit(timeout)
         result = outcome(end, job.failure, timeout)
+        job.span.event("exited", code=end.code, **({"shutdown_reason": end.shutdown_reason} if end.shutdown_reason
+                                                   else {}))
+        job.span.set(**{"exit.code": end.code if end.code >= 0 else None,
+                        "exit.signal": signal_name(-end.code) if end.code < 0 else None,
+                        "cpu.seconds": end.cpu_seconds, "memory.peak_bytes": end.peak_memory_bytes,
+                        "shutdown.reason": end.shutdown_reason})
+        job.span.end(result.reason or "ok", result.error)
         if job.started_at is not None:
             self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
         self._log_outcome(result, {**fields, "reason": end.shutdown_reason})
@@ -275,10 +307,18 @@ class JobTable:
         job = self._jobs.get(job_id)
         if job is not None and job.reserved is not None:
             logger.warning("accepted job was never assigned; released", extra=job.facts.log_fields)
-            self._drop_unassigned(job)
+            self._drop_unassigned(job, "never_assigned")
 
-    def _drop_unassigned(self, job: Job) -> None:
+    def _drop_unassigned(self, job: Job, why: str) -> None:
         assert job.reserved is not None
+        job.span.end(why)
         del self._jobs[job.id]
         job.reserved.add_done_callback(kill_reserved)
         job.reserved.cancel()
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

@@ -60,7 +60,7 @@ def test_an_empty_variable_takes_the_colon_default_and_unset_ones_can_be_notes()
     notes: list = []
     docs, problems = parse_documents("f.yaml", text, env, notes)
     assert problems == [] and [(n.line, n.path, n.message) for n in notes] == [
-        (4, "$.d", "environment variable UNSET is not set (checked as empty)")]
+        (4, "$.d", "environment variable UNSET is not set (not checked)")]
 
 
 def test_format_path():

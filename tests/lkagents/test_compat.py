@@ -19,7 +19,7 @@ async def entry(ctx: JobContext) -> None:
 
 def test_a_plain_async_function_is_an_entry():
     resolved = compat.resolve(entry)
-    assert resolved.entrypoint is entry and resolved.setup is None and resolved.agent_name is None
+    assert resolved.entrypoint is entry and resolved.setup is None
 
 
 def test_an_agent_server_gives_its_session_entrypoint_prewarm_and_session_end():
@@ -35,12 +35,12 @@ def test_an_agent_server_gives_its_session_entrypoint_prewarm_and_session_end():
     server.rtc_session(entry, agent_name="named", on_session_end=ended)
     resolved = compat.resolve(server)
     assert (resolved.entrypoint, resolved.setup, resolved.session_end) == (entry, prewarm, ended)
-    declared = {"name": "other", "dispatch": "explicit", "job_type": "room", "stated": ["name"], "idle": 1,
+    declared = {"name": "other", "entrypoint": "mod.py:server", "setup": None, "dispatch": "explicit",
+                "job_type": "room", "stated": ["name"], "idle": 1,
                 "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000, "memory_limit_mb": 0}
     error, found = compat.check(server, declared)
     assert error is None and [(severity, key) for severity, key, _ in found] == [("warning", "name")]
-    assert "registers agent_name 'named' with rtc_session(); agenthost registers the agent file's name " \
-           "'other'" in found[0][2]
+    assert "registers agent_name 'named'; agenthost registers the agent file's name 'other'" in found[0][2]
     assert compat.check(server, {**declared, "name": "named"}) == (None, [])
 
 

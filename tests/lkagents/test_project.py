@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 pytest.importorskip("livekit.agents", reason="needs the extra: pip install 'agenthost[agents]'")
@@ -24,7 +26,8 @@ def prewarm(proc: object) -> None:
 
 
 def agent_file(**changes: object) -> project.AgentFile:
-    fields: dict[str, object] = {"name": "support", "dispatch": "explicit", "job_type": "room",
+    fields: dict[str, object] = {"name": "support", "entrypoint": "../agent.py:entry", "setup": None,
+                                 "dispatch": "explicit", "job_type": "room",
                                  "stated": frozenset({"name", "entrypoint", "api"}), "idle": 1,
                                  "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000,
                                  "memory_limit_mb": 0}
@@ -34,7 +37,9 @@ def agent_file(**changes: object) -> project.AgentFile:
 def test_a_server_without_agent_name_is_automatic_and_an_explicit_default_is_an_error():
     server = AgentServer()
     server.rtc_session(entry)
-    settings = project.read_server(server, source="AgentServer 'server'")
+    settings = project.read_server(server, None)
+    assert settings.source == "the AgentServer given to cli.run_app"
+    settings = dataclasses.replace(settings, source="AgentServer 'server'")
     assert settings.agent_name == "" and settings.server_type == "room" and not settings.on_request
     (found,) = project.differences(settings, agent_file())
     assert (found.severity, found.key) == ("error", "dispatch")
@@ -51,16 +56,18 @@ def test_publisher_type_request_function_and_permissions_are_each_said():
     server = AgentServer(permissions=WorkerPermissions(hidden=True), num_idle_processes=3,
                          job_memory_limit_mb=500, load_threshold=0.5)
     server.rtc_session(entry, agent_name="support", type=WorkerType.PUBLISHER, on_request=screen)
-    settings = project.read_server(server, source="AgentServer 'server'")
+    settings = dataclasses.replace(project.read_server(server, None), source="AgentServer 'server'")
     found = {d.key: d for d in project.differences(settings, agent_file())}
     assert found["job_type"].severity == "error"
     assert "is ServerType.PUBLISHER (one job per publisher); this agent file is job_type: room. Add " \
            "`job_type: publisher` to keep it" in found["job_type"].message
-    assert found["metadata"].severity == "warning" and "on_request (request_fnc) is not called" in \
-        found["metadata"].message
-    assert "permissions (hidden=True) are not carried over" in found["participant"].message
+    assert found["metadata"].severity == "warning"
+    assert "sets on_request (request_fnc), which agenthost does not call" in found["metadata"].message
+    assert "sets permissions (hidden=True), which are not carried over" in found["participant"].message
     assert "write `processes.idle: 3`" in found["processes.idle"].message
     assert "write `limits.memory_limit_mb: 500`" in found["limits.memory_limit_mb"].message
+    assert found["limits.memory_limit_mb"].severity == "error"  # a limit silently gone
+    assert found["processes.idle"].severity == "warning"
     assert "sets load_threshold=0.5: it is the host's: `agenthost run --load-threshold`" in found["entrypoint"].message
     assert project.differences(settings, agent_file(job_type="publisher", idle=3, memory_limit_mb=500,
                                                     stated=frozenset({"job_type"})))[0].key == "metadata"
@@ -72,6 +79,11 @@ def test_worker_options_given_to_run_app_are_recorded_not_run():
     cli.run_app(options)  # returns: recorded, livekit-agents' server is not started
     assert compat.RUN_APP_CALLS[-1] is options
     settings = project.find_server(entry)
-    assert settings is not None and settings.source == "WorkerOptions given to cli.run_app"
-    assert (settings.agent_name, settings.entrypoint, settings.setup) == ("support", "entry", "prewarm")
-    assert project.differences(settings, agent_file()) == []
+    assert settings is not None and settings.source == "the WorkerOptions given to cli.run_app"
+    assert (settings.agent_name, settings.setup, settings.named) == ("support", "prewarm", "options")
+    # naming the function alone leaves its prewarm out: an error, unless the file names a setup
+    (missing,) = project.differences(settings, agent_file())
+    assert (missing.severity, missing.key) == ("error", "setup")
+    assert missing.message.endswith("this agent file names the entrypoint function only, so it would not run. "
+                                    "Add `setup: ../agent.py:prewarm`")
+    assert project.differences(settings, agent_file(setup="../agent.py:prewarm")) == []
