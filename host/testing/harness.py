@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from livekit import api
 
@@ -32,8 +33,8 @@ from host.testing.rooms import (  # re-exported: tests, bench/ and the demo take
     token,
 )
 
-__all__ = ["API_KEY", "API_SECRET", "ROOT", "Client", "HostProcess", "LiveKitServer", "RedisServer", "agent_file",
-           "dispatch", "job_in_new_room", "new_room", "private_server", "renew_agent_list", "server_api",
+__all__ = ["API_KEY", "API_SECRET", "ROOT", "Client", "HostProcess", "JaegerServer", "LiveKitServer", "RedisServer",
+           "agent_file", "dispatch", "job_in_new_room", "new_room", "private_server", "renew_agent_list", "server_api",
            "server_binary", "token"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +82,52 @@ class RedisServer:
     def stop(self) -> None:
         _stop(self.proc)
         self.proc = None
+
+
+@dataclass
+class JaegerServer:
+    """A real Jaeger (all-in-one, memory storage; built by scripts/install-jaeger.sh): OTLP on 4317 (gRPC) and
+    4318 (HTTP), its query API on 16686. Its ports are fixed: one per test run, in the run's namespace."""
+
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    otlp_http: str = "http://127.0.0.1:4318"
+    query: str = "http://127.0.0.1:16686"
+
+    def start(self) -> None:
+        binary = os.environ.get("JAEGER_BIN") or subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install-jaeger.sh")], capture_output=True, text=True, check=True,
+            timeout=1800).stdout.strip().splitlines()[-1]
+        log = open(self.workdir / "jaeger.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([binary], stdout=log, stderr=log, cwd=self.workdir)
+        wait_port("127.0.0.1", 4318, 30)
+        wait_port("127.0.0.1", 16686, 30)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None
+
+    async def spans(self, service: str, operation: str | None = None, trace_id: str | None = None,
+                    timeout: float = 20.0, count: int = 1) -> list[dict[str, Any]]:
+        """The spans Jaeger holds of `service` (or of one trace), once there are `count`: each with its
+        `tags` as a dict and its `trace`."""
+        import aiohttp
+
+        url = f"{self.query}/api/traces/{trace_id}" if trace_id else f"{self.query}/api/traces"
+        params = {} if trace_id else {"service": service, "limit": "500", "lookback": "1h",
+                                      **({"operation": operation} if operation else {})}
+        deadline = time.monotonic() + timeout
+        found: list[dict[str, Any]] = []
+        async with aiohttp.ClientSession() as session:
+            while True:
+                async with session.get(url, params=params) as r:
+                    body = await r.json() if r.status == 200 else {"data": []}
+                found = [{**span, "trace": t["traceID"], "tags": {tag["key"]: tag["value"] for tag in span["tags"]}}
+                         for t in body.get("data") or [] for span in t["spans"]
+                         if operation is None or span["operationName"] == operation]
+                if len(found) >= count or time.monotonic() > deadline:
+                    return found
+                await asyncio.sleep(0.5)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:

@@ -1,0 +1,67 @@
+"""Tracing's settings, spans and bounds, without a backend (tests/e2e/test_e2e_tracing.py has Jaeger)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from host.tracing import HostTracing, JobSpan, JobTracing, enabled, otel_env
+
+pytest.importorskip("opentelemetry.sdk", reason="needs the extra: pip install 'agenthost[tracing]'")
+
+
+def test_only_otel_settings_turn_it_on():
+    assert not enabled({})
+    assert enabled({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert enabled({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"})
+    assert enabled({"OTEL_TRACES_EXPORTER": "otlp"})
+    assert not enabled({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"})
+    assert not enabled({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"})
+    assert otel_env({"OTEL_A": "1", "PATH": "/bin", "OTEL_B": "2"}) == (("OTEL_A", "1"), ("OTEL_B", "2"))
+
+
+def test_off_every_span_is_a_no_op():
+    tracing = HostTracing({})
+    span = tracing.job(agent="a")
+    span.event("offered")
+    span.end("ok")
+    assert (tracing.on, span.traceparent, span.trace_id, tracing.env) == (False, None, None, ())
+
+
+def test_an_unreachable_endpoint_never_blocks_and_its_spans_are_counted(monkeypatch):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+           "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    tracing = HostTracing(env)
+    started = time.perf_counter()
+    parents = []
+    for n in range(20):
+        span = tracing.job(agent="a", **{"job.id": f"AJ_{n}"})
+        span.event("offered")
+        parents.append(span.traceparent)
+        span.end("ok")
+    assert time.perf_counter() - started < 0.5  # the job table's part: no export on its thread
+    assert tracing.on and all(p is not None and len(p) == 55 and p.startswith("00-") for p in parents)
+    deadline = time.monotonic() + 30
+    while tracing.dropped.value < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tracing.dropped.value >= 20
+    tracing.shutdown()
+
+
+def test_a_job_process_continues_the_hosts_trace(monkeypatch):
+    from opentelemetry import trace
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", trace.Once())
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    job = JobTracing(parent, (("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+                              ("OTEL_EXPORTER_OTLP_TIMEOUT", "1")), "agent")
+    with trace.get_tracer("test").start_as_current_span("agent.work") as span:
+        context = span.get_span_context()
+        assert f"{context.trace_id:032x}" == "ab" * 16
+        assert f"{span.parent.span_id:016x}" == "cd" * 8  # type: ignore[attr-defined]
+    job.close()
+    assert JobSpan(None).traceparent is None
