@@ -29,6 +29,7 @@ from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function, load_object
 from host.lkagents import compat
+from host.process import vitals
 from host.process.child import finish_pending, run_setup, send, watch_host
 from host.process.messages import JobStarted, ShuttingDown, StartJob
 from host.process.room import delete_job_room, taken_over
@@ -140,6 +141,7 @@ class _Job:
         token = _JobContextVar.set(ctx)
         http_context._new_session_ctx()
         watch_host(self.conn, self.request_shutdown)
+        reporting = vitals.start(self.conn, lambda: len(ctx.room.remote_participants))
         try:
             send(self.conn, JobStarted(time.time()))
             logger.info("job started", extra={"offer_to_entrypoint_ms": round((time.time() - self.start.accepted_at)
@@ -147,12 +149,14 @@ class _Job:
             task = asyncio.create_task(self.runtime.entry.entrypoint(ctx), name="entrypoint")
             task.add_done_callback(self._on_entrypoint_done)
             reason, drain = await self.shutdown
+            reporting.cancel()
             send(self.conn, ShuttingDown(reason))
             logger.info("job shutting down", extra={"reason": reason, "drain": drain})
             await finish_pending([task], drain, self.definition.shutdown.timeout)
             await self._end_session(ctx)
             await self._leave(ctx, reason)
         finally:
+            reporting.cancel()
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
             if ctx._pending_tasks:
                 await finish_pending(list(ctx._pending_tasks), False, 0)

@@ -38,6 +38,13 @@ class JobCpu:
 
 
 @dataclass(frozen=True)
+class JobLag:
+    agent: str
+    job_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Gauges:
     """The host's current state, read at scrape time."""
 
@@ -50,6 +57,7 @@ class Gauges:
     ready: bool = True  # what /readyz says
     memory_limit: Mapping[str, int] = field(default_factory=dict)  # bytes by agent; 0 when it has none
     job_cpu: Sequence[JobCpu] = ()  # CPUs each running job used over the last interval
+    job_lag: Sequence[JobLag] = ()  # each running job's event-loop lag, seconds (the worst of its last second)
     cpu_seconds: Mapping[str, float] = field(default_factory=dict)  # by agent, since the host started
 
 
@@ -88,6 +96,12 @@ class _StateCollector(Collector):
                               "seconds (0.5: half of one).", labels=["agent", "job_id"])
         for c in gauges.job_cpu:
             g.add_metric([c.agent, c.job_id], c.cpus)
+        yield g
+        g = GaugeMetricFamily("agenthost_job_loop_lag_seconds", "Each running job's event-loop lag: how late its "
+                              "timers fire, the worst of its last second, as the job measures it (a call hears "
+                              "it above about 0.1).", labels=["agent", "job_id"])
+        for lag in gauges.job_lag:
+            g.add_metric([lag.agent, lag.job_id], lag.seconds)
         yield g
         c_total = CounterMetricFamily("agenthost_job_cpu_seconds", "CPU time used by each agent's jobs, as sampled "
                                       "every few seconds on their cgroups or process trees.", labels=["agent"])

@@ -42,6 +42,9 @@ class AgentInfo(TypedDict):
     limits: LimitsInfo
 
 
+SLOW_LAG_MS = 100.0  # a job whose event loop is this late (worst of a second) is shown slow: a voice call hears it
+
+
 class JobInfo(TypedDict):
     id: str
     agent: str
@@ -51,6 +54,9 @@ class JobInfo(TypedDict):
     started_at: str | None
     memory_mb: float | None
     cpu: float | None  # CPUs its processes used over the last few seconds (0.5: half of one)
+    loop_lag_ms: float | None  # its event loop's worst lag over the last second, as the job measured it
+    slow: bool  # that lag is above SLOW_LAG_MS: the job cannot keep up (its answers and audio come late)
+    participants: int | None  # the others in its room
 
 
 class StatusDocument(TypedDict):
@@ -101,10 +107,10 @@ def render_status(doc: StatusDocument) -> str:
     jobs = doc["jobs"]
     lines.append("")
     if jobs:
-        lines += table(["job", "agent", "room", "state", "pid", "started", "memory", "cpu"],
+        lines += table(["job", "agent", "room", "state", "pid", "started", "memory", "cpu", "loop lag", "people"],
                        [[j["id"], j["agent"], j["room"], j["state"], j["pid"], j["started_at"],
                          f"{j['memory_mb']} MB" if j["memory_mb"] is not None else None,
-                         _percent(j.get("cpu"))] for j in jobs])
+                         _percent(j.get("cpu")), lag_text(j), j.get("participants")] for j in jobs])
     else:
         lines.append("no running jobs")
     return "\n".join(lines) + "\n"
@@ -163,3 +169,11 @@ def fetch_status(url: str, token: str | None, deadline: float = STATUS_DEADLINE,
 def _percent(cpus: float | None) -> str | None:
     """CPUs used as a percentage of one CPU, as top shows it; None (shown '-') when not measured yet."""
     return f"{float(cpus) * 100:.0f}%" if cpus is not None else None
+
+
+def lag_text(job: JobInfo) -> str | None:
+    """A job's loop lag as shown: `12 ms`, and `SLOW` beside it above SLOW_LAG_MS."""
+    lag = job.get("loop_lag_ms")
+    if lag is None:
+        return None
+    return f"{float(lag):.0f} ms" + (" SLOW" if job.get("slow") else "")

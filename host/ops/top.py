@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from host.ops.status import JobInfo, StatusDocument, StatusError, printable
+from host.ops.status import JobInfo, StatusDocument, StatusError, lag_text, printable
 
 SORTS = {"c": "cpu", "m": "memory", "a": "age"}
 
@@ -91,15 +91,19 @@ def render(doc: StatusDocument | None, state: TopState, address: str, error: str
     keys = Text(f"sort: {state.sort} (c cpu, m memory, a age)  agent: {state.agent or 'all'} (f)  q quit"
                 + (f"  ! {error}" if error else ""), style="dim" if not error else "red")
     table = Table(box=None, header_style="bold reverse", expand=True)
-    for column in ("JOB", "AGENT", "ROOM", "STATE", "AGE", "CPU", "MEMORY", "PID"):
-        table.add_column(column, justify="right" if column in ("AGE", "CPU", "MEMORY", "PID") else "left",
-                         no_wrap=True, overflow="ellipsis")
+    for column in ("JOB", "AGENT", "ROOM", "STATE", "AGE", "CPU", "MEMORY", "LAG", "PEOPLE", "PID"):
+        # the figures keep their width; the job ids and room names share what is left, cut with an ellipsis
+        table.add_column(column, justify="left" if column in ("JOB", "AGENT", "ROOM", "STATE") else "right",
+                         no_wrap=True, overflow="ellipsis", ratio=1 if column in ("JOB", "ROOM") else None,
+                         min_width=None if column in ("JOB", "ROOM") else len(column))
     for j in sorted_jobs(jobs, state, now):
-        cpu, memory = j.get("cpu"), j.get("memory_mb")
+        cpu, memory, people = j.get("cpu"), j.get("memory_mb"), j.get("participants")
         table.add_row(printable(j["id"]), printable(j["agent"]), printable(j["room"]), printable(j["state"]),
                       _duration(_age(j.get("started_at"), now)) if j.get("started_at") else "-",
                       f"{float(cpu) * 100:.0f}%" if cpu is not None else "-",
                       f"{float(memory):.1f} MB" if memory is not None else "-",
+                      Text(lag_text(j) or "-", style="bold red" if j.get("slow") else ""),
+                      str(people) if isinstance(people, int) else "-",
                       str(j["pid"]) if j["pid"] is not None else "-")
     agents = Table(box=None, header_style="bold reverse", expand=True)
     for column in ("AGENT", "REGISTERED", "JOBS", "IDLE", "LOAD", "LAST ERROR"):

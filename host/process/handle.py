@@ -22,7 +22,16 @@ from host.process import child as job_child
 from host.process.cgroups import CgroupError, Confinement, JobGroup, bounds_for
 from host.process.channel import Channel
 from host.process.errors import ProcessStartError
-from host.process.messages import InitFailed, JobDone, JobStarted, Ready, ShutdownJob, ShuttingDown, StartJob
+from host.process.messages import (
+    InitFailed,
+    JobDone,
+    JobStarted,
+    JobVitals,
+    Ready,
+    ShutdownJob,
+    ShuttingDown,
+    StartJob,
+)
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
 from host.process.protocol import decode_job, down
@@ -82,6 +91,7 @@ class JobProcess:
         self.sources: dict[str, tuple[int, int]] = {}  # project files it imported, from Ready
         self.prewarm_cpu = 0.0  # CPU seconds it took to get ready, from Ready
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
+        self.vitals: JobVitals | None = None  # the job's last report of its loop lag and room
         self._template = template
         self._confinement = confinement
         self.group: JobGroup | None = None  # its cgroup, where the host gives each job process one
@@ -282,6 +292,8 @@ class JobProcess:
         elif isinstance(msg, InitFailed):
             if not self._ready.done():
                 self._ready.set_exception(ProcessStartError(msg.error))
+        elif isinstance(msg, JobVitals):
+            self.vitals = msg
         elif isinstance(msg, JobStarted):
             if self.on_started is not None:
                 self.on_started(msg.entrypoint_at)

@@ -11,6 +11,7 @@ from multiprocessing.connection import Connection
 from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function
+from host.process import vitals
 from host.process.child import finish_pending, run_setup, send, watch_host
 from host.process.messages import JobStarted, ShuttingDown, StartJob
 from host.process.room import delete_job_room, taken_over
@@ -45,6 +46,7 @@ class HostRuntime:
         watch_host(conn, ctx.shutdown)
         error: str | None = None
         send(conn, JobStarted(time.time()))
+        reporting = vitals.start(conn, lambda: len(ctx.room.remote_participants))
         logger.info("job started",
                     extra={"offer_to_entrypoint_ms": round((time.time() - start.accepted_at) * 1000)})
         task = asyncio.create_task(self.entrypoint(ctx))
@@ -60,6 +62,7 @@ class HostRuntime:
                 ctx.shutdown("entrypoint_returned")
             await shutdown
         reason, drain = shutdown.result()
+        reporting.cancel()
         send(conn, ShuttingDown(reason))
         logger.info("job shutting down", extra={"reason": reason, "drain": drain})
         await finish_pending([task, *ctx._participant_tasks.values()], drain, definition.shutdown.timeout)

@@ -71,6 +71,15 @@ class JobStarted:
 
 
 @dataclass(frozen=True)
+class JobVitals:
+    """How the job is doing, every second while it runs: its event loop's worst lag over the last second
+    (a loop that cannot keep up delays audio and answers) and how many others are in its room."""
+
+    loop_lag_ms: float
+    participants: int
+
+
+@dataclass(frozen=True)
 class ShuttingDown:
     """The job began to shut down on its own (participants left, ctx.shutdown, room closed)."""
 
@@ -122,7 +131,7 @@ class Exited:
 
 
 HostMessage = StartJob | ShutdownJob
-ProcessMessage = Ready | InitFailed | JobStarted | ShuttingDown | JobDone
+ProcessMessage = Ready | InitFailed | JobStarted | JobVitals | ShuttingDown | JobDone
 TemplateMessage = TemplateReady | NotForkSafe | InitFailed | Forked | ForkFailed | Exited
 
 

@@ -34,6 +34,7 @@ from host.process.messages import (
     InitFailed,
     JobDone,
     JobStarted,
+    JobVitals,
     NotForkSafe,
     ProcessMessage,
     Ready,
@@ -53,8 +54,8 @@ MAX_TEXT = 4096  # longest error or reason kept from a process; the rest is cut
 
 OUTPUT = b"AHOUTPUT"  # the first bytes down to every process, with the write end of its output pipe
 
-_UP: dict[str, type[Any]] = {cls.__name__: cls for cls in (Ready, InitFailed, JobStarted, ShuttingDown, JobDone,
-                                                           TemplateReady, NotForkSafe, ForkFailed)}
+_UP: dict[str, type[Any]] = {cls.__name__: cls for cls in (Ready, InitFailed, JobStarted, JobVitals, ShuttingDown,
+                                                           JobDone, TemplateReady, NotForkSafe, ForkFailed)}
 
 
 class ProtocolError(AgentHostError):
@@ -122,7 +123,7 @@ def down(msg: StartJob | ShutdownJob) -> bytes:
     return frame(pickle.dumps(msg))
 
 
-_JOB_UP = (Ready, InitFailed, JobStarted, ShuttingDown, JobDone)
+_JOB_UP = (Ready, InitFailed, JobStarted, JobVitals, ShuttingDown, JobDone)
 _TEMPLATE_UP = (TemplateReady, NotForkSafe, InitFailed, ForkFailed)
 
 

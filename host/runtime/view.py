@@ -8,10 +8,10 @@ import os
 from dataclasses import dataclass
 
 from host import __version__
-from host.ops.metrics import Gauges, JobCpu, JobMemory, Metrics
+from host.ops.metrics import Gauges, JobCpu, JobLag, JobMemory, Metrics
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
-from host.ops.status import AgentInfo, JobInfo, StatusDocument
+from host.ops.status import SLOW_LAG_MS, AgentInfo, JobInfo, StatusDocument
 from host.runtime.agents import Agent, AgentSet
 from host.runtime.job import Job
 from host.runtime.jobs import JobTable
@@ -81,9 +81,13 @@ class HostView:
     def _job(self, job: Job) -> JobInfo:
         memory = self.monitor.memory.get(job.id)
         cpu = self.monitor.cpu.jobs.by_job.get(job.id)
+        vitals = job.process.vitals if job.process is not None else None
         return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
                 "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None,
-                "cpu": round(cpu, 3) if cpu is not None else None}
+                "cpu": round(cpu, 3) if cpu is not None else None,
+                "loop_lag_ms": vitals.loop_lag_ms if vitals is not None else None,
+                "slow": vitals is not None and vitals.loop_lag_ms > SLOW_LAG_MS,
+                "participants": vitals.participants if vitals is not None else None}
 
     def gauges(self) -> Gauges:
         running = {name: 0 for name in self.agents.names()} | dict(self.jobs.counts())
@@ -97,6 +101,8 @@ class HostView:
                       memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents},
                       job_cpu=[JobCpu(j.agent, j.id, cpus) for j in self.jobs
                                if (cpus := self.monitor.cpu.jobs.by_job.get(j.id)) is not None],
+                      job_lag=[JobLag(j.agent, j.id, j.process.vitals.loop_lag_ms / 1000) for j in self.jobs
+                               if j.process is not None and j.process.vitals is not None],
                       cpu_seconds={name: 0.0 for name in self.agents.names()}
                       | dict(self.monitor.cpu.jobs.seconds_by_agent))
 

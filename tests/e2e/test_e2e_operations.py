@@ -130,6 +130,36 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     assert metric(text, "agenthost_reloads_total", result="unchanged") == 1
 
 
+async def test_a_job_whose_loop_cannot_keep_up_is_shown_slow_with_its_room(livekit_server, start_host, tmp_path):
+    agents = tmp_path / "agents"
+    agent_file(agents, "blocker", f"entrypoint: {TEST_AGENTS / 'blocker.py'}:entrypoint\n")
+    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
+    host = start_host(livekit_server, agents)
+    base = await host.http_base()
+    await host.wait_log(r"registered agent blocker")
+    await host.wait_log(r"registered agent ticker")
+    blocked = await job_in_new_room(livekit_server, "blocker", "status")
+    ticking_client = await ticking(livekit_server, "ticker")
+    jobs: dict[str, dict] = {}
+    for _ in range(100):  # until each job has reported a second that saw its loop block (or not)
+        status = json.loads((await get(base + "/status"))[1])
+        jobs = {j["agent"]: j for j in status["jobs"]}
+        if len(jobs) == 2 and all(j["loop_lag_ms"] is not None for j in jobs.values()) and \
+                jobs["blocker"]["loop_lag_ms"] >= 200:
+            break
+        await asyncio.sleep(0.2)
+    assert jobs["blocker"]["loop_lag_ms"] >= 200 and jobs["blocker"]["slow"] is True, jobs
+    assert jobs["ticker"]["loop_lag_ms"] < 100 and jobs["ticker"]["slow"] is False, jobs
+    assert jobs["blocker"]["participants"] == 1 and jobs["ticker"]["participants"] == 1
+    text = (await get(base + "/metrics"))[1]
+    assert metric(text, "agenthost_job_loop_lag_seconds", agent="blocker") >= 0.2
+    shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", base.removeprefix("http://")],
+                           capture_output=True, text=True, timeout=30)
+    assert re.search(r"blocker .* \d+ ms SLOW +1\b", shown.stdout), shown.stdout
+    await blocked.disconnect()
+    await ticking_client.disconnect()
+
+
 async def test_status_command_says_when_no_host_answers():
     shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", "127.0.0.1:9"], capture_output=True,
                            text=True, timeout=30, cwd=ROOT)

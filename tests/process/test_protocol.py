@@ -13,6 +13,7 @@ from host.process.messages import (
     InitFailed,
     JobDone,
     JobStarted,
+    JobVitals,
     NotForkSafe,
     Ready,
     ShuttingDown,
@@ -31,6 +32,7 @@ class Exploit:
 
 
 JOB_MESSAGES = [Ready(12, {"/srv/a.py": (1, 2)}, 0.25), InitFailed("ImportError: x"), JobStarted(1.5e9),
+                JobVitals(12.5, 3),
                 ShuttingDown("participants_left"), JobDone(None), JobDone("ValueError: y")]
 TEMPLATE_MESSAGES = [TemplateReady(7, {}), NotForkSafe("threads"), InitFailed("e"), ForkFailed("no memory")]
 
