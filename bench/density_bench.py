@@ -17,6 +17,7 @@ import time
 
 import psutil
 from job_bench import PEER, ROOT, SETTLE, Side, leave, peer_python, served, tree_pss
+from record import save  # bench/record.py, beside this script
 
 from host.testing.harness import Client, LiveKitServer, private_server
 
@@ -91,6 +92,9 @@ async def run(steps: list[int], peer: str) -> int:
     for step in steps:
         a, b = results["agenthost"][step], results["livekit-agents"][step]
         print(f"{step:>5} | {a[0]:>8.0f} {b[0]:>8.0f} | {a[1]:>8.2f} {b[1]:>8.2f} | {a[2]:>8.0f} {b[2]:>8.0f}")
+    save("density_bench", {"steps": {name: [{"jobs": step, "pss_mb": r[step][0], "idle_cpu_cores": r[step][1],
+                                              "next_job_ms": r[step][2]} for step in steps]
+                                     for name, r in results.items()}})
     return 0
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import psutil
 from livekit import api
+from record import save  # bench/record.py, beside this script
 
 from host.testing.harness import (
     Client,
@@ -343,6 +344,8 @@ async def run(rounds: int, jobs: int, peer_python: str) -> int:
         peer.stop()
         server.stop()
     print_table(ours, peer)
+    save("job_bench", {"figures": {key: {"agenthost": value, "livekit-agents": peer.figures[key]}
+                                   for key, value in ours.figures.items()}})
     print(f"({rounds} sequential dispatches, {jobs} concurrent jobs; same server, same entrypoint, "
           "two prewarmed processes each)")
     return 0

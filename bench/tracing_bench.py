@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import save  # noqa: E402  bench/record.py, beside this script
+
 from host.tracing import HostTracing  # noqa: E402
 
 EVENTS = ("offered", "metadata checked", "accepted", "assigned", "process taken", "entrypoint started",
@@ -90,6 +92,9 @@ def main() -> None:
     print(f"added per job (median): {added * 1e3:.3f} ms   (aim: at most 1 ms; {added * 1e3:.3f} / 1.000 = "
           f"{added / 1e-3:.3f}x of the bound)")
     print(f"spans not delivered: {on.dropped.value}")
+    save("tracing_bench", {"per_job_us": {"tracing on": statistics.median(with_tracing) * 1e6,
+                                          "tracing off": statistics.median(without) * 1e6},
+                           "added_ms": added * 1e3, "dropped": on.dropped.value})
 
 
 if __name__ == "__main__":

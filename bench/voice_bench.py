@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
 import statistics
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import psutil
 from job_bench import SETTLE, Side, tree_pss
+from record import save  # bench/record.py, beside this script
 
 from host.config.credentials import Credentials
 from host.testing.harness import API_KEY, API_SECRET, LiveKitServer, new_room, private_server, server_api
@@ -320,9 +320,7 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool) -> int:
         server.stop()
     print(f"({turn_count} turns a call, {PAUSE_S:g} s pause before each, calls started {STAGGER_S:g} s apart; "
           f"{psutil.cpu_count()} cores; callers in the bench's own process on the same machine)")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "voice_bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    save("voice_bench", summary)
     return 0
 
 

@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,agents,voice,tracing]'
+.venv/bin/python -m pip install --quiet -e '.[test,agents,voice,tracing,docs]'
 # A wheelhouse of agenthost's declared (core) dependencies and its build backend: the packaging test installs
 # the package into a clean virtualenv from it alone, offline (tests reach no index).
 wheels="${AGENTHOST_WHEELHOUSE:-$HOME/.cache/agenthost/wheels}"

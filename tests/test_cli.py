@@ -21,7 +21,7 @@ BAD_TEXT = (
     "seconds from 0 to 86400 as a number, or a string such as 500ms, 10s, 2m (at most a day)\n"
     "tests/fixtures/bad/support.yaml:6:3: $.limits.max_job: unknown key 'max_job' (did you mean 'max_jobs'?)\n"
     "tests/fixtures/bad/twice.yaml:1:7: $.name: agent 'support' is already defined at "
-    "tests/fixtures/bad/support.yaml:1\n"
+    "tests/fixtures/bad/support.yaml:1 (to serve both as versions of one agent, give each a distinct `version:`)\n"
 )
 
 

@@ -1,7 +1,7 @@
 """The `agenthost` command line: the only place that turns errors into messages and exit codes.
 
 One module per kind of command: checks (validate, schema), serve (run), inspect (status, top), calls
-(dispatch, call), project (init); what they share is in common.
+(dispatch, call, console), project (init), dev (the development loop); what they share is in common.
 """
 
 from __future__ import annotations
@@ -30,6 +30,6 @@ def main() -> None:
 
 
 # the commands register themselves on `cli`
-from host.cli import calls, checks, inspect, project, serve  # noqa: E402
+from host.cli import calls, checks, dev, inspect, project, serve  # noqa: E402
 
-__all__ = ["calls", "checks", "cli", "inspect", "main", "project", "serve"]
+__all__ = ["calls", "checks", "cli", "dev", "inspect", "main", "project", "serve"]

@@ -1,4 +1,4 @@
-"""`agenthost dispatch` and `agenthost call`: a job for an agent, through the server."""
+"""`agenthost dispatch`, `agenthost call` and `agenthost console`: a job for an agent, through the server."""
 
 from __future__ import annotations
 
@@ -82,3 +82,35 @@ def call(agent: str, say: tuple[str, ...], wav: tuple[str, ...], payload: str, r
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+@cli.command()
+@click.argument("agent")
+@click.option("--metadata", "payload", default="", help="Job metadata: JSON text or @file.")
+@click.option("--room", default=None, help="Room to talk in (default: a new room, deleted at the end).")
+@click.option("--audio", is_flag=True,
+              help="Speak each line with the local synthesiser (a voice turn) and save the agent's answers.")
+@click.option("--record", type=click.Path(file_okay=False), default="console-audio", show_default=True,
+              help="With --audio: where the agent's answers are saved (turn-NN.wav).")
+@click.option("--timeout", type=Duration(0.1), default=20.0, show_default=True,
+              help="How long the agent may take to join (and, with --audio, each answer to start).")
+@click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
+              help="Agent files or folders (default ./agents.d).")
+@server_options
+def console(agent: str, payload: str, room: str | None, audio: bool, record: str, timeout: float,
+            paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None) -> None:
+    """Talk to AGENT from the terminal: a new room, the agent dispatched there by the server, and what you type
+    sent as chat (or spoken, with --audio); what it says is printed as it streams. /quit or Ctrl-D ends.
+
+    Exit 0 when you end the call, 1 when the agent never joined or left, 3 when the server is unreachable."""
+    from pathlib import Path
+
+    from host.voice.console import ConsoleOptions, run_console
+
+    definition, text = agent_and_metadata(agent, payload, paths)
+    credentials = credentials_from(url, api_key, api_secret)
+    code = run_console(credentials, definition.registered_name, text,
+                       ConsoleOptions(room=room, audio=audio, record=Path(record), timeout=timeout))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # as `call`: leave without unloading the rtc library under its own threads

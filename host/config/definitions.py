@@ -117,6 +117,12 @@ class Recovery:
 
 
 @dataclass(frozen=True)
+class TakeOut:
+    failures: int = 3  # failed jobs among...
+    of_last: int = 10  # ...a version's last this many take it out of rotation
+
+
+@dataclass(frozen=True)
 class AgentDefinition:
     name: str
     file: str
@@ -137,6 +143,10 @@ class AgentDefinition:
     api: str = "host"  # "host" | "livekit-agents": what the entrypoint is written against
     inherit_env: tuple[str, ...] | None = None  # None: all of the host's environment (but its LiveKit secret)
     recovery: Recovery = field(default_factory=Recovery)
+    version: str | None = None  # one of several definitions of this name, picked per job by weight
+    weight: int = 1
+    route_by: str | None = None  # the metadata field whose value picks the version (else the room)
+    take_out: TakeOut = field(default_factory=TakeOut)
     # (top-level key, line, column) of each value in the file, for messages found after loading
     locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
 
@@ -145,6 +155,11 @@ class AgentDefinition:
             if k == key:
                 return line, col
         return self.line, 1
+
+    @property
+    def key(self) -> str:
+        """What the host serves it as: its name, or `name@version` for one version of several."""
+        return self.name if self.version is None else f"{self.name}@{self.version}"
 
     @property
     def registered_name(self) -> str:
@@ -224,6 +239,10 @@ def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefini
         ),
         recovery=Recovery(on_host_loss=v.get("recovery", {}).get("on_host_loss", "redispatch"),
                           max_attempts=v.get("recovery", {}).get("max_attempts", 3)),
+        version=v.get("version"),
+        weight=v.get("weight", 1),
+        route_by=v.get("route_by"),
+        take_out=TakeOut(v.get("take_out", {}).get("failures", 3), v.get("take_out", {}).get("of_last", 10)),
         env=tuple(sorted(v.get("env", {}).items())),
         log_fields=tuple(sorted(v.get("log_fields", {}).items())),
         api=v.get("api", "host"),

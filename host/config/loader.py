@@ -136,7 +136,8 @@ def load(
     notes: list[Problem] | None = [] if unset_env_notes else None
     files, problems = discover(paths)
     agents: list[AgentDefinition] = []
-    first_seen: dict[str, tuple[str, int]] = {}  # name -> where; also for documents with other errors
+    # (name, version) -> where; also for documents with other errors
+    first_seen: dict[tuple[str, str | None], tuple[str, int]] = {}
     for file in files:
         shown = display_path(file)
         base_dir = os.path.dirname(os.path.abspath(file))
@@ -152,13 +153,21 @@ def load(
                 unset = {format_path(p) for p in doc.unset}
                 doc_problems = [p for p in doc_problems if p.path not in unset]
             name = doc.value.get("name") if isinstance(doc.value, dict) else None
+            version = doc.value.get("version") if isinstance(doc.value, dict) else None
             if isinstance(name, str):
-                if name in first_seen:
-                    prior_file, prior_line = first_seen[name]
-                    doc_problems.append(doc.problem(("name",), f"agent {name!r} is already defined at "
-                                                    f"{prior_file}:{prior_line}"))
+                mine = version if isinstance(version, str) else None
+                seen = [(v, where) for (n, v), where in first_seen.items() if n == name]
+                same = [where for v, where in seen if v == mine]
+                message = None
+                if mine is not None and same:
+                    message = f"version {mine!r} of agent {name!r} is already defined at {same[0][0]}:{same[0][1]}"
+                elif seen and (mine is None or any(v is None for v, _ in seen)):
+                    message = (f"agent {name!r} is already defined at {seen[0][1][0]}:{seen[0][1][1]} (to serve "
+                               "both as versions of one agent, give each a distinct `version:`)")
+                if message is not None:
+                    doc_problems.append(doc.problem(("name",), message))
                 else:
-                    first_seen[name] = (doc.file, doc.line)
+                    first_seen[(name, mine)] = (doc.file, doc.line)
             if doc_problems:
                 problems.extend(doc_problems)
                 continue
@@ -168,6 +177,7 @@ def load(
                 continue
             agents.append(build(doc, base_dir, policy))
     problems.extend(_automatic_conflicts(agents))
+    problems.extend(version_problems(agents))
     sources: dict[str, Snapshot] = {}
     warnings: list[Problem] = []
     if check_imports and agents:
@@ -190,13 +200,44 @@ def _automatic_conflicts(agents: Sequence[AgentDefinition]) -> list[Problem]:
         if agent.dispatch != "automatic" or not agent.enabled:
             continue
         other = first.setdefault(agent.job_type, agent)
-        if other is not agent:
+        if other is not agent and other.name != agent.name:  # versions of one agent register once
             line, col = agent.location("dispatch")
             problems.append(Problem(
                 agent.file, line, col, "$.dispatch",
                 f"agent {agent.name!r} and agent {other.name!r} ({other.file}:{other.line}) are both dispatch: "
                 f"automatic with job_type {agent.job_type}: LiveKit gives each room to only one of them. Serve "
                 "both from one entrypoint, or dispatch one of them explicitly"))
+    return problems
+
+
+SHARED_BY_VERSIONS = ("dispatch", "job_type", "route_by")  # one registration, one way to pick a version
+
+
+def version_problems(agents: Sequence[AgentDefinition]) -> list[Problem]:
+    """The versions of each name, as a set: they agree on what their one registration and their choice need,
+    and some weight is above 0."""
+    problems = []
+    by_name: dict[str, list[AgentDefinition]] = {}
+    for agent in agents:
+        if agent.version is not None and agent.enabled:
+            by_name.setdefault(agent.name, []).append(agent)
+    for name, versions in by_name.items():
+        first = versions[0]
+        for other in versions[1:]:
+            for key in SHARED_BY_VERSIONS:
+                mine, theirs = getattr(other, key), getattr(first, key)
+                if mine != theirs:
+                    line, col = other.location(key)
+                    problems.append(Problem(
+                        other.file, line, col, f"$.{key}",
+                        f"version {other.version!r} of agent {name!r} says {key}: {mine}, version {first.version!r} "
+                        f"({first.file}:{first.line}) says {theirs}: the versions of one agent register once and "
+                        "must agree on it"))
+        if all(v.weight == 0 for v in versions):
+            line, col = first.location("weight")
+            problems.append(Problem(first.file, line, col, "$.weight",
+                                    f"every version of agent {name!r} has weight 0: no new job could be given "
+                                    "one (give one version a weight above 0, or disable the agent)"))
     return problems
 
 
@@ -222,7 +263,7 @@ def import_problems(agents: Sequence[AgentDefinition], timeout: float) -> Import
     warnings: list[Problem] = []
     sources: dict[str, dict[str, tuple[int, int]]] = {}
     for (agent, role), result in zip(owners, check_functions(requests, timeout), strict=True):
-        sources.setdefault(agent.name, {}).update(result.sources)
+        sources.setdefault(agent.key, {}).update(result.sources)
         line, col = agent.location(role)
         if result.error is not None:
             problems.append(Problem(agent.file, line, col, f"$.{role}",

@@ -38,6 +38,14 @@ class JobCpu:
 
 
 @dataclass(frozen=True)
+class VersionGauge:
+    agent: str
+    version: str
+    weight: int
+    taken_out: bool
+
+
+@dataclass(frozen=True)
 class JobLag:
     agent: str
     job_id: str
@@ -58,6 +66,7 @@ class Gauges:
     memory_limit: Mapping[str, int] = field(default_factory=dict)  # bytes by agent; 0 when it has none
     job_cpu: Sequence[JobCpu] = ()  # CPUs each running job used over the last interval
     job_lag: Sequence[JobLag] = ()  # each running job's event-loop lag, seconds (the worst of its last second)
+    versions: Sequence[VersionGauge] = ()  # each version of the agents served as versions
     cpu_seconds: Mapping[str, float] = field(default_factory=dict)  # by agent, since the host started
 
 
@@ -103,6 +112,15 @@ class _StateCollector(Collector):
         for lag in gauges.job_lag:
             g.add_metric([lag.agent, lag.job_id], lag.seconds)
         yield g
+        weight = GaugeMetricFamily("agenthost_version_weight", "Each version's weight (its share of new jobs), "
+                                   "as its file says.", labels=["agent", "version"])
+        out = GaugeMetricFamily("agenthost_version_taken_out", "1 when a version failed too often and gets no new "
+                                "job until the next reload.", labels=["agent", "version"])
+        for v in gauges.versions:
+            weight.add_metric([v.agent, v.version], v.weight)
+            out.add_metric([v.agent, v.version], 1.0 if v.taken_out else 0.0)
+        yield weight
+        yield out
         c_total = CounterMetricFamily("agenthost_job_cpu_seconds", "CPU time used by each agent's jobs, as sampled "
                                       "every few seconds on their cgroups or process trees.", labels=["agent"])
         for agent, seconds in gauges.cpu_seconds.items():
@@ -155,6 +173,9 @@ class Metrics:
         self.offer_to_entrypoint = Histogram(
             "agenthost_offer_to_entrypoint_seconds", "From accepting the offer to the entrypoint being called.",
             ["agent"], registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.version_jobs = Counter("agenthost_version_jobs", "Jobs of each version of an agent served as "
+                                    "versions, by outcome (ok, failed).", ["agent", "version", "outcome"],
+                                    registry=r)
         self.reloads = Counter("agenthost_reloads", "Reloads, by result (applied, unchanged, refused, failed).",
                                ["result"], registry=r)
         for result in RELOAD_RESULTS:

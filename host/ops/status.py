@@ -26,6 +26,16 @@ class LimitsInfo(TypedDict):
     cpu_limit: float
 
 
+class VersionInfo(TypedDict):
+    version: str
+    weight: int  # as its file says
+    taken_out: bool  # failed too often: no new job until the next reload
+    running_jobs: int
+    failures: int  # among its last take_out.of_last jobs
+    idle_processes: int
+    file: str
+
+
 class AgentInfo(TypedDict):
     name: str
     file: str
@@ -40,6 +50,7 @@ class AgentInfo(TypedDict):
     process_error: str | None
     running_jobs: int
     limits: LimitsInfo
+    versions: list[VersionInfo]  # empty unless its files give it versions
 
 
 SLOW_LAG_MS = 100.0  # a job whose event loop is this late (worst of a second) is shown slow: a voice call hears it
@@ -54,6 +65,7 @@ class JobInfo(TypedDict):
     started_at: str | None
     memory_mb: float | None
     cpu: float | None  # CPUs its processes used over the last few seconds (0.5: half of one)
+    version: str | None  # the version of its agent it runs (None: the agent has no versions)
     loop_lag_ms: float | None  # its event loop's worst lag over the last second, as the job measured it
     slow: bool  # that lag is above SLOW_LAG_MS: the job cannot keep up (its answers and audio come late)
     participants: int | None  # the others in its room
@@ -104,11 +116,17 @@ def render_status(doc: StatusDocument) -> str:
           f"{a['limits']['memory_limit_mb']} MB" if a["limits"]["memory_limit_mb"] else "-",
           a["last_error"] or a["process_error"]]
          for a in agents])
+    versions = [[a["name"], v["version"], v["weight"], "yes" if v["taken_out"] else "no", v["running_jobs"],
+                 v["failures"], v["idle_processes"]] for a in agents for v in a.get("versions", [])]
+    if versions:
+        lines.append("")
+        lines += table(["agent", "version", "weight", "taken out", "jobs", "failures", "idle"], versions)
     jobs = doc["jobs"]
     lines.append("")
     if jobs:
         lines += table(["job", "agent", "room", "state", "pid", "started", "memory", "cpu", "loop lag", "people"],
-                       [[j["id"], j["agent"], j["room"], j["state"], j["pid"], j["started_at"],
+                       [[j["id"], j["agent"] + (f"@{j['version']}" if j.get("version") else ""), j["room"],
+                         j["state"], j["pid"], j["started_at"],
                          f"{j['memory_mb']} MB" if j["memory_mb"] is not None else None,
                          _percent(j.get("cpu")), lag_text(j), j.get("participants")] for j in jobs])
     else:

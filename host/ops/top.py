@@ -98,7 +98,8 @@ def render(doc: StatusDocument | None, state: TopState, address: str, error: str
                          min_width=None if column in ("JOB", "ROOM") else len(column))
     for j in sorted_jobs(jobs, state, now):
         cpu, memory, people = j.get("cpu"), j.get("memory_mb"), j.get("participants")
-        table.add_row(printable(j["id"]), printable(j["agent"]), printable(j["room"]), printable(j["state"]),
+        agent = j["agent"] + (f"@{j['version']}" if j.get("version") else "")
+        table.add_row(printable(j["id"]), printable(agent), printable(j["room"]), printable(j["state"]),
                       _duration(_age(j.get("started_at"), now)) if j.get("started_at") else "-",
                       f"{float(cpu) * 100:.0f}%" if cpu is not None else "-",
                       f"{float(memory):.1f} MB" if memory is not None else "-",

@@ -1,6 +1,7 @@
 """Reload as a value: what a newly loaded catalog changes against the agents being served.
 
-`plan` compares by agent name and returns a `Plan`; the host applies it. Nothing here
+`plan` compares by key (the agent's name, or `name@version` for one of its versions) and returns a `Plan`;
+the host applies it. Nothing here
 touches processes or connections, so the decision can be tested on its own.
 """
 
@@ -25,6 +26,10 @@ class Change:
     @property
     def name(self) -> str:
         return self.new.name
+
+    @property
+    def key(self) -> str:
+        return self.new.key
 
     @property
     def changed_keys(self) -> tuple[str, ...]:
@@ -61,13 +66,13 @@ class Plan:
         """One line: what is added, changed and removed."""
         parts = []
         if self.added:
-            parts.append("added " + ", ".join(a.name for a in self.added))
+            parts.append("added " + ", ".join(a.key for a in self.added))
         if self.changed:
             parts.append("changed " + ", ".join(
-                f"{c.name} ({', '.join(c.changed_keys + (('code',) if c.code_changed else ()))})"
+                f"{c.key} ({', '.join(c.changed_keys + (('code',) if c.code_changed else ()))})"
                 for c in self.changed))
         if self.removed:
-            parts.append("removed " + ", ".join(a.name for a in self.removed))
+            parts.append("removed " + ", ".join(a.key for a in self.removed))
         return "; ".join(parts) or "no changes"
 
 
@@ -83,10 +88,10 @@ def _comparable(d: AgentDefinition) -> AgentDefinition:
 def plan(current: Mapping[str, AgentDefinition], loaded: Sequence[AgentDefinition],
          code_changed: Collection[str] = ()) -> Plan:
     """Compare the served agents with a freshly loaded, valid catalog. Disabled agents count as absent."""
-    new = {d.name: d for d in loaded if d.enabled}
-    added = tuple(d for name, d in new.items() if name not in current)
-    removed = tuple(d for name, d in current.items() if name not in new)
+    new = {d.key: d for d in loaded if d.enabled}
+    added = tuple(d for key, d in new.items() if key not in current)
+    removed = tuple(d for key, d in current.items() if key not in new)
     changes = tuple(
-        Change(old, new[name], _comparable(old) != _comparable(new[name]), name in code_changed)
-        for name, old in current.items() if name in new)
+        Change(old, new[key], _comparable(old) != _comparable(new[key]), key in code_changed)
+        for key, old in current.items() if key in new)
     return Plan(added, removed, changes)

@@ -24,17 +24,46 @@ logger = logging.getLogger("agenthost.host")
 
 
 @dataclass(frozen=True)
-class Agent:
-    """One served agent. Frozen: a changed definition makes a new `Agent` that may keep the old parts."""
+class Version:
+    """One definition of an agent, with its own metadata checker and process pool. An agent without
+    `version:` has one."""
 
     definition: AgentDefinition
     checker: MetadataChecker
     pool: ProcessPool
+
+    @property
+    def key(self) -> str:
+        return self.definition.key
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One served agent: its versions (one, unless its files give several) and its one registration with the
+    server. Frozen: a reload makes a new `Agent` that may keep the old parts."""
+
+    versions: tuple[Version, ...]
     worker: WorkerConnection
 
     @property
     def name(self) -> str:
-        return self.definition.name
+        return self.versions[0].definition.name
+
+    @property
+    def definition(self) -> AgentDefinition:
+        """The first version's definition: what all versions share (name, dispatch, job type) is in it."""
+        return self.versions[0].definition
+
+    @property
+    def checker(self) -> MetadataChecker:
+        return self.versions[0].checker
+
+    @property
+    def pool(self) -> ProcessPool:
+        return self.versions[0].pool
+
+    def version(self, definition: AgentDefinition) -> Version:
+        return next(v for v in self.versions if v.definition is definition)
 
 
 class AgentSet:
@@ -44,7 +73,7 @@ class AgentSet:
         self._metrics = metrics
         self._handler = handler
         self._settings = settings
-        self._agents: dict[str, Agent] = {}
+        self._agents: dict[str, Agent] = {}  # by name
         self._closing = TaskSet("closing replaced agents")
 
     # -- reading -------------------------------------------------------------------------------
@@ -61,10 +90,11 @@ class AgentSet:
         return list(self._agents)
 
     def definitions(self) -> dict[str, AgentDefinition]:
-        return {name: a.definition for name, a in self._agents.items()}
+        """Every served definition, by key (`name`, or `name@version`)."""
+        return {v.key: v.definition for a in self._agents.values() for v in a.versions}
 
     def sources(self) -> dict[str, Snapshot]:
-        return {name: dict(a.pool.sources) for name, a in self._agents.items()}
+        return {v.key: dict(v.pool.sources) for a in self._agents.values() for v in a.versions}
 
     def serves(self, worker: WorkerConnection) -> Agent | None:
         """The agent `worker` serves now, or None when it was removed or re-registered by a reload."""
@@ -73,52 +103,73 @@ class AgentSet:
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, definition: AgentDefinition, sources: Snapshot | None = None) -> Agent:
-        """Serve an agent: start keeping its processes warm and register it with the server."""
-        pool = self._pool(definition, sources)
-        worker = WorkerConnection(definition, self._credentials, self._handler)
-        agent = Agent(definition, MetadataChecker(definition.metadata), pool, worker)
+        """Serve an agent, or another version of one: keep its processes warm; register a new name."""
+        version = self._version(definition, sources)
+        version.pool.start()
+        current = self._agents.get(definition.name)
+        if current is not None:  # another version of a served agent: its registration serves this one too
+            agent = Agent((*current.versions, version), current.worker)
+        else:
+            worker = WorkerConnection(definition, self._credentials, self._handler)
+            agent = Agent((version,), worker)
+            if self._metrics is not None:
+                self._metrics.prepare(definition.name)
+            worker.start()
         self._agents[definition.name] = agent
-        if self._metrics is not None:
-            self._metrics.prepare(definition.name)
-        pool.start()
-        worker.start()
         return agent
 
     def apply(self, change: Plan, sources: Mapping[str, Snapshot]) -> None:
-        """Make the served agents match a valid plan. Running jobs are not touched."""
+        """Make the served agents match a valid plan (by key: each version on its own). Running jobs are not
+        touched."""
         for definition in change.removed:
-            self._retire(self._agents.pop(definition.name), worker=True, pool=True)
+            self._remove(definition)
+        renewed: set[str] = set()  # names registered anew in this reload
         for c in change.changes:
-            old = self._agents[c.name]
-            worker, pool = old.worker, old.pool
-            if c.needs_registration:
+            agent = self._agents[c.name]
+            old = next(v for v in agent.versions if v.key == c.old.key)
+            worker = agent.worker
+            if c.needs_registration and c.name not in renewed:
                 worker = WorkerConnection(c.new, self._credentials, self._handler)
                 worker.start()
-            else:
+                renewed.add(c.name)
+                self._closing.spawn(agent.worker.close(), name=f"close-worker-{c.name}")
+            elif worker is agent.worker and old is agent.versions[0]:
                 worker.update(c.new)
+            pool = old.pool
             if c.needs_new_processes:
-                pool = self._pool(c.new, sources.get(c.name))
+                pool = self._pool(c.new, sources.get(c.new.key))
                 pool.start()
+                self._closing.spawn(old.pool.close(), name=f"close-pool-{c.new.key}")
             else:
                 pool.update(c.new)
-            self._retire(old, worker=worker is not old.worker, pool=pool is not old.pool)
-            self._agents[c.name] = Agent(c.new, MetadataChecker(c.new.metadata), pool, worker)
+            new = Version(c.new, MetadataChecker(c.new.metadata), pool)
+            self._agents[c.name] = Agent(tuple(new if v is old else v for v in agent.versions), worker)
         for definition in change.added:
-            self.add(definition, sources.get(definition.name))
+            self.add(definition, sources.get(definition.key))
 
     async def close(self) -> None:
         """Unregister every agent and end their idle processes."""
         agents, self._agents = list(self._agents.values()), {}
         for agent in agents:
-            self._retire(agent, worker=True, pool=True)
+            self._closing.spawn(agent.worker.close(), name=f"close-worker-{agent.name}")
+            for version in agent.versions:
+                self._closing.spawn(version.pool.close(), name=f"close-pool-{version.key}")
         await self._closing.wait_all()
+
+    def _remove(self, definition: AgentDefinition) -> None:
+        agent = self._agents[definition.name]
+        gone = next(v for v in agent.versions if v.key == definition.key)
+        self._closing.spawn(gone.pool.close(), name=f"close-pool-{gone.key}")
+        rest = tuple(v for v in agent.versions if v is not gone)
+        if rest:
+            self._agents[definition.name] = Agent(rest, agent.worker)
+        else:
+            del self._agents[definition.name]
+            self._closing.spawn(agent.worker.close(), name=f"close-worker-{agent.name}")
+
+    def _version(self, definition: AgentDefinition, sources: Snapshot | None) -> Version:
+        return Version(definition, MetadataChecker(definition.metadata), self._pool(definition, sources))
 
     def _pool(self, definition: AgentDefinition, sources: Snapshot | None) -> ProcessPool:
         return ProcessPool(definition, self._settings.log_format, self._settings.log_level, sources,
                            self._settings.confinement)
-
-    def _retire(self, agent: Agent, *, worker: bool, pool: bool) -> None:
-        if worker:
-            self._closing.spawn(agent.worker.close(), name=f"close-worker-{agent.name}")
-        if pool:
-            self._closing.spawn(agent.pool.close(), name=f"close-pool-{agent.name}")

@@ -98,7 +98,7 @@ class Host:
         self._background.spawn(self.monitor.run(), name="monitor")
         for definition in self.catalog.agents:
             if definition.enabled:
-                self.agents.add(definition, self.catalog.sources.get(definition.name))
+                self.agents.add(definition, self.catalog.sources.get(definition.key))
         logger.info("job limits: %s", self.confinement.describe())
         logger.info("serving %d agent(s): %s", len(self.agents), ", ".join(self.agents.names()) or "none")
         if self.journal is not None:

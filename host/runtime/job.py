@@ -14,6 +14,7 @@ from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.process.handle import JobProcess
 from host.process.messages import Participant
+from host.process.pool import ProcessPool
 from host.runtime.agents import Agent
 from host.runtime.outcome import Failure
 from host.runtime.worker import WorkerConnection
@@ -37,12 +38,19 @@ class JobFacts:
     recovery_of: str | None = None  # the first job of the call, when this one takes it over
     attempt: int = 0  # how many times the call was taken over before this job
     trace_id: str | None = None  # of its `agenthost.job` span, when tracing is on
+    avoided: str | None = None  # a version this call's job failed on before, when it is started again
+
+    @property
+    def version(self) -> str | None:
+        return self.definition.version
 
     @property
     def log_fields(self) -> dict[str, Any]:
         fields = job_fields(self.agent, self.id, self.dispatch_id, self.room)
         if self.trace_id:
             fields["trace_id"] = self.trace_id
+        if self.definition.version is not None:
+            fields["version"] = self.definition.version
         return fields
 
 
@@ -85,10 +93,15 @@ class AgentLookup(Protocol):
     def names(self) -> list[str]: ...
 
 
-def process_error(agent: Agent) -> str | None:
-    """Why the agent cannot start job processes now (its last start failed and none is ready), or None."""
-    pool = agent.pool
+def pool_error(pool: ProcessPool) -> str | None:
+    """Why a pool cannot give a job a process now (its last start failed and none is ready), or None."""
     return pool.last_error if pool.last_error is not None and not pool.idle_count else None
+
+
+def process_error(agent: Agent) -> str | None:
+    """Why the agent cannot start job processes now: none of its versions can; or None."""
+    errors = [pool_error(v.pool) for v in agent.versions]
+    return errors[0] if all(errors) else None
 
 
 def kill_reserved(task: asyncio.Task[JobProcess]) -> None:

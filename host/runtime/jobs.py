@@ -27,11 +27,13 @@ from host.ops.resources import CpuLoad, LoadPolicy
 from host.process.handle import JobProcess, ProcessStartError, ProcessState
 from host.process.messages import Participant, StartJob
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
-from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, process_error
+from host.runtime.dispatching import create_dispatch
+from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
 from host.runtime.journal import Entry, Journal
 from host.runtime.load import LoadReporter
 from host.runtime.outcome import Failure, Outcome, outcome
 from host.runtime.recovery import RECOVERY_ATTRIBUTE
+from host.runtime.versions import Health, pick
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
 
@@ -51,6 +53,8 @@ class JobTable:
         self._jobs: dict[str, Job] = {}
         self._journal = journal
         self._tracing = tracing or HostTracing({})
+        self.health = Health()  # each version's last jobs, and those taken out of rotation
+        self._retries: dict[tuple[str, str], str] = {}  # (agent, room) -> the version its last job failed on
         self._recoveries: dict[tuple[str, str], Entry] = {}  # (agent, room) -> the job whose call is taken over
         self.draining = False
 
@@ -97,17 +101,25 @@ class JobTable:
         logger.debug("job offer", extra=fields)
         span.event("offered")
         agent = self._agents.serves(worker)
-        state = None if agent is None else AgentState(agent.definition, agent.checker, self.count(agent.name),
-                                                      process_error(agent))
+        version = None
+        avoid = self._retries.get((worker.agent, job.room.name))
+        if agent is not None:  # the version of this job: by weight, sticky by room (or route_by)
+            definition = pick([v.definition for v in agent.versions], self.health, job.room.name, job.metadata,
+                              avoid)
+            version = agent.version(definition)
+            span.set(**{"agent.version": definition.version})
+        state = None if version is None else AgentState(version.definition, version.checker,
+                                                        self.count(worker.agent), pool_error(version.pool))
         answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
         span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
         if isinstance(answer, Accept):
-            assert agent is not None
-            limit = agent.definition.limits.max_jobs
-            if self.draining or (limit and self.count(agent.name) >= limit):  # decided while the check ran
+            assert version is not None
+            limit = version.definition.limits.max_jobs
+            if self.draining or (limit and self.count(worker.agent) >= limit):  # decided while the check ran
                 answer = Decline("draining" if self.draining else "max_jobs", "the host filled up during the check")
         if isinstance(answer, Accept):
-            assert agent is not None
+            assert agent is not None and version is not None
+            self._retries.pop((agent.name, job.room.name), None)
             recovered = self._recoveries.pop((agent.name, job.room.name), None)
             recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
             if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
@@ -115,13 +127,13 @@ class JobTable:
             attributes = answer.attributes
             participant = Participant(answer.identity, answer.name, answer.participant_metadata,
                                       tuple(sorted(attributes.items())))
-            facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, agent.definition, worker,
+            facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, version.definition, worker,
                              answer.metadata, participant, dispatched_metadata=job.metadata,
                              recovery_of=recovery_of, attempt=recovered.attempt + 1 if recovered else 0,
-                             trace_id=span.trace_id)
+                             trace_id=span.trace_id, avoided=avoid)
             # its process is taken now, from the pool of the definition (and code) it was accepted under: a
             # reload before the assignment cannot change what it runs, and a process is warm by then
-            reserved = asyncio.get_running_loop().create_task(agent.pool.take(), name=f"reserve-{job.id}")
+            reserved = asyncio.get_running_loop().create_task(version.pool.take(), name=f"reserve-{job.id}")
             reserved.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved at the assignment
             self._jobs[job.id] = Job(facts, reserved=reserved, span=span)
             span.event("accepted")
@@ -282,11 +294,42 @@ class JobTable:
         if job.started_at is not None:
             self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
         self._log_outcome(result, {**fields, "reason": end.shutdown_reason})
+        self._judge_version(job, process, result)
         self._jobs.pop(job.id, None)
         if self._journal is not None:  # it ended while this host lived, however it ended: not a call to recover
             self._journal.remove(job.id)
         await self._report(job.facts, result, fields)
         await self.report_load(job.agent)
+
+    def _judge_version(self, job: Job, process: JobProcess, result: Outcome) -> None:
+        """A versioned agent's job ended: count it for its version, take a version failing too often out of
+        rotation, and give a call whose job failed before it was in the room another version."""
+        facts = job.facts
+        if facts.version is None:
+            return
+        self._metrics.version_jobs.labels(facts.agent, facts.version, "ok" if result.ok else "failed").inc()
+        if self.health.record(facts.definition, failed=not result.ok):
+            take_out = facts.definition.take_out
+            logger.warning("version %s of agent %s taken out of rotation until the next reload: %d of its last %d "
+                           "jobs failed", facts.version, facts.agent, self.health.failures(facts.definition),
+                           take_out.of_last, extra=facts.log_fields)
+        vitals = process.vitals
+        in_room = vitals is not None and vitals.participants > 0
+        agent = self._agents.get(facts.agent)
+        if result.ok or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2:
+            return
+        self._retries[(facts.agent, facts.room)] = facts.version
+        logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
+                       "version", facts.version, extra=facts.log_fields)
+        self._tasks.spawn(self._dispatch_again(facts), name=f"retry-{facts.id}")
+
+    async def _dispatch_again(self, facts: JobFacts) -> None:
+        try:
+            await create_dispatch(self._credentials, facts.definition.registered_name, facts.room,
+                                  facts.dispatched_metadata)
+        except Exception as exc:
+            self._retries.pop((facts.agent, facts.room), None)
+            logger.error("could not dispatch the call again: %s", exc, extra=facts.log_fields)
 
     def _log_outcome(self, result: Outcome, fields: dict[str, Any]) -> None:
         if result.ok:

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from host import __version__
-from host.ops.metrics import Gauges, JobCpu, JobLag, JobMemory, Metrics
+from host.ops.metrics import Gauges, JobCpu, JobLag, JobMemory, Metrics, VersionGauge
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
 from host.ops.status import SLOW_LAG_MS, AgentInfo, JobInfo, StatusDocument
@@ -76,6 +76,12 @@ class HostView:
             "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
                        "memory_limit_mb": d.limits.memory_limit_mb, "pids_limit": d.limits.pids_limit,
                        "cpu_limit": d.limits.cpu_limit},
+            "versions": [{"version": v.definition.version, "weight": v.definition.weight,
+                          "taken_out": self.jobs.health.is_out(v.definition),
+                          "running_jobs": sum(1 for j in self.jobs if j.facts.definition.key == v.key),
+                          "failures": self.jobs.health.failures(v.definition), "idle_processes": v.pool.idle_count,
+                          "file": v.definition.file}
+                         for v in agent.versions if v.definition.version is not None],
         }
 
     def _job(self, job: Job) -> JobInfo:
@@ -84,7 +90,7 @@ class HostView:
         vitals = job.process.vitals if job.process is not None else None
         return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
                 "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None,
-                "cpu": round(cpu, 3) if cpu is not None else None,
+                "cpu": round(cpu, 3) if cpu is not None else None, "version": job.facts.version,
                 "loop_lag_ms": vitals.loop_lag_ms if vitals is not None else None,
                 "slow": vitals is not None and vitals.loop_lag_ms > SLOW_LAG_MS,
                 "participants": vitals.participants if vitals is not None else None}
@@ -101,6 +107,9 @@ class HostView:
                       memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents},
                       job_cpu=[JobCpu(j.agent, j.id, cpus) for j in self.jobs
                                if (cpus := self.monitor.cpu.jobs.by_job.get(j.id)) is not None],
+                      versions=[VersionGauge(a.name, v.definition.version, v.definition.weight,
+                                             self.jobs.health.is_out(v.definition))
+                                for a in agents for v in a.versions if v.definition.version is not None],
                       job_lag=[JobLag(j.agent, j.id, j.process.vitals.loop_lag_ms / 1000) for j in self.jobs
                                if j.process is not None and j.process.vitals is not None],
                       cpu_seconds={name: 0.0 for name in self.agents.names()}

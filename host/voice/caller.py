@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from livekit import api, rtc
@@ -86,10 +87,30 @@ class _Answer:
     understood: list[str] = field(default_factory=list)
 
 
+TextHandler = Callable[[str, str, rtc.TextStreamReader], None]  # (topic, sender identity, reader)
+
+
+class _EveryTopic(dict[str, Any]):
+    """The room's text stream handlers, answering for every topic: a console shows whatever an agent sends,
+    on topics it cannot know in advance. (The rtc library looks handlers up with `get`.)"""
+
+    def __init__(self, handler: Any) -> None:
+        super().__init__()
+        self.handler = handler
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key) or self.handler
+
+
 class Caller:
-    def __init__(self, credentials: Credentials, options: CallOptions) -> None:
+    """One participant in a room with an agent: joins, has the agent dispatched, and talks to it. `call`
+    speaks turns and measures their answers (`agenthost call`); with `on_text`, every text stream the room
+    carries goes to that handler instead (`agenthost console`)."""
+
+    def __init__(self, credentials: Credentials, options: CallOptions, on_text: TextHandler | None = None) -> None:
         self._credentials = credentials
         self._options = options
+        self._on_text_stream = on_text
         self._room = rtc.Room()
         self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
         self._speech: asyncio.Queue[bytes] = asyncio.Queue()
@@ -115,16 +136,49 @@ class Caller:
         finally:
             await self.hang_up()
 
-    async def start(self, agent_name: str, room: str, metadata: str) -> None:
-        """Join `room`, dispatch `agent_name` there, and wait until it listens."""
+    async def start(self, agent_name: str, room: str, metadata: str, audio: bool = True) -> None:
+        """Join `room`, dispatch `agent_name` there, and wait until it is in the room (with its audio, and
+        listening if it says, when `audio`)."""
         await self._join(room)
         await create_dispatch(self._credentials, agent_name, room, metadata)
-        await self._wait_for_agent(agent_name)
+        await self._wait_for_agent(agent_name, audio)
+
+    @property
+    def room(self) -> rtc.Room:
+        return self._room
+
+    @property
+    def microphone_sid(self) -> str:
+        return self._mic_sid
+
+    def agent(self) -> rtc.RemoteParticipant | None:
+        """The agent in the room, if one is."""
+        return self._agent()
+
+    async def wait_listening(self, grace: float) -> None:
+        """Until the agent says it listens (livekit-agents' agents set `lk.agent.state` once their session
+        started: what is sent before may not be read). An agent that says nothing within `grace` is taken as
+        listening."""
+        def says() -> bool:
+            agent = self._agent()
+            return agent is not None and AGENT_STATE in agent.attributes
+        if await self._until(says, grace):
+            await self._until(lambda: self._speaking() is not None and self._state() == "listening",
+                              self._options.timeout)
+
+    def _state(self) -> str | None:
+        agent = self._agent()
+        return agent.attributes.get(AGENT_STATE) if agent is not None else None
+
+    async def send_text(self, text: str) -> None:
+        """Say `text` as typed chat (`lk.chat`, which livekit-agents' RoomIO reads as the user's turn)."""
+        await self._room.local_participant.send_text(text, topic="lk.chat")
 
     async def speak(self, turns: Sequence[Turn],
-                    on_turn: Callable[[int, TurnResult], None] = lambda _i, _r: None) -> list[TurnResult]:
+                    on_turn: Callable[[int, TurnResult], None] = lambda _i, _r: None,
+                    first: int = 1) -> list[TurnResult]:
         results = []
-        for i, turn in enumerate(turns, 1):
+        for i, turn in enumerate(turns, first):
             result = await self._turn(turn)
             if self._options.record is not None:
                 write_wav(self._options.record / f"turn-{i:02d}.wav", bytes(self._answer.pcm))
@@ -139,7 +193,12 @@ class Caller:
         self._room.on("track_subscribed", self._on_track)
         self._room.on("participant_attributes_changed", lambda *_: self._changed.set())
         self._room.on("participant_connected", lambda *_: self._changed.set())
-        self._room.register_text_stream_handler("lk.transcription", self._on_text)
+        if self._on_text_stream is None:
+            self._room.register_text_stream_handler("lk.transcription", self._on_text)
+        else:
+            handler = self._on_text_stream
+            self._room._text_stream_handlers = _EveryTopic(  # every topic, to one handler
+                lambda reader, identity: handler(reader.info.topic, identity, reader))
         try:
             await asyncio.wait_for(self._room.connect(self._credentials.url, token), self._options.timeout)
         except (rtc.ConnectError, asyncio.TimeoutError, OSError) as exc:
@@ -232,17 +291,19 @@ class Caller:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.1))
         return True
 
-    async def _wait_for_agent(self, agent_name: str) -> None:
-        """Until the agent is in the room with its audio, listening if it says so."""
+    async def _wait_for_agent(self, agent_name: str, audio: bool = True) -> None:
+        """Until the agent is in the room (with its audio, listening if it says so, when `audio`)."""
         def ready() -> bool:
             agent = self._agent()
-            return (agent is not None and self._agent_audio.is_set()
-                    and agent.attributes.get(AGENT_STATE, "listening") == "listening")
+            return agent is not None and (not audio or (self._agent_audio.is_set()
+                                                       and agent.attributes.get(AGENT_STATE, "listening")
+                                                       == "listening"))
         if not await self._until(ready, self._options.timeout):
             agent = self._agent()
             if agent is None:
-                raise CallError(f"no agent {agent_name!r} joined the room within {self._options.timeout:g} s: "
-                                f"is a host serving it running (agenthost run)?")
+                raise CallError(f"no agent {agent_name!r} joined the room within {self._options.timeout:g} s: no "
+                                "host took its dispatch. Is one serving it? Start one with `agenthost run` (or "
+                                "`agenthost dev`, which also starts a local server)")
             if not self._agent_audio.is_set():
                 raise CallError(f"agent {agent.identity} joined but published no audio within "
                                 f"{self._options.timeout:g} s: is it a voice agent?")

@@ -16,7 +16,26 @@ def test_duplicate_name_cites_both_places(tmp_path):
     assert [a.name for a in catalog.agents] == ["x"]
     (p,) = catalog.problems
     assert p.file.endswith("b.yaml") and (p.line, p.column, p.path) == (2, 7, "$.name")
-    assert p.message.startswith("agent 'x' is already defined at ") and p.message.endswith("a.yaml:1")
+    assert p.message.startswith("agent 'x' is already defined at ") and p.message.endswith(
+        "a.yaml:1 (to serve both as versions of one agent, give each a distinct `version:`)")
+
+
+def test_versions_of_one_name_load_as_a_set_and_bad_sets_are_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: x\nversion: v1\nweight: 9\nentrypoint: m:f\n---\n"
+                                     "name: x\nversion: v2\nweight: 1\nentrypoint: m:g\nroute_by: tenant\n")
+    catalog = load([str(tmp_path)], check_imports=False)
+    assert [a.key for a in catalog.agents] == ["x@v1", "x@v2"]
+    assert [(p.line, p.path, p.message) for p in catalog.problems] == [
+        (10, "$.route_by", "version 'v2' of agent 'x' says route_by: tenant, version 'v1' ("
+         f"{tmp_path}/a.yaml:1) says None: the versions of one agent register once and must agree on it")]
+    (tmp_path / "a.yaml").write_text("name: x\nversion: v1\nweight: 0\nentrypoint: m:f\n---\n"
+                                     "name: x\nversion: v1\nentrypoint: m:g\n---\nname: x\nentrypoint: m:h\n")
+    messages = {p.line: p.message for p in load([str(tmp_path)], check_imports=False).problems}
+    assert messages[6].startswith("version 'v1' of agent 'x' is already defined at ")
+    assert messages[10].startswith("agent 'x' is already defined at ") and messages[10].endswith(
+        "(to serve both as versions of one agent, give each a distinct `version:`)")
+    assert messages[3] == ("every version of agent 'x' has weight 0: no new job could be given one (give one "
+                           "version a weight above 0, or disable the agent)")
 
 
 def test_one_broken_file_does_not_hide_others(tmp_path):

@@ -1,4 +1,4 @@
-"""End to end: faults that used to lose jobs or leave processes behind (see the fault matrix in the README).
+"""End to end: faults that used to lose jobs or leave processes behind (see the fault matrix in docs/faults.md).
 Each test names the case of issue 11 it covers."""
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ async def test_what_a_job_starts_ends_with_it_even_out_of_its_tree(livekit_serve
     base = await host.http_base()
     await host.wait_log(r"registered agent escaper")
     if not (await status(base))["host"]["job_limits"].startswith("cgroup"):
-        pytest.skip("without a cgroup, a double fork out of the tree is found by no one (said in the README)")
+        pytest.skip("without a cgroup, a double fork out of the tree is found by no one (said in docs/security.md)")
     client = await job_in_new_room(livekit_server, "escaper", "escaped")
     escaped = int(client.texts["escaped"][0])
     [job] = [j["pid"] for j in (await status(base))["jobs"] if j["agent"] == "escaper"]

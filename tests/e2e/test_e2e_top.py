@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import shlex
 import shutil
@@ -13,44 +11,10 @@ import sys
 import pytest
 
 from host.testing.harness import ROOT, job_in_new_room
+from host.testing.terminal import Terminal
 
 AGENTS = ROOT / "tests" / "agents"
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/setup.sh)")
-
-
-class Terminal:
-    """A tmux server of the test's own, with one window of 160x45."""
-
-    def __init__(self, name: str) -> None:
-        self.socket = f"agenthost-test-{os.getpid()}-{name}"
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True,
-                              timeout=10).stdout
-
-    def start(self, command: str) -> None:
-        # the shell says how the command ended, then stays, so the screen can be read after it
-        self.tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "45",
-                  f"{command}; echo \"top exited $?\"; sleep 600")
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "t")
-
-    async def wait_for(self, pattern: str, timeout: float = 30.0) -> str:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            text = self.screen()
-            if re.search(pattern, text):
-                return text
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{pattern!r} not on the screen after {timeout}s:\n{text}")
-            await asyncio.sleep(0.2)
-
-    def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", "t", *keys)
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
 
 
 def top_command(base: str, *extra: str) -> str:
@@ -86,7 +50,7 @@ async def test_top_shows_live_jobs_with_their_cpu_sorts_filters_and_quits(liveki
         terminal.keys("m")
         await terminal.wait_for(r"sort: memory")
         terminal.keys("q")
-        await terminal.wait_for(r"top exited 0")
+        await terminal.wait_for(r"command exited 0")
     finally:
         terminal.close()
         await hog.disconnect()

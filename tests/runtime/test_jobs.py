@@ -15,7 +15,7 @@ from host.ops.metrics import Metrics
 from host.ops.resources import CpuLoad, LoadPolicy
 from host.process.pool import ProcessPool
 from host.runtime.admission import Accept, Decline, Refuse
-from host.runtime.agents import Agent
+from host.runtime.agents import Agent, Version
 from host.runtime.jobs import JobTable
 
 CREDENTIALS = Credentials("ws://127.0.0.1:9", "key", "s" * 32)
@@ -57,7 +57,7 @@ class Agents:
 def table_with(definition):
     worker = FakeWorker(definition.name)
     pool = ProcessPool(definition, "text", 20)
-    agent = Agent(definition, MetadataChecker(definition.metadata), pool, worker)  # type: ignore[arg-type]
+    agent = Agent((Version(definition, MetadataChecker(definition.metadata), pool),), worker)  # type: ignore[arg-type]
     metrics = Metrics()
     table = JobTable(CREDENTIALS, metrics, CpuLoad(sampler=lambda: 0.0), LoadPolicy())
     table.attach(Agents(agent))
@@ -184,7 +184,8 @@ async def test_a_job_runs_the_version_it_was_accepted_under_across_a_reload(make
         Path(d.entrypoint.file).write_text(module.replace("v1", "v2"))
         new_pool = ProcessPool(d, "text", 20)
         new_pool.start()
-        table._agents.agents["a"] = Agent(d, MetadataChecker(d.metadata), new_pool, worker)  # type: ignore[attr-defined]
+        table._agents.agents["a"] = Agent((Version(d, MetadataChecker(d.metadata), new_pool),),  # type: ignore[attr-defined]
+                                          worker)  # type: ignore[arg-type]
         await pool.close()
         pool = new_pool
         await asyncio.sleep(0.5)

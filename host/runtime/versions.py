@@ -1,0 +1,94 @@
+"""Versions of one agent: which one a new job gets, and which ones fail too often to get any.
+
+`choose` is pure: the versions' weights and a job's routing value (its room, or the value of the metadata
+field `route_by` names) give a version. The same value gives the same version while the weights are
+unchanged, so every job of one room (or one customer) runs the same code. `Health` is the job table's
+record of each version's last jobs: a version failing `take_out.failures` of its last `take_out.of_last`
+jobs is out of rotation (weight 0) until the next reload brings a new definition of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from host.config.definitions import AgentDefinition
+
+
+@dataclass(frozen=True)
+class Weighted:
+    version: str
+    weight: int
+
+
+def choose(versions: Sequence[Weighted], value: str) -> str | None:
+    """The version for a job routed by `value`, by weight; None when every weight is 0."""
+    ordered = sorted(versions, key=lambda v: v.version)
+    total = sum(v.weight for v in ordered)
+    if total <= 0:
+        return None
+    digest = int.from_bytes(hashlib.sha256(value.encode()).digest()[:8], "big")
+    point = digest % total
+    for v in ordered:
+        if point < v.weight:
+            return v.version
+        point -= v.weight
+    raise AssertionError("unreachable: point < total")
+
+
+def routing_value(route_by: str | None, metadata: str, room: str) -> str:
+    """What picks a job's version: the metadata field `route_by` names, when the job has it; else its room."""
+    if route_by:
+        try:
+            fields = json.loads(metadata) if metadata else None
+        except ValueError:
+            fields = None
+        if isinstance(fields, dict) and route_by in fields:
+            return f"{route_by}={json.dumps(fields[route_by], sort_keys=True)}"
+    return f"room={room}"
+
+
+class Health:
+    """Each version's last jobs (failed or not), and the versions taken out of rotation. Written by the job
+    table only, as its jobs end."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[AgentDefinition, deque[bool]]] = {}
+        self._out: dict[str, AgentDefinition] = {}
+
+    def record(self, definition: AgentDefinition, failed: bool) -> bool:
+        """Note a job of `definition` that ended; True when this takes the version out of rotation."""
+        judged, last = self._last.get(definition.key, (None, None))
+        if judged is not definition or last is None:  # a reload brought another definition: a fresh record
+            last = deque(maxlen=definition.take_out.of_last)
+            self._last[definition.key] = (definition, last)
+        last.append(failed)
+        if sum(last) >= definition.take_out.failures and not self.is_out(definition):
+            self._out[definition.key] = definition
+            return True
+        return False
+
+    def is_out(self, definition: AgentDefinition) -> bool:
+        return self._out.get(definition.key) is definition
+
+    def failures(self, definition: AgentDefinition) -> int:
+        judged, last = self._last.get(definition.key, (None, None))
+        return sum(last) if judged is definition and last is not None else 0
+
+
+def pick(definitions: Sequence[AgentDefinition], health: Health, room: str, metadata: str,
+         avoid: str | None = None) -> AgentDefinition:
+    """The version of a new job among an agent's `definitions`: by weight, versions taken out (and `avoid`)
+    left out; when that leaves none, by weight alone (a caller always gets an agent)."""
+    if len(definitions) == 1:
+        return definitions[0]
+    value = routing_value(definitions[0].route_by, metadata, room)
+    by_version = {d.version or "": d for d in definitions}
+    for usable in ([d for d in definitions if not health.is_out(d) and d.version != avoid], list(definitions)):
+        chosen = choose([Weighted(d.version or "", d.weight) for d in usable], value)
+        if chosen is not None:
+            return by_version[chosen]
+    return definitions[0]

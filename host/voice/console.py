@@ -1,0 +1,237 @@
+"""`agenthost console`: talk to an agent from the terminal, through the real dispatch path.
+
+The console is a `Caller` (the same client as `agenthost call`) that joins a new room, has the agent
+dispatched there by the server, and then reads lines: each is sent as typed chat (`lk.chat`, which
+livekit-agents' RoomIO reads as the user's turn), or, with `--audio`, spoken by the local synthesiser as a
+voice turn whose answer is saved as a WAV. Whatever the agent sends is printed as it streams: its transcript
+(`lk.transcription`), any other text stream under its topic, data packets, its state (`lk.agent.state`:
+listening, thinking, speaking) and other attribute changes. `/quit` or Ctrl-D ends the call (the room is
+deleted: the job ends by its policy); Ctrl-C once says how to quit, twice quits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from livekit import rtc
+
+from host.config.credentials import Credentials
+from host.errors import AgentHostError, ServerError
+from host.voice.caller import AGENT_STATE, Caller, CallError, CallOptions, Turn, TurnResult, delete_room
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
+SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits
+LISTENING_GRACE = 3.0  # how long an agent that joined may take to say it listens, if it says so at all
+TRANSCRIPT = "lk.transcription"
+
+
+@dataclass(frozen=True)
+class ConsoleOptions:
+    room: str | None = None  # None: a new room, deleted at the end
+    audio: bool = False  # speak each line (local synthesiser) and save the agent's audio answers
+    record: Path = Path("console-audio")  # where the answers' WAVs go with `audio`
+    timeout: float = 20.0  # for the agent to join (and, with `audio`, each answer to start)
+
+
+class Printer:
+    """Writes what the room carries as it comes, one prefix per message."""
+
+    def __init__(self, out: TextIO, me: str, microphone: Callable[[], str] = lambda: "") -> None:
+        self.out, self.me, self.microphone = out, me, microphone
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def on_text(self, topic: str, identity: str, reader: rtc.TextStreamReader) -> None:
+        task = asyncio.get_running_loop().create_task(self._stream(topic, identity, reader))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stream(self, topic: str, identity: str, reader: rtc.TextStreamReader) -> None:
+        attributes = reader.info.attributes or {}
+        if identity == self.me and topic == "lk.chat":
+            return  # what was just typed
+        if topic == TRANSCRIPT:  # the agent's words, or what it heard of ours (--audio)
+            heard = identity == self.me or attributes.get("lk.transcribed_track_id") == self.microphone()
+            prefix = "you (heard) > " if heard else "agent > "
+        else:
+            prefix = f"[{topic}] {identity} > "
+        self.out.write(prefix)
+        async for chunk in reader:  # as it streams
+            self.out.write(chunk)
+            self.out.flush()
+        self.out.write("\n")
+        self.out.flush()
+
+    def on_data(self, packet: rtc.DataPacket) -> None:
+        who = packet.participant.identity if packet.participant is not None else "server"
+        text = packet.data.decode("utf-8", "replace")
+        self.line(f"[{packet.topic or 'data'}] {who} > {text}")
+
+    def on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
+        if participant.identity == self.me:
+            return
+        for key, value in sorted(changed.items()):
+            if key == AGENT_STATE:
+                self.line(f"  ({value})")
+            else:
+                self.line(f"  {participant.identity} {key} = {value}")
+
+    def on_turn(self, index: int, turn: TurnResult) -> None:
+        if turn.latency_ms is not None:
+            self.line(f"  (answered in {turn.latency_ms:.0f} ms; saved as turn-{index:02d}.wav)")
+        else:
+            self.line(f"  (no answer: {turn.error})")
+
+
+class Console:
+    def __init__(self, credentials: Credentials, agent_name: str, metadata: str, options: ConsoleOptions,
+                 out: TextIO = sys.stdout, lines: asyncio.Queue[str | None] | None = None) -> None:
+        self.credentials, self.agent_name, self.metadata, self.options = credentials, agent_name, metadata, options
+        self.identity = f"console-{uuid.uuid4().hex[:6]}"
+        self.printer = Printer(out, self.identity)
+        self.lines: asyncio.Queue[str | None] = lines if lines is not None else asyncio.Queue()
+        self.agent_gone = asyncio.Event()
+        self._interrupted_at = 0.0
+
+    async def run(self) -> int:
+        options = self.options
+        room = options.room or f"console-{uuid.uuid4().hex[:8]}"
+        record = options.record if options.audio else None
+        if record is not None:
+            record.mkdir(parents=True, exist_ok=True)
+        caller = Caller(self.credentials, CallOptions(timeout=options.timeout, record=record, recognize=False,
+                                                      identity=self.identity), on_text=self.printer.on_text)
+        self.printer.microphone = lambda: caller.microphone_sid
+        caller.room.on("data_received", self.printer.on_data)
+        caller.room.on("participant_attributes_changed", self.printer.on_attributes)
+        caller.room.on("participant_disconnected", self._on_left)
+        synthesizer = None
+        if options.audio:
+            from host.voice.speech import Synthesizer
+
+            synthesizer = Synthesizer()
+        try:
+            await caller.start(self.agent_name, room, self.metadata, audio=options.audio)
+            await caller.wait_listening(LISTENING_GRACE)
+            agent = caller.agent()
+            self.printer.line(f"agent {self.agent_name!r} joined room {room} as {agent.identity if agent else '?'}; "
+                              "type to talk, /quit or Ctrl-D to end")
+            return await self._talk(caller, synthesizer)
+        finally:
+            await caller.hang_up()
+            if options.room is None:
+                await delete_room(self.credentials, room)
+
+    async def _talk(self, caller: Caller, synthesizer: object | None) -> int:
+        turns = 0
+        while True:
+            line_task = asyncio.ensure_future(self.lines.get())
+            gone = asyncio.ensure_future(self.agent_gone.wait())
+            await asyncio.wait({line_task, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if gone.done() and not line_task.done():
+                line_task.cancel()
+                self.printer.line(f"agent {self.agent_name!r} left the room: its job ended (its host's log says "
+                                  "why)")
+                return EXIT_FAILED
+            gone.cancel()
+            line = line_task.result()
+            if line is None or line.strip() == "/quit":
+                self.printer.line("call ended")
+                return EXIT_OK
+            if not line.strip():
+                continue
+            if synthesizer is not None:
+                turns += 1
+                pcm = synthesizer.synthesize(line)  # type: ignore[attr-defined]
+                await caller.speak([Turn(line, pcm)], self.printer.on_turn, first=turns)
+            else:
+                await caller.send_text(line)
+
+    def _on_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            self.agent_gone.set()
+
+    def interrupt(self) -> bool:
+        """Ctrl-C: True when it is the second within SECOND_INTERRUPT_S (quit)."""
+        now = time.monotonic()
+        if now - self._interrupted_at < SECOND_INTERRUPT_S:
+            return True
+        self._interrupted_at = now
+        self.printer.line("  (Ctrl-C again to quit, or /quit)")
+        return False
+
+
+def read_lines(queue: asyncio.Queue[str | None], stream: TextIO = sys.stdin) -> Callable[[], None]:
+    """Feed `queue` with the lines typed on `stream` (None at its end); returns what stops it."""
+    loop = asyncio.get_running_loop()
+    fd = stream.fileno()
+    buffer = bytearray()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        if not data:
+            loop.remove_reader(fd)
+            if buffer:
+                queue.put_nowait(buffer.decode("utf-8", "replace"))
+            queue.put_nowait(None)
+            return
+        buffer.extend(data)
+        while b"\n" in buffer:
+            line, _, rest = bytes(buffer).partition(b"\n")
+            buffer[:] = rest
+            queue.put_nowait(line.decode("utf-8", "replace"))
+
+    loop.add_reader(fd, readable)
+
+    def stop() -> None:
+        loop.remove_reader(fd)
+
+    return stop
+
+
+def run_console(credentials: Credentials, agent_name: str, metadata: str, options: ConsoleOptions) -> int:
+    """The console in this terminal; the exit code."""
+
+    async def main() -> int:
+        console = Console(credentials, agent_name, metadata, options)
+        stop_reading = read_lines(console.lines)
+        loop = asyncio.get_running_loop()
+        session = asyncio.ensure_future(console.run())
+
+        def on_interrupt() -> None:
+            if console.interrupt():
+                console.lines.put_nowait(None)
+
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        try:
+            return await session
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            stop_reading()
+
+    try:
+        return asyncio.run(main())
+    except ServerError as exc:
+        print(f"agenthost: {exc}", file=sys.stderr)
+        return EXIT_SERVER
+    except CallError as exc:
+        print(f"agenthost: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except AgentHostError as exc:
+        print(f"agenthost: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,44 @@
+"""The console's parts that need no server: reading typed lines, Ctrl-C twice, and what it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+
+from host.voice.console import Console, ConsoleOptions, Printer, read_lines
+
+
+async def test_typed_lines_arrive_whole_and_the_end_of_input_says_so():
+    read_end, write_end = os.pipe()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    with os.fdopen(read_end) as stream:
+        stop = read_lines(queue, stream)
+        os.write(write_end, b"hel")
+        os.write(write_end, b"lo\nsecond line\nno newline")
+        os.close(write_end)
+        got = [await asyncio.wait_for(queue.get(), 5) for _ in range(4)]
+        stop()
+    assert got == ["hello", "second line", "no newline", None]
+
+
+def test_a_second_ctrl_c_quits_and_the_first_says_how():
+    out = io.StringIO()
+    console = Console(None, "agent", "", ConsoleOptions(), out=out)  # type: ignore[arg-type]
+    assert console.interrupt() is False
+    assert out.getvalue() == "  (Ctrl-C again to quit, or /quit)\n"
+    assert console.interrupt() is True
+
+
+def test_agent_state_and_attributes_are_printed_and_mine_are_not():
+    out = io.StringIO()
+    printer = Printer(out, "me")
+
+    class Someone:
+        def __init__(self, identity: str) -> None:
+            self.identity = identity
+
+    printer.on_attributes({"lk.agent.state": "thinking"}, Someone("agent-1"))  # type: ignore[arg-type]
+    printer.on_attributes({"mood": "fine"}, Someone("agent-1"))  # type: ignore[arg-type]
+    printer.on_attributes({"lk.agent.state": "x"}, Someone("me"))  # type: ignore[arg-type]
+    assert out.getvalue() == "  (thinking)\n  agent-1 mood = fine\n"
