@@ -68,8 +68,9 @@ def dev(paths: tuple[str, ...], http: str) -> None:
                        "LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET", err=True)
             sys.exit(EXIT_SERVER)
         log = tempfile.NamedTemporaryFile(prefix="agenthost-dev-livekit-", suffix=".log", delete=False)  # noqa: SIM115
+        # in a session of its own, as the host: Ctrl-C reaches this process only, which stops them in order
         server = subprocess.Popen([binary, "--dev", "--bind", "127.0.0.1"], stdout=log, stderr=log,
-                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, start_new_session=True)
         deadline = time.monotonic() + SERVER_START
         while not _listening("127.0.0.1", 7880):
             if server.poll() is not None or time.monotonic() > deadline:
@@ -82,7 +83,7 @@ def dev(paths: tuple[str, ...], http: str) -> None:
     if not env.get("LIVEKIT_URL"):
         env.update(LIVEKIT_URL=DEV_URL, LIVEKIT_API_KEY=DEV_KEY, LIVEKIT_API_SECRET=DEV_SECRET)
     host = subprocess.Popen([sys.executable, "-m", "host", "run", "--reload", "--log-format", "text",
-                             "--http", http, *paths], env=env, preexec_fn=_die_with_parent)
+                             "--http", http, *paths], env=env, preexec_fn=_die_with_parent, start_new_session=True)
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):  # a closed terminal (SIGHUP) ends it, not reloads it

@@ -219,6 +219,17 @@ def version_problems(agents: Sequence[AgentDefinition]) -> list[Problem]:
     problems = []
     by_name: dict[str, list[AgentDefinition]] = {}
     for agent in agents:
+        stated = {k for k, _, _ in agent.locations}
+        if agent.version is None:  # the keys of versions, on an agent that has none, would be silently ignored
+            for key in sorted(stated & {"weight", "route_by", "take_out"}):
+                line, col = agent.location(key)
+                problems.append(Problem(agent.file, line, col, f"$.{key}", f"{key} is for versions of an agent: add "
+                                        "`version:` (or remove it)"))
+        elif agent.take_out.failures > agent.take_out.of_last:
+            line, col = agent.location("take_out")
+            problems.append(Problem(agent.file, line, col, "$.take_out",
+                                    f"take_out.failures {agent.take_out.failures} is more than its of_last "
+                                    f"{agent.take_out.of_last}: the version could never be taken out"))
         if agent.version is not None and agent.enabled:
             by_name.setdefault(agent.name, []).append(agent)
     for name, versions in by_name.items():

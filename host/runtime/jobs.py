@@ -20,6 +20,7 @@ from livekit.protocol import agent as agent_pb
 
 from host.aio import TaskSet
 from host.config.credentials import Credentials
+from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
@@ -33,7 +34,7 @@ from host.runtime.journal import Entry, Journal
 from host.runtime.load import LoadReporter
 from host.runtime.outcome import Failure, Outcome, outcome
 from host.runtime.recovery import RECOVERY_ATTRIBUTE
-from host.runtime.versions import Health, pick
+from host.runtime.versions import VERSION_FAILURES, Health, pick
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
 
@@ -75,6 +76,10 @@ class JobTable:
     def count(self, agent: str) -> int:
         return sum(1 for j in self._jobs.values() if j.agent == agent)
 
+    def _count_version(self, definition: AgentDefinition) -> int:
+        """The running jobs of this version (of this agent, when it has none): its `max_jobs` bounds them."""
+        return sum(1 for j in self._jobs.values() if j.facts.definition.key == definition.key)
+
     def counts(self) -> Counter[str]:
         return Counter(j.agent for j in self._jobs.values())
 
@@ -104,18 +109,23 @@ class JobTable:
         version = None
         avoid = self._retries.get((worker.agent, job.room.name))
         if agent is not None:  # the version of this job: by weight, sticky by room (or route_by)
-            definition = pick([v.definition for v in agent.versions], self.health, job.room.name, job.metadata,
-                              avoid)
+            definitions = [v.definition for v in agent.versions]
+            definition = pick(definitions, self.health, job.room.name, job.metadata, avoid)
+            if len(definitions) > 1 and pool_error(agent.version(definition).pool) is not None:
+                # its processes cannot start: another version takes the call rather than no one
+                definition = pick(definitions, self.health, job.room.name, job.metadata, definition.version)
             version = agent.version(definition)
             span.set(**{"agent.version": definition.version})
         state = None if version is None else AgentState(version.definition, version.checker,
-                                                        self.count(worker.agent), pool_error(version.pool))
+                                                        self._count_version(version.definition),
+                                                        pool_error(version.pool))
         answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
         span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
         if isinstance(answer, Accept):
             assert version is not None
             limit = version.definition.limits.max_jobs
-            if self.draining or (limit and self.count(worker.agent) >= limit):  # decided while the check ran
+            # decided while the check ran
+            if self.draining or (limit and self._count_version(version.definition) >= limit):
                 answer = Decline("draining" if self.draining else "max_jobs", "the host filled up during the check")
         if isinstance(answer, Accept):
             assert agent is not None and version is not None
@@ -171,6 +181,8 @@ class JobTable:
         except (ProcessStartError, OSError) as exc:
             logger.error("job failed: no process: %s", exc, extra=fields)
             self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
+            if job.facts.version is not None:
+                self._note_version(job.facts, failed=True)
             self._jobs.pop(job.id, None)
             if self._journal is not None:
                 self._journal.remove(job.id)
@@ -307,21 +319,29 @@ class JobTable:
         facts = job.facts
         if facts.version is None:
             return
-        self._metrics.version_jobs.labels(facts.agent, facts.version, "ok" if result.ok else "failed").inc()
-        if self.health.record(facts.definition, failed=not result.ok):
-            take_out = facts.definition.take_out
-            logger.warning("version %s of agent %s taken out of rotation until the next reload: %d of its last %d "
-                           "jobs failed", facts.version, facts.agent, self.health.failures(facts.definition),
-                           take_out.of_last, extra=facts.log_fields)
+        failed = result.reason in VERSION_FAILURES  # a drain, a stop or the server ending it is no fault of it
+        self._note_version(facts, failed)
         vitals = process.vitals
         in_room = vitals is not None and vitals.participants > 0
         agent = self._agents.get(facts.agent)
-        if result.ok or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2:
+        if not failed or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2 \
+                or self.draining:
             return
         self._retries[(facts.agent, facts.room)] = facts.version
+        asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._retries.pop, (facts.agent, facts.room),
+                                              None)  # its offer comes soon, or another host took it
         logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
                        "version", facts.version, extra=facts.log_fields)
         self._tasks.spawn(self._dispatch_again(facts), name=f"retry-{facts.id}")
+
+    def _note_version(self, facts: JobFacts, failed: bool) -> None:
+        assert facts.version is not None
+        self._metrics.version_jobs.labels(facts.agent, facts.version, "failed" if failed else "ok").inc()
+        if self.health.record(facts.definition, failed=failed):
+            take_out = facts.definition.take_out
+            logger.warning("version %s of agent %s taken out of rotation until a reload changes it: %d of its last "
+                           "%d jobs failed", facts.version, facts.agent, self.health.failures(facts.definition),
+                           take_out.of_last, extra=facts.log_fields)
 
     async def _dispatch_again(self, facts: JobFacts) -> None:
         try:

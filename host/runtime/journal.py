@@ -31,6 +31,10 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     host_start INTEGER NOT NULL, started_at REAL NOT NULL, attempt INTEGER NOT NULL, recovery_of TEXT,
     ending INTEGER NOT NULL DEFAULT 0
 )"""
+# columns added after the first release of the journal: a file an older host wrote gains them (with these
+# defaults) when it is opened, instead of making the journal unusable
+ADDED_COLUMNS = (("attempt", "INTEGER NOT NULL DEFAULT 0"), ("recovery_of", "TEXT"),
+                 ("ending", "INTEGER NOT NULL DEFAULT 0"))
 FIELDS = ("job_id", "agent", "room", "dispatch_id", "metadata", "identity", "server", "host_pid", "host_start",
           "started_at", "attempt", "recovery_of")
 
@@ -84,6 +88,10 @@ class Journal:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a row survives the host's death; a power cut may lose it
             db.execute(SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, declaration in ADDED_COLUMNS:
+                if column not in present:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declaration}")
             db.execute("SELECT count(*) FROM jobs").fetchone()
             self._db = db
         except (OSError, sqlite3.Error) as exc:

@@ -4,7 +4,8 @@
 field `route_by` names) give a version. The same value gives the same version while the weights are
 unchanged, so every job of one room (or one customer) runs the same code. `Health` is the job table's
 record of each version's last jobs: a version failing `take_out.failures` of its last `take_out.of_last`
-jobs is out of rotation (weight 0) until the next reload brings a new definition of it.
+jobs is out of rotation (weight 0) until a reload changes its definition (a reload of other files leaves it
+out). Only a job's own failures count: the entrypoint raising, its process dying, its process never starting.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def routing_value(route_by: str | None, metadata: str, room: str) -> str:
     return f"room={room}"
 
 
+VERSION_FAILURES = frozenset({"job_error", "process_exited", "memory_limit", "no_process"})  # the job's own doing
+
+
 class Health:
     """Each version's last jobs (failed or not), and the versions taken out of rotation. Written by the job
     table only, as its jobs end."""
@@ -62,7 +66,7 @@ class Health:
     def record(self, definition: AgentDefinition, failed: bool) -> bool:
         """Note a job of `definition` that ended; True when this takes the version out of rotation."""
         judged, last = self._last.get(definition.key, (None, None))
-        if judged is not definition or last is None:  # a reload brought another definition: a fresh record
+        if judged != definition or last is None:  # a reload changed the definition: a fresh record
             last = deque(maxlen=definition.take_out.of_last)
             self._last[definition.key] = (definition, last)
         last.append(failed)
@@ -72,11 +76,11 @@ class Health:
         return False
 
     def is_out(self, definition: AgentDefinition) -> bool:
-        return self._out.get(definition.key) is definition
+        return self._out.get(definition.key) == definition
 
     def failures(self, definition: AgentDefinition) -> int:
         judged, last = self._last.get(definition.key, (None, None))
-        return sum(last) if judged is definition and last is not None else 0
+        return sum(last) if judged == definition and last is not None else 0
 
 
 def pick(definitions: Sequence[AgentDefinition], health: Health, room: str, metadata: str,

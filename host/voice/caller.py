@@ -302,8 +302,9 @@ class Caller:
             agent = self._agent()
             if agent is None:
                 raise CallError(f"no agent {agent_name!r} joined the room within {self._options.timeout:g} s: no "
-                                "host took its dispatch. Is one serving it? Start one with `agenthost run` (or "
-                                "`agenthost dev`, which also starts a local server)")
+                                "host took its dispatch, or its job failed before it joined (the host's log says "
+                                "which). Is one serving it? Start one with `agenthost run` (or `agenthost dev`, "
+                                "which also starts a local server)")
             if not self._agent_audio.is_set():
                 raise CallError(f"agent {agent.identity} joined but published no audio within "
                                 f"{self._options.timeout:g} s: is it a voice agent?")

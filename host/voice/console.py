@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -174,9 +175,22 @@ class Console:
 
 
 def read_lines(queue: asyncio.Queue[str | None], stream: TextIO = sys.stdin) -> Callable[[], None]:
-    """Feed `queue` with the lines typed on `stream` (None at its end); returns what stops it."""
+    """Feed `queue` with the lines typed on `stream` (None at its end); returns what stops it. A terminal or
+    a pipe is watched on the loop; a file (`console AGENT < script.txt`) is read by a thread."""
     loop = asyncio.get_running_loop()
-    fd = stream.fileno()
+    try:
+        return _watch_lines(loop, queue, stream.fileno())
+    except (PermissionError, OSError, ValueError):  # not selectable: a regular file, /dev/null
+        def read_all() -> None:
+            for line in stream:
+                loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        threading.Thread(target=read_all, name="console-input", daemon=True).start()
+        return lambda: None
+
+
+def _watch_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], fd: int) -> Callable[[], None]:
     buffer = bytearray()
 
     def readable() -> None:

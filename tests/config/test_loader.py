@@ -137,3 +137,11 @@ def test_an_agent_file_that_is_not_a_regular_file_is_an_error_naming_it(tmp_path
     assert [(os.path.basename(p.file), p.message.split(",")[0]) for p in problems] == [
         ("a-directory.yaml", "a directory"), ("a-fifo.yaml", "a FIFO")]
     assert problems[0].message.endswith("agent files must be regular files (rename it or move it out)")
+
+
+def test_version_keys_without_a_version_and_a_take_out_that_cannot_happen_are_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: x\nweight: 3\nentrypoint: m:f\n---\nname: y\nversion: v1\n"
+                                     "take_out: {failures: 5, of_last: 2}\nentrypoint: m:f\n")
+    messages = [p.message for p in load([str(tmp_path)], check_imports=False).problems]
+    assert messages == ["weight is for versions of an agent: add `version:` (or remove it)",
+                        "take_out.failures 5 is more than its of_last 2: the version could never be taken out"]

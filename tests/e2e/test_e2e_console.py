@@ -90,8 +90,9 @@ async def test_console_refuses_bad_metadata_and_unknown_agents_and_says_when_no_
     agent_file(agents, "unserved", f"entrypoint: {TEST_AGENTS / 'traced.py'}:entrypoint\n")
     r = agenthost("console", "unserved", "--config", str(agents), "--timeout", "3s", env=livekit_server.env())
     assert r.returncode == 1
-    assert "no agent 'unserved' joined the room within 3 s: no host took its dispatch. Is one serving it? Start " \
-           "one with `agenthost run` (or `agenthost dev`, which also starts a local server)" in r.stderr
+    assert "no agent 'unserved' joined the room within 3 s: no host took its dispatch, or its job failed before " \
+           "it joined (the host's log says which). Is one serving it? Start one with `agenthost run` (or " \
+           "`agenthost dev`, which also starts a local server)" in r.stderr
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -106,10 +107,10 @@ async def test_dev_starts_its_own_server_and_leaves_no_process_behind(tmp_path: 
         pytest.skip("needs unshare (util-linux)")
     log = tmp_path / "dev.log"
     # a network of its own, where nothing listens at the local default: dev must start a server
-    script = (f"ip link set lo up && cd {shlex.quote(str(ROOT))} && env -u LIVEKIT_URL -u LIVEKIT_API_KEY "
+    script = (f"ip link set lo up && cd {shlex.quote(str(ROOT))} && exec env -u LIVEKIT_URL -u LIVEKIT_API_KEY "
               f"-u LIVEKIT_API_SECRET {shlex.quote(sys.executable)} -m host dev agents.d/hello-world.yaml "
               f"--http 127.0.0.1:0")
-    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", f"exec {script}"], stdout=log.open("wb"),
+    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", script], stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         import asyncio

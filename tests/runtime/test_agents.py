@@ -56,3 +56,33 @@ async def test_apply_replaces_only_what_changed(make_agent):
 def test_a_job_table_reads_no_agents_until_attached():
     table = JobTable(UNREACHABLE, None, None, LoadPolicy())  # type: ignore[arg-type]
     assert table._agents.names() == [] and table._agents.get("a") is None
+
+
+async def test_versions_share_one_registration_and_change_one_by_one(make_agent):
+    agents = AgentSet(UNREACHABLE, NoJobs(), ProcessSettings())  # type: ignore[arg-type]
+    v1 = make_agent("processes: {idle: 0}\nversion: v1\nweight: 9\n", name="bot")
+    v2 = make_agent("processes: {idle: 0}\nversion: v2\nweight: 1\n", name="bot")
+    agents.add(v1)
+    agents.add(v2)
+    try:
+        [before] = list(agents)
+        assert [v.key for v in before.versions] == ["bot@v1", "bot@v2"] and len(agents) == 1
+        assert sorted(agents.definitions()) == ["bot@v1", "bot@v2"]
+        # v2's weight changes, v1 goes, v3 comes: one plan, by key
+        new_v2 = make_agent("processes: {idle: 0}\nversion: v2\nweight: 5\n", name="bot")
+        v3 = make_agent("processes: {idle: 0}\nversion: v3\nweight: 5\n", name="bot")
+        change = plan(agents.definitions(), [new_v2, v3])
+        assert change.summary() == "added bot@v3; changed bot@v2 (weight); removed bot@v1"
+        agents.apply(change, {})
+        [after] = list(agents)
+        assert [v.key for v in after.versions] == ["bot@v2", "bot@v3"]
+        assert after.worker is before.worker  # still one registration, never re-registered
+        assert after.version(new_v2).pool is before.versions[1].pool  # a weight is no reason for new processes
+        assert after.version(new_v2).definition.weight == 5
+        # every version gone: the agent and its registration go too
+        agents.apply(plan(agents.definitions(), []), {})
+        assert len(agents) == 0
+        await asyncio.sleep(0.1)
+        assert before.worker.closed
+    finally:
+        await agents.close()

@@ -54,3 +54,19 @@ def test_an_unusable_journal_says_why_and_does_nothing(tmp_path):
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     assert Journal(blocked).error is not None  # its state directory is a file
+
+
+def test_a_journal_an_older_host_wrote_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "jobs.sqlite3")
+    old.execute("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, agent TEXT NOT NULL, room TEXT NOT NULL, "
+                "dispatch_id TEXT NOT NULL, metadata TEXT NOT NULL, identity TEXT NOT NULL, server TEXT NOT NULL, "
+                "host_pid INTEGER NOT NULL, host_start INTEGER NOT NULL, started_at REAL NOT NULL)")
+    old.execute("INSERT INTO jobs VALUES ('AJ_old', 'a', 'r', 'AD_1', '', 'agent-1', 'ws://s', 999999, 1, 1.0)")
+    old.commit()
+    old.close()
+    journal = Journal(tmp_path)
+    assert journal.error is None
+    [entry] = journal.orphans("ws://s", {"a"})  # the dead host's row, read with the defaults
+    assert (entry.job_id, entry.attempt, entry.recovery_of) == ("AJ_old", 0, None)

@@ -55,15 +55,16 @@ def test_route_by_picks_by_a_metadata_field_and_falls_back_to_the_room():
     assert len(chosen) == 1  # every room of one tenant: one version
 
 
-def test_a_failing_version_is_taken_out_and_a_reload_brings_it_back():
+def test_a_failing_version_is_taken_out_until_a_reload_changes_it():
     canary = version("canary", 50, take_out=TakeOut(failures=3, of_last=5))
     stable = version("stable", 50)
     health = Health()
     assert [health.record(canary, failed=f) for f in (True, False, True)] == [False, False, False]
     assert health.record(canary, failed=True) is True and health.is_out(canary)
     assert {pick([canary, stable], health, f"r{n}", "").version for n in range(100)} == {"stable"}
-    reloaded = dataclasses.replace(canary)  # the next reload's definition of it
-    assert not health.is_out(reloaded) and health.failures(reloaded) == 0
+    assert health.is_out(dataclasses.replace(canary))  # a reload that leaves it as it was: still out
+    fixed = dataclasses.replace(canary, entrypoint=FunctionRef("m:fixed", "m", None, "fixed"))
+    assert not health.is_out(fixed) and health.failures(fixed) == 0  # a reload that changes it: back in
     # with every version out, a caller still gets one, by weight alone
     health.record(stable, failed=True)
     out_too = Health()

@@ -42,3 +42,13 @@ def test_agent_state_and_attributes_are_printed_and_mine_are_not():
     printer.on_attributes({"mood": "fine"}, Someone("agent-1"))  # type: ignore[arg-type]
     printer.on_attributes({"lk.agent.state": "x"}, Someone("me"))  # type: ignore[arg-type]
     assert out.getvalue() == "  (thinking)\n  agent-1 mood = fine\n"
+
+
+async def test_lines_from_a_file_are_read_too(tmp_path):
+    script = tmp_path / "script.txt"
+    script.write_text("first\nsecond\n")
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    with script.open() as stream:  # a regular file cannot be watched on the loop: a thread reads it
+        read_lines(queue, stream)
+        got = [await asyncio.wait_for(queue.get(), 5) for _ in range(3)]
+    assert got == ["first", "second", None]
