@@ -56,10 +56,17 @@ from host.errors import ListenError
               help="Where the journal of running jobs is kept, so that the next host to start gives the calls of "
                    "one that died their agent again [env AGENTHOST_STATE_DIR; default systemd's $STATE_DIRECTORY, "
                    "/var/lib/agenthost as root, else $XDG_STATE_HOME/agenthost].")
+@click.option("--redis", "redis_url", envvar="AGENTHOST_REDIS_URL", default=None, metavar="URL",
+              help="Keep the journal of running jobs in Redis (redis://HOST:PORT/DB), shared by several hosts: a "
+                   "surviving host gives the calls of one that is lost their agent again, within about 4 s "
+                   "[env AGENTHOST_REDIS_URL].")
+@click.option("--redis-prefix", envvar="AGENTHOST_REDIS_PREFIX", default="agenthost:", show_default=True,
+              help="The prefix of agenthost's keys in that Redis [env AGENTHOST_REDIS_PREFIX].")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
         http: str, http_token: str | None, http_token_file: str | None, load_threshold: float,
-        server_target_load: float, job_limits: str, state_dir: str | None) -> None:
+        server_target_load: float, job_limits: str, state_dir: str | None, redis_url: str | None,
+        redis_prefix: str) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -101,7 +108,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
             paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
             watch=watch, import_timeout=import_timeout, http=address, http_token=token,
             load=LoadPolicy(load_threshold, server_target_load), job_limits=job_limits,
-            state_dir=state_dir or default_state_dir()))
+            state_dir=state_dir or default_state_dir(), redis_url=redis_url, redis_prefix=redis_prefix))
         asyncio.run(host.run())
     except (ListenError, AgentHostError) as exc:
         click.echo(f"agenthost: {exc}", err=True)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,8 +28,9 @@ from host.process.pool import ProcessSettings
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet
 from host.runtime.jobs import JobTable
-from host.runtime.journal import Journal
+from host.runtime.journal import Entry, JobJournal, Journal
 from host.runtime.recovery import Recoverer
+from host.runtime.shared_journal import SharedJournal
 from host.runtime.view import HostView
 from host.tracing import HostTracing
 
@@ -54,6 +56,8 @@ class HostOptions:
     load: LoadPolicy = field(default_factory=LoadPolicy)
     job_limits: str = "auto"  # how job limits are enforced (host.process.cgroups.detect)
     state_dir: str | None = None  # where the journal of running jobs is kept; None: no journal, no recovery
+    redis_url: str | None = None  # a journal shared by several hosts, in Redis, instead of the state dir's
+    redis_prefix: str = "agenthost:"
 
 
 class Host:
@@ -69,7 +73,11 @@ class Host:
         self.metrics.observe_dropped_spans(lambda: self.tracing.dropped.value)
         self.confinement = detect(options.job_limits)
         cpu = CpuLoad()
-        self.journal = Journal(options.state_dir) if options.state_dir else None
+        self.journal: JobJournal | None = None
+        if options.redis_url:
+            self.journal = SharedJournal(options.redis_url, options.redis_prefix)
+        elif options.state_dir:
+            self.journal = Journal(options.state_dir)
         self.jobs = JobTable(credentials, self.metrics, cpu, options.load, self.journal, self.tracing)
         self._credentials = credentials
         self.agents = AgentSet(credentials, self.jobs, ProcessSettings(options.log_format, options.log_level,
@@ -101,7 +109,9 @@ class Host:
                 self.agents.add(definition, self.catalog.sources.get(definition.key))
         logger.info("job limits: %s", self.confinement.describe())
         logger.info("serving %d agent(s): %s", len(self.agents), ", ".join(self.agents.names()) or "none")
-        if self.journal is not None:
+        if isinstance(self.journal, SharedJournal):
+            self._share(self.journal)
+        elif self.journal is not None:
             self._recover(self.journal)
         stop_watching = asyncio.Event()
         if self.options.watch:
@@ -125,15 +135,46 @@ class Host:
             if self.journal is not None:
                 self.journal.close()
 
-    def _recover(self, journal: Journal) -> None:
+    def _share(self, journal: SharedJournal) -> None:
+        """Hold this host's lease and take over the calls of hosts whose lease is gone."""
+        recoverer = self._recoverer(journal.put_back)
+
+        def take_over(entry: Entry) -> None:
+            logger.warning("the call of a host that is gone, claimed here: recovering", extra={
+                "agent": entry.agent, "job_id": entry.job_id, "room": entry.room})
+            self._background.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
+
+        def taken(job_id: str, by: str) -> None:
+            self._background.spawn(leave_or_keep(job_id, by), name=f"taken-{job_id}")
+
+        async def leave_or_keep(job_id: str, by: str) -> None:
+            """This host's job, claimed by `by` while its lease lapsed: it leaves the call to the other host's
+            agent once that one is in the room; with none there, it serves on, back in the journal."""
+            job = self.jobs.get(job_id)
+            if job is None:
+                return
+            if await recoverer.others_in_room(job.facts.room, job.facts.participant.identity):
+                self.jobs.fail(job_id, "taken_over", f"its call was taken over by host {by} while this host could "
+                                                     "not renew its lease")
+            else:
+                logger.warning("this host's call was claimed by host %s, which gave it no agent: it serves on", by,
+                               extra=job.facts.log_fields)
+                journal.keep(job_id)
+
+        self._background.spawn(journal.run(self._credentials.url, lambda: set(self.agents.names()), take_over,
+                                           taken), name="shared-journal")
+
+    def _recoverer(self, put_back: Callable[[Entry], None]) -> Recoverer:
+        return Recoverer(self._credentials, self.jobs.expect_recovery,
+                         lambda agent, result: self.metrics.jobs_recovered.labels(agent, result).inc(), put_back)
+
+    def _recover(self, journal: JobJournal) -> None:
         """Give the calls of a host that died here before (the journal's rows it left) their agent again."""
         orphans = journal.orphans(self._credentials.url, set(self.agents.names()))
         if not orphans:
             return
         logger.warning("%d call(s) of a host that is gone found in %s: recovering", len(orphans), journal.path)
-        recoverer = Recoverer(self._credentials, self.jobs.expect_recovery,
-                              lambda agent, result: self.metrics.jobs_recovered.labels(agent, result).inc(),
-                              journal.add)
+        recoverer = self._recoverer(journal.add)
         for entry in orphans:
             self._background.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
 

@@ -30,7 +30,7 @@ from host.process.messages import Participant, StartJob
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.dispatching import create_dispatch
 from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
-from host.runtime.journal import Entry, Journal
+from host.runtime.journal import Entry, JobJournal
 from host.runtime.load import LoadReporter
 from host.runtime.outcome import Failure, Outcome, outcome
 from host.runtime.recovery import RECOVERY_ATTRIBUTE
@@ -45,7 +45,7 @@ ASSIGNMENT_TIMEOUT = 15.0  # an accepted offer whose assignment never comes is r
 
 class JobTable:
     def __init__(self, credentials: Credentials, metrics: Metrics, cpu: CpuLoad, load: LoadPolicy,
-                 journal: Journal | None = None, tracing: HostTracing | None = None) -> None:
+                 journal: JobJournal | None = None, tracing: HostTracing | None = None) -> None:
         self._agents: AgentLookup = NoAgents()  # until `attach`: the agent set is built with this table
         self._credentials = credentials
         self._metrics = metrics

@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 logger = logging.getLogger("agenthost.host")
 
@@ -73,6 +74,33 @@ def default_state_dir() -> str:
         return "/var/lib/agenthost"
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "agenthost")
+
+
+class JobJournal(Protocol):
+    """What the job table writes, whichever journal keeps it (this file's SQLite one, or the shared one in
+    Redis: host.runtime.shared_journal)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def path(self) -> object: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    def add(self, entry: Entry) -> None: ...
+
+    def remove(self, job_id: str) -> None: ...
+
+    def ending(self, job_id: str) -> None: ...
+
+    def orphans(self, server: str, agents: set[str]) -> list[Entry]: ...
+
+    def close(self) -> None: ...
 
 
 class Journal:

@@ -29,6 +29,8 @@ from host.runtime.journal import Entry
 logger = logging.getLogger("agenthost.host")
 
 REGISTRATION_WAIT = 30.0  # a recovery waits this long at most for its agent to be registered
+CONFIRM_WAIT = 8.0  # seconds for the recovering agent to be in the room before the dispatch is made again
+DISPATCH_ATTEMPTS = 3
 RECOVERY_ATTRIBUTE = "agenthost.recovery_of"
 
 
@@ -37,6 +39,7 @@ class InRoom:
     identity: str
     agent: bool
     caller: bool  # a person (a client, a phone call), not an agent, a recorder or an ingress
+    recovery_of: str | None = None  # an agent that took over a call says which job's
 
 
 @dataclass(frozen=True)
@@ -92,18 +95,30 @@ class Recoverer:
                     logger.info("call not recovered: %s", decided.reason, extra=fields)
                     self._recovered(entry.agent, "skipped")
                     return
-                for identity in decided.remove:
-                    await self._remove(client, entry.room, identity)
                 assert definition is not None
-                # said before the dispatch: its offer may come before the server's answer does
-                self._expect(entry.agent, entry.room, entry)
-                request = api.CreateAgentDispatchRequest(agent_name=definition.registered_name, room=entry.room,
-                                                         metadata=entry.metadata)
-                try:
-                    dispatch = await client.agent_dispatch.create_dispatch(request)
-                except BaseException:
-                    self._expect(entry.agent, entry.room, None)
-                    raise
+                for attempt in range(1, DISPATCH_ATTEMPTS + 1):
+                    # said before the dispatch: its offer may come before the server's answer does
+                    self._expect(entry.agent, entry.room, entry)
+                    request = api.CreateAgentDispatchRequest(agent_name=definition.registered_name,
+                                                             room=entry.room, metadata=entry.metadata)
+                    try:
+                        dispatch = await client.agent_dispatch.create_dispatch(request)
+                    except BaseException:
+                        self._expect(entry.agent, entry.room, None)
+                        raise
+                    # the server drops an offer the worker it chose does not answer (a paused host's, still
+                    # connected): the room is asked again until the agent is in it
+                    if await self._joined(client, entry):
+                        # only now is the lost host's agent taken out, if it is still there (its host paused,
+                        # or cut off, while the job serves on): the call is never left with none
+                        for identity in decided.remove:
+                            await self._remove(client, entry.room, identity)
+                        break
+                    logger.warning("the recovery dispatch %s was not taken within %gs (attempt %d of %d)%s",
+                                   dispatch.id, CONFIRM_WAIT, attempt, DISPATCH_ATTEMPTS,
+                                   ": dispatching again" if attempt < DISPATCH_ATTEMPTS else
+                                   (": the lost host's agent, still in the room, is left to serve the call"
+                                    if decided.remove else ""), extra=fields)
             finally:
                 await client.aclose()
         except (api.TwirpError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -115,6 +130,30 @@ class Recoverer:
         logger.warning("recovering the call of a host that is gone: dispatch %s", dispatch.id,
                        extra={**fields, "dispatch_id": dispatch.id})
         self._recovered(entry.agent, "dispatched")
+
+    async def _joined(self, client: api.LiveKitAPI, entry: Entry) -> bool:
+        """Whether an agent came into `entry`'s room within CONFIRM_WAIT (any but the lost one: with several
+        hosts, another host may have taken the offer, and its job does not know it is a recovery)."""
+        deadline = time.monotonic() + CONFIRM_WAIT
+        while time.monotonic() < deadline:
+            room = await self._room(client, entry.room)
+            if room is None:
+                return True  # the call is over: nothing left to give an agent
+            if any(p.agent and p.identity != entry.identity for p in room):
+                return True
+            await asyncio.sleep(0.25)
+        return False
+
+    async def others_in_room(self, room: str, identity: str) -> bool | None:
+        """Whether an agent other than `identity` is in `room` (None: the server could not be asked)."""
+        client = api.LiveKitAPI(self._credentials.http_url, self._credentials.api_key, self._credentials.api_secret)
+        try:
+            listed = await self._room(client, room)
+        except (api.TwirpError, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            return None
+        finally:
+            await client.aclose()
+        return listed is not None and any(p.agent and p.identity != identity for p in listed)
 
     async def _remove(self, client: api.LiveKitAPI, room: str, identity: str) -> None:
         """The dead host's agent out of the room; gone already (its process saw its host gone and left) is as
@@ -133,5 +172,6 @@ class Recoverer:
                 return None
             raise
         kind = models.ParticipantInfo.Kind
-        return [InRoom(p.identity, p.kind == kind.AGENT, p.kind in (kind.STANDARD, kind.SIP))
+        return [InRoom(p.identity, p.kind == kind.AGENT, p.kind in (kind.STANDARD, kind.SIP),
+                       p.attributes.get(RECOVERY_ATTRIBUTE))
                 for p in listed.participants]

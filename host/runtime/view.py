@@ -15,7 +15,7 @@ from host.ops.status import SLOW_LAG_MS, AgentInfo, JobInfo, StatusDocument
 from host.runtime.agents import Agent, AgentSet
 from host.runtime.job import Job
 from host.runtime.jobs import JobTable
-from host.runtime.journal import Journal
+from host.runtime.journal import JobJournal
 
 
 @dataclass
@@ -27,7 +27,7 @@ class HostView:
     url: str
     started_at: float
     job_limits: str = "rlimit"  # how job limits are enforced (host.process.cgroups)
-    journal: Journal | None = None
+    journal: JobJournal | None = None
 
     def warnings(self) -> list[str]:
         """What the host does without, while it serves: said by /readyz, which stays 200 for them."""

@@ -113,3 +113,66 @@ async def test_a_journal_that_cannot_be_used_is_said_and_the_host_serves_on(live
     call = await job_in_new_room(livekit_server, "keeper", "status")
     assert started(call.texts["status"][0])[1] == "None"
     await call.disconnect()
+
+
+async def test_a_host_lost_on_one_node_has_its_calls_taken_over_by_a_host_on_the_other(cluster, start_host,
+                                                                                     tmp_path):
+    node1, node2 = cluster.nodes
+    shared = {"AGENTHOST_REDIS_URL": f"redis://{cluster.redis.address}/0"}
+    lost = start_host(node1, agents(tmp_path / "a"), extra_env=shared)
+    await lost.wait_log(r"registered agent keeper")
+    calls = [await job_in_new_room(node1, "keeper", "status") for _ in range(3)]
+    first = [started(c.texts["status"][0])[0] for c in calls]
+    ended = await job_in_new_room(node1, "keeper", "status")
+    await ended.disconnect()
+    await lost.wait_log(rf"job ended .*room={ended.room_name}")
+    survivor = start_host(node2, agents(tmp_path / "b"), extra_env=shared)
+    await survivor.wait_log(r"registered agent keeper")
+    lost.proc.send_signal(signal.SIGKILL)
+    lost.proc.wait(timeout=30)
+    claimed = await survivor.wait_log(r"the call of a host that is gone, claimed here: recovering .*room=(\S+)",
+                                      count=3, timeout=30)
+    assert {m.group(1) for m in claimed} == {c.room_name for c in calls}
+    for call, old in zip(calls, first, strict=True):
+        await call.wait_text("status", 2, timeout=30)
+        new, recovery_of, _attribute = started(call.texts["status"][1])
+        assert new != old and recovery_of == old
+    for call in calls:  # once the lost host's own job processes have gone: one agent each
+        for _ in range(100):
+            if len(await agents_in(node1, call.room_name)) == 1:
+                break
+            await asyncio.sleep(0.2)
+        assert len(await agents_in(node1, call.room_name)) == 1
+    assert f"room={ended.room_name}" not in "".join(m.group(0) for m in claimed)  # ended: never taken over
+    for call in calls:
+        await call.disconnect()
+
+
+async def test_a_paused_host_that_comes_back_never_leaves_its_call_without_an_agent(cluster, start_host,
+                                                                                      tmp_path):
+    # A paused host's job processes serve on, and its worker stays registered: the server may offer the
+    # recovery dispatch to it, which never answers. The survivor takes the old agent out only once its own is
+    # in the room; the host that comes back leaves the call only to another agent.
+    node1, node2 = cluster.nodes
+    shared = {"AGENTHOST_REDIS_URL": f"redis://{cluster.redis.address}/0"}
+    paused = start_host(node1, agents(tmp_path / "a"), extra_env=shared)
+    await paused.wait_log(r"registered agent keeper")
+    call = await job_in_new_room(node1, "keeper", "status")
+    survivor = start_host(node2, agents(tmp_path / "b"), extra_env=shared)
+    await survivor.wait_log(r"registered agent keeper")
+    paused.proc.send_signal(signal.SIGSTOP)  # its job process runs on; its lease lapses
+    try:
+        await survivor.wait_log(rf"the call of a host that is gone, claimed here: recovering .*room={call.room_name}",
+                                timeout=30)
+        await survivor.wait_log(r"(recovering the call of a host that is gone: dispatch|left to serve the call)",
+                                timeout=60)
+        assert len(await agents_in(node1, call.room_name)) >= 1  # never none
+    finally:
+        paused.proc.send_signal(signal.SIGCONT)
+    await paused.wait_log(r"(its call was taken over by host|it serves on|job ended)", timeout=30)
+    for _ in range(150):  # settled: one agent, whichever it is
+        if len(await agents_in(node1, call.room_name)) == 1:
+            break
+        await asyncio.sleep(0.2)
+    assert len(await agents_in(node1, call.room_name)) == 1
+    await call.disconnect()

@@ -1,0 +1,197 @@
+"""The journal of running jobs kept in Redis, shared by several hosts: a surviving host takes over the calls
+of one that is lost.
+
+Each host holds a lease (`PREFIX lease:HOST`, renewed every RENEW seconds, gone LEASE seconds after its last
+renewal) and writes its jobs to a hash of its own (`PREFIX jobs:HOST`, one JSON entry per job, marked
+`ending` when the host asked it to end). Every host looks at the others every SCAN seconds: the jobs of a
+host whose lease is gone are claimed one by one with `SET PREFIX claim:JOB HOST NX`, so each is taken by
+exactly one host serving its agent, which gives its call the agent again (host.runtime.recovery). One
+prefix is one LiveKit deployment: the hosts sharing it may be connected to different nodes of it. A call is
+therefore back within LEASE + SCAN seconds of its host's loss, plus the time to dispatch. A host that comes
+back (a pause, a partition) and finds its jobs claimed ends each whose room has the other host's agent, and
+keeps the others.
+
+The writes are queued and sent by one task, so the job table never waits on the network. Redis
+unreachable is said once (and on /readyz); the host goes on serving, without recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from host.runtime.journal import Entry, process_start
+
+logger = logging.getLogger("agenthost.host")
+
+LEASE = 3.0  # seconds a host's lease outlives its last renewal
+RENEW = 1.0  # seconds between two renewals
+SCAN = 1.0  # seconds between two looks at the other hosts
+CLAIM_TTL = 600.0  # seconds a claim is kept (the claimed host's entries are gone long before)
+DEFAULT_PREFIX = "agenthost:"
+
+
+class SharedJournal:
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+        import redis.asyncio as aioredis
+
+        self.url, self.prefix = url, prefix
+        self.pid = os.getpid()
+        self.start = process_start(self.pid) or 0
+        self.host = f"{socket.gethostname()}:{self.pid}:{self.start}"
+        self.path = f"redis {_shown(url)} ({prefix})"
+        self.error: str | None = None
+        self._redis: Any = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._writes: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
+        self._mine: dict[str, Entry] = {}
+
+    # -- what the job table writes (never waits) ----------------------------------------------------
+    def add(self, entry: Entry) -> None:
+        self._mine[entry.job_id] = entry
+        self._writes.put_nowait(("hset", (self._key("jobs", self.host), entry.job_id, _dump(entry, False))))
+
+    def remove(self, job_id: str) -> None:
+        self._mine.pop(job_id, None)
+        self._writes.put_nowait(("hdel", (self._key("jobs", self.host), job_id)))
+
+    def ending(self, job_id: str) -> None:
+        entry = self._mine.get(job_id)
+        if entry is not None:
+            self._writes.put_nowait(("hset", (self._key("jobs", self.host), job_id, _dump(entry, True))))
+
+    def orphans(self, server: str, agents: set[str]) -> list[Entry]:
+        return []  # found by `run`, as leases expire
+
+    def close(self) -> None:
+        pass
+
+    # -- the host's task ---------------------------------------------------------------------------------
+    async def run(self, server: str, agents: Callable[[], set[str]],
+                  take_over: Callable[[Entry], None], taken: Callable[[str, str], None]) -> None:
+        """Until cancelled: renew the lease, send the writes, and claim the jobs of hosts that are gone
+        (`take_over` each one claimed here; `taken(job_id, by)` for this host's jobs another host claimed)."""
+        writer = asyncio.ensure_future(self._write_all())
+        try:
+            while True:
+                try:
+                    lost = not await self._renew()
+                    if lost:
+                        await self._check_mine(taken)
+                    await self._scan(server, agents(), take_over)
+                    self._ok()
+                except Exception as exc:  # Redis down or refusing: said, and tried again
+                    self._fail(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(min(RENEW, SCAN))
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+            with contextlib.suppress(Exception):
+                await self._redis.delete(self._key("lease", self.host))
+                await self._redis.aclose()
+
+    async def _write_all(self) -> None:
+        while True:
+            op, args = await self._writes.get()
+            while True:
+                try:
+                    await getattr(self._redis, op)(*args)
+                    break
+                except Exception as exc:  # kept in order: tried again until Redis answers
+                    self._fail(f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(RENEW)
+
+    async def _renew(self) -> bool:
+        """Renew the lease; False when it had expired (this host was paused or cut off meanwhile)."""
+        key = self._key("lease", self.host)
+        existed = await self._redis.set(key, "1", px=int(LEASE * 1000), xx=True)
+        if not existed:
+            await self._redis.set(key, "1", px=int(LEASE * 1000))
+            await self._redis.sadd(self._key("hosts"), self.host)
+        return bool(existed)
+
+    async def _check_mine(self, taken: Callable[[str, str], None]) -> None:
+        """After a lapse of the lease: this host's jobs another host claimed meanwhile are for `taken` to
+        settle (it ends them, or `keep`s them)."""
+        for job_id in list(self._mine):
+            by = await self._redis.get(self._key("claim", job_id))
+            if by is not None and by.decode() != self.host:
+                taken(job_id, by.decode())
+
+    def keep(self, job_id: str) -> None:
+        """A claimed job of this host serves on: back under this host, its claim dropped."""
+        entry = self._mine.get(job_id)
+        if entry is not None:
+            self._writes.put_nowait(("delete", (self._key("claim", job_id),)))
+            self.add(entry)
+
+    async def _scan(self, server: str, agents: set[str], take_over: Callable[[Entry], None]) -> None:
+        for raw in await self._redis.smembers(self._key("hosts")):
+            host = raw.decode()
+            if host == self.host or await self._redis.exists(self._key("lease", host)):
+                continue
+            jobs = await self._redis.hgetall(self._key("jobs", host))
+            left = 0
+            for job_id, body in jobs.items():
+                entry, ending = _load(body)
+                if entry is None or ending:
+                    await self._redis.hdel(self._key("jobs", host), job_id)
+                    continue
+                if entry.agent not in agents:  # one prefix is one LiveKit deployment: any node's URL serves it
+                    left += 1  # a host serving that agent takes it
+                    continue
+                claimed = await self._redis.set(self._key("claim", entry.job_id), self.host, nx=True,
+                                                px=int(CLAIM_TTL * 1000))
+                await self._redis.hdel(self._key("jobs", host), job_id)
+                if claimed:
+                    take_over(entry)
+            if not left:
+                await self._redis.srem(self._key("hosts"), host)
+                await self._redis.delete(self._key("jobs", host))
+
+    # -- health ----------------------------------------------------------------------------------------
+    def _fail(self, why: str) -> None:
+        if self.error is None:
+            logger.error("the shared journal (%s) is unusable, calls will not be recovered if a host dies: %s",
+                         self.path, why)
+        self.error = why
+
+    def _ok(self) -> None:
+        if self.error is not None:
+            logger.info("the shared journal (%s) answers again", self.path)
+        self.error = None
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def put_back(self, entry: Entry) -> None:
+        """A call taken that could not be acted on: back in the journal, under this host, for the next one."""
+        self.add(dataclasses.replace(entry, host_pid=self.pid, host_start=self.start))
+
+
+def _dump(entry: Entry, ending: bool) -> str:
+    return json.dumps({**dataclasses.asdict(entry), "ending": ending})
+
+
+def _load(body: bytes) -> tuple[Entry | None, bool]:
+    try:
+        fields = json.loads(body)
+        ending = bool(fields.pop("ending", False))
+        return Entry(**fields), ending
+    except (ValueError, TypeError):
+        return None, False
+
+
+def _shown(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url

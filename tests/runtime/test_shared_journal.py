@@ -1,0 +1,73 @@
+"""The journal shared in Redis (a real redis-server): a host's jobs are claimed once its lease is gone,
+each by exactly one host, never when they were ending; Redis unreachable is said and nothing breaks."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import pytest
+
+from host.runtime import shared_journal
+from host.runtime.journal import Entry
+from host.runtime.shared_journal import SharedJournal
+from host.testing.harness import RedisServer
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server (scripts/setup.sh)")
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = RedisServer(tmp_path, port=6391)
+    server.start()
+    yield f"redis://{server.address}/0"
+    server.stop()
+
+
+def entry(job_id: str, agent: str = "a") -> Entry:
+    return Entry(job_id, agent, f"room-{job_id}", "AD_1", "{}", f"agent-{job_id}", "ws://s", 1, 1, 1.0)
+
+
+async def until(condition, timeout: float = 15.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not within the time")
+
+
+async def test_a_lost_hosts_jobs_are_claimed_once_by_the_survivors(redis, monkeypatch):
+    monkeypatch.setattr(shared_journal, "LEASE", 1.0)
+    lost, b, c = SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:")
+    lost.host, b.host, c.host = "lost", "b", "c"
+    claimed: dict[str, list[str]] = {"b": [], "c": []}
+    runs = [asyncio.ensure_future(lost.run("ws://s", lambda: {"a"}, lambda e: None, lambda j, h: None))]
+    for journal in (lost,):
+        journal.add(entry("AJ_1"))
+        journal.add(entry("AJ_2"))
+        journal.add(entry("AJ_3"))
+        journal.ending("AJ_3")  # asked to end: never taken over
+        journal.add(entry("AJ_4", agent="other"))  # an agent b and c do not serve
+    await asyncio.sleep(0.5)  # written, and the lease held
+    for journal, name in ((b, "b"), (c, "c")):
+        runs.append(asyncio.ensure_future(journal.run(
+            "ws://s", lambda: {"a"}, lambda e, name=name: claimed[name].append(e.job_id), lambda j, h: None)))
+    await asyncio.sleep(1.5)
+    assert claimed == {"b": [], "c": []}  # the lost host's lease is alive: nothing is taken
+    runs[0].cancel()  # the host is lost (its lease removed at once here; expiry otherwise)
+    await until(lambda: len(claimed["b"]) + len(claimed["c"]) == 2)
+    await asyncio.sleep(1.0)
+    assert sorted(claimed["b"] + claimed["c"]) == ["AJ_1", "AJ_2"]  # each once, by one of them
+    for run in runs[1:]:
+        run.cancel()
+    await asyncio.gather(*runs, return_exceptions=True)
+
+
+async def test_redis_unreachable_is_said_and_nothing_breaks():
+    journal = SharedJournal("redis://127.0.0.1:9/0", "t2:")
+    journal.add(entry("AJ_1"))  # queued: the job table never waits
+    run = asyncio.ensure_future(journal.run("ws://s", lambda: {"a"}, lambda e: None, lambda j, h: None))
+    await until(lambda: journal.error is not None)
+    assert "Error" in journal.error
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
