@@ -248,6 +248,9 @@ def _child_main() -> None:
     out.flush()
 
 
+STARTUP = 5.0  # seconds the checking child may take to start (a busy machine), beyond the imports' own bound
+
+
 def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
                     cwd: str | None = None) -> list[CheckResult]:
     """For each request, whether it resolves and what it loaded, importing in child processes.
@@ -263,7 +266,7 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
         cmd = [sys.executable, "-c", "from host.config.entrypoints import _child_main; _child_main()"]
         timed_out = False
         try:
-            proc = subprocess.run(cmd, input=payload, capture_output=True, text=True, timeout=timeout,
+            proc = subprocess.run(cmd, input=payload, capture_output=True, text=True, timeout=timeout + STARTUP,
                                   cwd=cwd, env=env, check=False)
             stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as exc:

@@ -49,8 +49,13 @@ class Printer:
     def __init__(self, out: TextIO, me: str, microphone: Callable[[], str] = lambda: "") -> None:
         self.out, self.me, self.microphone = out, me, microphone
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streaming = 0  # streams being printed: a whole line waits until they end its line
+        self._waiting: list[str] = []
 
     def line(self, text: str) -> None:
+        if self._streaming:
+            self._waiting.append(text)
+            return
         self.out.write(text + "\n")
         self.out.flush()
 
@@ -69,11 +74,18 @@ class Printer:
         else:
             prefix = f"[{topic}] {identity} > "
         self.out.write(prefix)
-        async for chunk in reader:  # as it streams
-            self.out.write(chunk)
+        self._streaming += 1
+        try:
+            async for chunk in reader:  # as it streams
+                self.out.write(chunk)
+                self.out.flush()
+        finally:
+            self._streaming -= 1
+            self.out.write("\n")
+            waiting, self._waiting = (self._waiting, []) if not self._streaming else ([], self._waiting)
+            for text in waiting:
+                self.out.write(text + "\n")
             self.out.flush()
-        self.out.write("\n")
-        self.out.flush()
 
     def on_data(self, packet: rtc.DataPacket) -> None:
         who = packet.participant.identity if packet.participant is not None else "server"

@@ -38,6 +38,16 @@ async def agents_in(server, room: str) -> list[str]:
     return [p.identity for p in listed.participants if p.kind == models.ParticipantInfo.Kind.AGENT]
 
 
+async def settles_to_one_agent(server, room: str, timeout: float = 30.0) -> None:
+    """Until `room` has exactly one agent (the lost host's own job processes take a moment to leave)."""
+    for _ in range(int(timeout / 0.2)):
+        if len(await agents_in(server, room)) == 1:
+            return
+        await asyncio.sleep(0.2)
+    found = await agents_in(server, room)
+    assert len(found) == 1, (room, found)
+
+
 async def wait_gone(pid: int, timeout: float = 30.0) -> None:
     for _ in range(int(timeout / 0.1)):
         try:
@@ -82,6 +92,8 @@ async def test_a_host_killed_and_started_again_gives_each_live_call_its_agent_on
     await again.wait_log(r"call not recovered: recovery.on_host_loss is off .*agent=quiet")
     assert len(left_alone.texts["status"]) == 1
     assert not re.search(rf"recovering .*room={ended.room_name}", again.log())  # it had ended: never in the journal
+    # counted once each recovery saw its new agent in the room
+    await again.wait_log(r"recovering the call of a host that is gone: dispatch", count=3)
     base = await again.http_base()
     async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as r:
         text = await r.text()
@@ -138,11 +150,7 @@ async def test_a_host_lost_on_one_node_has_its_calls_taken_over_by_a_host_on_the
         new, recovery_of, _attribute = started(call.texts["status"][1])
         assert new != old and recovery_of == old
     for call in calls:  # once the lost host's own job processes have gone: one agent each
-        for _ in range(100):
-            if len(await agents_in(node1, call.room_name)) == 1:
-                break
-            await asyncio.sleep(0.2)
-        assert len(await agents_in(node1, call.room_name)) == 1
+        await settles_to_one_agent(node1, call.room_name)
     assert f"room={ended.room_name}" not in "".join(m.group(0) for m in claimed)  # ended: never taken over
     for call in calls:
         await call.disconnect()
@@ -170,9 +178,5 @@ async def test_a_paused_host_that_comes_back_never_leaves_its_call_without_an_ag
     finally:
         paused.proc.send_signal(signal.SIGCONT)
     await paused.wait_log(r"(its call was taken over by host|it serves on|job ended)", timeout=30)
-    for _ in range(150):  # settled: one agent, whichever it is
-        if len(await agents_in(node1, call.room_name)) == 1:
-            break
-        await asyncio.sleep(0.2)
-    assert len(await agents_in(node1, call.room_name)) == 1
+    await settles_to_one_agent(node1, call.room_name)  # whichever it is
     await call.disconnect()

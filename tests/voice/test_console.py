@@ -52,3 +52,27 @@ async def test_lines_from_a_file_are_read_too(tmp_path):
         read_lines(queue, stream)
         got = [await asyncio.wait_for(queue.get(), 5) for _ in range(3)]
     assert got == ["first", "second", None]
+
+
+async def test_a_state_change_during_a_streamed_answer_waits_for_its_line():
+    out = io.StringIO()
+    printer = Printer(out, "me")
+
+    class Reader:
+        info = type("Info", (), {"attributes": {}})()
+
+        def __init__(self) -> None:
+            self.chunks = ["echo: ", "hello"]
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self) -> str:
+            if not self.chunks:
+                raise StopAsyncIteration
+            chunk = self.chunks.pop(0)
+            printer.line("  (speaking)")  # arrives while the answer streams
+            return chunk
+
+    await printer._stream("lk.transcription", "agent-1", Reader())  # type: ignore[arg-type]
+    assert out.getvalue() == "agent > echo: hello\n  (speaking)\n  (speaking)\n"
