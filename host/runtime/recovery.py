@@ -114,6 +114,8 @@ class Recoverer:
                         for identity in decided.remove:
                             await self._remove(client, entry.room, identity)
                         break
+                    if await self._taken(client, entry.room, dispatch.id):
+                        break  # on its way, only slow: never dispatched twice; the lost agent leaves when it is in
                     logger.warning("the recovery dispatch %s was not taken within %gs (attempt %d of %d)%s",
                                    dispatch.id, CONFIRM_WAIT, attempt, DISPATCH_ATTEMPTS,
                                    ": dispatching again" if attempt < DISPATCH_ATTEMPTS else
@@ -143,6 +145,15 @@ class Recoverer:
                 return True
             await asyncio.sleep(0.25)
         return False
+
+    async def _taken(self, client: api.LiveKitAPI, room: str, dispatch_id: str) -> bool:
+        """Whether a worker took the dispatch (its job is on its way, only slow to join): then it is never made
+        again, which would give the call two agents. A dispatch the server dropped has no job."""
+        try:
+            dispatches = await client.agent_dispatch.list_dispatch(room_name=room)
+        except api.TwirpError:
+            return False
+        return any(d.id == dispatch_id and len(d.state.jobs) > 0 for d in dispatches)
 
     async def others_in_room(self, room: str, identity: str) -> bool | None:
         """Whether an agent other than `identity` is in `room` (None: the server could not be asked)."""
