@@ -161,8 +161,8 @@ class Host:
                                extra=job.facts.log_fields)
                 journal.keep(job_id)
 
-        self._background.spawn(journal.run(self._credentials.url, lambda: set(self.agents.names()), take_over,
-                                           taken), name="shared-journal")
+        self._background.spawn(journal.run(lambda: set(self.agents.names()), take_over, taken),
+                               name="shared-journal")
 
     def _recoverer(self, put_back: Callable[[Entry], None]) -> Recoverer:
         return Recoverer(self._credentials, self.jobs.expect_recovery,

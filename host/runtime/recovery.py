@@ -39,7 +39,6 @@ class InRoom:
     identity: str
     agent: bool
     caller: bool  # a person (a client, a phone call), not an agent, a recorder or an ingress
-    recovery_of: str | None = None  # an agent that took over a call says which job's
 
 
 @dataclass(frozen=True)
@@ -183,6 +182,5 @@ class Recoverer:
                 return None
             raise
         kind = models.ParticipantInfo.Kind
-        return [InRoom(p.identity, p.kind == kind.AGENT, p.kind in (kind.STANDARD, kind.SIP),
-                       p.attributes.get(RECOVERY_ATTRIBUTE))
+        return [InRoom(p.identity, p.kind == kind.AGENT, p.kind in (kind.STANDARD, kind.SIP))
                 for p in listed.participants]

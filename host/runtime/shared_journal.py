@@ -73,7 +73,7 @@ class SharedJournal:
         pass
 
     # -- the host's task ---------------------------------------------------------------------------------
-    async def run(self, server: str, agents: Callable[[], set[str]],
+    async def run(self, agents: Callable[[], set[str]],
                   take_over: Callable[[Entry], None], taken: Callable[[str, str], None]) -> None:
         """Until cancelled: renew the lease, send the writes, and claim the jobs of hosts that are gone
         (`take_over` each one claimed here; `taken(job_id, by)` for this host's jobs another host claimed)."""
@@ -84,7 +84,7 @@ class SharedJournal:
                     lost = not await self._renew()
                     if lost:
                         await self._check_mine(taken)
-                    await self._scan(server, agents(), take_over)
+                    await self._scan(agents(), take_over)
                     self._ok()
                 except Exception as exc:  # Redis down or refusing: said, and tried again
                     self._fail(f"{type(exc).__name__}: {exc}")
@@ -132,7 +132,7 @@ class SharedJournal:
             self._writes.put_nowait(("delete", (self._key("claim", job_id),)))
             self.add(entry)
 
-    async def _scan(self, server: str, agents: set[str], take_over: Callable[[Entry], None]) -> None:
+    async def _scan(self, agents: set[str], take_over: Callable[[Entry], None]) -> None:
         for raw in await self._redis.smembers(self._key("hosts")):
             host = raw.decode()
             if host == self.host or await self._redis.exists(self._key("lease", host)):

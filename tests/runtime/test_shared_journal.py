@@ -41,7 +41,7 @@ async def test_a_lost_hosts_jobs_are_claimed_once_by_the_survivors(redis, monkey
     lost, b, c = SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:")
     lost.host, b.host, c.host = "lost", "b", "c"
     claimed: dict[str, list[str]] = {"b": [], "c": []}
-    runs = [asyncio.ensure_future(lost.run("ws://s", lambda: {"a"}, lambda e: None, lambda j, h: None))]
+    runs = [asyncio.ensure_future(lost.run(lambda: {"a"}, lambda e: None, lambda j, h: None))]
     for journal in (lost,):
         journal.add(entry("AJ_1"))
         journal.add(entry("AJ_2"))
@@ -51,7 +51,7 @@ async def test_a_lost_hosts_jobs_are_claimed_once_by_the_survivors(redis, monkey
     await asyncio.sleep(0.5)  # written, and the lease held
     for journal, name in ((b, "b"), (c, "c")):
         runs.append(asyncio.ensure_future(journal.run(
-            "ws://s", lambda: {"a"}, lambda e, name=name: claimed[name].append(e.job_id), lambda j, h: None)))
+            lambda: {"a"}, lambda e, name=name: claimed[name].append(e.job_id), lambda j, h: None)))
     await asyncio.sleep(1.5)
     assert claimed == {"b": [], "c": []}  # the lost host's lease is alive: nothing is taken
     runs[0].cancel()  # the host is lost (its lease removed at once here; expiry otherwise)
@@ -66,7 +66,7 @@ async def test_a_lost_hosts_jobs_are_claimed_once_by_the_survivors(redis, monkey
 async def test_redis_unreachable_is_said_and_nothing_breaks():
     journal = SharedJournal("redis://127.0.0.1:9/0", "t2:")
     journal.add(entry("AJ_1"))  # queued: the job table never waits
-    run = asyncio.ensure_future(journal.run("ws://s", lambda: {"a"}, lambda e: None, lambda j, h: None))
+    run = asyncio.ensure_future(journal.run(lambda: {"a"}, lambda e: None, lambda j, h: None))
     await until(lambda: journal.error is not None)
     assert "Error" in journal.error
     run.cancel()
