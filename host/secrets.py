@@ -2,7 +2,8 @@
 
 /proc/PID/cmdline is readable by every user, /proc/PID/environ by the same user; taking a variable out of
 `os.environ` does not erase the block the process started with. So `agenthost run`, when it was started with
-a secret in either (LIVEKIT_API_SECRET, AGENTHOST_HTTP_TOKEN, --api-secret, --http-token), starts itself
+a secret in either (LIVEKIT_API_SECRET, AGENTHOST_HTTP_TOKEN, AGENTHOST_REDIS_URL (its password), --api-secret,
+--http-token, --redis), starts itself
 again at once (exec: the same pid, before it has done anything) without them. The secrets cross the exec in an
 anonymous memory file whose descriptor the new image reads and closes first thing.
 """
@@ -15,8 +16,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-SECRET_VARIABLES = {"LIVEKIT_API_SECRET": "api_secret", "AGENTHOST_HTTP_TOKEN": "http_token"}
-SECRET_OPTIONS = {"--api-secret": "api_secret", "--http-token": "http_token"}
+SECRET_VARIABLES = {"LIVEKIT_API_SECRET": "api_secret", "AGENTHOST_HTTP_TOKEN": "http_token",
+                    "AGENTHOST_REDIS_URL": "redis_url"}
+SECRET_OPTIONS = {"--api-secret": "api_secret", "--http-token": "http_token", "--redis": "redis_url"}
 FD_VARIABLE = "AGENTHOST_SECRETS_FD"
 MAX_SECRETS = 64 * 1024
 

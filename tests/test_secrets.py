@@ -7,3 +7,5 @@ def test_secret_options_are_taken_off_the_command_line():
                                           {"api_secret": "s1", "http_token": "t1"})
     assert strip_secret_options(["run", "--", "--api-secret"]) == (["run", "--", "--api-secret"], {})
     assert strip_secret_options(["run", "--api-secret"]) == (["run"], {"api_secret": ""})
+    assert strip_secret_options(["run", "--redis", "redis://:pw@h/0", "--redis-prefix", "p:"]) == \
+        (["run", "--redis-prefix", "p:"], {"redis_url": "redis://:pw@h/0"})

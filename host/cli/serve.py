@@ -79,10 +79,11 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
 
     passed = take_secrets()
     if passed is None:  # started by a person or a supervisor: hide what they gave from other processes
-        restart_without_secrets({"api_secret": api_secret, "http_token": http_token})
+        restart_without_secrets({"api_secret": api_secret, "http_token": http_token, "redis_url": redis_url})
     else:  # started again without them: here they are
         api_secret = passed.get("api_secret", api_secret)
         http_token = passed.get("http_token", http_token)
+        redis_url = passed.get("redis_url", redis_url)
     from host import logs
     from host.errors import AgentHostError
     from host.ops.resources import LoadPolicy
@@ -97,7 +98,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     token = read_token(http_token, http_token_file)
     # the host keeps its secrets: no process it starts (the import checks, the fork server, job processes)
     # inherits them in its environment
-    for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE"):
+    for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE", "AGENTHOST_REDIS_URL"):
         os.environ.pop(secret, None)
     from host.process.sandbox import not_dumpable
 

@@ -113,7 +113,9 @@ class Processes:
 @dataclass(frozen=True)
 class Recovery:
     on_host_loss: str = "redispatch"  # or "off": a call whose host died is left without an agent
-    max_attempts: int = 3  # times one call is taken over at most
+    on_crash: str = "off"  # or "redispatch": a call whose job process died gets its agent again
+    crash_backoff: float = 1.0  # seconds before a crashed job's call is dispatched again, doubled per attempt
+    max_attempts: int = 3  # times one call is given its agent again at most (host losses and crashes)
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefini
     shut = v.get("shutdown", {})
     lim = v.get("limits", {})
     proc = v.get("processes", {})
+    rec = v.get("recovery", {})
     return AgentDefinition(
         name=name,
         file=doc.file,
@@ -237,8 +240,9 @@ def build(doc: Document, base_dir: str, metadata: MetadataPolicy) -> AgentDefini
             idle=proc.get("idle", 1),
             init_timeout=parse_duration(proc.get("init_timeout", "10s")),
         ),
-        recovery=Recovery(on_host_loss=v.get("recovery", {}).get("on_host_loss", "redispatch"),
-                          max_attempts=v.get("recovery", {}).get("max_attempts", 3)),
+        recovery=Recovery(on_host_loss=rec.get("on_host_loss", "redispatch"), on_crash=rec.get("on_crash", "off"),
+                          crash_backoff=parse_duration(rec.get("crash_backoff", "1s")),
+                          max_attempts=rec.get("max_attempts", 3)),
         version=v.get("version"),
         weight=v.get("weight", 1),
         route_by=v.get("route_by"),

@@ -164,9 +164,14 @@ class Metrics:
         self.jobs_declined = Counter("agenthost_jobs_declined", "Job offers this host declined, leaving them to "
                                      "another host (at max_jobs, draining, no process), by reason.",
                                      ["agent", "reason"], registry=r)
-        self.jobs_recovered = Counter("agenthost_jobs_recovered", "Calls of a host that died, found in the journal "
-                                      "at start: dispatched again, skipped (ended, no caller, another agent, "
-                                      "policy) or error.", ["agent", "outcome"], registry=r)
+        self.jobs_recovered = Counter("agenthost_jobs_recovered", "Calls whose agent was lost, by why (reason: "
+                                      "host_loss, crash) and what was done: dispatched again, skipped (ended, no "
+                                      "caller, another agent, policy, attempts) or error.",
+                                      ["agent", "reason", "outcome"], registry=r)
+        self.recovery_latency = Histogram(
+            "agenthost_recovery_seconds", "From a call's agent known lost (the next host started, another host's "
+            "lease gone, its job process died: crash_backoff included) to the new agent in the room, by reason.",
+            ["agent", "reason"], registry=r, buckets=(0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 30, 60))
         self.job_duration = Histogram("agenthost_job_duration_seconds", "From job start to process exit.",
                                       ["agent"], registry=r,
                                       buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))

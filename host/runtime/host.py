@@ -165,8 +165,7 @@ class Host:
                                name="shared-journal")
 
     def _recoverer(self, put_back: Callable[[Entry], None]) -> Recoverer:
-        return Recoverer(self._credentials, self.jobs.expect_recovery,
-                         lambda agent, result: self.metrics.jobs_recovered.labels(agent, result).inc(), put_back)
+        return Recoverer(self._credentials, self.jobs.expect_recovery, self.metrics, put_back)
 
     def _recover(self, journal: JobJournal) -> None:
         """Give the calls of a host that died here before (the journal's rows it left) their agent again."""

@@ -33,7 +33,7 @@ from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved
 from host.runtime.journal import Entry, JobJournal
 from host.runtime.load import LoadReporter
 from host.runtime.outcome import Failure, Outcome, outcome
-from host.runtime.recovery import RECOVERY_ATTRIBUTE
+from host.runtime.recovery import CRASH, CRASHES, RECOVERY_ATTRIBUTE, Recoverer, crash_backoff
 from host.runtime.versions import VERSION_FAILURES, Health, pick
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
@@ -57,6 +57,7 @@ class JobTable:
         self.health = Health()  # each version's last jobs, and those taken out of rotation
         self._retries: dict[tuple[str, str], str] = {}  # (agent, room) -> the version its last job failed on
         self._recoveries: dict[tuple[str, str], Entry] = {}  # (agent, room) -> the job whose call is taken over
+        self._recoverer = Recoverer(credentials, self.expect_recovery, metrics, None)  # crashed jobs' calls
         self.draining = False
 
     def attach(self, agents: AgentLookup) -> None:
@@ -306,19 +307,41 @@ class JobTable:
         if job.started_at is not None:
             self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
         self._log_outcome(result, {**fields, "reason": end.shutdown_reason})
-        self._judge_version(job, process, result)
+        if not self._judge_version(job, process, result) and result.reason in CRASHES:
+            self._crashed(job.facts)
         self._jobs.pop(job.id, None)
         if self._journal is not None:  # it ended while this host lived, however it ended: not a call to recover
             self._journal.remove(job.id)
         await self._report(job.facts, result, fields)
         await self.report_load(job.agent)
 
-    def _judge_version(self, job: Job, process: JobProcess, result: Outcome) -> None:
+    def _crashed(self, facts: JobFacts) -> None:
+        """A job whose process died while this host lives: its call gets the agent again, after a backoff, if its
+        agent says so (recovery.on_crash) and the call still has a caller and no other agent."""
+        backoff = crash_backoff(facts.definition, facts.attempt)
+        if backoff is None or self.draining:
+            return
+        lost_at = time.time()
+        entry = Entry(facts.id, facts.agent, facts.room, facts.dispatch_id, facts.dispatched_metadata,
+                      facts.participant.identity, self._credentials.url, 0, 0, facts.accepted_at, facts.attempt,
+                      facts.recovery_of)
+        logger.info("job process died: its call is dispatched again in %gs (recovery.on_crash), if it still has a "
+                    "caller", backoff, extra=facts.log_fields)
+
+        async def later() -> None:
+            await asyncio.sleep(backoff)
+            if not self.draining:
+                await self._recoverer.recover(entry, self._agents, CRASH, since=lost_at)
+
+        self._tasks.spawn(later(), name=f"crash-{facts.id}")
+
+    def _judge_version(self, job: Job, process: JobProcess, result: Outcome) -> bool:
         """A versioned agent's job ended: count it for its version, take a version failing too often out of
-        rotation, and give a call whose job failed before it was in the room another version."""
+        rotation, and give a call whose job failed before it was in the room another version (True: it is
+        dispatched again)."""
         facts = job.facts
         if facts.version is None:
-            return
+            return False
         failed = result.reason in VERSION_FAILURES  # a drain, a stop or the server ending it is no fault of it
         self._note_version(facts, failed)
         vitals = process.vitals
@@ -326,13 +349,14 @@ class JobTable:
         agent = self._agents.get(facts.agent)
         if not failed or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2 \
                 or self.draining:
-            return
+            return False
         self._retries[(facts.agent, facts.room)] = facts.version
         asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._retries.pop, (facts.agent, facts.room),
                                               None)  # its offer comes soon, or another host took it
         logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
                        "version", facts.version, extra=facts.log_fields)
         self._tasks.spawn(self._dispatch_again(facts), name=f"retry-{facts.id}")
+        return True
 
     def _note_version(self, facts: JobFacts, failed: bool) -> None:
         assert facts.version is not None

@@ -7,6 +7,10 @@ agent) or already has another agent gets nothing; otherwise the old agent, if it
 the room, is removed, and the agent is dispatched to the room again with the same metadata. The job table is
 told which dispatch is a recovery of which job, so the new job knows (`ctx.recovery_of`, and its participant
 attribute `agenthost.recovery_of`).
+
+A job process that dies while its host lives (a signal, the memory limit) is the same loss, smaller: with
+`recovery.on_crash: redispatch` the host gives its call the agent again by the same steps, after a backoff
+that doubles with each attempt of the call. `recovery.max_attempts` bounds both together.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from livekit.protocol import models
 
 from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
+from host.ops.metrics import Metrics
 from host.runtime.job import AgentLookup
 from host.runtime.journal import Entry
 
@@ -32,6 +37,11 @@ REGISTRATION_WAIT = 30.0  # a recovery waits this long at most for its agent to 
 CONFIRM_WAIT = 8.0  # seconds for the recovering agent to be in the room before the dispatch is made again
 DISPATCH_ATTEMPTS = 3
 RECOVERY_ATTRIBUTE = "agenthost.recovery_of"
+MAX_CRASH_BACKOFF = 30.0
+
+HOST_LOSS = "host_loss"  # its host died: another host, or the next one, takes the call over
+CRASH = "crash"  # its job process died while its host lived
+CRASHES = frozenset({"process_exited", "memory_limit"})  # the outcomes (host.runtime.outcome) that are crashes
 
 
 @dataclass(frozen=True)
@@ -48,15 +58,26 @@ class Verdict:
     remove: tuple[str, ...] = ()  # the old agent, still in the room: its host is gone
 
 
-def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom] | None) -> Verdict:
-    """Whether the call of `entry` gets its agent again, from its agent's policy and who is in its room now
-    (None: the room is gone)."""
+def crash_backoff(definition: AgentDefinition, attempt: int) -> float | None:
+    """The wait before dispatching again the call of a job of `definition` whose process died, on `attempt`
+    (0: the call's first job); None when its agent does not want crashed calls dispatched again."""
+    if definition.recovery.on_crash != "redispatch":
+        return None
+    return min(MAX_CRASH_BACKOFF, definition.recovery.crash_backoff * 2.0 ** min(attempt, 16))
+
+
+def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom] | None,
+            cause: str = HOST_LOSS) -> Verdict:
+    """Whether the call of `entry` gets its agent again, from its agent's policy, why its agent was lost (`cause`)
+    and who is in its room now (None: the room is gone)."""
     if definition is None:
         return Verdict(False, "its agent is no longer served here")
-    if definition.recovery.on_host_loss == "off":
+    if cause == HOST_LOSS and definition.recovery.on_host_loss == "off":
         return Verdict(False, "recovery.on_host_loss is off")
+    if cause == CRASH and definition.recovery.on_crash != "redispatch":
+        return Verdict(False, "recovery.on_crash is off")
     if entry.attempt >= definition.recovery.max_attempts:
-        return Verdict(False, f"taken over {entry.attempt} time(s) already (recovery.max_attempts)")
+        return Verdict(False, f"given its agent again {entry.attempt} time(s) already (recovery.max_attempts)")
     if room is None:
         return Verdict(False, "the room is gone")
     if not any(p.caller for p in room):
@@ -64,22 +85,29 @@ def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom]
     others = [p.identity for p in room if p.agent and p.identity != entry.identity]
     if others:
         return Verdict(False, f"another agent is in the room: {', '.join(others)}")
-    return Verdict(True, "its host is gone", tuple(p.identity for p in room if p.identity == entry.identity))
+    return Verdict(True, "its host is gone" if cause == HOST_LOSS else "its job process died",
+                   tuple(p.identity for p in room if p.identity == entry.identity))
 
 
 class Recoverer:
     def __init__(self, credentials: Credentials, expect: Callable[[str, str, Entry | None], None],
-                 recovered: Callable[[str, str], None], put_back: Callable[[Entry], None]) -> None:
+                 metrics: Metrics, put_back: Callable[[Entry], None] | None) -> None:
         self._credentials = credentials
         # the job table: the next offer of (agent, room) is the recovery of this entry (None: no longer)
         self._expect = expect
-        self._recovered = recovered  # (agent, outcome) for the metric
-        self._put_back = put_back  # the journal: a call that could not be acted on is left to the next host
+        self._metrics = metrics
+        # the journal: a call that could not be acted on is left to the next host (None: no journal to keep it)
+        self._put_back = put_back
 
-    async def recover(self, entry: Entry, agents: AgentLookup) -> None:
+    async def recover(self, entry: Entry, agents: AgentLookup, cause: str = HOST_LOSS,
+                      since: float | None = None) -> None:
         """Give `entry`'s call its agent again, if it should have one (once the agent is registered); never
-        raises."""
-        fields = {"agent": entry.agent, "job_id": entry.job_id, "room": entry.room}
+        raises. `since` (time.time()): when its agent was known lost, for the recovery's latency."""
+        fields = {"agent": entry.agent, "job_id": entry.job_id, "room": entry.room, "cause": cause}
+        since = time.time() if since is None else since
+
+        def recovered(outcome: str) -> None:
+            self._metrics.jobs_recovered.labels(entry.agent, cause, outcome).inc()
         agent = agents.get(entry.agent)
         definition = agent.definition if agent is not None else None
         try:
@@ -89,10 +117,10 @@ class Recoverer:
             client = api.LiveKitAPI(self._credentials.http_url, self._credentials.api_key,
                                     self._credentials.api_secret)
             try:
-                decided = verdict(entry, definition, await self._room(client, entry.room))
+                decided = verdict(entry, definition, await self._room(client, entry.room), cause)
                 if not decided.dispatch:
                     logger.info("call not recovered: %s", decided.reason, extra=fields)
-                    self._recovered(entry.agent, "skipped")
+                    recovered("skipped")
                     return
                 assert definition is not None
                 for attempt in range(1, DISPATCH_ATTEMPTS + 1):
@@ -107,7 +135,11 @@ class Recoverer:
                         raise
                     # the server drops an offer the worker it chose does not answer (a paused host's, still
                     # connected): the room is asked again until the agent is in it
-                    if await self._joined(client, entry):
+                    joined = await self._joined(client, entry)
+                    if joined is not None:
+                        if joined:
+                            self._metrics.recovery_latency.labels(entry.agent, cause).observe(
+                                max(0.0, time.time() - since))
                         # only now is the lost host's agent taken out, if it is still there (its host paused,
                         # or cut off, while the job serves on): the call is never left with none
                         for identity in decided.remove:
@@ -123,27 +155,30 @@ class Recoverer:
             finally:
                 await client.aclose()
         except (api.TwirpError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            logger.error("call not recovered now, left to the next host: the server refused or could not be "
-                         "reached: %s", exc, extra=fields)
-            self._put_back(entry)
-            self._recovered(entry.agent, "error")
+            logger.error("call not recovered%s: the server refused or could not be reached: %s",
+                         " now, left to the next host" if self._put_back is not None else "", exc, extra=fields)
+            if self._put_back is not None:
+                self._put_back(entry)
+            recovered("error")
             return
-        logger.warning("recovering the call of a host that is gone: dispatch %s", dispatch.id,
+        logger.warning("recovering the call of %s: dispatch %s",
+                       "a host that is gone" if cause == HOST_LOSS else "a job whose process died", dispatch.id,
                        extra={**fields, "dispatch_id": dispatch.id})
-        self._recovered(entry.agent, "dispatched")
+        recovered("dispatched")
 
-    async def _joined(self, client: api.LiveKitAPI, entry: Entry) -> bool:
+    async def _joined(self, client: api.LiveKitAPI, entry: Entry) -> bool | None:
         """Whether an agent came into `entry`'s room within CONFIRM_WAIT (any but the lost one: with several
-        hosts, another host may have taken the offer, and its job does not know it is a recovery)."""
+        hosts, another host may have taken the offer, and its job does not know it is a recovery); False when
+        the room is gone (the call is over: nothing left to give an agent), None when neither happened."""
         deadline = time.monotonic() + CONFIRM_WAIT
         while time.monotonic() < deadline:
             room = await self._room(client, entry.room)
             if room is None:
-                return True  # the call is over: nothing left to give an agent
+                return False
             if any(p.agent and p.identity != entry.identity for p in room):
                 return True
             await asyncio.sleep(0.25)
-        return False
+        return None
 
     async def _taken(self, client: api.LiveKitAPI, room: str, dispatch_id: str) -> bool:
         """Whether a worker took the dispatch (its job is on its way, only slow to join): then it is never made

@@ -84,17 +84,22 @@ async def test_a_program_a_job_runs_can_be_stopped_gracefully(livekit_server, st
     await client.disconnect()
 
 
-async def test_the_http_token_reaches_no_job(livekit_server, start_host, tmp_path):
+async def test_the_http_token_and_the_redis_password_reach_no_job(livekit_server, start_host, tmp_path):
     import json
 
     agents = tmp_path / "agents"
     agents.mkdir()
     (agents / "open.yaml").write_text(f"name: open\nentrypoint: {ROOT / 'tests/agents/env_probe.py'}:entrypoint\n")
-    host = start_host(livekit_server, agents, extra_env={"AGENTHOST_HTTP_TOKEN": "from-the-environment"})
+    # a Redis that is not there: the host says so and serves on; its URL's password must not leak meanwhile
+    host = start_host(livekit_server, agents, extra_env={"AGENTHOST_HTTP_TOKEN": "from-the-environment",
+                                                         "AGENTHOST_REDIS_URL": "redis://:redis-pw-42@127.0.0.1:9/0"})
     await host.wait_log(r"registered agent open")
     client = await job_in_new_room(livekit_server, "open", "env")
     seen = json.loads(client.texts["env"][0])
     assert "AGENTHOST_HTTP_TOKEN" not in seen["os_environ"] and "AGENTHOST_HTTP_TOKEN" not in seen["initial_keys"]
+    assert "AGENTHOST_REDIS_URL" not in seen["os_environ"] + seen["initial_keys"], seen
+    await host.wait_log(r"the shared journal \(redis redis://\*\*\*@127.0.0.1:9/0")  # its URL was used, masked
+    assert b"redis-pw-42" not in Path(f"/proc/{host.proc.pid}/environ").read_bytes()
     assert "PATH" in seen["initial_keys"]  # the probe read the block
     await client.disconnect()
 

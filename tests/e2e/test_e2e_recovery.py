@@ -16,6 +16,7 @@ from livekit import api
 from livekit.protocol import models
 
 from host.testing.harness import ROOT, job_in_new_room
+from host.testing.rooms import Client, dispatch, new_room
 
 AGENTS = ROOT / "tests" / "agents"
 
@@ -97,8 +98,9 @@ async def test_a_host_killed_and_started_again_gives_each_live_call_its_agent_on
     base = await again.http_base()
     async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as r:
         text = await r.text()
-    assert 'agenthost_jobs_recovered_total{agent="keeper",outcome="dispatched"} 3.0' in text
-    assert 'agenthost_jobs_recovered_total{agent="quiet",outcome="skipped"} 1.0' in text
+    assert 'agenthost_jobs_recovered_total{agent="keeper",outcome="dispatched",reason="host_loss"} 3.0' in text
+    assert 'agenthost_jobs_recovered_total{agent="quiet",outcome="skipped",reason="host_loss"} 1.0' in text
+    assert 'agenthost_recovery_seconds_count{agent="keeper",reason="host_loss"} 3.0' in text
     # once the dead host's job processes have all ended (they see it gone and shut down), still one agent
     # per room: nothing else was dispatched, and the old agents did not come back
     for pid in old_pids:
@@ -180,3 +182,74 @@ async def test_a_paused_host_that_comes_back_never_leaves_its_call_without_an_ag
     await paused.wait_log(r"(its call was taken over by host|it serves on|job ended)", timeout=30)
     await settles_to_one_agent(node1, call.room_name)  # whichever it is
     await call.disconnect()
+
+
+def crashed(text: str) -> tuple[str, str]:
+    m = re.fullmatch(r"started (\S+) recovery_of=(\S+)", text)
+    assert m, text
+    return m.group(1), m.group(2)
+
+
+async def test_a_job_killed_at_its_memory_limit_gets_its_call_back_once(livekit_server, start_host, tmp_path):
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    (folder / "crasher.yaml").write_text(f"name: crasher\nentrypoint: {AGENTS / 'relapser.py'}:entrypoint\n"
+                                         "limits: {memory_limit_mb: 150}\n"
+                                         "recovery: {on_crash: redispatch, crash_backoff: 200ms}\n")
+    host = start_host(livekit_server, folder)
+    await host.wait_log(r"registered agent crasher")
+    call = await job_in_new_room(livekit_server, "crasher", "status")
+    call.listen("tick")
+    first, recovery_of = crashed(call.texts["status"][0])
+    assert recovery_of == "None"
+    await host.wait_log(r"job failed: .*memory_limit_mb 150 MB.* agent=crasher")
+    await host.wait_log(r"job process died: its call is dispatched again in 0.2s \(recovery.on_crash\)")
+    await call.wait_text("status", 2, timeout=30)
+    new, recovery_of = crashed(call.texts["status"][1])
+    assert new != first and recovery_of == first
+    await call.wait_text("tick", 3)  # the job that took the call over serves it, under the same limit
+    await host.wait_log(r"recovering the call of a job whose process died: dispatch")
+    await settles_to_one_agent(livekit_server, call.room_name)
+    assert await agents_in(livekit_server, call.room_name) == [f"agent-{new}"]
+    base = await host.http_base()
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as r:
+        text = await r.text()
+    assert 'agenthost_jobs_recovered_total{agent="crasher",outcome="dispatched",reason="crash"} 1.0' in text
+    assert 'agenthost_recovery_seconds_count{agent="crasher",reason="crash"} 1.0' in text
+    assert len(call.texts["status"]) == 2
+    await call.disconnect()
+
+
+async def test_a_crash_loop_stops_at_max_attempts_and_a_crash_without_on_crash_is_left(livekit_server, start_host,
+                                                                                     tmp_path):
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    (folder / "looper.yaml").write_text(f"name: looper\nentrypoint: {AGENTS / 'relapser.py'}:entrypoint\n"
+                                        "recovery: {on_crash: redispatch, crash_backoff: 100ms, max_attempts: 2}\n")
+    (folder / "plain.yaml").write_text(f"name: plain\nentrypoint: {AGENTS / 'relapser.py'}:entrypoint\n")
+    host = start_host(livekit_server, folder)
+    await host.wait_log(r"registered agent looper")
+    await host.wait_log(r"registered agent plain")
+    loop, plain = Client(livekit_server, new_room()), Client(livekit_server, new_room())
+    for c in (loop, plain):
+        c.listen("status")
+        await c.connect()
+    await dispatch(livekit_server, "plain", plain.room_name, "always")
+    await dispatch(livekit_server, "looper", loop.room_name, "always")
+    await host.wait_log(r"call not recovered: given its agent again 2 time\(s\) already "
+                        r"\(recovery.max_attempts\) .*agent=looper")
+    await loop.wait_text("status", 3)
+    jobs = [crashed(t) for t in loop.texts["status"]]
+    assert [j[1] for j in jobs] == ["None", jobs[0][0], jobs[0][0]]  # each names the call's first job
+    # the line saying a crashed call is dispatched again follows its job's failure at once, in the same step
+    await host.wait_log(r"job failed: job process exited with code -9 .*agent=plain")
+    assert not re.search(r"dispatched again in .*agent=plain", host.log())
+    assert len(plain.texts["status"]) == 1
+    base = await host.http_base()
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as r:
+        text = await r.text()
+    assert 'agenthost_jobs_recovered_total{agent="looper",outcome="dispatched",reason="crash"} 2.0' in text
+    assert 'agenthost_jobs_recovered_total{agent="looper",outcome="skipped",reason="crash"} 1.0' in text
+    assert 'agenthost_jobs_recovered_total{agent="plain"' not in text
+    for c in (loop, plain):
+        await c.disconnect()

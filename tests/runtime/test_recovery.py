@@ -3,7 +3,7 @@ from dataclasses import replace
 from host.config.definitions import Recovery
 from host.config.loader import load
 from host.runtime.journal import Entry
-from host.runtime.recovery import InRoom, verdict
+from host.runtime.recovery import CRASH, InRoom, crash_backoff, verdict
 
 ENTRY = Entry("AJ_1", "a", "r", "AD_1", "", "agent-AJ_1", "ws://s", 1, 1, 1.0)
 
@@ -29,3 +29,30 @@ def test_a_call_gets_its_agent_again_only_if_it_still_has_a_caller_and_no_other_
     assert verdict(ENTRY, off, [caller]).reason == "recovery.on_host_loss is off"
     assert not verdict(replace(ENTRY, attempt=3), d, [caller]).dispatch
     assert verdict(replace(ENTRY, attempt=2), d, [caller]).dispatch
+
+
+def test_a_crashed_call_is_taken_up_again_only_when_its_agent_says_so_with_a_doubling_bounded_backoff(tmp_path):
+    d = definition(tmp_path)
+    caller = InRoom("user", False, True)
+    assert crash_backoff(d, 0) is None  # off by default
+    assert verdict(ENTRY, d, [caller], CRASH).reason == "recovery.on_crash is off"
+    on = replace(d, recovery=Recovery(on_crash="redispatch", on_host_loss="off", crash_backoff=0.5, max_attempts=2))
+    assert [crash_backoff(on, a) for a in (0, 1, 2, 10, 10_000)] == [0.5, 1.0, 2.0, 30.0, 30.0]
+    decided = verdict(ENTRY, on, [caller, InRoom("agent-AJ_1", True, False)], CRASH)
+    assert decided.dispatch and decided.reason == "its job process died" and decided.remove == ("agent-AJ_1",)
+    assert verdict(ENTRY, on, [caller]).reason == "recovery.on_host_loss is off"  # each cause its own switch
+    assert verdict(replace(ENTRY, attempt=2), on, [caller], CRASH).reason == \
+        "given its agent again 2 time(s) already (recovery.max_attempts)"  # one bound for both causes
+    assert verdict(ENTRY, on, [caller, InRoom("agent-AJ_2", True, False)], CRASH).reason == \
+        "another agent is in the room: agent-AJ_2"
+
+
+def test_the_crash_policy_is_read_from_the_agent_file(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\n"
+                                     "recovery: {on_crash: redispatch, crash_backoff: 250ms, max_attempts: 5}\n")
+    d = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+    assert d.recovery == Recovery(on_host_loss="redispatch", on_crash="redispatch", crash_backoff=0.25,
+                                  max_attempts=5)
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nrecovery: {on_crash: always}\n")
+    report = load([str(tmp_path)], check_imports=False)
+    assert not report.ok and "on_crash" in str(report.problems[0])
