@@ -100,7 +100,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     # inherits them in its environment
     for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE", "AGENTHOST_REDIS_URL"):
         os.environ.pop(secret, None)
-    from host.process.sandbox import not_dumpable
+    from host.sandbox import not_dumpable
 
     not_dumpable()  # no job process may read the host's memory (its secrets) or attach to it
     catalog = load_or_exit(agent_paths)

@@ -9,13 +9,16 @@ anything the imported code prints goes to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -227,6 +230,11 @@ def check_request(request: CheckRequest) -> tuple[object, str | None, list[tuple
 
 def _child_main() -> None:
     """Runs in the checking child: read requests on stdin, answer one JSON line each."""
+    from host.sandbox import harden_check
+    from host.tree import become_subreaper, descendants, end_all
+
+    harden_check()  # the modules' import-time code gets no more than a job of theirs would
+    become_subreaper()  # what it starts stays below this process, even in a session of its own
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever imported code prints goes to stderr, not into our answers
     sys.stdout = sys.stderr
@@ -246,9 +254,40 @@ def _child_main() -> None:
             error = str(exc)
         out.write(json.dumps({"done": i, "error": error, "sources": sources, "differences": differences}) + "\n")
     out.flush()
+    end_all(descendants(os.getpid()), grace=0.5)  # nothing the checked code started outlives the check
 
 
 STARTUP = 5.0  # seconds the checking child may take to start (a busy machine), beyond the imports' own bound
+
+
+MAX_ANSWERS = 16 * 1024 * 1024  # what the checking child's answers may take (each module's files, listed)
+MAX_ERRORS = 64 * 1024  # the end of what it wrote to stderr: enough for the last lines of a traceback
+
+
+def _run_checking_child(cmd: list[str], payload: str, timeout: float, cwd: str | None,
+                        env: dict[str, str]) -> tuple[str, str, int, bool]:
+    """Run the checking child: its answers, the end of its stderr, its exit code, and whether it timed out.
+    It runs in a session of its own, ended with it: whatever the imported code started in the background does
+    not outlive the check. What it writes is kept in files and read back bounded, never in memory whole."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=cwd, env=env,
+                                start_new_session=True)
+        timed_out = False
+        try:
+            proc.communicate(payload.encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.kill()
+            proc.wait()
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        out.seek(0)
+        answers = out.read(MAX_ANSWERS).decode("utf-8", "replace")
+        err.seek(0, os.SEEK_END)
+        err.seek(max(0, err.tell() - MAX_ERRORS))
+        errors = err.read().decode("utf-8", "replace")
+    return answers, errors, -9 if timed_out else proc.returncode, timed_out
 
 
 def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
@@ -264,14 +303,7 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
         payload = json.dumps([[vars(r.ref), r.role, r.api, r.declared] for r in (requests[i] for i in pending)])
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         cmd = [sys.executable, "-c", "from host.config.entrypoints import _child_main; _child_main()"]
-        timed_out = False
-        try:
-            proc = subprocess.run(cmd, input=payload, capture_output=True, text=True, timeout=timeout + STARTUP,
-                                  cwd=cwd, env=env, check=False)
-            stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
-        except subprocess.TimeoutExpired as exc:
-            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            stderr, code, timed_out = "", -9, True
+        stdout, stderr, code, timed_out = _run_checking_child(cmd, payload, timeout + STARTUP, cwd, env)
         done: set[int] = set()
         started: int | None = None
         for line in stdout.splitlines():

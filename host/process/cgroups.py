@@ -33,7 +33,7 @@ from pathlib import Path
 
 from host.config.definitions import Limits
 from host.errors import AgentHostError
-from host.process.tree import alive
+from host.tree import alive
 
 logger = logging.getLogger("agenthost.process")
 

@@ -29,10 +29,10 @@ from host.process.environment import apply_environment
 from host.process.inherited import let_go_of_the_hosts_descriptors
 from host.process.messages import InitFailed, JobDone, ProcessMessage, Ready, ShutdownJob, StartJob, TemplateMessage
 from host.process.protocol import ProtocolError, encode, receive_output
-from host.process.sandbox import harden_job
-from host.process.tree import become_subreaper, descendants, end_all
 from host.process.watchdog import HostWatchdog
+from host.sandbox import harden_job
 from host.tracing import JobTracing
+from host.tree import become_subreaper, descendants, end_all
 
 logger = logging.getLogger("agenthost.job")
 

@@ -4,12 +4,12 @@ A stop signal sent to the whole process group (Ctrl-C in a terminal, systemd's d
 reach only the host, which drains. The fork server ignores it, and so do the job processes it forks
 (they inherit this, and set it again themselves); the fork server ends when the host does.
 
-It is not dumpable (host.process.sandbox): a job process cannot read it or attach to it.
+It is not dumpable (host.sandbox): a job process cannot read it or attach to it.
 """
 
 import signal
 
-from host.process.sandbox import not_dumpable
+from host.sandbox import not_dumpable
 
 not_dumpable()
 

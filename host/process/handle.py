@@ -36,7 +36,7 @@ from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
 from host.process.protocol import decode_job, down
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
-from host.process.tree import kill_tree
+from host.tree import kill_tree
 
 __all__ = ["JobProcess", "ProcessExit", "ProcessStartError", "ProcessState"]
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
+from multiprocessing import util
 from multiprocessing.process import BaseProcess
+
+from host.sandbox import FORKSERVER_DIR
 
 mp_context = multiprocessing.get_context("forkserver")
 
@@ -42,6 +46,8 @@ async def start_off_loop(proc: BaseProcess) -> None:
     """Start `proc` in a thread: the first start waits for the fork server to import what it preloads. If the
     caller is cancelled meanwhile, the start still completes, and the process is then killed and reaped
     (within 5 s): a started process is never left behind unwatched."""
+    if FORKSERVER_DIR not in os.environ:  # the fork server's socket goes there: each job hides it from itself
+        os.environ[FORKSERVER_DIR] = util.get_temp_dir()
     starting = asyncio.ensure_future(asyncio.to_thread(proc.start))
     try:
         await asyncio.shield(starting)

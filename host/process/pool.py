@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import statistics
 import time
 from collections import deque
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from host.aio import TaskSet, backoff_delay
 from host.config.definitions import AgentDefinition
-from host.config.sources import Snapshot
+from host.config.sources import Snapshot, snapshot
 from host.process.cgroups import Confinement
 from host.process.errors import NotForkSafeError, ProcessStartError
 from host.process.handle import JobProcess
@@ -41,6 +42,7 @@ GROW_WINDOW = 30.0  # seconds a job that found no idle process keeps the pool on
 MAX_GROWTH = 8  # idle processes above processes.idle at most
 GROW_MIN_PREWARM_CPU = 0.05  # CPU seconds to get a process ready under which the pool does not grow
 PREWARM_SAMPLES = 5  # the last processes whose cost to get ready is considered
+MAX_SOURCES = 5000  # project files watched per agent for a reload (what its processes say they imported)
 
 
 def pool_target(idle: int, misses: int, prewarm_cpu: Sequence[float]) -> int:
@@ -151,6 +153,18 @@ class ProcessPool:
             if not template.serving:
                 await template.wait_exit(5.0)
 
+    def _learn_sources(self, reported: Snapshot) -> None:
+        """Add the project files a process says its imports loaded (what a reload checks for changes). Agent code
+        runs there: only new absolute `.py` paths are taken, at most MAX_SOURCES per agent, and each is stat'ed
+        here, never believed."""
+        new = [path for path in reported if path not in self.sources and os.path.isabs(path) and path.endswith(".py")]
+        room = max(0, MAX_SOURCES - len(self.sources))
+        if len(new) > room:
+            logger.warning("a process of %s listed %d more source files than are watched per agent (%d); the rest "
+                           "are not", self.definition.name, len(new) - room, MAX_SOURCES,
+                           extra={"agent": self.definition.name})
+        self.sources.update(snapshot(new[:room]))
+
     def _record_failure(self, pid: int | None, exc: BaseException) -> None:
         self._failures += 1
         self.last_error = str(exc)
@@ -189,7 +203,7 @@ class ProcessPool:
             return None
         except OSError as exc:
             raise ProcessStartError(f"cannot start a job process: its template: {exc}") from exc
-        self.sources.update(template.sources)
+        self._learn_sources(template.sources)
         self._template = template
         logger.debug("template process %s of %s ready", template.pid, self.definition.name,
                      extra={"agent": self.definition.name, "pid": template.pid})
@@ -235,7 +249,7 @@ class ProcessPool:
             raise
         self._failures = 0
         self.last_error = None
-        self.sources.update(proc.sources)
+        self._learn_sources(proc.sources)
         self._prewarm_cpu.append(proc.prewarm_cpu)
         logger.debug("job process %s ready, after %.1f ms of CPU", proc.pid, proc.prewarm_cpu * 1000,
                      extra={"agent": self.definition.name, "pid": proc.pid})

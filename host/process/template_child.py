@@ -54,8 +54,8 @@ from host.process.messages import (
     pack_forked,
 )
 from host.process.protocol import encode
-from host.process.sandbox import harden_template
 from host.process.warmup import warm_up
+from host.sandbox import harden_template
 
 logger = job_child.logger
 

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from host.process.tree import descendants, end_all
+from host.tree import descendants, end_all
 
 logger = logging.getLogger("agenthost.job")
 

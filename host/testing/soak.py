@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from host.process.tree import descendants
 from host.testing.harness import Client, HostProcess, LiveKitServer, dispatch, new_room
+from host.tree import descendants
 
 SOAK_AGENT = """\
 VERSION = "{version}"

@@ -1,7 +1,9 @@
-"""Test agent: reports the pipes and sockets its process holds (on topic "fds"), as /proc/self/fd shows them."""
+"""Test agent: reports the pipes and sockets its process holds (on topic "fds"), as /proc/self/fd shows them.
+Given a socket path as its metadata, it tries to connect to it and says how that went (on topic "connect")."""
 
 import json
 import os
+import socket
 
 from host.context import JobContext
 
@@ -22,3 +24,11 @@ def held(pid: int | str = "self") -> list[str]:
 async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
     await ctx.room.local_participant.send_text(json.dumps(held()), topic="fds")
+    if ctx.job.metadata:
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(ctx.job.metadata)
+                result = "connected"
+            except OSError as exc:
+                result = f"refused: {exc.strerror}"
+        await ctx.room.local_participant.send_text(result, topic="connect")

@@ -70,7 +70,7 @@ def test_definitions_use_the_schemas_defaults():
         if isinstance(default, dict) and not default:
             assert value in ({}, (), None) or hasattr(value, "__dataclass_fields__"), path
             continue
-        if path[-1] in ("timeout", "init_timeout"):
+        if path[-1] in ("timeout", "init_timeout", "crash_backoff"):
             default = parse_duration(default)
         if path == ("inherit_env",):
             default = None  # 'all' is built as None: nothing is filtered

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from host.testing.harness import ROOT, Client, dispatch, job_in_new_room, new_room
 
@@ -166,6 +167,35 @@ async def test_a_job_holds_no_descriptor_of_the_fork_server_or_resource_tracker(
     assert len(helpers) == 2, [p.cmdline() for p in helpers]
     for helper in helpers:
         assert not held & _pipes_of(helper.pid), (helper.cmdline(), held & _pipes_of(helper.pid))
+    await client.disconnect()
+
+
+async def test_a_job_cannot_reach_the_hosts_fork_server_by_its_path(livekit_server, start_host, tmp_path):
+    """As root, a job connecting to the fork server's socket would get a process outside its cgroup and tree:
+    its folder is an empty one in the job's mount namespace."""
+    import os
+    import stat
+
+    import psutil
+
+    if os.geteuid() != 0:
+        pytest.skip("a job has a mount namespace of its own only when the host runs as root")
+    (tmp_path / "probe.yaml").write_text(f"name: probe\nentrypoint: {ROOT / 'tests/agents/fd_probe.py'}:entrypoint\n")
+    host = start_host(livekit_server, tmp_path)
+    await host.wait_log(r"registered agent probe")
+    server = next(p for p in psutil.Process(host.proc.pid).children()
+                  if "multiprocessing.forkserver" in " ".join(p.cmdline()))
+    listening = [c.laddr for c in server.net_connections(kind="unix") if c.laddr]
+    assert len(listening) == 1, listening
+    # outside a job, the path is the fork server's socket (not connected to: a connection that sends nothing
+    # ends multiprocessing's fork server)
+    assert stat.S_ISSOCK(os.stat(listening[0]).st_mode)
+    client = Client(livekit_server, new_room())
+    client.listen("connect")
+    await client.connect()
+    await dispatch(livekit_server, "probe", client.room_name, listening[0])
+    [result] = await client.wait_text("connect")
+    assert result == "refused: No such file or directory", result
     await client.disconnect()
 
 

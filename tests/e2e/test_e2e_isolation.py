@@ -104,3 +104,18 @@ async def test_what_a_job_starts_ends_with_it_even_out_of_its_tree(livekit_serve
     await host.wait_log(r"job ended .*agent=escaper|job failed: .*agent=escaper")
     await host.wait_log(rf"killed \d+ process\(es\) left in the job's cgroup: .*\b{escaped}\b")
     assert not psutil.pid_exists(escaped) or psutil.Process(escaped).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_the_check_of_agent_modules_runs_their_code_with_no_more_than_a_job(livekit_server, start_host,
+                                                                                   tmp_path):
+    """The host imports each agent module in a checking child at start (and each reload): that code may not read
+    the host, and nothing it leaves running outlives the check."""
+    out = tmp_path / "imports.jsonl"
+    agent(tmp_path / "agents", "probe", f"entrypoint: {AGENTS / 'import_probe.py'}:entrypoint\n")
+    host = start_host(livekit_server, tmp_path / "agents", extra_env={"IMPORT_PROBE_OUT": str(out)})
+    await host.wait_log(r"registered agent probe")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    [check] = [x for x in lines if x["ppid"] == host.proc.pid]  # the checking child is the host's own
+    assert check["parent_environ"] == "PermissionError", check
+    assert not check["ptrace"] and check["no_new_privs"] == "1", check
+    assert not psutil.pid_exists(check["left"]) or psutil.Process(check["left"]).status() == psutil.STATUS_ZOMBIE

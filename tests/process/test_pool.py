@@ -133,3 +133,20 @@ async def test_the_pool_grows_while_jobs_find_it_empty_and_shrinks_back(tmp_path
             proc.kill()
     finally:
         await pool.close()
+
+
+def test_the_source_files_a_process_lists_are_bounded_and_stated_by_the_host(tmp_path, caplog, monkeypatch):
+    import host.process.pool as pool_module
+
+    real = tmp_path / "real.py"
+    real.write_text("x = 1\n")
+    pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)
+    before = dict(pool.sources)
+    monkeypatch.setattr(pool_module, "MAX_SOURCES", len(before) + 2)
+    # what agent code may claim: a relative path, not Python, a fake time for a real file, too many files
+    pool._learn_sources({"rel.py": (1, 1), "/etc/passwd": (1, 1), str(real): (1, 1),
+                         "/no/such/a.py": (5, 5), "/no/such/b.py": (5, 5)})
+    added = {k: v for k, v in pool.sources.items() if k not in before}
+    stat = real.stat()
+    assert added == {str(real): (stat.st_mtime_ns, stat.st_size), "/no/such/a.py": (0, -1)}
+    assert "listed 1 more source files than are watched per agent" in caplog.text

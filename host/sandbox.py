@@ -8,9 +8,14 @@ their bounding set too: even when the host runs as root, one agent's job cannot 
 
 Each job process, where it may (root), also gets a mount namespace of its own with a private /dev/shm (a
 tmpfs that no other process sees and that is gone when the job is), in which the cgroup file systems,
-/proc/sys and /proc/sysrq-trigger are read-only; then it gives up CAP_SYS_ADMIN (and CAP_SYS_RESOURCE, so it
+/proc/sys and /proc/sysrq-trigger are read-only and the folder of the host's fork server socket is an empty
+one (a job that connected to it could have processes started outside its cgroup: the fork server does not
+ask who connects); then it gives up CAP_SYS_ADMIN (and CAP_SYS_RESOURCE, so it
 cannot raise its rlimits), so it cannot mount them again nor leave its namespace, and sets no_new_privs. A template
 keeps CAP_SYS_ADMIN: each job process it forks needs it to make its namespace.
+
+The child that checks agent modules at start and at each reload (host.config.entrypoints) runs their
+import-time code with nothing a job would not have: `harden_check`.
 
 A process run as a user other than root has none of these capabilities: being non-dumpable is what keeps
 other agents out, and /dev/shm is then shared (files a job leaves there count against its memory limit, as
@@ -25,6 +30,9 @@ import os
 from typing import Any
 
 logger = logging.getLogger("agenthost.job")
+
+# where the host's fork server listens (set by the host before it starts; inherited by every process it forks)
+FORKSERVER_DIR = "AGENTHOST_FORKSERVER_DIR"
 
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
@@ -117,6 +125,9 @@ def private_namespace(shm_bytes: int) -> bool:
         if os.path.isdir("/dev/shm"):
             size = f",size={shm_bytes}" if shm_bytes else ""
             _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777{size}")
+        hidden = os.environ.pop(FORKSERVER_DIR, None)
+        if hidden and os.path.isdir(hidden):
+            _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=4k")
         for point in _cgroup_mounts():
             _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         for path in READ_ONLY:
@@ -133,6 +144,15 @@ def harden_template() -> None:
     """Before a template imports agent code."""
     not_dumpable()
     drop_capabilities(TEMPLATE_DROPS)
+
+
+def harden_check() -> None:
+    """Before the checking child imports agent modules: what a job gives up, but for the namespace it does not
+    need."""
+    not_dumpable()
+    drop_capabilities(JOB_DROPS)
+    if _c is not None:
+        _c.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
 def harden_job(shm_bytes: int) -> None:

@@ -1,0 +1,29 @@
+"""Test agent module: at import, in whatever process imports it (the host's checking child, a template, a
+job process), appends what that process may do to the file IMPORT_PROBE_OUT names: its pid, its
+parent, whether it may read its parent's environment block and whether it keeps CAP_SYS_PTRACE; and it leaves
+a process behind, in a session of its own, that sleeps."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from host.context import JobContext
+
+_out = os.environ.get("IMPORT_PROBE_OUT")
+if _out:
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    try:
+        Path(f"/proc/{os.getppid()}/environ").read_bytes()
+        parent_environ = "read"
+    except OSError as exc:
+        parent_environ = type(exc).__name__
+    left = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    with open(_out, "a") as fh:
+        fh.write(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "parent_environ": parent_environ,
+                             "ptrace": bool(int(status["CapEff"], 16) & (1 << 19)),
+                             "no_new_privs": status["NoNewPrivs"].strip(), "left": left.pid}) + "\n")
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect()
