@@ -41,3 +41,10 @@ async def a_gigabyte_frame(ctx: JobContext) -> None:
     for conn in host_pipes():
         os.write(conn.fileno(), struct.pack("!i", 1 << 30) + b"x" * 100)
     await asyncio.Event().wait()
+
+
+async def garbage_frames(ctx: JobContext) -> None:
+    """Writes 3,000 well-framed messages that are not messages."""
+    for conn in host_pipes():
+        os.write(conn.fileno(), (struct.pack("!i", 9) + b"\x80\x04garbage") * 3000)
+    await asyncio.Event().wait()

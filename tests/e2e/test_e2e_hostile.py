@@ -4,6 +4,8 @@ and serves the next job."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -213,3 +215,74 @@ async def test_the_hosts_secrets_are_not_in_its_environment_block_or_command_lin
             base + "/status", headers={"Authorization": "Bearer tok-on-the-command-line"}) as r:
         assert r.status == 200
     await hello(livekit_server)
+
+
+async def test_garbage_frames_end_the_job_with_one_line(livekit_server, start_host, tmp_path):
+    host = start_host(livekit_server, agents(tmp_path / "a", noise="garbage_frames"))
+    await host.wait_log(r"registered agent noise")
+    await dispatch(livekit_server, "noise", new_room())
+    await host.wait_log(r"job failed: the job process broke the protocol: .*agent=noise")
+    assert len(re.findall(r"broke the protocol, killed", host.log())) == 1, host.log()
+    assert "Traceback" not in host.log()
+    await hello(livekit_server)
+
+
+async def test_metadata_is_bounded_in_bytes_not_characters(livekit_server, start_host, tmp_path):
+    from host.config.metadata import MAX_METADATA_BYTES
+
+    host = start_host(livekit_server, agents(tmp_path / "a"))
+    await host.wait_log(r"registered agent hello-world")
+    emoji = "\U0001f600" * (MAX_METADATA_BYTES // 4 + 1)  # fewer characters than the bound, 4 bytes each
+    room = new_room()
+    await dispatch(livekit_server, "hello-world", room, emoji)
+    await host.wait_log(rf"refused job: .*{MAX_METADATA_BYTES}.*room={room}")
+    await hello(livekit_server)
+
+
+async def test_a_job_handed_to_a_process_still_in_setup_never_stalls_the_host(livekit_server, start_host,
+                                                                               tmp_path):
+    mark = tmp_path / "setup-began"
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "slow.yaml").write_text(f"name: slow\nentrypoint: {ROOT / 'tests/agents/slow_setup.py'}:entrypoint\n"
+                                      f"setup: {ROOT / 'tests/agents/slow_setup.py'}:setup\n"
+                                      "processes: {idle: 1, init_timeout: 30s}\n")
+    host = start_host(livekit_server, folder, extra_env={"SLOW_SETUP_MARK": str(mark)})
+    base = await host.http_base()
+    await host.wait_log(r"registered agent slow")
+    for _ in range(400):
+        if mark.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert mark.exists(), "the first process's setup never began"
+    client = Client(livekit_server, new_room())
+    client.listen("hello")
+    await client.connect()
+    metadata = "m" * 60_000  # a large job, queued to a process that reads nothing until its setup ends
+    await dispatch(livekit_server, "slow", client.room_name, metadata)
+    while "hello" not in client.texts:  # all through the setup, the host answers at once
+        assert await healthz_ms(base) < 1000
+        await asyncio.sleep(0.2)
+    await host.wait_log(r"job running in process .*agent=slow")
+    await client.disconnect()
+
+
+async def test_a_reload_meeting_an_alias_bomb_or_a_fifo_keeps_the_agents_and_the_hosts_memory(
+        livekit_server, start_host, tmp_path):
+    import os
+
+    import psutil
+
+    host = start_host(livekit_server, agents(tmp_path / "a"), args=("--reload",))
+    await host.wait_log(r"registered agent hello-world")
+    await hello(livekit_server)
+    before = psutil.Process(host.proc.pid).memory_info().rss
+    big = '$$' * 60_000
+    (tmp_path / "a" / "bomb.yaml").write_text(f'name: bomb\nentrypoint: m:f\nx: &big "{big}"\n'
+                                              "refs: [" + ", ".join(["*big"] * 2000) + "]\n")
+    await host.wait_log(r"reload \(.*bomb.yaml.*\) refused, still serving the previous configuration")
+    (tmp_path / "a" / "bomb.yaml").unlink()
+    os.mkfifo(tmp_path / "a" / "pipe.yaml")
+    await host.wait_log(r"reload \(.*\) refused, still serving the previous configuration: .*pipe.yaml.*FIFO")
+    assert psutil.Process(host.proc.pid).memory_info().rss - before < 100 * 1024 * 1024
+    await hello(livekit_server)  # still served
