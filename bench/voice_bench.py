@@ -1,6 +1,7 @@
 """Voice calls per machine: the same local voice agent (examples/voice_local.py: silero VAD, pocketsphinx, flite,
-a rule LLM) served by agenthost (`api: livekit-agents`) and by livekit-agents' own agent server, against the
-same livekit-server, one side at a time.
+a rule LLM) served by agenthost (`api: livekit-agents`), by livekit-agents' own agent server and, where it is
+installed (`pip install -e '.[bench]'`), by OpenRTC 0.20 in process mode (bench/peer/voice_local_openrtc.py),
+against the same livekit-server, one side at a time.
 
 Root needed (a private network namespace). Each step runs N concurrent calls made by real callers
 (host/voice/caller.py, as `agenthost call` makes them, without its recogniser): the calls start 0.3 s
@@ -13,9 +14,9 @@ speak:
 - PSS per call: the tree's largest PSS during the step, less its PSS idle, over N;
 - the callers' own CPU (this process), which shares the machine.
 Capacity is the most calls with p95 <= 1.5 s and no turn unanswered; the ramp stops at the first step past it.
-Both sides keep two prewarmed processes and shed no load (agenthost --load-threshold 0).
+Every side keeps two prewarmed processes and sheds no load (agenthost --load-threshold 0).
 
-Both sides run from the start, and each step runs on one side then the other, so that both meet the
+Every side runs from the start, and each step runs on one side after the other, so that all meet the
 machine in the same state. Then, overload: one agenthost host on one CPU is ramped the same way (its
 capacity C1, and the share of its CPU it then uses); two hosts, each on a CPU of its own and with that
 share as --load-threshold, are offered 1.5 x C1 calls, 3 s apart: how many each took, how many got no
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import math
 import os
 import statistics
@@ -274,8 +276,7 @@ def print_results(results: dict[str, list[Step]]) -> dict[str, object]:
         for s in steps:
             print(f"{name:<16}{s.calls:>6}{s.p50:>9.0f}{s.p95:>9.0f}{s.unanswered + s.no_agent:>12}"
                   f"{s.cores:>8.2f}{s.pss_per_call_mb:>13.1f}")
-    ours, peer = results["agenthost"], results["livekit-agents"]
-    both = max(s.calls for s in ours if s.calls in {p.calls for p in peer})
+    both = max(n for n in STEPS if all(any(s.calls == n for s in steps) for steps in results.values()))
     pss = {name: next(s.pss_per_call_mb for s in steps if s.calls == both) for name, steps in results.items()}
     summary = {
         "capacity": {name: capacity(steps) for name, steps in results.items()},
@@ -284,12 +285,14 @@ def print_results(results: dict[str, list[Step]]) -> dict[str, object]:
     }
     cap = summary["capacity"]
     p50 = summary["p50_ms_at_1_call"]
-    print(f"\ncapacity (p95 <= {P95_LIMIT_MS:.0f} ms, nothing unanswered): agenthost {cap['agenthost']} calls, "
-          f"livekit-agents {cap['livekit-agents']}: {cap['agenthost'] / max(cap['livekit-agents'], 1):.2f}x")
-    print(f"p50 at 1 call: agenthost {p50['agenthost']:.0f} ms, livekit-agents {p50['livekit-agents']:.0f} ms: "
-          f"{p50['agenthost'] / p50['livekit-agents']:.2f}x")
-    print(f"PSS per call at {both} calls: agenthost {pss['agenthost']:.1f} MB, livekit-agents "
-          f"{pss['livekit-agents']:.1f} MB: {pss['agenthost'] / pss['livekit-agents']:.2f}x")
+    for peer in (name for name in results if name != "agenthost"):
+        print(f"\nagenthost against {peer}:")
+        print(f"  capacity (p95 <= {P95_LIMIT_MS:.0f} ms, nothing unanswered): {cap['agenthost']} calls against "
+              f"{cap[peer]}: {cap['agenthost'] / max(cap[peer], 1):.2f}x")
+        print(f"  p50 at 1 call: {p50['agenthost']:.0f} ms against {p50[peer]:.0f} ms: "
+              f"{p50['agenthost'] / p50[peer]:.2f}x")
+        print(f"  PSS per call at {both} calls: {pss['agenthost']:.1f} MB against {pss[peer]:.1f} MB: "
+              f"{pss['agenthost'] / pss[peer]:.2f}x")
     return {"steps": {name: [{"calls": s.calls, "p50_ms": s.p50, "p95_ms": s.p95, "unanswered": s.unanswered,
                               "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb}
                              for s in steps] for name, steps in results.items()}, **summary}
@@ -303,16 +306,23 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool) -> int:
     ours = agenthost("agenthost", work, 0)
     (work / "voice-local.yaml").write_text(
         (ROOT / "agents.d" / "voice-local.yaml").read_text().replace("idle: 1", "idle: 2"))
-    peer = Side("livekit-agents", "voice-local-peer", [sys.executable, str(PEER / "voice_local_peer.py"), "start"],
-                r"registered worker", ROOT, work / "peer.log")
+    def peer(name: str, agent: str, script: str) -> Side:
+        return Side(name, agent, [sys.executable, str(PEER / script), "start"], r"registered worker", ROOT,
+                    work / f"{script}.log")
+
+    sides = [ours, peer("livekit-agents", "voice-local-peer", "voice_local_peer.py")]
+    if importlib.util.find_spec("openrtc") is not None:
+        sides.append(peer("OpenRTC", "voice-local-openrtc", "voice_local_openrtc.py"))
+    else:
+        print("OpenRTC is not installed (pip install -e '.[bench]'): its column is left out", flush=True)
     try:
         try:
-            for side in (ours, peer):
+            for side in sides:
                 await side.start(server.env())
-            results = await ramp([ours, peer], server, turns, max_calls)
+            results = await ramp(sides, server, turns, max_calls)
         finally:
-            ours.stop()
-            peer.stop()
+            for side in sides:
+                side.stop()
         summary = print_results(results)
         if overload_phase and len(os.sched_getaffinity(0)) >= 2:
             summary["overload"] = await overload(server, turns, work, max_calls)

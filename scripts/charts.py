@@ -29,8 +29,7 @@ def _caption(fig: Any, data: dict[str, Any]) -> None:
 
 def voice(data: dict[str, Any]) -> Any:
     fig, (latency, cores) = plt.subplots(1, 2, figsize=(10, 4))
-    for side in SIDES:
-        steps = data["steps"].get(side, [])
+    for side, steps in data["steps"].items():  # agenthost, livekit-agents, and OpenRTC where it was installed
         calls = [s["calls"] for s in steps]
         latency.plot(calls, [s["p95_ms"] for s in steps], marker="o", label=f"{side} p95")
         latency.plot(calls, [s["p50_ms"] for s in steps], marker=".", linestyle="--", label=f"{side} p50")
