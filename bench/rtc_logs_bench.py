@@ -1,6 +1,6 @@
 """What the rtc library's log records cost idle connected rooms: handed to Python one by one (what the rtc client
 does by default, and what livekit-agents' job processes do), or kept by the library (what agenthost's job
-processes do, host.process.native.start_runtime).
+processes do, host.job.native.start_runtime).
 
 For each way, a fresh process connects ROOMS rtc clients, each to a room of its own on a local livekit-server:
 the CPU it used to connect them, then (SETTLE seconds later) the CPU it uses over IDLE seconds while they idle.
@@ -25,7 +25,7 @@ SETTLE = 2.0  # seconds between the last connection and the measurement
 ONE_WAY = f"""
 import asyncio, resource, sys
 from livekit import rtc
-from host.process.native import start_runtime
+from host.job.native import start_runtime
 from host.testing.rooms import new_room, token
 
 def cpu(who=resource.RUSAGE_SELF):

@@ -52,6 +52,23 @@ ShutdownCallback = Callable[..., Any]
 ParticipantEntrypoint = Callable[["JobContext", rtc.RemoteParticipant], Awaitable[None]]
 
 
+class Shutdown:
+    """The one request a job ends by (the host's, the room's, the entrypoint's, the agent's own): the first
+    reason wins. Made by the job's runtime (host.job.lifecycle), which waits for it."""
+
+    def __init__(self, drain: bool) -> None:
+        self._drain = drain  # the agent file's shutdown.drain, unless a request says otherwise
+        self._requested: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+
+    def request(self, reason: str, drain: bool | None = None) -> None:
+        if not self._requested.done():
+            self._requested.set_result((reason, self._drain if drain is None else drain))
+
+    async def wait(self) -> tuple[str, bool]:
+        """(reason, drain) of the first request."""
+        return await asyncio.shield(self._requested)
+
+
 class JobContext:
     """One job: its room, its metadata, and the means to connect to and leave that room."""
 
@@ -67,6 +84,7 @@ class JobContext:
         worker_id: str,
         proc: ProcessContext,
         recovery_of: str | None = None,
+        shutdown: Shutdown | None = None,
     ) -> None:
         self.job = job
         # the job whose call this one takes over, when its host died during it (README: calls survive)
@@ -85,10 +103,8 @@ class JobContext:
         self._shutdown_callbacks: list[ShutdownCallback] = []
         self._participant_entrypoints: list[ParticipantEntrypoint] = []
         self._participant_tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self._shutdown_requested: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+        self._shutdown = shutdown or Shutdown(definition.shutdown.drain)
         self.room.on("participant_connected", self._on_participant_connected)
-        self.room.on("participant_disconnected", self._on_participant_disconnected)
-        self.room.on("disconnected", self._on_disconnected)
 
     # -- facts about the job -------------------------------------------------------------
     @property
@@ -169,19 +185,19 @@ class JobContext:
 
     def shutdown(self, reason: str = "", *, drain: bool | None = None) -> None:
         """Ask the job to end. Returns at once; shutdown callbacks run afterwards."""
-        if not self._shutdown_requested.done():
-            self._shutdown_requested.set_result(
-                (reason or "shutdown requested", self._definition.shutdown.drain if drain is None else drain))
+        self._shutdown.request(reason or "shutdown requested", drain)
 
     async def delete_room(self, room: str | None = None) -> None:
         """Delete the room on the server, disconnecting everyone in it."""
         await self.api.room.delete_room(api.DeleteRoomRequest(room=room or self.job.room.name))
 
-    # -- internals used by the job runner -------------------------------------------------
-    async def _wait_shutdown(self) -> tuple[str, bool]:
-        return await asyncio.shield(self._shutdown_requested)
+    # -- what the job's runtime does with it at the end (host.job.context_api) -------------------
+    def participant_tasks(self) -> list[asyncio.Task[None]]:
+        """The participant entrypoints' tasks, drained or cancelled with the entrypoint."""
+        return list(self._participant_tasks.values())
 
-    async def _run_shutdown_callbacks(self, reason: str) -> None:
+    async def run_shutdown_callbacks(self, reason: str) -> None:
+        """Each shutdown callback, in the order added; one that fails is logged and the next runs."""
         for cb in self._shutdown_callbacks:
             try:
                 try:
@@ -194,14 +210,16 @@ class JobContext:
             except Exception:
                 logger.exception("shutdown callback %r failed", getattr(cb, "__name__", cb))
 
-    async def _leave(self) -> None:
+    async def leave(self) -> None:
+        """Stop the participant entrypoints and leave the room."""
         for task in self._participant_tasks.values():
             task.cancel()
         if self._connected:
             self._connected = False
             await self.room.disconnect()
 
-    async def _close_api(self) -> None:
+    async def close(self) -> None:
+        """Close the server API client, if `api` made one."""
         if self._api is not None:
             await self._api.aclose()
             self._api = None
@@ -227,12 +245,3 @@ class JobContext:
 
     def _on_participant_connected(self, p: rtc.RemoteParticipant) -> None:
         self._start_participant_entrypoints(p)
-
-    def _on_participant_disconnected(self, p: rtc.RemoteParticipant) -> None:
-        if self._definition.shutdown.when != "participants_left" or not self._connected:
-            return
-        if not any(rp.kind in DEFAULT_PARTICIPANT_KINDS for rp in self.room.remote_participants.values()):
-            self.shutdown("participants_left")
-
-    def _on_disconnected(self, reason: Any = None) -> None:
-        self.shutdown("room_disconnected")

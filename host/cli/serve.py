@@ -86,9 +86,9 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
         redis_url = passed.get("redis_url", redis_url)
     from host import logs
     from host.errors import AgentHostError
-    from host.ops.resources import LoadPolicy
     from host.runtime.host import Host, HostOptions
     from host.runtime.journal import default_state_dir
+    from host.runtime.load import LoadPolicy
 
     address = None if http == "off" else http_address(http, "--http")
     level = getattr(logging, log_level.upper())

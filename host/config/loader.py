@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from host.config.definitions import AgentDefinition, build, semantic_problems
-from host.config.entrypoints import CheckRequest, check_functions
+from host.config.import_check import CheckRequest, check_functions
 from host.config.metadata import load_policy
 from host.config.schema import check_document
 from host.config.sources import Snapshot

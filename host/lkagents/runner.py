@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
+from collections.abc import Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import JobContext, JobExecutorType, JobProcess
 from livekit.agents.job import JobAcceptArguments, RunningJobInfo, _JobContextVar
 from livekit.agents.utils import http_context
@@ -28,15 +28,12 @@ from livekit.protocol import agent as agent_pb
 from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function, load_object
+from host.context import Shutdown
+from host.job.lifecycle import finish_pending, run_job, run_setup
 from host.lkagents import compat
-from host.process import vitals
-from host.process.child import finish_pending, run_setup, send, watch_host
-from host.process.messages import JobStarted, ShuttingDown, StartJob
-from host.process.room import delete_job_room, taken_over
+from host.wire.messages import StartJob
 
 logger = logging.getLogger("agenthost.job")
-
-STANDARD_KINDS = (rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP)
 
 
 class _NoInference:
@@ -77,7 +74,8 @@ class AgentsRuntime:
         job_filter.fields["room"] = job.room.name
         if start.traceparent:
             _trace_with_the_job()
-        return await _Job(self, conn, start, job).run()
+        shutdown = Shutdown(start.definition.shutdown.drain)
+        return await run_job(conn, start, _Job(self, start, job, shutdown), shutdown)
 
 
 def _trace_with_the_job() -> None:
@@ -93,90 +91,49 @@ def _trace_with_the_job() -> None:
 
 
 class _Job:
-    def __init__(self, runtime: AgentsRuntime, conn: Connection, start: StartJob, job: agent_pb.Job) -> None:
-        self.runtime, self.conn, self.start, self.job = runtime, conn, start, job
+    """livekit-agents' part in the job's life (host.job.lifecycle runs it)."""
+
+    def __init__(self, runtime: AgentsRuntime, start: StartJob, job: agent_pb.Job, shutdown: Shutdown) -> None:
+        self.runtime, self.start, self.job, self.shutdown = runtime, start, job, shutdown
         self.definition = start.definition
-        self.connected = False
-        self.error: str | None = None
-        self.shutdown: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
-
-    def request_shutdown(self, reason: str, drain: bool | None = None) -> None:
-        if not self.shutdown.done():
-            self.shutdown.set_result((reason, self.definition.shutdown.drain if drain is None else drain))
-
-    def _context(self) -> JobContext:
-        p = self.start.participant
+        self._connected = False
+        self.room = rtc.Room()
+        self.room._info.name = job.room.name  # what livekit-agents does: ctx.room.name before connecting
+        p = start.participant
         info = RunningJobInfo(
             accept_arguments=JobAcceptArguments(name=p.name, identity=p.identity, metadata=p.metadata,
                                                 attributes=dict(p.attributes)),
-            job=self.job, url=self.start.url, token=self.start.token, worker_id=self.start.worker_id,
+            job=job, url=start.url, token=start.token, worker_id=start.worker_id,
             fake_job=False)  # a real job: delete_room works
         if hasattr(info, "accepted_at"):  # 1.8 added the dispatch timeline
-            info.accepted_at = self.start.accepted_at
-        room = rtc.Room()
-        room._info.name = self.job.room.name  # what livekit-agents does: ctx.room.name before connecting
-        room.on("disconnected", lambda *_: self.request_shutdown("room_disconnected"))
-        room.on("participant_disconnected", self._on_participant_left)
+            info.accepted_at = start.accepted_at
 
         def on_connect() -> None:
-            self.connected = True
+            self._connected = True
 
-        return JobContext(proc=self.runtime.proc, info=info, room=room, on_connect=on_connect,
-                          on_shutdown=lambda reason: self.request_shutdown(reason or "user requested"),
-                          inference_executor=_NoInference())
-
-    def _on_participant_left(self, _p: rtc.RemoteParticipant) -> None:
-        if self.definition.shutdown.when != "participants_left" or not self.connected:
-            return
-        room = self.ctx.room
-        if not any(rp.kind in STANDARD_KINDS for rp in room.remote_participants.values()):
-            self.request_shutdown("participants_left")
-
-    async def run(self) -> str | None:
         # what livekit-agents' server gives a job: its credentials, for ctx.api and the plugins
-        c = self.start.credentials
+        c = start.credentials
         os.environ.update(LIVEKIT_URL=c.url, LIVEKIT_API_KEY=c.api_key, LIVEKIT_API_SECRET=c.api_secret)
-        self.ctx = ctx = self._context()
-        ctx._on_setup()
-        token = _JobContextVar.set(ctx)
+        self.ctx = JobContext(proc=runtime.proc, info=info, room=self.room, on_connect=on_connect,
+                              on_shutdown=lambda reason: shutdown.request(reason or "user requested"),
+                              inference_executor=_NoInference())
+        self.ctx._on_setup()
+        self._token = _JobContextVar.set(self.ctx)
         http_context._new_session_ctx()
-        watch_host(self.conn, self.request_shutdown)
-        reporting = vitals.start(self.conn, lambda: len(ctx.room.remote_participants))
-        try:
-            send(self.conn, JobStarted(time.time()))
-            logger.info("job started", extra={"offer_to_entrypoint_ms": round((time.time() - self.start.accepted_at)
-                                                                              * 1000)})
-            task = asyncio.create_task(self.runtime.entry.entrypoint(ctx), name="entrypoint")
-            task.add_done_callback(self._on_entrypoint_done)
-            reason, drain = await self.shutdown
-            reporting.cancel()
-            send(self.conn, ShuttingDown(reason))
-            logger.info("job shutting down", extra={"reason": reason, "drain": drain})
-            await finish_pending([task], drain, self.definition.shutdown.timeout)
-            await self._end_session(ctx)
-            await self._leave(ctx, reason)
-        finally:
-            reporting.cancel()
-            asyncio.get_running_loop().remove_reader(self.conn.fileno())
-            if ctx._pending_tasks:
-                await finish_pending(list(ctx._pending_tasks), False, 0)
-            await ctx._on_cleanup()
-            await http_context._close_http_ctx()
-            _JobContextVar.reset(token)
-        return self.error
 
-    def _on_entrypoint_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.error = f"entrypoint raised {type(exc).__name__}: {exc}"
-            logger.error("entrypoint failed", exc_info=exc)
-            self.request_shutdown("entrypoint_failed")
-        elif not self.connected:
-            self.request_shutdown("entrypoint_returned")
+    def entrypoint(self) -> Coroutine[Any, Any, None]:
+        return self.runtime.entry.entrypoint(self.ctx)
 
-    async def _end_session(self, ctx: JobContext) -> None:
+    def connected(self) -> bool:
+        return self._connected
+
+    def pending(self) -> list[asyncio.Task[Any]]:
+        return []
+
+    async def leave(self, reason: str) -> None:
+        """livekit-agents' order: the primary AgentSession closed, the session-end function, the session report,
+        leaving the room, then the shutdown callbacks with the reason."""
+        ctx = self.ctx
         session: Any = ctx._primary_agent_session
         if session is not None:
             try:
@@ -193,8 +150,6 @@ class _Job:
             await ctx._on_session_end()
         except Exception:
             logger.exception("the session report failed")
-
-    async def _leave(self, ctx: JobContext, reason: str) -> None:
         try:
             await ctx.room.disconnect()
         except Exception as exc:
@@ -203,5 +158,14 @@ class _Job:
         for result in results:
             if isinstance(result, BaseException):
                 logger.error("shutdown callback failed: %s", result, exc_info=result)
-        if self.definition.shutdown.delete_room and not taken_over(self.definition, reason):
-            self.error = self.error or await delete_job_room(ctx.api, self.job.room.name)
+
+    def server(self) -> api.LiveKitAPI:
+        return self.ctx.api
+
+    async def close(self) -> None:
+        ctx = self.ctx
+        if ctx._pending_tasks:
+            await finish_pending(list(ctx._pending_tasks), False, 0)
+        await ctx._on_cleanup()
+        await http_context._close_http_ctx()
+        _JobContextVar.reset(self._token)

@@ -3,8 +3,9 @@
 
 A deliberately small HTTP/1.1 server on the host's own event loop (so an answer from /healthz also shows
 that the loop is not stuck), built to stay up when the port is exposed to a cluster:
-- at most `max_connections` at once (further ones are closed at once), far below the process's
-  file-descriptor limit, so the job processes can always be started;
+- at most `max_connections` at once, far below the process's file-descriptor limit, so the job processes
+  can always be started: a new connection evicts the one that has waited longest without a request (closed
+  at once only when every connection is being answered);
 - a request must arrive whole within `header_timeout` and fit in MAX_REQUEST_BYTES; one request per
   connection;
 - a malformed or slow request is logged once at debug level, never with a traceback; accept errors

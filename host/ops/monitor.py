@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from host.config.definitions import Limits
 from host.ops.resources import MB, CpuLoad, JobCpuSample, memory_of
-from host.process.cgroups import JobGroup
+from host.process.cgroupfs import JobGroup
 
 logger = logging.getLogger("agenthost.host")
 

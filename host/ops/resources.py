@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from host.process.cgroups import JobGroup
+from host.process.cgroupfs import JobGroup
 
 MB = 1024 * 1024
 
@@ -211,64 +211,3 @@ class CpuLoad:
         self._machine.sample()
         self.jobs.sample(jobs)
         return self._own.sample()
-
-
-SERVER_TARGET_LOAD = 0.7  # livekit-server's agents.target_load: it offers no job to a worker at or above it
-
-
-@dataclass(frozen=True)
-class LoadPolicy:
-    threshold: float = 0.9  # --load-threshold: the host's own CPU use at which it is full (0: CPU not counted)
-    target: float = SERVER_TARGET_LOAD  # the server's target load: an open worker reports less
-
-
-@dataclass(frozen=True)
-class WorkerLoad:
-    """What an agent's worker tells the server, and why it takes no new job (None when it takes them)."""
-
-    load: float
-    full: bool
-    closed_because: str | None
-    closed: str | None = None  # the kind of reason (max_jobs, cpu, cpu_share, no_process): what a change is judged by
-
-
-OPEN_CEILING = 0.99  # an open worker's share of the target, at most: a busy machine leaves it just open
-FAIR_SHARE_MARGIN = 0.8  # an agent whose jobs use less than this part of its fair share is not the one to close
-
-
-def worker_load(*, cpu: float, jobs: int, max_jobs: int, threshold: float, target: float = SERVER_TARGET_LOAD,
-                process_error: str | None = None, machine_cpu: float = 0.0, host_jobs: int = 1,
-                agent_cpu: float | None = None, busy_agents: int = 1, top_agent: bool = False) -> WorkerLoad:
-    """The load an agent's worker reports, so that the server's view and the host's agree.
-
-    livekit-server offers a job only to a worker under its target load, and drops a job nobody can take; of
-    several workers it prefers the least loaded. So the host is full only for a reason of its own: at
-    `max_jobs`, its own CPU use (`cpu`) at `threshold` (0: CPU is not counted at all), or no job process can
-    be started. Otherwise it is open and reports a load below `target`: the largest of its own CPU use and
-    the machine's (`machine_cpu`) against `threshold`, and its running jobs against `max_jobs`, scaled into
-    [0, target). A machine busy with other work makes it the last choice, never no choice; so does the host's
-    own CPU while it runs no job at all (`host_jobs`, every agent's): that is its start-up (templates
-    importing, processes prewarming), and refusing calls would shed none of it.
-
-    At the threshold, only the agents that take their share of the CPU close: `agent_cpu` (what this agent's
-    jobs use, as a share of the host's CPUs) against the threshold split among the `busy_agents` (agents whose
-    jobs use CPU), and the agent whose jobs use the most (`top_agent`) in any case, so that a host over its
-    threshold always sheds something. One agent's busy jobs then close that agent, not every other: an agent
-    well under its share stays open, as the last choice. With no figure for the agent, the host's use decides.
-    """
-    if max_jobs and jobs >= max_jobs:
-        return WorkerLoad(1.0, True, f"at max_jobs ({max_jobs})", "max_jobs")
-    if threshold and cpu >= threshold and host_jobs:
-        share = threshold / max(1, busy_agents)
-        if agent_cpu is None or agent_cpu >= share * FAIR_SHARE_MARGIN or (top_agent and agent_cpu > 0):
-            if agent_cpu is None:
-                return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}", "cpu")
-            return WorkerLoad(1.0, True, f"its CPU use {cpu:.0%} reached --load-threshold {threshold:.0%}; "
-                                         f"this agent's jobs use {agent_cpu:.0%}", "cpu_share")
-        if process_error is None:
-            return WorkerLoad(round(target * OPEN_CEILING, 3), False, None)
-    if process_error is not None:
-        return WorkerLoad(1.0, True, f"cannot start job processes: {process_error}", "no_process")
-    busy = max(cpu, machine_cpu) / threshold if threshold else 0.0
-    used = min(OPEN_CEILING, max(busy, jobs / max_jobs if max_jobs else 0.0))
-    return WorkerLoad(round(target * used, 3), False, None)

@@ -2,7 +2,7 @@
 
 Reading: whatever the socket holds is taken at once (non-blocking), and split into frames (a 4-byte length,
 then the payload, as multiprocessing's Connection frames them); each whole frame is decoded (a hostile
-process cannot make the host run code: host.process.protocol). A frame longer than MAX_FRAME, one begun and
+process cannot make the host run code: host.wire.protocol). A frame longer than MAX_FRAME, one begun and
 not ended within FRAME_DEADLINE, or one that does not decode breaks the protocol: reading stops and the
 owner is told why, once. Descriptors passed with a message (a template's Forked) are taken from the same
 reads, in order.
@@ -22,7 +22,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
-from host.process.protocol import FRAME_DEADLINE, HEADER, MAX_FRAME, ProtocolError
+from host.wire.protocol import FRAME_DEADLINE, HEADER, MAX_FRAME, ProtocolError
 
 logger = logging.getLogger("agenthost.process")
 

@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
 from host.config.definitions import AgentDefinition
-from host.process import child as job_child
-from host.process.cgroups import CgroupError, Confinement, JobGroup, bounds_for
+from host.job import main as job_main
+from host.process.cgroupfs import CgroupError, JobGroup
+from host.process.cgroups import Confinement, bounds_for
 from host.process.channel import Channel
 from host.process.errors import ProcessStartError
-from host.process.messages import (
+from host.process.mp import mp_context, start_off_loop
+from host.process.output import ProcessOutput, give_output
+from host.process.template import EXIT_UNKNOWN, AgentTemplate
+from host.tree import kill_tree
+from host.wire.messages import (
     InitFailed,
     JobDone,
     JobStarted,
@@ -32,11 +37,7 @@ from host.process.messages import (
     ShuttingDown,
     StartJob,
 )
-from host.process.mp import mp_context, start_off_loop
-from host.process.output import ProcessOutput, give_output
-from host.process.protocol import decode_job, down
-from host.process.template import EXIT_UNKNOWN, AgentTemplate
-from host.tree import kill_tree
+from host.wire.protocol import decode_job, down
 
 __all__ = ["JobProcess", "ProcessExit", "ProcessStartError", "ProcessState"]
 
@@ -122,7 +123,7 @@ class JobProcess:
 
     async def _start_from_fork_server(self) -> None:
         conn, child = mp_context.Pipe(duplex=True)
-        proc = mp_context.Process(target=job_child.main, args=(child, self.definition, *self._launch_args, os.getpid()),
+        proc = mp_context.Process(target=job_main.main, args=(child, self.definition, *self._launch_args, os.getpid()),
                                   name=f"agenthost-{self.definition.name}", daemon=True)
         try:
             await start_off_loop(proc)

@@ -28,9 +28,9 @@ def _main_script_imports() -> list[str]:
     return ["host.cli"] if getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) else []
 
 
-PRELOAD = ["host.process.forkserver", "host.process.child", "host.process.host_api", "host.process.template_child",
-           "host.context", "host.process.native", *_main_script_imports()]
-FREEZE = ["host.process.freeze"]  # always last
+PRELOAD = ["host.job.forkserver", "host.job.main", "host.job.context_api", "host.job.template_main",
+           "host.context", "host.job.native", *_main_script_imports()]
+FREEZE = ["host.job.freeze"]  # always last
 mp_context.set_forkserver_preload(PRELOAD + FREEZE)
 # livekit-agents' framework and its warm-up (imports, the VAD, the rtc library), shared by every job process
 LIVEKIT_AGENTS_PRELOAD = ["host.lkagents.runner", "livekit.agents.ipc._preload"]

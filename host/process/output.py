@@ -2,7 +2,7 @@
 
 Agent code never shares the host's stderr (on which it could set O_NONBLOCK, or which it could flood, and the
 host's own lines would be lost). Each process the host starts gets the write end of a pipe as its stdout and
-stderr (host.process.protocol.receive_output); the host reads the other end on its event loop and writes each
+stderr (host.wire.protocol.receive_output); the host reads the other end on its event loop and writes each
 line to its own log, with the process's fields (agent, pid, job id) set by the host: a process cannot speak as
 another one, nor as the host. A job process's own log records come as JSON lines (its logging is set up so)
 and are logged again as records of the same level and logger; anything else it writes (print, a native
@@ -24,7 +24,7 @@ import time
 from typing import Any, Protocol
 
 from host.logs import bounded
-from host.process.protocol import OUTPUT
+from host.wire.protocol import OUTPUT
 
 MAX_LINE = 16 * 1024
 LINES_PER_SECOND = 200

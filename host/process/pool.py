@@ -85,7 +85,7 @@ class ProcessPool:
         self.last_error: str | None = None
         self._template: AgentTemplate | None = None
         self._template_start: asyncio.Task[AgentTemplate | None] | None = None
-        self._fork_safe = True  # False once the template said it cannot fork safely (see template_child)
+        self._fork_safe = True  # False once the template said it cannot fork safely (see host.job.template_main)
 
     @property
     def idle_count(self) -> int:

@@ -1,7 +1,7 @@
 """An agent's template process as the host sees it: start it, have it fork job processes, retire it.
 
 One template per agent and code version (its pool's): the fork server forks it, it imports the agent's code
-once (see host.process.template_child), and each job process is then a fork of it, which shares that code's
+once (see host.job.template_main), and each job process is then a fork of it, which shares that code's
 pages and imports nothing. The template reports each forked process's pid, pipe and pidfd, then its exit
 code. Its messages are read on the host's event loop, like a job process's; no thread is needed.
 
@@ -23,13 +23,13 @@ from typing import Protocol
 
 from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot
-from host.process import template_child
+from host.job import template_main
 from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
-from host.process.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
-from host.process.protocol import decode_template, fds_after, frame
+from host.wire.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady
+from host.wire.protocol import decode_template, fds_after, frame
 
 logger = logging.getLogger("agenthost.process")
 
@@ -59,7 +59,7 @@ class AgentTemplate:
         self._channel = Channel(os.dup(conn.fileno()), decode_template, self._on_message, self._on_end,
                                 fds_per_message=fds_after)
         conn.close()
-        self._proc = mp_context.Process(target=template_child.main,
+        self._proc = mp_context.Process(target=template_main.main,
                                         args=(child, definition, log_format, log_level, os.getpid()),
                                         name=f"agenthost-{definition.name}-template", daemon=True)
         self._child_conn: Connection | None = child

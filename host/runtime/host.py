@@ -22,13 +22,14 @@ from host.config.credentials import Credentials
 from host.config.loader import Catalog
 from host.ops.metrics import Metrics
 from host.ops.monitor import ResourceMonitor
-from host.ops.resources import CpuLoad, LoadPolicy
+from host.ops.resources import CpuLoad
 from host.process.cgroups import detect
 from host.process.pool import ProcessSettings
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet
 from host.runtime.jobs import JobTable
 from host.runtime.journal import Entry, JobJournal, Journal
+from host.runtime.load import LoadPolicy
 from host.runtime.recovery import Recoverer
 from host.runtime.shared_journal import SharedJournal
 from host.runtime.view import HostView
@@ -227,7 +228,7 @@ class Host:
         """Take no new jobs, let running ones finish up to the drain timeout, then shut them down."""
         self.jobs.stop_taking()
         for agent in self.agents:
-            await agent.worker.update_worker(full=True, load=1.0, job_count=self.jobs.count(agent.name))
+            await self.jobs.report_draining(agent.worker, self.jobs.count(agent.name))
         deadline = time.monotonic() + self.options.drain_timeout
         while len(self.jobs) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

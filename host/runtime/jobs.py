@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
 
 from livekit.protocol import agent as agent_pb
 
@@ -24,19 +22,20 @@ from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
-from host.ops.resources import CpuLoad, LoadPolicy
+from host.ops.resources import CpuLoad
 from host.process.handle import JobProcess, ProcessStartError, ProcessState
-from host.process.messages import Participant, StartJob
+from host.runtime.accepted import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
-from host.runtime.dispatching import create_dispatch
-from host.runtime.job import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
+from host.runtime.ending import JobEnding
 from host.runtime.journal import Entry, JobJournal
-from host.runtime.load import LoadReporter
-from host.runtime.outcome import Failure, Outcome, outcome
-from host.runtime.recovery import CRASH, CRASHES, RECOVERY_ATTRIBUTE, Recoverer, crash_backoff
-from host.runtime.versions import VERSION_FAILURES, Health, pick
+from host.runtime.load import LoadPolicy, LoadReporter
+from host.runtime.outcome import Failure
+from host.runtime.recovery import RECOVERY_ATTRIBUTE
+from host.runtime.redispatch import Redispatch
+from host.runtime.versions import Health, pick
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
+from host.wire.messages import Participant, StartJob
 
 logger = logging.getLogger("agenthost.host")
 
@@ -55,10 +54,9 @@ class JobTable:
         self._journal = journal
         self._tracing = tracing or HostTracing({})
         self.health = Health()  # each version's last jobs, and those taken out of rotation
-        self._retries: dict[tuple[str, str], str] = {}  # (agent, room) -> the version its last job failed on
-        self._recoveries: dict[tuple[str, str], Entry] = {}  # (agent, room) -> the job whose call is taken over
-        self._recoverer = Recoverer(credentials, self.expect_recovery, metrics, None)  # crashed jobs' calls
         self.draining = False
+        self._redispatch = Redispatch(credentials, metrics, lambda: self._agents, lambda: self.draining)
+        self._endings = JobEnding(metrics, self.health, self._redispatch, lambda: self._agents, lambda: self.draining)
 
     def attach(self, agents: AgentLookup) -> None:
         """The agents whose jobs this table runs (they are built with this table as their job handler)."""
@@ -87,15 +85,12 @@ class JobTable:
     def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
         """The next offer of `agent` in `room` takes over the call of `entry`, whose host died (None: it will not
         come: its dispatch failed)."""
-        if entry is None:
-            self._recoveries.pop((agent, room), None)
-        else:
-            self._recoveries[(agent, room)] = entry
+        self._redispatch.expect_recovery(agent, room, entry)
 
     # -- JobHandler: what the server asks of a worker ------------------------------------------
     def on_registered(self, worker: WorkerConnection) -> None:
         if self.draining:
-            self._tasks.spawn(worker.update_worker(full=True, load=1.0, job_count=0), name="report-draining")
+            self._tasks.spawn(self._load.draining(worker, 0), name="report-draining")
 
     async def on_offer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> Admission:
         job = request.job
@@ -108,7 +103,7 @@ class JobTable:
         span.event("offered")
         agent = self._agents.serves(worker)
         version = None
-        avoid = self._retries.get((worker.agent, job.room.name))
+        avoid = self._redispatch.avoided(worker.agent, job.room.name)
         if agent is not None:  # the version of this job: by weight, sticky by room (or route_by)
             definitions = [v.definition for v in agent.versions]
             definition = pick(definitions, self.health, job.room.name, job.metadata, avoid)
@@ -127,11 +122,11 @@ class JobTable:
             limit = version.definition.limits.max_jobs
             # decided while the check ran
             if self.draining or (limit and self._count_version(version.definition) >= limit):
-                answer = Decline("draining" if self.draining else "max_jobs", "the host filled up during the check")
+                answer = (Decline("draining", "the host began draining during the check") if self.draining else
+                          Decline("max_jobs", f"the agent reached max_jobs ({limit}) during the check"))
         if isinstance(answer, Accept):
             assert agent is not None and version is not None
-            self._retries.pop((agent.name, job.room.name), None)
-            recovered = self._recoveries.pop((agent.name, job.room.name), None)
+            recovered = self._redispatch.accepted(agent.name, job.room.name)
             recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
             if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
                 answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
@@ -183,7 +178,7 @@ class JobTable:
             logger.error("job failed: no process: %s", exc, extra=fields)
             self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
             if job.facts.version is not None:
-                self._note_version(job.facts, failed=True)
+                self._endings.note_version(job.facts, failed=True)
             self._jobs.pop(job.id, None)
             if self._journal is not None:
                 self._journal.remove(job.id)
@@ -228,6 +223,9 @@ class JobTable:
     async def report_load_all(self) -> None:
         for name in sorted({j.agent for j in self._jobs.values()} | set(self._agents.names())):
             await self.report_load(name)
+
+    async def report_draining(self, worker: WorkerConnection, jobs: int) -> None:
+        await self._load.draining(worker, jobs)
 
     def stop_taking(self) -> None:
         """Decline every offer from now on (a drain)."""
@@ -292,103 +290,12 @@ class JobTable:
                                     self._journal.start, time.time(), facts.attempt, facts.recovery_of))
 
     async def _supervise(self, job: Job, process: JobProcess) -> None:
-        fields = {**job.facts.log_fields, "pid": process.pid}
-        await process.wait_shutting_down()
-        timeout = job.facts.definition.shutdown.timeout
-        end = await process.wait_exit(timeout)
-        result = outcome(end, job.failure, timeout)
-        job.span.event("exited", code=end.code, **({"shutdown_reason": end.shutdown_reason} if end.shutdown_reason
-                                                   else {}))
-        job.span.set(**{"exit.code": end.code if end.code >= 0 else None,
-                        "exit.signal": signal_name(-end.code) if end.code < 0 else None,
-                        "cpu.seconds": end.cpu_seconds, "memory.peak_bytes": end.peak_memory_bytes,
-                        "shutdown.reason": end.shutdown_reason})
-        job.span.end(result.reason or "ok", result.error)
-        if job.started_at is not None:
-            self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
-        self._log_outcome(result, {**fields, "reason": end.shutdown_reason})
-        if not self._judge_version(job, process, result) and result.reason in CRASHES:
-            self._crashed(job.facts)
+        result = await self._endings.wait(job, process)
         self._jobs.pop(job.id, None)
         if self._journal is not None:  # it ended while this host lived, however it ended: not a call to recover
             self._journal.remove(job.id)
-        await self._report(job.facts, result, fields)
+        await self._endings.report(job.facts, result, {**job.facts.log_fields, "pid": process.pid})
         await self.report_load(job.agent)
-
-    def _crashed(self, facts: JobFacts) -> None:
-        """A job whose process died while this host lives: its call gets the agent again, after a backoff, if its
-        agent says so (recovery.on_crash) and the call still has a caller and no other agent."""
-        backoff = crash_backoff(facts.definition, facts.attempt)
-        if backoff is None or self.draining:
-            return
-        lost_at = time.time()
-        entry = Entry(facts.id, facts.agent, facts.room, facts.dispatch_id, facts.dispatched_metadata,
-                      facts.participant.identity, self._credentials.url, 0, 0, facts.accepted_at, facts.attempt,
-                      facts.recovery_of)
-        logger.info("job process died: its call is dispatched again in %gs (recovery.on_crash), if it still has a "
-                    "caller", backoff, extra=facts.log_fields)
-
-        async def later() -> None:
-            await asyncio.sleep(backoff)
-            if not self.draining:
-                await self._recoverer.recover(entry, self._agents, CRASH, since=lost_at)
-
-        self._tasks.spawn(later(), name=f"crash-{facts.id}")
-
-    def _judge_version(self, job: Job, process: JobProcess, result: Outcome) -> bool:
-        """A versioned agent's job ended: count it for its version, take a version failing too often out of
-        rotation, and give a call whose job failed before it was in the room another version (True: it is
-        dispatched again)."""
-        facts = job.facts
-        if facts.version is None:
-            return False
-        failed = result.reason in VERSION_FAILURES  # a drain, a stop or the server ending it is no fault of it
-        self._note_version(facts, failed)
-        vitals = process.vitals
-        in_room = vitals is not None and vitals.participants > 0
-        agent = self._agents.get(facts.agent)
-        if not failed or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2 \
-                or self.draining:
-            return False
-        self._retries[(facts.agent, facts.room)] = facts.version
-        asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._retries.pop, (facts.agent, facts.room),
-                                              None)  # its offer comes soon, or another host took it
-        logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
-                       "version", facts.version, extra=facts.log_fields)
-        self._tasks.spawn(self._dispatch_again(facts), name=f"retry-{facts.id}")
-        return True
-
-    def _note_version(self, facts: JobFacts, failed: bool) -> None:
-        assert facts.version is not None
-        self._metrics.version_jobs.labels(facts.agent, facts.version, "failed" if failed else "ok").inc()
-        if self.health.record(facts.definition, failed=failed):
-            take_out = facts.definition.take_out
-            logger.warning("version %s of agent %s taken out of rotation until a reload changes it: %d of its last "
-                           "%d jobs failed", facts.version, facts.agent, self.health.failures(facts.definition),
-                           take_out.of_last, extra=facts.log_fields)
-
-    async def _dispatch_again(self, facts: JobFacts) -> None:
-        try:
-            await create_dispatch(self._credentials, facts.definition.registered_name, facts.room,
-                                  facts.dispatched_metadata)
-        except Exception as exc:
-            self._retries.pop((facts.agent, facts.room), None)
-            logger.error("could not dispatch the call again: %s", exc, extra=facts.log_fields)
-
-    def _log_outcome(self, result: Outcome, fields: dict[str, Any]) -> None:
-        if result.ok:
-            self._metrics.jobs_finished.labels(fields["agent"]).inc()
-            logger.info("job ended", extra=fields)
-        else:
-            self._metrics.jobs_failed.labels(fields["agent"], result.reason).inc()
-            logger.error("job failed: %s", result.error, extra=fields)
-
-    async def _report(self, facts: JobFacts, result: Outcome, fields: dict[str, Any]) -> None:
-        if facts.worker.closed:  # its agent was removed or re-registered by a reload: no one to tell
-            logger.debug("job status not reported: its worker was unregistered", extra=fields)
-            return
-        status = agent_pb.JobStatus.JS_SUCCESS if result.ok else agent_pb.JobStatus.JS_FAILED
-        await facts.worker.update_job(facts.id, status, result.error or "")
 
     def _release_unassigned(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
@@ -402,10 +309,3 @@ class JobTable:
         del self._jobs[job.id]
         job.reserved.add_done_callback(kill_reserved)
         job.reserved.cancel()
-
-
-def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)

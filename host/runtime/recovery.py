@@ -28,7 +28,7 @@ from livekit.protocol import models
 from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
 from host.ops.metrics import Metrics
-from host.runtime.job import AgentLookup
+from host.runtime.accepted import AgentLookup
 from host.runtime.journal import Entry
 
 logger = logging.getLogger("agenthost.host")

@@ -12,8 +12,8 @@ from host.ops.metrics import Gauges, JobCpu, JobLag, JobMemory, Metrics, Version
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
 from host.ops.status import SLOW_LAG_MS, AgentInfo, JobInfo, StatusDocument
+from host.runtime.accepted import Job
 from host.runtime.agents import Agent, AgentSet
-from host.runtime.job import Job
 from host.runtime.jobs import JobTable
 from host.runtime.journal import JobJournal
 

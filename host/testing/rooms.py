@@ -13,7 +13,7 @@ import aiohttp
 from livekit import api, rtc
 from livekit.protocol import agent as agent_pb
 
-from host.process.native import start_runtime
+from host.job.native import start_runtime
 from host.runtime.worker import PROTOCOL_VERSION
 
 if TYPE_CHECKING:

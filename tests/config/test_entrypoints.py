@@ -1,68 +1,50 @@
+"""Resolving an agent file's function references: a module or a file (inside its package or alone), and what
+is said when one does not resolve."""
+
+from __future__ import annotations
+
+import pytest
+
 from host.config.definitions import FunctionRef
-from host.config.entrypoints import CheckRequest, check_functions
+from host.config.entrypoints import EntrypointError, load_function, load_object, module_name_for_file, package_of
 
 
-def ref(tmp_path, name, body, function="entrypoint"):
-    path = tmp_path / f"{name}.py"
-    path.write_text(body)
-    return FunctionRef.parse(f"{name}.py:{function}", str(tmp_path))
+def test_a_file_inside_a_package_is_imported_as_part_of_it(tmp_path):
+    pkg = tmp_path / "shop" / "agents"
+    pkg.mkdir(parents=True)
+    (tmp_path / "shop" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("GREETING = 'hi'\n")
+    (pkg / "bot.py").write_text("from .helpers import GREETING\n\nasync def entrypoint(ctx):\n    return GREETING\n")
+    (tmp_path / "alone.py").write_text("async def entrypoint(ctx):\n    pass\n")
+    assert package_of(str(pkg / "bot.py")) == (str(tmp_path), "shop.agents.bot")
+    assert package_of(str(tmp_path / "alone.py")) is None
+    assert module_name_for_file(str(pkg / "bot.py")) == "shop.agents.bot"
+    assert module_name_for_file(str(tmp_path / "alone.py")).endswith("_alone")
+    fn = load_function(FunctionRef.parse("shop/agents/bot.py:entrypoint", str(tmp_path)))
+    assert fn.__module__ == "shop.agents.bot"  # its relative import worked
 
 
-def test_good_and_bad_functions(tmp_path):
-    good = ref(tmp_path, "good", "print('noise at import')\nasync def entrypoint(ctx): pass\n")
-    sync = ref(tmp_path, "sync", "def entrypoint(ctx): pass\n")
-    arity = ref(tmp_path, "arity", "async def entrypoint(): pass\n")
-    missing = ref(tmp_path, "missing", "x = 1\n")
-    boom = ref(tmp_path, "boom", "raise RuntimeError('nope')\n")
-    setup = ref(tmp_path, "setup", "def prewarm(proc): pass\n", "prewarm")
-    results = [r.error for r in check_functions([
-        CheckRequest(good, "entrypoint"), CheckRequest(sync, "entrypoint"), CheckRequest(arity, "entrypoint"),
-        CheckRequest(missing, "entrypoint"), CheckRequest(boom, "entrypoint"), CheckRequest(setup, "setup")])]
-    assert results[0] is None
-    assert results[1] == "the entrypoint must be an async function (async def)"
-    assert results[2] == "the entrypoint must take exactly one argument"
-    assert "has no attribute 'entrypoint'" in results[3]
-    assert "raised RuntimeError: nope" in results[4]
-    assert results[5] is None
+@pytest.mark.parametrize(("body", "ref", "message"), [
+    ("x = 1\n", "m1.py:f", "'{file}' has no attribute 'f'"),
+    ("x = 1\n", "m2.py:x", "'m2.py:x' is not callable"),
+    ("raise RuntimeError('no database')\n", "m3.py:f", "importing '{file}' raised RuntimeError: no database"),
+    ("import sys\nsys.exit(0)\n", "m4.py:f", "importing '{file}' raised SystemExit: 0: the module ran its program"),
+])
+def test_what_does_not_resolve_is_said(tmp_path, body, ref, message):
+    name = ref.split(":")[0]
+    (tmp_path / name).write_text(body)
+    with pytest.raises(EntrypointError) as caught:
+        load_function(FunctionRef.parse(ref, str(tmp_path)))
+    assert str(caught.value).startswith(message.format(file=str(tmp_path / name)))
 
 
-def test_hanging_and_crashing_imports_are_blamed_and_the_rest_still_checked(tmp_path):
-    hang = ref(tmp_path, "hang", "import time\ntime.sleep(60)\n")
-    crash = ref(tmp_path, "crash", "import os\nos._exit(7)\n")
-    good = ref(tmp_path, "fine", "async def entrypoint(ctx): pass\n")
-    results = [r.error for r in check_functions([CheckRequest(hang, "entrypoint"), CheckRequest(crash, "entrypoint"),
-                                                 CheckRequest(good, "entrypoint")], timeout=2.0)]
-    assert results[0] == "importing it did not finish within 2s"
-    assert results[1].startswith("importing it ended the process (exit 7)")
-    assert results[2] is None
-
-
-def test_module_reference_not_found(tmp_path):
-    results = check_functions([CheckRequest(FunctionRef.parse("no_such_mod_xyz:f", str(tmp_path)), "setup")])
-    assert results[0].error is not None and results[0].error.startswith("cannot import 'no_such_mod_xyz'")
-
-
-def test_reports_the_project_files_an_import_loaded(tmp_path):
-    (tmp_path / "helper.py").write_text("VALUE = 1\n")
-    main = ref(tmp_path, "main_mod", "import helper\nimport json\nasync def entrypoint(ctx): pass\n")
-    [result] = check_functions([CheckRequest(main, "entrypoint")])
-    assert result.error is None
-    expected = [str((tmp_path / name).resolve()) for name in ("helper.py", "main_mod.py")]
-    assert sorted(result.sources) == expected
-    assert all(size > 0 for _mtime, size in result.sources.values())
-
-
-def test_the_installed_roots_are_looked_up_once_per_process(monkeypatch):
-    # each look copies all of sysconfig's variables, and a job process forked from a template would copy the
-    # pages they are on: the template looks once, its job processes reuse that
-    import os
-    import sys
-
-    from host.config import sources
-
-    first = sources._installed_roots()
-    looked = []
-    monkeypatch.setattr(sources.sysconfig, "get_paths", lambda: looked.append(1) or {})
-    assert sources._installed_roots() == first
-    assert any(root.startswith(os.path.realpath(sys.prefix)) for root in first)
-    assert looked == []
+def test_a_missing_file_suggests_the_path_from_the_agent_files_folder(tmp_path, monkeypatch):
+    (tmp_path / "agents.d").mkdir()
+    (tmp_path / "bot.py").write_text("async def entrypoint(ctx):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EntrypointError) as caught:
+        load_object(FunctionRef.parse("bot.py:entrypoint", str(tmp_path / "agents.d")))
+    text = str(caught.value)
+    assert "does not exist (a path is read from the agent file's folder, agents.d)" in text
+    assert "../bot.py:entrypoint" in text

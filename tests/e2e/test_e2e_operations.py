@@ -171,7 +171,8 @@ async def test_status_command_says_when_no_host_answers():
 async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_server, start_host, tmp_path, mode):
     """With a cgroup per job the kernel stops it at the limit; with rlimits the host's sampling does."""
     if mode == "cgroup":
-        from host.process.cgroups import CgroupError, detect
+        from host.process.cgroupfs import CgroupError
+        from host.process.cgroups import detect
 
         try:
             detect("cgroup").close()

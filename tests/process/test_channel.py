@@ -10,8 +10,8 @@ import pytest
 
 from host.process import channel as channel_module
 from host.process.channel import Channel
-from host.process.messages import Exited, Forked, JobDone, JobStarted, pack_exited, pack_forked
-from host.process.protocol import HEADER, MAX_FRAME, decode_job, decode_template, encode, fds_after, frame
+from host.wire.messages import Exited, Forked, JobDone, JobStarted, pack_exited, pack_forked
+from host.wire.protocol import HEADER, MAX_FRAME, decode_job, decode_template, encode, fds_after, frame
 
 
 class Owner:

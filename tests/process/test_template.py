@@ -11,10 +11,10 @@ import psutil
 import pytest
 
 from host.config.loader import load
+from host.job.template_main import PRIORITY_BOOST, nice_values_to_try
 from host.process.handle import ProcessStartError, ProcessState
 from host.process.pool import ProcessPool
 from host.process.template import EXIT_UNKNOWN
-from host.process.template_child import PRIORITY_BOOST, nice_values_to_try
 
 
 async def ready(pool: ProcessPool):

@@ -3,20 +3,38 @@ import asyncio
 from host.reload.watch import folders, watch
 
 
-async def run_watch(tmp_path, action, settle: float = 0.6) -> list[list[str]]:
+async def run_watch(tmp_path, action) -> list[list[str]]:
+    """The changes the watch reports for what `action` does: the watch is known to be live (a probe file it
+    reported) before, and to have reported all of it once a sentinel file written after it is reported."""
     calls: list[list[str]] = []
     stop = asyncio.Event()
+    changed = asyncio.Event()
 
     async def on_change(paths: list[str]) -> None:
         calls.append(paths)
+        changed.set()
+
+    async def until_reported(name: str) -> None:
+        for _ in range(200):
+            (tmp_path / name).write_text("x")
+            try:
+                await asyncio.wait_for(changed.wait(), 0.25)
+            except asyncio.TimeoutError:
+                continue
+            changed.clear()
+            if any(p.endswith("/" + name) for call in calls for p in call):
+                return
+        raise AssertionError(f"the watch never reported {name}")
 
     task = asyncio.create_task(watch(lambda: folders([str(tmp_path)]), on_change, stop))
-    await asyncio.sleep(0.3)  # the watch is set up
+    await until_reported("probe.yaml")
+    calls.clear()
     await action()
-    await asyncio.sleep(settle)
+    await until_reported("sentinel.yaml")
     stop.set()
     await asyncio.wait_for(task, 5)
-    return calls
+    seen = [[p for p in call if not p.endswith("/sentinel.yaml")] for call in calls]
+    return [call for call in seen if call]
 
 
 async def test_a_burst_of_saves_is_one_change(tmp_path):

@@ -12,11 +12,12 @@ from livekit.protocol import agent as agent_pb
 from host.config.credentials import Credentials
 from host.config.metadata import MetadataChecker
 from host.ops.metrics import Metrics
-from host.ops.resources import CpuLoad, LoadPolicy
+from host.ops.resources import CpuLoad
 from host.process.pool import ProcessPool
 from host.runtime.admission import Accept, Decline, Refuse
 from host.runtime.agents import Agent, Version
 from host.runtime.jobs import JobTable
+from host.runtime.load import LoadPolicy
 
 CREDENTIALS = Credentials("ws://127.0.0.1:9", "key", "s" * 32)
 
@@ -53,6 +54,10 @@ class Agents:
     def names(self):
         return list(self.agents)
 
+    def replace(self, agent: Agent) -> None:
+        """What `AgentSet.apply` does to a changed agent: a new `Agent`, the old parts closed by the caller."""
+        self.agents[agent.name] = agent
+
 
 def table_with(definition):
     worker = FakeWorker(definition.name)
@@ -60,7 +65,8 @@ def table_with(definition):
     agent = Agent((Version(definition, MetadataChecker(definition.metadata), pool),), worker)  # type: ignore[arg-type]
     metrics = Metrics()
     table = JobTable(CREDENTIALS, metrics, CpuLoad(sampler=lambda: 0.0), LoadPolicy())
-    table.attach(Agents(agent))
+    table.attach(agents := Agents(agent))
+    table.agents_for_test = agents  # type: ignore[attr-defined]  # what a reload replaces (AgentSet.apply)
     return table, worker, pool, metrics
 
 
@@ -184,11 +190,15 @@ async def test_a_job_runs_the_version_it_was_accepted_under_across_a_reload(make
         Path(d.entrypoint.file).write_text(module.replace("v1", "v2"))
         new_pool = ProcessPool(d, "text", 20)
         new_pool.start()
-        table._agents.agents["a"] = Agent((Version(d, MetadataChecker(d.metadata), new_pool),),  # type: ignore[attr-defined]
-                                          worker)  # type: ignore[arg-type]
+        table.agents_for_test.replace(Agent((Version(d, MetadataChecker(d.metadata), new_pool),),  # type: ignore[attr-defined]
+                                            worker))  # type: ignore[arg-type]
         await pool.close()
         pool = new_pool
-        await asyncio.sleep(0.5)
+        for _ in range(200):  # the new pool has its process (from the new code) ready
+            if new_pool.idle_count:
+                break
+            await asyncio.sleep(0.05)
+        assert new_pool.idle_count
         await table.on_assignment(worker, agent_pb.JobAssignment(job=offer("AJ_1", str(out)).job))  # type: ignore[arg-type]
         for _ in range(200):
             if out.exists() and out.read_text():

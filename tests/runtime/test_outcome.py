@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from host.process.handle import ProcessExit
-from host.process.messages import JobDone
 from host.runtime.outcome import SUCCESS, Failure, Outcome, outcome
+from host.wire.messages import JobDone
 
 CLEAN = JobDone(None)
 

@@ -13,12 +13,12 @@ from typing import Any, Protocol
 from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.process.handle import JobProcess
-from host.process.messages import Participant
 from host.process.pool import ProcessPool
 from host.runtime.agents import Agent
 from host.runtime.outcome import Failure
 from host.runtime.worker import WorkerConnection
 from host.tracing import JobSpan
+from host.wire.messages import Participant
 
 
 @dataclass(frozen=True)

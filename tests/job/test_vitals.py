@@ -6,9 +6,9 @@ import asyncio
 import time
 from multiprocessing import Pipe
 
-from host.process import vitals
-from host.process.messages import JobVitals
-from host.process.protocol import decode_job
+from host.job import vitals
+from host.wire.messages import JobVitals
+from host.wire.protocol import decode_job
 
 
 async def test_a_blocked_loop_is_reported_late_and_an_idle_one_on_time():

@@ -6,7 +6,8 @@ from multiprocessing import Pipe
 
 import pytest
 
-from host.process.messages import (
+from host.job.template_main import read_exactly
+from host.wire.messages import (
     FORK,
     REQUEST_FRAME,
     Exited,
@@ -16,8 +17,7 @@ from host.process.messages import (
     pack_exited,
     pack_forked,
 )
-from host.process.protocol import decode_template, encode
-from host.process.template_child import read_exactly
+from host.wire.protocol import decode_template, encode
 
 
 def test_packed_and_encoded_template_messages_read_back_in_order():

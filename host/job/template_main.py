@@ -37,10 +37,13 @@ from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function
 from host.config.sources import ImportRecorder, Snapshot
-from host.process import child as job_child
-from host.process.environment import apply_environment
-from host.process.inherited import let_go_of_the_hosts_descriptors
-from host.process.messages import (
+from host.job import main as job_main
+from host.job.environment import apply_environment
+from host.job.inherited import let_go_of_the_hosts_descriptors
+from host.job.pipe import send
+from host.job.warmup import warm_up
+from host.sandbox import harden_template
+from host.wire.messages import (
     FDS,
     FDS_DATA,
     FORK,
@@ -53,11 +56,9 @@ from host.process.messages import (
     pack_exited,
     pack_forked,
 )
-from host.process.protocol import encode
-from host.process.warmup import warm_up
-from host.sandbox import harden_template
+from host.wire.protocol import encode
 
-logger = job_child.logger
+logger = job_main.logger
 
 PRIORITY_BOOST = 10  # nice levels the template runs above its job processes, where it may
 
@@ -78,9 +79,9 @@ def import_agent_code(definition: AgentDefinition) -> None:
 
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int) -> None:
     """Process target (module-level so that it can be pickled to the fork server)."""
-    sys.dont_write_bytecode = True  # see host.process.child.main
+    sys.dont_write_bytecode = True  # see host.job.main.main
     let_go_of_the_hosts_descriptors()  # before any agent code runs
-    if not job_child.take_output(conn):
+    if not job_main.take_output(conn):
         return
     harden_template()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the host decides when its processes stop
@@ -93,36 +94,36 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
         with ImportRecorder() as imported:
             import_agent_code(definition)
     except BaseException as exc:
-        job_child.send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
+        send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
         return
     threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if threads:
-        job_child.send(conn, NotForkSafe(f"importing the agent's code started threads: {', '.join(threads)}"))
+        send(conn, NotForkSafe(f"importing the agent's code started threads: {', '.join(threads)}"))
         return
     if open_sockets() - sockets_before:  # every job process would share the one connection
-        job_child.send(conn, NotForkSafe("importing the agent's code opened a network connection"))
+        send(conn, NotForkSafe("importing the agent's code opened a network connection"))
         return
     try:  # the host watches each forked process through a pidfd (Linux 5.3 and later)
         os.close(os.pidfd_open(os.getpid()))
     except (AttributeError, OSError) as exc:
-        job_child.send(conn, NotForkSafe(f"this system has no pidfd: {exc}"))
+        send(conn, NotForkSafe(f"this system has no pidfd: {exc}"))
         return
-    sources = job_child.imported_sources(definition, imported)
+    sources = job_main.imported_sources(definition, imported)
     try:
         template = Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources))
     except OSError as exc:
-        job_child.send(conn, InitFailed(f"cannot serve forks: {exc}"))
+        send(conn, InitFailed(f"cannot serve forks: {exc}"))
         return
     warm_up()  # the job runtime's code, specialized here once rather than in each job process
     gc.collect()
     gc.freeze()  # what was imported is shared with every job process: the collector must not write to it
-    if job_child.send(conn, TemplateReady(os.getpid(), sources)):
+    if send(conn, TemplateReady(os.getpid(), sources)):
         template.serve()
 
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What each forked job process's main is given, after its pipe (see host.process.child.main)."""
+    """What each forked job process's main is given, after its pipe (see host.job.main.main)."""
 
     definition: AgentDefinition
     log_format: str
@@ -180,8 +181,8 @@ class Template:
     """Forks job processes on request and reaps them. Its loop calls epoll, os and struct directly, with no
     Python layer between (selectors, pickling, multiprocessing's connection), and builds what it can once:
     every page the template writes to after a fork is copied, being shared with the new process, so each
-    object its loop touches costs each job process memory. `python bench/start_bench.py 30` printed 199 page
-    faults of the template per process through those layers, 105 without."""
+    object its loop touches costs each job process memory (`python bench/start_bench.py` counts the template's
+    page faults per process)."""
 
     def __init__(self, conn: Connection, job: JobSettings) -> None:
         self.conn = conn
@@ -255,7 +256,7 @@ class Template:
             for fd in self.children:
                 os.close(fd)
             job = self.job
-            job_child.main(Connection(job_end.detach()), job.definition, job.log_format, job.log_level, job.host_pid,
+            job_main.main(Connection(job_end.detach()), job.definition, job.log_format, job.log_level, job.host_pid,
                            job.sources)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1

@@ -3,7 +3,7 @@
 The host trusts nothing its processes send: they run agent code, and agent code may write anything to the
 pipe it inherits. So messages up (process -> host) are JSON objects of a fixed, versioned form, decoded
 field by field against their dataclass (`decode`); pickle is only ever read by the processes, from the host.
-Forked and Exited, sent once per job process, stay packed by hand (host.process.messages).
+Forked and Exited, sent once per job process, stay packed by hand (host.wire.messages).
 
 Before any frame, the host sends each process it starts OUTPUT (a fixed 8 bytes) with one descriptor: the
 write end of a pipe of the process's own, which it makes its stdout and stderr before agent code runs
@@ -27,7 +27,7 @@ from dataclasses import fields
 from typing import Any
 
 from host.errors import AgentHostError
-from host.process.messages import (
+from host.wire.messages import (
     Exited,
     Forked,
     ForkFailed,

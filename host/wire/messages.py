@@ -2,10 +2,10 @@
 
 Every message is a small frozen dataclass. Down (host -> process) they cross a `multiprocessing` pipe
 pickled, the protobuf `Job` as bytes so that this module never imports the LiveKit SDK; up (process ->
-host) as JSON the host checks field by field (host.process.protocol), since the host trusts nothing its
+host) as JSON the host checks field by field (host.wire.protocol), since the host trusts nothing its
 processes write. What crosses once per job process between the host and a template is smaller still: FORK
 and RETIRE are a byte each, and Forked and Exited are packed by hand (`pack_forked`, `pack_exited`), since
-building them would write to many of the template's pages (see host.process.template_child).
+building them would write to many of the template's pages (see host.job.template_main).
 Job processes: host -> process StartJob, ShutdownJob; process -> host Ready, InitFailed, JobStarted,
 ShuttingDown, JobDone. Template processes: host -> template FORK, RETIRE; template -> host TemplateReady,
 NotForkSafe, InitFailed, Forked (followed on the same socket by two file descriptors) or ForkFailed, Exited.

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from host.process.child import send
-from host.process.messages import JobVitals
+from host.job.pipe import send
+from host.wire.messages import JobVitals
 
 TICK = 0.1  # seconds between two looks at the loop
 EVERY = 1.0  # seconds between two reports

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import types
 
-from host.process import native
+from host.job import native
 
 # In a fresh process: start the runtime as a job process does, with a handler on the rtc client's logger; then
 # connect a room to a closed local port, which the library logs (it tries, retries, gives up), and say how many
@@ -19,7 +19,7 @@ handler = logging.Handler()
 handler.emit = lambda r: records.append(r.getMessage())
 logging.getLogger("livekit").addHandler(handler)
 logging.getLogger("livekit").setLevel(logging.DEBUG)
-from host.process import native
+from host.job import native
 native.start_runtime()
 native.start_runtime()  # idempotent: the library is set up again, no second runtime
 from livekit import rtc

@@ -1,8 +1,8 @@
 """The code that runs inside a job process: prewarm, then one job, then exit.
 
-Its agent's template forks it (host.process.template_child), or the fork server starts it, with a pipe.
+Its agent's template forks it (host.job.template_main), or the fork server starts it, with a pipe.
 The process imports the entrypoint (nothing to import when forked from the template) and runs `setup`,
-says Ready, waits for StartJob, runs the job's lifecycle (host.process.host_api or
+says Ready, waits for StartJob, runs the job's lifecycle (host.job.context_api or
 host.lkagents.runner, by the agent's `api`), reports JobDone and exits. Bounds on all of it are enforced by the host,
 which kills the process when a bound passes; nothing here needs to be trusted to stop.
 """
@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -25,14 +23,14 @@ from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import module_name_for_file
 from host.config.sources import ImportRecorder, Snapshot, project_files, snapshot
-from host.process.environment import apply_environment
-from host.process.inherited import let_go_of_the_hosts_descriptors
-from host.process.messages import InitFailed, JobDone, ProcessMessage, Ready, ShutdownJob, StartJob, TemplateMessage
-from host.process.protocol import ProtocolError, encode, receive_output
-from host.process.watchdog import HostWatchdog
+from host.job.environment import apply_environment
+from host.job.inherited import let_go_of_the_hosts_descriptors
+from host.job.pipe import send, watch_host_process
 from host.sandbox import harden_job
 from host.tracing import JobTracing
 from host.tree import become_subreaper, descendants, end_all
+from host.wire.messages import InitFailed, JobDone, Ready, StartJob
+from host.wire.protocol import ProtocolError, receive_output
 
 logger = logging.getLogger("agenthost.job")
 
@@ -68,9 +66,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     fields: dict[str, Any] = {"agent": definition.name, "pid": os.getpid()}
     job_filter = logs.JobFields(fields)
     logs.setup("json", log_level, job_filter)  # read by the host, which logs it again in its own format
-    global _watchdog
-    _watchdog = HostWatchdog(host_pid, definition.shutdown.timeout)
-    _watchdog.start()
+    watchdog = watch_host_process(host_pid, definition.shutdown.timeout)
     apply_environment(definition)
     try:
         with ImportRecorder() as imported:
@@ -89,7 +85,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     if not isinstance(msg, StartJob):
         return
     job_filter.fields.update({"job_id": _job_id(msg), "worker_id": msg.worker_id, **dict(msg.definition.log_fields)})
-    _watchdog.timeout = msg.definition.shutdown.timeout  # the job's own definition, as accepted
+    watchdog.timeout = msg.definition.shutdown.timeout  # the job's own definition, as accepted
     tracing = JobTracing(msg.traceparent, msg.otel_env, msg.definition.name)  # before the job's context is made
     if msg.traceparent and tracing.provider is not None:
         job_filter.fields["trace_id"] = msg.traceparent.split("-")[1]
@@ -135,15 +131,15 @@ def _prewarm(definition: AgentDefinition) -> JobRuntime:
         from host.lkagents.runner import AgentsRuntime
 
         return AgentsRuntime(definition)
-    from host.process.host_api import HostRuntime
+    from host.job.context_api import ContextRuntime
 
-    return HostRuntime(definition)
+    return ContextRuntime(definition)
 
 
 def _start_rtc_runtime() -> None:
     """Start the rtc library's native runtime (its threads) while the process is idle, not when a job
     arrives: the first job of the process does not wait for it. Per process: threads do not survive a fork."""
-    from host.process.native import start_runtime
+    from host.job.native import start_runtime
 
     start_runtime()
 
@@ -156,60 +152,5 @@ def _job_id(start: StartJob) -> str:
     return job.id
 
 
-def run_setup(setup: Any, proc: Any) -> None:
-    """Run a setup (prewarm) function, sync or async, with the process context it takes."""
-    result = setup(proc)
-    if inspect.isawaitable(result):
-        asyncio.run(_await(result))
-
-
-_watchdog: HostWatchdog | None = None
-
-
-def watch_host(conn: Connection, shutdown: Callable[[str], None]) -> None:
-    """Turn the host's ShutdownJob (or its going away) into a shutdown of the running job."""
-    loop = asyncio.get_running_loop()
-    if _watchdog is not None:
-        _watchdog.on_host_gone = lambda: loop.call_soon_threadsafe(shutdown, "host_gone")
-
-    def on_message() -> None:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(conn.fileno())
-            shutdown("host_gone")
-            return
-        if isinstance(msg, ShutdownJob):
-            shutdown(msg.reason)
-
-    loop.add_reader(conn.fileno(), on_message)
-
-
 def _not_ours(_signum: int, _frame: object) -> None:
     """A stop signal meant for the host (see `main`)."""
-
-
-def send(conn: Connection, msg: ProcessMessage | TemplateMessage) -> bool:
-    """Tell the host (in the form it reads: host.process.protocol); False when it is gone (the job still ends by
-    its own lifecycle)."""
-    try:
-        conn.send_bytes(encode(msg))
-    except (BrokenPipeError, ConnectionError, OSError):
-        logger.warning("the host is gone; could not report %s", type(msg).__name__)
-        return False
-    return True
-
-
-async def _await(aw: Any) -> None:
-    await aw
-
-
-async def finish_pending(tasks: list[asyncio.Task[Any]], drain: bool, timeout: float) -> None:
-    """With drain, let pending work finish within half the shutdown timeout (the shutdown callbacks keep
-    the other half); then cancel what is left."""
-    pending = [t for t in tasks if not t.done()]
-    if drain and pending:
-        await asyncio.wait(pending, timeout=timeout / 2)
-    for t in pending:
-        t.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)

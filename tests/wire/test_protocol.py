@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from host.process.messages import (
+from host.wire.messages import (
     Exited,
     Forked,
     ForkFailed,
@@ -21,7 +21,7 @@ from host.process.messages import (
     pack_exited,
     pack_forked,
 )
-from host.process.protocol import MAX_TEXT, ProtocolError, decode_job, decode_template, encode, fds_after
+from host.wire.protocol import MAX_TEXT, ProtocolError, decode_job, decode_template, encode, fds_after
 
 
 class Exploit:

@@ -1,0 +1,104 @@
+"""A job's end, once its process is on its way out: the exit waited for (bounded by its shutdown timeout), the
+outcome decided (host.runtime.outcome), its span, metrics and log line, its version's health, the call dispatched
+again where that is the rule (host.runtime.redispatch), and the status reported to the server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from livekit.protocol import agent as agent_pb
+
+from host.ops.metrics import Metrics
+from host.process.handle import JobProcess
+from host.runtime.accepted import AgentLookup, Job, JobFacts
+from host.runtime.outcome import Outcome, outcome
+from host.runtime.recovery import CRASHES
+from host.runtime.redispatch import Redispatch
+from host.runtime.versions import VERSION_FAILURES, Health
+
+logger = logging.getLogger("agenthost.host")
+
+
+class JobEnding:
+    def __init__(self, metrics: Metrics, health: Health, redispatch: Redispatch, agents: Callable[[], AgentLookup],
+                 draining: Callable[[], bool]) -> None:
+        self._metrics = metrics
+        self._health = health
+        self._redispatch = redispatch
+        self._agents = agents
+        self._draining = draining
+
+    async def wait(self, job: Job, process: JobProcess) -> Outcome:
+        """Until the job's process has exited: its outcome, told to the span, the metrics and the log."""
+        fields = {**job.facts.log_fields, "pid": process.pid}
+        await process.wait_shutting_down()
+        timeout = job.facts.definition.shutdown.timeout
+        end = await process.wait_exit(timeout)
+        result = outcome(end, job.failure, timeout)
+        job.span.event("exited", code=end.code, **({"shutdown_reason": end.shutdown_reason} if end.shutdown_reason
+                                                   else {}))
+        job.span.set(**{"exit.code": end.code if end.code >= 0 else None,
+                        "exit.signal": signal_name(-end.code) if end.code < 0 else None,
+                        "cpu.seconds": end.cpu_seconds, "memory.peak_bytes": end.peak_memory_bytes,
+                        "shutdown.reason": end.shutdown_reason})
+        job.span.end(result.reason or "ok", result.error)
+        if job.started_at is not None:
+            self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
+        self._log(result, {**fields, "reason": end.shutdown_reason})
+        if not self._judge_version(job, process, result) and result.reason in CRASHES:
+            self._redispatch.crashed(job.facts)
+        return result
+
+    def _judge_version(self, job: Job, process: JobProcess, result: Outcome) -> bool:
+        """A versioned agent's job ended: count it for its version, take a version failing too often out of
+        rotation, and give a call whose job failed before it was in the room another version (True: it is
+        dispatched again)."""
+        facts = job.facts
+        if facts.version is None:
+            return False
+        failed = result.reason in VERSION_FAILURES  # a drain, a stop or the server ending it is no fault of it
+        self.note_version(facts, failed)
+        vitals = process.vitals
+        in_room = vitals is not None and vitals.participants > 0
+        agent = self._agents().get(facts.agent)
+        if not failed or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2 \
+                or self._draining():
+            return False
+        self._redispatch.retry(facts)
+        return True
+
+    def note_version(self, facts: JobFacts, failed: bool) -> None:
+        assert facts.version is not None
+        self._metrics.version_jobs.labels(facts.agent, facts.version, "failed" if failed else "ok").inc()
+        if self._health.record(facts.definition, failed=failed):
+            take_out = facts.definition.take_out
+            logger.warning("version %s of agent %s taken out of rotation until a reload changes it: %d of its last "
+                           "%d jobs failed", facts.version, facts.agent, self._health.failures(facts.definition),
+                           take_out.of_last, extra=facts.log_fields)
+
+    def _log(self, result: Outcome, fields: dict[str, Any]) -> None:
+        if result.ok:
+            self._metrics.jobs_finished.labels(fields["agent"]).inc()
+            logger.info("job ended", extra=fields)
+        else:
+            self._metrics.jobs_failed.labels(fields["agent"], result.reason).inc()
+            logger.error("job failed: %s", result.error, extra=fields)
+
+    async def report(self, facts: JobFacts, result: Outcome, fields: dict[str, Any]) -> None:
+        """The job's status, to the server (unless its worker is gone with a reload: no one to tell)."""
+        if facts.worker.closed:
+            logger.debug("job status not reported: its worker was unregistered", extra=fields)
+            return
+        status = agent_pb.JobStatus.JS_SUCCESS if result.ok else agent_pb.JobStatus.JS_FAILED
+        await facts.worker.update_job(facts.id, status, result.error or "")
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

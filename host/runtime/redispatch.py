@@ -1,0 +1,98 @@
+"""Calls this host dispatches again, and the offers that come of it.
+
+- A versioned agent's job that failed before it joined its call: the call is dispatched again, and its next
+  offer avoids the version that failed (`retry`, `avoided`).
+- A job whose process died (a signal, the memory limit) with `recovery.on_crash: redispatch`: after a backoff
+  the call gets its agent again by the recovery's checks (`crashed`, host.runtime.recovery).
+- A call of a host that died, recovered here: its next offer is known to be that call's (`expect_recovery`),
+  so its job can tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from host.aio import TaskSet
+from host.config.credentials import Credentials
+from host.ops.metrics import Metrics
+from host.runtime.accepted import AgentLookup, JobFacts
+from host.runtime.dispatching import create_dispatch
+from host.runtime.journal import Entry
+from host.runtime.recovery import CRASH, Recoverer, crash_backoff
+
+logger = logging.getLogger("agenthost.host")
+
+RETRY_WAIT = 15.0  # a retried call's offer comes within this, or another host took it
+
+
+class Redispatch:
+    def __init__(self, credentials: Credentials, metrics: Metrics, agents: Callable[[], AgentLookup],
+                 draining: Callable[[], bool]) -> None:
+        self._credentials = credentials
+        self._agents = agents
+        self._draining = draining
+        self._tasks = TaskSet("redispatch")
+        self._retries: dict[tuple[str, str], str] = {}  # (agent, room) -> the version its last job failed on
+        self._recoveries: dict[tuple[str, str], Entry] = {}  # (agent, room) -> the job whose call is taken over
+        self._recoverer = Recoverer(credentials, self.expect_recovery, metrics, None)
+
+    # -- what an offer learns ----------------------------------------------------------------------
+    def avoided(self, agent: str, room: str) -> str | None:
+        """The version the last job of this call failed on, while its retry is on its way."""
+        return self._retries.get((agent, room))
+
+    def accepted(self, agent: str, room: str) -> Entry | None:
+        """An offer of this call was accepted: the retry is done; the call it recovers, if it is a recovery."""
+        self._retries.pop((agent, room), None)
+        return self._recoveries.pop((agent, room), None)
+
+    def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
+        """The next offer of `agent` in `room` takes over the call of `entry` (None: it will not come: its
+        dispatch failed)."""
+        if entry is None:
+            self._recoveries.pop((agent, room), None)
+        else:
+            self._recoveries[(agent, room)] = entry
+
+    # -- after a job ended -----------------------------------------------------------------------------
+    def retry(self, facts: JobFacts) -> None:
+        """Dispatch the call of `facts`, whose job failed on its version before it joined, again: its next
+        offer avoids that version."""
+        assert facts.version is not None
+        key = (facts.agent, facts.room)
+        self._retries[key] = facts.version
+        asyncio.get_running_loop().call_later(RETRY_WAIT, self._retries.pop, key, None)
+        logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
+                       "version", facts.version, extra=facts.log_fields)
+        self._tasks.spawn(self._dispatch_again(facts), name=f"retry-{facts.id}")
+
+    def crashed(self, facts: JobFacts) -> None:
+        """A job whose process died while this host lives: its call gets the agent again, after a backoff, if its
+        agent says so (recovery.on_crash) and the call still has a caller and no other agent."""
+        backoff = crash_backoff(facts.definition, facts.attempt)
+        if backoff is None or self._draining():
+            return
+        lost_at = time.time()
+        entry = Entry(facts.id, facts.agent, facts.room, facts.dispatch_id, facts.dispatched_metadata,
+                      facts.participant.identity, self._credentials.url, 0, 0, facts.accepted_at, facts.attempt,
+                      facts.recovery_of)
+        logger.info("job process died: its call is dispatched again in %gs (recovery.on_crash), if it still has a "
+                    "caller", backoff, extra=facts.log_fields)
+
+        async def later() -> None:
+            await asyncio.sleep(backoff)
+            if not self._draining():
+                await self._recoverer.recover(entry, self._agents(), CRASH, since=lost_at)
+
+        self._tasks.spawn(later(), name=f"crash-{facts.id}")
+
+    async def _dispatch_again(self, facts: JobFacts) -> None:
+        try:
+            await create_dispatch(self._credentials, facts.definition.registered_name, facts.room,
+                                  facts.dispatched_metadata)
+        except Exception as exc:
+            self._retries.pop((facts.agent, facts.room), None)
+            logger.error("could not dispatch the call again: %s", exc, extra=facts.log_fields)

@@ -1,0 +1,1 @@
+"""The format of what crosses the pipe between the host and its job and template processes: both sides read it."""

@@ -1,0 +1,64 @@
+"""`agenthost dispatch` and `agenthost call`: what they check before they reach the server, and what they say."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = "tests/fixtures/bad"
+
+
+def agenthost(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=60, check=False)
+
+
+CALL_SERVER = ("--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
+
+
+def test_dispatch_checks_metadata_before_sending():
+    r = agenthost("dispatch", "ok", "--room", "r", "--config", "tests/fixtures/good", "--metadata", "{}",
+                  "--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
+    assert r.returncode == 1
+    assert r.stderr == "<metadata>:1:1: $: 'user_id' is a required property\n1 error\n"
+
+
+def test_dispatch_to_an_agent_whose_file_is_broken_shows_the_file_problems(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nlimits: {max_jobs: -1}\n")
+    r = agenthost("dispatch", "a", "--room", "r", "--config", str(tmp_path),
+                  "--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "a.yaml:3:" in r.stderr and "$.limits.max_jobs" in r.stderr
+    assert "no agent named 'a' (known: none) that loads without problems" in r.stderr
+
+
+def test_call_an_unknown_agent_is_a_usage_error():
+    r = agenthost("call", "nope", "--say", "hi", "--config", "tests/fixtures/good", *CALL_SERVER)
+    assert r.returncode == 2
+    assert r.stderr.endswith("Error: no agent named 'nope' (known: ok)\n")
+
+
+def test_call_with_nothing_to_say_is_a_usage_error():
+    r = agenthost("call", "ok", "--config", "tests/fixtures/good", *CALL_SERVER)
+    assert r.returncode == 2
+    assert r.stderr.endswith("Error: nothing to say: give --say TEXT or --wav FILE (repeatable)\n")
+
+
+def test_call_names_a_missing_wav(tmp_path):
+    r = agenthost("call", "ok", "--wav", str(tmp_path / "gone.wav"), "--config", "tests/fixtures/good",
+                  "--metadata", '{"user_id": "u"}', *CALL_SERVER)
+    assert r.returncode == 2
+    assert r.stderr.endswith(f"Error: Invalid value for --say/--wav: {tmp_path / 'gone.wav'}: no such file\n")
+
+
+def test_call_checks_metadata_before_calling():
+    r = agenthost("call", "ok", "--say", "hi", "--config", "tests/fixtures/good", "--metadata", "{}", *CALL_SERVER)
+    assert r.returncode == 1
+    assert r.stderr == "<metadata>:1:1: $: 'user_id' is a required property\n1 error\n"
+
+
+def test_call_says_when_the_server_is_unreachable():
+    r = agenthost("call", "ok", "--say", "hi", "--config", "tests/fixtures/good", "--metadata", '{"user_id": "u"}',
+                  *CALL_SERVER)
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert "agenthost: cannot join room 'call-" in r.stderr and "at ws://127.0.0.1:9" in r.stderr

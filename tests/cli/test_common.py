@@ -1,0 +1,34 @@
+"""What every command shares: metadata files, tokens, durations."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = "tests/fixtures/bad"
+
+
+def agenthost(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=60, check=False)
+
+
+def test_a_metadata_file_is_read_up_to_the_bound():
+    r = agenthost("validate", "--no-imports", "tests/fixtures/good", "--metadata", "ok", "@/dev/zero")
+    assert r.returncode == 2
+    assert "'/dev/zero' is over the metadata limit of 65536 bytes" in r.stderr
+
+
+def test_a_token_and_a_token_file_together_are_refused(tmp_path):
+    (tmp_path / "token").write_text("t\n")
+    r = agenthost("status", "--http", "127.0.0.1:9", "--http-token", "a", "--http-token-file", str(tmp_path / "token"))
+    assert r.returncode == 2
+    assert "give --http-token or --http-token-file (or their variables), not both" in r.stderr
+
+
+def test_durations_on_the_command_line():
+    r = agenthost("run", "--drain-timeout", "soon", "tests/fixtures/good")
+    assert r.returncode == 2
+    assert "'soon' is not a duration (seconds, or a number with ms, s or m: 500ms, 60s, 1.5m)" in r.stderr
+    r = agenthost("validate", "--import-timeout", "20s", "tests/fixtures/good")
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -1,0 +1,75 @@
+"""`agenthost init`: an agent file written from a livekit-agents module, never over one."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = "tests/fixtures/bad"
+
+
+def agenthost(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=60, check=False)
+
+
+def test_init_writes_an_agent_file_and_never_overwrites_one(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "agent.py").write_text(
+        "from livekit.agents import AgentServer, JobContext, cli\nserver = AgentServer(load_threshold=0.5)\n\n"
+        "@server.rtc_session()\nasync def session(ctx: JobContext) -> None:\n    pass\n\n"
+        "if __name__ == '__main__':\n    cli.run_app(server)\n")
+    r = agenthost("init", "agent.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("wrote agents.d/agent.yaml: agent 'agent', api: livekit-agents, dispatch: automatic\n"
+                               "  not carried over: load_threshold=0.5: it is the host's")
+    written = (tmp_path / "agents.d" / "agent.yaml").read_text()
+    assert "entrypoint: ../agent.py:server" in written and "dispatch: automatic" in written
+    r = agenthost("init", "agent.py", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "agenthost init: agents.d/agent.yaml exists: not overwritten (--force "
+                                           "replaces it)\n")
+    assert (tmp_path / "agents.d" / "agent.yaml").read_text() == written
+    assert agenthost("init", "agent.py", "--force", cwd=tmp_path).returncode == 0
+    r = agenthost("init", "missing.py", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, "agenthost init: missing.py: no such file\n")
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    r = agenthost("init", "empty.py", cwd=tmp_path)
+    assert r.returncode == 1 and "no agent found" in r.stderr
+
+
+def test_init_reads_a_package_module_with_relative_imports_and_its_main_guard(tmp_path):
+    pytest.importorskip("livekit.agents")
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("GREETING = 'hi'\n")
+    (pkg / "agent.py").write_text(
+        "from livekit.agents import JobContext, JobProcess, WorkerOptions, WorkerType, cli\n"
+        "from .helpers import GREETING\n\n"
+        "def prewarm(proc: JobProcess) -> None:\n    proc.userdata['g'] = GREETING\n\n"
+        "async def entrypoint(ctx: JobContext) -> None:\n    pass\n\n"
+        "if __name__ == '__main__':\n"
+        "    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=prewarm, agent_name='pkg-agent',\n"
+        "                              worker_type=WorkerType.PUBLISHER))\n")
+    r = agenthost("init", "mypkg.agent", "--out", "deploy/a.yaml", "--import-timeout", "30s", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = (tmp_path / "deploy" / "a.yaml").read_text()
+    for line in ("name: pkg-agent", "entrypoint: ../mypkg/agent.py:entrypoint", "setup: ../mypkg/agent.py:prewarm",
+                 "dispatch: explicit", "job_type: publisher"):
+        assert line in written
+    # the written file resolves from anywhere: its paths are read from its own folder
+    assert agenthost("validate", "--strict", str(tmp_path / "deploy"), cwd=ROOT).returncode == 0
+    # the same module by its path, and its function named: its settings still come from the __main__ guard
+    r = agenthost("init", "mypkg/agent.py:entrypoint", "--out", "b.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "setup: mypkg/agent.py:prewarm" in (tmp_path / "b.yaml").read_text()
+    # validate reads the guarded WorkerOptions too: dropping setup and job_type is said, as errors
+    (tmp_path / "c.yaml").write_text("name: pkg-agent\napi: livekit-agents\nentrypoint: mypkg/agent.py:entrypoint\n")
+    r = agenthost("validate", "c.yaml", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "$.setup: the WorkerOptions given to cli.run_app runs 'prewarm' in each process before its job " \
+           "(prewarm); this agent file names the entrypoint function only, so it would not run. Add `setup: " \
+           "mypkg/agent.py:prewarm`" in r.stdout
+    assert "$.job_type: the WorkerOptions given to cli.run_app is ServerType.PUBLISHER" in r.stdout

@@ -1,0 +1,62 @@
+"""A job's end as the host records it: its version's health, and its status told to the server only while
+its worker is there."""
+
+from __future__ import annotations
+
+import logging
+
+from livekit.protocol import agent as agent_pb
+
+from host.config.credentials import Credentials
+from host.config.loader import load
+from host.ops.metrics import Metrics
+from host.runtime.accepted import JobFacts, NoAgents
+from host.runtime.ending import JobEnding, signal_name
+from host.runtime.outcome import SUCCESS, Outcome
+from host.runtime.redispatch import Redispatch
+from host.runtime.versions import Health
+from host.wire.messages import Participant
+
+
+class Worker:
+    def __init__(self, closed: bool) -> None:
+        self.closed = closed
+        self.updates: list[tuple[str, int, str]] = []
+
+    async def update_job(self, job_id: str, status: int, error: str = "") -> None:
+        self.updates.append((job_id, status, error))
+
+
+def facts(tmp_path, worker: Worker) -> JobFacts:
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nversion: v1\ntake_out: {failures: 2, of_last: 3}\n")
+    d = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+    return JobFacts("AJ_1", "a", "r", "AD_1", d, worker, None, Participant("agent-AJ_1", "", "", ()))  # type: ignore[arg-type]
+
+
+def ending(metrics: Metrics, health: Health) -> JobEnding:
+    redispatch = Redispatch(Credentials("ws://127.0.0.1:9", "k", "s" * 32), metrics, NoAgents, lambda: False)
+    return JobEnding(metrics, health, redispatch, NoAgents, lambda: False)
+
+
+async def test_the_status_is_reported_while_the_worker_is_there(tmp_path):
+    metrics, health = Metrics(), Health()
+    there, gone = Worker(False), Worker(True)
+    end = ending(metrics, health)
+    await end.report(facts(tmp_path, there), Outcome("job_error", "entrypoint raised ValueError: x"), {})
+    await end.report(facts(tmp_path, gone), SUCCESS, {})
+    assert there.updates == [("AJ_1", agent_pb.JobStatus.JS_FAILED, "entrypoint raised ValueError: x")]
+    assert gone.updates == []  # a reload unregistered it: no one to tell
+
+
+def test_a_version_failing_too_often_is_taken_out_and_said_once(tmp_path, caplog):
+    metrics, health = Metrics(), Health()
+    end = ending(metrics, health)
+    f = facts(tmp_path, Worker(False))
+    with caplog.at_level(logging.WARNING, "agenthost.host"):
+        end.note_version(f, failed=True)
+        end.note_version(f, failed=True)
+        end.note_version(f, failed=True)
+    assert health.is_out(f.definition)
+    assert caplog.text.count("version v1 of agent a taken out of rotation") == 1
+    assert 'agenthost_version_jobs_total{agent="a",outcome="failed",version="v1"} 3.0' in metrics.render().decode()
+    assert signal_name(9) == "SIGKILL" and signal_name(999) == "999"

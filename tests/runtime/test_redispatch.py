@@ -1,0 +1,48 @@
+"""What an offer learns of a call this host dispatched again, and when a crashed job's call is taken up."""
+
+from __future__ import annotations
+
+import logging
+
+from host.config.credentials import Credentials
+from host.config.loader import load
+from host.ops.metrics import Metrics
+from host.runtime.accepted import JobFacts, NoAgents
+from host.runtime.journal import Entry
+from host.runtime.redispatch import Redispatch
+from host.wire.messages import Participant
+
+UNREACHABLE = Credentials("ws://127.0.0.1:9", "k", "s" * 32)
+ENTRY = Entry("AJ_1", "a", "room-1", "AD_1", "", "agent-AJ_1", "ws://127.0.0.1:9", 1, 1, 1.0)
+
+
+def facts(tmp_path, recovery: str = "{}") -> JobFacts:
+    (tmp_path / "a.yaml").write_text(f"name: a\nentrypoint: m:f\nrecovery: {recovery}\n")
+    d = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+    return JobFacts("AJ_1", "a", "room-1", "AD_1", d, None, None,  # type: ignore[arg-type]
+                    Participant("agent-AJ_1", "", "", ()))
+
+
+async def test_a_recovery_is_known_to_the_next_offer_of_its_call_only():
+    redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False)
+    redispatch.expect_recovery("a", "room-1", ENTRY)
+    assert redispatch.accepted("a", "room-2") is None
+    assert redispatch.accepted("a", "room-1") == ENTRY
+    assert redispatch.accepted("a", "room-1") is None  # once
+    redispatch.expect_recovery("a", "room-1", ENTRY)
+    redispatch.expect_recovery("a", "room-1", None)  # its dispatch failed: it will not come
+    assert redispatch.accepted("a", "room-1") is None
+
+
+async def test_a_crashed_call_is_taken_up_only_when_the_agent_says_so_and_the_host_is_not_draining(tmp_path, caplog):
+    draining = False
+    redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: draining)
+    with caplog.at_level(logging.INFO, "agenthost.host"):
+        redispatch.crashed(facts(tmp_path))
+        assert "dispatched again" not in caplog.text  # on_crash is off by default
+        draining = True
+        redispatch.crashed(facts(tmp_path, "{on_crash: redispatch}"))
+        assert "dispatched again" not in caplog.text
+        draining = False
+        redispatch.crashed(facts(tmp_path, "{on_crash: redispatch, crash_backoff: 2s}"))
+    assert "job process died: its call is dispatched again in 2s (recovery.on_crash)" in caplog.text

@@ -1,0 +1,53 @@
+"""What a process running agent code gives up (host.sandbox), in real child processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from host.sandbox import CAP_SYS_ADMIN, CAP_SYS_PTRACE
+
+PROBE = """
+import ctypes, json, os, sys
+from host import sandbox
+getattr(sandbox, sys.argv[1])(*map(int, sys.argv[2:]))
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+hidden = os.environ.get("PROBE_DIR")
+print(json.dumps({"cap_eff": int(status["CapEff"], 16), "no_new_privs": status["NoNewPrivs"].strip(),
+                  "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0),
+                  "sees": sorted(os.listdir(hidden)) if hidden else None,
+                  "shm": sorted(os.listdir("/dev/shm"))}))
+"""
+
+
+def probe(*args: str, env: dict[str, str] | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})})
+    return json.loads(out.stdout)
+
+
+def test_the_check_of_agent_modules_gives_up_what_a_job_does():
+    seen = probe("harden_check")
+    assert seen["dumpable"] == 0 and seen["no_new_privs"] == "1"
+    assert not seen["cap_eff"] & (1 << CAP_SYS_PTRACE | 1 << CAP_SYS_ADMIN)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a job has a mount namespace of its own only as root")
+def test_a_job_as_root_has_its_own_dev_shm_and_cannot_see_the_fork_servers_folder(tmp_path):
+    from host.sandbox import FORKSERVER_DIR
+
+    (tmp_path / "listener-1").write_text("the fork server's socket would be here")
+    marker = f"agenthost-test-{os.getpid()}"
+    (open(f"/dev/shm/{marker}", "w")).close()
+    try:
+        seen = probe("harden_job", "0", env={FORKSERVER_DIR: str(tmp_path), "PROBE_DIR": str(tmp_path)})
+    finally:
+        os.unlink(f"/dev/shm/{marker}")
+    assert seen["sees"] == [] and marker not in seen["shm"]
+    assert seen["dumpable"] == 0 and seen["no_new_privs"] == "1"
+    assert not seen["cap_eff"] & (1 << CAP_SYS_PTRACE | 1 << CAP_SYS_ADMIN)
+    assert os.listdir(tmp_path) == ["listener-1"]  # only hidden from the job
