@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import aiohttp
 from livekit import api, rtc
@@ -16,8 +16,15 @@ from livekit.protocol import agent as agent_pb
 from host.job.native import start_runtime
 from host.runtime.worker import PROTOCOL_VERSION
 
-if TYPE_CHECKING:
-    from host.testing.harness import LiveKitServer
+
+class Server(Protocol):
+    """What a room's clients need of a server (host.testing.harness.LiveKitServer is one)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def api(self) -> api.LiveKitAPI: ...
+
 
 API_KEY = "devkey"
 API_SECRET = "secret-for-agenthost-tests-0123456789"
@@ -34,7 +41,7 @@ def token(room: str, identity: str, attributes: dict[str, str] | None = None) ->
 class Client:
     """A real participant: collects the text streams it receives, by topic."""
 
-    def __init__(self, server: LiveKitServer, room: str, identity: str = "user",
+    def __init__(self, server: Server, room: str, identity: str = "user",
                  attributes: dict[str, str] | None = None) -> None:
         self.server, self.room_name, self.identity, self.attributes = server, room, identity, attributes
         start_runtime()  # as a job process does: without it, idle clients keep the CPU busy with log records
@@ -89,7 +96,7 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def server_api(server: LiveKitServer) -> AsyncIterator[api.LiveKitAPI]:
+async def server_api(server: Server) -> AsyncIterator[api.LiveKitAPI]:
     client = server.api()
     try:
         yield client
@@ -101,7 +108,7 @@ def new_room() -> str:
     return f"room-{uuid.uuid4().hex[:8]}"
 
 
-async def job_in_new_room(server: LiveKitServer, agent: str, topic: str, count: int = 1) -> Client:
+async def job_in_new_room(server: Server, agent: str, topic: str, count: int = 1) -> Client:
     """Dispatch `agent` to a new room with a client in it; return once `count` texts arrived on `topic`."""
     client = Client(server, new_room())
     client.listen(topic)
@@ -111,7 +118,7 @@ async def job_in_new_room(server: LiveKitServer, agent: str, topic: str, count: 
     return client
 
 
-async def renew_agent_list(server: LiveKitServer) -> None:
+async def renew_agent_list(server: Server) -> None:
     """Have the server look up its registered agents afresh when the next room starts, instead of within the
     minute after (its list is kept for a minute, and the look-up waits out its full 5 s request, holding every
     dispatch made meanwhile: livekit-server pkg/agent/client.go). A bench that lets the next rooms' look-up
@@ -128,7 +135,7 @@ async def renew_agent_list(server: LiveKitServer) -> None:
             raise AssertionError(f"the server did not register the worker: {answer.type.name}")
 
 
-async def dispatch(server: LiveKitServer, agent: str, room: str, metadata: str = "") -> str:
+async def dispatch(server: Server, agent: str, room: str, metadata: str = "") -> str:
     async with server_api(server) as lk:
         d = await lk.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(agent_name=agent, room=room, metadata=metadata))
