@@ -178,8 +178,14 @@ def agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[
             sys.exit(EXIT_INVALID)
         raise click.UsageError(str(UnknownAgentError(agent, agents)))
     text, source = read_payload(payload) if payload else ("", "<metadata>")
-    problems = MetadataChecker(agents[agent].metadata).check(text, source)[1]
-    if problems:
-        click.echo(render("text", (), problems), err=True, nl=False)
-        sys.exit(EXIT_INVALID)
+    # a dispatch may be given to any version with a weight: the metadata must fit each one's schema
+    versions = [d for d in catalog.agents if d.name == agent]
+    for definition in [d for d in versions if d.weight > 0] or versions:
+        problems = MetadataChecker(definition.metadata).check(text, source)[1]
+        if problems:
+            if len(versions) > 1:
+                click.echo(f"agenthost: the metadata does not fit version {definition.version} of {agent}, which a "
+                           "dispatch may be given to:", err=True)
+            click.echo(render("text", (), problems), err=True, nl=False)
+            sys.exit(EXIT_INVALID)
     return agents[agent], text

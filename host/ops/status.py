@@ -140,38 +140,59 @@ class StatusError(Exception):
 
 MAX_STATUS_BYTES = 16 * 1024 * 1024
 STATUS_DEADLINE = 10.0
+MAX_HEAD_BYTES = 64 * 1024  # the status line and headers of an answer
+
+
+def _get(url: str, token: str | None, deadline: float, limit: int) -> tuple[int, str, bytes]:
+    """GET `url` (http://HOST:PORT/PATH, HTTP/1.0: the host answers once and closes): (code, reason, body)."""
+    import socket
+    import time
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise StatusError(f"not an http:// address: {printable(url)}")
+    end = time.monotonic() + deadline
+    request = (f"GET {parts.path or '/'} HTTP/1.0\r\nHost: {parts.netloc}\r\n"
+               + (f"Authorization: Bearer {token}\r\n" if token else "") + "\r\n").encode()
+    answer = bytearray()
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=deadline) as sock:
+            sock.sendall(request)
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise StatusError(f"no whole answer within {deadline:g} s")
+                sock.settimeout(left)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+                if len(answer) > limit + MAX_HEAD_BYTES:
+                    raise StatusError(f"an answer over {limit} bytes")
+    except TimeoutError:
+        raise StatusError(f"no whole answer within {deadline:g} s") from None
+    except OSError as exc:
+        raise StatusError(exc.strerror or str(exc)) from exc
+    head, sep, body = bytes(answer).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+    if not sep or len(status) < 2 or not status[0].startswith("HTTP/") or not status[1].isdigit():
+        raise StatusError("not an HTTP answer")
+    return int(status[1]), status[2] if len(status) > 2 else "", body
 
 
 def fetch_status(url: str, token: str | None, deadline: float = STATUS_DEADLINE,
                  limit: int = MAX_STATUS_BYTES) -> StatusDocument:
-    """The /status document at `url`, read whole within `deadline` seconds and `limit` bytes."""
+    """The /status document at `url`, read whole within `deadline` seconds and `limit` bytes. Read here, on this
+    thread, with every wait bounded by what is left of the deadline: a host that drips its answer or never
+    finishes it costs nothing once it is given up (`agenthost top` reads it again every second)."""
     import json
-    import threading
-    import urllib.error
-    import urllib.request
 
-    result: list[bytes | BaseException] = []
-
-    def read() -> None:
-        try:
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=deadline) as response:
-                body = response.read(limit + 1)
-            result.append(body)
-        except BaseException as exc:  # handed to the caller's thread
-            result.append(exc)
-
-    reader = threading.Thread(target=read, daemon=True)  # a server that drips its answer keeps it, not us
-    reader.start()
-    reader.join(deadline)
-    if not result:
-        raise StatusError(f"no whole answer within {deadline:g} s")
-    body = result[0]
-    if isinstance(body, urllib.error.HTTPError):
-        raise StatusError(f"HTTP {body.code} {printable(str(body.reason))}" + (" (wrong or missing --http-token)"
-                                                               if body.code in (401, 403) else ""))
-    if isinstance(body, BaseException):
-        raise StatusError(str(getattr(body, "reason", body)))
+    code, reason, body = _get(url, token, deadline, limit)
+    if code in (401, 403):
+        raise StatusError(f"HTTP {code} {printable(reason)} (wrong or missing --http-token)")
+    if code != 200:
+        raise StatusError(f"HTTP {code} {printable(reason)}")
     if len(body) > limit:
         raise StatusError(f"an answer over {limit} bytes")
     try:

@@ -16,7 +16,24 @@ async def create_dispatch(credentials: Credentials, agent_name: str, room: str, 
         dispatch = await client.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata))
     except (api.TwirpError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise ServerError(f"cannot create the dispatch at {credentials.http_url}: {exc}") from exc
+        raise ServerError(f"cannot create the dispatch: {server_problem(exc, credentials.http_url)}") from exc
     finally:
         await client.aclose()
     return dispatch.id
+
+
+REFUSED_WORDS = ("401", "unauthorized", "invalid token", "permission denied", "unauthenticated")
+
+
+def server_problem(exc: BaseException, url: str) -> str:
+    """What went wrong talking to the LiveKit server at `url`, said so that the fix is plain: the keys it refused,
+    nothing answering there, or what it said."""
+    text = str(exc) or type(exc).__name__
+    refused = isinstance(exc, api.TwirpError) and exc.code in (api.TwirpErrorCode.UNAUTHENTICATED,
+                                                               api.TwirpErrorCode.PERMISSION_DENIED)
+    if refused or any(word in text.lower() for word in REFUSED_WORDS):
+        return (f"the server at {url} refused the API key and secret ({text}): check LIVEKIT_API_KEY and "
+                "LIVEKIT_API_SECRET (or --api-key and --api-secret)")
+    if isinstance(exc, (ConnectionRefusedError, aiohttp.ClientConnectorError)) or "connection refused" in text.lower():
+        return f"nothing answers at {url}: is livekit-server running there? (`agenthost dev` starts one)"
+    return f"{url}: {text}"

@@ -27,7 +27,7 @@ from livekit import api, rtc
 
 from host.config.credentials import Credentials
 from host.errors import AgentHostError, ServerError
-from host.runtime.dispatching import create_dispatch
+from host.runtime.dispatching import create_dispatch, server_problem
 from host.voice.audio import rms, write_wav
 from host.voice.speech import SAMPLE_RATE, Recognizer
 
@@ -202,7 +202,8 @@ class Caller:
         try:
             await asyncio.wait_for(self._room.connect(self._credentials.url, token), self._options.timeout)
         except (rtc.ConnectError, asyncio.TimeoutError, OSError) as exc:
-            raise ServerError(f"cannot join room {room!r} at {self._credentials.url}: {exc or 'timed out'}") from exc
+            problem = server_problem(exc, self._credentials.url) if str(exc) else f"{self._credentials.url}: timed out"
+            raise ServerError(f"cannot join room {room!r}: {problem}") from exc
         track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
         publication = await self._room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))

@@ -62,3 +62,18 @@ def test_call_says_when_the_server_is_unreachable():
                   *CALL_SERVER)
     assert r.returncode == 3 and "Traceback" not in r.stderr
     assert "agenthost: cannot join room 'call-" in r.stderr and "at ws://127.0.0.1:9" in r.stderr
+
+
+def test_the_metadata_must_fit_every_version_a_dispatch_may_go_to(tmp_path):
+    for version, field, weight in (("v1", "user", 1), ("v2", "account", 1)):
+        (tmp_path / f"{version}.yaml").write_text(
+            f"name: shop\nversion: {version}\nweight: {weight}\nentrypoint: m.py:f\n"
+            f"metadata:\n  schema: {{type: object, required: [{field}]}}\n")
+    r = agenthost("dispatch", "shop", "--room", "room-1", "--config", str(tmp_path), "--metadata", '{"user": "u"}',
+                  *CALL_SERVER)
+    assert r.returncode == 1 and "the metadata does not fit version v2 of shop" in r.stderr, r.stderr
+    assert "'account' is a required property" in r.stderr
+    (tmp_path / "v2.yaml").write_text((tmp_path / "v2.yaml").read_text().replace("weight: 1", "weight: 0"))
+    r = agenthost("dispatch", "shop", "--room", "room-1", "--config", str(tmp_path), "--metadata", '{"user": "u"}',
+                  *CALL_SERVER)
+    assert r.returncode == 3, r.stderr  # v2 takes no new call: checked, then the (absent) server is asked

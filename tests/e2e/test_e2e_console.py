@@ -133,3 +133,23 @@ async def test_dev_starts_its_own_server_and_leaves_no_process_behind(tmp_path: 
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("command", ["dispatch", "call", "console"])
+async def test_wrong_keys_and_no_server_are_told_apart(livekit_server, tmp_path, command):
+    """A server that refuses the keys, and an address where nothing answers, each say what to fix (exit 3)."""
+    agent_file(tmp_path, "quiet", f"entrypoint: {ROOT / 'tests/agents/keeper.py'}:entrypoint\n")
+    args = {"dispatch": ["dispatch", "quiet", "--room", "room-x", "--config", str(tmp_path)],
+            "call": ["call", "quiet", "--say", "hello", "--config", str(tmp_path), "--timeout", "10s"],
+            "console": ["console", "quiet", "--config", str(tmp_path), "--timeout", "10s"]}[command]
+
+    def run(url: str, secret: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **livekit_server.env(), "LIVEKIT_URL": url, "LIVEKIT_API_SECRET": secret}
+        return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=ROOT,
+                              env=env, stdin=subprocess.DEVNULL, timeout=60, check=False)
+
+    wrong = run(livekit_server.url, "not-the-secret-of-this-server-0123456789")
+    assert wrong.returncode == 3 and "Traceback" not in wrong.stderr, wrong.stderr
+    assert "refused the API key and secret" in wrong.stderr and "LIVEKIT_API_SECRET" in wrong.stderr, wrong.stderr
+    nobody = run("ws://127.0.0.1:9", livekit_server.env()["LIVEKIT_API_SECRET"])
+    assert nobody.returncode == 3 and "nothing answers at" in nobody.stderr, nobody.stderr

@@ -130,6 +130,29 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     assert metric(text, "agenthost_reloads_total", result="unchanged") == 1
 
 
+async def test_an_idle_job_beside_a_livekit_agents_agent_is_small_and_quiet(livekit_server, start_host, tmp_path):
+    """With a livekit-agents agent served, the fork server has livekit-agents loaded and every job process shares
+    it: an idle job's memory is its own pages, well under 100 MB, and it uses next to no CPU."""
+    pytest.importorskip("livekit.agents")
+    agents = tmp_path / "agents"
+    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
+    (agents / "voice.yaml").write_text((ROOT / "agents.d" / "voice.yaml").read_text())
+    host = start_host(livekit_server, agents)
+    base = await host.http_base()
+    await host.wait_log(r"registered agent ticker")
+    await host.wait_log(r"registered agent voice ")
+    client = await ticking(livekit_server, "ticker")
+    job: dict = {}
+    for _ in range(200):  # until its memory and CPU were sampled (every few seconds)
+        [job] = json.loads((await get(base + "/status"))[1])["jobs"]
+        if job["memory_mb"] is not None and job["cpu"] is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert job["agent"] == "ticker" and 0 < job["memory_mb"] < 100, job
+    assert job["cpu"] < 0.2, job
+    await client.disconnect()
+
+
 async def test_a_job_whose_loop_cannot_keep_up_is_shown_slow_with_its_room(livekit_server, start_host, tmp_path):
     agents = tmp_path / "agents"
     agent_file(agents, "blocker", f"entrypoint: {TEST_AGENTS / 'blocker.py'}:entrypoint\n")

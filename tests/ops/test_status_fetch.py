@@ -106,3 +106,26 @@ def test_the_cli_turns_a_document_of_another_shape_into_an_error_line():
     server.close()
     assert r.returncode == 3 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"agenthost: cannot read {server.url}: not a status document (KeyError")
+
+
+def test_a_fetch_given_up_leaves_nothing_running_behind():
+    """`agenthost top` reads /status every second: a host that never finishes its answer must not pile up a
+    reader per read."""
+    hold = threading.Event()
+
+    def never(req):
+        req.send_response(200)
+        req.send_header("Content-Length", "1000")
+        req.end_headers()
+        hold.wait(30)
+    server = Server(never)
+    before = threading.active_count()
+    try:
+        for _ in range(3):
+            with pytest.raises(StatusError, match=r"no whole answer within 0\.3 s"):
+                fetch_status(server.url, None, deadline=0.3)
+        # the server's three handler threads are still there, waiting; no reader of ours is
+        assert threading.active_count() <= before + 3
+    finally:
+        hold.set()
+        server.close()
