@@ -29,11 +29,13 @@ def _caption(fig: Any, data: dict[str, Any]) -> None:
 
 def voice(data: dict[str, Any]) -> Any:
     fig, (latency, cores) = plt.subplots(1, 2, figsize=(10, 4))
-    for side, steps in data["steps"].items():  # agenthost, livekit-agents, and OpenRTC where it was installed
-        calls = [s["calls"] for s in steps]
-        latency.plot(calls, [s["p95_ms"] for s in steps], marker="o", label=f"{side} p95")
-        latency.plot(calls, [s["p50_ms"] for s in steps], marker=".", linestyle="--", label=f"{side} p50")
-        cores.plot(calls, [s["cores"] for s in steps], marker="o", label=side)
+    # agenthost, livekit-agents, and OpenRTC where it was installed: one colour per side in both panels
+    for i, (side, steps) in enumerate(data["steps"].items()):
+        calls, colour = [s["calls"] for s in steps], f"C{i}"
+        latency.plot(calls, [s["p95_ms"] for s in steps], marker="o", color=colour, label=f"{side} p95")
+        latency.plot(calls, [s["p50_ms"] for s in steps], marker=".", linestyle="--", color=colour,
+                     label=f"{side} p50")
+        cores.plot(calls, [s["cores"] for s in steps], marker="o", color=colour, label=side)
     latency.axhline(1500, color="red", linewidth=0.8, label="1.5 s bound")
     latency.set(title="end of speech to first agent audio", xlabel="concurrent calls", ylabel="ms")
     cores.set(title="CPU of the serving tree", xlabel="concurrent calls", ylabel="cores")
