@@ -1,17 +1,6 @@
 """`agenthost dispatch` and `agenthost call`: what they check before they reach the server, and what they say."""
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-BAD = "tests/fixtures/bad"
-
-
-def agenthost(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=60, check=False)
-
+from host.testing.cli import agenthost
 
 CALL_SERVER = ("--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
 

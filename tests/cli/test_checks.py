@@ -3,19 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from host.testing.cli import ROOT, agenthost
+
 BAD = "tests/fixtures/bad"
-
-
-def agenthost(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=60, check=False)
-
-
 BAD_TEXT = (
     "tests/fixtures/bad/support.yaml:4:12: $.shutdown.timeout: '-5s' is not a duration: "
     "seconds from 0 to 86400 as a number, or a string such as 500ms, 10s, 2m (at most a day)\n"

@@ -1,16 +1,6 @@
 """What every command shares: metadata files, tokens, durations."""
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-BAD = "tests/fixtures/bad"
-
-
-def agenthost(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=60, check=False)
+from host.testing.cli import agenthost
 
 
 def test_a_metadata_file_is_read_up_to_the_bound():

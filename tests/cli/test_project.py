@@ -1,18 +1,8 @@
 """`agenthost init`: an agent file written from a livekit-agents module, never over one."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BAD = "tests/fixtures/bad"
-
-
-def agenthost(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=60, check=False)
+from host.testing.cli import ROOT, agenthost
 
 
 def test_init_writes_an_agent_file_and_never_overwrites_one(tmp_path):

@@ -1,16 +1,8 @@
 """`agenthost run`'s refusals before it serves anything."""
 
-import subprocess
-import sys
-from pathlib import Path
+from host.testing.cli import agenthost
 
-ROOT = Path(__file__).resolve().parents[2]
 BAD = "tests/fixtures/bad"
-
-
-def agenthost(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=60, check=False)
 
 
 def test_run_refuses_an_invalid_configuration():
