@@ -64,6 +64,10 @@ class Shutdown:
         if not self._requested.done():
             self._requested.set_result((reason, self._drain if drain is None else drain))
 
+    @property
+    def requested(self) -> bool:
+        return self._requested.done()
+
     async def wait(self) -> tuple[str, bool]:
         """(reason, drain) of the first request."""
         return await asyncio.shield(self._requested)

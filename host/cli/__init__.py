@@ -1,35 +1,13 @@
 """The `agenthost` command line: the only place that turns errors into messages and exit codes.
 
 One module per kind of command: checks (validate, schema), serve (run), inspect (status, top), calls
-(dispatch, call, console), project (init), dev (the development loop); what they share is in common.
+(dispatch, call, console), project (init), dev (the development loop); what they share is in common, and the
+group they register on is in group.
 """
 
 from __future__ import annotations
 
-import sys
-
-import click
-
-from host import __version__
-from host.cli.common import EXIT_INVALID
-from host.errors import AgentHostError
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="agenthost")
-def cli() -> None:
-    """A host for LiveKit agents configured by drop-in YAML files."""
-
-
-def main() -> None:
-    try:
-        cli.main(prog_name="agenthost", standalone_mode=True)
-    except AgentHostError as exc:  # pragma: no cover - commands handle their own errors
-        click.echo(f"agenthost: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-
-
-# the commands register themselves on `cli`
-from host.cli import calls, checks, dev, inspect, project, serve  # noqa: E402
+from host.cli import calls, checks, dev, inspect, project, serve
+from host.cli.group import cli, main
 
 __all__ = ["calls", "checks", "cli", "dev", "inspect", "main", "project", "serve"]

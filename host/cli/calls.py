@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from host.cli import cli
 from host.cli.common import EXIT_SERVER, Duration, agent_and_metadata, credentials_from, server_options
+from host.cli.group import cli
 from host.errors import AgentHostError, ServerError
 
 

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from host.cli import cli
 from host.cli.common import DURATION, EXIT_INVALID, default_paths, paths_argument, read_payload
+from host.cli.group import cli
 from host.config.loader import load
 from host.config.report import FORMATS, render
 from host.errors import Problem, UnknownAgentError

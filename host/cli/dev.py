@@ -22,8 +22,8 @@ import time
 
 import click
 
-from host.cli import cli
 from host.cli.common import DEV_KEY, DEV_SECRET, DEV_URL, EXIT_SERVER, paths_argument
+from host.cli.group import cli
 
 PR_SET_PDEATHSIG = 1
 SERVER_START = 20.0  # seconds the local server may take to listen

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from host.cli import cli
 from host.cli.common import EXIT_SERVER, Duration, http_address, read_token, running_host_options
+from host.cli.group import cli
 
 
 @cli.command()

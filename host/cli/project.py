@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from host.cli import cli
 from host.cli.common import DURATION, EXIT_INVALID, EXIT_USAGE
+from host.cli.group import cli
 from host.config.loader import DEFAULT_PATH, load
 from host.config.report import render
 

@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from host.cli import cli
 from host.cli.common import (
     DEFAULT_HTTP,
     DURATION,
@@ -20,6 +19,7 @@ from host.cli.common import (
     read_token,
     server_options,
 )
+from host.cli.group import cli
 from host.errors import ListenError
 
 

@@ -43,12 +43,12 @@ class CheckResult:
 def check_request(request: CheckRequest) -> tuple[object, str | None, list[tuple[str, str, str]]]:
     """(the loaded object, error, differences) of one reference. Raises EntrypointError when it does not load."""
     if request.api == "livekit-agents":
-        from host.lkagents import compat
+        from host.lkagents import compat, project
 
         compat.intercept_run_app()  # as in the job process: a module calling cli.run_app at import is imported
         obj = load_object(request.ref)
         if request.role == "entrypoint":
-            return (obj, *compat.check(obj, request.declared))
+            return (obj, *project.check_entry(obj, request.declared))
         return obj, check_loaded(obj, "setup") if callable(obj) else f"{request.ref.text!r} is not callable", []
     obj = load_object(request.ref)
     if request.role == "entrypoint" and (kind := livekit_agents_code(obj)) is not None:

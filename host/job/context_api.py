@@ -44,6 +44,8 @@ class ContextRuntime:
 
 
 class _ContextJob:
+    late_errors_fail = False
+
     def __init__(self, entrypoint: Callable[[JobContext], Coroutine[Any, Any, None]], ctx: JobContext) -> None:
         self._entrypoint, self.ctx = entrypoint, ctx
         self.room: rtc.Room = ctx.room

@@ -34,6 +34,9 @@ class JobApi(Protocol):
     """What one `api` does in a job's life."""
 
     room: rtc.Room
+    # whether an entrypoint that raises once the job is ending fails the job: livekit-agents reports it; an
+    # `api: host` job ends by its own request, whatever its entrypoint does while it is cancelled or drained
+    late_errors_fail: bool
 
     def entrypoint(self) -> Coroutine[Any, Any, None]:
         """The agent's entrypoint, called with the api's context."""
@@ -96,7 +99,7 @@ async def run_job(conn: Connection, start: StartJob, job: JobApi, shutdown: Shut
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
+        if exc is not None and (job.late_errors_fail or not shutdown.requested):
             error = f"entrypoint raised {type(exc).__name__}: {exc}"
             logger.error("entrypoint failed", exc_info=exc)
             shutdown.request("entrypoint_failed")

@@ -14,8 +14,11 @@ logger = logging.getLogger("agenthost.job")
 def taken_over(definition: AgentDefinition, reason: str) -> bool:
     """Whether a job ending for `reason` leaves its call to another job: its host is gone, and the next host
     gives the call its agent again (recovery.on_host_loss), or another host already has (its host lost its
-    lease meanwhile). Its room must then stay."""
-    return reason == "taken_over" or (reason == "host_gone" and definition.recovery.on_host_loss == "redispatch")
+    lease meanwhile), or it is shut down at its memory limit and its call is given the agent again
+    (recovery.on_crash). Its room must then stay."""
+    return (reason == "taken_over"
+            or (reason == "host_gone" and definition.recovery.on_host_loss == "redispatch")
+            or (reason == "memory_limit" and definition.recovery.on_crash == "redispatch"))
 
 
 async def delete_job_room(client: api.LiveKitAPI, room: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,29 +128,3 @@ def resolve(obj: object) -> AgentsEntry:
     except TypeError:
         raise AgentsApiError("the entrypoint must take exactly one argument, the job context") from None
     return AgentsEntry(obj, None, None, None)
-
-
-def check(obj: object, declared: Mapping[str, Any] | None) -> tuple[str | None, list[tuple[str, str, str]]]:
-    """For `validate`: why `obj` cannot serve the agent (or None), and how the agent file `declared` (the
-    fields of `project.AgentFile`) changes what its livekit-agents server says, as (severity, key, message)."""
-    try:
-        check_compatible()
-        resolve(obj)
-        check_no_inference_runners()
-    except AgentsApiError as exc:
-        return str(exc), []
-    from host.lkagents import project
-
-    server = project.find_server(obj)
-    module = sys.modules.get(getattr(obj, "__module__", "") or "")
-    if server is None and module is not None and project.runs_app_under_guard(module):
-        try:  # the published examples' shape: WorkerOptions given to cli.run_app under the `__main__` guard
-            project.run_main(module)
-        except Exception as exc:
-            return None, [("warning", "entrypoint", f"the module's `__main__` block, run to read what it gives "
-                                                    f"cli.run_app, raised {type(exc).__name__}: {exc}")]
-        server = project.find_server(obj, module)
-    if server is None or declared is None:
-        return None, []
-    agent = project.AgentFile(**{**declared, "stated": frozenset(declared["stated"])})
-    return None, [(d.severity, d.key, d.message) for d in project.differences(server, agent)]

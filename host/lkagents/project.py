@@ -266,3 +266,27 @@ OPTIONS: tuple[tuple[str, str | None, str, Callable[[Any], str]], ...] = (
     ("session_end_timeout", None, "agenthost bounds the session-end function by `shutdown.timeout`", str),
     ("max_retry", None, "agenthost reconnects to LiveKit without a bound", str),
 )
+
+
+def check_entry(obj: object, declared: Mapping[str, Any] | None) -> tuple[str | None, list[tuple[str, str, str]]]:
+    """For `validate`: why `obj` cannot serve the agent (or None), and how the agent file `declared` (the
+    fields of `AgentFile`) changes what its livekit-agents server says, as (severity, key, message)."""
+    try:
+        compat.check_compatible()
+        compat.resolve(obj)
+        compat.check_no_inference_runners()
+    except compat.AgentsApiError as exc:
+        return str(exc), []
+    server = find_server(obj)
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if server is None and module is not None and runs_app_under_guard(module):
+        try:  # the published examples' shape: WorkerOptions given to cli.run_app under the `__main__` guard
+            run_main(module)
+        except Exception as exc:
+            return None, [("warning", "entrypoint", f"the module's `__main__` block, run to read what it gives "
+                                                    f"cli.run_app, raised {type(exc).__name__}: {exc}")]
+        server = find_server(obj, module)
+    if server is None or declared is None:
+        return None, []
+    agent = AgentFile(**{**declared, "stated": frozenset(declared["stated"])})
+    return None, [(d.severity, d.key, d.message) for d in differences(server, agent)]

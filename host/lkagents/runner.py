@@ -93,6 +93,8 @@ def _trace_with_the_job() -> None:
 class _Job:
     """livekit-agents' part in the job's life (host.job.lifecycle runs it)."""
 
+    late_errors_fail = True
+
     def __init__(self, runtime: AgentsRuntime, start: StartJob, job: agent_pb.Job, shutdown: Shutdown) -> None:
         self.runtime, self.start, self.job, self.shutdown = runtime, start, job, shutdown
         self.definition = start.definition

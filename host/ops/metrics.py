@@ -63,6 +63,7 @@ class Gauges:
     cpu_load: float  # the host's own process tree, as a share of its CPUs
     machine_cpu_load: float = 0.0
     ready: bool = True  # what /readyz says
+    journal_ok: bool | None = None  # the journal of running jobs is in use (None: the host keeps none)
     memory_limit: Mapping[str, int] = field(default_factory=dict)  # bytes by agent; 0 when it has none
     job_cpu: Sequence[JobCpu] = ()  # CPUs each running job used over the last interval
     job_lag: Sequence[JobLag] = ()  # each running job's event-loop lag, seconds (the worst of its last second)
@@ -133,6 +134,10 @@ class _StateCollector(Collector):
                                 "included.", value=gauges.machine_cpu_load)
         yield GaugeMetricFamily("agenthost_ready", "1 when /readyz answers 200 (every agent registered and able "
                                 "to start job processes, not draining).", value=1.0 if gauges.ready else 0.0)
+        if gauges.journal_ok is not None:
+            yield GaugeMetricFamily("agenthost_journal_ok", "1 while the journal of running jobs (SQLite, or Redis "
+                                    "with --redis) can be used; 0 when calls would not be recovered if this host "
+                                    "died (/readyz says why).", value=1.0 if gauges.journal_ok else 0.0)
         g = GaugeMetricFamily("agenthost_agent_memory_limit_bytes", "Each agent's limits.memory_limit_mb in bytes "
                               "(0: no limit).", labels=["agent"])
         for agent, limit in gauges.memory_limit.items():
@@ -166,7 +171,8 @@ class Metrics:
                                      ["agent", "reason"], registry=r)
         self.jobs_recovered = Counter("agenthost_jobs_recovered", "Calls whose agent was lost, by why (reason: "
                                       "host_loss, crash) and what was done: dispatched again, skipped (ended, no "
-                                      "caller, another agent, policy, attempts) or error.",
+                                      "caller, another agent, policy, attempts), unanswered (no worker took the "
+                                      "dispatch) or error.",
                                       ["agent", "reason", "outcome"], registry=r)
         self.recovery_latency = Histogram(
             "agenthost_recovery_seconds", "From a call's agent known lost (the next host started, another host's "

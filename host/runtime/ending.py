@@ -49,7 +49,10 @@ class JobEnding:
         if job.started_at is not None:
             self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
         self._log(result, {**fields, "reason": end.shutdown_reason})
-        if not self._judge_version(job, process, result) and result.reason in CRASHES:
+        # a crash is a death nobody asked for: a job the server, the host or a drain asked to end that died on
+        # its way out is not put back into its call (its memory limit, which the host enforces, is a crash)
+        crashed = result.reason in CRASHES and end.shutdown_reason in (None, "memory_limit")
+        if not self._judge_version(job, process, result) and crashed:
             self._redispatch.crashed(job.facts)
         return result
 

@@ -126,7 +126,7 @@ class JobTable:
                           Decline("max_jobs", f"the agent reached max_jobs ({limit}) during the check"))
         if isinstance(answer, Accept):
             assert agent is not None and version is not None
-            recovered = self._redispatch.accepted(agent.name, job.room.name)
+            recovered, attempt = self._redispatch.accepted(agent.name, job.room.name)
             recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
             if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
                 answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
@@ -135,7 +135,7 @@ class JobTable:
                                       tuple(sorted(attributes.items())))
             facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, version.definition, worker,
                              answer.metadata, participant, dispatched_metadata=job.metadata,
-                             recovery_of=recovery_of, attempt=recovered.attempt + 1 if recovered else 0,
+                             recovery_of=recovery_of, attempt=attempt,
                              trace_id=span.trace_id, avoided=avoid)
             # its process is taken now, from the pool of the definition (and code) it was accepted under: a
             # reload before the assignment cannot change what it runs, and a process is warm by then

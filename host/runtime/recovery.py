@@ -123,6 +123,7 @@ class Recoverer:
                     recovered("skipped")
                     return
                 assert definition is not None
+                outcome = "unanswered"  # unless the new agent comes, or a worker took the dispatch
                 for attempt in range(1, DISPATCH_ATTEMPTS + 1):
                     # said before the dispatch: its offer may come before the server's answer does
                     self._expect(entry.agent, entry.room, entry)
@@ -144,8 +145,10 @@ class Recoverer:
                         # or cut off, while the job serves on): the call is never left with none
                         for identity in decided.remove:
                             await self._remove(client, entry.room, identity)
+                        outcome = "dispatched"
                         break
                     if await self._taken(client, entry.room, dispatch.id):
+                        outcome = "dispatched"
                         break  # on its way, only slow: never dispatched twice; the lost agent leaves when it is in
                     logger.warning("the recovery dispatch %s was not taken within %gs (attempt %d of %d)%s",
                                    dispatch.id, CONFIRM_WAIT, attempt, DISPATCH_ATTEMPTS,
@@ -161,10 +164,14 @@ class Recoverer:
                 self._put_back(entry)
             recovered("error")
             return
+        if outcome == "unanswered":
+            self._expect(entry.agent, entry.room, None)  # no offer of it is coming here
+            recovered(outcome)
+            return
         logger.warning("recovering the call of %s: dispatch %s",
                        "a host that is gone" if cause == HOST_LOSS else "a job whose process died", dispatch.id,
                        extra={**fields, "dispatch_id": dispatch.id})
-        recovered("dispatched")
+        recovered(outcome)
 
     async def _joined(self, client: api.LiveKitAPI, entry: Entry) -> bool | None:
         """Whether an agent came into `entry`'s room within CONFIRM_WAIT (any but the lost one: with several

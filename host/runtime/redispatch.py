@@ -35,27 +35,44 @@ class Redispatch:
         self._agents = agents
         self._draining = draining
         self._tasks = TaskSet("redispatch")
-        self._retries: dict[tuple[str, str], str] = {}  # (agent, room) -> the version its last job failed on
-        self._recoveries: dict[tuple[str, str], Entry] = {}  # (agent, room) -> the job whose call is taken over
+        # (agent, room) -> the version its last job failed on, and the attempt its next job is of the call
+        self._retries: dict[tuple[str, str], tuple[str, int]] = {}
+        # (agent, room) -> the job whose call is taken over (with a mark of this expectation, for its expiry)
+        self._recoveries: dict[tuple[str, str], tuple[Entry, object]] = {}
         self._recoverer = Recoverer(credentials, self.expect_recovery, metrics, None)
 
     # -- what an offer learns ----------------------------------------------------------------------
     def avoided(self, agent: str, room: str) -> str | None:
         """The version the last job of this call failed on, while its retry is on its way."""
-        return self._retries.get((agent, room))
+        retry = self._retries.get((agent, room))
+        return retry[0] if retry is not None else None
 
-    def accepted(self, agent: str, room: str) -> Entry | None:
-        """An offer of this call was accepted: the retry is done; the call it recovers, if it is a recovery."""
-        self._retries.pop((agent, room), None)
-        return self._recoveries.pop((agent, room), None)
+    def accepted(self, agent: str, room: str) -> tuple[Entry | None, int]:
+        """An offer of this call was accepted: the call it recovers, if it is a recovery, and how many times the
+        call was given its agent again before (retries on another version and recoveries together: one bound,
+        recovery.max_attempts, holds for both)."""
+        retry = self._retries.pop((agent, room), None)
+        expected = self._recoveries.pop((agent, room), None)
+        if expected is not None:
+            return expected[0], expected[0].attempt + 1
+        return None, retry[1] if retry is not None else 0
 
     def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
         """The next offer of `agent` in `room` takes over the call of `entry` (None: it will not come: its
-        dispatch failed)."""
+        dispatch failed). Forgotten after RETRY_WAIT: another host may have taken the offer, and a later call
+        in that room is not this one."""
+        key = (agent, room)
         if entry is None:
-            self._recoveries.pop((agent, room), None)
-        else:
-            self._recoveries[(agent, room)] = entry
+            self._recoveries.pop(key, None)
+            return
+        mark = object()
+        self._recoveries[key] = (entry, mark)
+
+        def forget() -> None:
+            if self._recoveries.get(key, (None, None))[1] is mark:
+                del self._recoveries[key]
+
+        asyncio.get_running_loop().call_later(RETRY_WAIT, forget)
 
     # -- after a job ended -----------------------------------------------------------------------------
     def retry(self, facts: JobFacts) -> None:
@@ -63,7 +80,7 @@ class Redispatch:
         offer avoids that version."""
         assert facts.version is not None
         key = (facts.agent, facts.room)
-        self._retries[key] = facts.version
+        self._retries[key] = (facts.version, facts.attempt + 1)
         asyncio.get_running_loop().call_later(RETRY_WAIT, self._retries.pop, key, None)
         logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
                        "version", facts.version, extra=facts.log_fields)

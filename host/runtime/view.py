@@ -104,6 +104,7 @@ class HostView:
                       registered={a.name: a.worker.registered for a in agents}, memory=memory,
                       cpu_load=self.monitor.cpu.value, machine_cpu_load=self.monitor.cpu.machine,
                       ready=not self.not_ready(),
+                      journal_ok=None if self.journal is None else self.journal.error is None,
                       memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents},
                       job_cpu=[JobCpu(j.agent, j.id, cpus) for j in self.jobs
                                if (cpus := self.monitor.cpu.jobs.by_job.get(j.id)) is not None],

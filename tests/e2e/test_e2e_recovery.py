@@ -101,6 +101,7 @@ async def test_a_host_killed_and_started_again_gives_each_live_call_its_agent_on
     assert 'agenthost_jobs_recovered_total{agent="keeper",outcome="dispatched",reason="host_loss"} 3.0' in text
     assert 'agenthost_jobs_recovered_total{agent="quiet",outcome="skipped",reason="host_loss"} 1.0' in text
     assert 'agenthost_recovery_seconds_count{agent="keeper",reason="host_loss"} 3.0' in text
+    assert "agenthost_journal_ok 1.0" in text
     # once the dead host's job processes have all ended (they see it gone and shut down), still one agent
     # per room: nothing else was dispatched, and the old agents did not come back
     for pid in old_pids:
@@ -124,6 +125,8 @@ async def test_a_journal_that_cannot_be_used_is_said_and_the_host_serves_on(live
     async with aiohttp.ClientSession() as session, session.get(base + "/readyz") as r:
         body = json.loads(await r.text())
         assert r.status == 200 and body["warnings"][0].startswith("the journal of running jobs is unusable")
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as r:
+        assert "agenthost_journal_ok 0.0" in await r.text()
     call = await job_in_new_room(livekit_server, "keeper", "status")
     assert started(call.texts["status"][0])[1] == "None"
     await call.disconnect()

@@ -61,6 +61,8 @@ class Server:
 class FakeJob:
     """A JobApi whose entrypoint is given; it records what the lifecycle asked of it, in order."""
 
+    late_errors_fail = True
+
     def __init__(self, entrypoint: Any, extra: list[asyncio.Task[Any]] | None = None) -> None:
         self.room = Room()
         self._entrypoint = entrypoint
@@ -202,3 +204,24 @@ async def test_pending_work_is_drained_within_half_the_timeout_then_cancelled():
     late = asyncio.create_task(quick())
     await finish_pending([late], drain=False, timeout=10)  # no drain: cancelled at once
     assert late.cancelled() and done == ["quick"]
+
+
+@pytest.mark.parametrize(("late_errors_fail", "expected"), [(True, "entrypoint raised RuntimeError: on my way out"),
+                                                            (False, None)])
+async def test_an_entrypoint_that_raises_while_the_job_ends_fails_it_only_where_the_api_says(
+        tmp_path, late_errors_fail, expected):
+    d = definition(tmp_path)
+    _, job_end = Pipe()
+    shutdown = Shutdown(d.shutdown.drain)
+
+    async def entrypoint(job):
+        job.is_connected = True
+        shutdown.request("host_draining")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise RuntimeError("on my way out")  # cancelled at the end, it raises instead
+
+    job = FakeJob(entrypoint)
+    job.late_errors_fail = late_errors_fail
+    assert await asyncio.wait_for(run_job(job_end, start(d), job, shutdown), 10) == expected

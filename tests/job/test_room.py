@@ -21,6 +21,9 @@ def test_a_call_another_job_takes_over_keeps_its_room(tmp_path):
     assert taken_over(d, "taken_over") and taken_over(d, "host_gone")
     assert not taken_over(replace(d, recovery=Recovery(on_host_loss="off")), "host_gone")  # nobody will take it
     assert not any(taken_over(d, r) for r in ("participants_left", "host_draining", "entrypoint_failed"))
+    # shut down at its memory limit: its call keeps its room only when it is given the agent again
+    assert not taken_over(d, "memory_limit")
+    assert taken_over(replace(d, recovery=Recovery(on_crash="redispatch")), "memory_limit")
 
 
 class Rooms:

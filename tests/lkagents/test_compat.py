@@ -10,7 +10,7 @@ pytest.importorskip("livekit.agents", reason="needs the extra: pip install 'agen
 
 from livekit.agents import AgentServer, JobContext, job
 
-from host.lkagents import compat
+from host.lkagents import compat, project
 
 
 async def entry(ctx: JobContext) -> None:
@@ -38,10 +38,10 @@ def test_an_agent_server_gives_its_session_entrypoint_prewarm_and_session_end():
     declared = {"name": "other", "entrypoint": "mod.py:server", "setup": None, "dispatch": "explicit",
                 "job_type": "room", "stated": ["name"], "idle": 1,
                 "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000, "memory_limit_mb": 0}
-    error, found = compat.check(server, declared)
+    error, found = project.check_entry(server, declared)
     assert error is None and [(severity, key) for severity, key, _ in found] == [("warning", "name")]
     assert "registers agent_name 'named'; agenthost registers the agent file's name 'other'" in found[0][2]
-    assert compat.check(server, {**declared, "name": "named"}) == (None, [])
+    assert project.check_entry(server, {**declared, "name": "named"}) == (None, [])
 
 
 def test_what_cannot_be_an_entry_is_said_clearly():

@@ -26,12 +26,32 @@ def facts(tmp_path, recovery: str = "{}") -> JobFacts:
 async def test_a_recovery_is_known_to_the_next_offer_of_its_call_only():
     redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False)
     redispatch.expect_recovery("a", "room-1", ENTRY)
-    assert redispatch.accepted("a", "room-2") is None
-    assert redispatch.accepted("a", "room-1") == ENTRY
-    assert redispatch.accepted("a", "room-1") is None  # once
+    assert redispatch.accepted("a", "room-2") == (None, 0)
+    assert redispatch.accepted("a", "room-1") == (ENTRY, 1)  # the call's next attempt
+    assert redispatch.accepted("a", "room-1") == (None, 0)  # once
     redispatch.expect_recovery("a", "room-1", ENTRY)
     redispatch.expect_recovery("a", "room-1", None)  # its dispatch failed: it will not come
-    assert redispatch.accepted("a", "room-1") is None
+    assert redispatch.accepted("a", "room-1") == (None, 0)
+
+
+async def test_a_retry_on_another_version_counts_as_an_attempt_of_the_call(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import host.runtime.redispatch as module
+
+    async def no_server(*_args):
+        return "AD_2"
+
+    monkeypatch.setattr(module, "create_dispatch", no_server)
+    versioned = tmp_path / "versioned"
+    versioned.mkdir()
+    (versioned / "v1.yaml").write_text("name: a\nversion: v1\nentrypoint: m:f\n")
+    d = load([str(versioned)], check_imports=False).require_ok().agents[0]
+    failed = replace(facts(tmp_path), definition=d, attempt=1)
+    redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False)
+    redispatch.retry(failed)
+    assert redispatch.avoided("a", "room-1") == "v1"
+    assert redispatch.accepted("a", "room-1") == (None, 2)  # so a call that keeps failing meets max_attempts
 
 
 async def test_a_crashed_call_is_taken_up_only_when_the_agent_says_so_and_the_host_is_not_draining(tmp_path, caplog):
