@@ -105,7 +105,8 @@ def new_provider(env: Mapping[str, str], resource: Mapping[str, str], dropped: D
     from opentelemetry.sdk.trace import TracerProvider
 
     attributes = {"service.name": env.get("OTEL_SERVICE_NAME") or "agenthost", **resource}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    # no exit hook of the SDK's own: its unbounded flush would hold a process's exit (close_within bounds it)
+    provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
     provider.add_span_processor(_counting_batch()(_Counted(_exporter(env), dropped), dropped))
     return provider
 
@@ -204,10 +205,9 @@ class HostTracing:
         return JobSpan(span)
 
     def shutdown(self) -> None:
-        """Send what is queued (bounded) and stop the batch thread."""
+        """Send what is queued and stop the batch thread, within FLUSH_BOUND."""
         if self._provider is not None:
-            self._provider.force_flush(int(FLUSH_BOUND * 1000))
-            self._provider.shutdown()
+            close_within(self._provider, FLUSH_BOUND)
             self._provider = None
 
 
@@ -229,8 +229,27 @@ class JobTracing:
         self._token = context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
 
     def close(self) -> None:
-        """Send the job's last spans, within FLUSH_BOUND."""
+        """Send the job's last spans, within FLUSH_BOUND: an endpoint that does not answer never holds the job
+        process past its shutdown timeout."""
         if self.provider is not None:
-            self.provider.force_flush(int(FLUSH_BOUND * 1000))
-            self.provider.shutdown()
+            close_within(self.provider, FLUSH_BOUND)
             self.provider = None
+
+
+def close_within(provider: TracerProvider, bound: float) -> bool:
+    """Flush and shut `provider` down on a thread of its own, waiting at most `bound` seconds (the SDK's flush
+    does not keep its timeout: its export retries for as long as the exporter's own timeout); False when it had
+    not finished, and the spans it held are given up."""
+    import threading
+
+    def close() -> None:
+        try:
+            provider.force_flush(int(bound * 1000))
+            provider.shutdown()
+        except Exception as exc:  # an exporter's failure is no reason to fail the process
+            logger.debug("tracing: closing the exporter failed: %s", exc)
+
+    closing = threading.Thread(target=close, name="agenthost-trace-flush", daemon=True)
+    closing.start()
+    closing.join(bound)
+    return not closing.is_alive()

@@ -65,3 +65,31 @@ def test_a_job_process_continues_the_hosts_trace(monkeypatch):
         assert f"{span.parent.span_id:016x}" == "cd" * 8  # type: ignore[attr-defined]
     job.close()
     assert JobSpan(None).traceparent is None
+
+
+def test_a_job_closes_its_tracing_within_the_bound_when_the_endpoint_never_answers(monkeypatch):
+    """An endpoint that accepts and never answers: the job's last spans are given up after FLUSH_BOUND, not after
+    the exporter's retries (which would hold the process past its shutdown timeout)."""
+    import socket
+
+    from opentelemetry import trace
+
+    from host.tracing import FLUSH_BOUND
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", trace.Once())
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections are accepted by the kernel, and never answered
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        job = JobTracing("00-" + "ab" * 16 + "-" + "cd" * 8 + "-01",
+                         (("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_EXPORTER_OTLP_TIMEOUT", "30")), "agent")
+        for n in range(50):
+            with trace.get_tracer("test").start_as_current_span(f"work-{n}"):
+                pass
+        started = time.monotonic()
+        job.close()
+        assert time.monotonic() - started < FLUSH_BOUND + 1.5
+    finally:
+        silent.close()

@@ -97,7 +97,8 @@ class _StateCollector(Collector):
             g.add_metric([agent], 1.0 if ok else 0.0)
         yield g
         g = GaugeMetricFamily("agenthost_job_memory_bytes", "Memory of each running job: what its cgroup is "
-                              "charged (its own pages), or the resident memory of its processes without one.",
+                              "charged, or its processes' own pages (USS) without one; the figure "
+                              "limits.memory_warn_mb and the sampled memory limit are held to.",
                               labels=["agent", "job_id"])
         for m in gauges.memory:
             g.add_metric([m.agent, m.job_id], m.bytes)

@@ -93,6 +93,7 @@ class JobProcess:
         self.prewarm_cpu = 0.0  # CPU seconds it took to get ready, from Ready
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
         self.vitals: JobVitals | None = None  # the job's last report of its loop lag and room
+        self.warm = False  # handed to its job from the pool's idle processes (not started for it)
         self._template = template
         self._confinement = confinement
         self.group: JobGroup | None = None  # its cgroup, where the host gives each job process one

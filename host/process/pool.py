@@ -106,6 +106,7 @@ class ProcessPool:
         while self._idle:
             proc = self._idle.pop(0)
             if not proc.exited:
+                proc.warm = True
                 return proc
         self._misses.append(time.monotonic())
         proc = await self._launch()

@@ -23,7 +23,7 @@ from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
 from host.ops.resources import CpuLoad
-from host.process.handle import JobProcess, ProcessStartError, ProcessState
+from host.process.handle import JobProcess, ProcessStartError
 from host.runtime.accepted import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.ending import JobEnding
@@ -171,7 +171,7 @@ class JobTable:
         job.span.event("assigned")
         try:
             process = await reserved  # started, and perhaps not ready yet: its job is queued in its pipe
-            job.span.event("process taken", warm=process.state is ProcessState.IDLE, pid=process.pid or 0)
+            job.span.event("process taken", warm=process.warm, pid=process.pid or 0)
             self._hand(job, process, assignment, worker)
             await process.wait_ready(job.facts.definition.processes.init_timeout)
         except (ProcessStartError, OSError) as exc:

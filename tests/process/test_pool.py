@@ -34,7 +34,7 @@ async def test_prewarmed_process_is_ready_and_replaced_when_taken(tmp_path):
             await asyncio.sleep(0.05)
         assert pool.idle_count == 1
         proc = await ready(pool)
-        assert proc.state is ProcessState.IDLE and proc.pid
+        assert proc.state is ProcessState.IDLE and proc.pid and proc.warm  # from the idle ones
         for _ in range(200):  # a replacement is warmed
             if pool.idle_count == 1:
                 break
@@ -150,3 +150,14 @@ def test_the_source_files_a_process_lists_are_bounded_and_stated_by_the_host(tmp
     stat = real.stat()
     assert added == {str(real): (stat.st_mtime_ns, stat.st_size), "/no/such/a.py": (0, -1)}
     assert "listed 1 more source files than are watched per agent" in caplog.text
+
+
+async def test_a_process_started_for_a_job_is_not_a_warm_one(tmp_path):
+    pool = ProcessPool(definition(tmp_path, "    pass"), "text", 20)  # not started: nothing idle
+    proc = await pool.take()
+    try:
+        await proc.wait_ready(30)
+        assert not proc.warm  # ready by the assignment, perhaps, but started for this job (a span says so)
+    finally:
+        proc.kill()
+        await pool.close()
