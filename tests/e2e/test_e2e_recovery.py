@@ -12,6 +12,7 @@ import signal
 
 import aiohttp
 import psutil
+import pytest
 from livekit import api
 from livekit.protocol import models
 
@@ -256,3 +257,24 @@ async def test_a_crash_loop_stops_at_max_attempts_and_a_crash_without_on_crash_i
     assert 'agenthost_jobs_recovered_total{agent="plain"' not in text
     for c in (loop, plain):
         await c.disconnect()
+
+
+@pytest.mark.parametrize("where", ["redis", "state_dir"])
+async def test_a_journal_that_cannot_be_written_is_said_and_jobs_still_run(livekit_server, start_host, tmp_path,
+                                                                           where):
+    """Redis down, or a state directory that cannot be made (on a read-only file system): logged once,
+    /readyz says so (and stays 200), agenthost_journal_ok is 0, and jobs run."""
+    env = ({"AGENTHOST_REDIS_URL": "redis://127.0.0.1:9/0"} if where == "redis"
+           else {"AGENTHOST_STATE_DIR": "/proc/agenthost-state"})
+    host = start_host(livekit_server, agents(tmp_path / "agents"), extra_env=env)
+    await host.wait_log(r"(shared journal|journal of running jobs) .*(is )?unusable, calls will not be recovered")
+    await host.wait_log(r"registered agent keeper")
+    base = await host.http_base()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/readyz") as r:
+            body = json.loads(await r.text())
+            assert r.status == 200 and "unusable" in body["warnings"][0], body
+        async with session.get(base + "/metrics") as r:
+            assert "agenthost_journal_ok 0.0" in await r.text()
+    call = await job_in_new_room(livekit_server, "keeper", "status")
+    await call.disconnect()
