@@ -52,7 +52,7 @@ def density(data: dict[str, Any]) -> Any:
         pss.plot(jobs, [s["pss_mb"] for s in steps], marker="o", label=side)
         nxt.plot(jobs, [s["next_job_ms"] for s in steps], marker="o", label=side)
     pss.set(title="memory (PSS) of the serving tree", xlabel="running jobs", ylabel="MB")
-    nxt.set(title="dispatch to the next job's entrypoint", xlabel="running jobs", ylabel="ms (median)")
+    nxt.set(title="dispatch to the next job's first text", xlabel="running jobs", ylabel="ms (median)")
     pss.legend(fontsize=7)
     nxt.legend(fontsize=7)
     return fig
