@@ -147,8 +147,8 @@ def harden_template() -> None:
 
 
 def harden_check() -> None:
-    """Before the checking child imports agent modules: what a job gives up, but for the namespace it does not
-    need."""
+    """Before the checking child imports agent modules: what a job gives up (but for the namespace it does not
+    need). No program it runs gains privileges (setuid bits, file capabilities) either."""
     not_dumpable()
     drop_capabilities(JOB_DROPS)
     if _c is not None:
@@ -156,11 +156,8 @@ def harden_check() -> None:
 
 
 def harden_job(shm_bytes: int) -> None:
-    """Before a job process runs agent code (its `setup`, its job). No program it runs gains privileges
-    (setuid bits, file capabilities) either."""
-    not_dumpable()
+    """Before a job process runs agent code (its `setup`, its job): its namespace made while it may (root),
+    then what the checking child gives up."""
     if os.geteuid() == 0:
         private_namespace(shm_bytes)
-    drop_capabilities(JOB_DROPS)
-    if _c is not None:
-        _c.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    harden_check()

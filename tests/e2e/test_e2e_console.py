@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from host.testing.cli import agenthost
 from host.testing.harness import ROOT, agent_file
 from host.testing.terminal import Terminal
 
@@ -72,11 +73,6 @@ async def test_console_shows_what_an_api_host_agent_sends_and_when_it_leaves(liv
                                 r"command exited 1", timeout=90)
     finally:
         terminal.close()
-
-
-def agenthost(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 async def test_console_refuses_bad_metadata_and_unknown_agents_and_says_when_no_host_serves(livekit_server,
@@ -144,9 +140,7 @@ async def test_wrong_keys_and_no_server_are_told_apart(livekit_server, tmp_path,
             "console": ["console", "quiet", "--config", str(tmp_path), "--timeout", "10s"]}[command]
 
     def run(url: str, secret: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **livekit_server.env(), "LIVEKIT_URL": url, "LIVEKIT_API_SECRET": secret}
-        return subprocess.run([sys.executable, "-m", "host", *args], capture_output=True, text=True, cwd=ROOT,
-                              env=env, stdin=subprocess.DEVNULL, timeout=60, check=False)
+        return agenthost(*args, env={**livekit_server.env(), "LIVEKIT_URL": url, "LIVEKIT_API_SECRET": secret})
 
     wrong = run(livekit_server.url, "not-the-secret-of-this-server-0123456789")
     assert wrong.returncode == 3 and "Traceback" not in wrong.stderr, wrong.stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from host.testing.cli import agenthost
 from host.testing.harness import ROOT, Client
 from host.testing.terminal import Terminal
 
@@ -27,11 +28,6 @@ LIVEKIT_MODULE = ("from livekit.agents import AgentServer, JobContext, cli\n\nse
 
 def blocks() -> list[tuple[str, str | None, str]]:
     return [(m.group(1), m.group(2), m.group(3)) for m in FENCE.finditer(PAGE.read_text())]
-
-
-def agenthost(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "host", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/setup.sh)")
@@ -54,7 +50,7 @@ async def test_the_quick_start_runs_as_written(livekit_server, tmp_path):
         for index, command in commands:
             args = shlex.split(command.split("#")[0])[1:]
             if args[0] == "validate":
-                done = agenthost(args, project, env)
+                done = agenthost(*args, cwd=project, env=env, timeout=120)
                 expected = found[index + 1]
                 assert expected[0] == "text" and done.stdout == expected[2], (done.stdout, done.stderr)
             elif args[0] == "run":
@@ -67,7 +63,7 @@ async def test_the_quick_start_runs_as_written(livekit_server, tmp_path):
                 client = Client(livekit_server, room)
                 client.listen("greeting")
                 await client.connect()
-                done = agenthost(args, project, env)
+                done = agenthost(*args, cwd=project, env=env, timeout=120)
                 assert done.returncode == 0 and done.stdout.startswith("AD_"), done.stderr
                 [text] = await client.wait_text("greeting")
                 assert re.fullmatch(r"hello from AJ_\w+", text)
@@ -81,7 +77,7 @@ async def test_the_quick_start_runs_as_written(livekit_server, tmp_path):
                 await terminal.wait_for(r"call ended\s+command exited 0")
             elif args[0] == "init":
                 (project / "agent.py").write_text(LIVEKIT_MODULE)
-                done = agenthost(args, project, env)
+                done = agenthost(*args, cwd=project, env=env, timeout=120)
                 assert done.returncode == 0, done.stdout + done.stderr
                 assert "dispatch: explicit" in (project / "agents.d" / "support.yaml").read_text()
             else:

@@ -6,13 +6,12 @@ import asyncio
 import json
 import re
 import signal
-import subprocess
-import sys
 
 import aiohttp
 import psutil
 import pytest
 
+from host.testing.cli import agenthost
 from host.testing.harness import ROOT, Client, agent_file, dispatch, job_in_new_room, new_room
 
 TEST_AGENTS = ROOT / "tests" / "agents"
@@ -113,8 +112,7 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
         await asyncio.sleep(0.1)
     assert metric((await get(base + "/metrics"))[1], "agenthost_idle_processes", agent="ticker") >= 1
 
-    shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", base.removeprefix("http://")],
-                           capture_output=True, text=True, timeout=30, cwd=ROOT)
+    shown = agenthost("status", "--http", base.removeprefix("http://"), timeout=30)
     assert shown.returncode == 0, shown.stderr
     assert re.search(rf"^ticker\s+yes\s+{agent['worker_id']}\s+1\s", shown.stdout, re.M), shown.stdout
     assert re.search(rf"^{job['id']}\s+ticker\s+{client.room_name}\s+running\s+{job['pid']}\s", shown.stdout, re.M)
@@ -176,16 +174,14 @@ async def test_a_job_whose_loop_cannot_keep_up_is_shown_slow_with_its_room(livek
     assert jobs["blocker"]["participants"] == 1 and jobs["ticker"]["participants"] == 1
     text = (await get(base + "/metrics"))[1]
     assert metric(text, "agenthost_job_loop_lag_seconds", agent="blocker") >= 0.2
-    shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", base.removeprefix("http://")],
-                           capture_output=True, text=True, timeout=30)
+    shown = agenthost("status", "--http", base.removeprefix("http://"), timeout=30)
     assert re.search(r"blocker .* \d+ ms SLOW +1\b", shown.stdout), shown.stdout
     await blocked.disconnect()
     await ticking_client.disconnect()
 
 
 async def test_status_command_says_when_no_host_answers():
-    shown = subprocess.run([sys.executable, "-m", "host", "status", "--http", "127.0.0.1:9"], capture_output=True,
-                           text=True, timeout=30, cwd=ROOT)
+    shown = agenthost("status", "--http", "127.0.0.1:9", timeout=30)
     assert shown.returncode == 3
     assert shown.stderr.startswith("agenthost: cannot read http://127.0.0.1:9/status: ")
 

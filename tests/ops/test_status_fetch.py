@@ -3,8 +3,6 @@ what it prints escaped."""
 
 import http.server
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from host.ops.status import StatusError, fetch_status, printable, render_status
+from host.testing.cli import agenthost
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = {"host": {"version": "0", "pid": 1, "started_at": None, "draining": False, "cpu_load": 0.1,
@@ -101,8 +100,7 @@ def test_the_cli_turns_a_document_of_another_shape_into_an_error_line():
     body = json.dumps({"host": {"version": 1}, "agents": [], "jobs": []}).encode()
     server = Server(answer(body))
     address = server.url.removeprefix("http://").removesuffix("/status")
-    r = subprocess.run([sys.executable, "-m", "host", "status", "--http", address], capture_output=True, text=True,
-                       cwd=ROOT, timeout=60, check=False)
+    r = agenthost("status", "--http", address)
     server.close()
     assert r.returncode == 3 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"agenthost: cannot read {server.url}: not a status document (KeyError")
