@@ -22,7 +22,7 @@ from pathlib import Path
 from host.config.definitions import AgentDefinition
 from host.config.loader import load
 from host.process.handle import JobProcess
-from host.process.mp import preload_livekit_agents
+from host.process.mp import preload
 from host.process.template import AgentTemplate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,5 +92,5 @@ async def run(n: int) -> None:
 
 
 if __name__ == "__main__":
-    preload_livekit_agents()  # as the host does when an agent has api: livekit-agents
+    preload(livekit_agents=True)  # as the host does when an agent has api: livekit-agents
     asyncio.run(run(int(sys.argv[1]) if len(sys.argv) > 1 else 30))

@@ -6,6 +6,11 @@ exited), its traceparent for the job process, its attributes and its end. Export
 thread. This times exactly those calls, N jobs at a time, with tracing on (exporting to a real Jaeger when
 scripts/install-jaeger.sh has built one, else to an endpoint that refuses, the worst case) and off, in the
 same run, and prints the median and p95 per job. The aim: at most 1 ms added per job (median).
+
+A job process's part comes before its entrypoint: it sets up its own tracer provider, joined to the host's
+span. That is timed too, in processes forked as the fork server forks them: from a process that preloaded
+what a job's tracing imports (host.tracing.JOB_MODULES: what the host has its fork server preload when
+tracing is on), and, for comparison, from one that did not.
 Usage: python bench/tracing_bench.py [JOBS] [ROUNDS]
 """
 
@@ -24,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from record import save  # noqa: E402  bench/record.py, beside this script
 
-from host.tracing import HostTracing  # noqa: E402
+from host.tracing import JOB_MODULES, HostTracing, JobTracing  # noqa: E402
 
 EVENTS = ("offered", "metadata checked", "accepted", "assigned", "process taken", "entrypoint started",
           "shutdown asked", "exited")
@@ -50,6 +55,30 @@ def measure(tracing: HostTracing, jobs: int, rounds: int) -> list[float]:
     return times
 
 
+def job_setup(env: dict[str, str], forks: int) -> list[float]:
+    """Seconds a job process forked from this one takes to set its tracing up, for `forks` processes."""
+    times = []
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    for _ in range(forks):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            start = time.perf_counter()
+            tracing = JobTracing(parent, tuple(env.items()), "bench")
+            took = time.perf_counter() - start
+            os.write(write_end, f"{took if tracing.provider is not None else -1.0}".encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as answer:
+            took = float(answer.read())
+        os.waitpid(pid, 0)
+        if took < 0:
+            raise SystemExit("a job's tracing did not start: is the extra installed? pip install 'agenthost[tracing]'")
+        times.append(took)
+    return times
+
+
 def jaeger() -> subprocess.Popen[bytes] | None:
     built = subprocess.run(["bash", str(ROOT / "scripts" / "install-jaeger.sh")], capture_output=True, text=True,
                            check=False)
@@ -72,6 +101,11 @@ def main() -> None:
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "agenthost-bench",
            "OTEL_EXPORTER_OTLP_TIMEOUT": "2"}
     os.environ.update(env)
+    forks = max(5, min(jobs, 50))
+    cold = job_setup(env, forks)  # nothing of OpenTelemetry imported yet: each job imports it
+    for module in JOB_MODULES:
+        __import__(module)
+    warm = job_setup(env, forks)
     try:
         on, off = HostTracing(env), HostTracing({})
         measure(on, jobs, 1)  # warm-up: imports, the exporter's first connection
@@ -92,9 +126,15 @@ def main() -> None:
     print(f"added per job (median): {added * 1e3:.3f} ms   (aim: at most 1 ms; {added * 1e3:.3f} / 1.000 = "
           f"{added / 1e-3:.3f}x of the bound)")
     print(f"spans not delivered: {on.dropped.value}")
+    print(f"job process, its tracing set up before its entrypoint ({forks} forked processes each):")
+    for name, times in (("preloaded (as the host's fork server)", warm), ("not preloaded", cold)):
+        print(f"  {name}: median {statistics.median(times) * 1e3:.1f} ms   max {max(times) * 1e3:.1f} ms")
+    print(f"  preloaded / not preloaded (median): {statistics.median(warm) / statistics.median(cold):.3f}x")
     save("tracing_bench", {"per_job_us": {"tracing on": statistics.median(with_tracing) * 1e6,
                                           "tracing off": statistics.median(without) * 1e6},
-                           "added_ms": added * 1e3, "dropped": on.dropped.value})
+                           "added_ms": added * 1e3, "dropped": on.dropped.value,
+                           "job_setup_ms": {"preloaded": statistics.median(warm) * 1e3,
+                                            "not preloaded": statistics.median(cold) * 1e3}})
 
 
 if __name__ == "__main__":

@@ -11,8 +11,14 @@ tmpfs that no other process sees and that is gone when the job is), in which the
 /proc/sys and /proc/sysrq-trigger are read-only and the folder of the host's fork server socket is an empty
 one (a job that connected to it could have processes started outside its cgroup: the fork server does not
 ask who connects); then it gives up CAP_SYS_ADMIN (and CAP_SYS_RESOURCE, so it
-cannot raise its rlimits), so it cannot mount them again nor leave its namespace, and sets no_new_privs. A template
-keeps CAP_SYS_ADMIN: each job process it forks needs it to make its namespace.
+cannot raise its rlimits), so it cannot mount them again nor leave its namespace, and sets no_new_privs.
+
+A template runs agent code too (what its modules do when imported), so it makes the same namespace for itself
+before it imports them, and gives up CAP_SYS_ADMIN as well: that code can neither undo the namespace nor
+mount anything. The job processes it forks, which no longer have CAP_SYS_ADMIN to make theirs, make it in a
+user namespace of their own (root in it is root outside, uid and gid 0 mapped to themselves): there, what
+they inherit from the template is locked (they cannot unmount it or make it writable again), and their
+/dev/shm is still their own.
 
 The child that checks agent modules at start and at each reload (host.config.entrypoints) runs their
 import-time code with nothing a job would not have: `harden_check`.
@@ -41,15 +47,19 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 CAPABILITY_VERSION_3 = 0x20080522
 
+CLONE_NEWUSER = 0x10000000
 PR_SET_NO_NEW_PRIVS = 38
 CAP_NET_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 12, 16, 17, 19, 21
 CAP_SYS_BOOT, CAP_SYS_RESOURCE, CAP_SYS_TIME, CAP_MKNOD, CAP_AUDIT_CONTROL = 22, 24, 25, 27, 30
 CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_SYSLOG, CAP_PERFMON, CAP_BPF = 32, 33, 34, 38, 39
-# what a template gives up: reading other processes, the machine's own settings, or the ways back to them
+# what a template gives up: reading other processes, the machine's own settings, mounting (it could undo its
+# namespace), or the ways back to them
 TEMPLATE_DROPS = (CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_PERFMON,
-                  CAP_BPF, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_NET_ADMIN, CAP_MKNOD, CAP_AUDIT_CONTROL, CAP_SYSLOG)
-# and a job process, once its namespace is made: mounting and namespaces, and raising its own rlimits
-JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_ADMIN, CAP_SYS_RESOURCE)
+                  CAP_BPF, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_NET_ADMIN, CAP_MKNOD, CAP_AUDIT_CONTROL, CAP_SYSLOG,
+                  CAP_SYS_ADMIN)
+# and a job process, once its namespace is made (CAP_SYS_ADMIN again: in its user namespace, if it made one), and
+# raising its own rlimits
+JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_RESOURCE)
 READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger")  # the kernel's settings, and its emergency key
 
 
@@ -103,22 +113,52 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, opti
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
 
-def _cgroup_mounts() -> list[str]:
-    points = []
+def _mounts() -> list[tuple[str, str, bool]]:
+    """Each mount point of this process's namespace, with its file system type and whether it is read-only."""
+    mounts = []
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
             left, _, right = line.partition(" - ")
-            fstype = right.split(" ", 1)[0]
-            point = left.split()[4] if len(left.split()) > 4 else ""
-            if fstype in ("cgroup", "cgroup2") or (fstype == "tmpfs" and point == "/sys/fs/cgroup"):
-                points.append(point)
-    return points
+            fields = left.split()
+            if len(fields) > 5:
+                mounts.append((fields[4], right.split(" ", 1)[0], "ro" in fields[5].split(",")))
+    return mounts
+
+
+def _to_make_read_only() -> tuple[list[str], list[str]]:
+    """The cgroup file systems, and the kernel settings in READ_ONLY, not read-only yet (a template made them so
+    for the job processes it forks)."""
+    mounts = _mounts()
+    cgroups = [point for point, fstype, ro in mounts if not ro and (
+        fstype in ("cgroup", "cgroup2") or (fstype == "tmpfs" and point == "/sys/fs/cgroup"))]
+    done = {point for point, _, ro in mounts if ro}
+    return cgroups, [path for path in READ_ONLY if path not in done and os.path.exists(path)]
+
+
+def _own_user_namespace() -> bool:
+    """A user namespace and a mount namespace of this process's own, uid and gid 0 mapped to themselves: how a
+    process without CAP_SYS_ADMIN (one forked by a template) makes its namespace. It must have one thread."""
+    if _c.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+        return False
+    for name, text in (("setgroups", "deny"), ("uid_map", "0 0 1"), ("gid_map", "0 0 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+    return True
 
 
 def private_namespace(shm_bytes: int) -> bool:
     """A mount namespace of this process's own: a private /dev/shm of at most `shm_bytes` (0: the tmpfs
-    default), and the cgroup file systems read-only. False when this process may not make one (not root)."""
-    if _c is None or _c.unshare(CLONE_NEWNS) != 0:
+    default), the fork server's folder hidden, and the cgroup file systems and kernel settings read-only.
+    False when this process may not make one (not root, or unprivileged user namespaces are off)."""
+    if _c is None:
+        return False
+    try:
+        if _c.unshare(CLONE_NEWNS) != 0 and not _own_user_namespace():
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare: {os.strerror(err)}")
+    except OSError as exc:
+        logger.warning("no mount namespace of its own for this process (/dev/shm shared with its template's "
+                       "other jobs): %s", exc)
         return False
     try:
         _mount(None, "/", None, MS_REC | MS_PRIVATE, None)  # nothing mounted here is seen outside
@@ -128,12 +168,12 @@ def private_namespace(shm_bytes: int) -> bool:
         hidden = os.environ.pop(FORKSERVER_DIR, None)
         if hidden and os.path.isdir(hidden):
             _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=4k")
-        for point in _cgroup_mounts():
+        cgroups, settings = _to_make_read_only()
+        for point in cgroups:
             _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-        for path in READ_ONLY:
-            if os.path.exists(path):
-                _mount(path, path, None, MS_BIND | MS_REC, None)
-                _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        for path in settings:
+            _mount(path, path, None, MS_BIND | MS_REC, None)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
     except OSError as exc:
         logger.warning("no private /dev/shm or read-only cgroup and kernel settings for this job process: %s", exc)
         return False
@@ -141,8 +181,10 @@ def private_namespace(shm_bytes: int) -> bool:
 
 
 def harden_template() -> None:
-    """Before a template imports agent code."""
+    """Before a template imports agent code: its namespace made while it may (root), then what it gives up."""
     not_dumpable()
+    if os.geteuid() == 0:
+        private_namespace(0)
     drop_capabilities(TEMPLATE_DROPS)
 
 

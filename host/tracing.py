@@ -22,6 +22,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from host.errors import AgentHostError
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -29,8 +31,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("agenthost.tracing")
 
+
+class TracingSettingsError(AgentHostError):
+    """The OTEL_* settings ask for something the SDK refuses (the host does not start: its jobs would fail the
+    same way)."""
+
 SPAN_NAME = "agenthost.job"
 FLUSH_BOUND = 2.0  # seconds a process spends, at most, sending its last spans
+# What a job process's tracing imports (the SDK, the OTLP/HTTP exporter and the HTTP stack under it): with tracing
+# on, the fork server preloads them, and a job process sets its tracing up in a few milliseconds, not the 150 ms
+# or more of importing them between its offer and its entrypoint. gRPC is not preloaded: it must not be loaded
+# in a process that forks.
+JOB_MODULES = ("opentelemetry.sdk.trace.export", "opentelemetry.sdk.resources",
+               "opentelemetry.trace.propagation.tracecontext", "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+               "requests")
 
 
 def enabled(env: Mapping[str, str]) -> bool:
@@ -183,7 +197,8 @@ class HostTracing:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
-        self.dropped = DropCount()
+        self.dropped = DropCount()  # the host's own spans
+        self.jobs_dropped = DropCount()  # job processes' spans, as they report them (host.process.handle)
         self.on = enabled(env)
         self.env = otel_env(env) if self.on else ()
         self._provider: TracerProvider | None = None
@@ -192,7 +207,11 @@ class HostTracing:
                          "(pip install 'agenthost[tracing]'); running without traces")
             self.on, self.env = False, ()
         if self.on:
-            self._provider = new_provider(env, {"agenthost.role": "host"}, self.dropped)
+            try:
+                self._provider = new_provider(env, {"agenthost.role": "host"}, self.dropped)
+            except ValueError as exc:  # the SDK's check of OTEL_BSP_* and the exporter's settings
+                settings = ", ".join(f"{k}={v}" for k, v in self.env if not k.endswith(("HEADERS", "KEY")))
+                raise TracingSettingsError(f"tracing: the OTEL_* settings cannot be used: {exc} ({settings})") from exc
             self._tracer = self._provider.get_tracer("agenthost")
             logger.info("tracing: %s spans over OTLP (%s) to %s", SPAN_NAME, _protocol(env),
                         env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -217,14 +236,18 @@ class JobTracing:
     def __init__(self, traceparent: str | None, env: Sequence[tuple[str, str]], agent: str) -> None:
         self.provider: TracerProvider | None = None
         self._token: object | None = None
+        self.dropped = DropCount()  # reported to the host, which counts them with its own
         if not traceparent or not enabled(dict(env)) or not _installed():
             return
         from opentelemetry import context, trace
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         os.environ.update(dict(env))  # the exporter reads its endpoint, headers and timeout there
-        self.dropped = DropCount()
-        self.provider = new_provider(dict(env), {"agenthost.role": "job", "agenthost.agent": agent}, self.dropped)
+        try:
+            self.provider = new_provider(dict(env), {"agenthost.role": "job", "agenthost.agent": agent}, self.dropped)
+        except ValueError as exc:  # the host checked the same settings at its start: never a reason to fail a job
+            logger.warning("tracing: this job runs without traces: %s", exc)
+            return
         trace.set_tracer_provider(self.provider)  # what agent code's trace.get_tracer() finds
         self._token = context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
 

@@ -51,3 +51,47 @@ def test_a_job_as_root_has_its_own_dev_shm_and_cannot_see_the_fork_servers_folde
     assert seen["dumpable"] == 0 and seen["no_new_privs"] == "1"
     assert not seen["cap_eff"] & (1 << CAP_SYS_PTRACE | 1 << CAP_SYS_ADMIN)
     assert os.listdir(tmp_path) == ["listener-1"]  # only hidden from the job
+
+
+TEMPLATE_AND_JOB = """
+import json, os, sys
+from host import sandbox
+def seen():
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    hidden = os.environ.get("PROBE_DIR")
+    return {"cap_eff": int(status["CapEff"], 16), "sees": sorted(os.listdir(hidden)),
+            "shm": sorted(os.listdir("/dev/shm")),
+            "writable_cgroups": [p for p, kind, ro in sandbox._mounts() if kind.startswith("cgroup") and not ro],
+            "writable_settings": [p for p, _, ro in sandbox._mounts() if p in sandbox.READ_ONLY and not ro]}
+sandbox.harden_template()
+template = seen()
+open("/dev/shm/the-templates", "w").close()
+read_end, write_end = os.pipe()
+if os.fork() == 0:
+    sandbox.harden_job(0)
+    os.write(write_end, json.dumps(seen()).encode())
+    os._exit(0)
+os.close(write_end)
+job = json.loads(os.read(read_end, 65536))
+os.wait()
+print(json.dumps({"template": template, "job": job}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces of their own only as root")
+def test_a_template_cannot_undo_its_namespace_and_the_jobs_it_forks_still_make_theirs(tmp_path):
+    """Agent code imported in a template runs without CAP_SYS_ADMIN, with the fork server's folder hidden and the
+    cgroup file systems read-only; a job it forks has a /dev/shm of its own all the same (in a user namespace)."""
+    from host.sandbox import FORKSERVER_DIR
+
+    (tmp_path / "listener-1").write_text("the fork server's socket would be here")
+    out = subprocess.run([sys.executable, "-c", TEMPLATE_AND_JOB], capture_output=True, text=True, check=True,
+                         env={**os.environ, FORKSERVER_DIR: str(tmp_path), "PROBE_DIR": str(tmp_path)})
+    seen = json.loads(out.stdout)
+    for side in ("template", "job"):
+        assert seen[side]["sees"] == [], seen
+        assert not seen[side]["cap_eff"] & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_PTRACE), seen
+        assert seen[side]["writable_cgroups"] == [] and seen[side]["writable_settings"] == [], seen
+    assert "the-templates" not in seen["job"]["shm"], seen  # its own /dev/shm, not the template's
+    assert "no mount namespace" not in out.stderr, out.stderr
+    assert os.listdir(tmp_path) == ["listener-1"]

@@ -31,7 +31,8 @@ class ContextRuntime:
         if definition.setup is not None:
             run_setup(load_function(definition.setup), self.proc)
 
-    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields) -> str | None:
+    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields,
+                  spans_dropped: Callable[[], int]) -> str | None:
         job = agent_pb.Job()
         job.ParseFromString(start.job)
         job_filter.fields["room"] = job.room.name
@@ -40,7 +41,7 @@ class ContextRuntime:
                          token=start.token, credentials=start.credentials, worker_id=start.worker_id,
                          proc=self.proc, recovery_of=start.recovery_of, shutdown=shutdown)
         job_filter.extra = lambda: ctx.log_context_fields
-        return await run_job(conn, start, _ContextJob(self.entrypoint, ctx), shutdown)
+        return await run_job(conn, start, _ContextJob(self.entrypoint, ctx), shutdown, spans_dropped)
 
 
 class _ContextJob:

@@ -89,7 +89,8 @@ def end_with_the_room(room: rtc.Room, definition: AgentDefinition, shutdown: Shu
     room.on("disconnected", lambda *_: shutdown.request("room_disconnected"))
 
 
-async def run_job(conn: Connection, start: StartJob, job: JobApi, shutdown: Shutdown) -> str | None:
+async def run_job(conn: Connection, start: StartJob, job: JobApi, shutdown: Shutdown,
+                  spans_dropped: Callable[[], int] = lambda: 0) -> str | None:
     """Run one job to its end; the error to report, or None."""
     definition = start.definition
     error: str | None = None
@@ -108,7 +109,7 @@ async def run_job(conn: Connection, start: StartJob, job: JobApi, shutdown: Shut
 
     end_with_the_room(job.room, definition, shutdown, job.connected)
     watch_host(conn, shutdown.request)
-    reporting = vitals.start(conn, lambda: len(job.room.remote_participants))
+    reporting = vitals.start(conn, lambda: len(job.room.remote_participants), spans_dropped)
     try:
         send(conn, JobStarted(time.time()))
         logger.info("job started", extra={"offer_to_entrypoint_ms": round((time.time() - start.accepted_at) * 1000)})

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -40,8 +42,10 @@ MB = 1024 * 1024
 class JobRuntime(Protocol):
     """What runs a job inside the process, for one `api`: built at prewarm (imports and setup), run once."""
 
-    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields) -> str | None:
-        """Run the job to its end; the error to report, or None."""
+    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields,
+                  spans_dropped: Callable[[], int]) -> str | None:
+        """Run the job to its end; the error to report, or None. `spans_dropped` reads how many of the job's
+        spans its tracing could not deliver, for its reports to the host."""
         ...
 
 
@@ -89,10 +93,17 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     tracing = JobTracing(msg.traceparent, msg.otel_env, msg.definition.name)  # before the job's context is made
     if msg.traceparent and tracing.provider is not None:
         job_filter.fields["trace_id"] = msg.traceparent.split("-")[1]
-    error = asyncio.run(runtime.run(conn, msg, job_filter))
-    send(conn, JobDone(error))
+    error = asyncio.run(runtime.run(conn, msg, job_filter, lambda: tracing.dropped.value))
+    end_what_the_job_started()  # first: what they used, once reaped, is counted in the job's CPU time
+    send(conn, JobDone(error, *_used(), spans_dropped=tracing.dropped.value))
     tracing.close()  # the job's last spans, bounded; the host's span of the job needs none of them
-    end_what_the_job_started()
+
+
+def _used() -> tuple[float, int]:
+    """CPU seconds and peak resident bytes of this process and the processes it reaped."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return cpu, max(me.ru_maxrss, children.ru_maxrss) * 1024  # kilobytes on Linux
 
 
 def take_output(conn: Connection) -> bool:

@@ -1,8 +1,8 @@
 """Runs in a job process: how the job is doing, measured where it runs, reported to the host every second.
 
 The event loop's lag is how late a timer fires: a loop busy with other work (or a process starved of CPU)
-answers late, and a voice call hears it. Each report carries the worst lag of the last second and how many
-others are in the job's room.
+answers late, and a voice call hears it. Each report carries the worst lag of the last second, how many
+others are in the job's room, and how many of the job's spans its tracing could not deliver so far.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ TICK = 0.1  # seconds between two looks at the loop
 EVERY = 1.0  # seconds between two reports
 
 
-async def report(conn: Connection, participants: Callable[[], int]) -> None:
+async def report(conn: Connection, participants: Callable[[], int], spans_dropped: Callable[[], int]) -> None:
     """Until cancelled: measure the loop's lag every TICK, report the worst of each EVERY."""
     loop = asyncio.get_running_loop()
     worst, since = 0.0, loop.time()
@@ -28,10 +28,11 @@ async def report(conn: Connection, participants: Callable[[], int]) -> None:
         now = loop.time()
         worst = max(worst, now - asked - TICK)
         if now - since >= EVERY:
-            if not send(conn, JobVitals(round(max(0.0, worst) * 1000, 1), participants())):
+            if not send(conn, JobVitals(round(max(0.0, worst) * 1000, 1), participants(), spans_dropped())):
                 return
             worst, since = 0.0, now
 
 
-def start(conn: Connection, participants: Callable[[], int]) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(report(conn, participants), name="job-vitals")
+def start(conn: Connection, participants: Callable[[], int],
+          spans_dropped: Callable[[], int] = lambda: 0) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(report(conn, participants, spans_dropped), name="job-vitals")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -68,14 +68,15 @@ class AgentsRuntime:
         if setup is not None:
             run_setup(setup, self.proc)
 
-    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields) -> str | None:
+    async def run(self, conn: Connection, start: StartJob, job_filter: logs.JobFields,
+                  spans_dropped: Callable[[], int]) -> str | None:
         job = agent_pb.Job()
         job.ParseFromString(start.job)
         job_filter.fields["room"] = job.room.name
         if start.traceparent:
             _trace_with_the_job()
         shutdown = Shutdown(start.definition.shutdown.drain)
-        return await run_job(conn, start, _Job(self, start, job, shutdown), shutdown)
+        return await run_job(conn, start, _Job(self, start, job, shutdown), shutdown, spans_dropped)
 
 
 def _trace_with_the_job() -> None:

@@ -147,12 +147,17 @@ class _StateCollector(Collector):
 
 
 class _DroppedSpans:
-    def __init__(self, read: Callable[[], int]) -> None:
+    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
         self.read = read
 
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily("agenthost_trace_spans_dropped", "Spans of job traces not delivered to the "
-                                  "OpenTelemetry endpoint (its queue full, or the export failed).", value=self.read())
+        c = CounterMetricFamily("agenthost_trace_spans_dropped", "Spans of job traces not delivered to the "
+                                "OpenTelemetry endpoint (its queue full, or the export failed), by the process that "
+                                "made them: the host (agenthost.job spans) or a job process (as it reports).",
+                                labels=["process"])
+        for process, count in self.read().items():
+            c.add_metric([process], count)
+        yield c
 
 
 class Metrics:
@@ -205,7 +210,7 @@ class Metrics:
         for reason in DECLINE_REASONS:
             self.jobs_declined.labels(agent, reason)
 
-    def observe_dropped_spans(self, read: Callable[[], int]) -> None:
+    def observe_dropped_spans(self, read: Callable[[], Mapping[str, int]]) -> None:
         """Export the spans tracing could not deliver (a full queue, an unreachable endpoint), read at each
         scrape: the batch thread counts them."""
         self.registry.register(_DroppedSpans(read))

@@ -35,6 +35,7 @@ class Sampled:
     log_fields: Mapping[str, Any]
     group: JobGroup | None = None  # its cgroup, where it has one: its memory and CPU are read there
     agent: str = ""
+    ready_cpu: float = 0.0  # CPU seconds its process used to get ready: not counted as the job's
 
 
 class Watched(Protocol):
@@ -77,7 +78,8 @@ class ResourceMonitor:
                 await self.sample_memory(now)
                 if now >= next_load:
                     next_load = now + LOAD_INTERVAL
-                    running = [JobCpuSample(s.job_id, s.agent, s.pid, s.group) for s in self._jobs.sampled()]
+                    running = [JobCpuSample(s.job_id, s.agent, s.pid, s.group, s.ready_cpu)
+                               for s in self._jobs.sampled()]
                     await asyncio.to_thread(self.sample_cpu, running)  # a walk of the host's process tree
                     await self._jobs.report_load_all()
             except Exception:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -91,17 +92,37 @@ class JobCpuSample:
     agent: str
     pid: int
     group: JobGroup | None
+    ready_cpu: float = 0.0  # CPU seconds its process had used when it was ready (its prewarm): not the job's
+
+
+@dataclass(frozen=True)
+class JobCpuEnd:
+    """A job's end, with the CPU seconds its process used from its Ready on, as its exit told them."""
+
+    job_id: str
+    agent: str
+    cpu_seconds: float
+    bound: float  # the most it can have used: its life times the CPUs (a job's own report is checked by it)
 
 
 class JobsCpu:
     """Each running job's CPU use, in CPUs (0.5: half of one), over the last interval: read on its cgroup,
-    or on its process tree where it has none. By agent, what its jobs use together."""
+    or on its process tree where it has none. By agent, what its jobs use together; by job and by agent, the
+    CPU seconds they used, counted from each job process's Ready to its exit (the time before the first sample
+    and after the last one included, from what its exit told).
+
+    Written by `sample` only, on the sampler's thread; `ended` queues a job's end for it."""
 
     def __init__(self) -> None:
         self.by_job: dict[str, float] = {}
         self.by_agent: dict[str, float] = {}
+        self.seconds_by_job: dict[str, float] = {}  # CPU seconds of each running job so far
         self.seconds_by_agent: dict[str, float] = {}  # CPU seconds of each agent's jobs since the host started
-        self._seen: dict[str, tuple[float, float]] = {}  # job id -> (CPU seconds, time.monotonic())
+        self._seen: dict[str, tuple[float, float]] = {}  # job id -> (CPU seconds since Ready, time.monotonic())
+        self._ended: deque[JobCpuEnd] = deque()  # appended on the event loop, taken by `sample`
+
+    def ended(self, end: JobCpuEnd) -> None:
+        self._ended.append(end)
 
     def sample(self, jobs: Sequence[JobCpuSample]) -> None:
         now = time.monotonic()
@@ -112,15 +133,25 @@ class JobsCpu:
             total = job.group.cpu_seconds() if job.group is not None else tree_cpu_seconds(job.pid)
             if total is None:
                 continue
-            seen[job.job_id] = (total, now)
+            since_ready = max(0.0, total - job.ready_cpu)
             before = self._seen.get(job.job_id)
+            counted = before[0] if before is not None else 0.0
+            seen[job.job_id] = (max(since_ready, counted), now)
+            self._count(job.agent, since_ready - counted)
             if before is not None and now > before[1]:
-                used = max(0.0, (total - before[0]) / (now - before[1]))
-                self.seconds_by_agent[job.agent] = self.seconds_by_agent.get(job.agent, 0.0) + max(
-                    0.0, total - before[0])
+                used = max(0.0, (since_ready - before[0]) / (now - before[1]))
                 by_job[job.job_id] = used
                 by_agent[job.agent] = by_agent.get(job.agent, 0.0) + used
+        while self._ended:
+            end = self._ended.popleft()
+            counted = seen.pop(end.job_id, self._seen.get(end.job_id, (0.0, now)))[0]
+            self._count(end.agent, min(end.cpu_seconds, end.bound) - counted)
         self.by_job, self.by_agent, self._seen = by_job, by_agent, seen
+        self.seconds_by_job = {job_id: seconds for job_id, (seconds, _) in seen.items()}
+
+    def _count(self, agent: str, seconds: float) -> None:
+        if seconds > 0:
+            self.seconds_by_agent[agent] = self.seconds_by_agent.get(agent, 0.0) + seconds
 
 
 def _machine_cpu() -> float:

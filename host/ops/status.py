@@ -65,6 +65,7 @@ class JobInfo(TypedDict):
     started_at: str | None
     memory_mb: float | None
     cpu: float | None  # CPUs its processes used over the last few seconds (0.5: half of one)
+    cpu_seconds: float | None  # CPU time its processes used since its process was ready (its prewarm not counted)
     version: str | None  # the version of its agent it runs (None: the agent has no versions)
     loop_lag_ms: float | None  # its event loop's worst lag over the last second, as the job measured it
     slow: bool  # that lag is above SLOW_LAG_MS: the job cannot keep up (its answers and audio come late)
@@ -124,11 +125,13 @@ def render_status(doc: StatusDocument) -> str:
     jobs = doc["jobs"]
     lines.append("")
     if jobs:
-        lines += table(["job", "agent", "room", "state", "pid", "started", "memory", "cpu", "loop lag", "people"],
+        lines += table(["job", "agent", "room", "state", "pid", "started", "memory", "cpu", "cpu time", "loop lag",
+                        "people"],
                        [[j["id"], j["agent"] + (f"@{j['version']}" if j.get("version") else ""), j["room"],
                          j["state"], j["pid"], j["started_at"],
                          f"{j['memory_mb']} MB" if j["memory_mb"] is not None else None,
-                         _percent(j.get("cpu")), lag_text(j), j.get("participants")] for j in jobs])
+                         _percent(j.get("cpu")), cpu_time(j.get("cpu_seconds")), lag_text(j),
+                         j.get("participants")] for j in jobs])
     else:
         lines.append("no running jobs")
     return "\n".join(lines) + "\n"
@@ -203,6 +206,14 @@ def fetch_status(url: str, token: str | None, deadline: float = STATUS_DEADLINE,
     if not isinstance(doc, dict) or not {"host", "agents", "jobs"} <= set(doc):
         raise StatusError("not a status document: no host, agents and jobs")
     return doc  # type: ignore[return-value]
+
+
+def cpu_time(seconds: float | None) -> str | None:
+    """CPU time as top's TIME+ shows it (minutes:seconds.hundredths); None (shown '-') when not measured yet."""
+    if not isinstance(seconds, int | float):
+        return None
+    minutes, rest = divmod(float(seconds), 60)
+    return f"{int(minutes)}:{rest:05.2f}"
 
 
 def _percent(cpus: float | None) -> str | None:

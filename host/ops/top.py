@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from host.ops.status import JobInfo, StatusDocument, StatusError, lag_text, printable
+from host.ops.status import JobInfo, StatusDocument, StatusError, cpu_time, lag_text, printable
 
 SORTS = {"c": "cpu", "m": "memory", "a": "age"}
 
@@ -75,9 +75,15 @@ def sorted_jobs(jobs: list[JobInfo], state: TopState, now: float) -> list[JobInf
     return sorted(shown, key=lambda j: j.get("cpu") or 0.0, reverse=True)
 
 
+COLUMNS = ("JOB", "AGENT", "ROOM", "STATE", "AGE", "CPU", "TIME+", "MEMORY", "LAG", "PEOPLE", "PID")
+WIDE = 100  # columns of a terminal with room for every column; a narrower one leaves TIME+ out
+NARROW = tuple(c for c in COLUMNS if c != "TIME+")
+
+
 def render(doc: StatusDocument | None, state: TopState, address: str, error: str | None = None,
-           now: float | None = None) -> RenderableType:
-    """What the screen shows for `doc` (the last /status read; None before the first) and `state`."""
+           now: float | None = None, width: int = WIDE) -> RenderableType:
+    """What the screen shows for `doc` (the last /status read; None before the first) and `state`, on a terminal
+    `width` columns wide."""
     now = time.time() if now is None else now
     if doc is None:
         return Text(f"agenthost top: {address}: {error or 'reading /status...'}")
@@ -91,7 +97,8 @@ def render(doc: StatusDocument | None, state: TopState, address: str, error: str
     keys = Text(f"sort: {state.sort} (c cpu, m memory, a age)  agent: {state.agent or 'all'} (f)  q quit"
                 + (f"  ! {error}" if error else ""), style="dim" if not error else "red")
     table = Table(box=None, header_style="bold reverse", expand=True)
-    for column in ("JOB", "AGENT", "ROOM", "STATE", "AGE", "CPU", "MEMORY", "LAG", "PEOPLE", "PID"):
+    columns = COLUMNS if width >= WIDE else NARROW
+    for column in columns:
         # the figures keep their width; the job ids and room names share what is left, cut with an ellipsis
         table.add_column(column, justify="left" if column in ("JOB", "AGENT", "ROOM", "STATE") else "right",
                          no_wrap=True, overflow="ellipsis", ratio=1 if column in ("JOB", "ROOM") else None,
@@ -99,13 +106,17 @@ def render(doc: StatusDocument | None, state: TopState, address: str, error: str
     for j in sorted_jobs(jobs, state, now):
         cpu, memory, people = j.get("cpu"), j.get("memory_mb"), j.get("participants")
         agent = j["agent"] + (f"@{j['version']}" if j.get("version") else "")
-        table.add_row(printable(j["id"]), printable(agent), printable(j["room"]), printable(j["state"]),
-                      _duration(_age(j.get("started_at"), now)) if j.get("started_at") else "-",
-                      f"{float(cpu) * 100:.0f}%" if cpu is not None else "-",
-                      f"{float(memory):.1f} MB" if memory is not None else "-",
-                      Text(lag_text(j) or "-", style="bold red" if j.get("slow") else ""),
-                      str(people) if isinstance(people, int) else "-",
-                      str(j["pid"]) if j["pid"] is not None else "-")
+        row: dict[str, RenderableType] = {
+            "JOB": printable(j["id"]), "AGENT": printable(agent), "ROOM": printable(j["room"]),
+            "STATE": printable(j["state"]),
+            "AGE": _duration(_age(j.get("started_at"), now)) if j.get("started_at") else "-",
+            "CPU": f"{float(cpu) * 100:.0f}%" if cpu is not None else "-",
+            "TIME+": cpu_time(j.get("cpu_seconds")) or "-",
+            "MEMORY": f"{float(memory):.1f} MB" if memory is not None else "-",
+            "LAG": Text(lag_text(j) or "-", style="bold red" if j.get("slow") else ""),
+            "PEOPLE": str(people) if isinstance(people, int) else "-",
+            "PID": str(j["pid"]) if j["pid"] is not None else "-"}
+        table.add_row(*(row[column] for column in columns))
     agents = Table(box=None, header_style="bold reverse", expand=True)
     for column in ("AGENT", "REGISTERED", "JOBS", "IDLE", "LOAD", "LAST ERROR"):
         agents.add_column(column, no_wrap=True, overflow="ellipsis")
@@ -148,6 +159,7 @@ def run_top(address: str, fetch: Callable[[], StatusDocument], interval: float =
     state, error = TopState(), None
     with keys_as_pressed() as read_key, Live(render(doc, state, address), console=console, screen=True,
                                              auto_refresh=False, transient=True) as live:
+        live.update(render(doc, state, address, width=live.console.width), refresh=True)
         next_fetch = time.monotonic() + interval
         while not state.quit:
             key = read_key(max(0.0, next_fetch - time.monotonic()))
@@ -159,4 +171,4 @@ def run_top(address: str, fetch: Callable[[], StatusDocument], interval: float =
                     doc, error = fetch(), None
                 except StatusError as exc:  # shown; the last figures stay on screen until it answers again
                     error = str(exc)
-            live.update(render(doc, state, address, error), refresh=True)
+            live.update(render(doc, state, address, error, width=live.console.width), refresh=True)

@@ -22,6 +22,7 @@ charge along).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -82,6 +83,12 @@ class Confinement:
         return ("rlimit (no cgroup may be created here: address space and process count set per job "
                 "process, memory sampled, processes ended by tree)")
 
+    def confine_template(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
+        """Put a new template process under its agent's bounds, as a job: what agent code does at import is
+        bounded too. Not in rlimit mode: the rlimits of a template would be its jobs' (they inherit them), and
+        its address space is not known before it imports the agent's code."""
+        return None
+
     def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
         """Put a new job process under `bounds`; its group, if it has one. Raises CgroupError when the
         process could not be bounded (it must not run unbounded)."""
@@ -135,6 +142,9 @@ class CgroupConfinement(Confinement):
     def describe(self) -> str:
         where = sorted({str(p) for p in self.base.values()})
         return f"cgroup v{self.version} ({', '.join(sorted(self.base))} under {', '.join(where)})"
+
+    def confine_template(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
+        return self.confine(pid, name, bounds)
 
     def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
         dirs = {c: base / name for c, base in self.base.items()}
@@ -299,3 +309,13 @@ def _v1(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfineme
     return CgroupConfinement(1, base)
 
 
+REMOVE_TRIES = 20  # a group is removable once its processes are reaped (by their parents, or by init)
+REMOVE_EVERY = 0.5
+
+
+def remove_when_empty(group: JobGroup, tries: int = REMOVE_TRIES) -> None:
+    if group.remove() or tries <= 1:
+        if tries <= 1:
+            logger.warning("cgroup %s still has processes; left in place", next(iter(group.dirs.values())))
+        return
+    asyncio.get_running_loop().call_later(REMOVE_EVERY, remove_when_empty, group, tries - 1)

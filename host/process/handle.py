@@ -20,7 +20,7 @@ from multiprocessing.process import BaseProcess
 from host.config.definitions import AgentDefinition
 from host.job import main as job_main
 from host.process.cgroupfs import CgroupError, JobGroup
-from host.process.cgroups import Confinement, bounds_for
+from host.process.cgroups import Confinement, bounds_for, remove_when_empty
 from host.process.channel import Channel
 from host.process.errors import ProcessStartError
 from host.process.mp import mp_context, start_off_loop
@@ -72,8 +72,11 @@ class ProcessExit:
     result: JobDone | None  # what the job reported before it exited; None if it never did
     shutdown_reason: str | None
     memory_killed: str | None = None  # said when the kernel killed a process of the job at its memory limit
-    cpu_seconds: float | None = None  # CPU time of every process of the job, where its cgroup counted it
+    # CPU time of the job's processes from the job process's Ready on: its cgroup's count, or, without one, the
+    # job's own (of itself and the processes it reaped) when it said JobDone
+    cpu_seconds: float | None = None
     peak_memory_bytes: int | None = None  # the most memory its cgroup was charged at once
+    peak_rss_bytes: int | None = None  # without a cgroup: the most resident memory the job said it had at once
 
 
 class JobProcess:
@@ -93,6 +96,8 @@ class JobProcess:
         self.prewarm_cpu = 0.0  # CPU seconds it took to get ready, from Ready
         self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
         self.vitals: JobVitals | None = None  # the job's last report of its loop lag and room
+        self.spans_dropped = 0  # of the job's traces, as it last said
+        self.on_spans_dropped: Callable[[int], None] | None = None  # called with each increase
         self.warm = False  # handed to its job from the pool's idle processes (not started for it)
         self._template = template
         self._confinement = confinement
@@ -296,6 +301,7 @@ class JobProcess:
                 self._ready.set_exception(ProcessStartError(msg.error))
         elif isinstance(msg, JobVitals):
             self.vitals = msg
+            self._note_spans_dropped(msg.spans_dropped)
         elif isinstance(msg, JobStarted):
             if self.on_started is not None:
                 self.on_started(msg.entrypoint_at)
@@ -303,6 +309,15 @@ class JobProcess:
             self._mark_shutting_down(msg.reason)
         elif isinstance(msg, JobDone):
             self.result = msg
+            self._note_spans_dropped(msg.spans_dropped)
+
+    def _note_spans_dropped(self, count: int) -> None:
+        """The job's count only grows: a smaller one (a job's bug, or its lie) adds nothing."""
+        more = count - self.spans_dropped
+        if more > 0:
+            self.spans_dropped = count
+            if self.on_spans_dropped is not None:
+                self.on_spans_dropped(more)
 
     def _on_sentinel(self) -> None:
         assert self._proc is not None
@@ -331,10 +346,19 @@ class JobProcess:
             why = self._not_ready or f"exited with code {code} before it was ready"
             self._ready.set_exception(ProcessStartError(why))
         self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.result,
-                                            self.shutdown_reason, self._memory_killed, *self._usage))
+                                            self.shutdown_reason, self._memory_killed, *self._used()))
         self._channel.close()
         if self._shutting_down_event is not None:
             self._shutting_down_event.set()
+
+    def _used(self) -> tuple[float | None, int | None, int | None]:
+        """The job's CPU seconds since it was ready, its cgroup's peak charge, and (without a cgroup) its own
+        peak resident size."""
+        cpu, peak = self._usage
+        rss = None
+        if self.group is None and self.result is not None:
+            cpu, rss = self.result.cpu_seconds, self.result.peak_rss_bytes or None
+        return (None if cpu is None else max(0.0, cpu - self.prewarm_cpu)), peak, rss
 
     def _end_group(self, group: JobGroup) -> None:
         """The process has exited: end whatever is left in its group, note a kill at the memory limit, and
@@ -350,16 +374,4 @@ class JobProcess:
             self._memory_killed = (f"killed by the kernel at limits.memory_limit_mb {limit} MB "
                                    f"({kills} process(es) of the job)")
         remove_when_empty(group)
-
-
-REMOVE_TRIES = 20  # a group is removable once its processes are reaped (by their parents, or by init)
-REMOVE_EVERY = 0.5
-
-
-def remove_when_empty(group: JobGroup, tries: int = REMOVE_TRIES) -> None:
-    if group.remove() or tries <= 1:
-        if tries <= 1:
-            logger.warning("cgroup %s still has processes; left in place", next(iter(group.dirs.values())))
-        return
-    asyncio.get_running_loop().call_later(REMOVE_EVERY, remove_when_empty, group, tries - 1)
 

@@ -16,6 +16,7 @@ from multiprocessing import util
 from multiprocessing.process import BaseProcess
 
 from host.sandbox import FORKSERVER_DIR
+from host.tracing import JOB_MODULES
 
 mp_context = multiprocessing.get_context("forkserver")
 
@@ -36,10 +37,12 @@ mp_context.set_forkserver_preload(PRELOAD + FREEZE)
 LIVEKIT_AGENTS_PRELOAD = ["host.lkagents.runner", "livekit.agents.ipc._preload"]
 
 
-def preload_livekit_agents() -> None:
-    """Have the fork server preload livekit-agents. Takes effect if called before the first process starts
-    (the host calls it at start when any agent has `api: livekit-agents`)."""
-    mp_context.set_forkserver_preload([*PRELOAD, *LIVEKIT_AGENTS_PRELOAD, *FREEZE])
+def preload(livekit_agents: bool = False, tracing: bool = False) -> None:
+    """Have the fork server preload livekit-agents (when an agent has `api: livekit-agents`) and what a job's
+    tracing imports (when tracing is on). Takes effect if called before the first process starts. A module
+    that is not installed is left out by the fork server."""
+    mp_context.set_forkserver_preload([*PRELOAD, *(LIVEKIT_AGENTS_PRELOAD if livekit_agents else ()),
+                                       *(JOB_MODULES if tracing else ()), *FREEZE])
 
 
 async def start_off_loop(proc: BaseProcess) -> None:

@@ -195,7 +195,7 @@ class ProcessPool:
 
     async def _start_template(self) -> AgentTemplate | None:
         try:
-            template = AgentTemplate(self.definition, self._log_format, self._log_level)
+            template = AgentTemplate(self.definition, self._log_format, self._log_level, self._confinement)
             await template.start(self.definition.processes.init_timeout)
         except NotForkSafeError as exc:
             self._fork_safe = False

@@ -24,6 +24,8 @@ from typing import Protocol
 from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot
 from host.job import template_main
+from host.process.cgroupfs import JobGroup
+from host.process.cgroups import Confinement, bounds_for, remove_when_empty
 from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
 from host.process.mp import mp_context, start_off_loop
@@ -50,8 +52,11 @@ class ForkedProcess(Protocol):
 
 
 class AgentTemplate:
-    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int) -> None:
+    def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
+                 confinement: Confinement | None = None) -> None:
         self.definition = definition
+        self._confinement = confinement
+        self.group: JobGroup | None = None  # its cgroup, under its agent's limits (cgroup mode)
         self.pid: int | None = None
         self.sources: Snapshot = {}
         self.retired = False
@@ -90,11 +95,18 @@ class AgentTemplate:
             if self._child_conn is not None:
                 self._child_conn.close()
             raise
-        self.pid = self._proc.pid
-        assert self._child_conn is not None
+        self.pid = pid = self._proc.pid
+        assert self._child_conn is not None and pid is not None
         self._child_conn.close()
         self._child_conn = None
         self._channel.start()
+        try:  # bounded before it imports anything: it waits for its output pipe, given below
+            if self._confinement is not None:
+                self.group = self._confinement.confine_template(pid, f"{self.definition.name}-template-{pid}",
+                                                                bounds_for(self.definition.limits))
+        except Exception as exc:  # a CgroupError, or anything else: agent code must not run unbounded
+            self.kill()
+            raise ProcessStartError(f"cannot bound the template process: {exc}") from exc
         try:
             self._output = give_output(self._channel, {"agent": self.definition.name, "pid": self.pid,
                                                        "template": True})
@@ -214,8 +226,13 @@ class AgentTemplate:
             self._output.close()
         assert self._ready is not None
         code = self._proc.exitcode
+        memory_killed = self._end_group()
         if not self._ready.done():
-            self._ready.set_exception(ProcessStartError(f"exited with code {code} before it was ready"))
+            why = memory_killed or f"exited with code {code}"
+            self._ready.set_exception(ProcessStartError(f"{why} before it was ready"))
+        elif memory_killed:
+            logger.error("the template process of %s was %s; its running jobs go on", self.definition.name,
+                         memory_killed, extra={"agent": self.definition.name, "pid": self.pid})
         elif not self.retired:
             logger.warning("the template process of %s exited (code %s); its running jobs go on", self.definition.name,
                            code, extra={"agent": self.definition.name, "pid": self.pid})
@@ -227,6 +244,20 @@ class AgentTemplate:
         for child in children.values():
             child.on_orphaned()
         self._exited.set()
+
+
+    def _end_group(self) -> str | None:
+        """It has exited: end what is left in its group (what its agent's code started at import; the job
+        processes it forked are in groups of their own), and remove the group once empty. How the kernel
+        killed it at its memory limit, if it did."""
+        group, self.group = self.group, None
+        if group is None:
+            return None
+        group.kill()
+        killed = group.oom_kills() - group.oom_kills_at_start > 0
+        remove_when_empty(group)
+        limit = self.definition.limits.memory_limit_mb
+        return f"killed by the kernel at limits.memory_limit_mb {limit} MB" if killed else None
 
 
 def forked_mismatch(pid: int, fd: int, pidfd: int, parent: int) -> str | None:

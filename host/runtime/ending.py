@@ -44,11 +44,13 @@ class JobEnding:
         job.span.set(**{"exit.code": end.code if end.code >= 0 else None,
                         "exit.signal": signal_name(-end.code) if end.code < 0 else None,
                         "cpu.seconds": end.cpu_seconds, "memory.peak_bytes": end.peak_memory_bytes,
+                        "memory.peak_rss_bytes": end.peak_rss_bytes,
                         "shutdown.reason": end.shutdown_reason})
         job.span.end(result.reason or "ok", result.error)
         if job.started_at is not None:
             self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
-        self._log(result, {**fields, "reason": end.shutdown_reason})
+        used = {"cpu_seconds": round(end.cpu_seconds, 3)} if end.cpu_seconds is not None else {}
+        self._log(result, {**fields, "reason": end.shutdown_reason, **used})
         # a crash is a death nobody asked for: a job the server, the host or a drain asked to end that died on
         # its way out is not put back into its call (its memory limit, which the host enforces, is a crash)
         crashed = result.reason in CRASHES and end.shutdown_reason in (None, "memory_limit")

@@ -24,6 +24,7 @@ from host.ops.metrics import Metrics
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import CpuLoad
 from host.process.cgroups import detect
+from host.process.mp import preload
 from host.process.pool import ProcessSettings
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet
@@ -65,13 +66,11 @@ class Host:
     def __init__(self, catalog: Catalog, credentials: Credentials, options: HostOptions = HostOptions()) -> None:
         self.catalog = catalog
         self.options = options
-        if any(d.api == "livekit-agents" for d in catalog.agents):
-            from host.process.mp import preload_livekit_agents
-
-            preload_livekit_agents()
-        self.metrics = Metrics()
         self.tracing = HostTracing()
-        self.metrics.observe_dropped_spans(lambda: self.tracing.dropped.value)
+        preload(livekit_agents=any(d.api == "livekit-agents" for d in catalog.agents), tracing=self.tracing.on)
+        self.metrics = Metrics()
+        self.metrics.observe_dropped_spans(lambda: {"host": self.tracing.dropped.value,
+                                                     "job": self.tracing.jobs_dropped.value})
         self.confinement = detect(options.job_limits)
         cpu = CpuLoad()
         self.journal: JobJournal | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,8 +23,8 @@ from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
-from host.ops.resources import CpuLoad
-from host.process.handle import JobProcess, ProcessStartError
+from host.ops.resources import CpuLoad, JobCpuEnd
+from host.process.handle import JobProcess, ProcessExit, ProcessStartError
 from host.runtime.accepted import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.ending import JobEnding
@@ -48,6 +49,7 @@ class JobTable:
         self._agents: AgentLookup = NoAgents()  # until `attach`: the agent set is built with this table
         self._credentials = credentials
         self._metrics = metrics
+        self._cpu = cpu
         self._load = LoadReporter(cpu, load)
         self._tasks = TaskSet("job table")
         self._jobs: dict[str, Job] = {}
@@ -216,7 +218,8 @@ class JobTable:
 
     def sampled(self) -> list[Sampled]:
         """The job processes running now, for the resource monitor."""
-        return [Sampled(j.id, j.process.pid, j.facts.definition.limits, j.facts.log_fields, j.process.group, j.agent)
+        return [Sampled(j.id, j.process.pid, j.facts.definition.limits, j.facts.log_fields, j.process.group, j.agent,
+                        j.process.prewarm_cpu)
                 for j in self._jobs.values()
                 if j.process is not None and j.process.pid is not None and not j.process.exited]
 
@@ -277,6 +280,7 @@ class JobTable:
             job.span.event("entrypoint started")
 
         process.on_started = started
+        process.on_spans_dropped = self._tracing.jobs_dropped.add
         process.start_job(StartJob(
             job=assignment.job.SerializeToString(), definition=facts.definition,
             url=assignment.url or self._credentials.url, token=assignment.token,
@@ -292,10 +296,17 @@ class JobTable:
     async def _supervise(self, job: Job, process: JobProcess) -> None:
         result = await self._endings.wait(job, process)
         self._jobs.pop(job.id, None)
+        self._count_cpu(job, await process.wait_exit())
         if self._journal is not None:  # it ended while this host lived, however it ended: not a call to recover
             self._journal.remove(job.id)
         await self._endings.report(job.facts, result, {**job.facts.log_fields, "pid": process.pid})
         await self.report_load(job.agent)
+
+    def _count_cpu(self, job: Job, end: ProcessExit) -> None:
+        """The CPU the job used since the monitor last looked, for its agent's count."""
+        if end.cpu_seconds is not None and job.started_at is not None:
+            life = time.time() - job.started_at + 1.0  # a warm process's idle second before its job
+            self._cpu.jobs.ended(JobCpuEnd(job.id, job.agent, end.cpu_seconds, life * (os.cpu_count() or 1)))
 
     def _release_unassigned(self, job_id: str) -> None:
         job = self._jobs.get(job_id)

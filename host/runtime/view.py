@@ -87,10 +87,12 @@ class HostView:
     def _job(self, job: Job) -> JobInfo:
         memory = self.monitor.memory.get(job.id)
         cpu = self.monitor.cpu.jobs.by_job.get(job.id)
+        cpu_seconds = self.monitor.cpu.jobs.seconds_by_job.get(job.id)
         vitals = job.process.vitals if job.process is not None else None
         return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
                 "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None,
-                "cpu": round(cpu, 3) if cpu is not None else None, "version": job.facts.version,
+                "cpu": round(cpu, 3) if cpu is not None else None,
+                "cpu_seconds": round(cpu_seconds, 2) if cpu_seconds is not None else None, "version": job.facts.version,
                 "loop_lag_ms": vitals.loop_lag_ms if vitals is not None else None,
                 "slow": vitals is not None and vitals.loop_lag_ms > SLOW_LAG_MS,
                 "participants": vitals.participants if vitals is not None else None}

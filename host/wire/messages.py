@@ -77,6 +77,7 @@ class JobVitals:
 
     loop_lag_ms: float
     participants: int
+    spans_dropped: int = 0  # of its traces, since the job started (its exporter's queue full, or the export failed)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class ShuttingDown:
 @dataclass(frozen=True)
 class JobDone:
     error: str | None  # None: the job ended cleanly
+    # what it used, as it measured itself (the host's own figures, where a cgroup gives them, come first)
+    cpu_seconds: float = 0.0  # its CPU time and that of the processes it reaped
+    peak_rss_bytes: int = 0  # the most resident memory it, or a process it reaped, had at once
+    spans_dropped: int = 0
 
 
 @dataclass(frozen=True)

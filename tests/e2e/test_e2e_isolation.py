@@ -3,6 +3,7 @@ leave its cgroup, cannot drown the host's log, and everything it starts ends wit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -118,4 +119,16 @@ async def test_the_check_of_agent_modules_runs_their_code_with_no_more_than_a_jo
     [check] = [x for x in lines if x["ppid"] == host.proc.pid]  # the checking child is the host's own
     assert check["parent_environ"] == "PermissionError", check
     assert not check["ptrace"] and check["no_new_privs"] == "1", check
+    base = await host.http_base()
+    template_pid = None
+    for _ in range(300):  # the template imports the module too, before it forks any job
+        [probe] = [a for a in (await status(base))["agents"] if a["name"] == "probe"]
+        if (template_pid := probe["template_pid"]) is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert template_pid is not None, probe
+    [template] = [json.loads(line) for line in out.read_text().splitlines() if json.loads(line)["pid"] == template_pid]
+    assert not template["ptrace"] and not template["sys_admin"], template
+    if os.geteuid() == 0:  # the cgroups of every job are out of its reach
+        assert template["writable_cgroups"] == [], template
     assert not psutil.pid_exists(check["left"]) or psutil.Process(check["left"]).status() == psutil.STATUS_ZOMBIE

@@ -7,29 +7,24 @@ import json
 import re
 import signal
 
-import aiohttp
 import psutil
 import pytest
 
 from host.testing.cli import agenthost
 from host.testing.harness import ROOT, Client, agent_file, dispatch, job_in_new_room, new_room
+from host.testing.scrape import get, metric
 
 TEST_AGENTS = ROOT / "tests" / "agents"
 
 
-async def get(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        return response.status, await response.text()
+def skip_without_cgroups() -> None:
+    from host.process.cgroupfs import CgroupError
+    from host.process.cgroups import detect
 
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text; fails when absent."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    for line in text.splitlines():
-        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-        if m and m.group(1) == name and all(f'{k}="{v}"' in (m.group(2) or "") for k, v in labels.items()):
-            return float(m.group(3))
-    raise AssertionError(f"no sample {name}{{{want}}} in:\n{text}")
+    try:
+        detect("cgroup").close()
+    except CgroupError as exc:
+        pytest.skip(f"no cgroup may be created here: {exc}")
 
 
 async def ticking(server, agent: str) -> Client:
@@ -151,6 +146,49 @@ async def test_an_idle_job_beside_a_livekit_agents_agent_is_small_and_quiet(live
     await client.disconnect()
 
 
+@pytest.mark.parametrize("mode", ["cgroup", "rlimit"])
+async def test_a_busy_jobs_cpu_is_shown_live_and_counted_to_its_exit(livekit_server, start_host, tmp_path, mode):
+    """A job keeping a CPU busy shows above 0.3 cores in /status, beside an idle one under 0.2; its CPU seconds
+    grow while it runs, and its agent's agenthost_job_cpu_seconds_total ends up with all of them, the time before
+    the monitor's first look and after its last one included."""
+    if mode == "cgroup":
+        skip_without_cgroups()
+    agents = tmp_path / "agents"
+    agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'spinner.py'}:entrypoint\n")
+    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
+    host = start_host(livekit_server, agents, args=("--job-limits", mode, "--load-threshold", "0"))
+    base = await host.http_base()
+    await host.wait_log(r"registered agent hog")
+    await host.wait_log(r"registered agent ticker")
+    hog = await job_in_new_room(livekit_server, "hog", "status")
+    calm = await ticking(livekit_server, "ticker")
+    jobs: dict[str, dict] = {}
+    for _ in range(300):  # until both were sampled twice (a rate needs two looks) and the hog ran a while
+        jobs = {j["agent"]: j for j in json.loads((await get(base + "/status"))[1])["jobs"]}
+        if len(jobs) == 2 and all(j["cpu"] is not None for j in jobs.values()) \
+                and jobs["hog"]["cpu_seconds"] >= 2.0:
+            break
+        await asyncio.sleep(0.1)
+    assert jobs["hog"]["cpu"] > 0.3 and jobs["hog"]["cpu_seconds"] >= 2.0, jobs
+    assert jobs["ticker"]["cpu"] < 0.2 and jobs["ticker"]["cpu_seconds"] < jobs["hog"]["cpu_seconds"], jobs
+    shown = agenthost("status", "--http", base.removeprefix("http://"), timeout=30)
+    assert re.search(r"^AJ_\S+\s+hog\s.*\s\d+%\s+\d+:\d\d\.\d\d\s", shown.stdout, re.M), shown.stdout
+    await hog.disconnect()
+    [ended] = await host.wait_log(rf"job ended .*room={hog.room_name}.* cpu_seconds=([\d.]+)")
+    used = float(ended.group(1))
+    assert used >= jobs["hog"]["cpu_seconds"]
+    counted = 0.0
+    for _ in range(100):  # the monitor counts an ended job at its next look, every few seconds
+        counted = metric((await get(base + "/metrics"))[1], "agenthost_job_cpu_seconds_total", agent="hog")
+        if counted >= used - 0.05:
+            break
+        await asyncio.sleep(0.1)
+    assert counted >= used - 0.05, (counted, used)
+    if mode == "cgroup":  # the same cgroup read by both: counted once, to the last hundredth
+        assert counted <= used + 0.05, (counted, used)
+    await calm.disconnect()
+
+
 async def test_a_job_whose_loop_cannot_keep_up_is_shown_slow_with_its_room(livekit_server, start_host, tmp_path):
     agents = tmp_path / "agents"
     agent_file(agents, "blocker", f"entrypoint: {TEST_AGENTS / 'blocker.py'}:entrypoint\n")
@@ -190,13 +228,7 @@ async def test_status_command_says_when_no_host_answers():
 async def test_job_over_its_memory_limit_is_stopped_and_the_rest_go_on(livekit_server, start_host, tmp_path, mode):
     """With a cgroup per job the kernel stops it at the limit; with rlimits the host's sampling does."""
     if mode == "cgroup":
-        from host.process.cgroupfs import CgroupError
-        from host.process.cgroups import detect
-
-        try:
-            detect("cgroup").close()
-        except CgroupError as exc:
-            pytest.skip(f"no cgroup may be created here: {exc}")
+        skip_without_cgroups()
     agents = tmp_path / "agents"
     agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'hog.py'}:entrypoint\n"
                               "limits: {memory_warn_mb: 250, memory_limit_mb: 400}\nshutdown: {timeout: 1s}\n")

@@ -7,6 +7,7 @@ log lines about the job carry its trace id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from host.testing.harness import ROOT, Client, JaegerServer, agent_file, dispatch, job_in_new_room, new_room
+from host.testing.scrape import get, metric
 
 pytest.importorskip("opentelemetry.sdk", reason="needs the extra: pip install 'agenthost[tracing]'")
 
@@ -34,6 +36,14 @@ def otel(jaeger: JaegerServer, service: str) -> dict[str, str]:
             "OTEL_BSP_SCHEDULE_DELAY": "200"}
 
 
+def log_event(log: dict) -> str:
+    return next(field["value"] for field in log["fields"] if field["key"] == "event")
+
+
+def log_fields(log: dict) -> dict:
+    return {field["key"]: field["value"] for field in log["fields"]}
+
+
 def by_job(spans: list[dict]) -> dict[str, dict]:
     return {s["tags"]["agenthost.job.id"]: s for s in spans if "agenthost.job.id" in s["tags"]}
 
@@ -41,7 +51,8 @@ def by_job(spans: list[dict]) -> dict[str, dict]:
 async def test_every_job_has_its_span_with_its_outcome(livekit_server, start_host, tmp_path, jaeger):
     agents = tmp_path / "agents"
     agent_file(agents, "traced", f"entrypoint: {TEST_AGENTS / 'traced.py'}:entrypoint\n"
-                                 "metadata: {schema: {type: object, required: [user]}}\n")
+                                 "metadata: {schema: {type: object, required: [user]}}\n"
+                                 "version: '2.0'\nweight: 1\n")
     agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'hog.py'}:entrypoint\n"
                               "limits: {memory_limit_mb: 400}\nshutdown: {timeout: 1s}\n")
     host = start_host(livekit_server, agents, extra_env=otel(jaeger, "agenthost-e2e-outcomes"))
@@ -83,16 +94,29 @@ async def test_every_job_has_its_span_with_its_outcome(livekit_server, start_hos
     spans = by_job(await jaeger.spans("agenthost-e2e-outcomes", "agenthost.job", count=4))
     assert {normal_job, killed_job, hog_job, refused_job} <= set(spans), sorted(spans)
     first = spans[normal_job]
-    assert first["trace"] == trace_id and first["tags"]["agenthost.outcome"] == "ok"
-    assert first["tags"]["agenthost.agent"] == "traced" and first["tags"]["agenthost.room"] == normal.room_name
-    events = [field["value"] for log in first["logs"] for field in log["fields"] if field["key"] == "event"]
-    assert events[:2] == ["offered", "metadata checked"] and events[-1] == "exited"
+    tags = first["tags"]
+    assert first["trace"] == trace_id and tags["agenthost.outcome"] == "ok"
+    assert tags["agenthost.agent"] == "traced" and tags["agenthost.room"] == normal.room_name
+    assert tags["agenthost.agent.version"] == "2.0"
+    assert tags["agenthost.dispatch.id"].startswith("AD_") and tags["agenthost.worker.id"].startswith("AW_"), tags
+    assert tags["agenthost.exit.code"] == 0 and "agenthost.exit.signal" not in tags
+    assert tags["agenthost.cpu.seconds"] > 0, tags  # its process's own work, read where it was measured
+    peak = tags.get("agenthost.memory.peak_bytes", tags.get("agenthost.memory.peak_rss_bytes"))
+    assert isinstance(peak, int) and peak > 1024 * 1024, tags
+    events = {log_event(log): log_fields(log) for log in first["logs"]}
+    assert list(events)[:2] == ["offered", "metadata checked"] and list(events)[-1] == "exited"
     for event in ("accepted", "assigned", "process taken", "entrypoint started"):
         assert event in events
+    assert events["metadata checked"]["agenthost.valid"] is True
+    assert isinstance(events["process taken"]["agenthost.warm"], bool)
+    assert events["exited"]["agenthost.shutdown_reason"] == "participants_left"
     assert spans[killed_job]["tags"]["agenthost.outcome"] == "process_exited"
     assert spans[killed_job]["tags"]["agenthost.exit.signal"] == "SIGKILL"
     assert spans[hog_job]["tags"]["agenthost.outcome"] == "memory_limit"
     assert spans[refused_job]["tags"]["agenthost.outcome"] == "refused_invalid_metadata"
+    refused = {log_event(log): log_fields(log) for log in spans[refused_job]["logs"]}
+    assert refused["metadata checked"]["agenthost.valid"] is False
+    assert refused["refused"]["agenthost.reason"] == "invalid_metadata"
     # the job's own span (agent code, OpenTelemetry's API, no setup of its own) is in the job's trace
     trace = await jaeger.spans("", trace_id=trace_id, count=2)
     assert "agent.work" in {s["operationName"] for s in trace}
@@ -126,3 +150,32 @@ async def test_a_livekit_agents_jobs_spans_share_its_trace(livekit_server, start
     names = {s["operationName"] for s in trace}
     assert "agenthost.job" in names and names & {"job_entrypoint", "agent_session"}, names
     assert {s["trace"] for s in trace} == {trace_id}
+
+
+async def test_spans_a_job_cannot_deliver_never_hold_it_and_are_counted(livekit_server, start_host, tmp_path):
+    """An endpoint nobody listens on and a small export queue: the job makes its spans and goes on at once, and
+    what it could not deliver is counted by the host, beside the host's own."""
+    agents = tmp_path / "agents"
+    agent_file(agents, "spanner", f"entrypoint: {TEST_AGENTS / 'spanner.py'}:entrypoint\n")
+    host = start_host(livekit_server, agents, extra_env={
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+        "OTEL_BSP_MAX_QUEUE_SIZE": "16", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "16", "OTEL_BSP_SCHEDULE_DELAY": "100"})
+    base = await host.http_base()
+    await host.wait_log(r"registered agent spanner")
+    client = await job_in_new_room(livekit_server, "spanner", "status")  # "done": 500 spans did not hold it
+    dropped = 0.0
+    for _ in range(100):  # the job says its count in its next report, every second
+        text = (await get(base + "/metrics"))[1]
+        dropped = metric(text, "agenthost_trace_spans_dropped_total", process="job")
+        if dropped >= 400:
+            break
+        await asyncio.sleep(0.1)
+    assert dropped >= 400, text  # at most 16 queued, the rest refused; and those queued failed to export
+    await client.disconnect()
+    await host.wait_log(rf"job ended .*room={client.room_name}")
+    for _ in range(100):  # the host's own span of the job fails to export too
+        if metric((await get(base + "/metrics"))[1], "agenthost_trace_spans_dropped_total", process="host") >= 1:
+            break
+        await asyncio.sleep(0.1)
+    assert metric((await get(base + "/metrics"))[1], "agenthost_trace_spans_dropped_total", process="host") >= 1
+

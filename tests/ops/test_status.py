@@ -20,6 +20,7 @@ DOC: StatusDocument = {
                 "process_error": "InitFailed: boom"}],
     "jobs": [{"id": "AJ_1", "agent": "greeter", "room": "r1", "state": "running", "pid": 99,
               "started_at": "2026-11-29T07:01:00+00:00", "memory_mb": 123.4, "cpu": 0.352,
+              "cpu_seconds": 75.5,
               "loop_lag_ms": 140.2, "slow": True, "participants": 1}],
 }
 
@@ -34,8 +35,8 @@ def test_tables():
         "echo     no          -       0     0     -         -             refused\n"
         "broken   yes         AW_2    0     0     -         -             InitFailed: boom\n"
         "\n"
-        "JOB   AGENT    ROOM  STATE    PID  STARTED                    MEMORY    CPU  LOOP LAG     PEOPLE\n"
-        "AJ_1  greeter  r1    running  99   2026-11-29T07:01:00+00:00  123.4 MB  35%  140 ms SLOW  1\n"
+        "JOB   AGENT    ROOM  STATE    PID  STARTED                    MEMORY    CPU  CPU TIME  LOOP LAG     PEOPLE\n"
+        "AJ_1  greeter  r1    running  99   2026-11-29T07:01:00+00:00  123.4 MB  35%  1:15.50   140 ms SLOW  1\n"
     )
 
 

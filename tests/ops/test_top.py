@@ -9,7 +9,7 @@ NOW = 1_764_900_000.0  # 2025-12-05T02:00:00Z
 def doc() -> StatusDocument:
     def job(jid: str, agent: str, cpu: float | None, memory: float, started: str) -> dict:
         return {"id": jid, "agent": agent, "room": f"room-{jid}", "state": "running", "pid": 100,
-                "started_at": started, "memory_mb": memory, "cpu": cpu}
+                "started_at": started, "memory_mb": memory, "cpu": cpu, "cpu_seconds": 75.25 if cpu else None}
 
     return {
         "host": {"version": "0.1.0", "pid": 42, "started_at": None, "draining": False, "cpu_load": 0.5,
@@ -25,9 +25,9 @@ def doc() -> StatusDocument:
     }  # type: ignore[return-value]
 
 
-def shown(state: TopState, error: str | None = None) -> list[str]:
-    console = Console(record=True, width=120, color_system=None)
-    console.print(render(doc(), state, "http://h/status", error, now=NOW))
+def shown(state: TopState, error: str | None = None, width: int = 120) -> list[str]:
+    console = Console(record=True, width=width, color_system=None)
+    console.print(render(doc(), state, "http://h/status", error, now=NOW, width=width))
     return [line.strip() for line in console.export_text().splitlines()]
 
 
@@ -62,3 +62,12 @@ def test_keys():
 def test_an_error_is_shown_over_the_last_figures():
     lines = shown(TopState(), error="no whole answer within 3 s")
     assert "! no whole answer within 3 s" in lines[1] and rows(lines) == ["AJ_hog", "AJ_calm", "AJ_new"]
+
+
+def test_cpu_time_is_shown_where_the_terminal_has_room_and_left_out_where_it_has_not():
+    wide = shown(TopState())
+    [header] = [line for line in wide if line.startswith("JOB")]
+    assert "TIME+" in header and any(line.startswith("AJ_hog") and " 1:15.25 " in line for line in wide), wide
+    narrow = shown(TopState(), width=80)  # the job ids and rooms keep room enough to be read
+    [header] = [line for line in narrow if line.startswith("JOB")]
+    assert "TIME+" not in header and any(line.startswith("AJ_hog ") and "room-AJ_" in line for line in narrow)

@@ -236,3 +236,52 @@ def test_a_forked_message_is_believed_only_as_its_pidfd_and_pipe_say():
             os.close(fd)
         ours.close()
         theirs.close()
+
+
+@pytest.fixture
+def cgroups():
+    from host.process.cgroupfs import CgroupError
+    from host.process.cgroups import detect
+
+    try:
+        found = detect("cgroup")
+    except CgroupError as exc:
+        pytest.skip(f"this machine lets no cgroup be created: {exc}")
+    yield found
+    found.close()
+
+
+async def test_what_a_template_imports_is_bounded_and_ended_with_it(tmp_path, cgroups):
+    """In cgroup mode the template is in a group of its own under its agent's limits before it imports
+    anything: a process its agent's code starts at import ends with the template; its job processes do not."""
+    definition = agent(tmp_path, "import subprocess\n"
+                                 f"open({str(tmp_path / 'left')!r}, 'w').write(str(subprocess.Popen("
+                                 "['sleep', '600'], start_new_session=True).pid))\n")
+    pool = ProcessPool(definition, "text", 20, confinement=cgroups)
+    proc = await ready(pool)
+    template = pool._template
+    assert template is not None and template.group is not None
+    assert template.pid in template.group.pids() and proc.pid not in template.group.pids()
+    left = int((tmp_path / "left").read_text())
+    assert left in template.group.pids()
+    await pool.close()
+    proc.kill()
+    await proc.wait_exit(10)
+    await template.wait_exit(10)
+    for _ in range(200):  # killed when the template's exit was seen: gone once the kernel has delivered it
+        if gone(left):
+            break
+        await asyncio.sleep(0.05)
+    assert gone(left), "what the template started at import ended with it"
+
+
+async def test_a_template_over_its_memory_limit_at_import_is_a_clear_start_error(tmp_path, cgroups):
+    (tmp_path / "mod.py").write_text("hoard = [b'\\x01' * (10 * 1024 * 1024) for _ in range(60)]\n"
+                                     "async def entrypoint(ctx): pass\n")
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\nlimits: {memory_limit_mb: 64}\n"
+                                     "processes: {idle: 0, init_timeout: 20s}\n")
+    definition = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
+    pool = ProcessPool(definition, "text", 20, confinement=cgroups)
+    with pytest.raises(ProcessStartError, match=r"killed by the kernel at limits\.memory_limit_mb 64 MB"):
+        await ready(pool)
+    await pool.close()

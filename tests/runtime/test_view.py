@@ -34,8 +34,8 @@ async def test_status_readiness_and_gauges_of_a_host(tmp_path):
         assert agent["limits"] == {"max_jobs": 3, "memory_warn_mb": 1000, "memory_limit_mb": 500,
                                    "pids_limit": 1024, "cpu_limit": 0.0}
         assert doc["jobs"] == [{"id": "AJ_1", "agent": "a", "room": "lobby", "state": "accepted", "pid": None,
-                                "started_at": None, "memory_mb": None, "cpu": None, "version": None,
-                                "loop_lag_ms": None, "slow": False, "participants": None}]
+                                "started_at": None, "memory_mb": None, "cpu": None, "cpu_seconds": None,
+                                "version": None, "loop_lag_ms": None, "slow": False, "participants": None}]
         text = render_status(doc)
         assert "AJ_1  a      lobby  accepted" in text and "500 MB" in text
         [reason] = host.view.not_ready()

@@ -69,7 +69,9 @@ def test_a_pickle_is_not_a_message_and_runs_nothing():
     ({"v": 1, "type": "Ready", "pid": "1", "sources": {}, "prewarm_cpu": 0}, "Ready.pid is not int"),
     ({"v": 1, "type": "Ready", "pid": True, "sources": {}, "prewarm_cpu": 0}, "Ready.pid is not int"),
     ({"v": 1, "type": "Ready", "pid": 1, "sources": {"a": [1]}, "prewarm_cpu": 0}, "Ready.sources is not"),
-    ({"v": 1, "type": "JobDone", "error": None, "extra": 1}, "JobDone with unknown fields"),
+    ({"v": 1, "type": "JobDone", "error": None, "cpu_seconds": 0.0, "peak_rss_bytes": 0, "spans_dropped": 0,
+      "extra": 1}, "JobDone with unknown fields"),
+    ({"v": 1, "type": "JobDone", "error": None}, "JobDone without cpu_seconds"),
     ([1, 2], "not a message of version 1"),
 ])
 def test_anything_else_is_refused_by_name(body, error):
