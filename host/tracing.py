@@ -231,16 +231,17 @@ class HostTracing:
 
 
 class JobTracing:
-    """A job process's tracing: its spans join the host's `agenthost.job` span."""
+    """A job process's tracing, set up while the process waits for its job (its exporter and batch thread are
+    ready before the job comes); `join` makes the job's spans children of the host's `agenthost.job` span."""
 
-    def __init__(self, traceparent: str | None, env: Sequence[tuple[str, str]], agent: str) -> None:
+    def __init__(self, env: Sequence[tuple[str, str]], agent: str) -> None:
+        self.env = tuple(env)
         self.provider: TracerProvider | None = None
         self._token: object | None = None
         self.dropped = DropCount()  # reported to the host, which counts them with its own
-        if not traceparent or not enabled(dict(env)) or not _installed():
+        if not enabled(dict(env)) or not _installed():
             return
-        from opentelemetry import context, trace
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        from opentelemetry import trace
 
         os.environ.update(dict(env))  # the exporter reads its endpoint, headers and timeout there
         try:
@@ -249,7 +250,16 @@ class JobTracing:
             logger.warning("tracing: this job runs without traces: %s", exc)
             return
         trace.set_tracer_provider(self.provider)  # what agent code's trace.get_tracer() finds
+
+    def join(self, traceparent: str | None) -> bool:
+        """The job's spans from now on are in the trace of `traceparent`; False when there is none to join."""
+        if self.provider is None or not traceparent:
+            return False
+        from opentelemetry import context
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
         self._token = context.attach(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
+        return True
 
     def close(self) -> None:
         """Send the job's last spans, within FLUSH_BOUND: an endpoint that does not answer never holds the job

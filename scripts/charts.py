@@ -72,10 +72,18 @@ def bars(data: dict[str, Any]) -> Any:
 
 
 def tracing(data: dict[str, Any]) -> Any:
-    fig, ax = plt.subplots(figsize=(6, 3))
+    job = data.get("job_setup_ms")
+    fig, axes = plt.subplots(1, 2 if job else 1, figsize=(10 if job else 6, 3.4), squeeze=False)
     per_job = data["per_job_us"]
-    ax.bar(list(per_job), list(per_job.values()), color=["#47a", "#aaa"])
-    ax.set(title=f"host work per job for tracing: +{data['added_ms']:.3f} ms", ylabel="µs per job (median)")
+    host = axes[0][0]
+    host.bar(list(per_job), list(per_job.values()), color=["#47a", "#aaa"])
+    host.set(title=f"host work per job for tracing: +{data['added_ms']:.3f} ms", ylabel="µs per job (median)")
+    if job:  # the job process's part, from its job's arrival to its entrypoint
+        side = axes[0][1]
+        side.barh(list(job), list(job.values()), color=["#47a", "#aaa", "#ccc"][:len(job)])
+        side.set_xscale("log")
+        side.set(title="a job's tracing before its entrypoint", xlabel="ms (median, log scale)")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 

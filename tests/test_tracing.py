@@ -57,8 +57,9 @@ def test_a_job_process_continues_the_hosts_trace(monkeypatch):
     monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", trace.Once())
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
     parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
-    job = JobTracing(parent, (("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
-                              ("OTEL_EXPORTER_OTLP_TIMEOUT", "1")), "agent")
+    job = JobTracing((("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "1")),
+                     "agent")  # set up while the process waits for its job
+    assert job.join(parent) and not JobTracing((), "agent").join(parent)
     with trace.get_tracer("test").start_as_current_span("agent.work") as span:
         context = span.get_span_context()
         assert f"{context.trace_id:032x}" == "ab" * 16
@@ -83,8 +84,8 @@ def test_a_job_closes_its_tracing_within_the_bound_when_the_endpoint_never_answe
     silent.listen(16)  # connections are accepted by the kernel, and never answered
     endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
     try:
-        job = JobTracing("00-" + "ab" * 16 + "-" + "cd" * 8 + "-01",
-                         (("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_EXPORTER_OTLP_TIMEOUT", "30")), "agent")
+        job = JobTracing((("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_EXPORTER_OTLP_TIMEOUT", "30")), "agent")
+        job.join("00-" + "ab" * 16 + "-" + "cd" * 8 + "-01")
         for n in range(50):
             with trace.get_tracer("test").start_as_current_span(f"work-{n}"):
                 pass

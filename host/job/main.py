@@ -29,7 +29,7 @@ from host.job.environment import apply_environment
 from host.job.inherited import let_go_of_the_hosts_descriptors
 from host.job.pipe import send, watch_host_process
 from host.sandbox import harden_job
-from host.tracing import JobTracing
+from host.tracing import JobTracing, otel_env
 from host.tree import become_subreaper, descendants, end_all
 from host.wire.messages import InitFailed, JobDone, Ready, StartJob
 from host.wire.protocol import ProtocolError, receive_output
@@ -82,6 +82,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     sources = {**imported_sources(definition, imported), **(template_sources or {})}
     if not send(conn, Ready(os.getpid(), sources, time.process_time())):  # a forked process's CPU counts from 0
         return
+    tracing = JobTracing(otel_env(os.environ), definition.name)  # while it waits: off the path of its job
     try:
         msg = conn.recv()
     except (EOFError, OSError):
@@ -90,8 +91,10 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
         return
     job_filter.fields.update({"job_id": _job_id(msg), "worker_id": msg.worker_id, **dict(msg.definition.log_fields)})
     watchdog.timeout = msg.definition.shutdown.timeout  # the job's own definition, as accepted
-    tracing = JobTracing(msg.traceparent, msg.otel_env, msg.definition.name)  # before the job's context is made
-    if msg.traceparent and tracing.provider is not None:
+    if msg.otel_env != tracing.env:  # the host's settings, not this process's environment, decide
+        tracing.close()
+        tracing = JobTracing(msg.otel_env, msg.definition.name)
+    if msg.traceparent and tracing.join(msg.traceparent):  # before the job's context is made
         job_filter.fields["trace_id"] = msg.traceparent.split("-")[1]
     error = asyncio.run(runtime.run(conn, msg, job_filter, lambda: tracing.dropped.value))
     end_what_the_job_started()  # first: what they used, once reaped, is counted in the job's CPU time
