@@ -39,7 +39,7 @@ async def ready_all(definition: AgentDefinition, template: AgentTemplate | None,
 
     await asyncio.gather(*(one(p) for p in procs))
     took = (time.perf_counter() - start) * 1000
-    cpu = statistics.median(p.prewarm_cpu for p in procs) * 1000
+    cpu = statistics.median(p.reports.prewarm_cpu for p in procs) * 1000
     for p in procs:
         p.kill()
     await asyncio.gather(*(p.wait_exit(5) for p in procs))

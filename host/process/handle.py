@@ -10,73 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
 from host.config.definitions import AgentDefinition
 from host.job import main as job_main
 from host.process.cgroupfs import CgroupError, JobGroup
-from host.process.cgroups import Confinement, bounds_for, remove_when_empty
+from host.process.cgroups import Confinement, bounds_for
 from host.process.channel import Channel
 from host.process.errors import ProcessStartError
+from host.process.exits import GroupEnd, ProcessExit, end_group, used
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
+from host.process.reports import JobReports
+from host.process.states import TRANSITIONS, ProcessState
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
 from host.tree import kill_tree
-from host.wire.messages import (
-    InitFailed,
-    JobDone,
-    JobStarted,
-    JobVitals,
-    Ready,
-    ShutdownJob,
-    ShuttingDown,
-    StartJob,
-)
+from host.wire.messages import InitFailed, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.wire.protocol import decode_job, down
 
 __all__ = ["JobProcess", "ProcessExit", "ProcessStartError", "ProcessState"]
 
 logger = logging.getLogger("agenthost.process")
-
-
-class ProcessState(enum.Enum):
-    STARTING = "starting"
-    IDLE = "idle"  # prewarmed, waiting for a job
-    RUNNING = "running"
-    SHUTTING_DOWN = "shutting_down"
-    EXITED = "exited"
-
-
-# the only moves a process makes; anything else is a bug in the caller (or a late message) and is ignored
-TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
-    ProcessState.STARTING: frozenset({ProcessState.IDLE, ProcessState.RUNNING, ProcessState.EXITED}),
-    ProcessState.IDLE: frozenset({ProcessState.RUNNING, ProcessState.EXITED}),
-    ProcessState.RUNNING: frozenset({ProcessState.SHUTTING_DOWN, ProcessState.EXITED}),
-    ProcessState.SHUTTING_DOWN: frozenset({ProcessState.EXITED}),
-    ProcessState.EXITED: frozenset(),
-}
-
-
-@dataclass(frozen=True)
-class ProcessExit:
-    """The facts of a job process's end, gathered where they are known: when its exit is seen."""
-
-    code: int  # negative: killed by that signal
-    killed_by_host: bool
-    kill_reason: str | None  # what the host said when it killed it on purpose (a stop, not a timeout)
-    result: JobDone | None  # what the job reported before it exited; None if it never did
-    shutdown_reason: str | None
-    memory_killed: str | None = None  # said when the kernel killed a process of the job at its memory limit
-    # CPU time of the job's processes from the job process's Ready on: its cgroup's count, or, without one, the
-    # job's own (of itself and the processes it reaped) when it said JobDone
-    cpu_seconds: float | None = None
-    peak_memory_bytes: int | None = None  # the most memory its cgroup was charged at once
-    peak_rss_bytes: int | None = None  # without a cgroup: the most resident memory the job said it had at once
 
 
 class JobProcess:
@@ -89,21 +45,13 @@ class JobProcess:
         self.pid: int | None = None
         self.job_id: str | None = None
         self.shutdown_reason: str | None = None
-        self.result: JobDone | None = None
         self.killed_by_host = False
         self.kill_reason: str | None = None
-        self.sources: dict[str, tuple[int, int]] = {}  # project files it imported, from Ready
-        self.prewarm_cpu = 0.0  # CPU seconds it took to get ready, from Ready
-        self.on_started: Callable[[float], None] | None = None  # called with entrypoint_at
-        self.vitals: JobVitals | None = None  # the job's last report of its loop lag and room
-        self.spans_dropped = 0  # of the job's traces, as it last said
-        self.on_spans_dropped: Callable[[int], None] | None = None  # called with each increase
+        self.reports = JobReports()  # what the process said of itself
         self.warm = False  # handed to its job from the pool's idle processes (not started for it)
         self._template = template
         self._confinement = confinement
         self.group: JobGroup | None = None  # its cgroup, where the host gives each job process one
-        self._memory_killed: str | None = None
-        self._usage: tuple[float | None, int | None] = (None, None)  # CPU seconds and peak memory, read at exit
         self._channel: Channel | None = None
         self._output: ProcessOutput | None = None
         self._proc: BaseProcess | None = None  # started by the fork server
@@ -291,33 +239,18 @@ class JobProcess:
 
     def _on_message(self, msg: object, _fds: tuple[int, ...]) -> None:
         assert self._ready is not None
+        if self.reports.take(msg):
+            return
         if isinstance(msg, Ready):
-            self.sources, self.prewarm_cpu = msg.sources, msg.prewarm_cpu
+            self.reports.ready(msg)
             ready = ProcessState.RUNNING if self.job_id is not None else ProcessState.IDLE  # a job may be queued
             if self._move(ready) and not self._ready.done():
                 self._ready.set_result(None)
         elif isinstance(msg, InitFailed):
             if not self._ready.done():
                 self._ready.set_exception(ProcessStartError(msg.error))
-        elif isinstance(msg, JobVitals):
-            self.vitals = msg
-            self._note_spans_dropped(msg.spans_dropped)
-        elif isinstance(msg, JobStarted):
-            if self.on_started is not None:
-                self.on_started(msg.entrypoint_at)
         elif isinstance(msg, ShuttingDown):
             self._mark_shutting_down(msg.reason)
-        elif isinstance(msg, JobDone):
-            self.result = msg
-            self._note_spans_dropped(msg.spans_dropped)
-
-    def _note_spans_dropped(self, count: int) -> None:
-        """The job's count only grows: a smaller one (a job's bug, or its lie) adds nothing."""
-        more = count - self.spans_dropped
-        if more > 0:
-            self.spans_dropped = count
-            if self.on_spans_dropped is not None:
-                self.on_spans_dropped(more)
 
     def _on_sentinel(self) -> None:
         assert self._proc is not None
@@ -339,39 +272,17 @@ class JobProcess:
             os.close(self._pidfd)
             self._pidfd = None
         self._move(ProcessState.EXITED)
+        group: GroupEnd | None = None
         if self.group is not None:
-            self._end_group(self.group)
+            group = end_group(self.group, self.definition.limits.memory_limit_mb,
+                              {"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})
         assert self._ready is not None and self._exited is not None
         if not self._ready.done():
             why = self._not_ready or f"exited with code {code} before it was ready"
             self._ready.set_exception(ProcessStartError(why))
-        self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.result,
-                                            self.shutdown_reason, self._memory_killed, *self._used()))
+        self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.reports.result,
+                                            self.shutdown_reason, group.memory_killed if group else None,
+                                            *used(group, self.reports)))
         self._channel.close()
         if self._shutting_down_event is not None:
             self._shutting_down_event.set()
-
-    def _used(self) -> tuple[float | None, int | None, int | None]:
-        """The job's CPU seconds since it was ready, its cgroup's peak charge, and (without a cgroup) its own
-        peak resident size."""
-        cpu, peak = self._usage
-        rss = None
-        if self.group is None and self.result is not None:
-            cpu, rss = self.result.cpu_seconds, self.result.peak_rss_bytes or None
-        return (None if cpu is None else max(0.0, cpu - self.prewarm_cpu)), peak, rss
-
-    def _end_group(self, group: JobGroup) -> None:
-        """The process has exited: end whatever is left in its group, note a kill at the memory limit, and
-        remove the group once its last process is reaped."""
-        left = group.kill()
-        self._usage = (group.cpu_seconds(), group.peak_memory_bytes())
-        if left:
-            logger.warning("killed %d process(es) left in the job's cgroup: %s", len(left), ", ".join(map(str, left)),
-                           extra={"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})
-        kills = group.oom_kills() - group.oom_kills_at_start
-        if kills > 0:
-            limit = self.definition.limits.memory_limit_mb
-            self._memory_killed = (f"killed by the kernel at limits.memory_limit_mb {limit} MB "
-                                   f"({kills} process(es) of the job)")
-        remove_when_empty(group)
-

@@ -250,9 +250,9 @@ class ProcessPool:
             raise
         self._failures = 0
         self.last_error = None
-        self._learn_sources(proc.sources)
-        self._prewarm_cpu.append(proc.prewarm_cpu)
-        logger.debug("job process %s ready, after %.1f ms of CPU", proc.pid, proc.prewarm_cpu * 1000,
+        self._learn_sources(proc.reports.sources)
+        self._prewarm_cpu.append(proc.reports.prewarm_cpu)
+        logger.debug("job process %s ready, after %.1f ms of CPU", proc.pid, proc.reports.prewarm_cpu * 1000,
                      extra={"agent": self.definition.name, "pid": proc.pid})
 
     async def _settle_taken(self, proc: JobProcess) -> None:

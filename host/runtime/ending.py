@@ -67,7 +67,7 @@ class JobEnding:
             return False
         failed = result.reason in VERSION_FAILURES  # a drain, a stop or the server ending it is no fault of it
         self.note_version(facts, failed)
-        vitals = process.vitals
+        vitals = process.reports.vitals
         in_room = vitals is not None and vitals.participants > 0
         agent = self._agents().get(facts.agent)
         if not failed or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2 \

@@ -24,16 +24,19 @@ from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
 from host.ops.resources import CpuLoad, JobCpuEnd
-from host.process.handle import JobProcess, ProcessExit, ProcessStartError
+from host.process.errors import ProcessStartError
+from host.process.exits import ProcessExit
+from host.process.handle import JobProcess
 from host.runtime.accepted import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
-from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
+from host.runtime.admission import Accept, Admission, AgentState, Offer, Refuse, decide
 from host.runtime.ending import JobEnding
 from host.runtime.journal import Entry, JobJournal
 from host.runtime.load import LoadPolicy, LoadReporter
+from host.runtime.offers import after_the_check, not_taken, version_for
 from host.runtime.outcome import Failure
 from host.runtime.recovery import RECOVERY_ATTRIBUTE
 from host.runtime.redispatch import Redispatch
-from host.runtime.versions import Health, pick
+from host.runtime.versions import Health
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
 from host.wire.messages import Participant, StartJob
@@ -106,26 +109,17 @@ class JobTable:
         agent = self._agents.serves(worker)
         version = None
         avoid = self._redispatch.avoided(worker.agent, job.room.name)
-        if agent is not None:  # the version of this job: by weight, sticky by room (or route_by)
-            definitions = [v.definition for v in agent.versions]
-            definition = pick(definitions, self.health, job.room.name, job.metadata, avoid)
-            if len(definitions) > 1 and pool_error(agent.version(definition).pool) is not None:
-                # its processes cannot start: another version takes the call rather than no one
-                definition = pick(definitions, self.health, job.room.name, job.metadata, definition.version)
-            version = agent.version(definition)
-            span.set(**{"agent.version": definition.version})
+        if agent is not None:
+            version = version_for(agent, self.health, job.room.name, job.metadata, avoid)
+            span.set(**{"agent.version": version.definition.version})
         state = None if version is None else AgentState(version.definition, version.checker,
                                                         self._count_version(version.definition),
                                                         pool_error(version.pool))
         answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
         span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
-        if isinstance(answer, Accept):
-            assert version is not None
-            limit = version.definition.limits.max_jobs
-            # decided while the check ran
-            if self.draining or (limit and self._count_version(version.definition) >= limit):
-                answer = (Decline("draining", "the host began draining during the check") if self.draining else
-                          Decline("max_jobs", f"the agent reached max_jobs ({limit}) during the check"))
+        if version is not None:
+            answer = after_the_check(answer, self.draining, self._count_version(version.definition),
+                                     version.definition.limits.max_jobs)
         if isinstance(answer, Accept):
             assert agent is not None and version is not None
             recovered, attempt = self._redispatch.accepted(agent.name, job.room.name)
@@ -147,16 +141,7 @@ class JobTable:
             span.event("accepted")
             asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
             return answer
-        if isinstance(answer, Refuse):
-            self._metrics.jobs_refused.labels(worker.agent, answer.reason).inc()
-            logger.error("refused job: %s", answer.message, extra=fields)
-            span.event("refused", reason=answer.reason)
-            span.end(f"refused_{answer.reason}", answer.message)
-        else:
-            self._metrics.jobs_declined.labels(worker.agent, answer.reason).inc()
-            logger.info("declined job offer: %s", answer.message, extra=fields)
-            span.event("declined", reason=answer.reason)
-            span.end(f"declined_{answer.reason}")
+        not_taken(answer, worker.agent, self._metrics, span, fields)
         return answer
 
     async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
@@ -219,7 +204,7 @@ class JobTable:
     def sampled(self) -> list[Sampled]:
         """The job processes running now, for the resource monitor."""
         return [Sampled(j.id, j.process.pid, j.facts.definition.limits, j.facts.log_fields, j.process.group, j.agent,
-                        j.process.prewarm_cpu)
+                        j.process.reports.prewarm_cpu)
                 for j in self._jobs.values()
                 if j.process is not None and j.process.pid is not None and not j.process.exited]
 
@@ -279,8 +264,8 @@ class JobTable:
             self._metrics.offer_to_entrypoint.labels(facts.agent).observe(max(0.0, at - facts.accepted_at))
             job.span.event("entrypoint started")
 
-        process.on_started = started
-        process.on_spans_dropped = self._tracing.jobs_dropped.add
+        process.reports.on_started = started
+        process.reports.on_spans_dropped = self._tracing.jobs_dropped.add
         process.start_job(StartJob(
             job=assignment.job.SerializeToString(), definition=facts.definition,
             url=assignment.url or self._credentials.url, token=assignment.token,

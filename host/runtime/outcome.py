@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from host.process.handle import ProcessExit
+from host.process.exits import ProcessExit
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class HostView:
         memory = self.monitor.memory.get(job.id)
         cpu = self.monitor.cpu.jobs.by_job.get(job.id)
         cpu_seconds = self.monitor.cpu.jobs.seconds_by_job.get(job.id)
-        vitals = job.process.vitals if job.process is not None else None
+        vitals = job.process.reports.vitals if job.process is not None else None
         return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
                 "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None,
                 "cpu": round(cpu, 3) if cpu is not None else None,
@@ -113,8 +113,8 @@ class HostView:
                       versions=[VersionGauge(a.name, v.definition.version, v.definition.weight,
                                              self.jobs.health.is_out(v.definition))
                                 for a in agents for v in a.versions if v.definition.version is not None],
-                      job_lag=[JobLag(j.agent, j.id, j.process.vitals.loop_lag_ms / 1000) for j in self.jobs
-                               if j.process is not None and j.process.vitals is not None],
+                      job_lag=[JobLag(j.agent, j.id, vitals.loop_lag_ms / 1000) for j in self.jobs
+                               if j.process is not None and (vitals := j.process.reports.vitals) is not None],
                       cpu_seconds={name: 0.0 for name in self.agents.names()}
                       | dict(self.monitor.cpu.jobs.seconds_by_agent))
 

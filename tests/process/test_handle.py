@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from host.config.loader import load
-from host.process.handle import JobProcess, ProcessStartError, ProcessState
+from host.process.errors import ProcessStartError
+from host.process.handle import JobProcess
+from host.process.states import ProcessState
 
 
 async def test_an_idle_process_killed_by_the_host_reports_how_it_ended(tmp_path):
@@ -73,13 +75,3 @@ async def test_a_job_handed_to_a_starting_process_runs_once_it_is_ready(tmp_path
     assert end.cpu_seconds is not None and 0 <= end.cpu_seconds <= end.result.cpu_seconds
     assert end.peak_memory_bytes is None and end.peak_rss_bytes is not None and end.peak_rss_bytes > 1024 * 1024
 
-
-def test_a_jobs_dropped_spans_are_passed_on_as_they_grow(tmp_path):
-    (tmp_path / "mod.py").write_text("async def entrypoint(ctx):\n    pass\n")
-    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\n")
-    proc = JobProcess(load([str(tmp_path)], check_imports=False).require_ok().agents[0], "text", 20)
-    more: list[int] = []
-    proc.on_spans_dropped = more.append
-    for count in (0, 3, 3, 2, 10):  # a count that shrinks (a job's bug, or a lie) adds nothing
-        proc._note_spans_dropped(count)
-    assert more == [3, 7] and proc.spans_dropped == 10

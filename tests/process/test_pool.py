@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from host.config.loader import load
-from host.process.handle import ProcessStartError, ProcessState
+from host.process.errors import ProcessStartError
 from host.process.pool import GROW_MIN_PREWARM_CPU, MAX_GROWTH, ProcessPool, pool_target
+from host.process.states import ProcessState
 
 
 async def ready(pool: ProcessPool):
@@ -102,7 +103,8 @@ async def test_a_pool_of_cheap_processes_does_not_grow(tmp_path):
     pool.start()
     try:
         taken = await asyncio.gather(*(ready(pool) for _ in range(4)))
-        assert all(p.prewarm_cpu < GROW_MIN_PREWARM_CPU for p in taken), [p.prewarm_cpu for p in taken]
+        assert all(p.reports.prewarm_cpu < GROW_MIN_PREWARM_CPU for p in taken), \
+            [p.reports.prewarm_cpu for p in taken]
         assert pool.target == 1
         for proc in taken:
             proc.kill()
@@ -118,7 +120,7 @@ async def test_the_pool_grows_while_jobs_find_it_empty_and_shrinks_back(tmp_path
     pool.start()
     try:
         taken = await asyncio.gather(*(ready(pool) for _ in range(4)))  # one idle at most: the rest miss
-        assert pool.target >= 4, [p.prewarm_cpu for p in taken]
+        assert pool.target >= 4, [p.reports.prewarm_cpu for p in taken]
         for _ in range(200):
             if pool.idle_count >= 4:
                 break

@@ -12,8 +12,9 @@ import pytest
 
 from host.config.loader import load
 from host.job.template_main import PRIORITY_BOOST, nice_values_to_try
-from host.process.handle import ProcessStartError, ProcessState
+from host.process.errors import ProcessStartError
 from host.process.pool import ProcessPool
+from host.process.states import ProcessState
 from host.process.template import EXIT_UNKNOWN
 
 

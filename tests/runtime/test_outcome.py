@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from host.process.handle import ProcessExit
+from host.process.exits import ProcessExit
 from host.runtime.outcome import SUCCESS, Failure, Outcome, outcome
 from host.wire.messages import JobDone
 

@@ -1,0 +1,36 @@
+"""An offer's answer, in the parts apart from the job table: what the check's answer becomes, and an offer not
+taken."""
+
+from __future__ import annotations
+
+import logging
+
+from host.ops.metrics import Metrics
+from host.runtime.admission import Accept, Decline, Refuse
+from host.runtime.offers import after_the_check, not_taken
+from host.tracing import JobSpan
+
+ACCEPT = Accept("agent-a", "a", "", {}, None)
+
+
+def test_an_accept_stands_unless_the_host_began_draining_or_the_agent_filled_up_during_the_check():
+    assert after_the_check(ACCEPT, draining=False, running=1, max_jobs=2) is ACCEPT
+    assert after_the_check(ACCEPT, draining=False, running=5, max_jobs=0) is ACCEPT  # 0: no bound
+    assert after_the_check(ACCEPT, draining=True, running=0, max_jobs=0) == Decline(
+        "draining", "the host began draining during the check")
+    assert after_the_check(ACCEPT, draining=False, running=2, max_jobs=2) == Decline(
+        "max_jobs", "the agent reached max_jobs (2) during the check")
+    refused = Refuse("invalid_metadata", "$.user: required")
+    assert after_the_check(refused, draining=True, running=9, max_jobs=1) is refused
+
+
+def test_an_offer_not_taken_is_counted_by_reason_and_said(caplog):
+    metrics = Metrics()
+    caplog.set_level(logging.INFO, logger="agenthost.host")
+    not_taken(Refuse("invalid_metadata", "$.user: required"), "a", metrics, JobSpan(None), {"job_id": "AJ_1"})
+    not_taken(Decline("max_jobs", "at max_jobs (2)"), "a", metrics, JobSpan(None), {"job_id": "AJ_2"})
+    text = metrics.render().decode()
+    assert 'agenthost_jobs_refused_total{agent="a",reason="invalid_metadata"} 1.0' in text
+    assert 'agenthost_jobs_declined_total{agent="a",reason="max_jobs"} 1.0' in text
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", "refused job: $.user: required"), ("INFO", "declined job offer: at max_jobs (2)")]
