@@ -7,7 +7,7 @@ sampling race: an allocation past it is reclaimed or the job is killed by the ke
 processes and threads (a fork bomb stops there) and a CPU bound. When the job ends, everything in its group is
 killed, so nothing it started outlives it. Both cgroup versions are served: v2 (one hierarchy, the norm on
 current distributions and Kubernetes nodes) and v1 (a hierarchy per controller, as on older hosts and some VMs).
-Which one is found once, at start (`detect`).
+Which one is found once, at start (host.process.detect).
 
 Where neither may be used (a container without delegation), the host falls back to rlimits, set on the job
 process from outside (`prlimit`): its address space and, for a user other than root, its processes. The
@@ -22,7 +22,6 @@ charge along).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -34,14 +33,7 @@ from host.config.definitions import Limits
 from host.process.cgroupfs import (
     CgroupError,
     JobGroup,
-    Mount,
-    clean_stale,
     kill_tree,
-    mkdir,
-    own_dir,
-    parse_mountinfo,
-    parse_proc_cgroup,
-    read,
     remove_tree,
     write,
 )
@@ -212,110 +204,3 @@ class CgroupConfinement(Confinement):
 
 def _quota_us(cpus: float) -> int:
     return max(MIN_QUOTA_US, round(cpus * CPU_PERIOD_US))
-
-
-# -- finding which mode is in force ------------------------------------------------------------------------
-V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
-REQUIRED = ("memory", "pids")
-
-
-def detect(wanted: str = "auto", proc_root: str = "/proc", pid: int | None = None) -> Confinement:
-    """The confinement this host can use, by `wanted` ('auto': a cgroup where one may be created, else
-    rlimits; 'cgroup': a cgroup or CgroupError; 'rlimit': rlimits)."""
-    if wanted == "rlimit":
-        return Confinement()
-    pid = pid or os.getpid()
-    reasons = []
-    try:
-        mounts = parse_mountinfo(Path(proc_root, "self/mountinfo").read_text())
-        where = parse_proc_cgroup(Path(proc_root, "self/cgroup").read_text())
-    except OSError as exc:
-        mounts, where = [], {}
-        reasons.append(f"cannot read {proc_root}: {exc}")
-    for attempt in (_v2, _v1):
-        try:
-            found = attempt(mounts, where, pid)
-        except CgroupError as exc:
-            reasons.append(str(exc))
-            continue
-        if found is not None:
-            return found
-    if wanted == "cgroup":
-        raise CgroupError("no cgroup can be created for job processes: " + ("; ".join(reasons) or
-                                                                            "no cgroup hierarchy is mounted"))
-    if reasons:
-        logger.debug("no cgroup for job processes: %s", "; ".join(reasons))
-    return Confinement()
-
-
-def _v2(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfinement | None:
-    mount = next((m for m in mounts if m.fstype == "cgroup2"), None)
-    if mount is None or "" not in where:
-        return None
-    own = own_dir(mount, where[""])
-    available = set((read(own / "cgroup.controllers") or "").split())
-    if not set(REQUIRED) <= available:
-        raise CgroupError(f"cgroup v2 at {own} offers {', '.join(sorted(available)) or 'no controllers'} "
-                          f"(memory and pids are needed)")
-    wanted = [c for c in ("memory", "pids", "cpu") if c in available]
-    enable = " ".join(f"+{c}" for c in wanted)
-    enabled = set((read(own / "cgroup.subtree_control") or "").split())
-    if not set(wanted) <= enabled:
-        try:
-            write(own / "cgroup.subtree_control", enable)
-        except CgroupError:
-            # a group with processes cannot hand controllers down: the host moves into a leaf of its own
-            leaf = own / f"agenthost-{pid}-host"
-            with contextlib.suppress(FileExistsError):
-                mkdir(leaf)
-            write(leaf / "cgroup.procs", str(pid))
-            write(own / "cgroup.subtree_control", enable)
-    base = own / f"agenthost-{pid}"
-    with contextlib.suppress(FileExistsError):
-        mkdir(base)
-    write(base / "cgroup.subtree_control", enable)
-    clean_stale(own)
-    return CgroupConfinement(2, {c: base for c in (*wanted, "cpuacct") if c != "cpuacct" or "cpu" in wanted})
-
-
-def _v1(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfinement | None:
-    base: dict[str, Path] = {}
-    for controller in V1_CONTROLLERS:
-        mount = next((m for m in mounts if m.fstype == "cgroup" and controller in m.controllers), None)
-        if mount is None or controller not in where:
-            continue
-        own = own_dir(mount, where[controller])
-        group = own / f"agenthost-{pid}"
-        if not group.is_dir():
-            try:
-                mkdir(group)
-            except CgroupError as exc:
-                if controller in REQUIRED:
-                    raise
-                logger.debug("no %s cgroup for job processes: %s", controller, exc)
-                continue
-        clean_stale(own)
-        base[controller] = group
-    if not base:
-        return None
-    missing = [c for c in REQUIRED if c not in base]
-    if missing:
-        for group in base.values():
-            remove_tree(group)
-        raise CgroupError(f"cgroup v1 has no {' or '.join(missing)} hierarchy")
-    if "memory" in base:
-        with contextlib.suppress(CgroupError):  # limits of a job count what it and its children use
-            write(base["memory"] / "memory.use_hierarchy", "1")
-    return CgroupConfinement(1, base)
-
-
-REMOVE_TRIES = 20  # a group is removable once its processes are reaped (by their parents, or by init)
-REMOVE_EVERY = 0.5
-
-
-def remove_when_empty(group: JobGroup, tries: int = REMOVE_TRIES) -> None:
-    if group.remove() or tries <= 1:
-        if tries <= 1:
-            logger.warning("cgroup %s still has processes; left in place", next(iter(group.dirs.values())))
-        return
-    asyncio.get_running_loop().call_later(REMOVE_EVERY, remove_when_empty, group, tries - 1)

@@ -3,13 +3,13 @@ one, else from what it said of itself."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from host.process.cgroupfs import JobGroup
-from host.process.cgroups import remove_when_empty
 from host.process.reports import JobReports
 from host.wire.messages import JobDone
 
@@ -64,3 +64,16 @@ def used(group: GroupEnd | None, reports: JobReports) -> tuple[float | None, int
     if group is None and reports.result is not None:
         cpu, rss = reports.result.cpu_seconds, reports.result.peak_rss_bytes or None
     return (None if cpu is None else max(0.0, cpu - reports.prewarm_cpu)), peak, rss
+
+
+REMOVE_TRIES = 20  # a group is removable once its processes are reaped (by their parents, or by init)
+REMOVE_EVERY = 0.5
+
+
+def remove_when_empty(group: JobGroup, tries: int = REMOVE_TRIES) -> None:
+    """Remove `group` once its last process is reaped, trying again every REMOVE_EVERY seconds."""
+    if group.remove() or tries <= 1:
+        if tries <= 1:
+            logger.warning("cgroup %s still has processes; left in place", next(iter(group.dirs.values())))
+        return
+    asyncio.get_running_loop().call_later(REMOVE_EVERY, remove_when_empty, group, tries - 1)

@@ -25,9 +25,10 @@ from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot
 from host.job import template_main
 from host.process.cgroupfs import JobGroup
-from host.process.cgroups import Confinement, bounds_for, remove_when_empty
+from host.process.cgroups import Confinement, bounds_for
 from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
+from host.process.exits import remove_when_empty
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
 from host.wire.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady

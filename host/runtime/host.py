@@ -23,7 +23,7 @@ from host.config.loader import Catalog
 from host.ops.metrics import Metrics
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import CpuLoad
-from host.process.cgroups import detect
+from host.process.detect import detect
 from host.process.mp import preload
 from host.process.pool import ProcessSettings
 from host.reload.reloader import Reloader
@@ -56,7 +56,7 @@ class HostOptions:
     http: tuple[str, int] | None = None
     http_token: str | None = None  # required by /status and /metrics when set
     load: LoadPolicy = field(default_factory=LoadPolicy)
-    job_limits: str = "auto"  # how job limits are enforced (host.process.cgroups.detect)
+    job_limits: str = "auto"  # how job limits are enforced (host.process.detect)
     state_dir: str | None = None  # where the journal of running jobs is kept; None: no journal, no recovery
     redis_url: str | None = None  # a journal shared by several hosts, in Redis, instead of the state dir's
     redis_prefix: str = "agenthost:"

@@ -19,7 +19,7 @@ TEST_AGENTS = ROOT / "tests" / "agents"
 
 def skip_without_cgroups() -> None:
     from host.process.cgroupfs import CgroupError
-    from host.process.cgroups import detect
+    from host.process.detect import detect
 
     try:
         detect("cgroup").close()

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from host.process.cgroupfs import CgroupError
-from host.process.cgroups import RLIMIT_AS_RESERVED, CgroupConfinement, Confinement, JobBounds, detect
+from host.process.cgroups import RLIMIT_AS_RESERVED, CgroupConfinement, Confinement, JobBounds
+from host.process.detect import detect
 
 MB = 1024 * 1024
 

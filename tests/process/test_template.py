@@ -242,7 +242,7 @@ def test_a_forked_message_is_believed_only_as_its_pidfd_and_pipe_say():
 @pytest.fixture
 def cgroups():
     from host.process.cgroupfs import CgroupError
-    from host.process.cgroups import detect
+    from host.process.detect import detect
 
     try:
         found = detect("cgroup")
