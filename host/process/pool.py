@@ -29,9 +29,9 @@ from host.aio import TaskSet, backoff_delay
 from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot, snapshot
 from host.process.cgroups import Confinement
-from host.process.errors import NotForkSafeError, ProcessStartError
+from host.process.errors import ProcessStartError
 from host.process.handle import JobProcess
-from host.process.template import AgentTemplate
+from host.process.template_slot import TemplateSlot
 
 logger = logging.getLogger("agenthost.pool")
 
@@ -83,9 +83,7 @@ class ProcessPool:
         self._prewarm_cpu: deque[float] = deque(maxlen=PREWARM_SAMPLES)
         self._keeper: asyncio.Task[None] | None = None
         self.last_error: str | None = None
-        self._template: AgentTemplate | None = None
-        self._template_start: asyncio.Task[AgentTemplate | None] | None = None
-        self._fork_safe = True  # False once the template said it cannot fork safely (see host.job.template_main)
+        self.templates = TemplateSlot(definition, log_format, log_level, confinement, self._learn_sources)
 
     @property
     def idle_count(self) -> int:
@@ -128,8 +126,7 @@ class ProcessPool:
 
     @property
     def template_pid(self) -> int | None:
-        template = self._template
-        return template.pid if template is not None and not template.exited else None
+        return self.templates.pid
 
     async def close(self) -> None:
         """Stop keeping processes warm and end the idle ones. The template forks nothing more and exits once
@@ -140,19 +137,12 @@ class ProcessPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
         await self._warming.cancel_all()
-        if self._template_start is not None and not self._template_start.done():
-            self._template_start.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._template_start
+        await self.templates.stop_starting()
         idle, self._idle = self._idle, []
         for proc in idle:
             proc.kill()
         await asyncio.gather(*(p.wait_exit(5.0) for p in idle), return_exceptions=True)
-        template = self._template
-        if template is not None:
-            template.retire()
-            if not template.serving:
-                await template.wait_exit(5.0)
+        await self.templates.retire()
 
     def _learn_sources(self, reported: Snapshot) -> None:
         """Add the project files a process says its imports loaded (what a reload checks for changes). Agent code
@@ -172,44 +162,6 @@ class ProcessPool:
         logger.error("job process for %s failed to start: %s", self.definition.name, exc,
                      extra={"agent": self.definition.name, "pid": pid, "failures": self._failures})
 
-    async def _template_for_start(self) -> AgentTemplate | None:
-        """The running template, started first if need be (once, however many processes wait for it); None
-        when this agent's processes start from the fork server. Its failure is raised as ProcessStartError."""
-        if not self._fork_safe:
-            return None
-        template = self._template
-        if template is not None and not template.exited and not template.retired:
-            return template
-        if self._closed:  # taken after a reload closed the pool (its offer was accepted just before): no new template
-            return None
-        if self._template_start is None or self._template_start.done():
-            self._template_start = asyncio.get_running_loop().create_task(self._start_template())
-        starting = self._template_start
-        try:
-            return await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if starting.cancelled() and self._closed and not (current and current.cancelling()):
-                return None  # the pool closed while its template started: this process comes from the fork server
-            raise
-
-    async def _start_template(self) -> AgentTemplate | None:
-        try:
-            template = AgentTemplate(self.definition, self._log_format, self._log_level, self._confinement)
-            await template.start(self.definition.processes.init_timeout)
-        except NotForkSafeError as exc:
-            self._fork_safe = False
-            logger.warning("job processes of %s start without a template (each imports its code): %s",
-                           self.definition.name, exc, extra={"agent": self.definition.name})
-            return None
-        except OSError as exc:
-            raise ProcessStartError(f"cannot start a job process: its template: {exc}") from exc
-        self._learn_sources(template.sources)
-        self._template = template
-        logger.debug("template process %s of %s ready", template.pid, self.definition.name,
-                     extra={"agent": self.definition.name, "pid": template.pid})
-        return template
-
     async def _start(self) -> JobProcess:
         """A new process, once it is ready; its failure is recorded (for backoff) and raised."""
         proc = await self._launch()
@@ -224,7 +176,7 @@ class ProcessPool:
         """A new process, started (forked) but perhaps not ready yet; a failure to start it is recorded and
         raised."""
         try:
-            template = await self._template_for_start()
+            template = await self.templates.for_start(self._closed)
         except ProcessStartError as exc:
             self._record_failure(None, exc)
             raise

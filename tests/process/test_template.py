@@ -260,7 +260,7 @@ async def test_what_a_template_imports_is_bounded_and_ended_with_it(tmp_path, cg
                                  "['sleep', '600'], start_new_session=True).pid))\n")
     pool = ProcessPool(definition, "text", 20, confinement=cgroups)
     proc = await ready(pool)
-    template = pool._template
+    template = pool.templates.current
     assert template is not None and template.group is not None
     assert template.pid in template.group.pids() and proc.pid not in template.group.pids()
     left = int((tmp_path / "left").read_text())
