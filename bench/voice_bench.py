@@ -44,8 +44,9 @@ from record import save  # bench/record.py, beside this script
 
 from host.config.credentials import Credentials
 from host.testing.harness import API_KEY, API_SECRET, LiveKitServer, new_room, private_server, server_api
-from host.voice.caller import Caller, CallOptions, Turn
+from host.voice.caller import Caller
 from host.voice.speech import Synthesizer
+from host.voice.turns import CallOptions, Turn
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(__file__).resolve().parent / "peer"

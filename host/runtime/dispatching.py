@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 from livekit import api
 
 from host.config.credentials import Credentials
 from host.errors import ServerError
+
+logger = logging.getLogger("agenthost.dispatch")
 
 
 async def create_dispatch(credentials: Credentials, agent_name: str, room: str, metadata: str) -> str:
@@ -37,3 +41,14 @@ def server_problem(exc: BaseException, url: str) -> str:
     if isinstance(exc, (ConnectionRefusedError, aiohttp.ClientConnectorError)) or "connection refused" in text.lower():
         return f"nothing answers at {url}: is livekit-server running there? (`agenthost dev` starts one)"
     return f"{url}: {text}"
+
+
+async def delete_room(credentials: Credentials, room: str) -> None:
+    """Delete `room` (one a call or a console made), so that its job ends by its policy at once."""
+    client = api.LiveKitAPI(credentials.http_url, credentials.api_key, credentials.api_secret)
+    try:
+        await client.room.delete_room(api.DeleteRoomRequest(room=room))
+    except Exception as exc:  # the call is over; a room left behind empties by itself
+        logger.debug("could not delete room %s: %s", room, exc)
+    finally:
+        await client.aclose()

@@ -16,75 +16,24 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from livekit import api, rtc
 
 from host.config.credentials import Credentials
-from host.errors import AgentHostError, ServerError
+from host.errors import ServerError
 from host.runtime.dispatching import create_dispatch, server_problem
 from host.voice.audio import rms, write_wav
+from host.voice.microphone import Microphone
 from host.voice.speech import SAMPLE_RATE, Recognizer
+from host.voice.turns import ANSWER_OVER_S, SPEECH_RMS, Answer, CallError, CallOptions, Turn, TurnResult, trim
 
 logger = logging.getLogger("agenthost.call")
 
-FRAME_MS = 20
-FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
-SPEECH_RMS = 200.0  # louder than this is the agent speaking; decoded silence is near 0, flite's speech thousands
-ANSWER_OVER_S = 0.8  # this much silence after the agent spoke ends its answer (flite pauses ~0.3 s at a comma)
 QUIET_BEFORE_TURN_S = 0.5  # the agent is quiet this long before the caller speaks (after a greeting, say)
 TRANSCRIPT_GRACE_S = 2.0  # how long after its audio the agent's final transcript may still arrive
 AGENT_STATE = "lk.agent.state"  # livekit-agents' agents say listening/thinking/speaking here
-
-
-class CallError(AgentHostError):
-    """The call could not go on (the agent never joined, the room was closed); the message says why."""
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One thing the caller says: `said` is its text (for --say) or the WAV file's name."""
-
-    said: str
-    pcm: bytes  # 16 kHz mono 16-bit
-
-
-@dataclass
-class TurnResult:
-    said: str
-    understood: str | None = None  # the agent's final transcript of the caller's turn
-    answered: str | None = None  # the agent's own transcript of its answer
-    heard: str | None = None  # what the caller's recogniser heard in the agent's audio
-    latency_ms: float | None = None  # end of the caller's speech -> the agent's first audio
-    error: str | None = None  # why the turn counts as unanswered
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class CallOptions:
-    timeout: float = 20.0  # for the agent to join, and for each answer to start
-    record: Path | None = None  # a folder for one WAV per answer
-    recognize: bool = True  # run the recogniser on each answer (the `heard` field)
-    pause: float = 0.0  # seconds of silence before each turn, once the agent is quiet
-    identity: str = field(default_factory=lambda: f"caller-{uuid.uuid4().hex[:6]}")
-
-
-@dataclass
-class _Answer:
-    """The agent's audio and text for the turn in progress; written by the listeners, read by the turn."""
-
-    started_at: float | None = None  # monotonic time of the first loud frame
-    last_loud: float = 0.0
-    pcm: bytearray = field(default_factory=bytearray)
-    texts: list[str] = field(default_factory=list)
-    understood: list[str] = field(default_factory=list)
 
 
 TextHandler = Callable[[str, str, rtc.TextStreamReader], None]  # (topic, sender identity, reader)
@@ -112,12 +61,9 @@ class Caller:
         self._options = options
         self._on_text_stream = on_text
         self._room = rtc.Room()
-        self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
-        self._speech: asyncio.Queue[bytes] = asyncio.Queue()
-        self._spoken = asyncio.Event()  # set when the microphone ran out of speech
-        self._speech_ended_at = 0.0
+        self._microphone = Microphone()
         self._answers_from = float("inf")  # agent audio louder than silence after this time starts an answer
-        self._answer = _Answer()
+        self._answer = Answer()
         self._agent_audio = asyncio.Event()  # the agent's audio track is subscribed
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -204,11 +150,11 @@ class Caller:
         except (rtc.ConnectError, asyncio.TimeoutError, OSError) as exc:
             problem = server_problem(exc, self._credentials.url) if str(exc) else f"{self._credentials.url}: timed out"
             raise ServerError(f"cannot join room {room!r}: {problem}") from exc
-        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
+        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._microphone.source)
         publication = await self._room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
         self._mic_sid = publication.sid
-        self._tasks.append(asyncio.create_task(self._microphone()))
+        self._tasks.append(asyncio.create_task(self._microphone.run()))
 
     async def hang_up(self) -> None:
         """Leave the room (the agent's job then ends by its policy); once, however often it is called."""
@@ -222,23 +168,7 @@ class Caller:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._room.disconnect()
-        await self._source.aclose()
-
-    async def _microphone(self) -> None:
-        """Speech when there is some, silence otherwise, paced by the source's 100 ms queue."""
-        silence = bytes(FRAME_SAMPLES * 2)
-        speaking = False
-        while True:
-            try:
-                chunk = self._speech.get_nowait()
-                speaking = True
-            except asyncio.QueueEmpty:
-                if speaking:  # the last speech frame is queued: it is heard once the queue has played out
-                    self._speech_ended_at = time.monotonic() + self._source.queued_duration
-                    speaking = False
-                    self._spoken.set()
-                chunk = silence
-            await self._source.capture_frame(rtc.AudioFrame(chunk, SAMPLE_RATE, 1, len(chunk) // 2))
+        await self._microphone.close()
 
     def _on_track(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO and self._is_agent(participant):
@@ -319,14 +249,9 @@ class Caller:
                           and self._speaking() is not True, self._options.timeout)
         if self._options.pause:
             await asyncio.sleep(self._options.pause)
-        self._answer = answer = _Answer()
+        self._answer = answer = Answer()
         self._answers_from = float("inf")
-        self._spoken.clear()
-        for start in range(0, len(turn.pcm), FRAME_SAMPLES * 2):
-            chunk = turn.pcm[start:start + FRAME_SAMPLES * 2]
-            self._speech.put_nowait(chunk.ljust(FRAME_SAMPLES * 2, b"\0"))
-        await self._spoken.wait()
-        ended = self._answers_from = self._speech_ended_at  # only audio after the caller stopped answers it
+        ended = self._answers_from = await self._microphone.say(turn.pcm)  # only audio after it answers the turn
         if not await self._until(lambda: answer.started_at is not None,
                                  self._options.timeout + max(0.0, ended - time.monotonic())):
             result.error = f"no answer within {self._options.timeout:g} s of the end of speech"
@@ -340,7 +265,7 @@ class Caller:
         result.understood = " ".join(answer.understood) or None
         result.answered = " ".join(answer.texts) or None
         if self._recognizer is not None:
-            pcm = _trim(bytes(answer.pcm))
+            pcm = trim(bytes(answer.pcm))
             result.heard = await asyncio.to_thread(self._recognizer.recognize, pcm)
         return result
 
@@ -349,21 +274,3 @@ class Caller:
         agent = self._agent()
         state = agent.attributes.get(AGENT_STATE) if agent is not None else None
         return None if state is None else state == "speaking"
-
-
-def _trim(pcm: bytes) -> bytes:
-    """The answer without the trailing silence that told its end (the recogniser needs no more of it)."""
-    samples = np.frombuffer(pcm, dtype=np.int16)
-    keep = len(samples) - int(ANSWER_OVER_S * SAMPLE_RATE * 0.75)
-    return samples[: max(keep, 0)].tobytes()
-
-
-async def delete_room(credentials: Credentials, room: str) -> None:
-    """Delete the room the call made, so that its job ends by its policy at once."""
-    client = api.LiveKitAPI(credentials.http_url, credentials.api_key, credentials.api_secret)
-    try:
-        await client.room.delete_room(api.DeleteRoomRequest(room=room))
-    except Exception as exc:  # the call is over; a room left behind empties by itself
-        logger.debug("could not delete room %s: %s", room, exc)
-    finally:
-        await client.aclose()

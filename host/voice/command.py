@@ -12,9 +12,11 @@ import click
 
 from host.config.credentials import Credentials
 from host.errors import AgentHostError, ServerError
+from host.runtime.dispatching import delete_room
 from host.voice.audio import read_wav
-from host.voice.caller import Caller, CallOptions, Turn, TurnResult, delete_room
+from host.voice.caller import Caller
 from host.voice.speech import SpeechUnavailable, Synthesizer
+from host.voice.turns import CallOptions, Turn, TurnResult
 
 EXIT_OK, EXIT_UNANSWERED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 

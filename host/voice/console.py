@@ -27,7 +27,9 @@ from livekit import rtc
 
 from host.config.credentials import Credentials
 from host.errors import AgentHostError, ServerError
-from host.voice.caller import AGENT_STATE, Caller, CallError, CallOptions, Turn, TurnResult, delete_room
+from host.runtime.dispatching import delete_room
+from host.voice.caller import AGENT_STATE, Caller
+from host.voice.turns import CallError, CallOptions, Turn, TurnResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits

@@ -1,8 +1,8 @@
 """`agenthost call`'s turns and report, below the CLI."""
 
 from host.voice.audio import write_wav
-from host.voice.caller import TurnResult
 from host.voice.command import render_turn, turns
+from host.voice.turns import TurnResult
 
 
 def test_turns_keep_the_order_of_their_options(tmp_path):

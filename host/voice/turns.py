@@ -1,0 +1,68 @@
+"""What a call is made of: its options, the turns the caller speaks, each turn's result, and the agent's answer
+as it is heard."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from host.errors import AgentHostError
+from host.voice.speech import SAMPLE_RATE
+
+SPEECH_RMS = 200.0  # louder than this is the agent speaking; decoded silence is near 0, flite's speech thousands
+ANSWER_OVER_S = 0.8  # this much silence after the agent spoke ends its answer (flite pauses ~0.3 s at a comma)
+
+
+class CallError(AgentHostError):
+    """The call could not go on (the agent never joined, the room was closed); the message says why."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One thing the caller says: `said` is its text (for --say) or the WAV file's name."""
+
+    said: str
+    pcm: bytes  # 16 kHz mono 16-bit
+
+
+@dataclass
+class TurnResult:
+    said: str
+    understood: str | None = None  # the agent's final transcript of the caller's turn
+    answered: str | None = None  # the agent's own transcript of its answer
+    heard: str | None = None  # what the caller's recogniser heard in the agent's audio
+    latency_ms: float | None = None  # end of the caller's speech -> the agent's first audio
+    error: str | None = None  # why the turn counts as unanswered
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    timeout: float = 20.0  # for the agent to join, and for each answer to start
+    record: Path | None = None  # a folder for one WAV per answer
+    recognize: bool = True  # run the recogniser on each answer (the `heard` field)
+    pause: float = 0.0  # seconds of silence before each turn, once the agent is quiet
+    identity: str = field(default_factory=lambda: f"caller-{uuid.uuid4().hex[:6]}")
+
+
+@dataclass
+class Answer:
+    """The agent's audio and text for the turn in progress; written by the listeners, read by the turn."""
+
+    started_at: float | None = None  # monotonic time of the first loud frame
+    last_loud: float = 0.0
+    pcm: bytearray = field(default_factory=bytearray)
+    texts: list[str] = field(default_factory=list)
+    understood: list[str] = field(default_factory=list)
+
+
+def trim(pcm: bytes) -> bytes:
+    """The answer without the trailing silence that told its end (the recogniser needs no more of it)."""
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    keep = len(samples) - int(ANSWER_OVER_S * SAMPLE_RATE * 0.75)
+    return samples[: max(keep, 0)].tobytes()
