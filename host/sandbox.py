@@ -140,25 +140,27 @@ def _own_user_namespace() -> bool:
     process without CAP_SYS_ADMIN (one forked by a template) makes its namespace. It must have one thread."""
     if _c.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
         return False
-    for name, text in (("setgroups", "deny"), ("uid_map", "0 0 1"), ("gid_map", "0 0 1")):
-        with open(f"/proc/self/{name}", "w") as fh:
-            fh.write(text)
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", "0 0 1"), ("gid_map", "0 0 1")):
+            with open(f"/proc/self/{name}", "w") as fh:
+                fh.write(text)
+    except OSError as exc:  # the process would go on as nobody: it must not run at all
+        raise RuntimeError(f"a user namespace was made, but its uid and gid maps could not be written: {exc}") \
+            from exc
     return True
 
 
-def private_namespace(shm_bytes: int) -> bool:
+def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:
     """A mount namespace of this process's own: a private /dev/shm of at most `shm_bytes` (0: the tmpfs
     default), the fork server's folder hidden, and the cgroup file systems and kernel settings read-only.
-    False when this process may not make one (not root, or unprivileged user namespaces are off)."""
+    False when this process may not make one (not root, or user namespaces are not allowed), logged at
+    `said` (a template says it; each of its jobs would say it again)."""
     if _c is None:
         return False
-    try:
-        if _c.unshare(CLONE_NEWNS) != 0 and not _own_user_namespace():
-            err = ctypes.get_errno()
-            raise OSError(err, f"unshare: {os.strerror(err)}")
-    except OSError as exc:
-        logger.warning("no mount namespace of its own for this process (/dev/shm shared with its template's "
-                       "other jobs): %s", exc)
+    if _c.unshare(CLONE_NEWNS) != 0 and not _own_user_namespace():
+        err = ctypes.get_errno()
+        logger.log(said, "no mount namespace of its own for this process (its /dev/shm, the cgroup file systems "
+                   "and the fork server's folder are as the host's): %s", os.strerror(err))
         return False
     try:
         _mount(None, "/", None, MS_REC | MS_PRIVATE, None)  # nothing mounted here is seen outside
@@ -184,7 +186,7 @@ def harden_template() -> None:
     """Before a template imports agent code: its namespace made while it may (root), then what it gives up."""
     not_dumpable()
     if os.geteuid() == 0:
-        private_namespace(0)
+        private_namespace(0, said=logging.WARNING)
     drop_capabilities(TEMPLATE_DROPS)
 
 

@@ -50,9 +50,10 @@ class JobRuntime(Protocol):
 
 
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int,
-         template_sources: Snapshot | None = None) -> None:
+         template_sources: Snapshot | None = None, tracing_env: tuple[tuple[str, str], ...] | None = None) -> None:
     """Process target (module-level so that it can be pickled to the fork server). Forked from a template,
-    `template_sources` are the files the template imported, as they were when it did."""
+    `template_sources` are the files the template imported, as they were when it did, and `tracing_env` the
+    host's OTEL_* settings as the template had them before the agent's env was applied."""
     # No .pyc for project code: a file edited twice within a second (same size) would otherwise be
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True
@@ -71,6 +72,8 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     job_filter = logs.JobFields(fields)
     logs.setup("json", log_level, job_filter)  # read by the host, which logs it again in its own format
     watchdog = watch_host_process(host_pid, definition.shutdown.timeout)
+    if tracing_env is None:
+        tracing_env = otel_env(os.environ)  # the host's settings, before the agent's env may change them
     apply_environment(definition)
     try:
         with ImportRecorder() as imported:
@@ -82,7 +85,9 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     sources = {**imported_sources(definition, imported), **(template_sources or {})}
     if not send(conn, Ready(os.getpid(), sources, time.process_time())):  # a forked process's CPU counts from 0
         return
-    tracing = JobTracing(otel_env(os.environ), definition.name)  # while it waits: off the path of its job
+    # set up while it waits, off the path of its job, from the host's settings: a provider is set once per
+    # process, and the spans of the job (the agent's, livekit-agents') go to the one set first
+    tracing = JobTracing(tracing_env, definition.name)
     try:
         msg = conn.recv()
     except (EOFError, OSError):
@@ -91,8 +96,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
         return
     job_filter.fields.update({"job_id": _job_id(msg), "worker_id": msg.worker_id, **dict(msg.definition.log_fields)})
     watchdog.timeout = msg.definition.shutdown.timeout  # the job's own definition, as accepted
-    if msg.otel_env != tracing.env:  # the host's settings, not this process's environment, decide
-        tracing.close()
+    if tracing.provider is None and msg.otel_env != tracing.env:  # not set up while it waited: now, once
         tracing = JobTracing(msg.otel_env, msg.definition.name)
     if msg.traceparent and tracing.join(msg.traceparent):  # before the job's context is made
         job_filter.fields["trace_id"] = msg.traceparent.split("-")[1]

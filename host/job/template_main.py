@@ -43,6 +43,7 @@ from host.job.inherited import let_go_of_the_hosts_descriptors
 from host.job.pipe import send
 from host.job.warmup import warm_up
 from host.sandbox import harden_template
+from host.tracing import otel_env
 from host.wire.messages import (
     FDS,
     FDS_DATA,
@@ -88,6 +89,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logs.setup("json", log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
                                                       "template": True}))
+    tracing_env = otel_env(os.environ)  # the host's OTEL_* settings, before the agent's env may change them
     apply_environment(definition)
     sockets_before = open_sockets()
     try:
@@ -110,7 +112,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
         return
     sources = job_main.imported_sources(definition, imported)
     try:
-        template = Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources))
+        template = Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources, tracing_env))
     except OSError as exc:
         send(conn, InitFailed(f"cannot serve forks: {exc}"))
         return
@@ -130,6 +132,7 @@ class JobSettings:
     log_level: int
     host_pid: int
     sources: Snapshot
+    tracing_env: tuple[tuple[str, str], ...]  # the host's OTEL_* settings
 
 
 def nice_values_to_try(before: int, levels: int, rlimit_nice: int) -> list[int]:
@@ -257,7 +260,7 @@ class Template:
                 os.close(fd)
             job = self.job
             job_main.main(Connection(job_end.detach()), job.definition, job.log_format, job.log_level, job.host_pid,
-                           job.sources)
+                           job.sources, job.tracing_env)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:

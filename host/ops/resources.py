@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import psutil
 
 from host.process.cgroupfs import JobGroup
+from host.process.usage import tree_cpu_seconds
 
 MB = 1024 * 1024
 
@@ -67,23 +68,6 @@ def memory_of(processes: Sequence[tuple[int, JobGroup | None]]) -> list[int | No
     charges it (its own pages: the pages it shares with its template are charged to the template), or, with
     no cgroup, `memory_bytes`."""
     return [group.memory_bytes() if group is not None else memory_bytes(pid) for pid, group in processes]
-
-
-def tree_cpu_seconds(pid: int) -> float | None:
-    """CPU time of a process and its descendants (with what the ones that ended used); None when it is gone."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return None
-    total = 0.0
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,12 @@ class JobBounds:
     cpus: float
 
 
+def template_bounds(limits: Limits) -> JobBounds:
+    """A template's: its agent's pids_limit only. `memory_limit_mb` is each job's own pages, while a template holds
+    what all its jobs share (the models its agent's code loads), and a CPU bound would slow every fork."""
+    return JobBounds(0, limits.pids_limit, 0.0)
+
+
 def bounds_for(limits: Limits) -> JobBounds:
     return JobBounds(limits.memory_limit_mb * MB, limits.pids_limit, limits.cpu_limit)
 
@@ -76,9 +82,9 @@ class Confinement:
                 "process, memory sampled, processes ended by tree)")
 
     def confine_template(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
-        """Put a new template process under its agent's bounds, as a job: what agent code does at import is
-        bounded too. Not in rlimit mode: the rlimits of a template would be its jobs' (they inherit them), and
-        its address space is not known before it imports the agent's code."""
+        """Put a new template process in a group of its own under `bounds` (template_bounds): what agent code
+        starts at import is bounded, and ends with it. Not in rlimit mode: the rlimits of a template would be its
+        jobs' (they inherit them)."""
         return None
 
     def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:

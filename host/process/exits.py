@@ -57,13 +57,14 @@ def end_group(group: JobGroup, memory_limit_mb: int, fields: Mapping[str, Any]) 
     return GroupEnd(cpu, peak, killed)
 
 
-def used(group: GroupEnd | None, reports: JobReports) -> tuple[float | None, int | None, int | None]:
-    """The job's CPU seconds since its process was ready, its cgroup's peak charge, and (without a cgroup) its own
-    peak resident size, as it said."""
+def used(group: GroupEnd | None, reports: JobReports,
+         ready_cpu: float) -> tuple[float | None, int | None, int | None]:
+    """The job's CPU seconds since its process was ready (`ready_cpu`, as the host read it then), its cgroup's peak
+    charge, and (without a cgroup) its own peak resident size, as it said."""
     cpu, peak, rss = (group.cpu_seconds, group.peak_memory_bytes, None) if group is not None else (None, None, None)
     if group is None and reports.result is not None:
         cpu, rss = reports.result.cpu_seconds, reports.result.peak_rss_bytes or None
-    return (None if cpu is None else max(0.0, cpu - reports.prewarm_cpu)), peak, rss
+    return (None if cpu is None else max(0.0, cpu - ready_cpu)), peak, rss
 
 
 REMOVE_TRIES = 20  # a group is removable once its processes are reaped (by their parents, or by init)

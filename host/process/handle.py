@@ -26,6 +26,7 @@ from host.process.output import ProcessOutput, give_output
 from host.process.reports import JobReports
 from host.process.states import TRANSITIONS, ProcessState
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
+from host.process.usage import tree_cpu_seconds
 from host.tree import kill_tree
 from host.wire.messages import InitFailed, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.wire.protocol import decode_job, down
@@ -48,6 +49,7 @@ class JobProcess:
         self.killed_by_host = False
         self.kill_reason: str | None = None
         self.reports = JobReports()  # what the process said of itself
+        self.ready_cpu = 0.0  # CPU seconds it had used when it said Ready, as the host read them: not its job's
         self.warm = False  # handed to its job from the pool's idle processes (not started for it)
         self._template = template
         self._confinement = confinement
@@ -243,6 +245,7 @@ class JobProcess:
             return
         if isinstance(msg, Ready):
             self.reports.ready(msg)
+            self.ready_cpu = self._cpu_seconds() or 0.0
             ready = ProcessState.RUNNING if self.job_id is not None else ProcessState.IDLE  # a job may be queued
             if self._move(ready) and not self._ready.done():
                 self._ready.set_result(None)
@@ -251,6 +254,12 @@ class JobProcess:
                 self._ready.set_exception(ProcessStartError(msg.error))
         elif isinstance(msg, ShuttingDown):
             self._mark_shutting_down(msg.reason)
+
+    def _cpu_seconds(self) -> float | None:
+        """What its cgroup, or (without one) its process tree, has used so far; None when it is gone."""
+        if self.group is not None:
+            return self.group.cpu_seconds()
+        return tree_cpu_seconds(self.pid) if self.pid is not None else None
 
     def _on_sentinel(self) -> None:
         assert self._proc is not None
@@ -282,7 +291,7 @@ class JobProcess:
             self._ready.set_exception(ProcessStartError(why))
         self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.reports.result,
                                             self.shutdown_reason, group.memory_killed if group else None,
-                                            *used(group, self.reports)))
+                                            *used(group, self.reports, self.ready_cpu)))
         self._channel.close()
         if self._shutting_down_event is not None:
             self._shutting_down_event.set()

@@ -25,7 +25,7 @@ from host.config.definitions import AgentDefinition
 from host.config.sources import Snapshot
 from host.job import template_main
 from host.process.cgroupfs import JobGroup
-from host.process.cgroups import Confinement, bounds_for
+from host.process.cgroups import Confinement, template_bounds
 from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
 from host.process.exits import remove_when_empty
@@ -104,7 +104,7 @@ class AgentTemplate:
         try:  # bounded before it imports anything: it waits for its output pipe, given below
             if self._confinement is not None:
                 self.group = self._confinement.confine_template(pid, f"{self.definition.name}-template-{pid}",
-                                                                bounds_for(self.definition.limits))
+                                                                template_bounds(self.definition.limits))
         except Exception as exc:  # a CgroupError, or anything else: agent code must not run unbounded
             self.kill()
             raise ProcessStartError(f"cannot bound the template process: {exc}") from exc
@@ -227,13 +227,9 @@ class AgentTemplate:
             self._output.close()
         assert self._ready is not None
         code = self._proc.exitcode
-        memory_killed = self._end_group()
+        self._end_group()
         if not self._ready.done():
-            why = memory_killed or f"exited with code {code}"
-            self._ready.set_exception(ProcessStartError(f"{why} before it was ready"))
-        elif memory_killed:
-            logger.error("the template process of %s was %s; its running jobs go on", self.definition.name,
-                         memory_killed, extra={"agent": self.definition.name, "pid": self.pid})
+            self._ready.set_exception(ProcessStartError(f"exited with code {code} before it was ready"))
         elif not self.retired:
             logger.warning("the template process of %s exited (code %s); its running jobs go on", self.definition.name,
                            code, extra={"agent": self.definition.name, "pid": self.pid})
@@ -246,19 +242,13 @@ class AgentTemplate:
             child.on_orphaned()
         self._exited.set()
 
-
-    def _end_group(self) -> str | None:
+    def _end_group(self) -> None:
         """It has exited: end what is left in its group (what its agent's code started at import; the job
-        processes it forked are in groups of their own), and remove the group once empty. How the kernel
-        killed it at its memory limit, if it did."""
+        processes it forked are in groups of their own), and remove the group once empty."""
         group, self.group = self.group, None
-        if group is None:
-            return None
-        group.kill()
-        killed = group.oom_kills() - group.oom_kills_at_start > 0
-        remove_when_empty(group)
-        limit = self.definition.limits.memory_limit_mb
-        return f"killed by the kernel at limits.memory_limit_mb {limit} MB" if killed else None
+        if group is not None:
+            group.kill()
+            remove_when_empty(group)
 
 
 def forked_mismatch(pid: int, fd: int, pidfd: int, parent: int) -> str | None:

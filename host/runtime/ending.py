@@ -25,8 +25,9 @@ logger = logging.getLogger("agenthost.host")
 
 class JobEnding:
     def __init__(self, metrics: Metrics, health: Health, redispatch: Redispatch, agents: Callable[[], AgentLookup],
-                 draining: Callable[[], bool]) -> None:
+                 draining: Callable[[], bool], cpu_seen: Callable[[str], float | None] = lambda _job: None) -> None:
         self._metrics = metrics
+        self._cpu_seen = cpu_seen  # a job's CPU seconds at the monitor's last look
         self._health = health
         self._redispatch = redispatch
         self._agents = agents
@@ -41,15 +42,17 @@ class JobEnding:
         result = outcome(end, job.failure, timeout)
         job.span.event("exited", code=end.code, **({"shutdown_reason": end.shutdown_reason} if end.shutdown_reason
                                                    else {}))
+        # a job killed with no cgroup said nothing of its CPU: what the monitor saw last is the best known
+        cpu = end.cpu_seconds if end.cpu_seconds is not None else self._cpu_seen(job.id)
         job.span.set(**{"exit.code": end.code if end.code >= 0 else None,
                         "exit.signal": signal_name(-end.code) if end.code < 0 else None,
-                        "cpu.seconds": end.cpu_seconds, "memory.peak_bytes": end.peak_memory_bytes,
+                        "cpu.seconds": cpu, "memory.peak_bytes": end.peak_memory_bytes,
                         "memory.peak_rss_bytes": end.peak_rss_bytes,
                         "shutdown.reason": end.shutdown_reason})
         job.span.end(result.reason or "ok", result.error)
         if job.started_at is not None:
             self._metrics.job_duration.labels(job.agent).observe(max(0.0, time.time() - job.started_at))
-        used = {"cpu_seconds": round(end.cpu_seconds, 3)} if end.cpu_seconds is not None else {}
+        used = {"cpu_seconds": round(cpu, 3)} if cpu is not None else {}
         self._log(result, {**fields, "reason": end.shutdown_reason, **used})
         # a crash is a death nobody asked for: a job the server, the host or a drain asked to end that died on
         # its way out is not put back into its call (its memory limit, which the host enforces, is a crash)

@@ -67,7 +67,8 @@ class Host:
         self.catalog = catalog
         self.options = options
         self.tracing = HostTracing()
-        preload(livekit_agents=any(d.api == "livekit-agents" for d in catalog.agents), tracing=self.tracing.on)
+        preload(livekit_agents=any(d.api == "livekit-agents" for d in catalog.agents),
+                tracing=self.tracing.on and self.tracing.protocol != "grpc")  # gRPC must not be loaded before a fork
         self.metrics = Metrics()
         self.metrics.observe_dropped_spans(lambda: {"host": self.tracing.dropped.value,
                                                      "job": self.tracing.jobs_dropped.value})

@@ -61,7 +61,8 @@ class JobTable:
         self.health = Health()  # each version's last jobs, and those taken out of rotation
         self.draining = False
         self._redispatch = Redispatch(credentials, metrics, lambda: self._agents, lambda: self.draining)
-        self._endings = JobEnding(metrics, self.health, self._redispatch, lambda: self._agents, lambda: self.draining)
+        self._endings = JobEnding(metrics, self.health, self._redispatch, lambda: self._agents, lambda: self.draining,
+                                  lambda job_id: cpu.jobs.seconds_by_job.get(job_id))
 
     def attach(self, agents: AgentLookup) -> None:
         """The agents whose jobs this table runs (they are built with this table as their job handler)."""
@@ -204,7 +205,7 @@ class JobTable:
     def sampled(self) -> list[Sampled]:
         """The job processes running now, for the resource monitor."""
         return [Sampled(j.id, j.process.pid, j.facts.definition.limits, j.facts.log_fields, j.process.group, j.agent,
-                        j.process.reports.prewarm_cpu)
+                        j.process.ready_cpu)
                 for j in self._jobs.values()
                 if j.process is not None and j.process.pid is not None and not j.process.exited]
 

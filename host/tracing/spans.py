@@ -74,6 +74,7 @@ class HostTracing:
         self.jobs_dropped = DropCount()  # job processes' spans, as they report them (host.process.handle)
         self.on = enabled(env)
         self.env = otel_env(env) if self.on else ()
+        self.protocol = protocol(env)
         self._provider: TracerProvider | None = None
         if self.on and not installed():
             logger.error("tracing: OTEL_* settings ask for traces, but the OpenTelemetry SDK is not installed "

@@ -52,7 +52,9 @@ async def test_every_job_has_its_span_with_its_outcome(livekit_server, start_hos
     agents = tmp_path / "agents"
     agent_file(agents, "traced", f"entrypoint: {TEST_AGENTS / 'traced.py'}:entrypoint\n"
                                  "metadata: {schema: {type: object, required: [user]}}\n"
-                                 "version: '2.0'\nweight: 1\n")
+                                 "version: '2.0'\nweight: 1\n"
+                                 # an agent's own env does not take its spans out of the host's trace
+                                 "env: {OTEL_SERVICE_NAME: traced-own, OTEL_BSP_SCHEDULE_DELAY: '5000'}\n")
     agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'hog.py'}:entrypoint\n"
                               "limits: {memory_limit_mb: 400}\nshutdown: {timeout: 1s}\n")
     host = start_host(livekit_server, agents, extra_env=otel(jaeger, "agenthost-e2e-outcomes"))

@@ -276,13 +276,14 @@ async def test_what_a_template_imports_is_bounded_and_ended_with_it(tmp_path, cg
     assert gone(left), "what the template started at import ended with it"
 
 
-async def test_a_template_over_its_memory_limit_at_import_is_a_clear_start_error(tmp_path, cgroups):
-    (tmp_path / "mod.py").write_text("hoard = [b'\\x01' * (10 * 1024 * 1024) for _ in range(60)]\n"
+async def test_what_a_template_starts_at_import_stops_at_its_agents_pids_limit(tmp_path, cgroups):
+    (tmp_path / "mod.py").write_text("import subprocess\n"
+                                     "left = [subprocess.Popen(['sleep', '600']) for _ in range(40)]\n"
                                      "async def entrypoint(ctx): pass\n")
-    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\nlimits: {memory_limit_mb: 64}\n"
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\nlimits: {pids_limit: 8}\n"
                                      "processes: {idle: 0, init_timeout: 20s}\n")
     definition = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
     pool = ProcessPool(definition, "text", 20, confinement=cgroups)
-    with pytest.raises(ProcessStartError, match=r"killed by the kernel at limits\.memory_limit_mb 64 MB"):
+    with pytest.raises(ProcessStartError, match=r"Resource temporarily unavailable"):
         await ready(pool)
     await pool.close()

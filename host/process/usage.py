@@ -1,0 +1,22 @@
+"""CPU time of a process and its descendants, as the host reads it (where a process has no cgroup to count it)."""
+
+from __future__ import annotations
+
+import psutil
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU time of a process and its descendants (with what the ones that ended used); None when it is gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
