@@ -183,11 +183,26 @@ def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:
 
 
 def harden_template() -> None:
-    """Before a template imports agent code: its namespace made while it may (root), then what it gives up."""
+    """Before a template imports agent code: its namespace made while it may (root), then what it gives up; and
+    whether the job processes it forks can make theirs, said once here rather than by each of them."""
     not_dumpable()
-    if os.geteuid() == 0:
-        private_namespace(0, said=logging.WARNING)
+    if os.geteuid() != 0:
+        drop_capabilities(TEMPLATE_DROPS)
+        return
+    private_namespace(0, said=logging.WARNING)
     drop_capabilities(TEMPLATE_DROPS)
+    if not _user_namespaces_work():
+        logger.warning("user namespaces are not allowed here: the job processes of this template share its "
+                       "/dev/shm (and the rest of its namespace)")
+
+
+def _user_namespaces_work() -> bool:
+    """Whether a child of this process (as a job it forks) may make a user namespace."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _c is not None and _c.unshare(CLONE_NEWUSER) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def harden_check() -> None:

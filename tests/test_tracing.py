@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -94,3 +95,20 @@ def test_a_job_closes_its_tracing_within_the_bound_when_the_endpoint_never_answe
         assert time.monotonic() - started < FLUSH_BOUND + 1.5
     finally:
         silent.close()
+
+
+def test_a_job_traces_by_the_hosts_settings_only(monkeypatch):
+    """OTEL_* variables of the agent's own env that the host did not set (one that turns the SDK off, another
+    endpoint) are gone from a traced job process's environment: the exporter and the SDK read them there."""
+    from opentelemetry import trace
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", trace.Once())
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:1/elsewhere")
+    host = (("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "1"))
+    job = JobTracing(host, "agent")
+    assert job.provider is not None and "OTEL_SDK_DISABLED" not in os.environ
+    assert "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" not in os.environ
+    assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:9"
+    job.close()

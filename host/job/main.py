@@ -60,7 +60,11 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     let_go_of_the_hosts_descriptors()  # before any agent code runs (forked from a template: already done)
     if not take_output(conn):  # the host sends it once the process is in its cgroup: until then, nothing runs
         return
-    harden_job(definition.limits.memory_limit_mb * MB)
+    try:
+        harden_job(definition.limits.memory_limit_mb * MB)
+    except RuntimeError as exc:  # it could not be made to run as it must: it runs nothing
+        send(conn, InitFailed(str(exc)))
+        return
     # only the host decides when a job stops: Ctrl-C or a stop signal sent to the whole process group (a
     # terminal, systemd's default) reaches the host, which drains; the job processes do nothing with it. A
     # handler, not SIG_IGN: a program the job runs (ffmpeg, a recorder) starts with the default again, and

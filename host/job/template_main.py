@@ -84,11 +84,11 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     let_go_of_the_hosts_descriptors()  # before any agent code runs
     if not job_main.take_output(conn):
         return
-    harden_template()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the host decides when its processes stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logs.setup("json", log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
                                                       "template": True}))
+    harden_template()  # what it says is logged as the template's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the host decides when its processes stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     tracing_env = otel_env(os.environ)  # the host's OTEL_* settings, before the agent's env may change them
     apply_environment(definition)
     sockets_before = open_sockets()

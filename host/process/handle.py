@@ -26,7 +26,7 @@ from host.process.output import ProcessOutput, give_output
 from host.process.reports import JobReports
 from host.process.states import TRANSITIONS, ProcessState
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
-from host.process.usage import tree_cpu_seconds
+from host.process.usage import process_cpu_seconds
 from host.tree import kill_tree
 from host.wire.messages import InitFailed, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.wire.protocol import decode_job, down
@@ -256,10 +256,11 @@ class JobProcess:
             self._mark_shutting_down(msg.reason)
 
     def _cpu_seconds(self) -> float | None:
-        """What its cgroup, or (without one) its process tree, has used so far; None when it is gone."""
+        """What its cgroup, or (without one) the process and the children it reaped, used so far (no walk of its
+        tree on the host's loop); None when it is gone."""
         if self.group is not None:
             return self.group.cpu_seconds()
-        return tree_cpu_seconds(self.pid) if self.pid is not None else None
+        return process_cpu_seconds(self.pid) if self.pid is not None else None
 
     def _on_sentinel(self) -> None:
         assert self._proc is not None

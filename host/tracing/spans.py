@@ -117,7 +117,11 @@ class JobTracing:
             return
         from opentelemetry import trace
 
-        os.environ.update(dict(env))  # the exporter reads its endpoint, headers and timeout there
+        # the exporter and the SDK read their settings from the environment: the host's, and only the host's
+        # (an OTEL_* variable of the agent's env would send its spans elsewhere, or turn them off)
+        for key in [k for k in os.environ if k.startswith("OTEL_") and k not in dict(env)]:
+            del os.environ[key]
+        os.environ.update(dict(env))
         try:
             self.provider = new_provider(dict(env), {"agenthost.role": "job", "agenthost.agent": agent}, self.dropped)
         except ValueError as exc:  # the host checked the same settings at its start: never a reason to fail a job
