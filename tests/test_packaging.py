@@ -14,7 +14,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 # the parts of the package that may import an extra's packages (the rest only the core dependencies)
 EXTRAS_BY_FOLDER = {"lkagents": ("agents", "voice", "tracing"), "voice": ("voice",), "testing": ("test",),
-                    "tracing.py": ("tracing",)}
+                    "tracing": ("tracing",)}
 
 
 def _canonical(name: str) -> str:

@@ -95,8 +95,12 @@ class JobTable:
 
     # -- JobHandler: what the server asks of a worker ------------------------------------------
     def on_registered(self, worker: WorkerConnection) -> None:
+        """A worker (re)registered: the server hears its status and load from the one writer of them, as they
+        are now (a new connection starts with the server's default: available, no load)."""
         if self.draining:
-            self._tasks.spawn(self._load.draining(worker, 0), name="report-draining")
+            self._tasks.spawn(self._load.draining(worker, self.count(worker.agent)), name="report-draining")
+        else:
+            self._tasks.spawn(self.report_load(worker.agent), name="report-load")
 
     async def on_offer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> Admission:
         job = request.job

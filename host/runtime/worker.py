@@ -67,7 +67,6 @@ class WorkerConnection:
         self._task: asyncio.Task[None] | None = None
         self._status = agent_pb.WorkerStatus.WS_AVAILABLE
         self._load = 0.0
-        self._job_count = 0
         self._last_sent: tuple[int, float, int] | None = None  # what the server last heard, on this connection
         self._tasks = TaskSet(f"worker {self.agent}")
         self._log_fields = {"agent": self.agent}
@@ -115,7 +114,7 @@ class WorkerConnection:
     async def update_worker(self, *, full: bool, load: float, job_count: int) -> None:
         """Tell the server the worker's status and load; the same figures twice are sent once."""
         self._status = agent_pb.WorkerStatus.WS_FULL if full else agent_pb.WorkerStatus.WS_AVAILABLE
-        self._load, self._job_count = load, job_count
+        self._load = load
         figures = (self._status, round(load, 2), job_count)
         if figures == self._last_sent:
             return
@@ -192,10 +191,7 @@ class WorkerConnection:
             self.last_error = None
             logger.info("registered agent %s as worker %s", self.agent, self.worker_id,
                         extra={**self._log_fields, "worker_id": self.worker_id})
-            self.handler.on_registered(self)
-            if self._status != agent_pb.WorkerStatus.WS_AVAILABLE or self._job_count:
-                await self.update_worker(full=self._status == agent_pb.WorkerStatus.WS_FULL,
-                                         load=self._load, job_count=self._job_count)
+            self.handler.on_registered(self)  # which tells the server this worker's status and load again
             pinger = asyncio.get_running_loop().create_task(self._ping(ws))
             try:
                 async for raw in ws:

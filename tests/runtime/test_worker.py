@@ -154,3 +154,36 @@ async def test_a_url_with_credentials_is_retried_and_never_shown(tmp_path, caplo
     finally:
         host.request_stop()
         await asyncio.wait_for(task, 20)
+
+
+async def updates(fake: FakeAgentService, count: int) -> list[agent_pb.UpdateWorkerStatus]:
+    """The next `count` status updates the workers sent (other messages skipped)."""
+    found = []
+    while len(found) < count:
+        msg = await asyncio.wait_for(fake.received.get(), 10)
+        if msg.WhichOneof("message") == "update_worker":
+            found.append(msg.update_worker)
+    return found
+
+
+async def test_a_worker_that_registers_again_is_told_its_status_again(tmp_path):
+    """A new connection starts with the server's defaults: the host's one writer of the status says it again."""
+    fake = FakeAgentService()
+    runner, url = await serve(fake)
+    host = Host(write_agents(tmp_path), Credentials(url, "key", "secret-secret-secret-secret-secret"),
+                HostOptions(drain_timeout=1.0))
+    task = asyncio.create_task(host.run())
+    try:
+        await wait_until(lambda: len(fake.registrations) == 2)
+        first = await updates(fake, 2)  # one for each agent's worker, as it registered
+        assert all(u.status == agent_pb.WorkerStatus.WS_AVAILABLE and u.job_count == 0 for u in first)
+        support = next(ws for ws, r in zip(fake.sockets, fake.registrations, strict=False)
+                       if r.agent_name == "support")
+        await support.close()  # the connection is lost; the worker registers again
+        await wait_until(lambda: len(fake.registrations) == 3)
+        [again] = await updates(fake, 1)
+        assert again.status == agent_pb.WorkerStatus.WS_AVAILABLE and again.job_count == 0
+    finally:
+        host.request_stop()
+        await asyncio.wait_for(task, 20)
+        await runner.cleanup()
