@@ -31,6 +31,19 @@ async def ticking(server, agent: str) -> Client:
     return await job_in_new_room(server, agent, "tick", 2)
 
 
+async def busy_and_calm(server, start_host, tmp_path, busy: str, module: str, *args: str):
+    """A host serving `busy` (tests/agents/`module`, which says something on `status` once it runs) and a calm
+    `ticker`, with a job of each; the host, its HTTP base and the two calls."""
+    agents = tmp_path / "agents"
+    agent_file(agents, busy, f"entrypoint: {TEST_AGENTS / module}:entrypoint\n")
+    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
+    host = start_host(server, agents, args=args)
+    base = await host.http_base()
+    await host.wait_log(rf"registered agent {busy}")
+    await host.wait_log(r"registered agent ticker")
+    return host, base, await job_in_new_room(server, busy, "status"), await ticking(server, "ticker")
+
+
 async def test_readyz_is_503_with_the_reason_until_the_agents_are_registered(start_host, livekit_server, tmp_path):
     # a server address where nothing listens: alive, never ready
     env = {"LIVEKIT_URL": "ws://127.0.0.1:9", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s" * 32}
@@ -153,15 +166,8 @@ async def test_a_busy_jobs_cpu_is_shown_live_and_counted_to_its_exit(livekit_ser
     the monitor's first look and after its last one included."""
     if mode == "cgroup":
         skip_without_cgroups()
-    agents = tmp_path / "agents"
-    agent_file(agents, "hog", f"entrypoint: {TEST_AGENTS / 'spinner.py'}:entrypoint\n")
-    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
-    host = start_host(livekit_server, agents, args=("--job-limits", mode, "--load-threshold", "0"))
-    base = await host.http_base()
-    await host.wait_log(r"registered agent hog")
-    await host.wait_log(r"registered agent ticker")
-    hog = await job_in_new_room(livekit_server, "hog", "status")
-    calm = await ticking(livekit_server, "ticker")
+    host, base, hog, calm = await busy_and_calm(livekit_server, start_host, tmp_path, "hog", "spinner.py",
+                                                "--job-limits", mode, "--load-threshold", "0")
     jobs: dict[str, dict] = {}
     for _ in range(300):  # until both were sampled twice (a rate needs two looks) and the hog ran a while
         jobs = {j["agent"]: j for j in json.loads((await get(base + "/status"))[1])["jobs"]}
@@ -190,15 +196,8 @@ async def test_a_busy_jobs_cpu_is_shown_live_and_counted_to_its_exit(livekit_ser
 
 
 async def test_a_job_whose_loop_cannot_keep_up_is_shown_slow_with_its_room(livekit_server, start_host, tmp_path):
-    agents = tmp_path / "agents"
-    agent_file(agents, "blocker", f"entrypoint: {TEST_AGENTS / 'blocker.py'}:entrypoint\n")
-    agent_file(agents, "ticker", f"entrypoint: {TEST_AGENTS / 'holder.py'}:entrypoint\n")
-    host = start_host(livekit_server, agents)
-    base = await host.http_base()
-    await host.wait_log(r"registered agent blocker")
-    await host.wait_log(r"registered agent ticker")
-    blocked = await job_in_new_room(livekit_server, "blocker", "status")
-    ticking_client = await ticking(livekit_server, "ticker")
+    _host, base, blocked, ticking_client = await busy_and_calm(livekit_server, start_host, tmp_path, "blocker",
+                                                               "blocker.py")
     jobs: dict[str, dict] = {}
     for _ in range(100):  # until each job has reported a second that saw its loop block (or not)
         status = json.loads((await get(base + "/status"))[1])

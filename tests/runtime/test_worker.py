@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from livekit.protocol import agent as agent_pb
@@ -89,13 +91,24 @@ def test_backoff_is_capped_and_jittered():
     assert all(BACKOFF_MAX / 2 <= backoff_delay(30, BACKOFF_START, BACKOFF_MAX) <= BACKOFF_MAX for _ in range(50))
 
 
-async def test_registration_retries_then_answers_offers(tmp_path):
-    fake = FakeAgentService(refuse=2)
+@contextlib.asynccontextmanager
+async def host_against(fake: FakeAgentService, tmp_path) -> AsyncIterator[Host]:
+    """A host serving write_agents' agents against `fake`, stopped (drained) on the way out."""
     runner, url = await serve(fake)
     host = Host(write_agents(tmp_path), Credentials(url, "key", "secret-secret-secret-secret-secret"),
                 HostOptions(drain_timeout=1.0))
     task = asyncio.create_task(host.run())
     try:
+        yield host
+    finally:
+        host.request_stop()
+        await asyncio.wait_for(task, 20)
+        await runner.cleanup()
+
+
+async def test_registration_retries_then_answers_offers(tmp_path):
+    fake = FakeAgentService(refuse=2)
+    async with host_against(fake, tmp_path):
         await wait_until(lambda: len(fake.registrations) == 2)
         assert fake.connections >= 4  # two refusals for the first worker, then retries with backoff
         assert all(h.startswith("Bearer ") for h in fake.auth_headers)
@@ -123,10 +136,6 @@ async def test_registration_retries_then_answers_offers(tmp_path):
         assert dict(good.participant_attributes) == {"team": "blue"}
         full = await fake.offer(job(4, json.dumps({"user_id": "u"})))  # max_jobs: 1, job 3 holds the slot
         assert (full.available, full.terminate) == (False, False)
-    finally:
-        host.request_stop()
-        await asyncio.wait_for(task, 20)
-        await runner.cleanup()
 
 
 async def test_unreachable_server_is_retried_without_a_traceback(tmp_path, caplog):
@@ -169,11 +178,7 @@ async def updates(fake: FakeAgentService, count: int) -> list[agent_pb.UpdateWor
 async def test_a_worker_that_registers_again_is_told_its_status_again(tmp_path):
     """A new connection starts with the server's defaults: the host's one writer of the status says it again."""
     fake = FakeAgentService()
-    runner, url = await serve(fake)
-    host = Host(write_agents(tmp_path), Credentials(url, "key", "secret-secret-secret-secret-secret"),
-                HostOptions(drain_timeout=1.0))
-    task = asyncio.create_task(host.run())
-    try:
+    async with host_against(fake, tmp_path):
         await wait_until(lambda: len(fake.registrations) == 2)
         first = await updates(fake, 2)  # one for each agent's worker, as it registered
         assert all(u.status == agent_pb.WorkerStatus.WS_AVAILABLE and u.job_count == 0 for u in first)
@@ -183,7 +188,3 @@ async def test_a_worker_that_registers_again_is_told_its_status_again(tmp_path):
         await wait_until(lambda: len(fake.registrations) == 3)
         [again] = await updates(fake, 1)
         assert again.status == agent_pb.WorkerStatus.WS_AVAILABLE and again.job_count == 0
-    finally:
-        host.request_stop()
-        await asyncio.wait_for(task, 20)
-        await runner.cleanup()
