@@ -157,9 +157,9 @@ def run_top(address: str, fetch: Callable[[], StatusDocument], interval: float =
     """Show the host at `address` until q; StatusError when its first /status cannot be read."""
     doc = fetch()  # a host that does not answer, or refuses the token, is said at once, not drawn
     state, error = TopState(), None
-    with keys_as_pressed() as read_key, Live(render(doc, state, address), console=console, screen=True,
-                                             auto_refresh=False, transient=True) as live:
-        live.update(render(doc, state, address, width=live.console.width), refresh=True)
+    console = console or Console()
+    with keys_as_pressed() as read_key, Live(render(doc, state, address, width=console.width), console=console,
+                                             screen=True, auto_refresh=False, transient=True) as live:
         next_fetch = time.monotonic() + interval
         while not state.quit:
             key = read_key(max(0.0, next_fetch - time.monotonic()))

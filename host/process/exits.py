@@ -45,16 +45,21 @@ class GroupEnd:
 def end_group(group: JobGroup, memory_limit_mb: int, fields: Mapping[str, Any]) -> GroupEnd:
     """The job process has exited: end whatever is left in its group, read what the group counted, note a kill at
     the memory limit, and remove the group once its last process is reaped."""
-    left = group.kill()
+    kill_what_is_left(group, "job", fields)
     cpu, peak = group.cpu_seconds(), group.peak_memory_bytes()
-    if left:
-        logger.warning("killed %d process(es) left in the job's cgroup: %s", len(left), ", ".join(map(str, left)),
-                       extra=dict(fields))
     kills = group.oom_kills() - group.oom_kills_at_start
     killed = (f"killed by the kernel at limits.memory_limit_mb {memory_limit_mb} MB ({kills} process(es) of the job)"
               if kills > 0 else None)
     remove_when_empty(group)
     return GroupEnd(cpu, peak, killed)
+
+
+def kill_what_is_left(group: JobGroup, whose: str, fields: Mapping[str, Any]) -> None:
+    """SIGKILL what is still in the group of a process that exited (what it started), said in the log."""
+    left = group.kill()
+    if left:
+        logger.warning("killed %d process(es) left in the %s's cgroup: %s", len(left), whose,
+                       ", ".join(map(str, left)), extra=dict(fields))
 
 
 def used(group: GroupEnd | None, reports: JobReports,

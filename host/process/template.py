@@ -28,7 +28,7 @@ from host.process.cgroupfs import JobGroup
 from host.process.cgroups import Confinement, template_bounds
 from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
-from host.process.exits import remove_when_empty
+from host.process.exits import kill_what_is_left, remove_when_empty
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
 from host.wire.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady
@@ -247,7 +247,7 @@ class AgentTemplate:
         processes it forked are in groups of their own), and remove the group once empty."""
         group, self.group = self.group, None
         if group is not None:
-            group.kill()
+            kill_what_is_left(group, "template", {"agent": self.definition.name, "pid": self.pid})
             remove_when_empty(group)
 
 

@@ -11,9 +11,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 # What a job process's tracing imports (the SDK, the OTLP/HTTP exporter and the HTTP stack under it): with tracing
-# on, the fork server preloads them, and a job process sets its tracing up in a few milliseconds, not the 150 ms
-# or more of importing them between its offer and its entrypoint. gRPC is not preloaded: it must not be loaded
-# in a process that forks.
+# on, the fork server preloads them, so that a job process sets its tracing up in milliseconds while it waits for
+# its job, rather than importing them for 130 ms or more. gRPC is not preloaded: it must not be loaded in a
+# process that forks.
 JOB_MODULES = ("opentelemetry.sdk.trace.export", "opentelemetry.sdk.resources",
                "opentelemetry.trace.propagation.tracecontext", "opentelemetry.exporter.otlp.proto.http.trace_exporter",
                "requests")

@@ -252,7 +252,7 @@ def cgroups():
     found.close()
 
 
-async def test_what_a_template_imports_is_bounded_and_ended_with_it(tmp_path, cgroups):
+async def test_what_a_template_imports_is_bounded_and_ended_with_it(tmp_path, cgroups, caplog):
     """In cgroup mode the template is in a group of its own under its agent's limits before it imports
     anything: a process its agent's code starts at import ends with the template; its job processes do not."""
     definition = agent(tmp_path, "import subprocess\n"
@@ -274,6 +274,7 @@ async def test_what_a_template_imports_is_bounded_and_ended_with_it(tmp_path, cg
             break
         await asyncio.sleep(0.05)
     assert gone(left), "what the template started at import ended with it"
+    assert f"left in the template's cgroup: {left}" in caplog.text, "and it is said"
 
 
 async def test_what_a_template_starts_at_import_stops_at_its_agents_pids_limit(tmp_path, cgroups):
