@@ -1,5 +1,5 @@
-"""A job process's end as the host records it: how it exited, and what it used, read from its cgroup where it has
-one, else from what it said of itself."""
+"""A job process's end as the host brings it about and records it: the kill of all it started, how it exited, and
+what it used, read from its cgroup where it has one, else from what it said of itself."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from host.process.cgroupfs import JobGroup
 from host.process.reports import JobReports
+from host.tree import kill_tree
 from host.wire.messages import JobDone
 
 logger = logging.getLogger("agenthost.process")
@@ -52,6 +53,17 @@ def end_group(group: JobGroup, memory_limit_mb: int, fields: Mapping[str, Any]) 
               if kills > 0 else None)
     remove_when_empty(group)
     return GroupEnd(cpu, peak, killed)
+
+
+def kill_job(pid: int, group: JobGroup | None, fields: Mapping[str, Any]) -> None:
+    """SIGKILL a job process and every process it started: its tree, and what left the tree (setsid, a double
+    fork) but is still in its group; what it had started is said in the log."""
+    left = kill_tree(pid)
+    if group is not None:
+        left += [p for p in group.kill() if p != pid and p not in left]
+    if left:
+        logger.warning("killed %d process(es) the job process had started: %s", len(left), ", ".join(map(str, left)),
+                       extra=dict(fields))
 
 
 def kill_what_is_left(group: JobGroup, whose: str, fields: Mapping[str, Any]) -> None:

@@ -20,14 +20,13 @@ from host.process.cgroupfs import CgroupError, JobGroup
 from host.process.cgroups import Confinement, bounds_for
 from host.process.channel import Channel
 from host.process.errors import ProcessStartError
-from host.process.exits import GroupEnd, ProcessExit, end_group, used
+from host.process.exits import GroupEnd, ProcessExit, end_group, kill_job, used
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
 from host.process.reports import JobReports
-from host.process.states import TRANSITIONS, ProcessState
+from host.process.states import ProcessLife, ProcessState
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
-from host.process.usage import process_cpu_seconds
-from host.tree import kill_tree
+from host.process.usage import used_so_far
 from host.wire.messages import InitFailed, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.wire.protocol import decode_job, down
 
@@ -42,10 +41,9 @@ class JobProcess:
     def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
                  template: AgentTemplate | None = None, confinement: Confinement | None = None) -> None:
         self.definition = definition
-        self.state = ProcessState.STARTING
         self.pid: int | None = None
         self.job_id: str | None = None
-        self.shutdown_reason: str | None = None
+        self.life = ProcessLife(self.kill, lambda: self.pid)  # its state, and the waits for its moments
         self.killed_by_host = False
         self.kill_reason: str | None = None
         self.reports = JobReports()  # what the process said of itself
@@ -59,19 +57,17 @@ class JobProcess:
         self._proc: BaseProcess | None = None  # started by the fork server
         self._pidfd: int | None = None  # forked by the template
         self._launch_args = (log_format, log_level)
-        self._ready: asyncio.Future[None] | None = None
-        self._not_ready: str | None = None  # why the host killed it before it was ready
-        self._exited: asyncio.Future[ProcessExit] | None = None
-        self._shutting_down_event: asyncio.Event | None = None
+
+    @property
+    def state(self) -> ProcessState:
+        return self.life.state
+
+    @property
+    def shutdown_reason(self) -> str | None:
+        return self.life.shutdown_reason
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._ready = loop.create_future()
-        # a failure nobody waits for (an idle process retired) is not an unhandled error
-        self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._exited = loop.create_future()
-        self._shutting_down_event = asyncio.Event()
         if self._template is not None:
             await self._template.fork(self)  # on_forked is called before it returns
         else:
@@ -129,7 +125,7 @@ class JobProcess:
 
     def _kill_at_start(self, pid: int, why: str) -> None:
         logger.error("job process %d killed: %s", pid, why, extra={"agent": self.definition.name, "pid": pid})
-        self._not_ready = why
+        self.life.not_ready = why
         self.kill(why)
 
     def on_exit(self, code: int) -> None:
@@ -148,14 +144,7 @@ class JobProcess:
 
     async def wait_ready(self, timeout: float) -> None:
         """Wait until the process is prewarmed; kill it and raise ProcessStartError otherwise."""
-        assert self._ready is not None
-        try:
-            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
-        except asyncio.TimeoutError:
-            # said to every waiter (the pool and the job that took it wait with the same bound)
-            self._not_ready = self._not_ready or f"not ready within {timeout:g}s (import and setup)"
-            self.kill()
-            raise ProcessStartError(self._not_ready) from None
+        await self.life.wait_ready(timeout)
 
     def start_job(self, start: StartJob, job_id: str) -> None:
         """Hand the process its job: at once when it is idle, or queued in its pipe while it is starting (it
@@ -165,7 +154,7 @@ class JobProcess:
                                                                                    ProcessState.STARTING):
             raise ProcessStartError(f"process {self.pid} is {self.state.value}, not idle")
         if self.state is ProcessState.IDLE:
-            self._move(ProcessState.RUNNING)
+            self.life.move(ProcessState.RUNNING)
         self.job_id = job_id
         if self._output is not None:
             self._output.fields["job_id"] = job_id
@@ -174,7 +163,7 @@ class JobProcess:
     def request_shutdown(self, reason: str) -> None:
         """Ask the job to shut down; the caller bounds the wait (see `wait_exit`)."""
         if self.state in (ProcessState.RUNNING,):
-            self._mark_shutting_down(reason)
+            self.life.shutting_down(reason)
             assert self._channel is not None
             with contextlib.suppress(OSError):
                 self._channel.send(down(ShutdownJob(reason)))
@@ -187,26 +176,14 @@ class JobProcess:
         if self.pid is not None and self.state is not ProcessState.EXITED and self._alive():
             self.killed_by_host = True
             self.kill_reason = self.kill_reason or reason
-            left = kill_tree(self.pid)
-            if self.group is not None:  # what left the tree (setsid, a double fork) is still in the group
-                left += [p for p in self.group.kill() if p != self.pid and p not in left]
-            if left:
-                logger.warning("killed %d process(es) the job process had started: %s", len(left),
-                               ", ".join(map(str, left)), extra={"agent": self.definition.name, "pid": self.pid,
-                                                                 "job_id": self.job_id})
+            kill_job(self.pid, self.group, {"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})
 
     async def wait_exit(self, timeout: float | None = None) -> ProcessExit:
         """How the process ended; kill it at `timeout` (then its code is the kill signal's)."""
-        assert self._exited is not None
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._exited), timeout)
-        except asyncio.TimeoutError:
-            self.kill()
-            return await asyncio.shield(self._exited)
+        return await self.life.wait_exit(timeout)
 
     async def wait_shutting_down(self) -> None:
-        assert self._shutting_down_event is not None
-        await self._shutting_down_event.wait()
+        await self.life.wait_shutting_down()
 
     @property
     def exited(self) -> bool:
@@ -218,49 +195,24 @@ class JobProcess:
         reported, by the fork server or the template)."""
         return self._proc.is_alive() if self._proc is not None else self.state is not ProcessState.EXITED
 
-    def _move(self, to: ProcessState) -> bool:
-        """The one place the state changes; False (and no change) for a move the state machine forbids."""
-        if to not in TRANSITIONS[self.state]:
-            logger.debug("process %s: ignored move %s -> %s", self.pid, self.state.value, to.value)
-            return False
-        self.state = to
-        return True
-
-    def _mark_shutting_down(self, reason: str) -> None:
-        if self.shutdown_reason is None and self._move(ProcessState.SHUTTING_DOWN):
-            self.shutdown_reason = reason
-            assert self._shutting_down_event is not None
-            self._shutting_down_event.set()
-
     def _on_channel_end(self, violation: str | None) -> None:
         if violation is not None:  # agent code wrote to the pipe: the job is not to be believed any more
             logger.error("job process %s broke the protocol, killed: %s", self.pid, violation,
                          extra={"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})
-            self._not_ready = self._not_ready or f"broke the protocol: {violation}"
+            self.life.not_ready = self.life.not_ready or f"broke the protocol: {violation}"
             self.kill(f"the job process broke the protocol: {violation}")
 
     def _on_message(self, msg: object, _fds: tuple[int, ...]) -> None:
-        assert self._ready is not None
         if self.reports.take(msg):
             return
         if isinstance(msg, Ready):
             self.reports.ready(msg)
-            self.ready_cpu = self._cpu_seconds() or 0.0
-            ready = ProcessState.RUNNING if self.job_id is not None else ProcessState.IDLE  # a job may be queued
-            if self._move(ready) and not self._ready.done():
-                self._ready.set_result(None)
+            self.ready_cpu = used_so_far(self.group, self.pid) or 0.0
+            self.life.ready(job_queued=self.job_id is not None)
         elif isinstance(msg, InitFailed):
-            if not self._ready.done():
-                self._ready.set_exception(ProcessStartError(msg.error))
+            self.life.start_failed(msg.error)
         elif isinstance(msg, ShuttingDown):
-            self._mark_shutting_down(msg.reason)
-
-    def _cpu_seconds(self) -> float | None:
-        """What its cgroup, or (without one) the process and the children it reaped, used so far (no walk of its
-        tree on the host's loop); None when it is gone."""
-        if self.group is not None:
-            return self.group.cpu_seconds()
-        return process_cpu_seconds(self.pid) if self.pid is not None else None
+            self.life.shutting_down(msg.reason)
 
     def _on_sentinel(self) -> None:
         assert self._proc is not None
@@ -281,18 +233,11 @@ class JobProcess:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
-        self._move(ProcessState.EXITED)
         group: GroupEnd | None = None
         if self.group is not None:
             group = end_group(self.group, self.definition.limits.memory_limit_mb,
                               {"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})
-        assert self._ready is not None and self._exited is not None
-        if not self._ready.done():
-            why = self._not_ready or f"exited with code {code} before it was ready"
-            self._ready.set_exception(ProcessStartError(why))
-        self._exited.set_result(ProcessExit(code, self.killed_by_host, self.kill_reason, self.reports.result,
-                                            self.shutdown_reason, group.memory_killed if group else None,
-                                            *used(group, self.reports, self.ready_cpu)))
+        self.life.exited(ProcessExit(code, self.killed_by_host, self.kill_reason, self.reports.result,
+                                     self.shutdown_reason, group.memory_killed if group else None,
+                                     *used(group, self.reports, self.ready_cpu)))
         self._channel.close()
-        if self._shutting_down_event is not None:
-            self._shutting_down_event.set()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import psutil
 
+from host.process.cgroupfs import JobGroup
+
 
 def tree_cpu_seconds(pid: int) -> float | None:
     """CPU time of a process and its descendants (with what the ones that ended used); None when it is gone."""
@@ -30,3 +32,11 @@ def process_cpu_seconds(pid: int) -> float | None:
     except psutil.Error:
         return None
     return t.user + t.system + t.children_user + t.children_system
+
+
+def used_so_far(group: JobGroup | None, pid: int | None) -> float | None:
+    """What a job process's cgroup, or (without one) the process and the children it reaped, used so far (no walk
+    of its tree on the host's loop); None when it is gone."""
+    if group is not None:
+        return group.cpu_seconds()
+    return process_cpu_seconds(pid) if pid is not None else None

@@ -1,4 +1,5 @@
-"""A job the host accepted, as the job table keeps it: its facts (frozen at the offer) and the state of its run.
+"""A job the host accepted, as the job table keeps it: its facts (frozen at the offer) and the state of its run;
+what its process is given at the assignment, and what the journal keeps of it.
 
 Also what the job table reads of the agents it serves (`AgentLookup`), and when an agent cannot take a job.
 """
@@ -10,15 +11,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from livekit.protocol import agent as agent_pb
+
+from host.config.credentials import Credentials
 from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.process.handle import JobProcess
 from host.process.pool import ProcessPool
 from host.runtime.agents import Agent
+from host.runtime.journal import Entry
 from host.runtime.outcome import Failure
 from host.runtime.worker import WorkerConnection
 from host.tracing import JobSpan
-from host.wire.messages import Participant
+from host.wire.messages import Participant, StartJob
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,24 @@ class Job:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
+
+
+def start_message(job: Job, assignment: agent_pb.JobAssignment, worker: WorkerConnection, credentials: Credentials,
+                  otel_env: tuple[tuple[str, str], ...]) -> StartJob:
+    """What the job's process is sent to run it."""
+    facts = job.facts
+    return StartJob(job=assignment.job.SerializeToString(), definition=facts.definition,
+                    url=assignment.url or credentials.url, token=assignment.token, credentials=credentials,
+                    worker_id=worker.worker_id or "", accepted_at=facts.accepted_at, metadata=facts.metadata,
+                    participant=facts.participant, recovery_of=facts.recovery_of, traceparent=job.span.traceparent,
+                    otel_env=otel_env)
+
+
+def journal_entry(facts: JobFacts, server: str, host_pid: int, host_start: int) -> Entry:
+    """The journal's row of a running job: what another host needs to take its call over."""
+    return Entry(facts.id, facts.agent, facts.room, facts.dispatch_id, facts.dispatched_metadata,
+                 facts.participant.identity, server, host_pid, host_start, time.time(), facts.attempt,
+                 facts.recovery_of)
 
 
 class AgentLookup(Protocol):

@@ -5,6 +5,7 @@ again where that is the rule (host.runtime.redispatch), and the status reported 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import Any
 from livekit.protocol import agent as agent_pb
 
 from host.ops.metrics import Metrics
+from host.ops.resources import JobCpuEnd, JobsCpu
+from host.process.exits import ProcessExit
 from host.process.handle import JobProcess
 from host.runtime.accepted import AgentLookup, Job, JobFacts
 from host.runtime.outcome import Outcome, outcome
@@ -25,9 +28,9 @@ logger = logging.getLogger("agenthost.host")
 
 class JobEnding:
     def __init__(self, metrics: Metrics, health: Health, redispatch: Redispatch, agents: Callable[[], AgentLookup],
-                 draining: Callable[[], bool], cpu_seen: Callable[[str], float | None] = lambda _job: None) -> None:
+                 draining: Callable[[], bool], cpu: JobsCpu | None = None) -> None:
         self._metrics = metrics
-        self._cpu_seen = cpu_seen  # a job's CPU seconds at the monitor's last look
+        self._cpu = cpu  # each agent's CPU, counted to each job's exit
         self._health = health
         self._redispatch = redispatch
         self._agents = agents
@@ -44,6 +47,7 @@ class JobEnding:
                                                    else {}))
         # a job killed with no cgroup said nothing of its CPU: what the monitor saw last is the best known
         cpu = end.cpu_seconds if end.cpu_seconds is not None else self._cpu_seen(job.id)
+        self._count_cpu(job, end)
         job.span.set(**{"exit.code": end.code if end.code >= 0 else None,
                         "exit.signal": signal_name(-end.code) if end.code < 0 else None,
                         "cpu.seconds": cpu, "memory.peak_bytes": end.peak_memory_bytes,
@@ -60,6 +64,25 @@ class JobEnding:
         if not self._judge_version(job, process, result) and crashed:
             self._redispatch.crashed(job.facts)
         return result
+
+    def _cpu_seen(self, job_id: str) -> float | None:
+        """A job's CPU seconds at the monitor's last look."""
+        return self._cpu.seconds_by_job.get(job_id) if self._cpu is not None else None
+
+    def _count_cpu(self, job: Job, end: ProcessExit) -> None:
+        """The CPU the job used since the monitor last looked, for its agent's count."""
+        if self._cpu is not None and end.cpu_seconds is not None and job.started_at is not None:
+            life = time.time() - job.started_at + 1.0  # a warm process's idle second before its job
+            self._cpu.ended(JobCpuEnd(job.id, job.agent, end.cpu_seconds, life * (os.cpu_count() or 1)))
+
+    async def no_process(self, job: Job, error: Exception) -> None:
+        """The job got no process that could run it: failed, told to its span, its version and the server."""
+        logger.error("job failed: no process: %s", error, extra=job.facts.log_fields)
+        self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
+        if job.facts.version is not None:
+            self.note_version(job.facts, failed=True)
+        job.span.end("no_process", str(error))
+        await job.facts.worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {error}")
 
     def _judge_version(self, job: Job, process: JobProcess, result: Outcome) -> bool:
         """A versioned agent's job ended: count it for its version, take a version failing too often out of

@@ -1,19 +1,18 @@
 """The jobs a host has accepted, from the offer until their process has exited and been reported.
 
 `JobTable` is the only writer of that collection and of each job's run state. It implements the
-worker's `JobHandler`: an offer is decided by `admit`, an assignment takes a prewarmed process, and
-each running job is supervised until its outcome is known and reported to the server.
+worker's `JobHandler`: an offer is answered by the `OfferDesk` (host.runtime.offers), an assignment takes
+the process reserved at the offer, and each running job is supervised until its end (host.runtime.ending)
+is known and reported to the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 from livekit.protocol import agent as agent_pb
 
@@ -23,23 +22,20 @@ from host.config.definitions import AgentDefinition
 from host.logs import job_fields
 from host.ops.metrics import Metrics
 from host.ops.monitor import Sampled
-from host.ops.resources import CpuLoad, JobCpuEnd
+from host.ops.resources import CpuLoad
 from host.process.errors import ProcessStartError
-from host.process.exits import ProcessExit
 from host.process.handle import JobProcess
-from host.runtime.accepted import AgentLookup, Job, JobFacts, NoAgents, kill_reserved, pool_error
-from host.runtime.admission import Accept, Admission, AgentState, Offer, Refuse, decide
+from host.runtime.accepted import AgentLookup, Job, NoAgents, journal_entry, kill_reserved, start_message
+from host.runtime.admission import Admission
 from host.runtime.ending import JobEnding
 from host.runtime.journal import Entry, JobJournal
 from host.runtime.load import LoadPolicy, LoadReporter
-from host.runtime.offers import after_the_check, not_taken, version_for
+from host.runtime.offers import OfferDesk
 from host.runtime.outcome import Failure
-from host.runtime.recovery import RECOVERY_ATTRIBUTE
 from host.runtime.redispatch import Redispatch
 from host.runtime.versions import Health
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
-from host.wire.messages import Participant, StartJob
 
 logger = logging.getLogger("agenthost.host")
 
@@ -61,8 +57,10 @@ class JobTable:
         self.health = Health()  # each version's last jobs, and those taken out of rotation
         self.draining = False
         self._redispatch = Redispatch(credentials, metrics, lambda: self._agents, lambda: self.draining)
+        self._desk = OfferDesk(metrics, self._tracing, self.health, self._redispatch, lambda: self._agents,
+                               self._count_version, lambda: self.draining)
         self._endings = JobEnding(metrics, self.health, self._redispatch, lambda: self._agents, lambda: self.draining,
-                                  lambda job_id: cpu.jobs.seconds_by_job.get(job_id))
+                                  cpu.jobs)
 
     def attach(self, agents: AgentLookup) -> None:
         """The agents whose jobs this table runs (they are built with this table as their job handler)."""
@@ -103,50 +101,10 @@ class JobTable:
             self._tasks.spawn(self.report_load(worker.agent), name="report-load")
 
     async def on_offer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> Admission:
-        job = request.job
-        span = self._tracing.job(agent=worker.agent, **{"job.id": job.id, "dispatch.id": job.dispatch_id,
-                                                        "room": job.room.name, "worker.id": worker.worker_id or ""})
-        fields = job_fields(worker.agent, job.id, job.dispatch_id, job.room.name)
-        if span.trace_id:
-            fields["trace_id"] = span.trace_id
-        logger.debug("job offer", extra=fields)
-        span.event("offered")
-        agent = self._agents.serves(worker)
-        version = None
-        avoid = self._redispatch.avoided(worker.agent, job.room.name)
-        if agent is not None:
-            version = version_for(agent, self.health, job.room.name, job.metadata, avoid)
-            span.set(**{"agent.version": version.definition.version})
-        state = None if version is None else AgentState(version.definition, version.checker,
-                                                        self._count_version(version.definition),
-                                                        pool_error(version.pool))
-        answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self.draining)
-        span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
-        if version is not None:
-            answer = after_the_check(answer, self.draining, self._count_version(version.definition),
-                                     version.definition.limits.max_jobs)
-        if isinstance(answer, Accept):
-            assert agent is not None and version is not None
-            recovered, attempt = self._redispatch.accepted(agent.name, job.room.name)
-            recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
-            if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
-                answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
-            attributes = answer.attributes
-            participant = Participant(answer.identity, answer.name, answer.participant_metadata,
-                                      tuple(sorted(attributes.items())))
-            facts = JobFacts(job.id, agent.name, job.room.name, job.dispatch_id, version.definition, worker,
-                             answer.metadata, participant, dispatched_metadata=job.metadata,
-                             recovery_of=recovery_of, attempt=attempt,
-                             trace_id=span.trace_id, avoided=avoid)
-            # its process is taken now, from the pool of the definition (and code) it was accepted under: a
-            # reload before the assignment cannot change what it runs, and a process is warm by then
-            reserved = asyncio.get_running_loop().create_task(version.pool.take(), name=f"reserve-{job.id}")
-            reserved.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved at the assignment
-            self._jobs[job.id] = Job(facts, reserved=reserved, span=span)
-            span.event("accepted")
+        answer, job = await self._desk.answer(worker, request)
+        if job is not None:
+            self._jobs[job.id] = job
             asyncio.get_running_loop().call_later(ASSIGNMENT_TIMEOUT, self._release_unassigned, job.id)
-            return answer
-        not_taken(answer, worker.agent, self._metrics, span, fields)
         return answer
 
     async def on_assignment(self, worker: WorkerConnection, assignment: agent_pb.JobAssignment) -> None:
@@ -167,17 +125,12 @@ class JobTable:
             self._hand(job, process, assignment, worker)
             await process.wait_ready(job.facts.definition.processes.init_timeout)
         except (ProcessStartError, OSError) as exc:
-            logger.error("job failed: no process: %s", exc, extra=fields)
-            self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
-            if job.facts.version is not None:
-                self._endings.note_version(job.facts, failed=True)
             self._jobs.pop(job.id, None)
             if self._journal is not None:
                 self._journal.remove(job.id)
             if process is not None:
                 process.kill()
-            job.span.end("no_process", str(exc))
-            await worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {exc}")
+            await self._endings.no_process(job, exc)
             return
         self._metrics.jobs_started.labels(job.agent).inc()
         job.task = asyncio.get_running_loop().create_task(self._supervise(job, process), name=f"job-{job.id}")
@@ -271,32 +224,17 @@ class JobTable:
 
         process.reports.on_started = started
         process.reports.on_spans_dropped = self._tracing.jobs_dropped.add
-        process.start_job(StartJob(
-            job=assignment.job.SerializeToString(), definition=facts.definition,
-            url=assignment.url or self._credentials.url, token=assignment.token,
-            credentials=self._credentials, worker_id=worker.worker_id or "", accepted_at=facts.accepted_at,
-            metadata=facts.metadata, participant=facts.participant, recovery_of=facts.recovery_of,
-            traceparent=job.span.traceparent, otel_env=self._tracing.env,
-        ), facts.id)
+        process.start_job(start_message(job, assignment, worker, self._credentials, self._tracing.env), facts.id)
         if self._journal is not None:  # from here on, a host that dies leaves this call to the next one
-            self._journal.add(Entry(facts.id, facts.agent, facts.room, facts.dispatch_id, facts.dispatched_metadata,
-                                    facts.participant.identity, self._credentials.url, self._journal.pid,
-                                    self._journal.start, time.time(), facts.attempt, facts.recovery_of))
+            self._journal.add(journal_entry(facts, self._credentials.url, self._journal.pid, self._journal.start))
 
     async def _supervise(self, job: Job, process: JobProcess) -> None:
         result = await self._endings.wait(job, process)
         self._jobs.pop(job.id, None)
-        self._count_cpu(job, await process.wait_exit())
         if self._journal is not None:  # it ended while this host lived, however it ended: not a call to recover
             self._journal.remove(job.id)
         await self._endings.report(job.facts, result, {**job.facts.log_fields, "pid": process.pid})
         await self.report_load(job.agent)
-
-    def _count_cpu(self, job: Job, end: ProcessExit) -> None:
-        """The CPU the job used since the monitor last looked, for its agent's count."""
-        if end.cpu_seconds is not None and job.started_at is not None:
-            life = time.time() - job.started_at + 1.0  # a warm process's idle second before its job
-            self._cpu.jobs.ended(JobCpuEnd(job.id, job.agent, end.cpu_seconds, life * (os.cpu_count() or 1)))
 
     def _release_unassigned(self, job_id: str) -> None:
         job = self._jobs.get(job_id)

@@ -1,19 +1,31 @@
 """An offer's way to its answer, in the parts that hold no state of the job table: which version of the agent
-takes it, what an answer decided while the metadata check ran must become once the check is over, and how an
-offer that is not taken is counted, logged and ended in its span."""
+takes it, the check of its metadata, what an answer decided while that check ran must become once it is over,
+the accepted job as the table is to keep it (its process already being taken), and how an offer that is not
+taken is counted, logged and ended in its span. `OfferDesk` runs those steps; the table records what it
+accepts."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from livekit.protocol import agent as agent_pb
+
+from host.config.definitions import AgentDefinition
+from host.logs import job_fields
 from host.ops.metrics import Metrics
-from host.runtime.accepted import pool_error
-from host.runtime.admission import Accept, Admission, Decline, Refuse
+from host.runtime.accepted import AgentLookup, Job, JobFacts, pool_error
+from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.agents import Agent, Version
+from host.runtime.recovery import RECOVERY_ATTRIBUTE
+from host.runtime.redispatch import Redispatch
 from host.runtime.versions import Health, pick
-from host.tracing import JobSpan
+from host.runtime.worker import WorkerConnection
+from host.tracing import HostTracing, JobSpan
+from host.wire.messages import Participant
 
 logger = logging.getLogger("agenthost.host")
 
@@ -53,3 +65,69 @@ def not_taken(answer: Refuse | Decline, agent: str, metrics: Metrics, span: JobS
         logger.info("declined job offer: %s", answer.message, extra=dict(fields))
         span.event("declined", reason=answer.reason)
         span.end(f"declined_{answer.reason}")
+
+
+class OfferDesk:
+    """Answers the server's offers: the table's state it needs is read through `running` (the running jobs of a
+    version) and `draining`, both as they are after the metadata check."""
+
+    def __init__(self, metrics: Metrics, tracing: HostTracing, health: Health, redispatch: Redispatch,
+                 agents: Callable[[], AgentLookup], running: Callable[[AgentDefinition], int],
+                 draining: Callable[[], bool]) -> None:
+        self._metrics = metrics
+        self._tracing = tracing
+        self._health = health
+        self._redispatch = redispatch
+        self._agents = agents
+        self._running = running
+        self._draining = draining
+
+    async def answer(self, worker: WorkerConnection, request: agent_pb.AvailabilityRequest) -> tuple[Admission,
+                                                                                                      Job | None]:
+        """The answer to an offer, and the job to keep when it is accepted."""
+        job = request.job
+        span = self._tracing.job(agent=worker.agent, **{"job.id": job.id, "dispatch.id": job.dispatch_id,
+                                                        "room": job.room.name, "worker.id": worker.worker_id or ""})
+        fields = job_fields(worker.agent, job.id, job.dispatch_id, job.room.name)
+        if span.trace_id:
+            fields["trace_id"] = span.trace_id
+        logger.debug("job offer", extra=fields)
+        span.event("offered")
+        agent = self._agents().serves(worker)
+        avoid = self._redispatch.avoided(worker.agent, job.room.name)
+        version = None
+        if agent is not None:
+            version = version_for(agent, self._health, job.room.name, job.metadata, avoid)
+            span.set(**{"agent.version": version.definition.version})
+        state = None if version is None else AgentState(version.definition, version.checker,
+                                                        self._running(version.definition), pool_error(version.pool))
+        answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self._draining())
+        span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
+        if version is not None:
+            answer = after_the_check(answer, self._draining(), self._running(version.definition),
+                                     version.definition.limits.max_jobs)
+        if isinstance(answer, Accept):
+            assert agent is not None and version is not None
+            answer, accepted = self._accept(answer, job, worker, version, span, avoid)
+            span.event("accepted")
+            return answer, accepted
+        not_taken(answer, worker.agent, self._metrics, span, fields)
+        return answer, None
+
+    def _accept(self, answer: Accept, job: agent_pb.Job, worker: WorkerConnection, version: Version, span: JobSpan,
+                avoid: str | None) -> tuple[Accept, Job]:
+        definition = version.definition
+        recovered, attempt = self._redispatch.accepted(definition.name, job.room.name)
+        recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
+        if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
+            answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
+        participant = Participant(answer.identity, answer.name, answer.participant_metadata,
+                                  tuple(sorted(answer.attributes.items())))
+        facts = JobFacts(job.id, definition.name, job.room.name, job.dispatch_id, definition, worker, answer.metadata,
+                         participant, dispatched_metadata=job.metadata, recovery_of=recovery_of, attempt=attempt,
+                         trace_id=span.trace_id, avoided=avoid)
+        # its process is taken now, from the pool of the definition (and code) it was accepted under: a reload
+        # before the assignment cannot change what it runs, and a process is warm by then
+        reserved = asyncio.get_running_loop().create_task(version.pool.take(), name=f"reserve-{job.id}")
+        reserved.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved at the assignment
+        return answer, Job(facts, reserved=reserved, span=span)

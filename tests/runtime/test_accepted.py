@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from livekit.protocol import agent as agent_pb
+
+from host.config.credentials import Credentials
 from host.config.loader import load
-from host.runtime.accepted import JobFacts, kill_reserved, pool_error, process_error
+from host.runtime.accepted import Job, JobFacts, journal_entry, kill_reserved, pool_error, process_error, start_message
 from host.runtime.agents import Agent, Version
 from host.wire.messages import Participant
 
@@ -54,3 +57,25 @@ async def test_a_process_reserved_for_a_job_that_never_came_is_killed_not_given_
     cancelled = asyncio.get_running_loop().create_future()
     cancelled.cancel()
     kill_reserved(cancelled)  # type: ignore[arg-type]  # nothing to kill
+
+
+class Worker:
+    worker_id = "AW_1"
+
+
+def test_a_job_is_started_with_what_its_offer_decided_and_journalled_with_what_a_recovery_needs(tmp_path):
+    facts = JobFacts("AJ_1", "a", "room-1", "AD_1", definition(tmp_path), Worker(),  # type: ignore[arg-type]
+                     {"lang": "en"}, Participant("agent-AJ_1", "", "", ()), dispatched_metadata='{"lang":"en"}',
+                     recovery_of="AJ_0", attempt=2)
+    credentials = Credentials("ws://127.0.0.1:7880", "key", "secret")
+    assignment = agent_pb.JobAssignment(job=agent_pb.Job(id="AJ_1"), token="tok")
+    message = start_message(Job(facts), assignment, Worker(), credentials, (("OTEL_X", "1"),))  # type: ignore[arg-type]
+    assert (message.url, message.token, message.worker_id) == ("ws://127.0.0.1:7880", "tok", "AW_1")
+    assert (message.metadata, message.recovery_of, message.otel_env) == ({"lang": "en"}, "AJ_0", (("OTEL_X", "1"),))
+    assert agent_pb.Job.FromString(message.job).id == "AJ_1"
+    assignment.url = "ws://127.0.0.1:7881"  # the server's own address for the job, when it gives one
+    assert start_message(Job(facts), assignment, Worker(), credentials, ()).url == "ws://127.0.0.1:7881"  # type: ignore[arg-type]
+    entry = journal_entry(facts, credentials.url, 4242, 99)
+    assert (entry.job_id, entry.room, entry.metadata, entry.identity) == ("AJ_1", "room-1", '{"lang":"en"}',
+                                                                         "agent-AJ_1")
+    assert (entry.host_pid, entry.host_start, entry.attempt, entry.recovery_of) == (4242, 99, 2, "AJ_0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from host.config.credentials import Credentials
+from host.ops.resources import CpuLoad
 from host.process.pool import ProcessSettings
 from host.reload.plan import plan
 from host.runtime.agents import AgentSet
@@ -61,8 +62,9 @@ async def closed(*workers, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
     raise AssertionError("a replaced worker was never closed")
 
+
 def test_a_job_table_reads_no_agents_until_attached():
-    table = JobTable(UNREACHABLE, None, None, LoadPolicy())  # type: ignore[arg-type]
+    table = JobTable(UNREACHABLE, None, CpuLoad(sampler=lambda: 0.0), LoadPolicy())  # type: ignore[arg-type]
     assert table._agents.names() == [] and table._agents.get("a") is None
 
 
