@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from host.config.credentials import Credentials
-from host.config.loader import DEFAULT_PATH, Catalog, load
+from host.config.discovery import DEFAULT_PATH
+from host.config.loader import Catalog, load
 from host.config.report import render
 from host.errors import ConfigError, UnknownAgentError
 

@@ -9,7 +9,8 @@ import click
 
 from host.cli.common import DURATION, EXIT_INVALID, EXIT_USAGE
 from host.cli.group import cli
-from host.config.loader import DEFAULT_PATH, load
+from host.config.discovery import DEFAULT_PATH
+from host.config.loader import load
 from host.config.report import render
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from host.config.entrypoints import livekit_agents_code, package_of
 from host.lkagents import compat, project
-from host.lkagents.project import ServerSettings
+from host.lkagents.server import ServerSettings, find_server, name_in, run_main, runs_app_under_guard
 
 
 class InitError(Exception):
@@ -104,8 +104,8 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
             raise InitError("no agent found: no AgentServer, no WorkerOptions given to cli.run_app, and no "
                             "function named entrypoint (name one: agenthost init FILE:FUNCTION)")
     api = "livekit-agents" if have_agents and livekit_agents_code(obj) is not None else "host"
-    settings = project.find_server(obj, module) if api == "livekit-agents" else None
-    entry_name = project.name_in(module, obj)
+    settings = find_server(obj, module) if api == "livekit-agents" else None
+    entry_name = name_in(module, obj)
     if entry_name is None:
         raise InitError("the agent's entrypoint is not a top-level name of the module, so an agent file cannot "
                         "name it (define it at the top level)")
@@ -162,16 +162,16 @@ def _discover(module: Any) -> object | None:
         raise InitError("the module has several AgentServers: name one (agenthost init FILE:NAME)")
     if servers:
         return servers[0]
-    if not compat.RUN_APP_CALLS and project.runs_app_under_guard(module):
+    if not compat.RUN_APP_CALLS and runs_app_under_guard(module):
         try:
-            project.run_main(module)
+            run_main(module)
         except Exception as exc:
             raise InitError(f"running its `__main__` block raised {type(exc).__name__}: {exc}") from exc
     for given in reversed(compat.RUN_APP_CALLS):
-        if project.name_in(module, given) is not None:
+        if name_in(module, given) is not None:
             return given  # WorkerOptions or a server the module names: its settings come with it
         fn = given.entrypoint_fnc if isinstance(given, ServerOptions) else getattr(given, "_entrypoint_fnc", None)
-        name = project.name_in(module, fn)
+        name = name_in(module, fn)
         if name is not None:
             found: object = getattr(module, name)
             return found

@@ -12,10 +12,8 @@ deleted: the job ends by its policy); Ctrl-C once says how to quit, twice quits.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +26,9 @@ from livekit import rtc
 from host.config.credentials import Credentials
 from host.errors import AgentHostError, ServerError
 from host.runtime.dispatching import delete_room
-from host.voice.caller import AGENT_STATE, Caller
+from host.voice.caller import Caller
+from host.voice.keyboard import read_lines
+from host.voice.line import AGENT_STATE
 from host.voice.turns import CallError, CallOptions, Turn, TurnResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
@@ -186,50 +186,6 @@ class Console:
         self._interrupted_at = now
         self.printer.line("  (Ctrl-C again to quit, or /quit)")
         return False
-
-
-def read_lines(queue: asyncio.Queue[str | None], stream: TextIO = sys.stdin) -> Callable[[], None]:
-    """Feed `queue` with the lines typed on `stream` (None at its end); returns what stops it. A terminal or
-    a pipe is watched on the loop; a file (`console AGENT < script.txt`) is read by a thread."""
-    loop = asyncio.get_running_loop()
-    try:
-        return _watch_lines(loop, queue, stream.fileno())
-    except (PermissionError, OSError, ValueError):  # not selectable: a regular file, /dev/null
-        def read_all() -> None:
-            for line in stream:
-                loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-
-        threading.Thread(target=read_all, name="console-input", daemon=True).start()
-        return lambda: None
-
-
-def _watch_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], fd: int) -> Callable[[], None]:
-    buffer = bytearray()
-
-    def readable() -> None:
-        try:
-            data = os.read(fd, 4096)
-        except BlockingIOError:
-            return
-        if not data:
-            loop.remove_reader(fd)
-            if buffer:
-                queue.put_nowait(buffer.decode("utf-8", "replace"))
-            queue.put_nowait(None)
-            return
-        buffer.extend(data)
-        while b"\n" in buffer:
-            line, _, rest = bytes(buffer).partition(b"\n")
-            buffer[:] = rest
-            queue.put_nowait(line.decode("utf-8", "replace"))
-
-    loop.add_reader(fd, readable)
-
-    def stop() -> None:
-        loop.remove_reader(fd)
-
-    return stop
 
 
 def run_console(credentials: Credentials, agent_name: str, metadata: str, options: ConsoleOptions) -> int:

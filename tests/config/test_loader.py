@@ -1,12 +1,4 @@
-from host.config.loader import discover, load
-
-
-def test_discovery_is_sorted_and_skips_leftovers(tmp_path):
-    for name in ["b.yaml", "a.yml", ".hidden.yaml", "c.yaml~", "d.yaml.swp", "e.bak", "notes.txt"]:
-        (tmp_path / name).write_text("x: 1\n")
-    files, problems = discover([str(tmp_path)])
-    assert [f.rsplit("/", 1)[1] for f in files] == ["a.yml", "b.yaml"]
-    assert problems == []
+from host.config.loader import load
 
 
 def test_duplicate_name_cites_both_places(tmp_path):
@@ -124,19 +116,6 @@ def test_names_and_env_keys_with_a_newline_and_endless_durations_are_errors(tmp_
     paths = [p for p, _ in problems]
     assert paths == ["$.env", "$.name", "$.processes.init_timeout", "$.shutdown.timeout"]
     assert all("not a duration" in m for p, m in problems if "timeout" in p)
-
-
-def test_an_agent_file_that_is_not_a_regular_file_is_an_error_naming_it(tmp_path):
-    import os
-
-    (tmp_path / "a-directory.yaml").mkdir()
-    os.mkfifo(tmp_path / "a-fifo.yaml")
-    (tmp_path / "ok.yaml").write_text("name: ok\nentrypoint: m:f\n")
-    files, problems = discover([str(tmp_path)])
-    assert [os.path.basename(f) for f in files] == ["ok.yaml"]
-    assert [(os.path.basename(p.file), p.message.split(",")[0]) for p in problems] == [
-        ("a-directory.yaml", "a directory"), ("a-fifo.yaml", "a FIFO")]
-    assert problems[0].message.endswith("agent files must be regular files (rename it or move it out)")
 
 
 def test_version_keys_without_a_version_and_a_take_out_that_cannot_happen_are_errors(tmp_path):

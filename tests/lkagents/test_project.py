@@ -1,4 +1,4 @@
-"""Reading a livekit-agents project's server, and what an agent file changes about it."""
+"""What an agent file changes about the livekit-agents server it serves."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 
 pytest.importorskip("livekit.agents", reason="needs the extra: pip install 'agenthost[agents]'")
 
-from livekit.agents import AgentServer, JobContext, JobRequest, WorkerOptions, WorkerPermissions, WorkerType, cli
+from livekit.agents import AgentServer, JobContext, JobRequest, WorkerPermissions, WorkerType
 
-from host.lkagents import compat, project
+from host.lkagents import project
+from host.lkagents.server import read_server
 
 
 async def entry(ctx: JobContext) -> None:
@@ -19,10 +20,6 @@ async def entry(ctx: JobContext) -> None:
 
 async def screen(req: JobRequest) -> None:
     await req.accept()
-
-
-def prewarm(proc: object) -> None:
-    pass
 
 
 def agent_file(**changes: object) -> project.AgentFile:
@@ -37,7 +34,7 @@ def agent_file(**changes: object) -> project.AgentFile:
 def test_a_server_without_agent_name_is_automatic_and_an_explicit_default_is_an_error():
     server = AgentServer()
     server.rtc_session(entry)
-    settings = project.read_server(server, None)
+    settings = read_server(server, None)
     assert settings.source == "the AgentServer given to cli.run_app"
     settings = dataclasses.replace(settings, source="AgentServer 'server'")
     assert settings.agent_name == "" and settings.server_type == "room" and not settings.on_request
@@ -56,7 +53,7 @@ def test_publisher_type_request_function_and_permissions_are_each_said():
     server = AgentServer(permissions=WorkerPermissions(hidden=True), num_idle_processes=3,
                          job_memory_limit_mb=500, load_threshold=0.5)
     server.rtc_session(entry, agent_name="support", type=WorkerType.PUBLISHER, on_request=screen)
-    settings = dataclasses.replace(project.read_server(server, None), source="AgentServer 'server'")
+    settings = dataclasses.replace(read_server(server, None), source="AgentServer 'server'")
     found = {d.key: d for d in project.differences(settings, agent_file())}
     assert found["job_type"].severity == "error"
     assert "is ServerType.PUBLISHER (one job per publisher); this agent file is job_type: room. Add " \
@@ -71,19 +68,3 @@ def test_publisher_type_request_function_and_permissions_are_each_said():
     assert "sets load_threshold=0.5: it is the host's: `agenthost run --load-threshold`" in found["entrypoint"].message
     assert project.differences(settings, agent_file(job_type="publisher", idle=3, memory_limit_mb=500,
                                                     stated=frozenset({"job_type"})))[0].key == "metadata"
-
-
-def test_worker_options_given_to_run_app_are_recorded_not_run():
-    compat.intercept_run_app()
-    options = WorkerOptions(entrypoint_fnc=entry, prewarm_fnc=prewarm, agent_name="support")
-    cli.run_app(options)  # returns: recorded, livekit-agents' server is not started
-    assert compat.RUN_APP_CALLS[-1] is options
-    settings = project.find_server(entry)
-    assert settings is not None and settings.source == "the WorkerOptions given to cli.run_app"
-    assert (settings.agent_name, settings.setup, settings.named) == ("support", "prewarm", "options")
-    # naming the function alone leaves its prewarm out: an error, unless the file names a setup
-    (missing,) = project.differences(settings, agent_file())
-    assert (missing.severity, missing.key) == ("error", "setup")
-    assert missing.message.endswith("this agent file names the entrypoint function only, so it would not run. "
-                                    "Add `setup: ../agent.py:prewarm`")
-    assert project.differences(settings, agent_file(setup="../agent.py:prewarm")) == []

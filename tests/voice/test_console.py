@@ -1,25 +1,10 @@
-"""The console's parts that need no server: reading typed lines, Ctrl-C twice, and what it prints."""
+"""The console's parts that need no server: Ctrl-C twice, and what it prints."""
 
 from __future__ import annotations
 
-import asyncio
 import io
-import os
 
-from host.voice.console import Console, ConsoleOptions, Printer, read_lines
-
-
-async def test_typed_lines_arrive_whole_and_the_end_of_input_says_so():
-    read_end, write_end = os.pipe()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    with os.fdopen(read_end) as stream:
-        stop = read_lines(queue, stream)
-        os.write(write_end, b"hel")
-        os.write(write_end, b"lo\nsecond line\nno newline")
-        os.close(write_end)
-        got = [await asyncio.wait_for(queue.get(), 5) for _ in range(4)]
-        stop()
-    assert got == ["hello", "second line", "no newline", None]
+from host.voice.console import Console, ConsoleOptions, Printer
 
 
 def test_a_second_ctrl_c_quits_and_the_first_says_how():
@@ -42,16 +27,6 @@ def test_agent_state_and_attributes_are_printed_and_mine_are_not():
     printer.on_attributes({"mood": "fine"}, Someone("agent-1"))  # type: ignore[arg-type]
     printer.on_attributes({"lk.agent.state": "x"}, Someone("me"))  # type: ignore[arg-type]
     assert out.getvalue() == "  (thinking)\n  agent-1 mood = fine\n"
-
-
-async def test_lines_from_a_file_are_read_too(tmp_path):
-    script = tmp_path / "script.txt"
-    script.write_text("first\nsecond\n")
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    with script.open() as stream:  # a regular file cannot be watched on the loop: a thread reads it
-        read_lines(queue, stream)
-        got = [await asyncio.wait_for(queue.get(), 5) for _ in range(3)]
-    assert got == ["first", "second", None]
 
 
 async def test_a_state_change_during_a_streamed_answer_waits_for_its_line():

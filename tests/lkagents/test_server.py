@@ -1,0 +1,59 @@
+"""Reading a livekit-agents project's server: an AgentServer, or what the module gives cli.run_app."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("livekit.agents", reason="needs the extra: pip install 'agenthost[agents]'")
+
+from livekit.agents import JobContext, WorkerOptions, cli
+
+from host.lkagents import compat, project
+from host.lkagents.server import find_server, runs_app_under_guard
+
+
+async def entry(ctx: JobContext) -> None:
+    pass
+
+
+def prewarm(proc: object) -> None:
+    pass
+
+
+def agent_file(**changes: object) -> project.AgentFile:
+    fields: dict[str, object] = {"name": "support", "entrypoint": "../agent.py:entry", "setup": None,
+                                 "dispatch": "explicit", "job_type": "room",
+                                 "stated": frozenset({"name", "entrypoint", "api"}), "idle": 1,
+                                 "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000,
+                                 "memory_limit_mb": 0}
+    return project.AgentFile(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_worker_options_given_to_run_app_are_recorded_not_run():
+    compat.intercept_run_app()
+    options = WorkerOptions(entrypoint_fnc=entry, prewarm_fnc=prewarm, agent_name="support")
+    cli.run_app(options)  # returns: recorded, livekit-agents' server is not started
+    assert compat.RUN_APP_CALLS[-1] is options
+    settings = find_server(entry)
+    assert settings is not None and settings.source == "the WorkerOptions given to cli.run_app"
+    assert (settings.agent_name, settings.setup, settings.named) == ("support", "prewarm", "options")
+    # naming the function alone leaves its prewarm out: an error, unless the file names a setup
+    (missing,) = project.differences(settings, agent_file())
+    assert (missing.severity, missing.key) == ("error", "setup")
+    assert missing.message.endswith("this agent file names the entrypoint function only, so it would not run. "
+                                    "Add `setup: ../agent.py:prewarm`")
+    assert project.differences(settings, agent_file(setup="../agent.py:prewarm")) == []
+
+
+def test_a_run_app_under_the_main_guard_is_found_in_the_source_without_running_it(tmp_path):
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text("from livekit.agents import cli\nif __name__ == '__main__':\n    cli.run_app(None)\n")
+    plain = tmp_path / "plain.py"
+    plain.write_text("def entrypoint(ctx):\n    pass\n")
+    module = type("Module", (), {})
+    module.__file__ = str(guarded)
+    assert runs_app_under_guard(module)
+    module.__file__ = str(plain)
+    assert not runs_app_under_guard(module)
+    module.__file__ = str(tmp_path / "gone.py")
+    assert not runs_app_under_guard(module)
