@@ -23,12 +23,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import resource
 import select
 import signal
 import socket
 import sys
-import threading
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -39,8 +37,10 @@ from host.config.entrypoints import load_function
 from host.config.sources import ImportRecorder, Snapshot
 from host.job import main as job_main
 from host.job.environment import apply_environment
+from host.job.fork_safety import open_sockets, why_not_fork_safe
 from host.job.inherited import let_go_of_the_hosts_descriptors
 from host.job.pipe import send
+from host.job.priority import PRIORITY_BOOST, raise_priority
 from host.job.warmup import warm_up
 from host.sandbox import harden_template
 from host.tracing import otel_env
@@ -60,9 +60,6 @@ from host.wire.messages import (
 from host.wire.protocol import encode
 
 logger = job_main.logger
-
-PRIORITY_BOOST = 10  # nice levels the template runs above its job processes, where it may
-
 
 def import_agent_code(definition: AgentDefinition) -> None:
     """What every job process of this agent imports before its job: the agent's modules and the job runtime's."""
@@ -98,17 +95,9 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     except BaseException as exc:
         send(conn, InitFailed(f"{type(exc).__name__}: {exc}"))
         return
-    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    if threads:
-        send(conn, NotForkSafe(f"importing the agent's code started threads: {', '.join(threads)}"))
-        return
-    if open_sockets() - sockets_before:  # every job process would share the one connection
-        send(conn, NotForkSafe("importing the agent's code opened a network connection"))
-        return
-    try:  # the host watches each forked process through a pidfd (Linux 5.3 and later)
-        os.close(os.pidfd_open(os.getpid()))
-    except (AttributeError, OSError) as exc:
-        send(conn, NotForkSafe(f"this system has no pidfd: {exc}"))
+    unsafe = why_not_fork_safe(sockets_before)
+    if unsafe is not None:
+        send(conn, NotForkSafe(unsafe))
         return
     sources = job_main.imported_sources(definition, imported)
     try:
@@ -135,29 +124,6 @@ class JobSettings:
     tracing_env: tuple[tuple[str, str], ...]  # the host's OTEL_* settings
 
 
-def nice_values_to_try(before: int, levels: int, rlimit_nice: int) -> list[int]:
-    """The nice values to try, best first, to run `levels` levels above `before`: that one (allowed with
-    CAP_SYS_NICE), else as far as the soft RLIMIT_NICE allows (it counts 1, nice 19, to 40, nice -20)."""
-    wanted = max(before - levels, -20)
-    floor = -20 if rlimit_nice == resource.RLIM_INFINITY else 20 - rlimit_nice
-    return [n for n in dict.fromkeys((wanted, max(wanted, floor))) if n < before]
-
-
-def raise_priority(levels: int) -> int:
-    """Run this process up to `levels` nice levels above where it is, as far as it may; its nice value before,
-    which each process it forks goes back to."""
-    before = os.getpriority(os.PRIO_PROCESS, 0)
-    for nice in nice_values_to_try(before, levels, resource.getrlimit(resource.RLIMIT_NICE)[0]):
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
-        except OSError:
-            continue
-        logger.debug("the template runs at nice %d, its job processes at %d", nice, before)
-        return before
-    logger.debug("the template runs at its job processes' nice value, %d (it may not raise its priority)", before)
-    return before
-
-
 def read_exactly(fd: int, size: int) -> bytes:
     """`size` bytes from `fd`; EOFError if it ends first."""
     data = os.read(fd, size)
@@ -167,17 +133,6 @@ def read_exactly(fd: int, size: int) -> bytes:
             raise EOFError
         data += more
     return data
-
-
-def open_sockets() -> set[int]:
-    """The descriptors of this process that are sockets."""
-    found = set()
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc/self/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                    found.add(int(name))
-    return found
 
 
 class Template:

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import signal
-import stat
 from collections import deque
 from multiprocessing.connection import Connection
 from typing import Protocol
@@ -29,6 +28,7 @@ from host.process.cgroups import Confinement, template_bounds
 from host.process.channel import Channel
 from host.process.errors import NotForkSafeError, ProcessStartError
 from host.process.exits import kill_what_is_left, remove_when_empty
+from host.process.forked import forked_mismatch
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
 from host.wire.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady
@@ -249,34 +249,3 @@ class AgentTemplate:
         if group is not None:
             kill_what_is_left(group, "template", {"agent": self.definition.name, "pid": self.pid})
             remove_when_empty(group)
-
-
-def forked_mismatch(pid: int, fd: int, pidfd: int, parent: int) -> str | None:
-    """Why a Forked message cannot be believed: its pidfd is not a process's or names another pid, that process
-    is not a child of `parent` (the template: a template naming the host, or another agent's job, would have
-    the host confine and later kill it), or the pipe is not a socket; None when it can."""
-    try:
-        with open(f"/proc/self/fdinfo/{pidfd}") as fh:
-            fields = dict(line.split(":", 1) for line in fh if ":" in line)
-        is_socket = stat.S_ISSOCK(os.fstat(fd).st_mode)
-    except (OSError, ValueError) as exc:
-        return f"a Forked message whose descriptors cannot be read: {exc}"
-    if fields.get("Pid", "").strip() != str(pid):
-        return f"a Forked process {pid} whose pidfd names {fields.get('Pid', 'no process').strip()}"
-    if parent_of(pid) != parent:  # the pidfd holds the pid: it is this process's, even if it exited meanwhile
-        return f"a Forked process {pid} that is not the template's child"
-    if not is_socket:
-        return f"a Forked process {pid} whose pipe is not a socket"
-    return None
-
-
-def parent_of(pid: int) -> int | None:
-    """The parent of process `pid` (None: it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("PPid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from host.config.loader import load
-from host.job.template_main import PRIORITY_BOOST, nice_values_to_try
+from host.job.priority import PRIORITY_BOOST
 from host.process.errors import ProcessStartError
 from host.process.pool import ProcessPool
 from host.process.states import ProcessState
@@ -199,44 +199,6 @@ async def test_the_template_runs_above_its_job_processes_which_run_as_the_host_d
         await proc.wait_exit(5)
     finally:
         await pool.close()
-
-
-@pytest.mark.parametrize(("before", "rlimit", "expected"), [
-    (0, 0, [-10]),  # the default limit: only CAP_SYS_NICE allows it
-    (0, 25, [-10, -5]),  # a limit that allows part of it
-    (0, 30, [-10]),
-    (0, resource.RLIM_INFINITY, [-10]),
-    (5, 0, [-5]),
-    (-15, 40, [-20]),  # not below -20 (the kernel clamps it; one try is enough)
-])
-def test_the_template_tries_its_boost_then_what_its_nice_limit_allows(before, rlimit, expected):
-    assert nice_values_to_try(before, PRIORITY_BOOST, rlimit) == expected
-
-
-def test_a_forked_message_is_believed_only_as_its_pidfd_and_pipe_say():
-    import os
-    import socket
-
-    from host.process.template import forked_mismatch
-
-    pidfd = os.pidfd_open(os.getpid())
-    ours, theirs = socket.socketpair()
-    reader, writer = os.pipe()
-    me, parent = os.getpid(), os.getppid()
-    try:
-        assert forked_mismatch(me, ours.fileno(), pidfd, parent) is None
-        assert forked_mismatch(1, ours.fileno(), pidfd, parent) == f"a Forked process 1 whose pidfd names {me}"
-        assert forked_mismatch(me, reader, pidfd, parent) == f"a Forked process {me} whose pipe is not a socket"
-        assert forked_mismatch(me, ours.fileno(), reader, parent) == (
-            f"a Forked process {me} whose pidfd names no process")
-        # a true pidfd of a process that is not the template's own child (the host's, another agent's job)
-        assert forked_mismatch(me, ours.fileno(), pidfd, me) == (
-            f"a Forked process {me} that is not the template's child")
-    finally:
-        for fd in (pidfd, reader, writer):
-            os.close(fd)
-        ours.close()
-        theirs.close()
 
 
 @pytest.fixture
