@@ -31,6 +31,16 @@ async def ticking(server, agent: str) -> Client:
     return await job_in_new_room(server, agent, "tick", 2)
 
 
+async def sampled(base: str, count: int = 1) -> None:
+    """Until the resource monitor has measured `count` running job(s): their memory is in /status."""
+    for _ in range(300):
+        jobs = json.loads((await get(base + "/status"))[1])["jobs"]
+        if sum(1 for j in jobs if j.get("memory_mb")) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no memory sample of {count} job(s) within 30 s")
+
+
 async def busy_and_calm(server, start_host, tmp_path, busy: str, module: str, *args: str):
     """A host serving `busy` (tests/agents/`module`, which says something on `status` once it runs) and a calm
     `ticker`, with a job of each; the host, its HTTP base and the two calls."""
@@ -90,7 +100,7 @@ async def test_status_metrics_and_the_status_command_follow_jobs(livekit_server,
     client = await ticking(livekit_server, "ticker")
     await dispatch(livekit_server, "ticker", new_room(), json.dumps({"no_user": 1}))
     await host.wait_log(r"refused job: invalid metadata")
-    await asyncio.sleep(1.5)  # one memory sample at least
+    await sampled(base)
 
     status = json.loads((await get(base + "/status"))[1])
     [agent] = status["agents"]
@@ -306,7 +316,7 @@ async def test_every_dashboard_panel_reads_metrics_and_labels_the_host_exports(l
     await client.disconnect()
     await host.wait_log(r"job ended")
     client = await ticking(livekit_server, "ticker")  # one running, for the per-job series
-    await asyncio.sleep(1.5)  # one memory sample at least
+    await sampled(base)
     scraped = exported((await get(base + "/metrics"))[1])
     target_labels = {"instance", "job"}  # added by Prometheus to every series
     for query in dashboard_queries():

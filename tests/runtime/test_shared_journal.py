@@ -37,26 +37,49 @@ async def until(condition, timeout: float = 15.0) -> None:
 
 
 async def test_a_lost_hosts_jobs_are_claimed_once_by_the_survivors(redis, monkeypatch):
+    import redis.asyncio as aioredis
+
     monkeypatch.setattr(shared_journal, "LEASE", 1.0)
     lost, b, c = SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:")
     lost.host, b.host, c.host = "lost", "b", "c"
     claimed: dict[str, list[str]] = {"b": [], "c": []}
+    scans = {"b": 0, "c": 0}  # each survivor's looks at the other hosts (it asks for its agents before each)
+
+    def agents_of(name: str):
+        def agents() -> set[str]:
+            scans[name] += 1
+            return {"a"}
+        return agents
+
+    async def scanned_twice_more() -> None:
+        at = dict(scans)
+        await until(lambda: all(scans[n] >= at[n] + 2 for n in at))  # one whole look after this point, each
+
     runs = [asyncio.ensure_future(lost.run(lambda: {"a"}, lambda e: None, lambda j, h: None))]
-    for journal in (lost,):
-        journal.add(entry("AJ_1"))
-        journal.add(entry("AJ_2"))
-        journal.add(entry("AJ_3"))
-        journal.ending("AJ_3")  # asked to end: never taken over
-        journal.add(entry("AJ_4", agent="other"))  # an agent b and c do not serve
-    await asyncio.sleep(0.5)  # written, and the lease held
+    lost.add(entry("AJ_1"))
+    lost.add(entry("AJ_2"))
+    lost.add(entry("AJ_3"))
+    lost.ending("AJ_3")  # asked to end: never taken over
+    lost.add(entry("AJ_4", agent="other"))  # an agent b and c do not serve
+    client = aioredis.from_url(redis)
+    try:
+        async def written() -> bool:
+            return await client.hlen("t1:jobs:lost") == 4 and bool(await client.exists("t1:lease:lost"))
+        for _ in range(300):  # written, and the lease held
+            if await written():
+                break
+            await asyncio.sleep(0.05)
+        assert await written()
+    finally:
+        await client.aclose()
     for journal, name in ((b, "b"), (c, "c")):
         runs.append(asyncio.ensure_future(journal.run(
-            lambda: {"a"}, lambda e, name=name: claimed[name].append(e.job_id), lambda j, h: None)))
-    await asyncio.sleep(1.5)
+            agents_of(name), lambda e, name=name: claimed[name].append(e.job_id), lambda j, h: None)))
+    await scanned_twice_more()
     assert claimed == {"b": [], "c": []}  # the lost host's lease is alive: nothing is taken
     runs[0].cancel()  # the host is lost (its lease removed at once here; expiry otherwise)
     await until(lambda: len(claimed["b"]) + len(claimed["c"]) == 2)
-    await asyncio.sleep(1.0)
+    await scanned_twice_more()
     assert sorted(claimed["b"] + claimed["c"]) == ["AJ_1", "AJ_2"]  # each once, by one of them
     for run in runs[1:]:
         run.cancel()
