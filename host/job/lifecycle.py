@@ -24,7 +24,7 @@ from host.context import DEFAULT_PARTICIPANT_KINDS as CALLERS
 from host.context import Shutdown
 from host.job import vitals
 from host.job.pipe import send, watch_host
-from host.job.room import delete_job_room, taken_over
+from host.job.room import delete_room, taken_over
 from host.wire.messages import JobStarted, ShuttingDown, StartJob
 
 logger = logging.getLogger("agenthost.job")
@@ -123,7 +123,12 @@ async def run_job(conn: Connection, start: StartJob, job: JobApi, shutdown: Shut
         asyncio.get_running_loop().remove_reader(conn.fileno())
         await job.leave(reason)
         if definition.shutdown.delete_room and not taken_over(definition, reason):
-            error = error or await delete_job_room(job.server(), job.room.name)
+            failed = await delete_room(job.server(), job.room.name)
+            if failed is None:
+                logger.info("room deleted")
+            else:
+                logger.warning("%s", failed)
+            error = error or failed
     finally:
         reporting.cancel()
         with contextlib.suppress(Exception):

@@ -1,14 +1,11 @@
-"""The end of a job's room by its shutdown policy (`delete_room: true`), for both kinds of job."""
+"""The end of a job's room by its shutdown policy (`delete_room: true`), for both kinds of job, and deleting a
+room."""
 
 from __future__ import annotations
-
-import logging
 
 from livekit import api
 
 from host.config.definitions import AgentDefinition
-
-logger = logging.getLogger("agenthost.job")
 
 
 def taken_over(definition: AgentDefinition, reason: str) -> bool:
@@ -21,19 +18,14 @@ def taken_over(definition: AgentDefinition, reason: str) -> bool:
             or (reason == "memory_limit" and definition.recovery.on_crash == "redispatch"))
 
 
-async def delete_job_room(client: api.LiveKitAPI, room: str) -> str | None:
-    """Delete `room`; the error to report the job with, or None. A room someone else deleted first (the caller
-    hanging up with its room, say) is what the policy wanted, not a failure."""
+async def delete_room(client: api.LiveKitAPI, room: str) -> str | None:
+    """Delete `room`: None once it is gone, else why it is not. A room someone else deleted first (the caller
+    hanging up with its room, say) is what was wanted, not a failure. The one way agenthost deletes a room: a
+    job by its policy, and a call or a console when it hangs up."""
     try:
         await client.room.delete_room(api.DeleteRoomRequest(room=room))
     except api.TwirpError as exc:
-        if exc.code == api.TwirpErrorCode.NOT_FOUND:
-            logger.info("room already deleted")
-            return None
-        logger.warning("deleting the room failed: %s", exc)
-        return f"deleting the room failed: {exc}"
+        return None if exc.code == api.TwirpErrorCode.NOT_FOUND else f"deleting the room failed: {exc}"
     except Exception as exc:
-        logger.warning("deleting the room failed: %s", exc)
         return f"deleting the room failed: {exc}"
-    logger.info("room deleted")
     return None

@@ -9,6 +9,7 @@ from livekit import api
 
 from host.config.credentials import Credentials
 from host.errors import ServerError
+from host.job import room as job_room
 
 logger = logging.getLogger("agenthost.dispatch")
 
@@ -47,8 +48,8 @@ async def delete_room(credentials: Credentials, room: str) -> None:
     """Delete `room` (one a call or a console made), so that its job ends by its policy at once."""
     client = api.LiveKitAPI(credentials.http_url, credentials.api_key, credentials.api_secret)
     try:
-        await client.room.delete_room(api.DeleteRoomRequest(room=room))
-    except Exception as exc:  # the call is over; a room left behind empties by itself
-        logger.debug("could not delete room %s: %s", room, exc)
+        failed = await job_room.delete_room(client, room)
+        if failed is not None:  # the call is over; a room left behind empties by itself
+            logger.debug("could not delete room %s: %s", room, failed)
     finally:
         await client.aclose()

@@ -8,7 +8,7 @@ from livekit import api
 
 from host.config.definitions import Recovery
 from host.config.loader import load
-from host.job.room import delete_job_room, taken_over
+from host.job.room import delete_room, taken_over
 
 
 def definition(tmp_path):
@@ -43,10 +43,10 @@ class Client:
 
 async def test_deleting_the_room_reports_only_real_failures():
     ok = Client()
-    assert await delete_job_room(ok, "r1") is None and ok.room.asked == ["r1"]
+    assert await delete_room(ok, "r1") is None and ok.room.asked == ["r1"]
     gone = Client(api.TwirpError(api.TwirpErrorCode.NOT_FOUND, "room not found", status=404))
-    assert await delete_job_room(gone, "r1") is None  # someone deleted it first: what the policy wanted
+    assert await delete_room(gone, "r1") is None  # someone deleted it first: what the policy wanted
     refused = Client(api.TwirpError(api.TwirpErrorCode.PERMISSION_DENIED, "no", status=403))
-    assert (await delete_job_room(refused, "r1")).startswith("deleting the room failed")
+    assert (await delete_room(refused, "r1")).startswith("deleting the room failed")
     broken = Client(OSError("connection refused"))
-    assert await delete_job_room(broken, "r1") == "deleting the room failed: connection refused"
+    assert await delete_room(broken, "r1") == "deleting the room failed: connection refused"
