@@ -56,7 +56,7 @@ class JobTable:
         self._tracing = tracing or HostTracing({})
         self.health = Health()  # each version's last jobs, and those taken out of rotation
         self.draining = False
-        self._redispatch = Redispatch(credentials, metrics, lambda: self._agents, lambda: self.draining)
+        self._redispatch = Redispatch(credentials, metrics, lambda: self._agents, lambda: self.draining, journal)
         self._desk = OfferDesk(metrics, self._tracing, self.health, self._redispatch, lambda: self._agents,
                                self._count_version, lambda: self.draining)
         self._endings = JobEnding(metrics, self.health, self._redispatch, lambda: self._agents, lambda: self.draining,

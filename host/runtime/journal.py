@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,10 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
 # defaults) when it is opened, instead of making the journal unusable
 ADDED_COLUMNS = (("attempt", "INTEGER NOT NULL DEFAULT 0"), ("recovery_of", "TEXT"),
                  ("ending", "INTEGER NOT NULL DEFAULT 0"))
+RETRIES = """CREATE TABLE IF NOT EXISTS retries (
+    agent TEXT NOT NULL, room TEXT NOT NULL, version TEXT NOT NULL, attempt INTEGER NOT NULL, until REAL NOT NULL,
+    PRIMARY KEY (agent, room)
+)"""
 FIELDS = ("job_id", "agent", "room", "dispatch_id", "metadata", "identity", "server", "host_pid", "host_start",
           "started_at", "attempt", "recovery_of")
 
@@ -54,6 +59,18 @@ class Entry:
     started_at: float
     attempt: int = 0  # how many times this call was taken over already
     recovery_of: str | None = None  # the first job of the call
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A call dispatched again because its job failed on `version` before it joined: the call's next job, on
+    whichever host takes its offer, avoids that version, and is the call's `attempt`th retake."""
+
+    agent: str
+    room: str
+    version: str
+    attempt: int
+    until: float  # time.time() after which it is forgotten: a later call in that room is another call
 
 
 def process_start(pid: int) -> int | None:
@@ -100,6 +117,12 @@ class JobJournal(Protocol):
 
     def orphans(self, server: str, agents: set[str]) -> list[Entry]: ...
 
+    async def note_retry(self, retry: Retry) -> None: ...
+
+    async def retry_of(self, agent: str, room: str) -> Retry | None: ...
+
+    def forget_retry(self, agent: str, room: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -116,6 +139,7 @@ class Journal:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # a row survives the host's death; a power cut may lose it
             db.execute(SCHEMA)
+            db.execute(RETRIES)
             present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
             for column, declaration in ADDED_COLUMNS:
                 if column not in present:
@@ -180,6 +204,27 @@ class Journal:
         except (sqlite3.Error, TypeError) as exc:
             self._fail(f"cannot read {self.path}: {exc}")
         return sorted(taken, key=lambda e: e.started_at)
+
+    async def note_retry(self, retry: Retry) -> None:
+        """Told to every host sharing this state directory, before the call is dispatched again."""
+        self._write("INSERT OR REPLACE INTO retries (agent, room, version, attempt, until) VALUES (?, ?, ?, ?, ?)",
+                    (retry.agent, retry.room, retry.version, retry.attempt, retry.until))
+
+    async def retry_of(self, agent: str, room: str) -> Retry | None:
+        """The retry of this call, while it is on its way (by any host sharing this state directory)."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT version, attempt, until FROM retries WHERE agent = ? AND room = ? AND "
+                                   "until > ?", (agent, room, time.time())).fetchone()
+        except sqlite3.Error as exc:
+            self._fail(f"cannot read {self.path}: {exc}")
+            return None
+        return Retry(agent, room, row[0], int(row[1]), float(row[2])) if row is not None else None
+
+    def forget_retry(self, agent: str, room: str) -> None:
+        """The retry's offer was taken; stale ones go with it."""
+        self._write("DELETE FROM retries WHERE (agent = ? AND room = ?) OR until <= ?", (agent, room, time.time()))
 
     def close(self) -> None:
         if self._db is not None:

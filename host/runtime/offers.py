@@ -20,6 +20,7 @@ from host.ops.metrics import Metrics
 from host.runtime.accepted import AgentLookup, Job, JobFacts, pool_error
 from host.runtime.admission import Accept, Admission, AgentState, Decline, Offer, Refuse, decide
 from host.runtime.agents import Agent, Version
+from host.runtime.journal import Retry
 from host.runtime.recovery import RECOVERY_ATTRIBUTE
 from host.runtime.redispatch import Redispatch
 from host.runtime.versions import Health, pick
@@ -94,7 +95,8 @@ class OfferDesk:
         logger.debug("job offer", extra=fields)
         span.event("offered")
         agent = self._agents().serves(worker)
-        avoid = self._redispatch.avoided(worker.agent, job.room.name)
+        retry = await self._redispatch.retry_of(worker.agent, job.room.name, len(agent.versions) if agent else 0)
+        avoid = retry.version if retry is not None else None
         version = None
         if agent is not None:
             version = version_for(agent, self._health, job.room.name, job.metadata, avoid)
@@ -108,16 +110,16 @@ class OfferDesk:
                                      version.definition.limits.max_jobs)
         if isinstance(answer, Accept):
             assert agent is not None and version is not None
-            answer, accepted = self._accept(answer, job, worker, version, span, avoid)
+            answer, accepted = self._accept(answer, job, worker, version, span, retry)
             span.event("accepted")
             return answer, accepted
         not_taken(answer, worker.agent, self._metrics, span, fields)
         return answer, None
 
     def _accept(self, answer: Accept, job: agent_pb.Job, worker: WorkerConnection, version: Version, span: JobSpan,
-                avoid: str | None) -> tuple[Accept, Job]:
+                retry: Retry | None) -> tuple[Accept, Job]:
         definition = version.definition
-        recovered, attempt = self._redispatch.accepted(definition.name, job.room.name)
+        recovered, attempt = self._redispatch.accepted(definition.name, job.room.name, retry)
         recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
         if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
             answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
@@ -125,7 +127,7 @@ class OfferDesk:
                                   tuple(sorted(answer.attributes.items())))
         facts = JobFacts(job.id, definition.name, job.room.name, job.dispatch_id, definition, worker, answer.metadata,
                          participant, dispatched_metadata=job.metadata, recovery_of=recovery_of, attempt=attempt,
-                         trace_id=span.trace_id, avoided=avoid)
+                         trace_id=span.trace_id, avoided=retry.version if retry is not None else None)
         # its process is taken now, from the pool of the definition (and code) it was accepted under: a reload
         # before the assignment cannot change what it runs, and a process is warm by then
         reserved = asyncio.get_running_loop().create_task(version.pool.take(), name=f"reserve-{job.id}")

@@ -1,7 +1,8 @@
 """Calls this host dispatches again, and the offers that come of it.
 
 - A versioned agent's job that failed before it joined its call: the call is dispatched again, and its next
-  offer avoids the version that failed (`retry`, `avoided`).
+  offer avoids the version that failed (`retry`, `retry_of`), on this host or on any other that shares its
+  journal (the state directory's, or Redis): the journal holds the retry until its offer is taken.
 - A job whose process died (a signal, the memory limit) with `recovery.on_crash: redispatch`: after a backoff
   the call gets its agent again by the recovery's checks (`crashed`, host.runtime.recovery).
 - A call of a host that died, recovered here: its next offer is known to be that call's (`expect_recovery`),
@@ -20,42 +21,56 @@ from host.config.credentials import Credentials
 from host.ops.metrics import Metrics
 from host.runtime.accepted import AgentLookup, JobFacts
 from host.runtime.dispatching import create_dispatch
-from host.runtime.journal import Entry
+from host.runtime.journal import Entry, JobJournal, Retry
 from host.runtime.recovery import CRASH, Recoverer, crash_backoff
 
 logger = logging.getLogger("agenthost.host")
 
 RETRY_WAIT = 15.0  # a retried call's offer comes within this, or another host took it
+JOURNAL_BOUND = 0.5  # an offer, or a retry's dispatch, waits at most this for the journal's word on a retry
 
 
 class Redispatch:
     def __init__(self, credentials: Credentials, metrics: Metrics, agents: Callable[[], AgentLookup],
-                 draining: Callable[[], bool]) -> None:
+                 draining: Callable[[], bool], journal: JobJournal | None = None) -> None:
         self._credentials = credentials
+        self._journal = journal
         self._agents = agents
         self._draining = draining
         self._tasks = TaskSet("redispatch")
-        # (agent, room) -> the version its last job failed on, and the attempt its next job is of the call
-        self._retries: dict[tuple[str, str], tuple[str, int]] = {}
+        # (agent, room) -> the retry this host dispatched: the version its last job failed on, and the attempt
+        # its next job is of the call
+        self._retries: dict[tuple[str, str], Retry] = {}
         # (agent, room) -> the job whose call is taken over (with a mark of this expectation, for its expiry)
         self._recoveries: dict[tuple[str, str], tuple[Entry, object]] = {}
         self._recoverer = Recoverer(credentials, self.expect_recovery, metrics, None)
 
     # -- what an offer learns ----------------------------------------------------------------------
-    def avoided(self, agent: str, room: str) -> str | None:
-        """The version the last job of this call failed on, while its retry is on its way."""
-        retry = self._retries.get((agent, room))
-        return retry[0] if retry is not None else None
+    async def retry_of(self, agent: str, room: str, versions: int) -> Retry | None:
+        """The retry an offer of this call is, while it is on its way: one this host dispatched, or, for an agent
+        with several versions, one another host sharing the journal did (bounded by JOURNAL_BOUND: a journal
+        that does not answer leaves the offer as it is)."""
+        local = self._retries.get((agent, room))
+        if local is not None or versions < 2 or self._journal is None:
+            return local
+        try:
+            return await asyncio.wait_for(self._journal.retry_of(agent, room), JOURNAL_BOUND)
+        except Exception as exc:
+            logger.debug("the journal did not say whether this call is a retry: %s", exc,
+                         extra={"agent": agent, "room": room})
+            return None
 
-    def accepted(self, agent: str, room: str) -> tuple[Entry | None, int]:
-        """An offer of this call was accepted: the call it recovers, if it is a recovery, and how many times the
-        call was given its agent again before (retries on another version and recoveries together: one bound,
-        recovery.max_attempts, holds for both)."""
-        retry = self._retries.pop((agent, room), None)
+    def accepted(self, agent: str, room: str, retry: Retry | None) -> tuple[Entry | None, int]:
+        """An offer of this call (the retry `retry`, if it is one) was accepted: the call it recovers, if it is a
+        recovery, and how many times the call was given its agent again before (retries on another version and
+        recoveries together: one bound, recovery.max_attempts, holds for both)."""
+        self._retries.pop((agent, room), None)
+        if retry is not None and self._journal is not None:
+            self._journal.forget_retry(agent, room)
         expected = self._recoveries.pop((agent, room), None)
         if expected is not None:
             return expected[0], expected[0].attempt + 1
-        return None, retry[1] if retry is not None else 0
+        return None, retry.attempt if retry is not None else 0
 
     def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
         """The next offer of `agent` in `room` takes over the call of `entry` (None: it will not come: its
@@ -80,11 +95,17 @@ class Redispatch:
         offer avoids that version."""
         assert facts.version is not None
         key = (facts.agent, facts.room)
-        self._retries[key] = (facts.version, facts.attempt + 1)
-        asyncio.get_running_loop().call_later(RETRY_WAIT, self._retries.pop, key, None)
+        retry = Retry(facts.agent, facts.room, facts.version, facts.attempt + 1, time.time() + RETRY_WAIT)
+        self._retries[key] = retry
+
+        def forget() -> None:  # this retry, not a later one of the same call
+            if self._retries.get(key) is retry:
+                del self._retries[key]
+
+        asyncio.get_running_loop().call_later(RETRY_WAIT, forget)
         logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
                        "version", facts.version, extra=facts.log_fields)
-        self._tasks.spawn(self._dispatch_again(facts), name=f"retry-{facts.id}")
+        self._tasks.spawn(self._dispatch_again(facts, retry), name=f"retry-{facts.id}")
 
     def crashed(self, facts: JobFacts) -> None:
         """A job whose process died while this host lives: its call gets the agent again, after a backoff, if its
@@ -106,10 +127,18 @@ class Redispatch:
 
         self._tasks.spawn(later(), name=f"crash-{facts.id}")
 
-    async def _dispatch_again(self, facts: JobFacts) -> None:
+    async def _dispatch_again(self, facts: JobFacts, retry: Retry) -> None:
+        if self._journal is not None:  # before the dispatch: any host may take its offer
+            try:
+                await asyncio.wait_for(self._journal.note_retry(retry), JOURNAL_BOUND)
+            except Exception as exc:
+                logger.warning("the journal could not be told of the retry (%s): a host that shares it may start "
+                               "the call on version %s again", exc, facts.version, extra=facts.log_fields)
         try:
             await create_dispatch(self._credentials, facts.definition.registered_name, facts.room,
                                   facts.dispatched_metadata)
         except Exception as exc:
             self._retries.pop((facts.agent, facts.room), None)
+            if self._journal is not None:
+                self._journal.forget_retry(facts.agent, facts.room)
             logger.error("could not dispatch the call again: %s", exc, extra=facts.log_fields)

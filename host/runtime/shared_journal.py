@@ -24,10 +24,11 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
-from host.runtime.journal import Entry, process_start
+from host.runtime.journal import Entry, Retry, process_start
 
 logger = logging.getLogger("agenthost.host")
 
@@ -71,6 +72,29 @@ class SharedJournal:
 
     def close(self) -> None:
         pass
+
+    async def note_retry(self, retry: Retry) -> None:
+        """Written before the call is dispatched again (whichever host takes its offer reads it), gone with the
+        retry's time."""
+        ttl = max(1, int((retry.until - time.time()) * 1000))
+        await self._redis.set(self._retry_key(retry.agent, retry.room), json.dumps(
+            {"version": retry.version, "attempt": retry.attempt, "until": retry.until}), px=ttl)
+
+    async def retry_of(self, agent: str, room: str) -> Retry | None:
+        body = await self._redis.get(self._retry_key(agent, room))
+        if body is None:
+            return None
+        try:
+            found = json.loads(body)
+            return Retry(agent, room, str(found["version"]), int(found["attempt"]), float(found["until"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def forget_retry(self, agent: str, room: str) -> None:
+        self._writes.put_nowait(("delete", (self._retry_key(agent, room),)))
+
+    def _retry_key(self, agent: str, room: str) -> str:
+        return self._key("retry", json.dumps([agent, room]))  # names may hold any character: one key per pair
 
     # -- the host's task ---------------------------------------------------------------------------------
     async def run(self, agents: Callable[[], set[str]],

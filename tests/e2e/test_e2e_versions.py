@@ -106,3 +106,24 @@ async def test_a_failing_canary_is_taken_out_and_its_callers_still_get_an_agent(
     assert len(re.findall(r"job failed: .*version=canary", host.log())) == failed
     for c in [*clients, client]:
         await c.disconnect()
+
+
+async def test_a_call_retried_on_another_host_avoids_the_version_that_failed(livekit_server, start_host, tmp_path):
+    """Two hosts share a journal (the test's state directory): the server offers a call dispatched again to either
+    of them, and whichever takes it knows the version its job failed on."""
+    agents = tmp_path / "agents"
+    write_version(agents, "stable", 1)
+    write_version(agents, "canary", 1000, mode="raise", extra="take_out: {failures: 10, of_last: 10}\n")
+    hosts = [start_host(livekit_server, agents), start_host(livekit_server, agents)]
+    for host in hosts:
+        await host.wait_log(r"registered agent greet ")
+    clients = []
+    for _ in range(8):  # the canary gets each call (1000 to 1), fails before joining; the retry gets stable
+        said, client = await greeted(livekit_server)
+        assert said == "stable"
+        clients.append(client)
+    rooms = Counter(m.group(1) for host in hosts
+                    for m in re.finditer(r"job failed: .*room=(\S+) .*version=canary", host.log()))
+    assert rooms == Counter({c.room_name: 1 for c in clients}), rooms  # once each, wherever the retry went
+    for c in clients:
+        await c.disconnect()

@@ -70,3 +70,19 @@ def test_a_journal_an_older_host_wrote_gains_the_new_columns(tmp_path):
     assert journal.error is None
     [entry] = journal.orphans("ws://s", {"a"})  # the dead host's row, read with the defaults
     assert (entry.job_id, entry.attempt, entry.recovery_of) == ("AJ_old", 0, None)
+
+
+async def test_a_retry_is_read_until_its_time_and_forgetting_one_drops_the_stale_ones_too(tmp_path):
+    import time
+
+    from host.runtime.journal import Retry
+
+    journal = Journal(tmp_path)
+    live, stale = Retry("a", "r1", "v1", 1, time.time() + 60), Retry("a", "r2", "v2", 1, time.time() - 1)
+    await journal.note_retry(live)
+    await journal.note_retry(stale)
+    assert await journal.retry_of("a", "r1") == live
+    assert await journal.retry_of("a", "r2") is None  # past its time: another call in that room
+    journal.forget_retry("a", "r1")
+    assert await journal.retry_of("a", "r1") is None
+    assert journal._db is not None and journal._db.execute("SELECT count(*) FROM retries").fetchone() == (0,)

@@ -8,7 +8,7 @@ from host.config.credentials import Credentials
 from host.config.loader import load
 from host.ops.metrics import Metrics
 from host.runtime.accepted import JobFacts, NoAgents
-from host.runtime.journal import Entry
+from host.runtime.journal import Entry, Journal
 from host.runtime.redispatch import Redispatch
 from host.wire.messages import Participant
 
@@ -26,32 +26,62 @@ def facts(tmp_path, recovery: str = "{}") -> JobFacts:
 async def test_a_recovery_is_known_to_the_next_offer_of_its_call_only():
     redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False)
     redispatch.expect_recovery("a", "room-1", ENTRY)
-    assert redispatch.accepted("a", "room-2") == (None, 0)
-    assert redispatch.accepted("a", "room-1") == (ENTRY, 1)  # the call's next attempt
-    assert redispatch.accepted("a", "room-1") == (None, 0)  # once
+    assert redispatch.accepted("a", "room-2", None) == (None, 0)
+    assert redispatch.accepted("a", "room-1", None) == (ENTRY, 1)  # the call's next attempt
+    assert redispatch.accepted("a", "room-1", None) == (None, 0)  # once
     redispatch.expect_recovery("a", "room-1", ENTRY)
     redispatch.expect_recovery("a", "room-1", None)  # its dispatch failed: it will not come
-    assert redispatch.accepted("a", "room-1") == (None, 0)
+    assert redispatch.accepted("a", "room-1", None) == (None, 0)
 
 
-async def test_a_retry_on_another_version_counts_as_an_attempt_of_the_call(tmp_path, monkeypatch):
+def versioned_failure(tmp_path):
+    """A job of version v1 that failed before it joined, on its call's second attempt."""
     from dataclasses import replace
 
-    import host.runtime.redispatch as module
-
-    async def no_server(*_args):
-        return "AD_2"
-
-    monkeypatch.setattr(module, "create_dispatch", no_server)
     versioned = tmp_path / "versioned"
     versioned.mkdir()
     (versioned / "v1.yaml").write_text("name: a\nversion: v1\nentrypoint: m:f\n")
     d = load([str(versioned)], check_imports=False).require_ok().agents[0]
-    failed = replace(facts(tmp_path), definition=d, attempt=1)
+    return replace(facts(tmp_path), definition=d, attempt=1)
+
+
+async def no_server(*_args):
+    return "AD_2"
+
+
+async def test_a_retry_on_another_version_counts_as_an_attempt_of_the_call(tmp_path, monkeypatch):
+    import host.runtime.redispatch as module
+
+    monkeypatch.setattr(module, "create_dispatch", no_server)
     redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False)
-    redispatch.retry(failed)
-    assert redispatch.avoided("a", "room-1") == "v1"
-    assert redispatch.accepted("a", "room-1") == (None, 2)  # so a call that keeps failing meets max_attempts
+    redispatch.retry(versioned_failure(tmp_path))
+    retry = await redispatch.retry_of("a", "room-1", versions=2)
+    assert retry is not None and (retry.version, retry.attempt) == ("v1", 2)
+    assert redispatch.accepted("a", "room-1", retry) == (None, 2)  # so a call that keeps failing meets max_attempts
+    assert await redispatch.retry_of("a", "room-1", versions=2) is None  # taken
+
+
+async def test_a_retry_is_known_to_another_host_sharing_the_journal_until_its_offer_is_taken(tmp_path, monkeypatch):
+    import asyncio
+
+    import host.runtime.redispatch as module
+
+    monkeypatch.setattr(module, "create_dispatch", no_server)
+    state = tmp_path / "state"
+    here = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False, Journal(state))
+    there = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False, Journal(state))  # another host's
+    here.retry(versioned_failure(tmp_path))
+    retry = None
+    for _ in range(200):  # written by the retry's task, before its dispatch
+        retry = await there.retry_of("a", "room-1", versions=2)
+        if retry is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert retry is not None and (retry.version, retry.attempt) == ("v1", 2)
+    assert await there.retry_of("a", "room-1", versions=1) is None  # one version: nothing to avoid, not looked up
+    assert await there.retry_of("a", "room-2", versions=2) is None  # another call
+    assert there.accepted("a", "room-1", retry) == (None, 2)
+    assert await there.retry_of("a", "room-1", versions=2) is None  # its offer was taken: forgotten by every host
 
 
 async def test_a_crashed_call_is_taken_up_only_when_the_agent_says_so_and_the_host_is_not_draining(tmp_path, caplog):

@@ -94,3 +94,34 @@ async def test_redis_unreachable_is_said_and_nothing_breaks():
     assert "Error" in journal.error
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
+
+
+async def test_a_retry_written_by_one_host_is_read_by_another_until_it_is_forgotten(redis):
+    import time
+
+    from host.runtime.journal import Retry
+
+    here, there = SharedJournal(redis, "t3:"), SharedJournal(redis, "t3:")
+    writes = asyncio.ensure_future(there.run(lambda: set(), lambda e: None, lambda j, h: None))  # sends its writes
+    try:
+        retry = Retry("a", "room: 1", "v1", 2, time.time() + 15)
+        await here.note_retry(retry)
+        assert await there.retry_of("a", "room: 1") == retry
+        assert await there.retry_of("a", "room") is None and await there.retry_of("b", "room: 1") is None
+        there.forget_retry("a", "room: 1")
+        await until_async(lambda: there.retry_of("a", "room: 1"), None)
+        short = Retry("a", "r2", "v1", 1, time.time() + 1.0)
+        await here.note_retry(short)
+        assert await there.retry_of("a", "r2") == short
+        await until_async(lambda: there.retry_of("a", "r2"), None)  # its time runs out in Redis too
+    finally:
+        writes.cancel()
+        await asyncio.gather(writes, return_exceptions=True)
+
+
+async def until_async(read, expected, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if await read() == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {expected!r}")
