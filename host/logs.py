@@ -44,7 +44,8 @@ def job_fields(agent: str, job_id: str, dispatch_id: str = "", room: str = "") -
     return fields
 
 
-def _fields(record: logging.LogRecord) -> dict[str, Any]:
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """A record's fields: its `extra` keys, and those a job process or `JobFields` set."""
     out = dict(getattr(record, "fields", {}) or {})
     for key, value in vars(record).items():
         if key not in _STANDARD and not key.startswith("_"):
@@ -68,7 +69,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
         line = f"{ts} {record.levelname:<7} {record.name}: {bounded(record.getMessage(), MAX_MESSAGE)}"
-        fields = _fields(record)
+        fields = record_fields(record)
         if fields:
             line += " " + " ".join(f"{bounded(k)}={bounded(v)}" for k, v in fields.items())
         if record.exc_info:
@@ -90,7 +91,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": _cut(record.getMessage(), MAX_MESSAGE),
         }
-        body.update({k: _cut(v, MAX_FIELD) if isinstance(v, str) else v for k, v in _fields(record).items()})
+        body.update({k: _cut(v, MAX_FIELD) if isinstance(v, str) else v for k, v in record_fields(record).items()})
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

@@ -7,7 +7,16 @@ import sys
 
 import click
 
-from host.cli.common import EXIT_SERVER, Duration, agent_and_metadata, credentials_from, server_options
+from host.cli.common import (
+    EXIT_SERVER,
+    Duration,
+    agent_and_metadata,
+    credentials_from,
+    http_address,
+    read_token,
+    running_host_options,
+    server_options,
+)
 from host.cli.group import cli
 from host.errors import AgentHostError, ServerError
 
@@ -96,21 +105,30 @@ def call(agent: str, say: tuple[str, ...], wav: tuple[str, ...], payload: str, r
               help="How long the agent may take to join (and, with --audio, each answer to start).")
 @click.option("--config", "paths", multiple=True, type=click.Path(exists=True),
               help="Agent files or folders (default ./agents.d).")
+@click.option("--logs", is_flag=True,
+              help="Show the job's log lines inline, as the host serving it logs them (its /logs at --http: "
+                   "`agenthost dev`'s host by default).")
+@running_host_options
 @server_options
 def console(agent: str, payload: str, room: str | None, audio: bool, record: str, timeout: float,
-            paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None) -> None:
+            paths: tuple[str, ...], logs: bool, http: str, http_token: str | None, http_token_file: str | None,
+            url: str | None, api_key: str | None, api_secret: str | None) -> None:
     """Talk to AGENT from the terminal: a new room, the agent dispatched there by the server, and what you type
     sent as chat (or spoken, with --audio); what it says is printed as it streams. /quit or Ctrl-D ends.
 
     Exit 0 when you end the call, 1 when the agent never joined or left, 3 when the server is unreachable."""
     from pathlib import Path
 
-    from host.voice.console import ConsoleOptions, run_console
+    from host.voice.console import ConsoleOptions, JobLogSource, run_console
 
     definition, text = agent_and_metadata(agent, payload, paths)
     credentials = credentials_from(url, api_key, api_secret)
+    source = None
+    if logs:
+        host, port = http_address(http, "--http")
+        source = JobLogSource(f"http://{host}:{port}", read_token(http_token, http_token_file))
     code = run_console(credentials, definition.registered_name, text,
-                       ConsoleOptions(room=room, audio=audio, record=Path(record), timeout=timeout))
+                       ConsoleOptions(room=room, audio=audio, record=Path(record), timeout=timeout, logs=source))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # as `call`: leave without unloading the rtc library under its own threads

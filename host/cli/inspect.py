@@ -17,7 +17,8 @@ def status(http: str, http_token: str | None, http_token_file: str | None, as_js
     """Show a running host's agents and jobs (its /status) as tables."""
     import json
 
-    from host.ops.status import StatusError, fetch_status, render_status
+    from host.ops.status import render_status
+    from host.ops.status_fetch import StatusError, fetch_status
 
     host, port = http_address(http, "--http")
     address = f"http://{host}:{port}/status"
@@ -41,7 +42,7 @@ def status(http: str, http_token: str | None, http_token_file: str | None, as_js
 def top(http: str, http_token: str | None, http_token_file: str | None, interval: float) -> None:
     """A running host's jobs (CPU, memory, age) and agents, live. Keys: c/m/a sort by CPU, memory or age,
     f shows one agent at a time, q quits."""
-    from host.ops.status import StatusError, fetch_status
+    from host.ops.status_fetch import StatusError, fetch_status
     from host.ops.top import run_top
 
     host, port = http_address(http, "--http")

@@ -1,5 +1,5 @@
 """The host's small HTTP surface for operators: /healthz (and `/`, livekit-agents' health path), /readyz,
-/status, /metrics.
+/status, /metrics, and /logs (each call's recent log lines: `agenthost console --logs`).
 
 A deliberately small HTTP/1.1 server on the host's own event loop (so an answer from /healthz also shows
 that the loop is not stuck), built to stay up when the port is exposed to a cluster:
@@ -10,8 +10,8 @@ that the loop is not stuck), built to stay up when the port is exposed to a clus
   connection;
 - a malformed or slow request is logged once at debug level, never with a traceback; accept errors
   (EMFILE) are said at most once a minute;
-- with a token, /status and /metrics need `Authorization: Bearer <token>`; /healthz and /readyz stay open
-  for probes.
+- with a token, /status, /metrics and /logs need `Authorization: Bearer <token>`; /healthz and /readyz
+  stay open for probes.
 Nothing here changes host state.
 """
 
@@ -24,11 +24,13 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from host.errors import ListenError
+from host.ops.joblogs import JobLogs
 from host.ops.metrics import CONTENT_TYPE
 from host.ops.status import StatusDocument
 
@@ -91,8 +93,10 @@ def _json(status: int, doc: Any) -> Response:
 
 
 class HttpServer:
-    def __init__(self, target: Observable, address: tuple[str, int], options: HttpOptions = HttpOptions()) -> None:
+    def __init__(self, target: Observable, address: tuple[str, int], options: HttpOptions = HttpOptions(),
+                 logs: JobLogs | None = None) -> None:
         self.target = target
+        self.logs = logs  # each call's recent log lines, for /logs
         self.address = address
         self.options = options
         self.max_connections = options.max_connections or default_max_connections()
@@ -101,12 +105,13 @@ class HttpServer:
         self._waiting: dict[asyncio.StreamWriter, None] = {}  # connections whose request has not come, oldest first
         self._answering = 0
         self._last_accept_error = 0.0
-        self._routes: dict[str, tuple[bool, Callable[[], Response]]] = {
-            "/healthz": (False, lambda: _json(200, {"status": "ok"})),
-            "/": (False, lambda: _json(200, {"status": "ok"})),  # livekit-agents' health path: its probes keep working
-            "/readyz": (False, self._readyz),
-            "/status": (True, lambda: _json(200, self.target.status())),
-            "/metrics": (True, lambda: Response(200, self.target.metrics_text(), CONTENT_TYPE)),
+        self._routes: dict[str, tuple[bool, Callable[[Mapping[str, str]], Response]]] = {
+            "/healthz": (False, lambda _q: _json(200, {"status": "ok"})),
+            "/": (False, lambda _q: _json(200, {"status": "ok"})),  # livekit-agents' health path: its probes work
+            "/readyz": (False, lambda _q: self._readyz()),
+            "/status": (True, lambda _q: _json(200, self.target.status())),
+            "/metrics": (True, lambda _q: Response(200, self.target.metrics_text(), CONTENT_TYPE)),
+            "/logs": (True, self._logs),
         }
 
     async def start(self) -> None:
@@ -122,7 +127,7 @@ class HttpServer:
             raise ListenError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc} "
                               f"(choose another address with --http)") from exc
         self.port = int(self._server.sockets[0].getsockname()[1])
-        logger.info("HTTP on http://%s:%d (/healthz and / /readyz /status /metrics)", host, self.port)
+        logger.info("HTTP on http://%s:%d (/healthz and / /readyz /status /metrics /logs)", host, self.port)
         if not self.options.token and not host.startswith(LOOPBACK):
             logger.warning("HTTP listens on %s beyond loopback without a token: /status and /metrics are open "
                            "to anyone who can reach it (set --http-token or AGENTHOST_HTTP_TOKEN)", host)
@@ -196,7 +201,8 @@ class HttpServer:
             logger.debug("malformed HTTP request line %r", lines[0][:80])
             return _json(400, {"error": "malformed request"})
         method, target, _version = parts
-        route = self._routes.get(target.split("?", 1)[0])
+        path, _, query = target.partition("?")
+        route = self._routes.get(path)
         if route is None:
             return _json(404, {"error": "not found"})
         if method not in ("GET", "HEAD"):
@@ -204,7 +210,7 @@ class HttpServer:
         protected, handler = route
         if protected and self.options.token and not self._authorized(lines[1:]):
             return _json(401, {"error": "a bearer token is required (Authorization: Bearer <token>)"})
-        response = handler()
+        response = handler({k: v[-1] for k, v in urllib.parse.parse_qs(query).items()})
         return Response(response.status, b"", response.content_type) if method == "HEAD" else response
 
     def _authorized(self, headers: list[str]) -> bool:
@@ -215,6 +221,16 @@ class HttpServer:
             if name.strip().lower() == "authorization":
                 return hmac.compare_digest(value.strip().encode("latin-1"), expected)
         return False
+
+    def _logs(self, query: Mapping[str, str]) -> Response:
+        """The recent log lines of the jobs of `room` (or of `job`) after the sequence number `after`."""
+        if self.logs is None:
+            return _json(404, {"error": "this host keeps no job logs"})
+        try:
+            after = int(query.get("after", "0"))
+        except ValueError:
+            return _json(400, {"error": "after: not a whole number"})
+        return _json(200, self.logs.after(after, room=query.get("room"), job_id=query.get("job")))
 
     def _readyz(self) -> Response:
         reasons = self.target.not_ready()

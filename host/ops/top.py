@@ -26,7 +26,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from host.ops.status import JobInfo, StatusDocument, StatusError, cpu_time, lag_text, printable
+from host.ops.status import JobInfo, StatusDocument, cpu_time, lag_text, printable
+from host.ops.status_fetch import StatusError
 
 SORTS = {"c": "cpu", "m": "memory", "a": "age"}
 

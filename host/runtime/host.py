@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from host.aio import TaskSet
 from host.config.credentials import Credentials
 from host.config.loader import Catalog
+from host.ops.joblogs import JobLogs
 from host.ops.metrics import Metrics
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import CpuLoad
@@ -95,12 +96,15 @@ class Host:
         self._stopped = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
         self._background = TaskSet("host")
+        self.job_logs = JobLogs()  # each call's recent log lines, for /logs
 
     # -- start and stop ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve until drained by a signal (or `request_stop`)."""
         loop = asyncio.get_running_loop()
         http = await self._start_http()  # first: a taken port stops the host before it registers anything
+        if http is not None:
+            logging.getLogger("agenthost").addHandler(self.job_logs)
         for sig in SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._signals.put_nowait, sig.name)
@@ -131,6 +135,7 @@ class Host:
             await self._background.cancel_all()
             if http is not None:
                 await http.close()
+                logging.getLogger("agenthost").removeHandler(self.job_logs)
             self.confinement.close()
             await asyncio.to_thread(self.tracing.shutdown)  # the last spans, bounded; not on the loop
             if self.journal is not None:
@@ -183,7 +188,7 @@ class Host:
             return None
         from host.ops.httpserver import HttpOptions, HttpServer
 
-        http = HttpServer(self.view, self.options.http, HttpOptions(token=self.options.http_token))
+        http = HttpServer(self.view, self.options.http, HttpOptions(token=self.options.http_token), self.job_logs)
         await http.start()
         return http
 

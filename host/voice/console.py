@@ -35,6 +35,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits
 LISTENING_GRACE = 3.0  # how long an agent that joined may take to say it listens, if it says so at all
 TRANSCRIPT = "lk.transcription"
+LOGS_EVERY = 0.3  # seconds between two reads of the host's /logs
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class ConsoleOptions:
     audio: bool = False  # speak each line (local synthesiser) and save the agent's audio answers
     record: Path = Path("console-audio")  # where the answers' WAVs go with `audio`
     timeout: float = 20.0  # for the agent to join (and, with `audio`, each answer to start)
+    logs: JobLogSource | None = None  # a host whose /logs has the job's lines, shown inline
+
+
+@dataclass(frozen=True)
+class JobLogSource:
+    address: str  # http://HOST:PORT of the host serving the agent
+    token: str | None = None
 
 
 class Printer:
@@ -137,6 +145,8 @@ class Console:
             from host.voice.speech import Synthesizer
 
             synthesizer = Synthesizer()
+        logs = (asyncio.get_running_loop().create_task(self._show_logs(options.logs, room))
+                if options.logs is not None else None)  # from before the dispatch: its offer is shown too
         try:
             await caller.start(self.agent_name, room, self.metadata, audio=options.audio)
             await caller.wait_listening(LISTENING_GRACE)
@@ -148,6 +158,8 @@ class Console:
             await caller.hang_up()
             if options.room is None:
                 await delete_room(self.credentials, room)
+            if logs is not None:
+                logs.cancel()
 
     async def _talk(self, caller: Caller, synthesizer: object | None) -> int:
         turns = 0
@@ -173,6 +185,32 @@ class Console:
                 await caller.speak([Turn(line, pcm)], self.printer.on_turn, first=turns)
             else:
                 await caller.send_text(line)
+
+    async def _show_logs(self, source: JobLogSource, room: str) -> None:
+        """The log lines of this room's jobs, as the host serving them logs them, every LOGS_EVERY seconds; a
+        host that cannot be read is said once (and again once it can be after all)."""
+        from urllib.parse import quote
+
+        from host.ops.status import printable
+        from host.ops.status_fetch import StatusError, fetch_logs
+
+        after, failing = 0, False
+        while True:
+            url = f"{source.address}/logs?room={quote(room, safe='')}&after={after}"
+            try:
+                lines, after = await asyncio.to_thread(fetch_logs, url, source.token)
+            except StatusError as exc:
+                if not failing:
+                    self.printer.line(f"  (no job log lines: cannot read {source.address}/logs: {exc})")
+                failing = True
+            else:
+                if failing:
+                    self.printer.line(f"  (job log lines from {source.address} again)")
+                failing = False
+                for line in lines:
+                    self.printer.line(f"  [log] {printable(str(line.get('level', ''))).upper():<7} "
+                                      f"{printable(str(line.get('message', '')))}")
+            await asyncio.sleep(LOGS_EVERY)
 
     def _on_left(self, participant: rtc.RemoteParticipant) -> None:
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:

@@ -57,10 +57,14 @@ async def test_console_shows_what_an_api_host_agent_sends_and_when_it_leaves(liv
     agent_file(agents, "crasher", f"entrypoint: {TEST_AGENTS / 'crasher.py'}:entrypoint\n")
     host = start_host(livekit_server, agents)
     await host.wait_log(r"registered agent traced ")
+    base = await host.http_base()
     terminal = Terminal("console-host")
-    try:
-        terminal.start(console_command(livekit_server, "traced", "--config", str(agents)))
+    try:  # with the job's log lines inline: the host's own about it, and those its process wrote
+        terminal.start(console_command(livekit_server, "traced", "--config", str(agents), "--logs", "--http",
+                                       base.removeprefix("http://")))
         await terminal.wait_for(r"\[status\] agent-\S+ > hello")
+        await terminal.wait_for(r"\[log\] INFO\s+job running in process \d+")
+        await terminal.wait_for(r"\[log\] INFO\s+job started")
         terminal.keys("C-d")
         await terminal.wait_for(r"call ended\s+command exited 0")
     finally:

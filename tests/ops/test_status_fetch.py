@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from host.ops.status import StatusError, fetch_status, printable, render_status
+from host.ops.status import printable, render_status
+from host.ops.status_fetch import StatusError, fetch_status
 from host.testing.cli import agenthost
 
 ROOT = Path(__file__).resolve().parents[2]
