@@ -6,7 +6,7 @@ debugger to it, unless it has CAP_SYS_PTRACE. So templates and job processes, wh
 CAP_SYS_PTRACE (and the capabilities that would give it back: loading kernel modules, raw I/O, BPF) from
 their bounding set too: even when the host runs as root, one agent's job cannot read another's `env`.
 
-Each job process, where it may (root), also gets a mount namespace of its own with a private /dev/shm (a
+Each job process, where it may, also gets a mount namespace of its own with a private /dev/shm (a
 tmpfs that no other process sees and that is gone when the job is), in which the cgroup file systems,
 /proc/sys and /proc/sysrq-trigger are read-only and the folder of the host's fork server socket is an empty
 one (a job that connected to it could have processes started outside its cgroup: the fork server does not
@@ -23,9 +23,12 @@ they inherit from the template is locked (they cannot unmount it or make it writ
 The child that checks agent modules at start and at each reload (host.config.entrypoints) runs their
 import-time code with nothing a job would not have: `harden_check`.
 
-A process run as a user other than root has none of these capabilities: being non-dumpable is what keeps
-other agents out, and /dev/shm is then shared (files a job leaves there count against its memory limit, as
-tmpfs pages are charged to the cgroup that wrote them).
+A host run as a user other than root has none of these capabilities: its templates and jobs make the same
+namespaces in user namespaces of their own (the user mapped to itself), where the kernel allows them; where it
+does not (a container's seccomp, user namespaces turned off), being non-dumpable is what keeps other agents
+out, /dev/shm is shared (files a job leaves there count against its memory limit, as tmpfs pages are charged
+to the cgroup that wrote them) and the fork server's folder is not hidden: its socket, which is the host's
+user's only, then lets a job of that user ask it for a process outside the job's cgroup.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ logger = logging.getLogger("agenthost.job")
 # where the host's fork server listens (set by the host before it starts; inherited by every process it forks)
 FORKSERVER_DIR = "AGENTHOST_FORKSERVER_DIR"
 
-PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
 PR_CAPBSET_DROP = 24
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -136,25 +139,36 @@ def _to_make_read_only() -> tuple[list[str], list[str]]:
 
 
 def _own_user_namespace() -> bool:
-    """A user namespace and a mount namespace of this process's own, uid and gid 0 mapped to themselves: how a
-    process without CAP_SYS_ADMIN (one forked by a template) makes its namespace. It must have one thread."""
+    """A user namespace and a mount namespace of this process's own, its uid and gid mapped to themselves (root
+    in it is root outside, a user is that user): how a process without CAP_SYS_ADMIN (a host run as a user, or
+    a job forked by a template) makes its namespace. It must have one thread."""
+    uid, gid = os.geteuid(), os.getegid()
     if _c.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
         return False
+    # a user's non-dumpable process may not write its own maps (its /proc files are root's): dumpable for
+    # these three writes, before any agent code has run in it
+    was_dumpable = uid == 0 or _c.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1
+    if not was_dumpable:
+        _c.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     try:
-        for name, text in (("setgroups", "deny"), ("uid_map", "0 0 1"), ("gid_map", "0 0 1")):
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
             with open(f"/proc/self/{name}", "w") as fh:
                 fh.write(text)
     except OSError as exc:  # the process would go on as nobody: it must not run at all
         raise RuntimeError(f"a user namespace was made, but its uid and gid maps could not be written: {exc}") \
             from exc
+    finally:
+        if not was_dumpable:
+            _c.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     return True
 
 
 def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:
     """A mount namespace of this process's own: a private /dev/shm of at most `shm_bytes` (0: the tmpfs
     default), the fork server's folder hidden, and the cgroup file systems and kernel settings read-only.
-    False when this process may not make one (not root, or user namespaces are not allowed), logged at
-    `said` (a template says it; each of its jobs would say it again)."""
+    Made with CAP_SYS_ADMIN (root), else in a user namespace of its own; False when neither is allowed (user
+    namespaces off, or a container's seccomp), logged at `said` (a template says it; each of its jobs would say
+    it again)."""
     if _c is None:
         return False
     if _c.unshare(CLONE_NEWNS) != 0 and not _own_user_namespace():
@@ -186,9 +200,6 @@ def harden_template() -> None:
     """Before a template imports agent code: its namespace made while it may (root), then what it gives up; and
     whether the job processes it forks can make theirs, said once here rather than by each of them."""
     not_dumpable()
-    if os.geteuid() != 0:
-        drop_capabilities(TEMPLATE_DROPS)
-        return
     private_namespace(0, said=logging.WARNING)
     drop_capabilities(TEMPLATE_DROPS)
     if not _user_namespaces_work():
@@ -215,8 +226,7 @@ def harden_check() -> None:
 
 
 def harden_job(shm_bytes: int) -> None:
-    """Before a job process runs agent code (its `setup`, its job): its namespace made while it may (root),
-    then what the checking child gives up."""
-    if os.geteuid() == 0:
-        private_namespace(shm_bytes)
+    """Before a job process runs agent code (its `setup`, its job): its namespace made where it may, then what
+    the checking child gives up."""
+    private_namespace(shm_bytes)
     harden_check()

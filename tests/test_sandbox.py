@@ -104,3 +104,51 @@ def test_a_template_cannot_undo_its_namespace_and_the_jobs_it_forks_still_make_t
     assert "the-templates" not in seen["job"]["shm"], seen  # its own /dev/shm, not the template's
     assert "no mount namespace" not in out.stderr and "not allowed" not in out.stderr, out.stderr
     assert os.listdir(tmp_path) == ["listener-1"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not user_namespaces(), reason="run as root, to become a user; and user "
+                    "namespaces allowed")
+def test_a_host_run_as_a_user_gives_its_templates_and_jobs_namespaces_of_their_own():
+    """As a user (nobody), a template and the job it forks each make their namespace in a user namespace: the
+    fork server's folder hidden (its socket would let a job of that user start processes outside its cgroup),
+    /dev/shm their own, the cgroup file systems read-only, and they stay that user."""
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    from host.sandbox import FORKSERVER_DIR
+
+    folder = tempfile.mkdtemp(prefix="agenthost-test-fs-")
+    os.chmod(folder, 0o755)  # the user could list it
+    with open(os.path.join(folder, "listener-1"), "w") as fh:
+        fh.write("the fork server's socket would be here")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the user's process: Python is already loaded (its files may be root's only)
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.environ.update({FORKSERVER_DIR: folder, "PROBE_DIR": folder})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(TEMPLATE_AND_JOB, {"__name__": "probe"})
+            os.write(write_end, json.dumps({**json.loads(out.getvalue()), "uid": os.geteuid()}).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        body = fh.read()
+    os.waitpid(pid, 0)
+    try:
+        assert body, "the user's template probe said nothing (see the test's stderr)"
+        seen = json.loads(body)
+        assert seen["uid"] == 65534
+        for side in ("template", "job"):
+            assert seen[side]["sees"] == [], seen
+            assert seen[side]["writable_cgroups"] == [] and seen[side]["writable_settings"] == [], seen
+        assert "the-templates" not in seen["job"]["shm"], seen  # its own /dev/shm, not the template's
+        assert os.listdir(folder) == ["listener-1"]
+    finally:
+        shutil.rmtree(folder)
