@@ -97,7 +97,7 @@ class JobEnding:
         in_room = vitals is not None and vitals.participants > 0
         agent = self._agents().get(facts.agent)
         if not failed or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2 \
-                or self._draining():
+                or self._draining() or facts.attempt >= facts.definition.recovery.max_attempts:
             return False
         self._redispatch.retry(facts)
         return True

@@ -15,6 +15,7 @@ logged once and the host serves on without it: `error` says why (and /readyz wit
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -23,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 logger = logging.getLogger("agenthost.host")
 
@@ -41,6 +42,7 @@ RETRIES = """CREATE TABLE IF NOT EXISTS retries (
     agent TEXT NOT NULL, room TEXT NOT NULL, version TEXT NOT NULL, attempt INTEGER NOT NULL, until REAL NOT NULL,
     PRIMARY KEY (agent, room)
 )"""
+RETRY_LOCK_WAIT = 0.4  # seconds a retry's read or write waits for another host's lock on the file
 FIELDS = ("job_id", "agent", "room", "dispatch_id", "metadata", "identity", "server", "host_pid", "host_start",
           "started_at", "attempt", "recovery_of")
 
@@ -205,26 +207,37 @@ class Journal:
             self._fail(f"cannot read {self.path}: {exc}")
         return sorted(taken, key=lambda e: e.started_at)
 
+    # A retry is read on an offer and written before a dispatch, by any host of the state directory: off the
+    # loop, each on a connection of its own that waits for another host's lock at most RETRY_LOCK_WAIT (an
+    # error is the caller's to judge: the journal's own rows go on).
     async def note_retry(self, retry: Retry) -> None:
         """Told to every host sharing this state directory, before the call is dispatched again."""
-        self._write("INSERT OR REPLACE INTO retries (agent, room, version, attempt, until) VALUES (?, ?, ?, ?, ?)",
-                    (retry.agent, retry.room, retry.version, retry.attempt, retry.until))
+        await asyncio.to_thread(self._on_retries, "INSERT OR REPLACE INTO retries (agent, room, version, attempt, "
+                                "until) VALUES (?, ?, ?, ?, ?)",
+                                (retry.agent, retry.room, retry.version, retry.attempt, retry.until))
 
     async def retry_of(self, agent: str, room: str) -> Retry | None:
         """The retry of this call, while it is on its way (by any host sharing this state directory)."""
-        if self._db is None:
-            return None
-        try:
-            row = self._db.execute("SELECT version, attempt, until FROM retries WHERE agent = ? AND room = ? AND "
-                                   "until > ?", (agent, room, time.time())).fetchone()
-        except sqlite3.Error as exc:
-            self._fail(f"cannot read {self.path}: {exc}")
-            return None
+        row = await asyncio.to_thread(self._on_retries, "SELECT version, attempt, until FROM retries WHERE agent = ? "
+                                      "AND room = ? AND until > ?", (agent, room, time.time()))
         return Retry(agent, room, row[0], int(row[1]), float(row[2])) if row is not None else None
 
     def forget_retry(self, agent: str, room: str) -> None:
-        """The retry's offer was taken; stale ones go with it."""
-        self._write("DELETE FROM retries WHERE (agent = ? AND room = ?) OR until <= ?", (agent, room, time.time()))
+        """The retry's offer was taken; stale ones go with it (in the background: nothing waits for it)."""
+        def forget() -> None:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self._on_retries("DELETE FROM retries WHERE (agent = ? AND room = ?) OR until <= ?",
+                                 (agent, room, time.time()))
+        asyncio.get_running_loop().run_in_executor(None, forget)
+
+    def _on_retries(self, sql: str, params: Sequence[object]) -> Any:
+        if self._db is None:
+            raise sqlite3.OperationalError(f"the journal {self.path} is unusable: {self.error}")
+        db = sqlite3.connect(self.path, timeout=RETRY_LOCK_WAIT, isolation_level=None)
+        try:
+            return db.execute(sql, params).fetchone()
+        finally:
+            db.close()
 
     def close(self) -> None:
         if self._db is not None:

@@ -50,15 +50,17 @@ class Redispatch:
         """The retry an offer of this call is, while it is on its way: one this host dispatched, or, for an agent
         with several versions, one another host sharing the journal did (bounded by JOURNAL_BOUND: a journal
         that does not answer leaves the offer as it is)."""
+        if versions < 2:
+            return None  # one version: nothing to avoid
         local = self._retries.get((agent, room))
-        if local is not None or versions < 2 or self._journal is None:
+        if self._journal is None or self._journal.error is not None:
             return local
-        try:
+        try:  # the journal's word wins: another host may have taken this host's retry already
             return await asyncio.wait_for(self._journal.retry_of(agent, room), JOURNAL_BOUND)
         except Exception as exc:
             logger.debug("the journal did not say whether this call is a retry: %s", exc,
                          extra={"agent": agent, "room": room})
-            return None
+            return local
 
     def accepted(self, agent: str, room: str, retry: Retry | None) -> tuple[Entry | None, int]:
         """An offer of this call (the retry `retry`, if it is one) was accepted: the call it recovers, if it is a

@@ -52,6 +52,7 @@ class SharedJournal:
         self._redis: Any = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._writes: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
         self._mine: dict[str, Entry] = {}
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     # -- what the job table writes (never waits) ----------------------------------------------------
     def add(self, entry: Entry) -> None:
@@ -91,7 +92,14 @@ class SharedJournal:
             return None
 
     def forget_retry(self, agent: str, room: str) -> None:
-        self._writes.put_nowait(("delete", (self._retry_key(agent, room),)))
+        """At once, not behind the queued writes: a late delete could remove a later retry of the same call."""
+        task = asyncio.ensure_future(self._forget(self._retry_key(agent, room)))
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, key: str) -> None:
+        with contextlib.suppress(Exception):  # the retry's own time ends it anyway
+            await asyncio.wait_for(self._redis.delete(key), 2.0)
 
     def _retry_key(self, agent: str, room: str) -> str:
         return self._key("retry", json.dumps([agent, room]))  # names may hold any character: one key per pair

@@ -124,6 +124,7 @@ async def test_a_call_retried_on_another_host_avoids_the_version_that_failed(liv
         clients.append(client)
     rooms = Counter(m.group(1) for host in hosts
                     for m in re.finditer(r"job failed: .*room=(\S+) .*version=canary", host.log()))
-    assert rooms == Counter({c.room_name: 1 for c in clients}), rooms  # once each, wherever the retry went
+    # at most once each, wherever the retry went (a room's choice by weight is the stable one at 1 in 1001)
+    assert rooms and set(rooms) <= {c.room_name for c in clients} and max(rooms.values()) == 1, rooms
     for c in clients:
         await c.disconnect()

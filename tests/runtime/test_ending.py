@@ -60,3 +60,29 @@ def test_a_version_failing_too_often_is_taken_out_and_said_once(tmp_path, caplog
     assert caplog.text.count("version v1 of agent a taken out of rotation") == 1
     assert 'agenthost_version_jobs_total{agent="a",outcome="failed",version="v1"} 3.0' in metrics.render().decode()
     assert signal_name(9) == "SIGKILL" and signal_name(999) == "999"
+
+
+def test_a_call_whose_job_failed_before_joining_is_retried_once_within_max_attempts(tmp_path):
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from host.runtime.accepted import Job
+
+    retried: list[str] = []
+    redispatch = Redispatch(Credentials("ws://127.0.0.1:9", "k", "s" * 32), Metrics(), NoAgents, lambda: False)
+    redispatch.retry = lambda f: retried.append(f.id)  # type: ignore[method-assign]
+    two = SimpleNamespace(get=lambda name: SimpleNamespace(versions=("v1", "v2")))
+    end = JobEnding(Metrics(), Health(), redispatch, lambda: two, lambda: False)  # type: ignore[arg-type,return-value]
+    failed = Outcome("job_error", "entrypoint raised RuntimeError: the canary's bug")
+    alone = SimpleNamespace(reports=SimpleNamespace(vitals=None))  # it never said anyone was in its room
+    joined = SimpleNamespace(reports=SimpleNamespace(vitals=SimpleNamespace(participants=1)))
+    first = facts(tmp_path, Worker(False))
+    assert end._judge_version(Job(first), alone, failed) is True  # type: ignore[arg-type]
+    assert retried == ["AJ_1"]
+    assert end._judge_version(Job(first), joined, failed) is False  # type: ignore[arg-type]  # its caller met it
+    assert end._judge_version(Job(first), alone, SUCCESS) is False  # type: ignore[arg-type]
+    # a retry that fails again is not retried again, on any host (it avoided a version already)
+    assert end._judge_version(Job(replace(first, avoided="v0")), alone, failed) is False  # type: ignore[arg-type]
+    # nor a call given its agent recovery.max_attempts (3) times already
+    assert end._judge_version(Job(replace(first, attempt=3)), alone, failed) is False  # type: ignore[arg-type]
+    assert retried == ["AJ_1"]

@@ -35,6 +35,7 @@ async def test_a_recovery_is_known_to_the_next_offer_of_its_call_only():
 
 
 def versioned_failure(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     """A job of version v1 that failed before it joined, on its call's second attempt."""
     from dataclasses import replace
 
@@ -81,7 +82,12 @@ async def test_a_retry_is_known_to_another_host_sharing_the_journal_until_its_of
     assert await there.retry_of("a", "room-1", versions=1) is None  # one version: nothing to avoid, not looked up
     assert await there.retry_of("a", "room-2", versions=2) is None  # another call
     assert there.accepted("a", "room-1", retry) == (None, 2)
-    assert await there.retry_of("a", "room-1", versions=2) is None  # its offer was taken: forgotten by every host
+    for _ in range(200):  # its offer was taken: forgotten by every host, this one's own memory too
+        if await here.retry_of("a", "room-1", versions=2) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert await here.retry_of("a", "room-1", versions=2) is None
+    assert await there.retry_of("a", "room-1", versions=2) is None
 
 
 async def test_a_crashed_call_is_taken_up_only_when_the_agent_says_so_and_the_host_is_not_draining(tmp_path, caplog):
@@ -96,3 +102,59 @@ async def test_a_crashed_call_is_taken_up_only_when_the_agent_says_so_and_the_ho
         draining = False
         redispatch.crashed(facts(tmp_path, "{on_crash: redispatch, crash_backoff: 2s}"))
     assert "job process died: its call is dispatched again in 2s (recovery.on_crash)" in caplog.text
+
+
+class Ledger:
+    """A journal that says what happened, in order; `broken` fails every retry read and write."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken, self.said, self.error = broken, [], None
+
+    async def note_retry(self, retry) -> None:
+        if self.broken:
+            raise OSError("disk full")
+        self.said.append(("noted", retry.version))
+
+    async def retry_of(self, agent, room):
+        if self.broken:
+            raise OSError("disk full")
+        return None
+
+    def forget_retry(self, agent, room) -> None:
+        self.said.append(("forgot", room))
+
+
+async def test_a_retry_is_in_the_journal_before_its_dispatch_and_a_broken_journal_leaves_this_hosts_memory(
+        tmp_path, monkeypatch, caplog):
+    import asyncio
+
+    import host.runtime.redispatch as module
+
+    ledger = Ledger()
+
+    async def dispatch(*_args):
+        ledger.said.append(("dispatched", None))
+        return "AD_2"
+
+    monkeypatch.setattr(module, "create_dispatch", dispatch)
+    redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False, ledger)  # type: ignore[arg-type]
+    redispatch.retry(versioned_failure(tmp_path))
+    for _ in range(200):
+        if ("dispatched", None) in ledger.said:
+            break
+        await asyncio.sleep(0.01)
+    assert ledger.said == [("noted", "v1"), ("dispatched", None)]  # any host may take its offer at once
+    assert await redispatch.retry_of("a", "room-1", versions=2) is None  # the journal's word: taken elsewhere
+
+    broken = Ledger(broken=True)
+    redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False, broken)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, "agenthost.host"):
+        redispatch.retry(versioned_failure(tmp_path / "again"))
+        for _ in range(200):
+            if ("dispatched", None) in ledger.said[2:]:
+                break
+            await asyncio.sleep(0.01)
+    assert ledger.said[2:] == [("dispatched", None)]  # dispatched all the same
+    assert "the journal could not be told of the retry (disk full)" in caplog.text
+    retry = await redispatch.retry_of("a", "room-1", versions=2)  # what this host knows, then
+    assert retry is not None and retry.version == "v1"
