@@ -28,6 +28,7 @@ class JobMemory:
     agent: str
     job_id: str
     bytes: int
+    version: str = ""  # its agent's version, when the agent has versions
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class JobCpu:
     agent: str
     job_id: str
     cpus: float
+    version: str = ""  # its agent's version, when the agent has versions
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class JobLag:
     agent: str
     job_id: str
     seconds: float
+    version: str = ""  # its agent's version, when the agent has versions
 
 
 @dataclass(frozen=True)
@@ -99,20 +102,20 @@ class _StateCollector(Collector):
         g = GaugeMetricFamily("agenthost_job_memory_bytes", "Memory of each running job: what its cgroup is "
                               "charged, or its processes' own pages (USS) without one; the figure "
                               "limits.memory_warn_mb and the sampled memory limit are held to.",
-                              labels=["agent", "job_id"])
+                              labels=["agent", "job_id", "version"])
         for m in gauges.memory:
-            g.add_metric([m.agent, m.job_id], m.bytes)
+            g.add_metric([m.agent, m.job_id, m.version], m.bytes)
         yield g
         g = GaugeMetricFamily("agenthost_job_cpu", "CPUs each running job's processes used over the last few "
-                              "seconds (0.5: half of one).", labels=["agent", "job_id"])
+                              "seconds (0.5: half of one).", labels=["agent", "job_id", "version"])
         for c in gauges.job_cpu:
-            g.add_metric([c.agent, c.job_id], c.cpus)
+            g.add_metric([c.agent, c.job_id, c.version], c.cpus)
         yield g
         g = GaugeMetricFamily("agenthost_job_loop_lag_seconds", "Each running job's event-loop lag: how late its "
                               "timers fire, the worst of its last second, as the job measures it (a call hears "
-                              "it above about 0.1).", labels=["agent", "job_id"])
+                              "it above about 0.1).", labels=["agent", "job_id", "version"])
         for lag in gauges.job_lag:
-            g.add_metric([lag.agent, lag.job_id], lag.seconds)
+            g.add_metric([lag.agent, lag.job_id, lag.version], lag.seconds)
         yield g
         weight = GaugeMetricFamily("agenthost_version_weight", "Each version's weight (its share of new jobs), "
                                    "as its file says.", labels=["agent", "version"])

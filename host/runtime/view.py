@@ -100,7 +100,7 @@ class HostView:
     def gauges(self) -> Gauges:
         running = {name: 0 for name in self.agents.names()} | dict(self.jobs.counts())
         agents = list(self.agents)
-        memory = [JobMemory(j.agent, j.id, self.monitor.memory[j.id]) for j in self.jobs
+        memory = [JobMemory(j.agent, j.id, self.monitor.memory[j.id], j.facts.version or "") for j in self.jobs
                   if j.id in self.monitor.memory]
         return Gauges(running=running, idle={a.name: a.pool.idle_count for a in agents},
                       registered={a.name: a.worker.registered for a in agents}, memory=memory,
@@ -108,12 +108,13 @@ class HostView:
                       ready=not self.not_ready(),
                       journal_ok=None if self.journal is None else self.journal.error is None,
                       memory_limit={a.name: a.definition.limits.memory_limit_mb * MB for a in agents},
-                      job_cpu=[JobCpu(j.agent, j.id, cpus) for j in self.jobs
+                      job_cpu=[JobCpu(j.agent, j.id, cpus, j.facts.version or "") for j in self.jobs
                                if (cpus := self.monitor.cpu.jobs.by_job.get(j.id)) is not None],
                       versions=[VersionGauge(a.name, v.definition.version, v.definition.weight,
                                              self.jobs.health.is_out(v.definition))
                                 for a in agents for v in a.versions if v.definition.version is not None],
-                      job_lag=[JobLag(j.agent, j.id, vitals.loop_lag_ms / 1000) for j in self.jobs
+                      job_lag=[JobLag(j.agent, j.id, vitals.loop_lag_ms / 1000, j.facts.version or "")
+                               for j in self.jobs
                                if j.process is not None and (vitals := j.process.reports.vitals) is not None],
                       cpu_seconds={name: 0.0 for name in self.agents.names()}
                       | dict(self.monitor.cpu.jobs.seconds_by_agent))

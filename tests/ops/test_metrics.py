@@ -30,6 +30,6 @@ def test_the_hosts_state_is_read_at_each_scrape():
     metrics.recovery_latency.labels("a", "crash").observe(1.4)
     text = metrics.render().decode()
     assert 'agenthost_jobs_running{agent="a"} 2.0' in text
-    assert 'agenthost_job_loop_lag_seconds{agent="a",job_id="AJ_1"} 0.2' in text
+    assert 'agenthost_job_loop_lag_seconds{agent="a",job_id="AJ_1",version=""} 0.2' in text
     assert 'agenthost_jobs_recovered_total{agent="a",outcome="dispatched",reason="crash"} 1.0' in text
     assert 'agenthost_recovery_seconds_bucket{agent="a",le="2.0",reason="crash"} 1.0' in text

@@ -4,6 +4,7 @@ and /metrics would."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from livekit.protocol import agent as agent_pb
 
@@ -44,6 +45,41 @@ async def test_status_readiness_and_gauges_of_a_host(tmp_path):
         assert dict(gauges.running) == {"a": 1} and dict(gauges.registered) == {"a": False}
         metrics = host.view.metrics_text().decode()
         assert 'agenthost_jobs_running{agent="a"} 1.0' in metrics
+    finally:
+        host.request_stop()
+        await asyncio.wait_for(run, 10)
+
+
+async def test_each_version_is_shown_with_its_weight_jobs_and_failures(tmp_path):
+    (tmp_path / "mod.py").write_text("async def entrypoint(ctx):\n    pass\n")
+    (tmp_path / "bot.yaml").write_text(
+        "name: bot\nversion: v1\nweight: 0\nentrypoint: mod.py:entrypoint\nprocesses: {idle: 0}\n---\n"
+        "name: bot\nversion: v2\nweight: 5\nentrypoint: mod.py:entrypoint\nprocesses: {idle: 0}\n")
+    host = Host(load([str(tmp_path)], check_imports=False).require_ok(),
+                Credentials("ws://127.0.0.1:9", "k", "s" * 32), HostOptions(drain_timeout=0.5))
+    run = asyncio.create_task(host.run())
+    try:
+        for _ in range(100):
+            if host.agents.get("bot") is not None:
+                break
+            await asyncio.sleep(0.05)
+        worker = host.agents.get("bot").worker
+        await host.jobs.on_offer(worker, agent_pb.AvailabilityRequest(
+            job=agent_pb.Job(id="AJ_1", room={"name": "lobby"})))  # weight 0 for v1: v2 takes it
+        host.jobs._endings.note_version(host.jobs.get("AJ_1").facts, failed=True)
+        doc = host.view.status()
+        [agent] = doc["agents"]
+        assert [(v["version"], v["weight"], v["running_jobs"], v["failures"], v["taken_out"])
+                for v in agent["versions"]] == [("v1", 0, 0, 0, False), ("v2", 5, 1, 1, False)]
+        assert [j["version"] for j in doc["jobs"]] == ["v2"]
+        text = render_status(doc)
+        assert re.search(r"^bot\s+v1\s+0\s+no\s+0\s+0\s+0$", text, re.M), text  # the versions table
+        assert re.search(r"^bot\s+v2\s+5\s+no\s+1\s+1\s+0$", text, re.M), text
+        assert re.search(r"^AJ_1\s+bot@v2\s+lobby", text, re.M), text
+        metrics = host.view.metrics_text().decode()
+        assert 'agenthost_version_weight{agent="bot",version="v2"} 5.0' in metrics
+        assert 'agenthost_version_taken_out{agent="bot",version="v1"} 0.0' in metrics
+        assert 'agenthost_version_jobs_total{agent="bot",outcome="failed",version="v2"} 1.0' in metrics
     finally:
         host.request_stop()
         await asyncio.wait_for(run, 10)
