@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from host.testing.harness import ROOT, Client, dispatch, job_in_new_room, new_room
+from host.testing.scrape import get
 
 HOSTILE = ROOT / "tests" / "agents" / "hostile.py"
 
@@ -162,13 +163,17 @@ async def test_a_job_holds_no_descriptor_of_the_fork_server_or_resource_tracker(
     host = start_host(livekit_server, tmp_path)
     await host.wait_log(r"registered agent probe")
     client = await job_in_new_room(livekit_server, "probe", "fds")
-    held = set(json.loads(client.texts["fds"][0]))
-    assert held, "the probe saw its own pipe to the host at least"
+    said = json.loads(client.texts["fds"][0])
+    held, at_import = set(said["now"]), set(said["at_import"])
+    assert held and at_import, "the probe saw its own pipes to the host at least"
     helpers = [p for p in psutil.Process(host.proc.pid).children()
                if any(m in " ".join(p.cmdline()) for m in ("multiprocessing.forkserver", "resource_tracker"))]
     assert len(helpers) == 2, [p.cmdline() for p in helpers]
-    for helper in helpers:
+    status = json.loads((await get(await host.http_base() + "/status"))[1])
+    assert said["imported_by"] == status["agents"][0]["template_pid"], "imported in the agent's template"
+    for helper in helpers:  # neither the job nor its template while it imported the agent's module
         assert not held & _pipes_of(helper.pid), (helper.cmdline(), held & _pipes_of(helper.pid))
+        assert not at_import & _pipes_of(helper.pid), (helper.cmdline(), at_import & _pipes_of(helper.pid))
     await client.disconnect()
 
 
