@@ -69,8 +69,8 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     # terminal, systemd's default) reaches the host, which drains; the job processes do nothing with it. A
     # handler, not SIG_IGN: a program the job runs (ffmpeg, a recorder) starts with the default again, and
     # can be stopped gracefully
-    signal.signal(signal.SIGINT, _not_ours)
-    signal.signal(signal.SIGTERM, _not_ours)
+    signal.signal(signal.SIGINT, not_ours)
+    signal.signal(signal.SIGTERM, not_ours)
     become_subreaper()  # what a job starts stays below this process, to be ended with it
     fields: dict[str, Any] = {"agent": definition.name, "pid": os.getpid()}
     job_filter = logs.JobFields(fields)
@@ -174,5 +174,5 @@ def _job_id(start: StartJob) -> str:
     return job.id
 
 
-def _not_ours(_signum: int, _frame: object) -> None:
+def not_ours(_signum: int, _frame: object) -> None:
     """A stop signal meant for the host (see `main`)."""

@@ -84,8 +84,10 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     logs.setup("json", log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
                                                       "template": True}))
     harden_template()  # what it says is logged as the template's
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the host decides when its processes stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # only the host decides when its processes stop; a handler, not SIG_IGN, so that a program the agent's code
+    # starts at import can be stopped gracefully (see host.job.main.main)
+    signal.signal(signal.SIGINT, job_main.not_ours)
+    signal.signal(signal.SIGTERM, job_main.not_ours)
     tracing_env = otel_env(os.environ)  # the host's OTEL_* settings, before the agent's env may change them
     apply_environment(definition)
     sockets_before = open_sockets()

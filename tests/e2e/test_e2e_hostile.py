@@ -170,7 +170,11 @@ async def test_a_job_holds_no_descriptor_of_the_fork_server_or_resource_tracker(
                if any(m in " ".join(p.cmdline()) for m in ("multiprocessing.forkserver", "resource_tracker"))]
     assert len(helpers) == 2, [p.cmdline() for p in helpers]
     status = json.loads((await get(await host.http_base() + "/status"))[1])
-    assert said["imported_by"] == status["agents"][0]["template_pid"], "imported in the agent's template"
+    template = status["agents"][0]["template_pid"]
+    assert said["imported_by"] == template, "imported in the agent's template"
+    with open(f"/proc/{template}/status") as fh:  # what a program its agent code starts inherits ignored
+        ignored = int(next(line for line in fh if line.startswith("SigIgn:")).split()[1], 16)
+    assert not ignored & (1 << (15 - 1) | 1 << (2 - 1)), "SIGTERM and SIGINT are not ignored: they are handled"
     for helper in helpers:  # neither the job nor its template while it imported the agent's module
         assert not held & _pipes_of(helper.pid), (helper.cmdline(), held & _pipes_of(helper.pid))
         assert not at_import & _pipes_of(helper.pid), (helper.cmdline(), at_import & _pipes_of(helper.pid))
