@@ -12,6 +12,7 @@ deleted: the job ends by its policy); Ctrl-C once says how to quit, twice quits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -36,6 +37,7 @@ SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits
 LISTENING_GRACE = 3.0  # how long an agent that joined may take to say it listens, if it says so at all
 TRANSCRIPT = "lk.transcription"
 LOGS_EVERY = 0.3  # seconds between two reads of the host's /logs
+END_LINE_WAIT = 3.0  # with --logs, how long the console waits for the host's line about a job that ended
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ class Console:
         self.printer = Printer(out, self.identity)
         self.lines: asyncio.Queue[str | None] = lines if lines is not None else asyncio.Queue()
         self.agent_gone = asyncio.Event()
+        self.job_end: str | None = None  # the host's line about its job's end, with --logs
+        self._job_end_seen = asyncio.Event()
         self._interrupted_at = 0.0
 
     async def run(self) -> int:
@@ -169,8 +173,11 @@ class Console:
             await asyncio.wait({line_task, gone}, return_when=asyncio.FIRST_COMPLETED)
             if gone.done() and not line_task.done():
                 line_task.cancel()
-                self.printer.line(f"agent {self.agent_name!r} left the room: its job ended (its host's log says "
-                                  "why)")
+                if self.options.logs is not None:  # its host's word on why, which comes right after
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._job_end_seen.wait(), END_LINE_WAIT)
+                why = self.job_end or "its host's log says why"
+                self.printer.line(f"agent {self.agent_name!r} left the room: its job ended ({why})")
                 return EXIT_FAILED
             gone.cancel()
             line = line_task.result()
@@ -208,8 +215,11 @@ class Console:
                     self.printer.line(f"  (job log lines from {source.address} again)")
                 failing = False
                 for line in lines:
-                    self.printer.line(f"  [log] {printable(str(line.get('level', ''))).upper():<7} "
-                                      f"{printable(str(line.get('message', '')))}")
+                    message = printable(str(line.get("message", "")))
+                    self.printer.line(f"  [log] {printable(str(line.get('level', ''))).upper():<7} {message}")
+                    if message.startswith(("job ended", "job failed")):
+                        self.job_end = message
+                        self._job_end_seen.set()
             await asyncio.sleep(LOGS_EVERY)
 
     def _on_left(self, participant: rtc.RemoteParticipant) -> None:

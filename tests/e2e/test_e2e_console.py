@@ -77,6 +77,14 @@ async def test_console_shows_what_an_api_host_agent_sends_and_when_it_leaves(liv
                                 r"command exited 1", timeout=90)
     finally:
         terminal.close()
+    terminal = Terminal("console-crash-logs")
+    try:  # with its log lines, the console says why: the host's line about the job's end
+        terminal.start(console_command(livekit_server, "crasher", "--config", str(agents), "--logs", "--http",
+                                       base.removeprefix("http://")))
+        await terminal.wait_for(r"agent 'crasher' left the room: its job ended \(job failed: [^)]*\)\s+"
+                                r"command exited 1", timeout=90)
+    finally:
+        terminal.close()
 
 
 async def test_console_refuses_bad_metadata_and_unknown_agents_and_says_when_no_host_serves(livekit_server,
