@@ -226,3 +226,23 @@ def test_livekit_agents_code_is_recognised_under_api_host_however_it_is_written(
            "JobContext: add `api: livekit-agents`" in r.stdout
     assert "raised SystemExit" in r.stdout and "if it is livekit-agents code, add `api: livekit-agents` to the " \
            "agent file (agenthost then imports it without running cli.run_app)" in r.stdout
+
+
+def test_validate_explains_a_bad_set_of_versions_with_file_line_and_column(tmp_path):
+    (tmp_path / "bot-v1.yaml").write_text("name: bot\nversion: v1\nweight: 0\nentrypoint: m:f\n")
+    (tmp_path / "bot-v2.yaml").write_text("name: bot\nversion: v2\nweight: 0\nentrypoint: m:f\n"
+                                          "dispatch: automatic\njob_type: publisher\n")
+    r = agenthost("validate", "--no-imports", str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    v1, v2 = str(tmp_path / "bot-v1.yaml"), str(tmp_path / "bot-v2.yaml")
+    assert any(line.startswith(f"{v2}:5:11: $.dispatch: version 'v2' of agent 'bot' says dispatch: automatic, "
+                               f"version 'v1' ({v1}:1) says explicit") for line in lines), lines
+    assert any(line.startswith(f"{v2}:6:11: $.job_type: version 'v2' of agent 'bot' says job_type: publisher")
+               for line in lines), lines
+    assert any(line.startswith(f"{v1}:3:9: $.weight: every version of agent 'bot' has weight 0") for line in lines), \
+        lines
+    (tmp_path / "bot-v2.yaml").write_text("name: bot\nversion: v1\nweight: 1\nentrypoint: m:f\n")  # v1 twice
+    r = agenthost("validate", "--no-imports", str(tmp_path))
+    assert r.returncode == 1 and (
+        f"{v2}:1:7: $.name: version 'v1' of agent 'bot' is already defined at {v1}:1\n" in r.stdout), r.stdout
