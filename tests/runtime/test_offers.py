@@ -34,3 +34,30 @@ def test_an_offer_not_taken_is_counted_by_reason_and_said(caplog):
     assert 'agenthost_jobs_declined_total{agent="a",reason="max_jobs"} 1.0' in text
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("ERROR", "refused job: $.user: required"), ("INFO", "declined job offer: at max_jobs (2)")]
+
+
+def test_an_offers_version_follows_its_metadata_field_with_route_by_and_avoids_a_failed_one(tmp_path):
+    import json
+
+    from host.config.loader import load
+    from host.runtime.agents import Agent, Version
+    from host.runtime.offers import version_for
+    from host.runtime.versions import Health
+
+    class Pool:
+        last_error, idle_count = None, 1
+
+    (tmp_path / "bot.yaml").write_text(
+        "name: bot\nversion: v1\nweight: 1\nroute_by: tenant\nentrypoint: m:f\n---\n"
+        "name: bot\nversion: v2\nweight: 1\nroute_by: tenant\nentrypoint: m:f\n")
+    agent = Agent(tuple(Version(d, None, Pool()) for d in load([str(tmp_path)], check_imports=False)  # type: ignore[arg-type]
+                        .require_ok().agents), None)  # type: ignore[arg-type]
+    health = Health()
+    def chosen(room: str, tenant: str, avoid: str | None = None) -> str | None:
+        return version_for(agent, health, room, json.dumps({"tenant": tenant}), avoid).definition.version
+
+    for tenant in ("acme", "globex", "initech", "umbrella"):  # one tenant's calls, in any room, on one version
+        assert len({chosen(f"room-{n}", tenant) for n in range(12)}) == 1
+    assert {chosen("room-1", f"tenant-{n}") for n in range(40)} == {"v1", "v2"}  # tenants spread over both
+    first = chosen("room-1", "acme")
+    assert chosen("room-1", "acme", avoid=first) != first  # a retry of a call avoids the version it failed on
