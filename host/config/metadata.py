@@ -52,9 +52,7 @@ class MetadataChecker:
         self._validator: Any = None
         self._fast: Any = None  # a compiled validator for the common case: valid metadata
         if policy.schema is not None and not _uses(policy.schema, _NOT_COMPILED):
-            with contextlib.suppress(Exception):
-                import jsonschema_rs
-
+            with contextlib.suppress(Exception):  # a schema it cannot compile is checked by jsonschema alone
                 self._fast = jsonschema_rs.validator_for(policy.schema)
         if policy.schema is not None:
             base = policy.schema_file or os.path.join(os.getcwd(), "inline.schema.json")

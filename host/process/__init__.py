@@ -1,2 +1,2 @@
-"""Job processes: the messages they exchange with the host, their handles, the per-agent pools, and the
-code that runs inside them."""
+"""The host's side of its processes: job and template processes started, confined, watched through their pipes
+and output, and ended; the per-agent pools of prewarmed processes. What runs inside them is in host.job."""

@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -29,13 +28,12 @@ from host.errors import AgentHostError, ServerError
 from host.runtime.dispatching import delete_room
 from host.voice.caller import Caller
 from host.voice.keyboard import read_lines
-from host.voice.line import AGENT_STATE
-from host.voice.turns import CallError, CallOptions, Turn, TurnResult
+from host.voice.printer import Printer
+from host.voice.turns import CallError, CallOptions, Turn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits
 LISTENING_GRACE = 3.0  # how long an agent that joined may take to say it listens, if it says so at all
-TRANSCRIPT = "lk.transcription"
 LOGS_EVERY = 0.3  # seconds between two reads of the host's /logs
 END_LINE_WAIT = 3.0  # with --logs, how long the console waits for the host's line about a job that ended
 
@@ -53,71 +51,6 @@ class ConsoleOptions:
 class JobLogSource:
     address: str  # http://HOST:PORT of the host serving the agent
     token: str | None = None
-
-
-class Printer:
-    """Writes what the room carries as it comes, one prefix per message."""
-
-    def __init__(self, out: TextIO, me: str, microphone: Callable[[], str] = lambda: "") -> None:
-        self.out, self.me, self.microphone = out, me, microphone
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._streaming = 0  # streams being printed: a whole line waits until they end its line
-        self._waiting: list[str] = []
-
-    def line(self, text: str) -> None:
-        if self._streaming:
-            self._waiting.append(text)
-            return
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def on_text(self, topic: str, identity: str, reader: rtc.TextStreamReader) -> None:
-        task = asyncio.get_running_loop().create_task(self._stream(topic, identity, reader))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _stream(self, topic: str, identity: str, reader: rtc.TextStreamReader) -> None:
-        attributes = reader.info.attributes or {}
-        if identity == self.me and topic == "lk.chat":
-            return  # what was just typed
-        if topic == TRANSCRIPT:  # the agent's words, or what it heard of ours (--audio)
-            heard = identity == self.me or attributes.get("lk.transcribed_track_id") == self.microphone()
-            prefix = "you (heard) > " if heard else "agent > "
-        else:
-            prefix = f"[{topic}] {identity} > "
-        self.out.write(prefix)
-        self._streaming += 1
-        try:
-            async for chunk in reader:  # as it streams
-                self.out.write(chunk)
-                self.out.flush()
-        finally:
-            self._streaming -= 1
-            self.out.write("\n")
-            waiting, self._waiting = (self._waiting, []) if not self._streaming else ([], self._waiting)
-            for text in waiting:
-                self.out.write(text + "\n")
-            self.out.flush()
-
-    def on_data(self, packet: rtc.DataPacket) -> None:
-        who = packet.participant.identity if packet.participant is not None else "server"
-        text = packet.data.decode("utf-8", "replace")
-        self.line(f"[{packet.topic or 'data'}] {who} > {text}")
-
-    def on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
-        if participant.identity == self.me:
-            return
-        for key, value in sorted(changed.items()):
-            if key == AGENT_STATE:
-                self.line(f"  ({value})")
-            else:
-                self.line(f"  {participant.identity} {key} = {value}")
-
-    def on_turn(self, index: int, turn: TurnResult) -> None:
-        if turn.latency_ms is not None:
-            self.line(f"  (answered in {turn.latency_ms:.0f} ms; saved as turn-{index:02d}.wav)")
-        else:
-            self.line(f"  (no answer: {turn.error})")
 
 
 class Console:

@@ -1,10 +1,10 @@
-"""The console's parts that need no server: Ctrl-C twice, and what it prints."""
+"""The console's parts that need no server: Ctrl-C twice."""
 
 from __future__ import annotations
 
 import io
 
-from host.voice.console import Console, ConsoleOptions, Printer
+from host.voice.console import Console, ConsoleOptions
 
 
 def test_a_second_ctrl_c_quits_and_the_first_says_how():
@@ -13,41 +13,3 @@ def test_a_second_ctrl_c_quits_and_the_first_says_how():
     assert console.interrupt() is False
     assert out.getvalue() == "  (Ctrl-C again to quit, or /quit)\n"
     assert console.interrupt() is True
-
-
-def test_agent_state_and_attributes_are_printed_and_mine_are_not():
-    out = io.StringIO()
-    printer = Printer(out, "me")
-
-    class Someone:
-        def __init__(self, identity: str) -> None:
-            self.identity = identity
-
-    printer.on_attributes({"lk.agent.state": "thinking"}, Someone("agent-1"))  # type: ignore[arg-type]
-    printer.on_attributes({"mood": "fine"}, Someone("agent-1"))  # type: ignore[arg-type]
-    printer.on_attributes({"lk.agent.state": "x"}, Someone("me"))  # type: ignore[arg-type]
-    assert out.getvalue() == "  (thinking)\n  agent-1 mood = fine\n"
-
-
-async def test_a_state_change_during_a_streamed_answer_waits_for_its_line():
-    out = io.StringIO()
-    printer = Printer(out, "me")
-
-    class Reader:
-        info = type("Info", (), {"attributes": {}})()
-
-        def __init__(self) -> None:
-            self.chunks = ["echo: ", "hello"]
-
-        def __aiter__(self):
-            return self
-
-        async def __anext__(self) -> str:
-            if not self.chunks:
-                raise StopAsyncIteration
-            chunk = self.chunks.pop(0)
-            printer.line("  (speaking)")  # arrives while the answer streams
-            return chunk
-
-    await printer._stream("lk.transcription", "agent-1", Reader())  # type: ignore[arg-type]
-    assert out.getvalue() == "agent > echo: hello\n  (speaking)\n  (speaking)\n"

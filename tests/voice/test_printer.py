@@ -1,0 +1,45 @@
+"""What the console prints of the room: states and attributes, and lines that wait for a streamed answer."""
+
+from __future__ import annotations
+
+import io
+
+from host.voice.printer import Printer
+
+
+def test_agent_state_and_attributes_are_printed_and_mine_are_not():
+    out = io.StringIO()
+    printer = Printer(out, "me")
+
+    class Someone:
+        def __init__(self, identity: str) -> None:
+            self.identity = identity
+
+    printer.on_attributes({"lk.agent.state": "thinking"}, Someone("agent-1"))  # type: ignore[arg-type]
+    printer.on_attributes({"mood": "fine"}, Someone("agent-1"))  # type: ignore[arg-type]
+    printer.on_attributes({"lk.agent.state": "x"}, Someone("me"))  # type: ignore[arg-type]
+    assert out.getvalue() == "  (thinking)\n  agent-1 mood = fine\n"
+
+
+async def test_a_state_change_during_a_streamed_answer_waits_for_its_line():
+    out = io.StringIO()
+    printer = Printer(out, "me")
+
+    class Reader:
+        info = type("Info", (), {"attributes": {}})()
+
+        def __init__(self) -> None:
+            self.chunks = ["echo: ", "hello"]
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self) -> str:
+            if not self.chunks:
+                raise StopAsyncIteration
+            chunk = self.chunks.pop(0)
+            printer.line("  (speaking)")  # arrives while the answer streams
+            return chunk
+
+    await printer._stream("lk.transcription", "agent-1", Reader())  # type: ignore[arg-type]
+    assert out.getvalue() == "agent > echo: hello\n  (speaking)\n  (speaking)\n"
