@@ -9,6 +9,7 @@ import aiohttp
 from livekit import api
 
 from host.testing.harness import ROOT, Client, agent_file, dispatch, job_in_new_room, new_room, server_api
+from host.testing.scrape import get
 
 AGENTS = ROOT / "agents.d"
 TEST_AGENTS = ROOT / "tests" / "agents"
@@ -89,7 +90,13 @@ async def test_job_ends_when_last_participant_leaves_and_shutdown_hook_ran(livek
     await a.wait_participant("agent-")  # the agent is in the room
     await a.disconnect()
     await b.wait_participant_gone("alice")  # alice has left, as everyone in the room sees it
-    await asyncio.sleep(1.0)
+    base = await host.http_base()
+    for _ in range(150):  # the job saw her leave: it counts one other participant (its vitals, every second)
+        jobs = json.loads((await get(base + "/status"))[1])["jobs"]
+        if [j["participants"] for j in jobs] == [1]:
+            break
+        await asyncio.sleep(0.1)
+    assert [j["participants"] for j in jobs] == [1], jobs
     assert "job shutting down" not in host.log()  # bob is still there
     await b.disconnect()
     await host.wait_log(r"job ended .*room=" + r + r" .*reason=participants_left")
