@@ -31,6 +31,9 @@ DEFAULT_PARTICIPANT_KINDS = (
     rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
     rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD,
 )
+# the RPC method `agenthost console` calls on the agent's participant at Ctrl-C: stop the agent's speech. An
+# `api: livekit-agents` job answers it for its AgentSession; an `api: host` agent may register it itself
+INTERRUPT_METHOD = "agenthost.interrupt"
 
 
 class AutoSubscribe(str, Enum):

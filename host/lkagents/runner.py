@@ -7,7 +7,8 @@ the host. The shutdown keeps livekit-agents' order: the entrypoint (drained or c
 AgentSession closed, the session-end function, the session report, leaving the room, the shutdown
 callbacks with the reason, deleting the room if the agent file says so; then pending tasks are cancelled,
 the context cleaned up, the HTTP session closed and the context variable reset. All of it runs within the
-agent's `shutdown.timeout`, after which the host kills the process.
+agent's `shutdown.timeout`, after which the host kills the process. Once in the room, its participant also
+answers INTERRUPT_METHOD, an RPC any participant may call to stop the agent's current speech.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from livekit.protocol import agent as agent_pb
 from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function, load_object
-from host.context import Shutdown
+from host.context import INTERRUPT_METHOD, Shutdown
 from host.job.lifecycle import finish_pending, run_job, run_setup
 from host.lkagents import compat
 from host.wire.messages import StartJob
@@ -113,6 +114,7 @@ class _Job:
 
         def on_connect() -> None:
             self._connected = True
+            self.room.local_participant.register_rpc_method(INTERRUPT_METHOD, self._interrupt)
 
         # what livekit-agents' server gives a job: its credentials, for ctx.api and the plugins
         c = start.credentials
@@ -164,6 +166,16 @@ class _Job:
 
     def server(self) -> api.LiveKitAPI:
         return self.ctx.api
+
+    async def _interrupt(self, _data: rtc.RpcInvocationData) -> str:
+        """What a participant asks with INTERRUPT_METHOD (`agenthost console`'s Ctrl-C): the primary session
+        stops its current speech, as the caller's own speech would stop it (a speech made not to be
+        interrupted goes on)."""
+        session: Any = self.ctx._primary_agent_session
+        if session is None:
+            raise rtc.RpcError(rtc.RpcError.ErrorCode.APPLICATION_ERROR, "no AgentSession is running")
+        await session.interrupt()
+        return "interrupted"
 
     async def close(self) -> None:
         ctx = self.ctx

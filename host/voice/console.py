@@ -6,7 +6,9 @@ livekit-agents' RoomIO reads as the user's turn), or, with `--audio`, spoken by 
 voice turn whose answer is saved as a WAV. Whatever the agent sends is printed as it streams: its transcript
 (`lk.transcription`), any other text stream under its topic, data packets, its state (`lk.agent.state`:
 listening, thinking, speaking) and other attribute changes. `/quit` or Ctrl-D ends the call (the room is
-deleted: the job ends by its policy); Ctrl-C once says how to quit, twice quits.
+deleted: the job ends by its policy). Ctrl-C once asks the agent to stop speaking (an RPC to its participant,
+`agenthost.interrupt`, which an `api: livekit-agents` job answers for its AgentSession) and says how to quit;
+twice quits.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TextIO
 from livekit import rtc
 
 from host.config.credentials import Credentials
+from host.context import INTERRUPT_METHOD
 from host.errors import AgentHostError, ServerError
 from host.runtime.dispatching import delete_room
 from host.voice.caller import Caller
@@ -33,6 +36,7 @@ from host.voice.turns import CallError, CallOptions, Turn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits
+INTERRUPT_WAIT = 3.0  # seconds the agent may take to answer an interruption
 LISTENING_GRACE = 3.0  # how long an agent that joined may take to say it listens, if it says so at all
 LOGS_EVERY = 0.3  # seconds between two reads of the host's /logs
 END_LINE_WAIT = 3.0  # with --logs, how long the console waits for the host's line about a job that ended
@@ -64,6 +68,8 @@ class Console:
         self.job_end: str | None = None  # the host's line about its job's end, with --logs
         self._job_end_seen = asyncio.Event()
         self._interrupted_at = 0.0
+        self._caller: Caller | None = None  # while the call is on
+        self._asking: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
         options = self.options
@@ -74,6 +80,7 @@ class Console:
         caller = Caller(self.credentials, CallOptions(timeout=options.timeout, record=record, recognize=False,
                                                       identity=self.identity), on_text=self.printer.on_text)
         self.printer.microphone = lambda: caller.microphone_sid
+        self._caller = caller
         caller.room.on("data_received", self.printer.on_data)
         caller.room.on("participant_attributes_changed", self.printer.on_attributes)
         caller.room.on("participant_disconnected", self._on_left)
@@ -160,13 +167,30 @@ class Console:
             self.agent_gone.set()
 
     def interrupt(self) -> bool:
-        """Ctrl-C: True when it is the second within SECOND_INTERRUPT_S (quit)."""
+        """Ctrl-C: True when it is the second within SECOND_INTERRUPT_S (quit). The first asks the agent to stop
+        speaking (INTERRUPT_METHOD, an RPC to its participant), and says how that went and how to quit."""
         now = time.monotonic()
         if now - self._interrupted_at < SECOND_INTERRUPT_S:
             return True
         self._interrupted_at = now
-        self.printer.line("  (Ctrl-C again to quit, or /quit)")
+        agent = self._caller.agent() if self._caller is not None else None
+        if self._caller is None or agent is None:
+            self.printer.line("  (Ctrl-C again to quit, or /quit)")
+        else:
+            task = asyncio.get_running_loop().create_task(self._ask_to_stop(self._caller, agent.identity))
+            self._asking.add(task)
+            task.add_done_callback(self._asking.discard)
         return False
+
+    async def _ask_to_stop(self, caller: Caller, identity: str) -> None:
+        try:
+            await caller.room.local_participant.perform_rpc(destination_identity=identity, method=INTERRUPT_METHOD,
+                                                            payload="", response_timeout=INTERRUPT_WAIT)
+            said = "interrupted"
+        except rtc.RpcError as exc:
+            said = ("this agent takes no interruption" if exc.code == rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD
+                    else f"not interrupted: {exc.message}")
+        self.printer.line(f"  ({said}; Ctrl-C again to quit, or /quit)")
 
 
 def run_console(credentials: Credentials, agent_name: str, metadata: str, options: ConsoleOptions) -> int:

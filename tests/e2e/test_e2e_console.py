@@ -43,6 +43,8 @@ async def test_console_talks_to_a_livekit_agents_agent_and_quits(livekit_server,
         screen = await terminal.wait_for(r"agent > echo: ada said: hello there \(job AJ_\w+\)")
         assert "(listening)" in screen or "(thinking)" in screen or "(speaking)" in screen, screen
         room = re.search(r"joined room (console-\w+)", screen).group(1)
+        terminal.keys("C-c")  # once: the agent's session is asked to stop speaking
+        await terminal.wait_for(r"\(interrupted; Ctrl-C again to quit, or /quit\)")
         terminal.keys("/quit", "Enter")
         await terminal.wait_for(r"call ended\s+command exited 0")
         await host.wait_log(rf"job ended .*room={room}")  # the room went with the call: the job ended by its policy
@@ -65,6 +67,8 @@ async def test_console_shows_what_an_api_host_agent_sends_and_when_it_leaves(liv
         await terminal.wait_for(r"\[status\] agent-\S+ > hello")
         await terminal.wait_for(r"\[log\] INFO\s+job running in process \d+")
         await terminal.wait_for(r"\[log\] INFO\s+job started")
+        terminal.keys("C-c")  # an `api: host` agent answers no interruption unless it registers one
+        await terminal.wait_for(r"\(this agent takes no interruption; Ctrl-C again to quit, or /quit\)")
         terminal.keys("C-d")
         await terminal.wait_for(r"call ended\s+command exited 0")
     finally:
