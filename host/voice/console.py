@@ -37,6 +37,7 @@ from host.voice.turns import CallError, CallOptions, Turn
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits
 INTERRUPT_WAIT = 3.0  # seconds the agent may take to answer an interruption
+AGENT_WAIT = 5.0  # seconds an interruption waits for the agent to be in the room
 LISTENING_GRACE = 3.0  # how long an agent that joined may take to say it listens, if it says so at all
 LOGS_EVERY = 0.3  # seconds between two reads of the host's /logs
 END_LINE_WAIT = 3.0  # with --logs, how long the console waits for the host's line about a job that ended
@@ -173,19 +174,27 @@ class Console:
         if now - self._interrupted_at < SECOND_INTERRUPT_S:
             return True
         self._interrupted_at = now
-        agent = self._caller.agent() if self._caller is not None else None
-        if self._caller is None or agent is None:
+        if self._caller is None:
             self.printer.line("  (Ctrl-C again to quit, or /quit)")
         else:
-            task = asyncio.get_running_loop().create_task(self._ask_to_stop(self._caller, agent.identity))
+            task = asyncio.get_running_loop().create_task(self._ask_to_stop(self._caller))
             self._asking.add(task)
             task.add_done_callback(self._asking.discard)
         return False
 
-    async def _ask_to_stop(self, caller: Caller, identity: str) -> None:
+    async def _ask_to_stop(self, caller: Caller) -> None:
+        for _ in range(int(AGENT_WAIT / 0.1)):  # the server may tell of the agent seconds after its first words
+            agent = caller.agent()
+            if agent is not None:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            self.printer.line("  (no agent in the room to interrupt; Ctrl-C again to quit, or /quit)")
+            return
         try:
-            await caller.room.local_participant.perform_rpc(destination_identity=identity, method=INTERRUPT_METHOD,
-                                                            payload="", response_timeout=INTERRUPT_WAIT)
+            await caller.room.local_participant.perform_rpc(destination_identity=agent.identity,
+                                                            method=INTERRUPT_METHOD, payload="",
+                                                            response_timeout=INTERRUPT_WAIT)
             said = "interrupted"
         except rtc.RpcError as exc:
             said = ("this agent takes no interruption" if exc.code == rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD
