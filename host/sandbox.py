@@ -23,12 +23,15 @@ they inherit from the template is locked (they cannot unmount it or make it writ
 The child that checks agent modules at start and at each reload (host.config.entrypoints) runs their
 import-time code with nothing a job would not have: `harden_check`.
 
-A host run as a user other than root has none of these capabilities: its templates and jobs make the same
-namespaces in user namespaces of their own (the user mapped to itself), where the kernel allows them; where it
-does not (a container's seccomp, user namespaces turned off), being non-dumpable is what keeps other agents
-out, /dev/shm is shared (files a job leaves there count against its memory limit, as tmpfs pages are charged
-to the cgroup that wrote them) and the fork server's folder is not hidden: its socket, which is the host's
-user's only, then lets a job of that user ask it for a process outside the job's cgroup.
+A host run as a user other than root has none of these capabilities: its templates (and jobs started from the
+fork server) make the same namespaces in user namespaces of their own (the user mapped to itself), where the
+kernel allows them, and the jobs a template forks keep its namespace (their /dev/shm is their template's,
+shared with the agent's other jobs only: making their own would need them dumpable for a moment, with the
+agent's environment in their memory). Where the kernel does not allow it (a container's seccomp, user
+namespaces turned off), being non-dumpable is what keeps other agents out, /dev/shm is shared (files a job
+leaves there count against its memory limit, as tmpfs pages are charged to the cgroup that wrote them) and the
+fork server's folder is not hidden: its socket, which is the host's user's only, then lets a job of that user
+ask it for a process outside the job's cgroup.
 """
 
 from __future__ import annotations
@@ -143,11 +146,14 @@ def _own_user_namespace() -> bool:
     in it is root outside, a user is that user): how a process without CAP_SYS_ADMIN (a host run as a user, or
     a job forked by a template) makes its namespace. It must have one thread."""
     uid, gid = os.geteuid(), os.getegid()
+    # a user's non-dumpable process may not write its own maps (its /proc files are root's): it is made dumpable
+    # for these three writes, which is safe only before agent code is in its memory (a template before its
+    # imports, a job started from the fork server); a job forked from a template keeps the template's namespace
+    was_dumpable = uid == 0 or _c.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1
+    if not was_dumpable and _agent_code_loaded:
+        return False
     if _c.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
         return False
-    # a user's non-dumpable process may not write its own maps (its /proc files are root's): dumpable for
-    # these three writes, before any agent code has run in it
-    was_dumpable = uid == 0 or _c.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1
     if not was_dumpable:
         _c.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     try:
@@ -161,6 +167,16 @@ def _own_user_namespace() -> bool:
         if not was_dumpable:
             _c.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     return True
+
+
+_agent_code_loaded = False  # set in a template before it imports the agent's code (see `agent_code_loaded`)
+
+
+def agent_code_loaded() -> None:
+    """This process's memory holds an agent's code and environment from now on (a template, before it imports
+    them): the job processes forked from it never make themselves dumpable, not even for a moment."""
+    global _agent_code_loaded
+    _agent_code_loaded = True
 
 
 def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:

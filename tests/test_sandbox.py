@@ -54,7 +54,7 @@ def test_a_job_as_root_has_its_own_dev_shm_and_cannot_see_the_fork_servers_folde
 
 
 TEMPLATE_AND_JOB = """
-import json, os, sys
+import ctypes, json, os, sys
 from host import sandbox
 def seen():
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
@@ -62,8 +62,10 @@ def seen():
     return {"cap_eff": int(status["CapEff"], 16), "sees": sorted(os.listdir(hidden)),
             "shm": sorted(os.listdir("/dev/shm")),
             "writable_cgroups": [p for p, kind, ro in sandbox._mounts() if kind.startswith("cgroup") and not ro],
-            "writable_settings": [p for p, _, ro in sandbox._mounts() if p in sandbox.READ_ONLY and not ro]}
+            "writable_settings": [p for p, _, ro in sandbox._mounts() if p in sandbox.READ_ONLY and not ro],
+            "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)}
 sandbox.harden_template()
+sandbox.agent_code_loaded()  # as the template does before it imports the agent's code
 template = seen()
 open("/dev/shm/the-templates", "w").close()
 read_end, write_end = os.pipe()
@@ -109,9 +111,10 @@ def test_a_template_cannot_undo_its_namespace_and_the_jobs_it_forks_still_make_t
 @pytest.mark.skipif(os.geteuid() != 0 or not user_namespaces(), reason="run as root, to become a user; and user "
                     "namespaces allowed")
 def test_a_host_run_as_a_user_gives_its_templates_and_jobs_namespaces_of_their_own():
-    """As a user (nobody), a template and the job it forks each make their namespace in a user namespace: the
+    """As a user (nobody), a template makes its namespace in a user namespace before it imports agent code: the
     fork server's folder hidden (its socket would let a job of that user start processes outside its cgroup),
-    /dev/shm their own, the cgroup file systems read-only, and they stay that user."""
+    /dev/shm its own, the cgroup file systems read-only; the job it forks keeps that namespace, and is never
+    dumpable (the agent's environment is in its memory); they stay that user."""
     import contextlib
     import io
     import shutil
@@ -148,7 +151,9 @@ def test_a_host_run_as_a_user_gives_its_templates_and_jobs_namespaces_of_their_o
         for side in ("template", "job"):
             assert seen[side]["sees"] == [], seen
             assert seen[side]["writable_cgroups"] == [] and seen[side]["writable_settings"] == [], seen
-        assert "the-templates" not in seen["job"]["shm"], seen  # its own /dev/shm, not the template's
+            assert seen[side]["dumpable"] == 0, seen
+        assert "the-templates" in seen["job"]["shm"], seen  # its template's /dev/shm (that agent's only)
         assert os.listdir(folder) == ["listener-1"]
+        assert not [n for n in os.listdir("/dev/shm") if n == "the-templates"]  # not the machine's
     finally:
         shutil.rmtree(folder)

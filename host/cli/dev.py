@@ -1,6 +1,7 @@
 """`agenthost dev`: the development loop in one command.
 
-It serves the agents with `run --reload` (human-readable logs). When no server is configured (no
+It serves the agents with `run --reload` (human-readable logs, and each call's log lines kept for
+`agenthost console --logs`). When no server is configured (no
 LIVEKIT_URL, and nothing listening at the local default), it starts a livekit-server of its own in `--dev`
 mode (found on PATH, or where scripts/install-livekit-server.sh puts it), says where, and stops it when the
 host ends: it is the parent of both, and each dies with it.
@@ -83,7 +84,8 @@ def dev(paths: tuple[str, ...], http: str) -> None:
     if not env.get("LIVEKIT_URL"):
         env.update(LIVEKIT_URL=DEV_URL, LIVEKIT_API_KEY=DEV_KEY, LIVEKIT_API_SECRET=DEV_SECRET)
     host = subprocess.Popen([sys.executable, "-m", "host", "run", "--reload", "--log-format", "text",
-                             "--http", http, *paths], env=env, preexec_fn=_die_with_parent, start_new_session=True)
+                             "--job-logs", "--http", http, *paths], env=env, preexec_fn=_die_with_parent,
+                            start_new_session=True)
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):  # a closed terminal (SIGHUP) ends it, not reloads it

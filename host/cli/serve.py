@@ -62,11 +62,14 @@ from host.errors import ListenError
                    "[env AGENTHOST_REDIS_URL].")
 @click.option("--redis-prefix", envvar="AGENTHOST_REDIS_PREFIX", default="agenthost:", show_default=True,
               help="The prefix of agenthost's keys in that Redis [env AGENTHOST_REDIS_PREFIX].")
+@click.option("--job-logs", is_flag=True, envvar="AGENTHOST_JOB_LOGS",
+              help="Keep each call's recent log lines and serve them at /logs (behind --http-token), for "
+                   "`agenthost console --logs`; `agenthost dev` turns it on [env AGENTHOST_JOB_LOGS].")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
         http: str, http_token: str | None, http_token_file: str | None, load_threshold: float,
         server_target_load: float, job_limits: str, state_dir: str | None, redis_url: str | None,
-        redis_prefix: str) -> None:
+        redis_prefix: str, job_logs: bool) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -109,7 +112,8 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
             paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
             watch=watch, import_timeout=import_timeout, http=address, http_token=token,
             load=LoadPolicy(load_threshold, server_target_load), job_limits=job_limits,
-            state_dir=state_dir or default_state_dir(), redis_url=redis_url, redis_prefix=redis_prefix))
+            state_dir=state_dir or default_state_dir(), redis_url=redis_url, redis_prefix=redis_prefix,
+            job_logs=job_logs))
         asyncio.run(host.run())
     except (ListenError, AgentHostError) as exc:
         click.echo(f"agenthost: {exc}", err=True)

@@ -115,7 +115,7 @@ class Recovery:
     on_host_loss: str = "redispatch"  # or "off": a call whose host died is left without an agent
     on_crash: str = "off"  # or "redispatch": a call whose job process died gets its agent again
     crash_backoff: float = 1.0  # seconds before a crashed job's call is dispatched again, doubled per attempt
-    max_attempts: int = 3  # times one call is given its agent again at most (host losses and crashes)
+    max_attempts: int = 3  # times one call is given its agent again at most (host losses, crashes, version retries)
 
 
 @dataclass(frozen=True)

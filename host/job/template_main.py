@@ -42,7 +42,7 @@ from host.job.inherited import let_go_of_the_hosts_descriptors
 from host.job.pipe import send
 from host.job.priority import PRIORITY_BOOST, raise_priority
 from host.job.warmup import warm_up
-from host.sandbox import harden_template
+from host.sandbox import agent_code_loaded, harden_template
 from host.tracing import otel_env
 from host.wire.messages import (
     FDS,
@@ -89,6 +89,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     signal.signal(signal.SIGINT, job_main.not_ours)
     signal.signal(signal.SIGTERM, job_main.not_ours)
     tracing_env = otel_env(os.environ)  # the host's OTEL_* settings, before the agent's env may change them
+    agent_code_loaded()  # from here on its memory holds the agent's environment, then its code
     apply_environment(definition)
     sockets_before = open_sockets()
     try:

@@ -129,8 +129,9 @@ class HttpServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         logger.info("HTTP on http://%s:%d (/healthz and / /readyz /status /metrics /logs)", host, self.port)
         if not self.options.token and not host.startswith(LOOPBACK):
-            logger.warning("HTTP listens on %s beyond loopback without a token: /status and /metrics are open "
-                           "to anyone who can reach it (set --http-token or AGENTHOST_HTTP_TOKEN)", host)
+            logger.warning("HTTP listens on %s beyond loopback without a token: /status, /metrics%s are open "
+                           "to anyone who can reach it (set --http-token or AGENTHOST_HTTP_TOKEN)", host,
+                           " and /logs" if self.logs is not None else "")
 
     async def close(self) -> None:
         if self._server is not None:
@@ -225,11 +226,13 @@ class HttpServer:
     def _logs(self, query: Mapping[str, str]) -> Response:
         """The recent log lines of the jobs of `room` (or of `job`) after the sequence number `after`."""
         if self.logs is None:
-            return _json(404, {"error": "this host keeps no job logs"})
+            return _json(404, {"error": "this host keeps no job logs (agenthost run --job-logs)"})
         try:
             after = int(query.get("after", "0"))
         except ValueError:
             return _json(400, {"error": "after: not a whole number"})
+        if not query.get("room") and not query.get("job"):
+            return _json(400, {"error": "room or job: which call's lines"})
         return _json(200, self.logs.after(after, room=query.get("room"), job_id=query.get("job")))
 
     def _readyz(self) -> Response:

@@ -56,6 +56,7 @@ class HostOptions:
     import_timeout: float = 10.0
     http: tuple[str, int] | None = None
     http_token: str | None = None  # required by /status and /metrics when set
+    job_logs: bool = False  # each call's recent log lines kept and served at /logs
     load: LoadPolicy = field(default_factory=LoadPolicy)
     job_limits: str = "auto"  # how job limits are enforced (host.process.detect)
     state_dir: str | None = None  # where the journal of running jobs is kept; None: no journal, no recovery
@@ -96,14 +97,14 @@ class Host:
         self._stopped = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
         self._background = TaskSet("host")
-        self.job_logs = JobLogs()  # each call's recent log lines, for /logs
+        self.job_logs = JobLogs() if options.job_logs else None  # each call's recent log lines, for /logs
 
     # -- start and stop ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve until drained by a signal (or `request_stop`)."""
         loop = asyncio.get_running_loop()
         http = await self._start_http()  # first: a taken port stops the host before it registers anything
-        if http is not None:
+        if http is not None and self.job_logs is not None:
             logging.getLogger("agenthost").addHandler(self.job_logs)
         for sig in SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -135,6 +136,7 @@ class Host:
             await self._background.cancel_all()
             if http is not None:
                 await http.close()
+            if self.job_logs is not None:
                 logging.getLogger("agenthost").removeHandler(self.job_logs)
             self.confinement.close()
             await asyncio.to_thread(self.tracing.shutdown)  # the last spans, bounded; not on the loop

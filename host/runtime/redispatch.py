@@ -41,6 +41,7 @@ class Redispatch:
         # (agent, room) -> the retry this host dispatched: the version its last job failed on, and the attempt
         # its next job is of the call
         self._retries: dict[tuple[str, str], Retry] = {}
+        self._unshared: set[tuple[str, str]] = set()  # retries the journal could not be told of
         # (agent, room) -> the job whose call is taken over (with a mark of this expectation, for its expiry)
         self._recoveries: dict[tuple[str, str], tuple[Entry, object]] = {}
         self._recoverer = Recoverer(credentials, self.expect_recovery, metrics, None)
@@ -53,8 +54,8 @@ class Redispatch:
         if versions < 2:
             return None  # one version: nothing to avoid
         local = self._retries.get((agent, room))
-        if self._journal is None or self._journal.error is not None:
-            return local
+        if self._journal is None or self._journal.error is not None or (agent, room) in self._unshared:
+            return local  # the journal does not know of this host's retry
         try:  # the journal's word wins: another host may have taken this host's retry already
             return await asyncio.wait_for(self._journal.retry_of(agent, room), JOURNAL_BOUND)
         except Exception as exc:
@@ -67,6 +68,7 @@ class Redispatch:
         recovery, and how many times the call was given its agent again before (retries on another version and
         recoveries together: one bound, recovery.max_attempts, holds for both)."""
         self._retries.pop((agent, room), None)
+        self._unshared.discard((agent, room))
         if retry is not None and self._journal is not None:
             self._journal.forget_retry(agent, room)
         expected = self._recoveries.pop((agent, room), None)
@@ -103,6 +105,7 @@ class Redispatch:
         def forget() -> None:  # this retry, not a later one of the same call
             if self._retries.get(key) is retry:
                 del self._retries[key]
+                self._unshared.discard(key)
 
         asyncio.get_running_loop().call_later(RETRY_WAIT, forget)
         logger.warning("job failed before it joined its call on version %s: dispatching the call again, on another "
@@ -134,8 +137,10 @@ class Redispatch:
             try:
                 await asyncio.wait_for(self._journal.note_retry(retry), JOURNAL_BOUND)
             except Exception as exc:
+                self._unshared.add((facts.agent, facts.room))
                 logger.warning("the journal could not be told of the retry (%s): a host that shares it may start "
-                               "the call on version %s again", exc, facts.version, extra=facts.log_fields)
+                               "the call on version %s again", str(exc) or type(exc).__name__, facts.version,
+                               extra=facts.log_fields)
         try:
             await create_dispatch(self._credentials, facts.definition.registered_name, facts.room,
                                   facts.dispatched_metadata)

@@ -105,6 +105,8 @@ class Console:
                 await delete_room(self.credentials, room)
             if logs is not None:
                 logs.cancel()
+            for task in list(self._asking):
+                task.cancel()
 
     async def _talk(self, caller: Caller, synthesizer: object | None) -> int:
         turns = 0
@@ -143,6 +145,9 @@ class Console:
         from host.ops.status_fetch import StatusError, fetch_logs
 
         after, failing = 0, False
+        with contextlib.suppress(StatusError):  # a room given again: what its earlier jobs logged is not this call's
+            _, after = await asyncio.to_thread(fetch_logs, f"{source.address}/logs?room={quote(room, safe='')}"
+                                               f"&after=0", source.token)
         while True:
             url = f"{source.address}/logs?room={quote(room, safe='')}&after={after}"
             try:
@@ -177,6 +182,7 @@ class Console:
         if self._caller is None:
             self.printer.line("  (Ctrl-C again to quit, or /quit)")
         else:
+            self.printer.line("  (asking the agent to stop; Ctrl-C again to quit, or /quit)")
             task = asyncio.get_running_loop().create_task(self._ask_to_stop(self._caller))
             self._asking.add(task)
             task.add_done_callback(self._asking.discard)
@@ -189,7 +195,7 @@ class Console:
                 break
             await asyncio.sleep(0.1)
         else:
-            self.printer.line("  (no agent in the room to interrupt; Ctrl-C again to quit, or /quit)")
+            self.printer.line("  (no agent in the room to interrupt)")
             return
         try:
             await caller.room.local_participant.perform_rpc(destination_identity=agent.identity,
@@ -199,7 +205,9 @@ class Console:
         except rtc.RpcError as exc:
             said = ("this agent takes no interruption" if exc.code == rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD
                     else f"not interrupted: {exc.message}")
-        self.printer.line(f"  ({said}; Ctrl-C again to quit, or /quit)")
+        except Exception as exc:  # the call ended meanwhile, say
+            said = f"not interrupted: {exc}"
+        self.printer.line(f"  ({said})")
 
 
 def run_console(credentials: Credentials, agent_name: str, metadata: str, options: ConsoleOptions) -> int:

@@ -44,7 +44,8 @@ async def test_console_talks_to_a_livekit_agents_agent_and_quits(livekit_server,
         assert "(listening)" in screen or "(thinking)" in screen or "(speaking)" in screen, screen
         room = re.search(r"joined room (console-\w+)", screen).group(1)
         terminal.keys("C-c")  # once: the agent's session is asked to stop speaking
-        await terminal.wait_for(r"\(interrupted; Ctrl-C again to quit, or /quit\)")
+        await terminal.wait_for(r"\(asking the agent to stop; Ctrl-C again to quit, or /quit\)")
+        await terminal.wait_for(r"(?m)^  \(interrupted\)$")
         terminal.keys("/quit", "Enter")
         await terminal.wait_for(r"call ended\s+command exited 0")
         await host.wait_log(rf"job ended .*room={room}")  # the room went with the call: the job ended by its policy
@@ -57,7 +58,7 @@ async def test_console_shows_what_an_api_host_agent_sends_and_when_it_leaves(liv
     agents = tmp_path / "agents"
     agent_file(agents, "traced", f"entrypoint: {TEST_AGENTS / 'traced.py'}:entrypoint\n")
     agent_file(agents, "crasher", f"entrypoint: {TEST_AGENTS / 'crasher.py'}:entrypoint\n")
-    host = start_host(livekit_server, agents)
+    host = start_host(livekit_server, agents, args=("--job-logs",))  # as `agenthost dev` runs it
     await host.wait_log(r"registered agent traced ")
     base = await host.http_base()
     terminal = Terminal("console-host")
@@ -68,7 +69,7 @@ async def test_console_shows_what_an_api_host_agent_sends_and_when_it_leaves(liv
         await terminal.wait_for(r"\[log\] INFO\s+job running in process \d+")
         await terminal.wait_for(r"\[log\] INFO\s+job started")
         terminal.keys("C-c")  # an `api: host` agent answers no interruption unless it registers one
-        await terminal.wait_for(r"\(this agent takes no interruption; Ctrl-C again to quit, or /quit\)")
+        await terminal.wait_for(r"\(this agent takes no interruption\)")
         terminal.keys("C-d")
         await terminal.wait_for(r"call ended\s+command exited 0")
     finally:

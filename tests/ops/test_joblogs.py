@@ -36,17 +36,43 @@ def test_a_rooms_lines_come_in_order_with_those_its_job_wrote_and_nothing_else()
     assert logs.after(0, room="elsewhere")["lines"] == []
 
 
-def test_the_lines_kept_are_bounded_per_job_and_in_jobs(monkeypatch):
+def test_the_lines_kept_are_bounded_per_job_and_in_jobs_and_a_job_that_goes_on_logging_is_kept(monkeypatch):
     monkeypatch.setattr(joblogs, "LINES_PER_JOB", 3)
     monkeypatch.setattr(joblogs, "JOBS_KEPT", 2)
     logs, logger = kept()
-    for n in range(5):
-        logger.info("line %d", n, extra={"job_id": "AJ_1", "room": "r1"})
+    logger.info("job offer", extra={"job_id": "AJ_1", "room": "r1"})
+    for n in range(5):  # its own lines name no room: its room is still known
+        logger.info("line %d", n, extra={"fields": {"job_id": "AJ_1"}})
     assert [x["message"] for x in logs.after(0, room="r1")["lines"]] == ["line 2", "line 3", "line 4"]
     logger.info("second", extra={"job_id": "AJ_2", "room": "r2"})
-    logger.info("third", extra={"job_id": "AJ_3", "room": "r3"})  # the oldest job's lines go
-    assert logs.after(0, room="r1")["lines"] == []
-    assert [x["message"] for x in logs.after(0)["lines"]] == ["second", "third"]
+    logger.info("line 5", extra={"fields": {"job_id": "AJ_1"}})  # AJ_1 logs again: the newest
+    logger.info("third", extra={"job_id": "AJ_3", "room": "r3"})  # the job that logged longest ago goes
+    assert logs.after(0, room="r2")["lines"] == []
+    assert [x["message"] for x in logs.after(0, room="r1")["lines"]] == ["line 3", "line 4", "line 5"]
+    logger.info("a %s line", "long" * 1000, extra={"job_id": "AJ_3"})
+    assert len(logs.after(0, job_id="AJ_3")["lines"][-1]["message"]) < joblogs.MAX_LINE + 40
+
+
+def test_an_answer_is_bounded_in_bytes_and_the_reader_goes_on_from_where_it_stopped(monkeypatch):
+    monkeypatch.setattr(joblogs, "MAX_ANSWER_BYTES", 2000)
+    logs, logger = kept()
+    for n in range(40):
+        logger.info("line %d %s", n, "x" * 100, extra={"job_id": "AJ_1", "room": "r1"})
+    seen, after = [], 0
+    for _ in range(40):
+        answer = logs.after(after, room="r1")
+        if not answer["lines"]:
+            break
+        assert len(answer["lines"]) < 40
+        seen += [x["message"].split()[1] for x in answer["lines"]]
+        after = answer["next"]
+    assert seen == [str(n) for n in range(40)]
+
+
+def test_a_bad_log_call_never_breaks_the_host(capsys):
+    _logs, logger = kept()
+    logger.info("%d", "not a number", extra={"job_id": "AJ_1", "room": "r1"})  # said by logging, not raised
+    assert "Logging error" in capsys.readouterr().err
 
 
 async def test_logs_are_served_behind_the_token_and_read_by_the_console_client():
@@ -62,8 +88,10 @@ async def test_logs_are_served_behind_the_token_and_read_by_the_console_client()
         async with aiohttp.ClientSession() as session:
             async with session.get(base + "/logs") as r:
                 assert r.status == 401
-            async with session.get(base + "/logs?after=x", headers={"Authorization": "Bearer s3cret"}) as r:
+            async with session.get(base + "/logs?after=x&room=r", headers={"Authorization": "Bearer s3cret"}) as r:
                 assert r.status == 400
+            async with session.get(base + "/logs", headers={"Authorization": "Bearer s3cret"}) as r:
+                assert r.status == 400  # which call's lines: never every call's at once
         url = base + "/logs?room=a%20room%2Fwith%20%3F%26%3D&after=0"
         lines, after = await asyncio.to_thread(fetch_logs, url, "s3cret")
         assert [x["message"] for x in lines] == ["job running"] and after == lines[0]["seq"]

@@ -67,8 +67,11 @@ async def test_bounded_waits_kill_the_process_when_they_run_out():
     assert kills.count == 1
     life.ready(job_queued=True)
     waiting = asyncio.ensure_future(life.wait_exit(0.05))
-    while kills.count < 2:  # the wait ran out: the process is killed, and its exit still awaited
+    for _ in range(500):  # the wait runs out: the process is killed, and its exit still awaited
+        if kills.count == 2:
+            break
         await asyncio.sleep(0.01)
+    assert kills.count == 2
     assert not waiting.done()
     life.exited(end(-9))
     assert (await waiting).code == -9

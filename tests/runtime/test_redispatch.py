@@ -107,11 +107,11 @@ async def test_a_crashed_call_is_taken_up_only_when_the_agent_says_so_and_the_ho
 class Ledger:
     """A journal that says what happened, in order; `broken` fails every retry read and write."""
 
-    def __init__(self, broken: bool = False) -> None:
-        self.broken, self.said, self.error = broken, [], None
+    def __init__(self, broken: bool = False, unwritable: bool = False) -> None:
+        self.broken, self.unwritable, self.said, self.error = broken, unwritable, [], None
 
     async def note_retry(self, retry) -> None:
-        if self.broken:
+        if self.broken or self.unwritable:
             raise OSError("disk full")
         self.said.append(("noted", retry.version))
 
@@ -157,4 +157,15 @@ async def test_a_retry_is_in_the_journal_before_its_dispatch_and_a_broken_journa
     assert ledger.said[2:] == [("dispatched", None)]  # dispatched all the same
     assert "the journal could not be told of the retry (disk full)" in caplog.text
     retry = await redispatch.retry_of("a", "room-1", versions=2)  # what this host knows, then
+    assert retry is not None and retry.version == "v1"
+
+    # a journal that could not be written but can be read knows nothing of this host's retry: its own memory wins
+    unwritable = Ledger(unwritable=True)
+    redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False, unwritable)  # type: ignore[arg-type]
+    redispatch.retry(versioned_failure(tmp_path / "third"))
+    for _ in range(200):
+        if len(ledger.said) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    retry = await redispatch.retry_of("a", "room-1", versions=2)
     assert retry is not None and retry.version == "v1"
