@@ -119,7 +119,8 @@ def console(agent: str, payload: str, room: str | None, audio: bool, record: str
     Exit 0 when you end the call, 1 when the agent never joined or left, 3 when the server is unreachable."""
     from pathlib import Path
 
-    from host.voice.console import ConsoleOptions, JobLogSource, run_console
+    from host.voice.console import ConsoleOptions, run_console
+    from host.voice.hostlogs import JobLogSource
 
     definition, text = agent_and_metadata(agent, payload, paths)
     credentials = credentials_from(url, api_key, api_secret)

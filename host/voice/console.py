@@ -30,6 +30,7 @@ from host.context import INTERRUPT_METHOD
 from host.errors import AgentHostError, ServerError
 from host.runtime.dispatching import delete_room
 from host.voice.caller import Caller
+from host.voice.hostlogs import HostLogs, JobLogSource
 from host.voice.keyboard import read_lines
 from host.voice.printer import Printer
 from host.voice.turns import CallError, CallOptions, Turn
@@ -39,7 +40,6 @@ SECOND_INTERRUPT_S = 2.0  # a second Ctrl-C within this quits
 INTERRUPT_WAIT = 3.0  # seconds the agent may take to answer an interruption
 AGENT_WAIT = 5.0  # seconds an interruption waits for the agent to be in the room
 LISTENING_GRACE = 3.0  # how long an agent that joined may take to say it listens, if it says so at all
-LOGS_EVERY = 0.3  # seconds between two reads of the host's /logs
 END_LINE_WAIT = 3.0  # with --logs, how long the console waits for the host's line about a job that ended
 
 
@@ -52,12 +52,6 @@ class ConsoleOptions:
     logs: JobLogSource | None = None  # a host whose /logs has the job's lines, shown inline
 
 
-@dataclass(frozen=True)
-class JobLogSource:
-    address: str  # http://HOST:PORT of the host serving the agent
-    token: str | None = None
-
-
 class Console:
     def __init__(self, credentials: Credentials, agent_name: str, metadata: str, options: ConsoleOptions,
                  out: TextIO = sys.stdout, lines: asyncio.Queue[str | None] | None = None) -> None:
@@ -66,8 +60,7 @@ class Console:
         self.printer = Printer(out, self.identity)
         self.lines: asyncio.Queue[str | None] = lines if lines is not None else asyncio.Queue()
         self.agent_gone = asyncio.Event()
-        self.job_end: str | None = None  # the host's line about its job's end, with --logs
-        self._job_end_seen = asyncio.Event()
+        self.host_logs: HostLogs | None = None  # with --logs
         self._interrupted_at = 0.0
         self._caller: Caller | None = None  # while the call is on
         self._asking: set[asyncio.Task[None]] = set()
@@ -90,8 +83,11 @@ class Console:
             from host.voice.speech import Synthesizer
 
             synthesizer = Synthesizer()
-        logs = (asyncio.get_running_loop().create_task(self._show_logs(options.logs, room))
-                if options.logs is not None else None)  # from before the dispatch: its offer is shown too
+        logs = None
+        if options.logs is not None:  # from before the dispatch: its offer is shown too
+            self.host_logs = HostLogs(options.logs, room, self.printer.line)
+            await asyncio.to_thread(self.host_logs.skip_earlier)
+            logs = asyncio.get_running_loop().create_task(self.host_logs.follow())
         try:
             await caller.start(self.agent_name, room, self.metadata, audio=options.audio)
             await caller.wait_listening(LISTENING_GRACE)
@@ -116,10 +112,11 @@ class Console:
             await asyncio.wait({line_task, gone}, return_when=asyncio.FIRST_COMPLETED)
             if gone.done() and not line_task.done():
                 line_task.cancel()
-                if self.options.logs is not None:  # its host's word on why, which comes right after
+                why = "its host's log says why"
+                if self.host_logs is not None:  # its host's word on why, which comes right after
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._job_end_seen.wait(), END_LINE_WAIT)
-                why = self.job_end or "its host's log says why"
+                        await asyncio.wait_for(self.host_logs.job_end_seen.wait(), END_LINE_WAIT)
+                    why = self.host_logs.job_end or why
                 self.printer.line(f"agent {self.agent_name!r} left the room: its job ended ({why})")
                 return EXIT_FAILED
             gone.cancel()
@@ -135,38 +132,6 @@ class Console:
                 await caller.speak([Turn(line, pcm)], self.printer.on_turn, first=turns)
             else:
                 await caller.send_text(line)
-
-    async def _show_logs(self, source: JobLogSource, room: str) -> None:
-        """The log lines of this room's jobs, as the host serving them logs them, every LOGS_EVERY seconds; a
-        host that cannot be read is said once (and again once it can be after all)."""
-        from urllib.parse import quote
-
-        from host.ops.status import printable
-        from host.ops.status_fetch import StatusError, fetch_logs
-
-        after, failing = 0, False
-        with contextlib.suppress(StatusError):  # a room given again: what its earlier jobs logged is not this call's
-            _, after = await asyncio.to_thread(fetch_logs, f"{source.address}/logs?room={quote(room, safe='')}"
-                                               f"&after=0", source.token)
-        while True:
-            url = f"{source.address}/logs?room={quote(room, safe='')}&after={after}"
-            try:
-                lines, after = await asyncio.to_thread(fetch_logs, url, source.token)
-            except StatusError as exc:
-                if not failing:
-                    self.printer.line(f"  (no job log lines: cannot read {source.address}/logs: {exc})")
-                failing = True
-            else:
-                if failing:
-                    self.printer.line(f"  (job log lines from {source.address} again)")
-                failing = False
-                for line in lines:
-                    message = printable(str(line.get("message", "")))
-                    self.printer.line(f"  [log] {printable(str(line.get('level', ''))).upper():<7} {message}")
-                    if message.startswith(("job ended", "job failed")):
-                        self.job_end = message
-                        self._job_end_seen.set()
-            await asyncio.sleep(LOGS_EVERY)
 
     def _on_left(self, participant: rtc.RemoteParticipant) -> None:
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
