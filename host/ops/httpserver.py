@@ -127,7 +127,8 @@ class HttpServer:
             raise ListenError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc} "
                               f"(choose another address with --http)") from exc
         self.port = int(self._server.sockets[0].getsockname()[1])
-        logger.info("HTTP on http://%s:%d (/healthz and / /readyz /status /metrics /logs)", host, self.port)
+        logger.info("HTTP on http://%s:%d (/healthz and / /readyz /status /metrics%s)", host, self.port,
+                    " /logs" if self.logs is not None else "")
         if not self.options.token and not host.startswith(LOOPBACK):
             logger.warning("HTTP listens on %s beyond loopback without a token: /status, /metrics%s are open "
                            "to anyone who can reach it (set --http-token or AGENTHOST_HTTP_TOKEN)", host,
