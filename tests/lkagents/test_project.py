@@ -68,3 +68,24 @@ def test_publisher_type_request_function_and_permissions_are_each_said():
     assert "sets load_threshold=0.5: it is the host's: `agenthost run --load-threshold`" in found["entrypoint"].message
     assert project.differences(settings, agent_file(job_type="publisher", idle=3, memory_limit_mb=500,
                                                     stated=frozenset({"job_type"})))[0].key == "metadata"
+
+
+def test_a_prewarm_given_to_run_app_is_an_error_unless_the_agent_file_names_a_setup():
+    from livekit.agents import WorkerOptions, cli
+
+    from host.lkagents import compat
+    from host.lkagents.server import find_server
+
+    def prewarm(proc: object) -> None:
+        pass
+
+    compat.intercept_run_app()
+    cli.run_app(WorkerOptions(entrypoint_fnc=entry, prewarm_fnc=prewarm, agent_name="support"))
+    settings = find_server(entry)
+    assert settings is not None
+    # naming the function alone leaves its prewarm out: an error, unless the file names a setup
+    (missing,) = project.differences(settings, agent_file())
+    assert (missing.severity, missing.key) == ("error", "setup")
+    assert missing.message.endswith("this agent file names the entrypoint function only, so it would not run. "
+                                    "Add `setup: ../agent.py:prewarm`")
+    assert project.differences(settings, agent_file(setup="../agent.py:prewarm")) == []

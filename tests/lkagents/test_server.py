@@ -8,7 +8,7 @@ pytest.importorskip("livekit.agents", reason="needs the extra: pip install 'agen
 
 from livekit.agents import JobContext, WorkerOptions, cli
 
-from host.lkagents import compat, project
+from host.lkagents import compat
 from host.lkagents.server import find_server, runs_app_under_guard
 
 
@@ -20,15 +20,6 @@ def prewarm(proc: object) -> None:
     pass
 
 
-def agent_file(**changes: object) -> project.AgentFile:
-    fields: dict[str, object] = {"name": "support", "entrypoint": "../agent.py:entry", "setup": None,
-                                 "dispatch": "explicit", "job_type": "room",
-                                 "stated": frozenset({"name", "entrypoint", "api"}), "idle": 1,
-                                 "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000,
-                                 "memory_limit_mb": 0}
-    return project.AgentFile(**{**fields, **changes})  # type: ignore[arg-type]
-
-
 def test_worker_options_given_to_run_app_are_recorded_not_run():
     compat.intercept_run_app()
     options = WorkerOptions(entrypoint_fnc=entry, prewarm_fnc=prewarm, agent_name="support")
@@ -37,12 +28,6 @@ def test_worker_options_given_to_run_app_are_recorded_not_run():
     settings = find_server(entry)
     assert settings is not None and settings.source == "the WorkerOptions given to cli.run_app"
     assert (settings.agent_name, settings.setup, settings.named) == ("support", "prewarm", "options")
-    # naming the function alone leaves its prewarm out: an error, unless the file names a setup
-    (missing,) = project.differences(settings, agent_file())
-    assert (missing.severity, missing.key) == ("error", "setup")
-    assert missing.message.endswith("this agent file names the entrypoint function only, so it would not run. "
-                                    "Add `setup: ../agent.py:prewarm`")
-    assert project.differences(settings, agent_file(setup="../agent.py:prewarm")) == []
 
 
 def test_a_run_app_under_the_main_guard_is_found_in_the_source_without_running_it(tmp_path):
