@@ -126,7 +126,10 @@ class Caller:
         if self._options.pause:
             await asyncio.sleep(self._options.pause)
         answer = line.next_answer()
-        ended = line.answers_from = await line.microphone.say(turn.pcm)  # only audio after it answers the turn
+        # the agent's audio from the start of the turn answers it: an agent may answer before the end of
+        # speech (one that echoes, or one that takes a pause in the turn for its end)
+        line.answers_from = time.monotonic()
+        ended = await line.microphone.say(turn.pcm)
         if not await line.until(lambda: answer.started_at is not None,
                                 self._options.timeout + max(0.0, ended - time.monotonic())):
             result.error = f"no answer within {self._options.timeout:g} s of the end of speech"

@@ -44,9 +44,15 @@ def render_turn(index: int, turn: TurnResult) -> str:
              f"        understood {turn.understood!r}" if turn.understood is not None else None,
              f"        answered   {turn.answered!r}" if turn.answered is not None else None,
              f"        heard      {turn.heard!r}" if turn.heard is not None else None,
-             f"        latency    {turn.latency_ms:.0f} ms (end of speech -> first agent audio)"
+             f"        latency    {latency(turn.latency_ms)}"
              if turn.latency_ms is not None else f"        NO ANSWER: {turn.error}"]
     return "\n".join(line for line in lines if line is not None)
+
+
+def latency(ms: float) -> str:
+    if ms < 0:
+        return f"{-ms:.0f} ms before the end of speech (the agent spoke while the caller did)"
+    return f"{ms:.0f} ms (end of speech -> first agent audio)"
 
 
 def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turns: list[Turn], *,

@@ -76,6 +76,8 @@ class Printer:
 
     def on_turn(self, index: int, turn: TurnResult) -> None:
         if turn.latency_ms is not None:
-            self.line(f"  (answered in {turn.latency_ms:.0f} ms; saved as turn-{index:02d}.wav)")
+            when = (f"in {turn.latency_ms:.0f} ms" if turn.latency_ms >= 0
+                    else f"{-turn.latency_ms:.0f} ms before the end of speech")
+            self.line(f"  (answered {when}; saved as turn-{index:02d}.wav)")
         else:
             self.line(f"  (no answer: {turn.error})")

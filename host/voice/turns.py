@@ -34,7 +34,7 @@ class TurnResult:
     understood: str | None = None  # the agent's final transcript of the caller's turn
     answered: str | None = None  # the agent's own transcript of its answer
     heard: str | None = None  # what the caller's recogniser heard in the agent's audio
-    latency_ms: float | None = None  # end of the caller's speech -> the agent's first audio
+    latency_ms: float | None = None  # end of the caller's speech -> the agent's first audio (< 0: before it)
     error: str | None = None  # why the turn counts as unanswered
 
     def as_dict(self) -> dict[str, object]:

@@ -48,3 +48,23 @@ async def test_call_voice_local_every_turn_understood_and_answered(livekit_serve
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [f"turn-0{i}.wav" for i in range(1, 5)]
     await host.wait_log(r"job ended .*agent=voice-local")
     assert "job failed" not in host.log() and "Traceback" not in host.log()
+
+
+async def test_call_an_agent_that_answers_while_the_caller_speaks(livekit_server, start_host):
+    """An agent that is not a livekit-agents session (examples/echo.py plays back what it hears as it hears
+    it): its answer starts before the end of the caller's speech, and counts as an answer."""
+    import os
+
+    echo = ROOT / "agents.d" / "echo.yaml"
+    host = start_host(livekit_server, echo)
+    await host.wait_log(r"registered agent echo")
+    code, out, err = await agenthost("call", "echo", "--say", "hello there", "--say", "what is your name",
+                                     "--json", "--config", str(echo), env={**os.environ, **livekit_server.env()})
+    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    assert "HMAC key" not in err  # the dev server's short secret is the server's to warn of, not each token's
+    turns = json.loads(out)["turns"]
+    assert [t["said"] for t in turns] == ["hello there", "what is your name"]
+    for turn in turns:
+        assert turn["latency_ms"] is not None and turn["latency_ms"] < 0, turn  # it spoke while the caller did
+        assert turn["understood"] is None and turn["answered"] is None, turn  # it publishes no transcripts
+        assert understood(turn["said"], turn["heard"] or ""), turn  # what it played back was the caller's turn

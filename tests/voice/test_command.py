@@ -23,6 +23,12 @@ def test_a_turn_is_rendered_with_what_was_understood_answered_and_heard():
         "        latency    812 ms (end of speech -> first agent audio)")
 
 
+def test_an_answer_that_began_before_the_end_of_speech_says_so():
+    turn = TurnResult(said="hello", heard="hello", latency_ms=-655.2)
+    assert render_turn(1, turn).splitlines()[-1] == (
+        "        latency    655 ms before the end of speech (the agent spoke while the caller did)")
+
+
 def test_an_unanswered_turn_says_why():
     turn = TurnResult(said="hello", error="no answer within 20 s of the end of speech")
     assert render_turn(2, turn) == ("turn 2: said      'hello'\n"

@@ -43,3 +43,16 @@ async def test_a_state_change_during_a_streamed_answer_waits_for_its_line():
 
     await printer._stream("lk.transcription", "agent-1", Reader())  # type: ignore[arg-type]
     assert out.getvalue() == "agent > echo: hello\n  (speaking)\n  (speaking)\n"
+
+
+def test_a_voice_turn_says_when_it_was_answered():
+    from host.voice.turns import TurnResult
+
+    out = io.StringIO()
+    printer = Printer(out, "me")
+    printer.on_turn(1, TurnResult(said="hi", latency_ms=812.4))
+    printer.on_turn(2, TurnResult(said="hi", latency_ms=-300.0))
+    printer.on_turn(3, TurnResult(said="hi", error="no answer within 20 s of the end of speech"))
+    assert out.getvalue() == ("  (answered in 812 ms; saved as turn-01.wav)\n"
+                              "  (answered 300 ms before the end of speech; saved as turn-02.wav)\n"
+                              "  (no answer: no answer within 20 s of the end of speech)\n")
