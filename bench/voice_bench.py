@@ -22,7 +22,10 @@ capacity C1, and the share of its CPU it then uses); two hosts, each on a CPU of
 share as --load-threshold, are offered 1.5 x C1 calls, 3 s apart: how many each took, how many got no
 agent, and the p50/p95 of every admitted call's turns.
 
-Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS] [--no-overload]
+With --repeat=R, the whole ramp runs R times: a step's p95 over a dozen turns is decided by its slowest
+turns, so capacities are compared as the medians of the ramps, each ramp's printed.
+
+Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS] [--repeat=R] [--no-overload]
 """
 
 from __future__ import annotations
@@ -271,35 +274,46 @@ def capacity(steps: list[Step]) -> int:
     return max((s.calls for s in steps if s.good), default=0)
 
 
-def print_results(results: dict[str, list[Step]]) -> dict[str, object]:
-    print(f"\n{'side':<16}{'calls':>6}{'p50 ms':>9}{'p95 ms':>9}{'unanswered':>12}{'cores':>8}{'PSS/call MB':>13}")
-    for name, steps in results.items():
-        for s in steps:
-            print(f"{name:<16}{s.calls:>6}{s.p50:>9.0f}{s.p95:>9.0f}{s.unanswered + s.no_agent:>12}"
-                  f"{s.cores:>8.2f}{s.pss_per_call_mb:>13.1f}")
-    both = max(n for n in STEPS if all(any(s.calls == n for s in steps) for steps in results.values()))
-    pss = {name: next(s.pss_per_call_mb for s in steps if s.calls == both) for name, steps in results.items()}
+def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
+    """Every ramp's steps, then each side's capacity in every ramp and the ratios of their medians (one slow
+    turn decides a step, so a single ramp's capacity is noisy)."""
+    print(f"\n{'ramp':<6}{'side':<16}{'calls':>6}{'p50 ms':>9}{'p95 ms':>9}{'unanswered':>12}{'cores':>8}"
+          f"{'PSS/call MB':>13}")
+    for number, results in enumerate(ramps, 1):
+        for name, steps in results.items():
+            for s in steps:
+                print(f"{number:<6}{name:<16}{s.calls:>6}{s.p50:>9.0f}{s.p95:>9.0f}{s.unanswered + s.no_agent:>12}"
+                      f"{s.cores:>8.2f}{s.pss_per_call_mb:>13.1f}")
+    names = list(ramps[0])
+    capacities = {name: [capacity(results[name]) for results in ramps] for name in names}
+    p50s = {name: [results[name][0].p50 for results in ramps] for name in names}
+    both = max(n for n in STEPS if all(any(s.calls == n for s in results[name]) for results in ramps
+                                       for name in names))
+    pss = {name: statistics.median(next(s.pss_per_call_mb for s in results[name] if s.calls == both)
+                                   for results in ramps) for name in names}
     summary = {
-        "capacity": {name: capacity(steps) for name, steps in results.items()},
-        "p50_ms_at_1_call": {name: steps[0].p50 for name, steps in results.items()},
+        "ramps": len(ramps), "capacities": capacities,
+        "capacity": {name: statistics.median(c) for name, c in capacities.items()},
+        "p50_ms_at_1_call": {name: statistics.median(v) for name, v in p50s.items()},
         "pss_per_call_mb": pss, "pss_measured_at_calls": both,
     }
-    cap = summary["capacity"]
-    p50 = summary["p50_ms_at_1_call"]
-    for peer in (name for name in results if name != "agenthost"):
-        print(f"\nagenthost against {peer}:")
-        print(f"  capacity (p95 <= {P95_LIMIT_MS:.0f} ms, nothing unanswered): {cap['agenthost']} calls against "
-              f"{cap[peer]}: {cap['agenthost'] / max(cap[peer], 1):.2f}x")
+    cap, p50 = summary["capacity"], summary["p50_ms_at_1_call"]
+    for peer in (name for name in names if name != "agenthost"):
+        print(f"\nagenthost against {peer} (medians of {len(ramps)} ramp(s)):")
+        print(f"  capacity (p95 <= {P95_LIMIT_MS:.0f} ms, nothing unanswered): {cap['agenthost']:g} calls against "
+              f"{cap[peer]:g}: {cap['agenthost'] / max(cap[peer], 1):.2f}x  (each ramp: "
+              f"{capacities['agenthost']} against {capacities[peer]})")
         print(f"  p50 at 1 call: {p50['agenthost']:.0f} ms against {p50[peer]:.0f} ms: "
               f"{p50['agenthost'] / p50[peer]:.2f}x")
         print(f"  PSS per call at {both} calls: {pss['agenthost']:.1f} MB against {pss[peer]:.1f} MB: "
               f"{pss['agenthost'] / pss[peer]:.2f}x")
-    return {"steps": {name: [{"calls": s.calls, "p50_ms": s.p50, "p95_ms": s.p95, "unanswered": s.unanswered,
-                              "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb}
-                             for s in steps] for name, steps in results.items()}, **summary}
+    steps = [{name: [{"calls": s.calls, "p50_ms": s.p50, "p95_ms": s.p95, "unanswered": s.unanswered,
+                      "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb}
+                     for s in steps] for name, steps in results.items()} for results in ramps]
+    return {"steps": steps, **summary}
 
 
-async def run(max_calls: int, turn_count: int, overload_phase: bool) -> int:
+async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int) -> int:
     server = private_server("voice-bench")
     work = server.workdir
     synthesizer = Synthesizer()
@@ -320,11 +334,14 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool) -> int:
         try:
             for side in sides:
                 await side.start(server.env())
-            results = await ramp(sides, server, turns, max_calls)
+            ramps = []
+            for number in range(1, repeat + 1):
+                print(f"ramp {number} of {repeat}", flush=True)
+                ramps.append(await ramp(sides, server, turns, max_calls))
         finally:
             for side in sides:
                 side.stop()
-        summary = print_results(results)
+        summary = print_results(ramps)
         if overload_phase and len(os.sched_getaffinity(0)) >= 2:
             summary["overload"] = await overload(server, turns, work, max_calls)
     finally:
@@ -338,4 +355,6 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool) -> int:
 if __name__ == "__main__":
     options = [a for a in sys.argv[1:] if a.startswith("--")]
     args = [int(a) for a in sys.argv[1:] if not a.startswith("--")]
-    sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 4, "--no-overload" not in options)))
+    repeats = [int(o.split("=", 1)[1]) for o in options if o.startswith("--repeat=")]
+    sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 4,
+                             "--no-overload" not in options, repeats[-1] if repeats else 1)))

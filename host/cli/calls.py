@@ -9,6 +9,7 @@ import click
 
 from host.cli.common import (
     EXIT_SERVER,
+    EXIT_USAGE,
     Duration,
     agent_and_metadata,
     credentials_from,
@@ -73,10 +74,11 @@ def call(agent: str, say: tuple[str, ...], wav: tuple[str, ...], payload: str, r
          api_key: str | None, api_secret: str | None) -> None:
     """Call AGENT by voice through the server: speak each turn, print what it understood and answered.
 
-    Exit 0 when every turn was answered, 1 when one was not (or the agent never joined)."""
+    Exit 0 when every turn was answered, 1 when one was not (or the agent never joined), 2 for bad input (an
+    unknown agent, metadata its schema refuses, a WAV that cannot be used), 3 when the server is unreachable."""
     from host.voice import command
 
-    definition, text = agent_and_metadata(agent, payload, paths)
+    definition, text = agent_and_metadata(agent, payload, paths, invalid=EXIT_USAGE)
     if not say and not wav:
         raise click.UsageError("nothing to say: give --say TEXT or --wav FILE (repeatable)")
     try:

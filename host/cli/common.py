@@ -166,8 +166,10 @@ def http_address(text: str, option: str) -> tuple[str, int]:
         raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
-def agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[AgentDefinition, str]:
-    """AGENT's definition and the metadata text, checked against its schema; exits with the problems."""
+def agent_and_metadata(agent: str, payload: str, paths: Sequence[str],
+                       invalid: int = EXIT_INVALID) -> tuple[AgentDefinition, str]:
+    """AGENT's definition and the metadata text, checked against its schema; exits with the problems (and
+    the code `invalid`)."""
     from host.config.metadata import MetadataChecker
 
     catalog = load(default_paths(paths), check_imports=False)
@@ -176,7 +178,7 @@ def agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[
         if catalog.problems:  # the agent may be defined by a file that does not load: say why, not only "no agent"
             click.echo(render("text", (), catalog.problems), err=True, nl=False)
             click.echo(f"agenthost: {UnknownAgentError(agent, agents)} that loads without problems", err=True)
-            sys.exit(EXIT_INVALID)
+            sys.exit(invalid)
         raise click.UsageError(str(UnknownAgentError(agent, agents)))
     text, source = read_payload(payload) if payload else ("", "<metadata>")
     # a dispatch may be given to any version with a weight: the metadata must fit each one's schema
@@ -188,5 +190,5 @@ def agent_and_metadata(agent: str, payload: str, paths: Sequence[str]) -> tuple[
                 click.echo(f"agenthost: the metadata does not fit version {definition.version} of {agent}, which a "
                            "dispatch may be given to:", err=True)
             click.echo(render("text", (), problems), err=True, nl=False)
-            sys.exit(EXIT_INVALID)
+            sys.exit(invalid)
     return agents[agent], text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import wave
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from host.errors import AgentHostError
 from host.voice.speech import SAMPLE_RATE
 
 MAX_SECONDS = 600  # a turn longer than ten minutes is a mistake, not a test
+MAX_BYTES = 2**30  # more than ten minutes of any audio a turn would be made of
 
 
 class AudioFileError(AgentHostError):
@@ -19,24 +22,38 @@ class AudioFileError(AgentHostError):
 
 
 def read_wav(path: str | Path) -> bytes:
-    """The PCM of a WAV file, converted to 16 kHz mono 16-bit (any rate, channels, 8/16/24/32-bit PCM)."""
+    """The PCM of a WAV file, converted to 16 kHz mono 16-bit: any rate and channels; 8/16/24/32-bit integer
+    or 32/64-bit float samples; plain or WAVE_FORMAT_EXTENSIBLE headers (which sox, ffmpeg and audio editors
+    write for 24-bit or multichannel files, and Python's `wave` module does not read)."""
     try:
-        with wave.open(str(path), "rb") as wav:
-            rate, channels, width, count = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth(),
-                                            wav.getnframes())
-            if count > rate * MAX_SECONDS:
-                raise AudioFileError(f"{path}: {count / rate:.0f} s of audio; a turn may be at most {MAX_SECONDS} s")
-            data = wav.readframes(count)
+        if os.path.getsize(path) > MAX_BYTES:
+            raise AudioFileError(f"{path}: {os.path.getsize(path) // 2**20} MB; a turn may be at most "
+                                 f"{MAX_SECONDS} s of audio")
+        data = Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise AudioFileError(f"{path}: no such file") from exc
-    except (wave.Error, EOFError) as exc:
-        raise AudioFileError(f"{path}: not a PCM WAV file ({exc}); convert it with "
-                             f"`sox {path} -r {SAMPLE_RATE} -c 1 -b 16 out.wav`") from exc
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot read it: {exc}") from exc
-    samples = _to_int16(data, width)
+    tag, rate, channels, bits, body = _riff(data, path)
+    width = bits // 8
+    if not rate or not channels or not width:
+        raise AudioFileError(f"{path}: its header says {rate} Hz, {channels} channels, {bits}-bit: not audio; "
+                             f"{_CONVERT.format(path=path)}")
+    count = len(body) // (width * channels)
+    if count > rate * MAX_SECONDS:
+        raise AudioFileError(f"{path}: {count / rate:.0f} s of audio; a turn may be at most {MAX_SECONDS} s")
+    body = body[: count * width * channels]
+    if tag == _PCM and bits in (8, 16, 24, 32):
+        samples = _to_int16(body, width)
+    elif tag == _FLOAT and width in (4, 8):
+        floats = np.frombuffer(body, dtype="<f4" if width == 4 else "<f8")
+        samples = (np.clip(floats, -1.0, 1.0) * 32767).astype(np.int16)
+    else:
+        kind = "integer" if tag == _PCM else "float" if tag == _FLOAT else _FORMATS.get(tag, f"format {tag}")
+        raise AudioFileError(f"{path}: {kind} samples ({bits}-bit) are not supported; "
+                             f"{_CONVERT.format(path=path)}")
     if channels > 1:
-        samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1).astype(np.int16)
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
     if rate == SAMPLE_RATE:
         return samples.tobytes()
     frame = rtc.AudioFrame(samples.tobytes(), rate, 1, len(samples))
@@ -45,15 +62,43 @@ def read_wav(path: str | Path) -> bytes:
     return b"".join(bytes(f.data) for f in [*resampler.push(frame), *resampler.flush()])
 
 
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+_FORMATS = {2: "ADPCM", 6: "A-law", 7: "mu-law", 0x55: "MP3"}
+_CONVERT = "convert it with `sox {path} -r 16000 -c 1 -b 16 out.wav`"
+
+
+def _riff(data: bytes, path: str | Path) -> tuple[int, int, int, int, bytes]:
+    """(format tag, rate, channels, bits per sample, sample bytes) of a RIFF WAVE file; the tag of an
+    extensible header is its sub-format's."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioFileError(f"{path}: not a WAV file (no RIFF/WAVE header); {_CONVERT.format(path=path)}")
+    fmt = body = None
+    at = 12
+    while at + 8 <= len(data) and (fmt is None or body is None):
+        chunk, size = data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little")
+        if chunk == b"fmt ":
+            fmt = data[at + 8:at + 8 + size]
+        elif chunk == b"data":
+            body = data[at + 8:at + 8 + size]  # a streamed file's size may overstate: what is there is read
+        at += 8 + size + (size & 1)
+    if fmt is None or len(fmt) < 16 or body is None:
+        raise AudioFileError(f"{path}: a WAV file with no {'format' if fmt is None or len(fmt) < 16 else 'data'} "
+                             f"chunk; {_CONVERT.format(path=path)}")
+    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _EXTENSIBLE and len(fmt) >= 26:
+        tag = struct.unpack("<H", fmt[24:26])[0]
+    return tag, rate, channels, bits, body
+
+
 def _to_int16(data: bytes, width: int) -> np.ndarray:
     if width == 2:
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
     if width == 1:  # unsigned 8-bit
         return ((np.frombuffer(data, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)
     if width in (3, 4):  # signed little-endian: keep the top 16 bits of each sample
-        raw = np.frombuffer(data[: len(data) // width * width], dtype=np.uint8).reshape(-1, width)
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
         return raw[:, width - 2:].copy().view("<i2").reshape(-1).astype(np.int16)
-    raise AudioFileError(f"{width * 8}-bit samples are not supported")
+    raise ValueError(f"{width * 8}-bit samples")  # read_wav asks only for the widths above
 
 
 def write_wav(path: Path, pcm: bytes) -> None:

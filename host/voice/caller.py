@@ -27,6 +27,9 @@ from host.voice.turns import ANSWER_OVER_S, CallError, CallOptions, Turn, TurnRe
 logger = logging.getLogger("agenthost.call")
 
 QUIET_BEFORE_TURN_S = 0.5  # the agent is quiet this long before the caller speaks (after a greeting, say)
+GREETING_WAIT_S = 1.0  # a new agent is quiet this long before the first turn (time to start a greeting)
+STATE_GRACE_S = 2.0  # how long a joined agent may take to say its state (livekit-agents' agents say it)
+ANSWER_MAX_S = 120.0  # an answer longer than this is cut: the turn ends and the next one is spoken
 TRANSCRIPT_GRACE_S = 2.0  # how long after its audio the agent's final transcript may still arrive
 
 
@@ -56,6 +59,13 @@ class Caller:
         await self._line.join(room)
         await create_dispatch(self._credentials, agent_name, room, metadata)
         await self._wait_for_agent(agent_name, audio)
+        if audio:
+            await self.wait_listening(STATE_GRACE_S)
+            # an agent that greets does so as it starts listening: its quiet is counted from now, so that the
+            # greeting it is about to say plays out before the first turn, and is not taken for its answer
+            line = self._line
+            line.answer.last_loud = time.monotonic()
+            await line.until(lambda: line.quiet_for() >= GREETING_WAIT_S and not line.busy(), self._options.timeout)
 
     async def hang_up(self) -> None:
         """Leave the room (the agent's job then ends by its policy); once, however often it is called."""
@@ -120,9 +130,9 @@ class Caller:
     async def _turn(self, turn: Turn) -> TurnResult:
         line = self._line
         result = TurnResult(said=turn.said)
-        # a greeting or the last answer's tail plays out first: the agent is quiet before the caller speaks
-        await line.until(lambda: time.monotonic() - line.answer.last_loud >= QUIET_BEFORE_TURN_S
-                         and line.speaking() is not True, self._options.timeout)
+        # a greeting or the last answer plays out first: the agent is quiet, and not making an answer, before
+        # the caller speaks (after the timeout, the caller speaks over it)
+        await line.until(lambda: line.quiet_for() >= QUIET_BEFORE_TURN_S and not line.busy(), self._options.timeout)
         if self._options.pause:
             await asyncio.sleep(self._options.pause)
         answer = line.next_answer()
@@ -137,7 +147,8 @@ class Caller:
             return result
         assert answer.started_at is not None
         result.latency_ms = round((answer.started_at - ended) * 1000, 1)
-        await line.until(lambda: time.monotonic() - answer.last_loud >= ANSWER_OVER_S, 120.0)
+        # the answer is over after a silence, once the agent (if it says its state) is no longer making it
+        await line.until(lambda: line.quiet_for() >= ANSWER_OVER_S and not line.busy(), ANSWER_MAX_S)
         if line.saw_agent_text or line.speaking() is not None:
             await line.until(lambda: bool(answer.texts), TRANSCRIPT_GRACE_S)
         result.understood = " ".join(answer.understood) or None

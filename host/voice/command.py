@@ -75,21 +75,25 @@ def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turn
             if room is None:
                 await delete_room(credentials, room_name)
 
+    def failed(exc: AgentHostError, code: int) -> int:
+        click.echo(f"agenthost: {exc}", err=True)
+        if as_json:  # the call ended before its turns: the report says why
+            click.echo(json.dumps({"agent": agent_name, "room": room_name, "turns": [], "error": str(exc)},
+                                  indent=2))
+        return code
+
     try:
         results = asyncio.run(main())
     except ServerError as exc:
-        click.echo(f"agenthost: {exc}", err=True)
-        return EXIT_SERVER
+        return failed(exc, EXIT_SERVER)
     except SpeechUnavailable as exc:
-        click.echo(f"agenthost: {exc}", err=True)
-        return EXIT_USAGE
+        return failed(exc, EXIT_USAGE)
     except AgentHostError as exc:
-        click.echo(f"agenthost: {exc}", err=True)
-        return EXIT_UNANSWERED
+        return failed(exc, EXIT_UNANSWERED)
     unanswered = [i for i, turn in enumerate(results, 1) if turn.latency_ms is None]
     if as_json:
         click.echo(json.dumps({"agent": agent_name, "room": room_name,
-                               "turns": [turn.as_dict() for turn in results]}, indent=2))
+                               "turns": [turn.as_dict() for turn in results], "error": None}, indent=2))
     if unanswered:
         click.echo(f"agenthost: turn{'s' if len(unanswered) > 1 else ''} "
                    f"{', '.join(map(str, unanswered))} got no answer", err=True)

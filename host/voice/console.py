@@ -90,7 +90,8 @@ class Console:
             logs = asyncio.get_running_loop().create_task(self.host_logs.follow())
         try:
             await caller.start(self.agent_name, room, self.metadata, audio=options.audio)
-            await caller.wait_listening(LISTENING_GRACE)
+            if not options.audio:  # a start with audio waited for it
+                await caller.wait_listening(LISTENING_GRACE)
             agent = caller.agent()
             self.printer.line(f"agent {self.agent_name!r} joined room {room} as {agent.identity if agent else '?'}; "
                               "type to talk, /quit or Ctrl-D to end")

@@ -53,6 +53,7 @@ class CallLine:
         self.answer = Answer()  # the turn in progress: written by the listeners below
         self.answers_from = float("inf")  # agent audio louder than silence after this time starts an answer
         self.agent_audio = asyncio.Event()  # the agent's audio track is subscribed
+        self._voice = ""  # the sid of the agent's track that is its voice (see _on_track)
         self.saw_agent_text = False  # the agent published a transcript of its own: its answers will have one
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,6 +118,15 @@ class CallLine:
         state = self.state()
         return None if state is None else state == "speaking"
 
+    def busy(self) -> bool:
+        """Whether the agent says it is making or speaking an answer (an answer in several parts, or one
+        with a tool call, goes back to thinking between them)."""
+        return self.state() in ("thinking", "speaking")
+
+    def quiet_for(self) -> float:
+        """Seconds since the agent's voice was last louder than silence."""
+        return time.monotonic() - self.answer.last_loud
+
     async def until(self, ready: Callable[[], bool], timeout: float) -> bool:
         """Until `ready()`, looked at whenever the room changes (and every 0.1 s); False after `timeout`."""
         deadline = time.monotonic() + timeout
@@ -129,14 +139,22 @@ class CallLine:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.1))
         return True
 
-    def _on_track(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO and _is_agent(participant):
-            self.agent_audio.set()
-            self._tasks.append(asyncio.create_task(self._listen(track)))
+    def _on_track(self, track: rtc.Track, publication: rtc.RemoteTrackPublication,
+                  participant: rtc.RemoteParticipant) -> None:
+        if track.kind != rtc.TrackKind.KIND_AUDIO or not _is_agent(participant):
+            return
+        # its voice is its microphone track (livekit-agents' RoomIO publishes it so); another audio track, as
+        # livekit-agents' background audio (thinking sounds, ambience), is heard only when it has no such track
+        if publication.source == rtc.TrackSource.SOURCE_MICROPHONE or not self._voice:
+            self._voice = track.sid
+        self.agent_audio.set()
+        self._tasks.append(asyncio.create_task(self._listen(track)))
 
     async def _listen(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
         async for event in stream:
+            if track.sid != self._voice:
+                continue
             now = time.monotonic()
             data = event.frame.data
             answer = self.answer
@@ -149,16 +167,18 @@ class CallLine:
                 answer.pcm += bytes(data)
 
     def _on_text(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        answer = self.answer  # a transcript belongs to the turn it began in, however late it ends
+
         async def read() -> None:
             text = await reader.read_all()  # the closing attributes arrive with the end of the stream
             attributes = reader.info.attributes or {}
             if attributes.get("lk.transcription_final") != "true":
                 return
             if identity == self._options.identity or attributes.get("lk.transcribed_track_id") == self.microphone_sid:
-                self.answer.understood.append(text)
+                answer.understood.append(text)
             else:
                 self.saw_agent_text = True
-                self.answer.texts.append(text)
+                answer.texts.append(text)
             self._changed.set()
         self._tasks.append(asyncio.create_task(read()))
 

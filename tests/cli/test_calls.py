@@ -1,5 +1,7 @@
 """`agenthost dispatch` and `agenthost call`: what they check before they reach the server, and what they say."""
 
+import json
+
 from host.testing.cli import agenthost
 
 CALL_SERVER = ("--url", "ws://127.0.0.1:9", "--api-key", "k", "--api-secret", "s")
@@ -42,7 +44,7 @@ def test_call_names_a_missing_wav(tmp_path):
 
 def test_call_checks_metadata_before_calling():
     r = agenthost("call", "ok", "--say", "hi", "--config", "tests/fixtures/good", "--metadata", "{}", *CALL_SERVER)
-    assert r.returncode == 1
+    assert r.returncode == 2  # bad input, as every usage error of `call`
     assert r.stderr == "<metadata>:1:1: $: 'user_id' is a required property\n1 error\n"
 
 
@@ -51,6 +53,15 @@ def test_call_says_when_the_server_is_unreachable():
                   *CALL_SERVER)
     assert r.returncode == 3 and "Traceback" not in r.stderr
     assert "agenthost: cannot join room 'call-" in r.stderr and "at ws://127.0.0.1:9" in r.stderr
+
+
+def test_call_with_json_reports_a_call_that_ended_before_its_turns():
+    r = agenthost("call", "ok", "--say", "hi", "--json", "--room", "r1", "--config", "tests/fixtures/good",
+                  "--metadata", '{"user_id": "u"}', *CALL_SERVER)
+    assert r.returncode == 3
+    report = json.loads(r.stdout)
+    assert report["agent"] == "ok" and report["room"] == "r1" and report["turns"] == []
+    assert report["error"].startswith("cannot join room 'r1'")
 
 
 def test_the_metadata_must_fit_every_version_a_dispatch_may_go_to(tmp_path):

@@ -50,21 +50,136 @@ async def test_call_voice_local_every_turn_understood_and_answered(livekit_serve
     assert "job failed" not in host.log() and "Traceback" not in host.log()
 
 
-async def test_call_an_agent_that_answers_while_the_caller_speaks(livekit_server, start_host):
+async def test_call_an_agent_that_answers_while_the_caller_speaks(livekit_server, start_host, tmp_path):
     """An agent that is not a livekit-agents session (examples/echo.py plays back what it hears as it hears
-    it): its answer starts before the end of the caller's speech, and counts as an answer."""
+    it): its answer starts before the end of the caller's speech, and counts as an answer. The second turn is
+    a WAV as sox or ffmpeg writes one (extensible header, 24-bit stereo), spoken after the first."""
     import os
+    import struct
 
+    import numpy as np
+
+    from host.voice.speech import SAMPLE_RATE, Synthesizer
+
+    mono = np.frombuffer(Synthesizer().synthesize("what is your name"), dtype=np.int16)
+    data = b"".join(struct.pack("<i", int(s) << 16)[1:] * 2 for s in mono.tolist())
+    guid = struct.pack("<H", 1) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = (struct.pack("<HHIIHH", 0xFFFE, 2, SAMPLE_RATE, SAMPLE_RATE * 6, 6, 24) + struct.pack("<HHI", 22, 24, 3)
+           + guid)
+    (tmp_path / "name.wav").write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVEfmt "
+                                        + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data))
+                                        + data)
     echo = ROOT / "agents.d" / "echo.yaml"
     host = start_host(livekit_server, echo)
     await host.wait_log(r"registered agent echo")
-    code, out, err = await agenthost("call", "echo", "--say", "hello there", "--say", "what is your name",
+    code, out, err = await agenthost("call", "echo", "--say", "hello there", "--wav", str(tmp_path / "name.wav"),
                                      "--json", "--config", str(echo), env={**os.environ, **livekit_server.env()})
     assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
     assert "HMAC key" not in err  # the dev server's short secret is the server's to warn of, not each token's
     turns = json.loads(out)["turns"]
-    assert [t["said"] for t in turns] == ["hello there", "what is your name"]
-    for turn in turns:
+    assert [t["said"] for t in turns] == ["hello there", "name.wav"]
+    for turn, said in zip(turns, ["hello there", "what is your name"], strict=True):
         assert turn["latency_ms"] is not None and turn["latency_ms"] < 0, turn  # it spoke while the caller did
         assert turn["understood"] is None and turn["answered"] is None, turn  # it publishes no transcripts
-        assert understood(turn["said"], turn["heard"] or ""), turn  # what it played back was the caller's turn
+        assert understood(said, turn["heard"] or ""), turn  # what it played back was the caller's turn
+
+
+SILENT = """\
+import asyncio
+
+from livekit import rtc
+
+
+async def entrypoint(ctx):
+    await ctx.connect()
+    source = rtc.AudioSource(16000, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("voice", source)
+    await ctx.room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+    print("silent agent published its track", flush=True)
+"""
+
+
+async def test_a_call_whose_agent_never_answers_says_which_turn_and_exits_1(livekit_server, start_host, tmp_path):
+    import os
+
+    (tmp_path / "silent.py").write_text(SILENT)
+    (tmp_path / "silent.yaml").write_text("name: silent\nentrypoint: silent.py:entrypoint\n")
+    host = start_host(livekit_server, tmp_path / "silent.yaml")
+    await host.wait_log(r"registered agent silent")
+    code, out, err = await agenthost("call", "silent", "--say", "hello there", "--timeout", "3", "--json",
+                                     "--config", str(tmp_path / "silent.yaml"),
+                                     env={**os.environ, **livekit_server.env()})
+    assert code == 1, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    assert "silent agent published its track" in host.log()  # the agent was there, and said nothing
+    assert err.strip().endswith("agenthost: turn 1 got no answer"), err
+    [turn] = json.loads(out)["turns"]
+    assert turn["latency_ms"] is None and turn["error"] == "no answer within 3 s of the end of speech", turn
+
+
+async def test_a_call_whose_agent_is_served_by_no_host_says_so_and_exits_1(livekit_server, tmp_path):
+    import os
+
+    (tmp_path / "nobody.yaml").write_text("name: nobody-serves-me\nentrypoint: m.py:f\n")
+    code, out, err = await agenthost("call", "nobody-serves-me", "--say", "hello", "--timeout", "2", "--config",
+                                     str(tmp_path / "nobody.yaml"), env={**os.environ, **livekit_server.env()})
+    assert code == 1, f"exit {code}\n{out}\n{err}"
+    assert "no agent 'nobody-serves-me' joined the room within 2 s" in err and "agenthost run" in err, err
+
+
+GREETER = """\
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, room_io
+from livekit.plugins import silero
+
+from examples import local_speech
+
+server = AgentServer()
+
+
+def prewarm(proc):
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.3)
+
+
+server.setup_fnc = prewarm
+
+
+class Greeter(Agent):
+    async def on_enter(self):
+        handle = self.session.say("welcome to the test line")
+        handle.add_done_callback(lambda h: print(f"greeting over, interrupted: {h.interrupted}", flush=True))
+
+
+@server.rtc_session(agent_name="greeting-voice")
+async def entrypoint(ctx: JobContext):
+    vad = ctx.proc.userdata["vad"]
+    session = AgentSession(vad=vad, stt=local_speech.PocketSphinxSTT(vad), llm=local_speech.RuleLLM(),
+                           tts=local_speech.FliteTTS(),
+                           turn_handling={"turn_detection": "vad", "endpointing": {"mode": "fixed", "min_delay": 0.2,
+                                                                                   "max_delay": 1.0}})
+    await session.start(agent=Greeter(instructions="greet, then answer"), room=ctx.room,
+                        room_options=room_io.RoomOptions(
+                            audio_input=room_io.AudioInputOptions(sample_rate=local_speech.SAMPLE_RATE)))
+"""
+
+
+async def test_a_greeting_plays_out_before_the_first_turn_and_is_not_its_answer(livekit_server, start_host,
+                                                                                 tmp_path):
+    """A livekit-agents agent that greets as it starts (Agent.on_enter): the caller waits for the greeting to
+    end, then speaks; each turn's answer is the agent's answer to it, not the greeting."""
+    import os
+
+    (tmp_path / "greeting_voice.py").write_text(GREETER)
+    agent = tmp_path / "greeting-voice.yaml"
+    agent.write_text("name: greeting-voice\napi: livekit-agents\nentrypoint: greeting_voice.py:server\n")
+    host = start_host(livekit_server, agent)
+    await host.wait_log(r"registered agent greeting-voice")
+    code, out, err = await agenthost("call", "greeting-voice", "--say", "hello there", "--say", "what is your name",
+                                     "--json", "--config", str(agent), env={**os.environ, **livekit_server.env()})
+    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    turns = json.loads(out)["turns"]
+    for turn, said in zip(turns, ["hello there", "what is your name"], strict=True):
+        assert turn["latency_ms"] is not None and turn["latency_ms"] > 0, turn
+        assert understood(said, turn["understood"] or ""), turn
+        assert turn["answered"] == answer(turn["understood"]), turn  # its answer, not the greeting
+        assert "welcome" not in (turn["heard"] or ""), turn
+    assert "greeting over, interrupted: False" in host.log()  # there was a greeting, and no turn cut into it

@@ -1,4 +1,5 @@
-"""WAV files for `agenthost call --wav`: any PCM WAV becomes 16 kHz mono; anything else is refused by name."""
+"""WAV files for `agenthost call --wav`: integer or float samples, plain or extensible headers, become 16 kHz
+mono; anything else is refused by name, with the conversion to make."""
 
 import struct
 import wave
@@ -55,19 +56,62 @@ def test_a_missing_file_is_named(tmp_path):
         read_wav(tmp_path / "missing.wav")
 
 
-def test_a_float_wav_is_refused_with_the_conversion_to_make(tmp_path):
-    path = tmp_path / "float.wav"
-    data = np.zeros(100, dtype="<f4").tobytes()
-    fmt = struct.pack("<HHIIHH", 3, 1, SAMPLE_RATE, SAMPLE_RATE * 4, 4, 32)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
-                     + b"data" + struct.pack("<I", len(data)) + data)
-    with pytest.raises(AudioFileError, match=r"float\.wav: not a PCM WAV file .*sox .* -r 16000 -c 1 -b 16"):
+def riff(fmt: bytes, data: bytes) -> bytes:
+    """A WAV file made by hand, as tools other than Python's `wave` write them."""
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
+            + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def extensible(sub_format: int, channels: int, rate: int, bits: int) -> bytes:
+    """A WAVE_FORMAT_EXTENSIBLE header (what sox and ffmpeg write for 24-bit or multichannel audio)."""
+    guid = struct.pack("<H", sub_format) + bytes.fromhex("000000001000800000aa00389b71")
+    return (struct.pack("<HHIIHH", 0xFFFE, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
+            + struct.pack("<HHI", 22, bits, 3) + guid)
+
+
+def test_a_float_wav_is_converted(tmp_path):
+    samples = tone(SAMPLE_RATE)
+    data = (samples.astype("<f4") / 32767).tobytes()
+    (tmp_path / "float.wav").write_bytes(riff(struct.pack("<HHIIHH", 3, 1, SAMPLE_RATE, SAMPLE_RATE * 4, 4, 32), data))
+    pcm = np.frombuffer(read_wav(tmp_path / "float.wav"), dtype=np.int16)
+    assert np.max(np.abs(pcm.astype(int) - samples.astype(int))) <= 1
+
+
+def test_an_extensible_24_bit_stereo_wav_is_read(tmp_path):
+    mono = tone(48000)
+    data = b"".join(struct.pack("<i", int(s) << 16)[1:] * 2 for s in mono.tolist())  # 24-bit, both channels
+    (tmp_path / "ext.wav").write_bytes(riff(extensible(1, 2, 48000, 24), data))
+    pcm = read_wav(tmp_path / "ext.wav")
+    assert abs(len(pcm) / 2 - SAMPLE_RATE * 0.5) < SAMPLE_RATE * 0.02
+    assert rms(pcm) == pytest.approx(rms(mono.tobytes()), rel=0.1)
+
+
+def test_an_extensible_float_wav_is_read(tmp_path):
+    samples = tone(SAMPLE_RATE)
+    data = (samples.astype("<f4") / 32767).tobytes()
+    (tmp_path / "f.wav").write_bytes(riff(extensible(3, 1, SAMPLE_RATE, 32), data))
+    assert rms(read_wav(tmp_path / "f.wav")) == pytest.approx(rms(samples.tobytes()), rel=0.01)
+
+
+def test_a_compressed_wav_is_refused_with_the_conversion_to_make(tmp_path):
+    path = tmp_path / "mulaw.wav"
+    path.write_bytes(riff(struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8), bytes(100)))
+    with pytest.raises(AudioFileError, match=r"mulaw\.wav: mu-law samples \(8-bit\) are not supported; convert it "
+                                             r"with `sox .* -r 16000 -c 1 -b 16 out\.wav`"):
+        read_wav(path)
+
+
+def test_a_wav_with_no_data_is_refused(tmp_path):
+    path = tmp_path / "nodata.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", 28) + b"WAVEfmt " + struct.pack("<I", 16)
+                     + struct.pack("<HHIIHH", 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16))
+    with pytest.raises(AudioFileError, match=r"nodata\.wav: a WAV file with no data chunk"):
         read_wav(path)
 
 
 def test_not_a_wav_is_refused(tmp_path):
     (tmp_path / "x.wav").write_text("not audio")
-    with pytest.raises(AudioFileError, match=r"x\.wav: not a PCM WAV file"):
+    with pytest.raises(AudioFileError, match=r"x\.wav: not a WAV file \(no RIFF/WAVE header\); convert it"):
         read_wav(tmp_path / "x.wav")
 
 
