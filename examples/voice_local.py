@@ -31,17 +31,23 @@ def prewarm(proc: JobProcess) -> None:
 server.setup_fnc = prewarm
 
 
-@server.rtc_session(agent_name="voice-local")
-async def entrypoint(ctx: JobContext) -> None:
-    session = AgentSession(
-        vad=ctx.proc.userdata["vad"], stt=local_speech.PocketSphinxSTT(ctx.proc.userdata["vad"]),
-        llm=local_speech.RuleLLM(),
-        tts=local_speech.FliteTTS(),
+def local_session(proc: JobProcess) -> AgentSession:
+    """A session of the local components, with the VAD `prewarm` loaded."""
+    vad = proc.userdata["vad"]
+    return AgentSession(
+        vad=vad, stt=local_speech.PocketSphinxSTT(vad), llm=local_speech.RuleLLM(), tts=local_speech.FliteTTS(),
         turn_handling={"turn_detection": "vad", "endpointing": {"mode": "fixed", "min_delay": 0.2,
                                                                 "max_delay": 1.0}})
-    await session.start(agent=Agent(instructions="Answer a few phrases; repeat the rest."), room=ctx.room,
-                        room_options=room_io.RoomOptions(
-                            audio_input=room_io.AudioInputOptions(sample_rate=local_speech.SAMPLE_RATE)))
+
+
+# the caller's audio as the recogniser takes it (16 kHz), resampled once, where it arrives
+ROOM_OPTIONS = room_io.RoomOptions(audio_input=room_io.AudioInputOptions(sample_rate=local_speech.SAMPLE_RATE))
+
+
+@server.rtc_session(agent_name="voice-local")
+async def entrypoint(ctx: JobContext) -> None:
+    await local_session(ctx.proc).start(agent=Agent(instructions="Answer a few phrases; repeat the rest."),
+                                        room=ctx.room, room_options=ROOM_OPTIONS)
 
 
 if __name__ == "__main__":
