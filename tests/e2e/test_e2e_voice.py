@@ -171,3 +171,45 @@ async def test_a_greeting_plays_out_before_the_first_turn_and_is_not_its_answer(
         assert turn["answered"] == answer(turn["understood"]), turn  # its answer, not the greeting
         assert "welcome" not in (turn["heard"] or ""), turn
     assert "greeting over, interrupted: False" in host.log()  # there was a greeting, and no turn cut into it
+
+
+AMBIENT = """\
+from livekit.agents import Agent, AgentServer, AudioConfig, BackgroundAudioPlayer, BuiltinAudioClip, JobContext
+
+from examples import voice_local
+
+server = AgentServer()
+server.setup_fnc = voice_local.prewarm
+
+
+@server.rtc_session(agent_name="ambient-voice")
+async def entrypoint(ctx: JobContext):
+    session = voice_local.local_session(ctx.proc)
+    await session.start(agent=Agent(instructions="answer"), room=ctx.room, room_options=voice_local.ROOM_OPTIONS)
+    background = BackgroundAudioPlayer(ambient_sound=AudioConfig(BuiltinAudioClip.OFFICE_AMBIENCE, volume=1.0))
+    await background.start(room=ctx.room, agent_session=session)
+    print("background audio playing", flush=True)
+"""
+
+
+async def test_an_agents_background_audio_is_not_taken_for_its_answers(livekit_server, start_host, tmp_path):
+    """livekit-agents' BackgroundAudioPlayer publishes a second audio track (office ambience, all the time):
+    the caller hears the agent's voice on its microphone track, so each answer starts and ends with the
+    agent's speech."""
+    import os
+
+    (tmp_path / "ambient_voice.py").write_text(AMBIENT)
+    agent = tmp_path / "ambient-voice.yaml"
+    agent.write_text("name: ambient-voice\napi: livekit-agents\nentrypoint: ambient_voice.py:server\n")
+    host = start_host(livekit_server, agent)
+    await host.wait_log(r"registered agent ambient-voice")
+    code, out, err = await agenthost("call", "ambient-voice", "--say", "hello there", "--say", "what is your name",
+                                     "--json", "--config", str(agent), env={**os.environ, **livekit_server.env()})
+    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    assert "background audio playing" in host.log()
+    turns = json.loads(out)["turns"]
+    for turn, said in zip(turns, ["hello there", "what is your name"], strict=True):
+        assert turn["latency_ms"] is not None and turn["latency_ms"] > 0, turn
+        assert understood(said, turn["understood"] or ""), turn
+        assert turn["answered"] == answer(turn["understood"]), turn
+        assert understood(turn["answered"], turn["heard"] or ""), turn  # the answer, without the ambience
