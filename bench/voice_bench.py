@@ -356,5 +356,7 @@ if __name__ == "__main__":
     options = [a for a in sys.argv[1:] if a.startswith("--")]
     args = [int(a) for a in sys.argv[1:] if not a.startswith("--")]
     repeats = [int(o.split("=", 1)[1]) for o in options if o.startswith("--repeat=")]
+    if repeats and repeats[-1] < 1:
+        sys.exit("--repeat=R needs R >= 1")
     sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 4,
                              "--no-overload" not in options, repeats[-1] if repeats else 1)))

@@ -7,6 +7,7 @@ not there yet are skipped. Usage: python scripts/charts.py  (writes docs/images/
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,17 +30,21 @@ def _caption(fig: Any, data: dict[str, Any]) -> None:
 
 def voice(data: dict[str, Any]) -> Any:
     fig, (latency, cores) = plt.subplots(1, 2, figsize=(10, 4))
-    # agenthost, livekit-agents, and OpenRTC where it was installed: one colour per side in both panels;
-    # the first ramp drawn (the others' capacities are in the caption's numbers, printed by the bench)
-    for i, (side, steps) in enumerate(data["steps"][0].items()):
+    # agenthost, livekit-agents, and OpenRTC where it was installed: one colour per side in both panels; each
+    # point the median of the ramps that ran that step, as the docs quote them
+    ramps = data["steps"]
+    for i, side in enumerate(ramps[0]):
+        reached = sorted({s["calls"] for ramp in ramps for s in ramp[side]})
+        steps = [{key: statistics.median(s[key] for ramp in ramps for s in ramp[side] if s["calls"] == n)
+                  for key in ("p50_ms", "p95_ms", "cores")} | {"calls": n} for n in reached]
         calls, colour = [s["calls"] for s in steps], f"C{i}"
         latency.plot(calls, [s["p95_ms"] for s in steps], marker="o", color=colour, label=f"{side} p95")
         latency.plot(calls, [s["p50_ms"] for s in steps], marker=".", linestyle="--", color=colour,
                      label=f"{side} p50")
         cores.plot(calls, [s["cores"] for s in steps], marker="o", color=colour, label=side)
     latency.axhline(1500, color="red", linewidth=0.8, label="1.5 s bound")
-    latency.set(title=f"end of speech to first agent audio (ramp 1 of {data['ramps']})", xlabel="concurrent calls",
-                ylabel="ms")
+    latency.set(title=f"end of speech to first agent audio (medians of {data['ramps']} ramps)",
+                xlabel="concurrent calls", ylabel="ms")
     cores.set(title="CPU of the serving tree", xlabel="concurrent calls", ylabel="cores")
     latency.legend(fontsize=7)
     cores.legend(fontsize=7)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 import click
 
@@ -19,9 +18,6 @@ def cli() -> None:
 
 
 def main() -> None:
-    # PyJWT warns of a short API secret on every token, in the middle of a command's output; the server
-    # already says so where the secret is configured (livekit-server logs "secret is too short")
-    warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum recommended length")
     try:
         cli.main(prog_name="agenthost", standalone_mode=True)
     except AgentHostError as exc:  # pragma: no cover - commands handle their own errors

@@ -27,31 +27,31 @@ def read_wav(path: str | Path) -> bytes:
     write for 24-bit or multichannel files, and Python's `wave` module does not read)."""
     try:
         if os.path.getsize(path) > MAX_BYTES:
-            raise AudioFileError(f"{path}: {os.path.getsize(path) // 2**20} MB; a turn may be at most "
-                                 f"{MAX_SECONDS} s of audio")
+            raise AudioFileError(f"{path}: {os.path.getsize(path) // 2**20} MB; a turn's file may be at most "
+                                 f"{MAX_BYTES // 2**20} MB (and {MAX_SECONDS} s)")
         data = Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise AudioFileError(f"{path}: no such file") from exc
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot read it: {exc}") from exc
     tag, rate, channels, bits, body = _riff(data, path)
-    width = bits // 8
-    if not rate or not channels or not width:
-        raise AudioFileError(f"{path}: its header says {rate} Hz, {channels} channels, {bits}-bit: not audio; "
+    if (tag, bits) not in _SUPPORTED:
+        kind = "integer" if tag == _PCM else "float" if tag == _FLOAT else _FORMATS.get(tag, f"format {tag}")
+        raise AudioFileError(f"{path}: {kind} samples ({bits}-bit) are not supported; "
                              f"{_CONVERT.format(path=path)}")
+    if not rate or not channels:
+        raise AudioFileError(f"{path}: its header says {rate} Hz, {channels} channels: not audio; "
+                             f"{_CONVERT.format(path=path)}")
+    width = bits // 8
     count = len(body) // (width * channels)
     if count > rate * MAX_SECONDS:
         raise AudioFileError(f"{path}: {count / rate:.0f} s of audio; a turn may be at most {MAX_SECONDS} s")
     body = body[: count * width * channels]
-    if tag == _PCM and bits in (8, 16, 24, 32):
+    if tag == _PCM:
         samples = _to_int16(body, width)
-    elif tag == _FLOAT and width in (4, 8):
-        floats = np.frombuffer(body, dtype="<f4" if width == 4 else "<f8")
+    else:  # float: NaN is silence, beyond full scale is clipped
+        floats = np.nan_to_num(np.frombuffer(body, dtype="<f4" if width == 4 else "<f8"), nan=0.0)
         samples = (np.clip(floats, -1.0, 1.0) * 32767).astype(np.int16)
-    else:
-        kind = "integer" if tag == _PCM else "float" if tag == _FLOAT else _FORMATS.get(tag, f"format {tag}")
-        raise AudioFileError(f"{path}: {kind} samples ({bits}-bit) are not supported; "
-                             f"{_CONVERT.format(path=path)}")
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
     if rate == SAMPLE_RATE:
@@ -63,6 +63,7 @@ def read_wav(path: str | Path) -> bytes:
 
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+_SUPPORTED = {(_PCM, 8), (_PCM, 16), (_PCM, 24), (_PCM, 32), (_FLOAT, 32), (_FLOAT, 64)}
 _FORMATS = {2: "ADPCM", 6: "A-law", 7: "mu-law", 0x55: "MP3"}
 _CONVERT = "convert it with `sox {path} -r 16000 -c 1 -b 16 out.wav`"
 
@@ -81,9 +82,12 @@ def _riff(data: bytes, path: str | Path) -> tuple[int, int, int, int, bytes]:
         elif chunk == b"data":
             body = data[at + 8:at + 8 + size]  # a streamed file's size may overstate: what is there is read
         at += 8 + size + (size & 1)
-    if fmt is None or len(fmt) < 16 or body is None:
-        raise AudioFileError(f"{path}: a WAV file with no {'format' if fmt is None or len(fmt) < 16 else 'data'} "
-                             f"chunk; {_CONVERT.format(path=path)}")
+    if fmt is None or body is None:
+        raise AudioFileError(f"{path}: a WAV file with no {'format' if fmt is None else 'data'} chunk; "
+                             f"{_CONVERT.format(path=path)}")
+    if len(fmt) < 16:
+        raise AudioFileError(f"{path}: its format chunk is {len(fmt)} bytes, too short to say what the audio is; "
+                             f"{_CONVERT.format(path=path)}")
     tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", fmt[:16])
     if tag == _EXTENSIBLE and len(fmt) >= 26:
         tag = struct.unpack("<H", fmt[24:26])[0]

@@ -27,7 +27,7 @@ from host.voice.turns import ANSWER_OVER_S, CallError, CallOptions, Turn, TurnRe
 logger = logging.getLogger("agenthost.call")
 
 QUIET_BEFORE_TURN_S = 0.5  # the agent is quiet this long before the caller speaks (after a greeting, say)
-GREETING_WAIT_S = 1.0  # a new agent is quiet this long before the first turn (time to start a greeting)
+GREETING_WAIT_S = 2.0  # a new agent is quiet this long before the first turn (time to start a greeting)
 STATE_GRACE_S = 2.0  # how long a joined agent may take to say its state (livekit-agents' agents say it)
 ANSWER_MAX_S = 120.0  # an answer longer than this is cut: the turn ends and the next one is spoken
 TRANSCRIPT_GRACE_S = 2.0  # how long after its audio the agent's final transcript may still arrive
@@ -131,15 +131,19 @@ class Caller:
         line = self._line
         result = TurnResult(said=turn.said)
         # a greeting or the last answer plays out first: the agent is quiet, and not making an answer, before
-        # the caller speaks (after the timeout, the caller speaks over it)
-        await line.until(lambda: line.quiet_for() >= QUIET_BEFORE_TURN_S and not line.busy(), self._options.timeout)
+        # the caller speaks
+        quiet = await line.until(lambda: line.quiet_for() >= QUIET_BEFORE_TURN_S and not line.busy(),
+                                 self._options.timeout)
         if self._options.pause:
             await asyncio.sleep(self._options.pause)
         answer = line.next_answer()
-        # the agent's audio from the start of the turn answers it: an agent may answer before the end of
-        # speech (one that echoes, or one that takes a pause in the turn for its end)
-        line.answers_from = time.monotonic()
-        ended = await line.microphone.say(turn.pcm)
+        if quiet:
+            # the agent's audio from the start of the turn answers it: an agent may answer before the end of
+            # speech (one that echoes, or one that takes a pause in the turn for its end)
+            line.answers_from = time.monotonic()
+            ended = await line.microphone.say(turn.pcm)
+        else:  # the caller speaks over an agent still talking: only what it says after the turn answers it
+            ended = line.answers_from = await line.microphone.say(turn.pcm)
         if not await line.until(lambda: answer.started_at is not None,
                                 self._options.timeout + max(0.0, ended - time.monotonic())):
             result.error = f"no answer within {self._options.timeout:g} s of the end of speech"
@@ -147,8 +151,10 @@ class Caller:
             return result
         assert answer.started_at is not None
         result.latency_ms = round((answer.started_at - ended) * 1000, 1)
-        # the answer is over after a silence, once the agent (if it says its state) is no longer making it
-        await line.until(lambda: line.quiet_for() >= ANSWER_OVER_S and not line.busy(), ANSWER_MAX_S)
+        # the answer is over after a silence, once the agent (if it says its state) is no longer making it, or
+        # after a silence as long as the timeout whatever it says (a tool left running in the background)
+        await line.until(lambda: line.quiet_for() >= ANSWER_OVER_S
+                         and (not line.busy() or line.quiet_for() >= self._options.timeout), ANSWER_MAX_S)
         if line.saw_agent_text or line.speaking() is not None:
             await line.until(lambda: bool(answer.texts), TRANSCRIPT_GRACE_S)
         result.understood = " ".join(answer.understood) or None

@@ -54,6 +54,7 @@ class CallLine:
         self.answers_from = float("inf")  # agent audio louder than silence after this time starts an answer
         self.agent_audio = asyncio.Event()  # the agent's audio track is subscribed
         self._voice = ""  # the sid of the agent's track that is its voice (see _on_track)
+        self._voice_is_microphone = False
         self.saw_agent_text = False  # the agent published a transcript of its own: its answers will have one
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -143,10 +144,12 @@ class CallLine:
                   participant: rtc.RemoteParticipant) -> None:
         if track.kind != rtc.TrackKind.KIND_AUDIO or not _is_agent(participant):
             return
-        # its voice is its microphone track (livekit-agents' RoomIO publishes it so); another audio track, as
-        # livekit-agents' background audio (thinking sounds, ambience), is heard only when it has no such track
-        if publication.source == rtc.TrackSource.SOURCE_MICROPHONE or not self._voice:
-            self._voice = track.sid
+        # its voice is its first microphone track (livekit-agents' RoomIO publishes it so); another audio
+        # track, as livekit-agents' background audio (thinking sounds, ambience), is heard only when it has
+        # no such track
+        microphone = publication.source == rtc.TrackSource.SOURCE_MICROPHONE
+        if not self._voice or (microphone and not self._voice_is_microphone):
+            self._voice, self._voice_is_microphone = track.sid, microphone
         self.agent_audio.set()
         self._tasks.append(asyncio.create_task(self._listen(track)))
 

@@ -101,6 +101,39 @@ def test_a_compressed_wav_is_refused_with_the_conversion_to_make(tmp_path):
         read_wav(path)
 
 
+def test_chunks_are_found_wherever_they_are_and_odd_ones_skipped_with_their_pad_byte(tmp_path):
+    samples = tone(SAMPLE_RATE)
+    fmt = struct.pack("<HHIIHH", 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
+    odd = b"LIST" + struct.pack("<I", 5) + b"INFOx" + b"\0"  # 5 bytes, padded to 6
+    body = (b"data" + struct.pack("<I", len(samples) * 2) + samples.tobytes() + odd
+            + b"fmt " + struct.pack("<I", len(fmt)) + fmt)  # data before fmt, a chunk between them
+    (tmp_path / "order.wav").write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+    assert read_wav(tmp_path / "order.wav") == samples.tobytes()
+    # a LIST chunk of odd size first, then fmt and a data chunk whose size overstates what was written
+    data = b"data" + struct.pack("<I", 10**6) + samples.tobytes()
+    (tmp_path / "list.wav").write_bytes(b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + odd + b"fmt "
+                                        + struct.pack("<I", len(fmt)) + fmt + data)
+    assert read_wav(tmp_path / "list.wav") == samples.tobytes()
+
+
+def test_a_header_with_no_channels_or_a_short_format_is_refused(tmp_path):
+    (tmp_path / "none.wav").write_bytes(riff(struct.pack("<HHIIHH", 1, 0, SAMPLE_RATE, 0, 0, 16), bytes(100)))
+    with pytest.raises(AudioFileError, match=r"none\.wav: its header says 16000 Hz, 0 channels: not audio"):
+        read_wav(tmp_path / "none.wav")
+    (tmp_path / "short.wav").write_bytes(riff(b"\x01\x00\x01\x00", bytes(100)))
+    with pytest.raises(AudioFileError, match=r"short\.wav: its format chunk is 4 bytes, too short"):
+        read_wav(tmp_path / "short.wav")
+
+
+def test_adpcm_is_named_and_nan_is_silence(tmp_path):
+    (tmp_path / "adpcm.wav").write_bytes(riff(struct.pack("<HHIIHH", 2, 1, 8000, 4000, 256, 4), bytes(100)))
+    with pytest.raises(AudioFileError, match=r"adpcm\.wav: ADPCM samples \(4-bit\) are not supported"):
+        read_wav(tmp_path / "adpcm.wav")
+    data = np.array([np.nan, 0.5, -2.0], dtype="<f4").tobytes()
+    (tmp_path / "nan.wav").write_bytes(riff(struct.pack("<HHIIHH", 3, 1, SAMPLE_RATE, SAMPLE_RATE * 4, 4, 32), data))
+    assert np.frombuffer(read_wav(tmp_path / "nan.wav"), dtype=np.int16).tolist() == [0, 16383, -32767]
+
+
 def test_a_wav_with_no_data_is_refused(tmp_path):
     path = tmp_path / "nodata.wav"
     path.write_bytes(b"RIFF" + struct.pack("<I", 28) + b"WAVEfmt " + struct.pack("<I", 16)

@@ -61,7 +61,8 @@ async def test_the_agents_voice_is_its_microphone_track_whatever_else_it_plays(m
     assert line._voice == "TR_background"  # an agent with one audio track: that is its voice
     line._on_track(track("TR_voice"), publication(rtc.TrackSource.SOURCE_MICROPHONE), AGENT)
     line._on_track(track("TR_other"), publication(rtc.TrackSource.SOURCE_UNKNOWN), AGENT)
-    assert line._voice == "TR_voice"
+    line._on_track(track("TR_second_microphone"), publication(rtc.TrackSource.SOURCE_MICROPHONE), AGENT)
+    assert line._voice == "TR_voice"  # the first microphone track stays its voice
     FakeStream.go.set()
     await asyncio.gather(*line._tasks)
     assert answer.started_at is not None
