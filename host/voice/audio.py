@@ -14,7 +14,7 @@ from host.errors import AgentHostError
 from host.voice.speech import SAMPLE_RATE
 
 MAX_SECONDS = 600  # a turn longer than ten minutes is a mistake, not a test
-MAX_BYTES = 2**30  # more than ten minutes of any audio a turn would be made of
+MAX_BYTES = 2**30  # a larger file is refused before it is read (it would be copied several times on the way)
 
 
 class AudioFileError(AgentHostError):
