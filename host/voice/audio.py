@@ -26,8 +26,9 @@ def read_wav(path: str | Path) -> bytes:
     or 32/64-bit float samples; plain or WAVE_FORMAT_EXTENSIBLE headers (which sox, ffmpeg and audio editors
     write for 24-bit or multichannel files, and Python's `wave` module does not read)."""
     try:
-        if os.path.getsize(path) > MAX_BYTES:
-            raise AudioFileError(f"{path}: {os.path.getsize(path) // 2**20} MB; a turn's file may be at most "
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            raise AudioFileError(f"{path}: {size // 2**20} MB; a turn's file may be at most "
                                  f"{MAX_BYTES // 2**20} MB (and {MAX_SECONDS} s)")
         data = Path(path).read_bytes()
     except FileNotFoundError as exc:
@@ -99,10 +100,9 @@ def _to_int16(data: bytes, width: int) -> np.ndarray:
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
     if width == 1:  # unsigned 8-bit
         return ((np.frombuffer(data, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)
-    if width in (3, 4):  # signed little-endian: keep the top 16 bits of each sample
-        raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
-        return raw[:, width - 2:].copy().view("<i2").reshape(-1).astype(np.int16)
-    raise ValueError(f"{width * 8}-bit samples")  # read_wav asks only for the widths above
+    # 3 or 4 bytes, signed little-endian: keep the top 16 bits of each sample
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
+    return raw[:, width - 2:].copy().view("<i2").reshape(-1).astype(np.int16)
 
 
 def write_wav(path: Path, pcm: bytes) -> None:

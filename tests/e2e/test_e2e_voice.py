@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,22 +30,42 @@ async def agenthost(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_call_voice_local_every_turn_understood_and_answered(livekit_server, start_host, tmp_path):
-    import os
+async def serve_and_call(livekit_server, start_host, agent_file: Path, name: str, *args: str):
+    """`agenthost call NAME ARGS --json` once a host serving `agent_file` registered it: (host, exit code,
+    stdout, stderr)."""
+    host = start_host(livekit_server, agent_file)
+    await host.wait_log(rf"registered agent {name}")
+    code, out, err = await agenthost("call", name, *args, "--json", "--config", str(agent_file),
+                                     env={**os.environ, **livekit_server.env()})
+    return host, code, out, err
 
-    host = start_host(livekit_server, VOICE_LOCAL)
-    await host.wait_log(r"registered agent voice-local")
-    says = [arg for text in SAID for arg in ("--say", text)]
-    code, out, err = await agenthost("call", "voice-local", *says, "--json", "--record", str(tmp_path / "rec"),
-                                     "--config", str(VOICE_LOCAL), env={**os.environ, **livekit_server.env()})
-    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
-    turns = json.loads(out)["turns"]
-    assert [t["said"] for t in turns] == SAID
+
+def livekit_agent(tmp_path: Path, name: str, module: str) -> Path:
+    """An `api: livekit-agents` agent file for `module`'s AgentServer `server`, written beside it."""
+    (tmp_path / f"{name.replace('-', '_')}.py").write_text(module)
+    agent = tmp_path / f"{name}.yaml"
+    agent.write_text(f"name: {name}\napi: livekit-agents\nentrypoint: {name.replace('-', '_')}.py:server\n")
+    return agent
+
+
+def assert_answered_by_rules(turns: list[dict], said: list[str]) -> None:
+    """Each turn understood by the agent and answered by voice-local's rules, after the end of speech."""
+    assert [t["said"] for t in turns] == said
     for turn in turns:
         assert turn["latency_ms"] is not None and turn["latency_ms"] > 0, turn
-        # the agent understood the caller, answered by its rules, and the caller understood the answer
         assert understood(turn["said"], turn["understood"] or ""), turn
         assert turn["answered"] == answer(turn["understood"]), turn
+
+
+async def test_call_voice_local_every_turn_understood_and_answered(livekit_server, start_host, tmp_path):
+    says = [arg for text in SAID for arg in ("--say", text)]
+    host, code, out, err = await serve_and_call(livekit_server, start_host, VOICE_LOCAL, "voice-local", *says,
+                                                "--record", str(tmp_path / "rec"))
+    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    turns = json.loads(out)["turns"]
+    # the agent understood the caller, answered by its rules, and the caller understood the answer
+    assert_answered_by_rules(turns, SAID)
+    for turn in turns:
         assert understood(turn["answered"], turn["heard"] or ""), turn
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [f"turn-0{i}.wav" for i in range(1, 5)]
     await host.wait_log(r"job ended .*agent=voice-local")
@@ -54,26 +76,15 @@ async def test_call_an_agent_that_answers_while_the_caller_speaks(livekit_server
     """An agent that is not a livekit-agents session (examples/echo.py plays back what it hears as it hears
     it): its answer starts before the end of the caller's speech, and counts as an answer. The second turn is
     a WAV as sox or ffmpeg writes one (extensible header, 24-bit stereo), spoken after the first."""
-    import os
-    import struct
-
     import numpy as np
 
+    from host.testing.wavfiles import extensible, pcm24, riff
     from host.voice.speech import SAMPLE_RATE, Synthesizer
 
     mono = np.frombuffer(Synthesizer().synthesize("what is your name"), dtype=np.int16)
-    data = b"".join(struct.pack("<i", int(s) << 16)[1:] * 2 for s in mono.tolist())
-    guid = struct.pack("<H", 1) + bytes.fromhex("000000001000800000aa00389b71")
-    fmt = (struct.pack("<HHIIHH", 0xFFFE, 2, SAMPLE_RATE, SAMPLE_RATE * 6, 6, 24) + struct.pack("<HHI", 22, 24, 3)
-           + guid)
-    (tmp_path / "name.wav").write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVEfmt "
-                                        + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data))
-                                        + data)
-    echo = ROOT / "agents.d" / "echo.yaml"
-    host = start_host(livekit_server, echo)
-    await host.wait_log(r"registered agent echo")
-    code, out, err = await agenthost("call", "echo", "--say", "hello there", "--wav", str(tmp_path / "name.wav"),
-                                     "--json", "--config", str(echo), env={**os.environ, **livekit_server.env()})
+    (tmp_path / "name.wav").write_bytes(riff(extensible(1, 2, SAMPLE_RATE, 24), pcm24(mono.tolist(), 2)))
+    host, code, out, err = await serve_and_call(livekit_server, start_host, ROOT / "agents.d" / "echo.yaml", "echo",
+                                                "--say", "hello there", "--wav", str(tmp_path / "name.wav"))
     assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
     assert "HMAC key" not in err  # the dev server's short secret is the server's to warn of, not each token's
     turns = json.loads(out)["turns"]
@@ -102,15 +113,10 @@ async def entrypoint(ctx):
 
 
 async def test_a_call_whose_agent_never_answers_says_which_turn_and_exits_1(livekit_server, start_host, tmp_path):
-    import os
-
     (tmp_path / "silent.py").write_text(SILENT)
     (tmp_path / "silent.yaml").write_text("name: silent\nentrypoint: silent.py:entrypoint\n")
-    host = start_host(livekit_server, tmp_path / "silent.yaml")
-    await host.wait_log(r"registered agent silent")
-    code, out, err = await agenthost("call", "silent", "--say", "hello there", "--timeout", "8", "--json",
-                                     "--config", str(tmp_path / "silent.yaml"),
-                                     env={**os.environ, **livekit_server.env()})
+    host, code, out, err = await serve_and_call(livekit_server, start_host, tmp_path / "silent.yaml", "silent",
+                                                "--say", "hello there", "--timeout", "8")
     assert code == 1, f"exit {code}\n{out}\n{err}\n{host.log()}"
     assert "silent agent published its track" in host.log()  # the agent was there, and said nothing
     assert err.strip().endswith("agenthost: turn 1 got no answer"), err
@@ -119,8 +125,6 @@ async def test_a_call_whose_agent_never_answers_says_which_turn_and_exits_1(live
 
 
 async def test_a_call_whose_agent_is_served_by_no_host_says_so_and_exits_1(livekit_server, tmp_path):
-    import os
-
     (tmp_path / "nobody.yaml").write_text("name: nobody-serves-me\nentrypoint: m.py:f\n")
     code, out, err = await agenthost("call", "nobody-serves-me", "--say", "hello", "--timeout", "2", "--config",
                                      str(tmp_path / "nobody.yaml"), env={**os.environ, **livekit_server.env()})
@@ -154,21 +158,13 @@ async def test_a_greeting_plays_out_before_the_first_turn_and_is_not_its_answer(
                                                                                  tmp_path):
     """A livekit-agents agent that greets as it starts (Agent.on_enter): the caller waits for the greeting to
     end, then speaks; each turn's answer is the agent's answer to it, not the greeting."""
-    import os
-
-    (tmp_path / "greeting_voice.py").write_text(GREETER)
-    agent = tmp_path / "greeting-voice.yaml"
-    agent.write_text("name: greeting-voice\napi: livekit-agents\nentrypoint: greeting_voice.py:server\n")
-    host = start_host(livekit_server, agent)
-    await host.wait_log(r"registered agent greeting-voice")
-    code, out, err = await agenthost("call", "greeting-voice", "--say", "hello there", "--say", "what is your name",
-                                     "--json", "--config", str(agent), env={**os.environ, **livekit_server.env()})
+    agent = livekit_agent(tmp_path, "greeting-voice", GREETER)
+    host, code, out, err = await serve_and_call(livekit_server, start_host, agent, "greeting-voice",
+                                                "--say", SAID[0], "--say", SAID[1])
     assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
     turns = json.loads(out)["turns"]
-    for turn, said in zip(turns, ["hello there", "what is your name"], strict=True):
-        assert turn["latency_ms"] is not None and turn["latency_ms"] > 0, turn
-        assert understood(said, turn["understood"] or ""), turn
-        assert turn["answered"] == answer(turn["understood"]), turn  # its answer, not the greeting
+    assert_answered_by_rules(turns, SAID[:2])  # its answers, not the greeting
+    for turn in turns:
         assert "welcome" not in (turn["heard"] or ""), turn
     assert "greeting over, interrupted: False" in host.log()  # there was a greeting, and no turn cut into it
 
@@ -196,20 +192,12 @@ async def test_an_agents_background_audio_is_not_taken_for_its_answers(livekit_s
     """livekit-agents' BackgroundAudioPlayer publishes a second audio track (office ambience, all the time):
     the caller hears the agent's voice on its microphone track, so each answer starts and ends with the
     agent's speech."""
-    import os
-
-    (tmp_path / "ambient_voice.py").write_text(AMBIENT)
-    agent = tmp_path / "ambient-voice.yaml"
-    agent.write_text("name: ambient-voice\napi: livekit-agents\nentrypoint: ambient_voice.py:server\n")
-    host = start_host(livekit_server, agent)
-    await host.wait_log(r"registered agent ambient-voice")
-    code, out, err = await agenthost("call", "ambient-voice", "--say", "hello there", "--say", "what is your name",
-                                     "--json", "--config", str(agent), env={**os.environ, **livekit_server.env()})
+    agent = livekit_agent(tmp_path, "ambient-voice", AMBIENT)
+    host, code, out, err = await serve_and_call(livekit_server, start_host, agent, "ambient-voice",
+                                                "--say", SAID[0], "--say", SAID[1])
     assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
     assert "background audio playing" in host.log()
     turns = json.loads(out)["turns"]
-    for turn, said in zip(turns, ["hello there", "what is your name"], strict=True):
-        assert turn["latency_ms"] is not None and turn["latency_ms"] > 0, turn
-        assert understood(said, turn["understood"] or ""), turn
-        assert turn["answered"] == answer(turn["understood"]), turn
+    assert_answered_by_rules(turns, SAID[:2])
+    for turn in turns:
         assert understood(turn["answered"], turn["heard"] or ""), turn  # the answer, without the ambience

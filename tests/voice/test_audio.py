@@ -7,6 +7,7 @@ import wave
 import numpy as np
 import pytest
 
+from host.testing.wavfiles import extensible, pcm24, riff
 from host.voice.audio import AudioFileError, read_wav, rms, write_wav
 from host.voice.speech import SAMPLE_RATE
 
@@ -56,19 +57,6 @@ def test_a_missing_file_is_named(tmp_path):
         read_wav(tmp_path / "missing.wav")
 
 
-def riff(fmt: bytes, data: bytes) -> bytes:
-    """A WAV file made by hand, as tools other than Python's `wave` write them."""
-    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
-            + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
-
-
-def extensible(sub_format: int, channels: int, rate: int, bits: int) -> bytes:
-    """A WAVE_FORMAT_EXTENSIBLE header (what sox and ffmpeg write for 24-bit or multichannel audio)."""
-    guid = struct.pack("<H", sub_format) + bytes.fromhex("000000001000800000aa00389b71")
-    return (struct.pack("<HHIIHH", 0xFFFE, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
-            + struct.pack("<HHI", 22, bits, 3) + guid)
-
-
 def test_a_float_wav_is_converted(tmp_path):
     samples = tone(SAMPLE_RATE)
     data = (samples.astype("<f4") / 32767).tobytes()
@@ -79,8 +67,7 @@ def test_a_float_wav_is_converted(tmp_path):
 
 def test_an_extensible_24_bit_stereo_wav_is_read(tmp_path):
     mono = tone(48000)
-    data = b"".join(struct.pack("<i", int(s) << 16)[1:] * 2 for s in mono.tolist())  # 24-bit, both channels
-    (tmp_path / "ext.wav").write_bytes(riff(extensible(1, 2, 48000, 24), data))
+    (tmp_path / "ext.wav").write_bytes(riff(extensible(1, 2, 48000, 24), pcm24(mono.tolist(), 2)))
     pcm = read_wav(tmp_path / "ext.wav")
     assert abs(len(pcm) / 2 - SAMPLE_RATE * 0.5) < SAMPLE_RATE * 0.02
     assert rms(pcm) == pytest.approx(rms(mono.tobytes()), rel=0.1)
