@@ -95,15 +95,18 @@ class Console:
             agent = caller.agent()
             self.printer.line(f"agent {self.agent_name!r} joined room {room} as {agent.identity if agent else '?'}; "
                               "type to talk, /quit or Ctrl-D to end")
-            return await self._talk(caller, synthesizer)
+            code = await self._talk(caller, synthesizer)
         finally:
+            if logs is not None:  # the job's lines end here: what it logs as it shuts down would follow the end
+                logs.cancel()
             await caller.hang_up()
             if options.room is None:
                 await delete_room(self.credentials, room)
-            if logs is not None:
-                logs.cancel()
             for task in list(self._asking):
                 task.cancel()
+        if code == EXIT_OK:
+            self.printer.line("call ended")
+        return code
 
     async def _talk(self, caller: Caller, synthesizer: object | None) -> int:
         turns = 0
@@ -123,8 +126,7 @@ class Console:
             gone.cancel()
             line = line_task.result()
             if line is None or line.strip() == "/quit":
-                self.printer.line("call ended")
-                return EXIT_OK
+                return EXIT_OK  # said once the call is over
             if not line.strip():
                 continue
             if synthesizer is not None:
