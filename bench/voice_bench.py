@@ -70,6 +70,7 @@ class Step:
     cores: float = 0.0
     pss_per_call_mb: float = 0.0
     caller_cores: float = 0.0
+    machine_cores: float = 0.0  # the whole machine's busy CPU: the side, the callers, the server and the rest
 
     @property
     def p50(self) -> float:
@@ -143,7 +144,8 @@ async def ramp(sides: list[Side], server: LiveKitServer, turns: list[Turn], max_
             results[side.name].append(step)
             print(f"  {side.name}: {calls:>2} calls  p50 {step.p50:7.0f} ms  p95 {step.p95:7.0f} ms  "
                   f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
-                  f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores", flush=True)
+                  f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores  "
+                  f"machine {step.machine_cores:.2f} of {psutil.cpu_count()} cores", flush=True)
             await wait_rooms_gone(server)
     return results
 
@@ -176,9 +178,9 @@ async def run_step(side: Side, credentials: Credentials, turns: list[Turn], call
     try:
         started = [c for c in await asyncio.gather(*(start(i, c) for i, c in enumerate(callers))) if c]
         await asyncio.sleep(SETTLE)  # the pool refills its prewarmed processes
-        sampler, me = TreeSampler(side.proc.pid), CallerCpu()
+        sampler, me, machine = TreeSampler(side.proc.pid), CallerCpu(), MachineCpu()
         await asyncio.gather(*(speak(i, c) for i, c in enumerate(started)))
-        (step.cores, peak), step.caller_cores = await sampler.stop(), me.cores()
+        (step.cores, peak), step.caller_cores, step.machine_cores = await sampler.stop(), me.cores(), machine.cores()
         step.pss_per_call_mb = max(0, peak - idle) / calls / 2**20
     finally:
         await asyncio.gather(*(c.hang_up() for c in callers), return_exceptions=True)
@@ -194,6 +196,22 @@ class CallerCpu:
     def cores(self) -> float:
         cpu, wall = self._start
         return (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
+class MachineCpu:
+    """The machine's busy CPU (user, nice, system and interrupts; a guest's time is in user already), in cores."""
+
+    def __init__(self) -> None:
+        self._start = (self._busy(), time.monotonic())
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+    def cores(self) -> float:
+        busy, wall = self._start
+        return (self._busy() - busy) / (time.monotonic() - wall)
 
 
 def agenthost(name: str, work: Path, threshold: float, cpus: set[int] | None = None) -> Side:
@@ -308,7 +326,8 @@ def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
         print(f"  PSS per call at {both} calls: {pss['agenthost']:.1f} MB against {pss[peer]:.1f} MB: "
               f"{pss['agenthost'] / pss[peer]:.2f}x")
     steps = [{name: [{"calls": s.calls, "p50_ms": s.p50, "p95_ms": s.p95, "unanswered": s.unanswered,
-                      "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb}
+                      "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb,
+                      "caller_cores": s.caller_cores, "machine_cores": s.machine_cores}
                      for s in steps] for name, steps in results.items()} for results in ramps]
     return {"steps": steps, **summary}
 

@@ -128,13 +128,14 @@ def console(agent: str, payload: str, room: str | None, audio: bool, record: str
     """Talk to AGENT from the terminal: a new room, the agent dispatched there by the server, and what you type
     sent as chat (or spoken, with --audio); what it says is printed as it streams. /quit or Ctrl-D ends.
 
-    Exit 0 when you end the call, 1 when the agent never joined or left, 3 when the server is unreachable."""
+    Exit 0 when you end the call, 1 when the agent never joined or left, 2 for bad input (an unknown agent,
+    metadata its schema refuses), 3 when the server is unreachable."""
     from pathlib import Path
 
     from host.voice.console import ConsoleOptions, run_console
     from host.voice.hostlogs import JobLogSource
 
-    definition, text = agent_and_metadata(agent, payload, paths)
+    definition, text = agent_and_metadata(agent, payload, paths, invalid=EXIT_USAGE)
     credentials = client_credentials(url, api_key, api_secret)
     source = None
     if logs:

@@ -96,7 +96,7 @@ async def test_console_refuses_bad_metadata_and_unknown_agents_and_says_when_no_
                                                                                            tmp_path):
     r = agenthost("console", "voice", "--metadata", json.dumps({"user": 7}), "--config", "agents.d/voice.yaml",
                   env=livekit_server.env())
-    assert r.returncode == 1 and "7 is not of type 'string'" in r.stderr, r.stderr
+    assert r.returncode == 2 and "7 is not of type 'string'" in r.stderr, r.stderr
     r = agenthost("console", "nobody", "--config", "agents.d/voice.yaml", env=livekit_server.env())
     assert r.returncode == 2 and "no agent named 'nobody'" in r.stderr, r.stderr
     agents = tmp_path / "agents"
