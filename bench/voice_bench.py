@@ -70,7 +70,8 @@ class Step:
     cores: float = 0.0
     pss_per_call_mb: float = 0.0
     caller_cores: float = 0.0
-    machine_cores: float = 0.0  # the whole machine's busy CPU: the side, the callers, the server and the rest
+    machine_cores: float = 0.0  # the whole machine's CPU: the side, the callers, the server and the rest
+    cpu_wait: float | None = None  # share of the step some task waited for a CPU
 
     @property
     def p50(self) -> float:
@@ -145,7 +146,7 @@ async def ramp(sides: list[Side], server: LiveKitServer, turns: list[Turn], max_
             print(f"  {side.name}: {calls:>2} calls  p50 {step.p50:7.0f} ms  p95 {step.p95:7.0f} ms  "
                   f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
                   f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores  "
-                  f"machine {step.machine_cores:.2f} of {psutil.cpu_count()} cores", flush=True)
+                  f"machine {step.machine_cores:.2f} of {psutil.cpu_count()} cores{waiting(step)}", flush=True)
             await wait_rooms_gone(server)
     return results
 
@@ -180,7 +181,8 @@ async def run_step(side: Side, credentials: Credentials, turns: list[Turn], call
         await asyncio.sleep(SETTLE)  # the pool refills its prewarmed processes
         sampler, me, machine = TreeSampler(side.proc.pid), CallerCpu(), MachineCpu()
         await asyncio.gather(*(speak(i, c) for i, c in enumerate(started)))
-        (step.cores, peak), step.caller_cores, step.machine_cores = await sampler.stop(), me.cores(), machine.cores()
+        (step.cores, peak), step.caller_cores, (step.machine_cores, step.cpu_wait) = \
+            await sampler.stop(), me.cores(), machine.stop()
         step.pss_per_call_mb = max(0, peak - idle) / calls / 2**20
     finally:
         await asyncio.gather(*(c.hang_up() for c in callers), return_exceptions=True)
@@ -199,19 +201,41 @@ class CallerCpu:
 
 
 class MachineCpu:
-    """The machine's busy CPU (user, nice, system and interrupts; a guest's time is in user already), in cores."""
+    """The whole machine's CPU over a step: cores used, from the root cgroup's CPU accounting (the tasks' own
+    run time; /proc/stat's tick samples miss much of it here, where audio threads wake every 10 ms and sleep
+    again between two ticks), and the share of the time some task waited for a CPU (the kernel's CPU
+    pressure, where it is kept)."""
+
+    USAGE = (("/sys/fs/cgroup/cpuacct/cpuacct.usage", 1e-9), ("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", 1e-9))
 
     def __init__(self) -> None:
-        self._start = (self._busy(), time.monotonic())
+        self._start = (self._used(), self._waited(), time.monotonic())
 
-    @staticmethod
-    def _busy() -> float:
+    @classmethod
+    def _used(cls) -> float:
+        for path, unit in cls.USAGE:
+            with contextlib.suppress(OSError, ValueError):
+                return int(Path(path).read_text()) * unit
+        with contextlib.suppress(OSError, ValueError, StopIteration):  # cgroup v2: the root's cpu.stat
+            stat = Path("/sys/fs/cgroup/cpu.stat").read_text().split()
+            return int(stat[stat.index("usage_usec") + 1]) * 1e-6
         t = psutil.cpu_times()
         return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 
-    def cores(self) -> float:
-        busy, wall = self._start
-        return (self._busy() - busy) / (time.monotonic() - wall)
+    @staticmethod
+    def _waited() -> float | None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+            return int(some.rsplit("total=", 1)[1]) * 1e-6
+        return None
+
+    def stop(self) -> tuple[float, float | None]:
+        """(cores used, share of the time some task waited for a CPU, or None)."""
+        used, waited, wall = self._start
+        elapsed = time.monotonic() - wall
+        now = self._waited()
+        wait = (now - waited) / elapsed if now is not None and waited is not None else None
+        return (self._used() - used) / elapsed, wait
 
 
 def agenthost(name: str, work: Path, threshold: float, cpus: set[int] | None = None) -> Side:
@@ -288,6 +312,10 @@ async def wait_rooms_gone(server: LiveKitServer, timeout: float = 60.0) -> None:
     await asyncio.sleep(2.0)  # the pool refills its prewarmed processes
 
 
+def waiting(step: Step) -> str:
+    return f", a task waiting for one {step.cpu_wait:.0%} of the time" if step.cpu_wait is not None else ""
+
+
 def capacity(steps: list[Step]) -> int:
     return max((s.calls for s in steps if s.good), default=0)
 
@@ -327,7 +355,7 @@ def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
               f"{pss['agenthost'] / pss[peer]:.2f}x")
     steps = [{name: [{"calls": s.calls, "p50_ms": s.p50, "p95_ms": s.p95, "unanswered": s.unanswered,
                       "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb,
-                      "caller_cores": s.caller_cores, "machine_cores": s.machine_cores}
+                      "caller_cores": s.caller_cores, "machine_cores": s.machine_cores, "cpu_wait": s.cpu_wait}
                      for s in steps] for name, steps in results.items()} for results in ramps]
     return {"steps": steps, **summary}
 

@@ -15,6 +15,11 @@ address-space bound is a backstop with room for what allocators reserve without 
 so the memory limit itself is enforced by the host's sampling (each second; the job is shut down, then
 killed), and cleanup is by the process tree.
 
+The host's group weighs, against the processes beside it, as much as its running jobs would without it: the
+kernel shares a CPU between sibling groups by their weight, not by what they hold, so a group of the default
+weight would give all the host's calls together the share of one process (a caller, a log shipper) on a busy
+machine. Within the group, jobs share alike: one job's many threads take no more than a job.
+
 A job process is placed as soon as the host learns its pid (from its template's Forked report, or when the
 fork server has started it); what it allocated before that is charged to its template's group (v1 moves the
 charge along).
@@ -50,6 +55,8 @@ MIN_QUOTA_US = 1_000  # the kernel's least quota: 0.01 CPU of that period
 RLIMIT_AS_FACTOR = 2
 RLIMIT_AS_RESERVED = 8 * 64 * MB * (os.cpu_count() or 1) + 512 * MB
 MODES = ("auto", "cgroup", "rlimit")
+# the file a group's CPU weight is written to, by cgroup version: (name, a plain process's weight, the most)
+CPU_WEIGHT = {1: ("cpu.shares", 1024, 262_144), 2: ("cpu.weight", 100, 10_000)}
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,13 @@ def template_bounds(limits: Limits) -> JobBounds:
 
 def bounds_for(limits: Limits) -> JobBounds:
     return JobBounds(limits.memory_limit_mb * MB, limits.pids_limit, limits.cpu_limit)
+
+
+def host_weight(version: int, running: int) -> tuple[str, str]:
+    """The file and the CPU weight of the host's group with `running` jobs: as many plain processes' (at
+    least one's: its templates and idle processes then have the share the group had without it)."""
+    name, one, most = CPU_WEIGHT[version]
+    return name, str(min(most, one * max(1, running)))
 
 
 # -- the host's confinement, by mode -----------------------------------------------------------------------
@@ -104,6 +118,9 @@ class Confinement:
             raise CgroupError(f"cannot set rlimits on process {pid}: {exc}") from exc
         return None
 
+    def job_running(self, group: JobGroup | None, running: bool) -> None:
+        """The job process of `group` has started a job (True) or ended (False)."""
+
     def close(self) -> None:
         """Remove what the host created (the host's own group); the job groups are gone by then."""
 
@@ -136,6 +153,8 @@ class CgroupConfinement(Confinement):
         self.base = base
         self.mode = f"cgroup v{version}"
         self._cpu_refused = False
+        self._running: set[Path] = set()  # the groups of job processes running a job
+        self._weight_refused = False
 
     def describe(self) -> str:
         where = sorted({str(p) for p in self.base.values()})
@@ -201,6 +220,24 @@ class CgroupConfinement(Confinement):
             if not self._cpu_refused:
                 logger.warning("job processes run without their CPU bound: %s", exc)
                 self._cpu_refused = True
+
+    def job_running(self, group: JobGroup | None, running: bool) -> None:
+        if group is None or not group.dirs:
+            return
+        key, before = next(iter(group.dirs.values())), len(self._running)
+        if running:
+            self._running.add(key)
+        else:
+            self._running.discard(key)
+        cpu = self.base.get("cpu")
+        if cpu is not None and len(self._running) != before:
+            name, weight = host_weight(self.version, len(self._running))
+            try:
+                write(cpu / name, weight)
+            except CgroupError as exc:  # the jobs keep the share they had: said once, not fatal
+                if not self._weight_refused:
+                    logger.warning("the host's jobs share one process's CPU weight on a busy machine: %s", exc)
+                    self._weight_refused = True
 
     def close(self) -> None:
         for base in set(self.base.values()):

@@ -158,6 +158,8 @@ class JobProcess:
         self.job_id = job_id
         if self._output is not None:
             self._output.fields["job_id"] = job_id
+        if self._confinement is not None:
+            self._confinement.job_running(self.group, True)
         self._channel.send(down(start))  # queued: written as the process reads
 
     def request_shutdown(self, reason: str) -> None:
@@ -234,6 +236,8 @@ class JobProcess:
             os.close(self._pidfd)
             self._pidfd = None
         group: GroupEnd | None = None
+        if self._confinement is not None and self.job_id is not None:
+            self._confinement.job_running(self.group, False)
         if self.group is not None:
             group = end_group(self.group, self.definition.limits.memory_limit_mb,
                               {"agent": self.definition.name, "pid": self.pid, "job_id": self.job_id})

@@ -1,6 +1,7 @@
 """Job limits: finding the mode, and real cgroups on this machine (v1 or v2, whichever the kernel offers), a
 simulated v2 tree where the kernel offers v1 only, and rlimits."""
 
+import os
 import resource
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from host.process.cgroupfs import CgroupError
-from host.process.cgroups import RLIMIT_AS_RESERVED, CgroupConfinement, Confinement, JobBounds
+from host.process.cgroups import RLIMIT_AS_RESERVED, CgroupConfinement, Confinement, JobBounds, host_weight
 from host.process.detect import detect
 
 MB = 1024 * 1024
@@ -42,6 +43,15 @@ def test_rlimit_mode_bounds_the_address_space_a_job_may_add():
         proc.wait()
 
 
+def test_the_hosts_group_weighs_as_much_as_its_running_jobs_would():
+    assert host_weight(1, 0) == host_weight(1, 1) == ("cpu.shares", "1024")
+    assert host_weight(1, 3) == ("cpu.shares", "3072")
+    assert host_weight(1, 1000) == ("cpu.shares", "262144")
+    assert host_weight(2, 0) == ("cpu.weight", "100")
+    assert host_weight(2, 7) == ("cpu.weight", "700")
+    assert host_weight(2, 500) == ("cpu.weight", "10000")
+
+
 # -- a simulated cgroup v2 tree: plain files where the kernel has its own --------------------------------------
 def test_v2_gives_each_job_a_group_with_its_bounds(fake_v2):
     proc_root, own = fake_v2()
@@ -71,6 +81,27 @@ def test_v2_gives_each_job_a_group_with_its_bounds(fake_v2):
     finally:
         target.kill()
         target.wait()
+
+
+def test_v2_the_hosts_group_weight_follows_its_running_jobs(fake_v2):
+    proc_root, own = fake_v2()
+    confinement = detect("cgroup", proc_root=str(proc_root), pid=4343)
+    assert isinstance(confinement, CgroupConfinement)
+    weight = own / "agenthost-4343" / "cpu.weight"
+    targets = [sleeper("import time; time.sleep(60)") for _ in range(2)]
+    try:
+        first, second = (confinement.confine(t.pid, f"echo-{i}", JobBounds(0, 0, 0)) for i, t in enumerate(targets))
+        confinement.job_running(first, True)
+        confinement.job_running(first, True)  # said twice, counted once
+        assert weight.read_text() == "100"
+        confinement.job_running(second, True)
+        assert weight.read_text() == "200"
+        confinement.job_running(first, False)
+        assert weight.read_text() == "100"
+    finally:
+        for t in targets:
+            t.kill()
+            t.wait()
 
 
 # -- this machine's own cgroups --------------------------------------------------------------------------------
@@ -146,3 +177,37 @@ def test_cpu_is_counted_per_group_and_bounded(real):
     assert counted is not None and counted >= used * 0.8
     spin.wait(timeout=10)
     wait_for(group.remove, "the group is removed")
+
+
+def test_running_jobs_get_a_plain_process_share_each_on_a_busy_cpu(real):
+    """Three spinning jobs and one spinning process beside the host's group, all on one CPU: the jobs get
+    about three quarters of it, as three plain processes would (with the group at the default weight, half)."""
+    if "cpu" not in real.base:
+        pytest.skip("no cpu controller")
+    cpu = min(os.sched_getaffinity(0))
+    spin = "import sys; print('up', flush=True); sys.stdin.readline()\nwhile True: pass"
+    procs = [sleeper(spin) for _ in range(4)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+            os.sched_setaffinity(proc.pid, {cpu})
+        groups = [real.confine(proc.pid, f"spin-{i}", JobBounds(0, 0, 0)) for i, proc in enumerate(procs[:3])]
+        for group in groups:
+            real.job_running(group, True)
+        for proc in procs:
+            go(proc)
+        before = [_cpu(proc.pid) for proc in procs]
+        wait_for(lambda: _cpu(procs[0].pid) - before[0] > 0.6, "the jobs spin", timeout=60)
+        used = [_cpu(proc.pid) - b for proc, b in zip(procs, before, strict=True)]
+        jobs = sum(used[:3]) / sum(used)
+        assert jobs > 0.65, f"the three jobs got {jobs:.0%} of the CPU against one process"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        fields = fh.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
