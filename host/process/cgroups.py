@@ -18,7 +18,8 @@ killed), and cleanup is by the process tree.
 The host's group weighs, against the processes beside it, as much as its running jobs would without it: the
 kernel shares a CPU between sibling groups by their weight, not by what they hold, so a group of the default
 weight would give all the host's calls together the share of one process (a caller, a log shipper) on a busy
-machine. Within the group, jobs share alike: one job's many threads take no more than a job.
+machine. Within the group, jobs share alike: one job's many threads take no more than a job; a template's group
+weighs as the template's raised priority would (host.job.priority), so a fork is not queued behind the jobs.
 
 A job process is placed as soon as the host learns its pid (from its template's Forked report, or when the
 fork server has started it); what it allocated before that is charged to its template's group (v1 moves the
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from host.config.definitions import Limits
+from host.job.priority import PRIORITY_BOOST
 from host.process.cgroupfs import (
     CgroupError,
     JobGroup,
@@ -76,6 +78,14 @@ def template_bounds(limits: Limits) -> JobBounds:
 
 def bounds_for(limits: Limits) -> JobBounds:
     return JobBounds(limits.memory_limit_mb * MB, limits.pids_limit, limits.cpu_limit)
+
+
+def template_weight(version: int) -> tuple[str, str]:
+    """The file and the CPU weight of a template's group: a process PRIORITY_BOOST nice levels above a plain one
+    (each level is a factor of 1.25), as the template itself asks for, which within its own group would count
+    for nothing against the jobs' groups."""
+    name, one, most = CPU_WEIGHT[version]
+    return name, str(min(most, round(one * 1.25 ** PRIORITY_BOOST)))
 
 
 def host_weight(version: int, running: int) -> tuple[str, str]:
@@ -161,7 +171,11 @@ class CgroupConfinement(Confinement):
         return f"cgroup v{self.version} ({', '.join(sorted(self.base))} under {', '.join(where)})"
 
     def confine_template(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
-        return self.confine(pid, name, bounds)
+        group = self.confine(pid, name, bounds)
+        cpu = group.dirs.get("cpu") if group is not None else None
+        if cpu is not None:
+            self._write_weight(cpu, *template_weight(self.version))
+        return group
 
     def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
         dirs = {c: base / name for c, base in self.base.items()}
@@ -231,13 +245,16 @@ class CgroupConfinement(Confinement):
             self._running.discard(key)
         cpu = self.base.get("cpu")
         if cpu is not None and len(self._running) != before:
-            name, weight = host_weight(self.version, len(self._running))
-            try:
-                write(cpu / name, weight)
-            except CgroupError as exc:  # the jobs keep the share they had: said once, not fatal
-                if not self._weight_refused:
-                    logger.warning("the host's jobs share one process's CPU weight on a busy machine: %s", exc)
-                    self._weight_refused = True
+            self._write_weight(cpu, *host_weight(self.version, len(self._running)))
+
+    def _write_weight(self, group: Path, name: str, weight: str) -> None:
+        try:
+            write(group / name, weight)
+        except CgroupError as exc:  # the group keeps the share it had: said once, not fatal
+            if not self._weight_refused:
+                logger.warning("a CPU weight is left as it was (jobs may get less than their share on a busy "
+                               "machine): %s", exc)
+                self._weight_refused = True
 
     def close(self) -> None:
         for base in set(self.base.values()):

@@ -11,7 +11,14 @@ import time
 import pytest
 
 from host.process.cgroupfs import CgroupError
-from host.process.cgroups import RLIMIT_AS_RESERVED, CgroupConfinement, Confinement, JobBounds, host_weight
+from host.process.cgroups import (
+    RLIMIT_AS_RESERVED,
+    CgroupConfinement,
+    Confinement,
+    JobBounds,
+    host_weight,
+    template_weight,
+)
 from host.process.detect import detect
 
 MB = 1024 * 1024
@@ -50,6 +57,8 @@ def test_the_hosts_group_weighs_as_much_as_its_running_jobs_would():
     assert host_weight(2, 0) == ("cpu.weight", "100")
     assert host_weight(2, 7) == ("cpu.weight", "700")
     assert host_weight(2, 500) == ("cpu.weight", "10000")
+    assert template_weight(1) == ("cpu.shares", "9537")  # the kernel's weight for nice -10 is 9548
+    assert template_weight(2) == ("cpu.weight", "931")
 
 
 # -- a simulated cgroup v2 tree: plain files where the kernel has its own --------------------------------------
@@ -98,6 +107,8 @@ def test_v2_the_hosts_group_weight_follows_its_running_jobs(fake_v2):
         assert weight.read_text() == "200"
         confinement.job_running(first, False)
         assert weight.read_text() == "100"
+        template = confinement.confine_template(targets[0].pid, "echo-template-1", JobBounds(0, 8, 0))
+        assert template is not None and (own / "agenthost-4343" / "echo-template-1" / "cpu.weight").read_text() == "931"
     finally:
         for t in targets:
             t.kill()
