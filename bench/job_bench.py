@@ -134,14 +134,22 @@ class Side:
     proc: subprocess.Popen[bytes] | None = None
     idle_processes: int = 0  # processes in its tree once prewarmed, before any job
     cpus: set[int] | None = None  # the CPUs it may run on (all when None)
+    nice: int | None = None  # its nice value (the bench's own when None)
 
     async def start(self, env: dict[str, str]) -> None:
         fh = open(self.log, "wb")  # noqa: SIM115
         started = time.perf_counter()
-        cpus = self.cpus
+        cpus, nice = self.cpus, self.nice
+
+        def placed() -> None:
+            if cpus is not None:
+                os.sched_setaffinity(0, cpus)
+            if nice is not None:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+
         self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env={**os.environ, **env}, stdout=fh,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus))
+                                     preexec_fn=None if cpus is None and nice is None else placed)
         deadline = time.monotonic() + 60
         while not re.search(self.registered, self.log.read_text(errors="replace")):
             if self.proc.poll() is not None or time.monotonic() > deadline:

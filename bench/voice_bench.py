@@ -14,7 +14,9 @@ speak:
 - PSS per call: the tree's largest PSS during the step, less its PSS idle, over N;
 - the callers' own CPU (this process), which shares the machine.
 Capacity is the most calls with p95 <= 1.5 s and no turn unanswered; the ramp stops at the first step past it.
-Every side keeps two prewarmed processes and sheds no load (agenthost --load-threshold 0).
+Every side keeps two prewarmed processes and sheds no load (agenthost --load-threshold 0). The callers and the
+server stand for other machines: they run 10 nice levels above the sides, so that what is measured is the side
+serving the calls, not a caller late to speak or to hear.
 
 Every side runs from the start, and each step runs on one side after the other, so that all meet the
 machine in the same state. Then, overload: one agenthost host on one CPU is ramped the same way (its
@@ -58,6 +60,8 @@ P95_LIMIT_MS = 1500.0
 SAID = ("hello there", "what is your name", "how are you today", "the weather is nice")
 STAGGER_S = 0.3  # between the starts of a step's calls
 PAUSE_S = 1.0  # silence before each turn, once the agent is quiet
+CALLERS_NICE = -10  # the bench's own threads (the callers) and the server it starts
+SERVED_NICE = 0  # each side's
 ARRIVAL_S = 3.0  # between calls offered in the overload phase: the hosts' smoothed CPU follows within ~10 s
 
 
@@ -241,7 +245,8 @@ class MachineCpu:
 def agenthost(name: str, work: Path, threshold: float, cpus: set[int] | None = None) -> Side:
     return Side(name, "voice-local", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
                                       "--load-threshold", f"{threshold:g}", str(work / "voice-local.yaml")],
-                r"registered agent voice-local", ROOT, work / f"{name.replace(' ', '-')}.log", cpus=cpus)
+                r"registered agent voice-local", ROOT, work / f"{name.replace(' ', '-')}.log", cpus=cpus,
+                nice=SERVED_NICE)
 
 
 async def overload(server: LiveKitServer, turns: list[Turn], work: Path, max_calls: int) -> dict[str, object]:
@@ -361,6 +366,10 @@ def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
 
 
 async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int) -> int:
+    # the callers and the server stand for other machines: ahead of the sides for the CPU, they are not what is
+    # measured (a caller late to send its speech or to hear the answer would add its own delay to the side's);
+    # the server inherits it, each side runs at the usual nice value
+    os.setpriority(os.PRIO_PROCESS, 0, CALLERS_NICE)
     server = private_server("voice-bench")
     work = server.workdir
     synthesizer = Synthesizer()
@@ -370,7 +379,7 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int
         (ROOT / "agents.d" / "voice-local.yaml").read_text().replace("idle: 1", "idle: 2"))
     def peer(name: str, agent: str, script: str) -> Side:
         return Side(name, agent, [sys.executable, str(PEER / script), "start"], r"registered worker", ROOT,
-                    work / f"{script}.log")
+                    work / f"{script}.log", nice=SERVED_NICE)
 
     sides = [ours, peer("livekit-agents", "voice-local-peer", "voice_local_peer.py")]
     if importlib.util.find_spec("openrtc") is not None:
