@@ -90,7 +90,7 @@ def template_weight(version: int) -> tuple[str, str]:
 
 def host_weight(version: int, running: int) -> tuple[str, str]:
     """The file and the CPU weight of the host's group with `running` jobs: as many plain processes' (at
-    least one's: its templates and idle processes then have the share the group had without it)."""
+    least one's, which its templates and idle processes share while no job runs)."""
     name, one, most = CPU_WEIGHT[version]
     return name, str(min(most, one * max(1, running)))
 

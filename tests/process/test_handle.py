@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from host.config.loader import load
+from host.process.cgroups import Confinement
 from host.process.errors import ProcessStartError
 from host.process.handle import JobProcess
 from host.process.states import ProcessState
@@ -44,6 +45,16 @@ def test_the_agenthost_script_is_preloaded_so_job_processes_do_not_import_it_aga
     assert _main_script_imports() == []
 
 
+class RunningJobs(Confinement):
+    """rlimit mode that records what it is told of the jobs running."""
+
+    def __init__(self) -> None:
+        self.told: list[bool] = []
+
+    def job_running(self, group, running: bool) -> None:
+        self.told.append(running)
+
+
 async def test_a_job_handed_to_a_starting_process_runs_once_it_is_ready(tmp_path):
     from livekit.protocol import agent as agent_pb
 
@@ -55,7 +66,8 @@ async def test_a_job_handed_to_a_starting_process_runs_once_it_is_ready(tmp_path
         "    ctx.shutdown('done')\n\ndef prewarm(proc):\n    import time; time.sleep(0.5)\n")
     (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\nsetup: mod.py:prewarm\n")
     definition = load([str(tmp_path)], check_imports=False).require_ok().agents[0]
-    proc = JobProcess(definition, "text", 20)
+    confinement = RunningJobs()
+    proc = JobProcess(definition, "text", 20, confinement=confinement)
     await proc.start()
     assert proc.state is ProcessState.STARTING, "its setup takes half a second"
     job = agent_pb.Job(id="AJ_queued")
@@ -70,6 +82,7 @@ async def test_a_job_handed_to_a_starting_process_runs_once_it_is_ready(tmp_path
     assert proc.state in (ProcessState.RUNNING, ProcessState.SHUTTING_DOWN, ProcessState.EXITED)
     end = await proc.wait_exit(10)
     assert (tmp_path / "ran").read_text() == "AJ_queued", "the queued job ran"
+    assert confinement.told == [True, False], "its job counted while it ran (the host group's CPU weight)"
     assert end.code == 0 and end.result is not None and end.result.error is None
     # no cgroup: its CPU time and peak are its own word, its prewarm's CPU not counted as the job's
     assert end.cpu_seconds is not None and 0 <= end.cpu_seconds <= end.result.cpu_seconds
