@@ -12,7 +12,8 @@ speak:
 - turns unanswered (no agent audio within 20 s), and calls whose agent never came;
 - CPU of the serving side's process tree in cores (its CPU seconds over the step's wall time);
 - PSS per call: the tree's largest PSS during the step, less its PSS idle, over N;
-- the callers' own CPU (this process), which shares the machine.
+- the callers' own CPU (this process), which shares the machine;
+- the whole machine's CPU, and the share of the time some task waited for a CPU.
 Capacity is the most calls with p95 <= 1.5 s and no turn unanswered; the ramp stops at the first step past it.
 Every side keeps two prewarmed processes and sheds no load (agenthost --load-threshold 0). The callers and the
 server stand for other machines: they run 10 nice levels above the sides, so that what is measured is the side
