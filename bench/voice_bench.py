@@ -49,6 +49,7 @@ from job_bench import SETTLE, Side, tree_pss
 from record import save  # bench/record.py, beside this script
 
 from host.config.credentials import Credentials
+from host.process.cgroupfs import JobGroup
 from host.testing.harness import API_KEY, API_SECRET, LiveKitServer, new_room, private_server, server_api
 from host.voice.caller import Caller
 from host.voice.speech import Synthesizer
@@ -211,19 +212,19 @@ class MachineCpu:
     again between two ticks), and the share of the time some task waited for a CPU (the kernel's CPU
     pressure, where it is kept)."""
 
-    USAGE = (("/sys/fs/cgroup/cpuacct/cpuacct.usage", 1e-9), ("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", 1e-9))
+    # the root group as each layout mounts it: v1's cpuacct hierarchy (alone or with cpu), v2's one
+    ROOTS = (JobGroup(1, {"cpuacct": Path("/sys/fs/cgroup/cpuacct")}),
+             JobGroup(1, {"cpuacct": Path("/sys/fs/cgroup/cpu,cpuacct")}), JobGroup(2, {"cpu": Path("/sys/fs/cgroup")}))
 
     def __init__(self) -> None:
         self._start = (self._used(), self._waited(), time.monotonic())
 
     @classmethod
     def _used(cls) -> float:
-        for path, unit in cls.USAGE:
-            with contextlib.suppress(OSError, ValueError):
-                return int(Path(path).read_text()) * unit
-        with contextlib.suppress(OSError, ValueError, StopIteration):  # cgroup v2: the root's cpu.stat
-            stat = Path("/sys/fs/cgroup/cpu.stat").read_text().split()
-            return int(stat[stat.index("usage_usec") + 1]) * 1e-6
+        for group in cls.ROOTS:
+            used = group.cpu_seconds()
+            if used is not None:
+                return used
         t = psutil.cpu_times()
         return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 

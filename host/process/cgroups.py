@@ -59,6 +59,8 @@ RLIMIT_AS_RESERVED = 8 * 64 * MB * (os.cpu_count() or 1) + 512 * MB
 MODES = ("auto", "cgroup", "rlimit")
 # the file a group's CPU weight is written to, by cgroup version: (name, a plain process's weight, the most)
 CPU_WEIGHT = {1: ("cpu.shares", 1024, 262_144), 2: ("cpu.weight", 100, 10_000)}
+UNBOUNDED = "job processes run without their CPU bound"
+UNWEIGHTED = "a CPU weight is left as it was (jobs may get less than their share on a busy machine)"
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,8 @@ class CgroupConfinement(Confinement):
         self.version = version
         self.base = base
         self.mode = f"cgroup v{version}"
-        self._cpu_refused = False
         self._running: set[Path] = set()  # the groups of job processes running a job
-        self._weight_refused = False
+        self._unmet: set[str] = set()  # what a refused CPU setting leaves undone, each said once
 
     def describe(self) -> str:
         where = sorted({str(p) for p in self.base.values()})
@@ -174,7 +175,8 @@ class CgroupConfinement(Confinement):
         group = self.confine(pid, name, bounds)
         cpu = group.dirs.get("cpu") if group is not None else None
         if cpu is not None:
-            self._write_weight(cpu, *template_weight(self.version))
+            file, weight = template_weight(self.version)
+            self._write_cpu(cpu / file, weight, UNWEIGHTED)
         return group
 
     def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
@@ -209,7 +211,7 @@ class CgroupConfinement(Confinement):
                 write(pids / "pids.max", str(bounds.pids) if bounds.pids else "max")
             if cpu is not None:
                 quota = f"{_quota_us(bounds.cpus)} {CPU_PERIOD_US}" if bounds.cpus else "max"
-                self._write_cpu(cpu / "cpu.max", quota)
+                self._write_cpu(cpu / "cpu.max", quota, UNBOUNDED)
             return
         if memory is not None:
             with contextlib.suppress(CgroupError):  # deprecated on recent kernels; the charge then stays behind
@@ -222,18 +224,9 @@ class CgroupConfinement(Confinement):
         if pids is not None:
             write(pids / "pids.max", str(bounds.pids) if bounds.pids else "max")
         if cpu is not None:
-            self._write_cpu(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-            self._write_cpu(cpu / "cpu.cfs_quota_us", str(_quota_us(bounds.cpus)) if bounds.cpus else "-1")
-
-    def _write_cpu(self, path: Path, value: str) -> None:
-        """A CPU bound the kernel refuses (above a quota set on the host's own group, say) leaves the job
-        without one, said once: unlike memory and processes, CPU use cannot harm another job beyond its share."""
-        try:
-            write(path, value)
-        except CgroupError as exc:
-            if not self._cpu_refused:
-                logger.warning("job processes run without their CPU bound: %s", exc)
-                self._cpu_refused = True
+            self._write_cpu(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US), UNBOUNDED)
+            self._write_cpu(cpu / "cpu.cfs_quota_us", str(_quota_us(bounds.cpus)) if bounds.cpus else "-1",
+                            UNBOUNDED)
 
     def job_running(self, group: JobGroup | None, running: bool) -> None:
         if group is None or not group.dirs:
@@ -245,16 +238,19 @@ class CgroupConfinement(Confinement):
             self._running.discard(key)
         cpu = self.base.get("cpu")
         if cpu is not None and len(self._running) != before:
-            self._write_weight(cpu, *host_weight(self.version, len(self._running)))
+            file, weight = host_weight(self.version, len(self._running))
+            self._write_cpu(cpu / file, weight, UNWEIGHTED)
 
-    def _write_weight(self, group: Path, name: str, weight: str) -> None:
+    def _write_cpu(self, path: Path, value: str, unmet: str) -> None:
+        """A CPU setting the kernel refuses (a bound above a quota set on the host's own group, say) is said
+        once, with what it leaves `unmet`: unlike memory and processes, CPU use cannot harm another job beyond
+        its share."""
         try:
-            write(group / name, weight)
-        except CgroupError as exc:  # the group keeps the share it had: said once, not fatal
-            if not self._weight_refused:
-                logger.warning("a CPU weight is left as it was (jobs may get less than their share on a busy "
-                               "machine): %s", exc)
-                self._weight_refused = True
+            write(path, value)
+        except CgroupError as exc:
+            if unmet not in self._unmet:
+                logger.warning("%s: %s", unmet, exc)
+                self._unmet.add(unmet)
 
     def close(self) -> None:
         for base in set(self.base.values()):
