@@ -70,16 +70,17 @@ class Recognizer:
 
     One utterance at a time: `start`, `feed` as audio arrives (decoding goes along with it, so little is left
     to do at the end), `finish`. The model's 90 MB are read-only once loaded: a recogniser made before a fork
-    is shared by the processes forked after it.
+    is shared by the processes forked after it. `options` are pocketsphinx decoder settings (its
+    command-line options without the dash, `fwdflat=False`); left out, its defaults, its most accurate.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
         try:
             from pocketsphinx import Decoder
         except ImportError as exc:
             raise SpeechUnavailable("local speech recognition needs pocketsphinx: "
                                     "pip install 'agenthost[voice]'") from exc
-        self._decoder: Any = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull)
+        self._decoder: Any = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull, **options)
 
     def start(self) -> None:
         self._decoder.start_utt()

@@ -32,3 +32,15 @@ def test_flite_speaks_what_pocketsphinx_recognises():
     assert len(pcm) % 2 == 0 and 0.5 < len(pcm) / 2 / SAMPLE_RATE < 3.0
     assert Recognizer().recognize(pcm) == "what is your name"
 
+
+
+def test_decoder_settings_reach_pocketsphinx_and_the_example_agents_quick_ones_still_understand():
+    from examples.local_speech import QUICK
+
+    quick = Recognizer(**QUICK)
+    assert quick._decoder.config["fwdflat"] is False and quick._decoder.config["maxhmmpf"] == 3000
+    assert Recognizer()._decoder.config["fwdflat"] is True
+    synthesizer = Synthesizer()
+    for text in ("hello there", "what is your name", "how are you today", "the weather is nice", "good morning",
+                 "can you help me", "cancel my order please", "what time do you close"):
+        assert understood(text, quick.recognize(synthesizer.synthesize(text))), text
