@@ -15,7 +15,8 @@ itself, this costs what loading in prewarm would.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from livekit import rtc
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, llm, stt, tts, utils, vad
@@ -24,10 +25,11 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from examples.rule_answers import answer
 from host.voice.speech import SAMPLE_RATE, Recognizer, Synthesizer
 
-# One search pass with fewer Gaussians and active states per frame: half the CPU per second of speech, and
-# about 7 ms left to decode at the end of an utterance instead of 70, for a little accuracy (on flite's voice,
-# 38 of 40 test phrases understood instead of 39). `agenthost call`'s ear keeps pocketsphinx's defaults.
-QUICK = {"fwdflat": False, "topn": 2, "maxhmmpf": 3000, "maxwpf": 5}
+# Fewer Gaussians scored per frame (pocketsphinx's default is 4): about 0.7x the CPU per second of audio and
+# 55 ms left to decode at the end of an utterance instead of 76, understanding as many phrases as the
+# defaults (bench/speech_bench.py). Its other speed settings (no second search pass, fewer active states)
+# save more but lose phrases, more or fewer depending on the silence around them.
+QUICK: Final[Mapping[str, Any]] = {"topn": 2}
 
 _idle_recognizers = [Recognizer(**QUICK)]  # one per utterance being decoded; a process serves one call, so one
 _synthesizer = Synthesizer()

@@ -1,6 +1,6 @@
 """A livekit-agents voice agent, exactly as it would run under livekit-agents' own server: agenthost serves
-it unchanged with `api: livekit-agents` (agents.d/voice.yaml names the
-AgentServer, agents.d/voice-function.yaml the function and its prewarm).
+it unchanged with `api: livekit-agents` (agents.d/voice.yaml names the AgentServer,
+agents.d/voice-function.yaml the function and its prewarm).
 
 The production configuration is the usual plugin set, loaded once per process in prewarm:
 

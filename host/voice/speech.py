@@ -5,8 +5,8 @@ agent (examples/voice_local.py). Audio is 16 kHz mono signed 16-bit PCM througho
 voice speaks at and pocketsphinx's en-US model was trained on, so neither side resamples.
 
 flite is called through its shared library (ctypes releases the GIL for the call, so synthesis in a thread
-runs beside the event loop). pocketsphinx decodes holding the GIL, about a quarter of the audio's duration:
-fed as the audio arrives, each piece is a few milliseconds of work.
+runs beside the event loop). pocketsphinx decodes holding the GIL, a tenth to a quarter of the audio's
+duration depending on its settings: fed as the audio arrives, each piece is a few milliseconds of work.
 """
 
 from __future__ import annotations

@@ -33,14 +33,17 @@ def test_flite_speaks_what_pocketsphinx_recognises():
     assert Recognizer().recognize(pcm) == "what is your name"
 
 
-
-def test_decoder_settings_reach_pocketsphinx_and_the_example_agents_quick_ones_still_understand():
+def test_decoder_settings_reach_pocketsphinx_and_the_example_agents_quick_ones_understand_streamed_speech():
     from examples.local_speech import QUICK
 
     quick = Recognizer(**QUICK)
-    assert quick._decoder.config["fwdflat"] is False and quick._decoder.config["maxhmmpf"] == 3000
-    assert Recognizer()._decoder.config["fwdflat"] is True
+    assert quick._decoder.config["topn"] == 2 != Recognizer()._decoder.config["topn"]
     synthesizer = Synthesizer()
+    piece = SAMPLE_RATE * 2 // 50  # 20 ms, fed as a call's audio arrives (what the example agent does)
     for text in ("hello there", "what is your name", "how are you today", "the weather is nice", "good morning",
                  "can you help me", "cancel my order please", "what time do you close"):
-        assert understood(text, quick.recognize(synthesizer.synthesize(text))), text
+        pcm = synthesizer.synthesize(text)
+        quick.start()
+        for start in range(0, len(pcm), piece):
+            quick.feed(pcm[start:start + piece])
+        assert understood(text, quick.finish()), text
