@@ -78,6 +78,8 @@ class Step:
     caller_cores: float = 0.0
     machine_cores: float = 0.0  # the whole machine's CPU: the side, the callers, the server and the rest
     cpu_wait: float | None = None  # share of the step some task waited for a CPU
+    new_processes: int = 0  # processes of the side's tree started during the step (a pool refilling, say)
+    new_process_cores: float = 0.0  # their part of `cores`
 
     @property
     def p50(self) -> float:
@@ -105,6 +107,7 @@ class TreeSampler:
         self.seen = dict(self.base)
         self.peak_pss = 0
         self.started = time.monotonic()
+        self.elapsed = 0.0
         self._task = asyncio.create_task(self._run())
 
     def _cpu(self) -> dict[int, float]:
@@ -131,8 +134,15 @@ class TreeSampler:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        self.elapsed = time.monotonic() - self.started
         used = sum(self.seen.values()) - sum(self.base.get(pid, 0.0) for pid in self.seen)
-        return used / (time.monotonic() - self.started), self.peak_pss
+        return used / self.elapsed, self.peak_pss
+
+    def new(self) -> tuple[int, float]:
+        """After `stop`: how many processes started during the step, and the cores they used (a step's
+        outlier in CPU is then told apart: its calls, or processes started beside them)."""
+        new = [pid for pid in self.seen if pid not in self.base]
+        return len(new), sum(self.seen[pid] for pid in new) / self.elapsed
 
 
 async def ramp(sides: list[Side], server: LiveKitServer, turns: list[Turn], max_calls: int) -> dict[str, list[Step]]:
@@ -152,7 +162,8 @@ async def ramp(sides: list[Side], server: LiveKitServer, turns: list[Turn], max_
             print(f"  {side.name}: {calls:>2} calls  p50 {step.p50:7.0f} ms  p95 {step.p95:7.0f} ms  "
                   f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
                   f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores  "
-                  f"machine {step.machine_cores:.2f} of {psutil.cpu_count()} cores{waiting(step)}", flush=True)
+                  f"machine {step.machine_cores:.2f} of {psutil.cpu_count()} cores{waiting(step)}"
+                  f"{started(step)}", flush=True)
             await wait_rooms_gone(server)
     return results
 
@@ -189,6 +200,7 @@ async def run_step(side: Side, credentials: Credentials, turns: list[Turn], call
         await asyncio.gather(*(speak(i, c) for i, c in enumerate(started)))
         (step.cores, peak), step.caller_cores, (step.machine_cores, step.cpu_wait) = \
             await sampler.stop(), me.cores(), machine.stop()
+        step.new_processes, step.new_process_cores = sampler.new()
         step.pss_per_call_mb = max(0, peak - idle) / calls / 2**20
     finally:
         await asyncio.gather(*(c.hang_up() for c in callers), return_exceptions=True)
@@ -323,6 +335,11 @@ def waiting(step: Step) -> str:
     return f", a task waiting for one {step.cpu_wait:.0%} of the time" if step.cpu_wait is not None else ""
 
 
+def started(step: Step) -> str:
+    return f", {step.new_processes} process(es) started using {step.new_process_cores:.2f} cores" \
+        if step.new_processes else ""
+
+
 def capacity(steps: list[Step]) -> int:
     return max((s.calls for s in steps if s.good), default=0)
 
@@ -362,7 +379,8 @@ def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
               f"{pss['agenthost'] / pss[peer]:.2f}x")
     steps = [{name: [{"calls": s.calls, "p50_ms": s.p50, "p95_ms": s.p95, "unanswered": s.unanswered,
                       "no_agent": s.no_agent, "cores": s.cores, "pss_per_call_mb": s.pss_per_call_mb,
-                      "caller_cores": s.caller_cores, "machine_cores": s.machine_cores, "cpu_wait": s.cpu_wait}
+                      "caller_cores": s.caller_cores, "machine_cores": s.machine_cores, "cpu_wait": s.cpu_wait,
+                      "new_processes": s.new_processes, "new_process_cores": s.new_process_cores}
                      for s in steps] for name, steps in results.items()} for results in ramps]
     return {"steps": steps, **summary}
 
