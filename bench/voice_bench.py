@@ -163,7 +163,7 @@ async def ramp(sides: list[Side], server: LiveKitServer, turns: list[Turn], max_
                   f"unanswered {step.unanswered}  no agent {step.no_agent}  {step.cores:.2f} cores  "
                   f"PSS/call {step.pss_per_call_mb:.1f} MB  callers {step.caller_cores:.2f} cores  "
                   f"machine {step.machine_cores:.2f} of {psutil.cpu_count()} cores{waiting(step)}"
-                  f"{started(step)}", flush=True)
+                  f"{started_beside(step)}", flush=True)
             await wait_rooms_gone(server)
     return results
 
@@ -335,7 +335,7 @@ def waiting(step: Step) -> str:
     return f", a task waiting for one {step.cpu_wait:.0%} of the time" if step.cpu_wait is not None else ""
 
 
-def started(step: Step) -> str:
+def started_beside(step: Step) -> str:
     return f", {step.new_processes} process(es) started using {step.new_process_cores:.2f} cores" \
         if step.new_processes else ""
 
