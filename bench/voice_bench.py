@@ -43,6 +43,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 from job_bench import SETTLE, Side, tree_pss
@@ -97,6 +98,16 @@ class Step:
         return bool(self.latencies) and self.p95 <= P95_LIMIT_MS and not self.unanswered and not self.no_agent
 
 
+class TreeUse(NamedTuple):
+    """What a process tree used over a step. The processes started during it are told apart, so that a step's
+    outlier in CPU can be put down to its calls or to processes started beside them (a pool refilling)."""
+
+    cores: float  # on average
+    peak_pss: int  # bytes
+    new_processes: int
+    new_process_cores: float  # their part of `cores`
+
+
 class TreeSampler:
     """CPU seconds and the largest PSS of a process tree over a step, sampled every half second (job
     processes that end during the step keep what they used until their last sample)."""
@@ -107,7 +118,6 @@ class TreeSampler:
         self.seen = dict(self.base)
         self.peak_pss = 0
         self.started = time.monotonic()
-        self.elapsed = 0.0
         self._task = asyncio.create_task(self._run())
 
     def _cpu(self) -> dict[int, float]:
@@ -128,21 +138,15 @@ class TreeSampler:
             tick += 1
             await asyncio.sleep(0.5)
 
-    async def stop(self) -> tuple[float, int]:
-        """(cores used on average, largest PSS in bytes)."""
+    async def stop(self) -> TreeUse:
         self.seen.update(self._cpu())
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        self.elapsed = time.monotonic() - self.started
+        elapsed = time.monotonic() - self.started
         used = sum(self.seen.values()) - sum(self.base.get(pid, 0.0) for pid in self.seen)
-        return used / self.elapsed, self.peak_pss
-
-    def new(self) -> tuple[int, float]:
-        """After `stop`: how many processes started during the step, and the cores they used (a step's
-        outlier in CPU is then told apart: its calls, or processes started beside them)."""
         new = [pid for pid in self.seen if pid not in self.base]
-        return len(new), sum(self.seen[pid] for pid in new) / self.elapsed
+        return TreeUse(used / elapsed, self.peak_pss, len(new), sum(self.seen[pid] for pid in new) / elapsed)
 
 
 async def ramp(sides: list[Side], server: LiveKitServer, turns: list[Turn], max_calls: int) -> dict[str, list[Step]]:
@@ -198,10 +202,10 @@ async def run_step(side: Side, credentials: Credentials, turns: list[Turn], call
         await asyncio.sleep(SETTLE)  # the pool refills its prewarmed processes
         sampler, me, machine = TreeSampler(side.proc.pid), CallerCpu(), MachineCpu()
         await asyncio.gather(*(speak(i, c) for i, c in enumerate(started)))
-        (step.cores, peak), step.caller_cores, (step.machine_cores, step.cpu_wait) = \
+        tree, step.caller_cores, (step.machine_cores, step.cpu_wait) = \
             await sampler.stop(), me.cores(), machine.stop()
-        step.new_processes, step.new_process_cores = sampler.new()
-        step.pss_per_call_mb = max(0, peak - idle) / calls / 2**20
+        step.cores, step.new_processes, step.new_process_cores = tree.cores, tree.new_processes, tree.new_process_cores
+        step.pss_per_call_mb = max(0, tree.peak_pss - idle) / calls / 2**20
     finally:
         await asyncio.gather(*(c.hang_up() for c in callers), return_exceptions=True)
     return step
