@@ -25,10 +25,10 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from examples.rule_answers import answer
 from host.voice.speech import SAMPLE_RATE, Recognizer, Synthesizer
 
-# Fewer Gaussians scored per frame (pocketsphinx's default is 4): about three quarters of the CPU per second
-# of audio and 50 ms left to decode at the end of an utterance instead of 70, understanding as many phrases
-# as the defaults (bench/speech_bench.py). Its other speed settings (no second search pass, fewer active states)
-# save more but lose phrases, more or fewer depending on the silence around them.
+# Fewer Gaussians scored per frame (pocketsphinx's default is 4): about a tenth less CPU per second of audio
+# and a sixth less left to decode at the end of an utterance, understanding as many phrases as the defaults
+# (bench/speech_bench.py). Its other speed settings (no second search pass, fewer active states) save more
+# but lose phrases.
 QUICK: Final[Mapping[str, Any]] = {"topn": 2}
 
 _idle_recognizers = [Recognizer(**QUICK)]  # one per utterance being decoded; a process serves one call, so one
