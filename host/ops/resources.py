@@ -114,7 +114,9 @@ class JobsCpu:
         by_agent: dict[str, float] = {}
         seen: dict[str, tuple[float, float]] = {}
         for job in jobs:
-            total = job.group.cpu_seconds() if job.group is not None else tree_cpu_seconds(job.pid)
+            total = job.group.cpu_seconds() if job.group is not None else None
+            if total is None:  # no group, or one that does not count CPU (v1's cpuacct beside cpu)
+                total = tree_cpu_seconds(job.pid)
             if total is None:
                 continue
             since_ready = max(0.0, total - job.ready_cpu)

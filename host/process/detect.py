@@ -66,7 +66,7 @@ def _v2(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfineme
     if not set(REQUIRED) <= available:
         raise CgroupError(f"cgroup v2 at {own} offers {', '.join(sorted(available)) or 'no controllers'} "
                           f"(memory and pids are needed)")
-    wanted = [c for c in ("memory", "pids", "cpu") if c in available]
+    wanted = list(REQUIRED)  # the CPU controller waits for a job with a CPU bound (host.process.cgroups)
     enable = " ".join(f"+{c}" for c in wanted)
     enabled = set((read(own / "cgroup.subtree_control") or "").split())
     if not set(wanted) <= enabled:
@@ -84,7 +84,7 @@ def _v2(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfineme
         mkdir(base)
     write(base / "cgroup.subtree_control", enable)
     clean_stale(own)
-    return CgroupConfinement(2, {c: base for c in (*wanted, "cpuacct") if c != "cpuacct" or "cpu" in wanted})
+    return CgroupConfinement(2, {c: base for c in wanted}, (own, base) if "cpu" in available else ())
 
 
 def _v1(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfinement | None:

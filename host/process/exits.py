@@ -81,6 +81,8 @@ def used(group: GroupEnd | None, reports: JobReports,
     cpu, peak, rss = (group.cpu_seconds, group.peak_memory_bytes, None) if group is not None else (None, None, None)
     if group is None and reports.result is not None:
         cpu, rss = reports.result.cpu_seconds, reports.result.peak_rss_bytes or None
+    elif cpu is None and reports.result is not None:  # a group that does not count CPU (v1's cpuacct beside cpu)
+        cpu = reports.result.cpu_seconds
     return (None if cpu is None else max(0.0, cpu - ready_cpu)), peak, rss
 
 

@@ -35,8 +35,9 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def used_so_far(group: JobGroup | None, pid: int | None) -> float | None:
-    """What a job process's cgroup, or (without one) the process and the children it reaped, used so far (no walk
-    of its tree on the host's loop); None when it is gone."""
-    if group is not None:
-        return group.cpu_seconds()
+    """What a job process's cgroup, or (without one that counts CPU) the process and the children it reaped, used so
+    far (no walk of its tree on the host's loop); None when it is gone."""
+    counted = group.cpu_seconds() if group is not None else None
+    if counted is not None:
+        return counted
     return process_cpu_seconds(pid) if pid is not None else None

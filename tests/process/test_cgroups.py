@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,11 +68,12 @@ def test_v2_gives_each_job_a_group_with_its_bounds(fake_v2):
     confinement = detect("cgroup", proc_root=str(proc_root), pid=4242)
     assert isinstance(confinement, CgroupConfinement) and confinement.mode == "cgroup v2"
     base = own / "agenthost-4242"
-    assert (base / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (base / "cgroup.subtree_control").read_text() == "+memory +pids"  # CPU waits for a job bounding it
     target = sleeper("import time; time.sleep(60)")
     try:
         group = confinement.confine(target.pid, "echo-1", JobBounds(200 * MB, 64, 0.5))
         assert group is not None
+        assert (own / "cgroup.subtree_control").read_text() == (base / "cgroup.subtree_control").read_text() == "+cpu"
         d = base / "echo-1"
         assert (d / "memory.max").read_text() == str(200 * MB)
         assert (d / "pids.max").read_text() == "64"
@@ -92,14 +94,39 @@ def test_v2_gives_each_job_a_group_with_its_bounds(fake_v2):
         target.wait()
 
 
-def test_v2_the_hosts_group_weight_follows_its_running_jobs(fake_v2):
+def test_v2_jobs_without_a_cpu_bound_are_plain_processes_for_the_scheduler(fake_v2):
+    proc_root, own = fake_v2()
+    confinement = detect("cgroup", proc_root=str(proc_root), pid=4141)
+    assert isinstance(confinement, CgroupConfinement)
+    base = own / "agenthost-4141"
+    target = sleeper("import time; time.sleep(60)")
+    try:
+        template = confinement.confine_template(target.pid, "echo-template-1", JobBounds(0, 8, 0))
+        group = confinement.confine(target.pid, "echo-1", JobBounds(200 * MB, 64, 0))
+        assert template is not None and group is not None and "cpu" not in group.dirs
+        confinement.job_running(group, True)
+        assert "cpu" not in (own / "cgroup.subtree_control").read_text()
+        assert "cpu" not in (base / "cgroup.subtree_control").read_text()
+        assert not (base / "cpu.weight").exists() and not (base / "echo-template-1" / "cpu.weight").exists()
+        (base / "echo-1" / "cpu.stat").write_text("usage_usec 1500000\n")  # v2 counts CPU in every group
+        assert group.cpu_seconds() == 1.5
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_v2_the_hosts_group_weight_follows_its_running_jobs_once_cpu_is_bounded(fake_v2):
     proc_root, own = fake_v2()
     confinement = detect("cgroup", proc_root=str(proc_root), pid=4343)
     assert isinstance(confinement, CgroupConfinement)
     weight = own / "agenthost-4343" / "cpu.weight"
     targets = [sleeper("import time; time.sleep(60)") for _ in range(2)]
     try:
-        first, second = (confinement.confine(t.pid, f"echo-{i}", JobBounds(0, 0, 0)) for i, t in enumerate(targets))
+        template = confinement.confine_template(targets[0].pid, "echo-template-1", JobBounds(0, 8, 0))
+        assert template is not None and not (own / "agenthost-4343" / "echo-template-1" / "cpu.weight").exists()
+        first, second = (confinement.confine(t.pid, f"echo-{i}", JobBounds(0, 0, 1.0)) for i, t in enumerate(targets))
+        # the first bound turned CPU groups on: the template now weighs as its raised priority
+        assert (own / "agenthost-4343" / "echo-template-1" / "cpu.weight").read_text() == "931"
         confinement.job_running(first, True)
         confinement.job_running(first, True)  # said twice, counted once
         assert weight.read_text() == "100"
@@ -107,8 +134,6 @@ def test_v2_the_hosts_group_weight_follows_its_running_jobs(fake_v2):
         assert weight.read_text() == "200"
         confinement.job_running(first, False)
         assert weight.read_text() == "100"
-        template = confinement.confine_template(targets[0].pid, "echo-template-1", JobBounds(0, 8, 0))
-        assert template is not None and (own / "agenthost-4343" / "echo-template-1" / "cpu.weight").read_text() == "931"
     finally:
         for t in targets:
             t.kill()
@@ -190,10 +215,35 @@ def test_cpu_is_counted_per_group_and_bounded(real):
     wait_for(group.remove, "the group is removed")
 
 
+def test_a_job_without_a_cpu_bound_is_scheduled_as_a_plain_process(real):
+    proc = sleeper("import time; print('up', flush=True); time.sleep(60)")
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        mine = Path(f"/proc/{os.getpid()}/cgroup").read_text()
+        group = real.confine(proc.pid, "plain-1", JobBounds(64 * MB, 16, 0))
+        assert group is not None
+        assert "cpu" not in group.dirs
+        theirs = Path(f"/proc/{proc.pid}/cgroup").read_text()
+        assert "plain-1" in theirs  # in its memory group all the same
+        if real.version == 1:
+            cpu = [line for line in theirs.splitlines() if "cpu" in line.split(":")[1].split(",")]
+            assert cpu and set(cpu) <= set(mine.splitlines()), f"not in the host's CPU group: {theirs}"
+        else:
+            controllers = (group.dirs["memory"] / "cgroup.controllers").read_text().split()
+            assert "memory" in controllers and "cpu" not in controllers, controllers
+        real.job_running(group, True)
+        real.job_running(group, False)
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(group.remove, "the group is removed")
+
+
 def test_running_jobs_get_a_plain_process_share_each_on_a_busy_cpu(real):
-    """Three spinning jobs and one spinning process beside the host's group, all on one CPU: the jobs get
-    about three quarters of it, as three plain processes would (with the group at the default weight, half)."""
-    if "cpu" not in real.base:
+    """Three spinning jobs with a CPU bound (each in a CPU group) and one spinning process beside the host's
+    group, all on one CPU: the jobs get about three quarters of it, as three plain processes would (with the
+    group at the default weight, half)."""
+    if not real.can_bound_cpu:
         pytest.skip("no cpu controller")
     cpu = min(os.sched_getaffinity(0))
     spin = "import sys; print('up', flush=True); sys.stdin.readline()\nwhile True: pass"
@@ -202,7 +252,7 @@ def test_running_jobs_get_a_plain_process_share_each_on_a_busy_cpu(real):
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
             os.sched_setaffinity(proc.pid, {cpu})
-        groups = [real.confine(proc.pid, f"spin-{i}", JobBounds(0, 0, 0)) for i, proc in enumerate(procs[:3])]
+        groups = [real.confine(proc.pid, f"spin-{i}", JobBounds(0, 0, 1.0)) for i, proc in enumerate(procs[:3])]
         for group in groups:
             real.job_running(group, True)
         for proc in procs:
