@@ -173,7 +173,7 @@ class CgroupConfinement(Confinement):
         self.base = base
         self.mode = f"cgroup v{version}"
         self._cpu_switch = cpu_switch
-        self._running: set[Path] = set()  # the groups of job processes running a job in a CPU group
+        self._running: dict[Path, bool] = {}  # the groups of job processes running a job -> in a CPU group
         self._templates: set[Path] = set()  # the templates' groups (weighed once they are CPU groups)
         self._unmet: set[str] = set()  # what a refused CPU setting leaves undone, each said once
 
@@ -186,33 +186,41 @@ class CgroupConfinement(Confinement):
         return "cpu" in self.base or bool(self._cpu_switch)
 
     def _scheduled(self, bounds: JobBounds) -> dict[str, Path]:
-        """The host's groups a process under `bounds` is placed below: the CPU hierarchy (and v1's cpuacct
-        where it shares it) only with a CPU bound."""
+        """The host's groups a process under `bounds` is placed below: the CPU hierarchy (and v1's cpuacct where
+        it shares it) only with a CPU bound, or where CPU shares a hierarchy with memory or processes."""
         if bounds.cpus and self._cpu_switch:
             self._cpu_on()
-        if bounds.cpus or self.version == 2 or "cpu" not in self.base:
+        cpu = self.base.get("cpu")
+        if bounds.cpus or self.version == 2 or cpu is None or cpu in (self.base.get("memory"), self.base.get("pids")):
             return dict(self.base)
-        return {c: d for c, d in self.base.items() if d != self.base["cpu"]}
+        return {c: d for c, d in self.base.items() if not (c in ("cpu", "cpuacct") and d == cpu)}
 
     def _cpu_on(self) -> None:
-        """v2: the CPU controller on below the host's group, where it may be (a bound refused is said once)."""
+        """v2: the CPU controller on below the host's group, where it may be; refused, it is undone where it was
+        written and said once (the bounds of later jobs are then not enforced)."""
+        switch, self._cpu_switch, written = self._cpu_switch, (), []
         try:
-            for d in self._cpu_switch:
+            for d in switch:
                 write(d / "cgroup.subtree_control", "+cpu")
+                written.append(d)
         except CgroupError as exc:
+            for d in reversed(written):
+                with contextlib.suppress(CgroupError):
+                    write(d / "cgroup.subtree_control", "-cpu")
             self._unmet.add(UNBOUNDED)
             logger.warning("%s: %s", UNBOUNDED, exc)
-        else:
-            self.base = {**self.base, "cpu": self.base["memory"], "cpuacct": self.base["memory"]}
-            file, weight = template_weight(self.version)
-            for template in (t for t in self._templates if t.is_dir()):
-                self._write_cpu(template / file, weight, UNWEIGHTED)
-        self._cpu_switch = ()
+            return
+        self.base = {**self.base, "cpu": self.base["memory"], "cpuacct": self.base["memory"]}
+        self._templates = {t for t in self._templates if t.is_dir()}
+        file, weight = template_weight(self.version)
+        for template in self._templates:
+            self._write_cpu(template / file, weight, UNWEIGHTED)
+        self._weigh_host()
 
     def confine_template(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
         group = self.confine(pid, name, bounds)
         if group is not None:
-            self._templates.add(next(iter(group.dirs.values())))
+            self._templates = {t for t in self._templates if t.is_dir()} | {next(iter(group.dirs.values()))}
         cpu = group.dirs.get("cpu") if group is not None else None
         if cpu is not None:
             file, weight = template_weight(self.version)
@@ -238,6 +246,7 @@ class CgroupConfinement(Confinement):
             raise CgroupError(f"cannot place process {pid} in its cgroup: {exc}") from exc
         group.oom_kills_at_start = group.oom_kills()
         return group
+
     def _set_bounds(self, group: JobGroup, bounds: JobBounds) -> None:
         memory, pids, cpu = group.dirs.get("memory"), group.dirs.get("pids"), group.dirs.get("cpu")
         if self.version == 2:
@@ -268,16 +277,24 @@ class CgroupConfinement(Confinement):
                             UNBOUNDED)
 
     def job_running(self, group: JobGroup | None, running: bool) -> None:
-        if group is None or "cpu" not in group.dirs:
+        if group is None or not group.dirs:
             return
-        key, before = group.dirs["cpu"], len(self._running)
+        key, before = next(iter(group.dirs.values())), dict(self._running)
         if running:
-            self._running.add(key)
+            self._running[key] = "cpu" in group.dirs
         else:
-            self._running.discard(key)
-        if len(self._running) != before:
-            file, weight = host_weight(self.version, len(self._running))
-            self._write_cpu(self.base["cpu"] / file, weight, UNWEIGHTED)
+            self._running.pop(key, None)
+        if self._running != before:
+            self._weigh_host()
+
+    def _weigh_host(self) -> None:
+        """The host's group weighs as its running jobs in CPU groups would as plain processes (v2, where the
+        controller applies to all the groups below it once on: every running job)."""
+        if "cpu" not in self.base:
+            return
+        running = len(self._running) if self.version == 2 else sum(self._running.values())
+        file, weight = host_weight(self.version, running)
+        self._write_cpu(self.base["cpu"] / file, weight, UNWEIGHTED)
 
     def _write_cpu(self, path: Path, value: str, unmet: str) -> None:
         """A CPU setting the kernel refuses (a bound above a quota set on the host's own group, say) is said

@@ -66,9 +66,11 @@ def _v2(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfineme
     if not set(REQUIRED) <= available:
         raise CgroupError(f"cgroup v2 at {own} offers {', '.join(sorted(available)) or 'no controllers'} "
                           f"(memory and pids are needed)")
-    wanted = list(REQUIRED)  # the CPU controller waits for a job with a CPU bound (host.process.cgroups)
-    enable = " ".join(f"+{c}" for c in wanted)
     enabled = set((read(own / "cgroup.subtree_control") or "").split())
+    # the CPU controller waits for a job with a CPU bound (host.process.cgroups), unless the host's group
+    # already hands it down: then the host's group is a CPU group anyway, and its jobs' groups are weighed in it
+    wanted = [*REQUIRED, *(["cpu"] if "cpu" in enabled and "cpu" in available else [])]
+    enable = " ".join(f"+{c}" for c in wanted)
     if not set(wanted) <= enabled:
         try:
             write(own / "cgroup.subtree_control", enable)
@@ -84,7 +86,8 @@ def _v2(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfineme
         mkdir(base)
     write(base / "cgroup.subtree_control", enable)
     clean_stale(own)
-    return CgroupConfinement(2, {c: base for c in wanted}, (own, base) if "cpu" in available else ())
+    dirs = {c: base for c in (*wanted, *(["cpuacct"] if "cpu" in wanted else []))}
+    return CgroupConfinement(2, dirs, (own, base) if "cpu" in available and "cpu" not in wanted else ())
 
 
 def _v1(mounts: list[Mount], where: dict[str, str], pid: int) -> CgroupConfinement | None:

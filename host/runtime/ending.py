@@ -45,8 +45,10 @@ class JobEnding:
         result = outcome(end, job.failure, timeout)
         job.span.event("exited", code=end.code, **({"shutdown_reason": end.shutdown_reason} if end.shutdown_reason
                                                    else {}))
-        # a job killed with no cgroup said nothing of its CPU: what the monitor saw last is the best known
-        cpu = end.cpu_seconds if end.cpu_seconds is not None else self._cpu_seen(job.id)
+        # a job killed with no cgroup counting its CPU said nothing of it: what the monitor saw last is the best
+        # known; and what the job said of itself leaves out the children still running, which the monitor saw
+        known = [c for c in (end.cpu_seconds, self._cpu_seen(job.id)) if c is not None]
+        cpu = max(known) if known else None
         self._count_cpu(job, end)
         job.span.set(**{"exit.code": end.code if end.code >= 0 else None,
                         "exit.signal": signal_name(-end.code) if end.code < 0 else None,

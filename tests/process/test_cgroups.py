@@ -107,7 +107,7 @@ def test_v2_jobs_without_a_cpu_bound_are_plain_processes_for_the_scheduler(fake_
         confinement.job_running(group, True)
         assert "cpu" not in (own / "cgroup.subtree_control").read_text()
         assert "cpu" not in (base / "cgroup.subtree_control").read_text()
-        assert not (base / "cpu.weight").exists() and not (base / "echo-template-1" / "cpu.weight").exists()
+        assert not (base / "echo-template-1" / "cpu.weight").exists()
         (base / "echo-1" / "cpu.stat").write_text("usage_usec 1500000\n")  # v2 counts CPU in every group
         assert group.cpu_seconds() == 1.5
     finally:
@@ -120,24 +120,100 @@ def test_v2_the_hosts_group_weight_follows_its_running_jobs_once_cpu_is_bounded(
     confinement = detect("cgroup", proc_root=str(proc_root), pid=4343)
     assert isinstance(confinement, CgroupConfinement)
     weight = own / "agenthost-4343" / "cpu.weight"
-    targets = [sleeper("import time; time.sleep(60)") for _ in range(2)]
+    targets = [sleeper("import time; time.sleep(60)") for _ in range(3)]
     try:
         template = confinement.confine_template(targets[0].pid, "echo-template-1", JobBounds(0, 8, 0))
         assert template is not None and not (own / "agenthost-4343" / "echo-template-1" / "cpu.weight").exists()
-        first, second = (confinement.confine(t.pid, f"echo-{i}", JobBounds(0, 0, 1.0)) for i, t in enumerate(targets))
-        # the first bound turned CPU groups on: the template now weighs as its raised priority
+        plain = confinement.confine(targets[2].pid, "echo-plain", JobBounds(0, 0, 0))
+        confinement.job_running(plain, True)
+        assert not weight.exists()
+        first, second = (confinement.confine(t.pid, f"echo-{i}", JobBounds(0, 0, 1.0))
+                         for i, t in enumerate(targets[:2]))
+        # the first bound turned CPU groups on for every group below the host's: the template now weighs as its
+        # raised priority, the host's group as the job already running
         assert (own / "agenthost-4343" / "echo-template-1" / "cpu.weight").read_text() == "931"
+        assert weight.read_text() == "100"
         confinement.job_running(first, True)
         confinement.job_running(first, True)  # said twice, counted once
-        assert weight.read_text() == "100"
-        confinement.job_running(second, True)
         assert weight.read_text() == "200"
+        confinement.job_running(second, True)
+        assert weight.read_text() == "300"
         confinement.job_running(first, False)
+        confinement.job_running(plain, False)
         assert weight.read_text() == "100"
     finally:
         for t in targets:
             t.kill()
             t.wait()
+
+
+def fake_v1(tmp_path: Path, hierarchies: tuple[str, ...]) -> tuple[Path, Path]:
+    """A /proc and cgroup v1 hierarchies (each a comma-joined set of controllers) with this process in `svc`:
+    (proc root, the mounts' parent)."""
+    proc, cg = tmp_path / "proc", tmp_path / "cg"
+    (proc / "self").mkdir(parents=True)
+    mountinfo, cgroup = [], []
+    for i, controllers in enumerate(hierarchies):
+        (cg / controllers / "svc").mkdir(parents=True)
+        mountinfo.append(f"{30 + i} 25 0:{30 + i} / {cg / controllers} rw - cgroup cgroup rw,{controllers}")
+        cgroup.append(f"{i + 1}:{controllers}:/svc")
+    (proc / "self" / "mountinfo").write_text("\n".join(mountinfo) + "\n")
+    (proc / "self" / "cgroup").write_text("\n".join(cgroup) + "\n")
+    return proc, cg
+
+
+@pytest.mark.parametrize("hierarchies", [("memory", "pids", "cpu,cpuacct"), ("memory", "pids", "cpu", "cpuacct")])
+def test_v1_puts_a_job_in_a_cpu_group_only_with_a_cpu_bound(tmp_path, hierarchies):
+    proc_root, cg = fake_v1(tmp_path, hierarchies)
+    confinement = detect("cgroup", proc_root=str(proc_root), pid=os.getpid())  # alive: not cleaned as stale
+    assert isinstance(confinement, CgroupConfinement) and confinement.version == 1
+    cpu = cg / ("cpu,cpuacct" if "cpu,cpuacct" in hierarchies else "cpu") / "svc" / f"agenthost-{os.getpid()}"
+    targets = [sleeper("import time; time.sleep(60)") for _ in range(2)]
+    try:
+        plain = confinement.confine(targets[0].pid, "echo-1", JobBounds(64 * MB, 16, 0))
+        assert plain is not None and set(plain.dirs) == (
+            {"memory", "pids"} if "cpu,cpuacct" in hierarchies else {"memory", "pids", "cpuacct"})
+        assert not (cpu / "echo-1").exists()
+        bounded = confinement.confine(targets[1].pid, "echo-2", JobBounds(64 * MB, 16, 0.5))
+        assert bounded is not None and {"memory", "pids", "cpu", "cpuacct"} <= set(bounded.dirs)
+        assert (cpu / "echo-2" / "cpu.cfs_quota_us").read_text() == "50000"
+        confinement.job_running(plain, True)
+        confinement.job_running(bounded, True)
+        assert (cpu / "cpu.shares").read_text() == "1024"  # as its one running job in a CPU group
+    finally:
+        for t in targets:
+            t.kill()
+            t.wait()
+
+
+def test_v1_keeps_cpu_where_it_shares_a_hierarchy_with_memory(tmp_path):
+    proc_root, _ = fake_v1(tmp_path, ("memory,cpu,cpuacct", "pids"))
+    confinement = detect("cgroup", proc_root=str(proc_root), pid=os.getpid())
+    assert isinstance(confinement, CgroupConfinement)
+    target = sleeper("import time; time.sleep(60)")
+    try:
+        group = confinement.confine(target.pid, "echo-1", JobBounds(64 * MB, 16, 0))
+        assert group is not None and {"memory", "pids", "cpu"} <= set(group.dirs)
+        assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text() == str(64 * MB)
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_v2_a_cpu_controller_already_handed_down_is_used_from_the_start(fake_v2):
+    proc_root, own = fake_v2()
+    (own / "cgroup.subtree_control").write_text("memory pids cpu\n")
+    confinement = detect("cgroup", proc_root=str(proc_root), pid=4747)
+    assert isinstance(confinement, CgroupConfinement) and "cpu" in confinement.base
+    target = sleeper("import time; time.sleep(60)")
+    try:
+        group = confinement.confine(target.pid, "echo-1", JobBounds(0, 0, 0))
+        confinement.job_running(group, True)
+        assert (own / "agenthost-4747" / "cpu.weight").read_text() == "100"
+        assert (own / "agenthost-4747" / "echo-1" / "cpu.max").read_text() == "max"
+    finally:
+        target.kill()
+        target.wait()
 
 
 # -- this machine's own cgroups --------------------------------------------------------------------------------
@@ -199,8 +275,8 @@ def test_a_fork_bomb_stops_at_pids_limit_and_nothing_outlives_the_group(real):
 
 
 def test_cpu_is_counted_per_group_and_bounded(real):
-    if real.version == 1 and "cpu" not in real.base:
-        pytest.skip("no cpu hierarchy")
+    if not real.can_bound_cpu:
+        pytest.skip("no cpu controller")
     spin = sleeper("import time\nprint('up', flush=True); import sys; sys.stdin.readline()\nt = time.time()\n"
                    "while time.time() - t < 2: pass\nprint(time.process_time(), flush=True)")
     assert spin.stdout is not None and spin.stdout.readline() == b"up\n"
@@ -231,8 +307,6 @@ def test_a_job_without_a_cpu_bound_is_scheduled_as_a_plain_process(real):
         else:
             controllers = (group.dirs["memory"] / "cgroup.controllers").read_text().split()
             assert "memory" in controllers and "cpu" not in controllers, controllers
-        real.job_running(group, True)
-        real.job_running(group, False)
     finally:
         proc.kill()
         proc.wait()
