@@ -173,6 +173,7 @@ class CgroupConfinement(Confinement):
         self.base = base
         self.mode = f"cgroup v{version}"
         self._cpu_switch = cpu_switch
+        self._switched: tuple[Path, ...] = ()  # where this host turned the CPU controller on, undone at close
         self._running: dict[Path, bool] = {}  # the groups of job processes running a job -> in a CPU group
         self._templates: set[Path] = set()  # the templates' groups (weighed once they are CPU groups)
         self._unmet: set[str] = set()  # what a refused CPU setting leaves undone, each said once
@@ -210,6 +211,7 @@ class CgroupConfinement(Confinement):
             self._unmet.add(UNBOUNDED)
             logger.warning("%s: %s", UNBOUNDED, exc)
             return
+        self._switched = tuple(written)
         self.base = {**self.base, "cpu": self.base["memory"], "cpuacct": self.base["memory"]}
         self._templates = {t for t in self._templates if t.is_dir()}
         file, weight = template_weight(self.version)
@@ -311,6 +313,11 @@ class CgroupConfinement(Confinement):
         for base in set(self.base.values()):
             kill_tree(base)
             remove_tree(base)
+        # the host's own group as it was: the kernel refuses while another group below it still uses the controller
+        for d in reversed(self._switched):
+            if d.is_dir():
+                with contextlib.suppress(CgroupError):
+                    write(d / "cgroup.subtree_control", "-cpu")
 
 
 def _quota_us(cpus: float) -> int:

@@ -141,6 +141,8 @@ def test_v2_the_hosts_group_weight_follows_its_running_jobs_once_cpu_is_bounded(
         confinement.job_running(first, False)
         confinement.job_running(plain, False)
         assert weight.read_text() == "100"
+        confinement.close()  # the host's own group hands the controller down no more
+        assert (own / "cgroup.subtree_control").read_text() == "-cpu"
     finally:
         for t in targets:
             t.kill()
