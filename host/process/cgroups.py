@@ -189,8 +189,6 @@ class CgroupConfinement(Confinement):
     def _scheduled(self, bounds: JobBounds) -> dict[str, Path]:
         """The host's groups a process under `bounds` is placed below: the CPU hierarchy (and v1's cpuacct where
         it shares it) only with a CPU bound, or where CPU shares a hierarchy with memory or processes."""
-        if bounds.cpus and self._cpu_switch:
-            self._cpu_on()
         cpu = self.base.get("cpu")
         if bounds.cpus or self.version == 2 or cpu is None or cpu in (self.base.get("memory"), self.base.get("pids")):
             return dict(self.base)
@@ -230,6 +228,8 @@ class CgroupConfinement(Confinement):
         return group
 
     def confine(self, pid: int, name: str, bounds: JobBounds) -> JobGroup | None:
+        if bounds.cpus and self._cpu_switch:
+            self._cpu_on()
         dirs = {c: base / name for c, base in self._scheduled(bounds).items()}
         group = JobGroup(self.version, dirs)
         try:

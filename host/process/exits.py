@@ -79,10 +79,11 @@ def used(group: GroupEnd | None, reports: JobReports,
     """The job's CPU seconds since its process was ready (`ready_cpu`, as the host read it then), its cgroup's peak
     charge, and (without a cgroup) its own peak resident size, as it said."""
     cpu, peak, rss = (group.cpu_seconds, group.peak_memory_bytes, None) if group is not None else (None, None, None)
-    if group is None and reports.result is not None:
-        cpu, rss = reports.result.cpu_seconds, reports.result.peak_rss_bytes or None
-    elif cpu is None and reports.result is not None:  # a group that does not count CPU (v1's cpuacct beside cpu)
-        cpu = reports.result.cpu_seconds
+    if reports.result is not None:
+        if cpu is None:  # no group, or one that does not count CPU (v1's cpuacct beside cpu)
+            cpu = reports.result.cpu_seconds
+        if group is None:
+            rss = reports.result.peak_rss_bytes or None
     return (None if cpu is None else max(0.0, cpu - ready_cpu)), peak, rss
 
 
