@@ -28,7 +28,11 @@ agent, and the p50/p95 of every admitted call's turns.
 With --repeat=R, the whole ramp runs R times: a step's p95 over a dozen turns is decided by its slowest
 turns, so capacities are compared as the medians of the ramps, each ramp's printed.
 
-Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS] [--repeat=R] [--no-overload]
+With --cpu-groups, a second agenthost side ("CPU groups") serves the same agent with a `cpu_limit` of all the
+machine's CPUs, which bounds nothing but gives each job a CPU group of its own, as every job once had: what such
+groups cost a call (host.process.cgroups).
+
+Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS] [--repeat=R] [--no-overload] [--cpu-groups]
 """
 
 from __future__ import annotations
@@ -260,11 +264,21 @@ class MachineCpu:
         return (self._used() - used) / elapsed, wait
 
 
-def agenthost(name: str, work: Path, threshold: float, cpus: set[int] | None = None) -> Side:
-    return Side(name, "voice-local", [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
-                                      "--load-threshold", f"{threshold:g}", str(work / "voice-local.yaml")],
-                r"registered agent voice-local", ROOT, work / f"{name.replace(' ', '-')}.log", cpus=cpus,
+def agenthost(name: str, work: Path, threshold: float, cpus: set[int] | None = None,
+              agent: str = "voice-local") -> Side:
+    return Side(name, agent, [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
+                              "--load-threshold", f"{threshold:g}", str(work / f"{agent}.yaml")],
+                rf"registered agent {agent} as worker", ROOT, work / f"{name.replace(' ', '-')}.log", cpus=cpus,
                 nice=SERVED_NICE)
+
+
+def with_cpu_groups(work: Path) -> Side:
+    """agenthost serving voice-local with every job in a CPU group of its own (a `cpu_limit` of all the
+    machine's CPUs, which bounds nothing here): what a CPU group per job costs a call on a busy machine."""
+    (work / "voice-local-cpu-groups.yaml").write_text(
+        (work / "voice-local.yaml").read_text().replace("name: voice-local", "name: voice-local-cpu-groups")
+        + f"limits:\n  cpu_limit: {os.cpu_count() or 1}\n")
+    return agenthost("CPU groups", work, 0, agent="voice-local-cpu-groups")
 
 
 async def overload(server: LiveKitServer, turns: list[Turn], work: Path, max_calls: int) -> dict[str, object]:
@@ -389,7 +403,7 @@ def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
     return {"steps": steps, **summary}
 
 
-async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int) -> int:
+async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool) -> int:
     # the callers and the server stand for other machines: ahead of the sides for the CPU, they are not what is
     # measured (a caller late to send its speech or to hear the answer would add its own delay to the side's);
     # the server inherits it, each side runs at the usual nice value
@@ -405,7 +419,8 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int
         return Side(name, agent, [sys.executable, str(PEER / script), "start"], r"registered worker", ROOT,
                     work / f"{script}.log", nice=SERVED_NICE)
 
-    sides = [ours, peer("livekit-agents", "voice-local-peer", "voice_local_peer.py")]
+    sides = [ours, *([with_cpu_groups(work)] if cpu_groups else []),
+             peer("livekit-agents", "voice-local-peer", "voice_local_peer.py")]
     if importlib.util.find_spec("openrtc") is not None:
         sides.append(peer("OpenRTC", "voice-local-openrtc", "voice_local_openrtc.py"))
     else:
@@ -439,4 +454,5 @@ if __name__ == "__main__":
     if repeats and repeats[-1] < 1:
         sys.exit("--repeat=R needs R >= 1")
     sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 4,
-                             "--no-overload" not in options, repeats[-1] if repeats else 1)))
+                             "--no-overload" not in options, repeats[-1] if repeats else 1,
+                             "--cpu-groups" in options)))

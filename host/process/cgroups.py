@@ -18,8 +18,8 @@ killed), and cleanup is by the process tree.
 A job gets a CPU group only when its agent bounds its CPU (`cpu_limit`); other jobs are scheduled as plain
 processes, as livekit-agents' are. A group per job, below the host's group, made the kernel weigh all the
 host's calls together against the processes beside them (one entity where there were a call's threads each),
-and voice calls answered later on a busy machine: at 3 and 4 concurrent calls on 2 cores, p50 1,037 to 1,538
-ms against 932 to 1,402 without CPU groups, in the same run of bench/voice_bench.py. Where groups are used, the
+and voice calls answered later on a busy machine (on 2 cores at 4 concurrent calls, p50 1,295 and 1,646 ms
+against 879 and 1,153: bench/voice_bench.py --cpu-groups, docs/voice.md). Where groups are used, the
 host's group weighs as much as its bounded running jobs would without it (a group of the default weight would
 give them all the share of one process), jobs share alike within it, and a template's group (v2, once the CPU
 controller is on) weighs as the template's raised priority would (host.job.priority). cgroup v2 turns a
