@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import NoReturn
 
 import click
 
@@ -87,19 +88,34 @@ def call(agent: str, say: tuple[str, ...], wav: tuple[str, ...], payload: str, r
     Exit 0 when every turn was answered, 1 when one was not (or the agent never joined), 2 for bad input (an
     unknown agent, metadata its schema refuses, a WAV that cannot be used), 3 when the server is unreachable."""
     from host.voice import command
+    from host.voice.audio import record_folder
 
-    definition, text = agent_and_metadata(agent, payload, paths, invalid=EXIT_USAGE)
+    definition, text = agent_and_metadata(agent, payload, paths, invalid=EXIT_USAGE, payload_hint="--metadata")
     if not say and not wav:
         raise click.UsageError("nothing to say: give --say TEXT or --wav FILE (repeatable)")
-    try:
-        turns = command.turns(click.get_current_context().meta["turns"], list(say), list(wav))
-    except AgentHostError as exc:
-        raise click.BadParameter(str(exc), param_hint="--say/--wav") from exc
+    if room is not None and not room.strip():
+        raise click.BadParameter("a room's name cannot be empty", param_hint="--room")
     credentials = client_credentials(url, api_key, api_secret)
-    code = command.run_call(credentials, definition.registered_name, text, turns, room=room,
-                            record=record, timeout=timeout, as_json=as_json)
-    # everything is said: leave without unloading the rtc library under its own threads, which can abort the
-    # process (a panic in the library, seen once after a failed connection) and lose the exit code
+    try:
+        record_dir = record_folder(record) if record else None
+    except AgentHostError as exc:
+        raise click.BadParameter(str(exc), param_hint="--record") from exc
+    # from here the rtc library may run threads of its own (a WAV's rate converted, the call): every way out
+    # leaves without unloading the library under them, which can abort the process and lose the exit code
+    ctx = click.get_current_context()
+    try:
+        turns = command.turns(ctx.meta["turns"], list(say), list(wav))
+    except AgentHostError as exc:
+        _leave(click.BadParameter(str(exc), ctx, param_hint="--say/--wav"))
+    _leave(command.run_call(credentials, definition.registered_name, text, turns, room=room,
+                            record=record_dir, timeout=timeout, as_json=as_json))
+
+
+def _leave(outcome: int | click.ClickException) -> NoReturn:
+    """Exit with `outcome` (a code, or a usage error shown as click shows it) at once, output flushed."""
+    if isinstance(outcome, click.ClickException):
+        outcome.show()
+    code = outcome.exit_code if isinstance(outcome, click.ClickException) else outcome
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -132,17 +148,21 @@ def console(agent: str, payload: str, room: str | None, audio: bool, record: str
     metadata its schema refuses), 3 when the server is unreachable."""
     from pathlib import Path
 
+    from host.voice.audio import record_folder
     from host.voice.console import ConsoleOptions, run_console
     from host.voice.hostlogs import JobLogSource
 
-    definition, text = agent_and_metadata(agent, payload, paths, invalid=EXIT_USAGE)
+    definition, text = agent_and_metadata(agent, payload, paths, invalid=EXIT_USAGE, payload_hint="--metadata")
     credentials = client_credentials(url, api_key, api_secret)
+    if audio:
+        try:
+            record_folder(record)
+        except AgentHostError as exc:
+            raise click.BadParameter(str(exc), param_hint="--record") from exc
     source = None
     if logs:
         host, port = http_address(http, "--http")
         source = JobLogSource(f"http://{host}:{port}", read_token(http_token, http_token_file))
     code = run_console(credentials, definition.registered_name, text,
                        ConsoleOptions(room=room, audio=audio, record=Path(record), timeout=timeout, logs=source))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # as `call`: leave without unloading the rtc library under its own threads
+    _leave(code)  # as `call`: without unloading the rtc library under its own threads

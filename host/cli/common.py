@@ -67,8 +67,9 @@ def default_paths(paths: Sequence[str]) -> list[str]:
     return [DEFAULT_PATH]
 
 
-def read_payload(payload: str) -> tuple[str, str]:
-    """(text, source name) of a metadata argument: JSON text, or @file (read up to the metadata bound)."""
+def read_payload(payload: str, hint: str = "PAYLOAD") -> tuple[str, str]:
+    """(text, source name) of a metadata argument (named `hint` in errors): JSON text, or @file (read up to the
+    metadata bound)."""
     from host.config.untrusted import MAX_METADATA_BYTES
 
     if payload.startswith("@"):
@@ -78,10 +79,10 @@ def read_payload(payload: str) -> tuple[str, str]:
                 data = fh.read(MAX_METADATA_BYTES + 1)
             if len(data) > MAX_METADATA_BYTES:
                 raise click.BadParameter(f"{path!r} is over the metadata limit of {MAX_METADATA_BYTES} bytes",
-                                         param_hint="PAYLOAD")
+                                         param_hint=hint)
             return data.decode("utf-8"), path
         except (OSError, UnicodeDecodeError) as exc:
-            raise click.BadParameter(f"cannot read {path!r}: {exc}", param_hint="PAYLOAD") from exc
+            raise click.BadParameter(f"cannot read {path!r}: {exc}", param_hint=hint) from exc
     return payload, "<metadata>"
 
 
@@ -166,10 +167,10 @@ def http_address(text: str, option: str) -> tuple[str, int]:
         raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
-def agent_and_metadata(agent: str, payload: str, paths: Sequence[str],
-                       invalid: int = EXIT_INVALID) -> tuple[AgentDefinition, str]:
-    """AGENT's definition and the metadata text, checked against its schema; exits with the problems (and
-    the code `invalid`)."""
+def agent_and_metadata(agent: str, payload: str, paths: Sequence[str], invalid: int = EXIT_INVALID,
+                       payload_hint: str = "PAYLOAD") -> tuple[AgentDefinition, str]:
+    """AGENT's definition and the metadata text (the option `payload_hint`), checked against its schema; exits
+    with the problems (and the code `invalid`)."""
     from host.config.metadata import MetadataChecker
 
     catalog = load(default_paths(paths), check_imports=False)
@@ -180,7 +181,7 @@ def agent_and_metadata(agent: str, payload: str, paths: Sequence[str],
             click.echo(f"agenthost: {UnknownAgentError(agent, agents)} that loads without problems", err=True)
             sys.exit(invalid)
         raise click.UsageError(str(UnknownAgentError(agent, agents)))
-    text, source = read_payload(payload) if payload else ("", "<metadata>")
+    text, source = read_payload(payload, payload_hint) if payload else ("", "<metadata>")
     # a dispatch may be given to any version with a weight: the metadata must fit each one's schema
     versions = [d for d in catalog.agents if d.name == agent]
     for definition in [d for d in versions if d.weight > 0] or versions:

@@ -3,9 +3,13 @@ room."""
 
 from __future__ import annotations
 
+import asyncio
+
 from livekit import api
 
 from host.config.definitions import AgentDefinition
+
+DELETE_WAIT_S = 5.0  # a room the server has not deleted by then empties by itself once its participants leave
 
 
 def taken_over(definition: AgentDefinition, reason: str) -> bool:
@@ -23,7 +27,9 @@ async def delete_room(client: api.LiveKitAPI, room: str) -> str | None:
     hanging up with its room, say) is what was wanted, not a failure. The one way agenthost deletes a room: a
     job by its policy, and a call or a console when it hangs up."""
     try:
-        await client.room.delete_room(api.DeleteRoomRequest(room=room))
+        await asyncio.wait_for(client.room.delete_room(api.DeleteRoomRequest(room=room)), DELETE_WAIT_S)
+    except asyncio.TimeoutError:
+        return f"deleting the room failed: the server did not answer within {DELETE_WAIT_S:g} s"
     except api.TwirpError as exc:
         return None if exc.code == api.TwirpErrorCode.NOT_FOUND else f"deleting the room failed: {exc}"
     except Exception as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 import wave
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from host.errors import AgentHostError
 from host.voice.speech import SAMPLE_RATE
 
 MAX_SECONDS = 600  # a turn longer than ten minutes is a mistake, not a test
+MIN_RATE, MAX_RATE = 1000, 768_000  # outside these, a header's rate is not one audio is recorded at
 MAX_BYTES = 2**30  # a larger file is refused before it is read (it would be copied several times on the way)
 
 
@@ -40,7 +42,7 @@ def read_wav(path: str | Path) -> bytes:
         kind = "integer" if tag == _PCM else "float" if tag == _FLOAT else _FORMATS.get(tag, f"format {tag}")
         raise AudioFileError(f"{path}: {kind} samples ({bits}-bit) are not supported; "
                              f"{_CONVERT.format(path=path)}")
-    if not rate or not channels:
+    if not MIN_RATE <= rate <= MAX_RATE or not channels:
         raise AudioFileError(f"{path}: its header says {rate} Hz, {channels} channels: not audio; "
                              f"{_CONVERT.format(path=path)}")
     width = bits // 8
@@ -103,6 +105,19 @@ def _to_int16(data: bytes, width: int) -> np.ndarray:
     # 3 or 4 bytes, signed little-endian: keep the top 16 bits of each sample
     raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
     return raw[:, width - 2:].copy().view("<i2").reshape(-1).astype(np.int16)
+
+
+def record_folder(path: str) -> Path:
+    """The folder a call saves the agent's answers in, made if need be and found writable before the call
+    starts; AgentHostError (saying why) when it cannot be."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise AgentHostError(f"cannot save the answers in {path}: {exc.strerror or exc}") from exc
+    return folder
 
 
 def write_wav(path: Path, pcm: bytes) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from livekit import rtc
 
@@ -76,6 +77,11 @@ class Caller:
         return self._line.room
 
     @property
+    def joined(self) -> bool:
+        """Whether it got into the room (which exists from then on, until deleted or empty)."""
+        return self._line.joined
+
+    @property
     def microphone_sid(self) -> str:
         return self._line.microphone_sid
 
@@ -99,13 +105,28 @@ class Caller:
                     on_turn: Callable[[int, TurnResult], None] = lambda _i, _r: None,
                     first: int = 1) -> list[TurnResult]:
         results = []
+        record = self._options.record
         for i, turn in enumerate(turns, first):
-            result = await self._turn(turn)
-            if self._options.record is not None:
-                write_wav(self._options.record / f"turn-{i:02d}.wav", bytes(self._line.answer.pcm))
+            if self._line.ended is not None:
+                result = TurnResult(said=turn.said, error=f"not spoken: {self._line.ended}")
+            else:
+                result = await self._turn(turn)
+                if record is not None:
+                    record = self._record(record / f"turn-{i:02d}.wav")
             on_turn(i, result)
             results.append(result)
         return results
+
+    def _record(self, path: Path) -> Path | None:
+        """Save the answer to `path`; the folder to save the next one in (None once saving failed: said once,
+        the call goes on)."""
+        try:
+            write_wav(path, bytes(self._line.answer.pcm))
+        except OSError as exc:
+            logger.warning("cannot save the answer to %s (%s): the call goes on without saving its answers",
+                           path, exc.strerror or exc)
+            return None
+        return path.parent
 
     async def _wait_for_agent(self, agent_name: str, audio: bool = True) -> None:
         """Until the agent is in the room (with its audio, listening if it says so, when `audio`)."""
@@ -144,12 +165,12 @@ class Caller:
             ended = await line.microphone.say(turn.pcm)
         else:  # the caller speaks over an agent still talking: only what it says after the turn answers it
             ended = line.answers_from = await line.microphone.say(turn.pcm)
-        if not await line.until(lambda: answer.started_at is not None,
-                                self._options.timeout + max(0.0, ended - time.monotonic())):
-            result.error = f"no answer within {self._options.timeout:g} s of the end of speech"
+        await line.until(lambda: answer.started_at is not None or line.ended is not None,
+                         self._options.timeout + max(0.0, ended - time.monotonic()))
+        if answer.started_at is None:
+            result.error = line.ended or f"no answer within {self._options.timeout:g} s of the end of speech"
             result.understood = " ".join(answer.understood) or None
             return result
-        assert answer.started_at is not None
         result.latency_ms = round((answer.started_at - ended) * 1000, 1)
         # the answer is over after a silence, once the agent (if it says its state) is no longer making it, or
         # after a silence as long as the timeout whatever it says (a tool left running in the background)

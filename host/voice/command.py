@@ -31,11 +31,14 @@ def turns(order: Sequence[str], say: list[str], wav: list[str]) -> list[Turn]:
             text = next(texts)
             assert synthesizer is not None
             result.append(Turn(text, synthesizer.synthesize(text)))
+            if not result[-1].pcm:
+                raise AgentHostError(f"the synthesiser made no audio of {text!r} (it speaks English words): "
+                                     "nothing would be said")
         else:
             path = next(files)
             result.append(Turn(Path(path).name, read_wav(path)))
-        if not result[-1].pcm:
-            raise AgentHostError(f"the turn {result[-1].said!r} has no audio: nothing would be said")
+            if not result[-1].pcm:
+                raise AgentHostError(f"{path} has no audio: nothing would be said")
     return result
 
 
@@ -56,11 +59,9 @@ def latency(ms: float) -> str:
 
 
 def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turns: list[Turn], *,
-             room: str | None, record: str | None, timeout: float, as_json: bool) -> int:
-    """Make the call and print its report; the exit code."""
-    record_dir = Path(record) if record else None
-    if record_dir is not None:
-        record_dir.mkdir(parents=True, exist_ok=True)
+             room: str | None, record: Path | None, timeout: float, as_json: bool) -> int:
+    """Make the call and print its report (the agent's answers saved in `record`, a `record_folder`); the exit
+    code."""
     room_name = room or f"call-{uuid.uuid4().hex[:8]}"
 
     def show(index: int, turn: TurnResult) -> None:
@@ -68,11 +69,11 @@ def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turn
             click.echo(render_turn(index, turn))
 
     async def main() -> list[TurnResult]:
-        caller = Caller(credentials, CallOptions(timeout=timeout, record=record_dir))
+        caller = Caller(credentials, CallOptions(timeout=timeout, record=record))
         try:
             return await caller.call(agent_name, room_name, metadata, call_turns, on_turn=show)
         finally:
-            if room is None:
+            if room is None and caller.joined:  # a room it made (none when it could not join)
                 await delete_room(credentials, room_name)
 
     def failed(exc: AgentHostError, code: int) -> int:

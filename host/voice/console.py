@@ -68,9 +68,7 @@ class Console:
     async def run(self) -> int:
         options = self.options
         room = options.room or f"console-{uuid.uuid4().hex[:8]}"
-        record = options.record if options.audio else None
-        if record is not None:
-            record.mkdir(parents=True, exist_ok=True)
+        record = options.record if options.audio else None  # a `record_folder`
         caller = Caller(self.credentials, CallOptions(timeout=options.timeout, record=record, recognize=False,
                                                       identity=self.identity), on_text=self.printer.on_text)
         self.printer.microphone = lambda: caller.microphone_sid
@@ -100,7 +98,7 @@ class Console:
             if logs is not None:  # the job's lines end here: what it logs as it shuts down would follow the end
                 logs.cancel()
             await caller.hang_up()
-            if options.room is None:
+            if options.room is None and caller.joined:
                 await delete_room(self.credentials, room)
             for task in list(self._asking):
                 task.cancel()

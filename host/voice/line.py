@@ -53,8 +53,10 @@ class CallLine:
         self.answer = Answer()  # the turn in progress: written by the listeners below
         self.answers_from = float("inf")  # agent audio louder than silence after this time starts an answer
         self.agent_audio = asyncio.Event()  # the agent's audio track is subscribed
-        self._voice = ""  # the sid of the agent's track that is its voice (see _on_track)
-        self._voice_is_microphone = False
+        self.joined = False  # in the room (which exists from then on)
+        self.ended: str | None = None  # why the call cannot go on (the agent left, the room closed), while so
+        self._audio: dict[str, bool] = {}  # the agent's subscribed audio tracks: sid -> a microphone track
+        self._voice = ""  # the sid of the one of them that is its voice (`voice_of`)
         self.saw_agent_text = False  # the agent published a transcript of its own: its answers will have one
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -66,8 +68,11 @@ class CallLine:
         token = (api.AccessToken(self._credentials.api_key, self._credentials.api_secret)
                  .with_identity(self._options.identity).with_grants(grant).to_jwt())
         self.room.on("track_subscribed", self._on_track)
+        self.room.on("track_unsubscribed", self._on_track_gone)
         self.room.on("participant_attributes_changed", lambda *_: self._changed.set())
-        self.room.on("participant_connected", lambda *_: self._changed.set())
+        self.room.on("participant_connected", self._on_arrived)
+        self.room.on("participant_disconnected", self._on_left)
+        self.room.on("disconnected", self._on_disconnected)
         if self._on_text_stream is None:
             self.room.register_text_stream_handler("lk.transcription", self._on_text)
         else:
@@ -79,6 +84,7 @@ class CallLine:
         except (rtc.ConnectError, asyncio.TimeoutError, OSError) as exc:
             problem = server_problem(exc, self._credentials.url) if str(exc) else f"{self._credentials.url}: timed out"
             raise ServerError(f"cannot join room {room!r}: {problem}") from exc
+        self.joined = True
         track = rtc.LocalAudioTrack.create_audio_track("microphone", self.microphone.source)
         publication = await self.room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
@@ -144,14 +150,31 @@ class CallLine:
                   participant: rtc.RemoteParticipant) -> None:
         if track.kind != rtc.TrackKind.KIND_AUDIO or not _is_agent(participant):
             return
-        # its voice is its first microphone track (livekit-agents' RoomIO publishes it so); another audio
-        # track, as livekit-agents' background audio (thinking sounds, ambience), is heard only when it has
-        # no such track
-        microphone = publication.source == rtc.TrackSource.SOURCE_MICROPHONE
-        if not self._voice or (microphone and not self._voice_is_microphone):
-            self._voice, self._voice_is_microphone = track.sid, microphone
+        self._audio[track.sid] = publication.source == rtc.TrackSource.SOURCE_MICROPHONE
+        self._voice = voice_of(self._audio, self._voice)
         self.agent_audio.set()
         self._tasks.append(asyncio.create_task(self._listen(track)))
+
+    def _on_track_gone(self, track: rtc.Track, _publication: rtc.RemoteTrackPublication,
+                       _participant: rtc.RemoteParticipant) -> None:
+        # an agent that publishes its voice anew (after a reconnection, say) is heard on the new track
+        if self._audio.pop(track.sid, None) is not None:
+            self._voice = voice_of(self._audio, self._voice)
+
+    def _on_arrived(self, participant: rtc.RemoteParticipant) -> None:
+        if _is_agent(participant) and self.room.isconnected():
+            self.ended = None
+        self._changed.set()
+
+    def _on_left(self, participant: rtc.RemoteParticipant) -> None:
+        if _is_agent(participant) and self.agent() is None:  # a turn waiting for its answer ends now
+            self.ended = f"agent {participant.identity} left the room"
+        self._changed.set()
+
+    def _on_disconnected(self, reason: Any) -> None:
+        if not self._hung_up:
+            self.ended = f"the caller was disconnected from the room ({rtc.DisconnectReason.Name(reason)})"
+        self._changed.set()
 
     async def _listen(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
@@ -184,6 +207,16 @@ class CallLine:
                 answer.texts.append(text)
             self._changed.set()
         self._tasks.append(asyncio.create_task(read()))
+
+
+def voice_of(tracks: dict[str, bool], current: str) -> str:
+    """Which of the agent's audio tracks (sid -> a microphone track, in the order they came) is its voice: the
+    one it is heard on while it stays and no better one came, else its first microphone track (livekit-agents'
+    RoomIO publishes its speech so); another audio track, as livekit-agents' background audio (thinking
+    sounds, ambience), only when it has none. "" when it has no audio track."""
+    if current in tracks and (tracks[current] or not any(tracks.values())):
+        return current
+    return next((sid for sid, microphone in tracks.items() if microphone), next(iter(tracks), ""))
 
 
 def _is_agent(participant: rtc.RemoteParticipant) -> bool:

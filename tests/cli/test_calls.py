@@ -77,3 +77,48 @@ def test_the_metadata_must_fit_every_version_a_dispatch_may_go_to(tmp_path):
     r = agenthost("dispatch", "shop", "--room", "room-1", "--config", str(tmp_path), "--metadata", '{"user": "u"}',
                   *CALL_SERVER)
     assert r.returncode == 3, r.stderr  # v2 takes no new call: checked, then the (absent) server is asked
+
+
+def test_a_server_that_never_answers_ends_the_call_as_unreachable(tmp_path):
+    """A server that takes the connection and never answers: the call gives up after --timeout and leaves
+    (nothing to delete: it never got into a room) rather than waiting on the server."""
+    import socket
+
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)  # connections are accepted by the kernel, and never answered
+        r = agenthost("call", "ok", "--say", "hi", "--timeout", "2", "--config", "tests/fixtures/good",
+                      "--metadata", '{"user_id": "u"}', "--url", f"ws://127.0.0.1:{mute.getsockname()[1]}",
+                      "--api-key", "k", "--api-secret", "s", timeout=120)
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+    assert "agenthost: cannot join room 'call-" in r.stderr and "timed out" in r.stderr, r.stderr
+
+
+def test_call_refuses_a_record_folder_it_cannot_make(tmp_path):
+    (tmp_path / "afile").write_text("")
+    r = agenthost("call", "ok", "--say", "hi", "--record", str(tmp_path / "afile" / "answers"), "--config",
+                  "tests/fixtures/good", "--metadata", '{"user_id": "u"}', *CALL_SERVER)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.endswith(f"Error: Invalid value for --record: cannot save the answers in "
+                             f"{tmp_path / 'afile' / 'answers'}: Not a directory\n"), r.stderr
+
+
+def test_call_refuses_an_empty_room_name():
+    r = agenthost("call", "ok", "--say", "hi", "--room", " ", "--config", "tests/fixtures/good",
+                  "--metadata", '{"user_id": "u"}', *CALL_SERVER)
+    assert r.returncode == 2
+    assert r.stderr.endswith("Error: Invalid value for --room: a room's name cannot be empty\n"), r.stderr
+
+
+def test_a_metadata_file_that_cannot_be_read_is_named_with_its_option(tmp_path):
+    r = agenthost("call", "ok", "--say", "hi", "--metadata", f"@{tmp_path / 'gone.json'}", "--config",
+                  "tests/fixtures/good", *CALL_SERVER)
+    assert r.returncode == 2
+    assert "Error: Invalid value for --metadata: cannot read" in r.stderr and "gone.json" in r.stderr, r.stderr
+
+
+def test_a_turn_the_synthesiser_makes_no_audio_of_says_so():
+    r = agenthost("call", "ok", "--say", "こんにちは", "--config", "tests/fixtures/good",
+                  "--metadata", '{"user_id": "u"}', *CALL_SERVER)
+    assert r.returncode == 2
+    assert "the synthesiser made no audio of 'こんにちは' (it speaks English words)" in r.stderr, r.stderr

@@ -201,3 +201,87 @@ async def test_an_agents_background_audio_is_not_taken_for_its_answers(livekit_s
     assert_answered_by_rules(turns, SAID[:2])
     for turn in turns:
         assert understood(turn["answered"], turn["heard"] or ""), turn  # the answer, without the ambience
+
+
+CHANGING = """\
+import asyncio
+
+import numpy as np
+from livekit import rtc
+
+from host.context import AutoSubscribe
+
+RATE = 16000
+AFTER_FIRST_TURN = {action!r}  # "republish": its voice on a new track; "leave": out of the room
+
+
+async def entrypoint(ctx):
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+
+    async def publish():
+        source = rtc.AudioSource(RATE, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("voice", source)
+        publication = await ctx.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        return source, publication.sid
+
+    voice = list(await publish())
+
+    async def echo(remote):
+        loud, quiet, turns = False, 0, 0
+        async for event in rtc.AudioStream(remote, sample_rate=RATE, num_channels=1):
+            await voice[0].capture_frame(event.frame)
+            level = np.sqrt(np.mean(np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64) ** 2))
+            loud, quiet = (True, 0) if level > 500 else (loud, quiet + 1)
+            if loud and quiet >= 30 and turns == 0:  # 0.3 s of quiet after the caller's first turn
+                turns = 1
+                if AFTER_FIRST_TURN == "leave":
+                    print("agent leaves the room", flush=True)
+                    await ctx.room.disconnect()
+                    return
+                old = voice[1]
+                voice[:] = await publish()  # the new track first, then the old one goes
+                await ctx.room.local_participant.unpublish_track(old)
+                print(f"agent's voice moved from {{old}} to {{voice[1]}}", flush=True)
+
+    @ctx.room.on("track_subscribed")
+    def on_track(track, *_):
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            asyncio.create_task(echo(track))
+"""
+
+
+def changing_agent(tmp_path: Path, action: str) -> Path:
+    """An agent that echoes the caller, and after the first turn does `action` (see CHANGING)."""
+    (tmp_path / f"{action}.py").write_text(CHANGING.format(action=action))
+    agent = tmp_path / f"{action}.yaml"
+    agent.write_text(f"name: {action}\nentrypoint: {action}.py:entrypoint\n")
+    return agent
+
+
+async def test_an_agent_that_moves_its_voice_to_a_new_track_is_heard_there(livekit_server, start_host, tmp_path):
+    """An agent publishes its voice on a new microphone track (as after a reconnection) and unpublishes the
+    old one: the caller hears its later answers on the new track."""
+    host, code, out, err = await serve_and_call(livekit_server, start_host, changing_agent(tmp_path, "republish"),
+                                                "republish", "--say", SAID[0], "--say", "how are you today",
+                                                "--timeout", "8")
+    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    assert "agent's voice moved from" in host.log()
+    turns = json.loads(out)["turns"]
+    assert understood("how are you today", turns[1]["heard"] or ""), turns  # its echo, on the new track
+
+
+async def test_an_agent_that_leaves_ends_the_call_at_once_with_the_reason(livekit_server, start_host, tmp_path):
+    """The agent leaves the room after the first turn: the turn in progress (or the next) ends saying so,
+    without waiting out its timeout, the rest are not spoken, and the call exits 1."""
+    host, code, out, err = await serve_and_call(livekit_server, start_host, changing_agent(tmp_path, "leave"),
+                                                "leave", "--say", SAID[0], "--say", SAID[1], "--say", SAID[2],
+                                                "--timeout", "120")
+    assert code == 1, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    assert "agent leaves the room" in host.log()
+    first, *rest = json.loads(out)["turns"]
+    assert first["error"] is None and first["latency_ms"] is not None, first
+    for turn in rest:
+        assert turn["latency_ms"] is None and "left the room" in turn["error"], turn
+    assert rest[-1]["error"].startswith("not spoken: agent "), rest
+    assert err.strip().endswith("agenthost: turns 2, 3 got no answer"), err

@@ -7,8 +7,9 @@ import wave
 import numpy as np
 import pytest
 
+from host.errors import AgentHostError
 from host.testing.wavfiles import extensible, pcm24, riff
-from host.voice.audio import AudioFileError, read_wav, rms, write_wav
+from host.voice.audio import AudioFileError, read_wav, record_folder, rms, write_wav
 from host.voice.speech import SAMPLE_RATE
 
 
@@ -107,6 +108,9 @@ def test_a_header_with_no_channels_or_a_short_format_is_refused(tmp_path):
     (tmp_path / "none.wav").write_bytes(riff(struct.pack("<HHIIHH", 1, 0, SAMPLE_RATE, 0, 0, 16), bytes(100)))
     with pytest.raises(AudioFileError, match=r"none\.wav: its header says 16000 Hz, 0 channels: not audio"):
         read_wav(tmp_path / "none.wav")
+    (tmp_path / "fast.wav").write_bytes(riff(struct.pack("<HHIIHH", 1, 1, 4_000_000_000, 0, 2, 16), bytes(100)))
+    with pytest.raises(AudioFileError, match=r"fast\.wav: its header says 4000000000 Hz, 1 channels: not audio"):
+        read_wav(tmp_path / "fast.wav")
     (tmp_path / "short.wav").write_bytes(riff(b"\x01\x00\x01\x00", bytes(100)))
     with pytest.raises(AudioFileError, match=r"short\.wav: its format chunk is 4 bytes, too short"):
         read_wav(tmp_path / "short.wav")
@@ -138,3 +142,11 @@ def test_not_a_wav_is_refused(tmp_path):
 def test_rms_of_silence_and_of_a_tone():
     assert rms(bytes(320)) == 0.0
     assert rms(tone(SAMPLE_RATE).tobytes()) == pytest.approx(10000 / 2 ** 0.5, rel=0.01)
+
+
+def test_a_record_folder_is_made_or_refused_with_the_reason(tmp_path):
+    assert record_folder(str(tmp_path / "a" / "b")) == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir() and not list((tmp_path / "a" / "b").iterdir())  # its probe is gone
+    (tmp_path / "file").write_text("")
+    with pytest.raises(AgentHostError, match=r"cannot save the answers in .*file/x: Not a directory"):
+        record_folder(str(tmp_path / "file" / "x"))

@@ -41,5 +41,5 @@ def test_a_turn_with_no_audio_is_refused(tmp_path):
     from host.errors import AgentHostError
 
     write_wav(tmp_path / "empty.wav", b"")
-    with pytest.raises(AgentHostError, match=r"the turn 'empty\.wav' has no audio"):
+    with pytest.raises(AgentHostError, match=r"empty\.wav has no audio: nothing would be said"):
         turns(["wav"], [], [str(tmp_path / "empty.wav")])

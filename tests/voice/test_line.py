@@ -11,7 +11,7 @@ from livekit import rtc
 
 from host.config.credentials import Credentials
 from host.voice import line as line_module
-from host.voice.line import AGENT_STATE, CallLine
+from host.voice.line import AGENT_STATE, CallLine, voice_of
 from host.voice.turns import CallOptions
 
 AGENT = SimpleNamespace(kind=rtc.ParticipantKind.PARTICIPANT_KIND_AGENT, identity="agent-1", attributes={})
@@ -67,6 +67,32 @@ async def test_the_agents_voice_is_its_microphone_track_whatever_else_it_plays(m
     await asyncio.gather(*line._tasks)
     assert answer.started_at is not None
     assert bytes(answer.pcm) == LOUD  # from its voice's first loud frame on; the background's frame not in it
+
+
+def test_the_voice_moves_to_another_track_only_when_its_track_goes_or_a_microphone_comes():
+    assert voice_of({}, "") == ""
+    assert voice_of({"TR_bg": False}, "") == "TR_bg"  # its only audio
+    assert voice_of({"TR_bg": False, "TR_mic": True}, "TR_bg") == "TR_mic"  # a microphone track comes
+    assert voice_of({"TR_mic": True, "TR_mic2": True}, "TR_mic") == "TR_mic"  # the first one stays
+    assert voice_of({"TR_mic2": True, "TR_bg": False}, "TR_mic") == "TR_mic2"  # it went: the next microphone
+    assert voice_of({"TR_bg": False}, "TR_mic") == "TR_bg"  # no microphone left: what it still plays
+
+
+async def test_an_agent_that_publishes_its_voice_anew_is_heard_on_the_new_track(monkeypatch):
+    monkeypatch.setattr(line_module.rtc, "AudioStream", FakeStream)
+    FakeStream.go = asyncio.Event()
+    FakeStream.frames = {"TR_old": [], "TR_new": [LOUD]}
+    line = new_line()
+    line.answers_from = 0.0
+    microphone = publication(rtc.TrackSource.SOURCE_MICROPHONE)
+    line._on_track(track("TR_old"), microphone, AGENT)
+    line._on_track(track("TR_new"), microphone, AGENT)  # published before the old one goes
+    assert line._voice == "TR_old"
+    line._on_track_gone(track("TR_old"), microphone, AGENT)
+    assert line._voice == "TR_new"
+    FakeStream.go.set()
+    await asyncio.gather(*line._tasks)
+    assert bytes(line.answer.pcm) == LOUD
 
 
 async def test_an_agent_is_busy_while_it_thinks_or_speaks_and_not_when_it_says_nothing():
