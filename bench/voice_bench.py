@@ -16,8 +16,9 @@ speak:
 - the whole machine's CPU, and the share of the time some task waited for a CPU.
 Capacity is the most calls with p95 <= 1.5 s and no turn unanswered; the ramp stops at the first step past it.
 Every side keeps two prewarmed processes and sheds no load (agenthost --load-threshold 0). The callers and the
-server stand for other machines: they run 10 nice levels above the sides, so that what is measured is the side
-serving the calls, not a caller late to speak or to hear.
+server stand for other machines: they run 10 nice levels above the sides (and, where the kernel groups each
+session's tasks for the scheduler, their group 10 levels above the sides' groups), so that what is measured is
+the side serving the calls, not a caller late to speak or to hear.
 
 Every side runs from the start, and each step runs on one side after the other, so that all meet the
 machine in the same state. Then, overload: one agenthost host on one CPU is ramped the same way (its
@@ -45,6 +46,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -408,6 +410,30 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int
     # measured (a caller late to send its speech or to hear the answer would add its own delay to the side's);
     # the server inherits it, each side runs at the usual nice value
     os.setpriority(os.PRIO_PROCESS, 0, CALLERS_NICE)
+    # each side runs in a session of its own (job_bench.Side); where the kernel groups a session's tasks for
+    # the scheduler (autogroup), a nice value counts only within its group, and the groups weigh the same:
+    # this process's group gets the callers' nice value too, so that they are ahead of the sides there as well
+    with group_nice(CALLERS_NICE):
+        return await measured(max_calls, turn_count, overload_phase, repeat, cpu_groups)
+
+
+@contextlib.contextmanager
+def group_nice(nice: int) -> Iterator[None]:
+    """This process's scheduler group at `nice` (its session's, where the kernel groups them), as it was after."""
+    group = Path("/proc/self/autogroup")
+    try:
+        before = group.read_text().split("nice")[1].strip()
+        group.write_text(f"{nice}\n")
+    except (OSError, IndexError):
+        yield  # no such groups here: the nice value of each process is enough
+        return
+    try:
+        yield
+    finally:
+        group.write_text(f"{before}\n")
+
+
+async def measured(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool) -> int:
     server = private_server("voice-bench")
     work = server.workdir
     synthesizer = Synthesizer()
