@@ -101,6 +101,8 @@ def _has_message(schema: Any) -> bool:
 
 
 def _message(error: ValidationError) -> str:
+    if error.validator == "type" and error.validator_value == "string" and type(error.instance) in (int, float):
+        return f"{error.instance!r} is read as a number, where text is expected: write it in quotes"
     template = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
     if isinstance(template, str):
         return template.replace("{value}", repr(error.instance)).replace("{{", "{").replace("}}", "}")

@@ -22,7 +22,7 @@ from typing import Any
 
 from host.config.entrypoints import livekit_agents_code, package_of
 from host.lkagents import compat, project
-from host.lkagents.server import ServerSettings, find_server, name_in, run_main, runs_app_under_guard
+from host.lkagents.server import ServerSettings, find_server, name_in, read_server, run_main, runs_app_under_guard
 
 
 class InitError(Exception):
@@ -93,7 +93,7 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
         have_agents = False
     module, module_name = _import(spec, is_file)
     stem = os.path.splitext(os.path.basename(spec))[0] if is_file else spec.rpartition(".")[2]
-    found = _discover(module) if have_agents else None
+    found = _discover(module, named=bool(wanted)) if have_agents else None
     if wanted:
         if not hasattr(module, wanted):
             raise InitError(f"the module has no attribute {wanted!r}")
@@ -106,6 +106,13 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
     api = "livekit-agents" if have_agents and livekit_agents_code(obj) is not None else "host"
     settings = find_server(obj, module) if api == "livekit-agents" else None
     entry_name = name_in(module, obj)
+    if entry_name is None and settings is not None:  # a server this module does not name: its function's module
+        fn = getattr(obj, "entrypoint_fnc", None) or getattr(obj, "_entrypoint_fnc", None)
+        home = sys.modules.get(getattr(fn, "__module__", "") or "")
+        if home is not None and home is not module and name_in(home, fn) is not None:
+            settings = read_server(obj, home, named="options")
+            module, module_name, obj = home, home.__name__, fn
+            entry_name = name_in(home, fn)
     if entry_name is None:
         raise InitError("the agent's entrypoint is not a top-level name of the module, so an agent file cannot "
                         "name it (define it at the top level)")
@@ -150,16 +157,20 @@ def _import(spec: str, is_file: bool) -> tuple[Any, str | None]:
         raise InitError(f"importing it raised {type(exc).__name__}: {exc}") from exc
 
 
-def _discover(module: Any) -> object | None:
+def _discover(module: Any, named: bool = False) -> object | None:
     """The module's agent: its AgentServer, or what it gives cli.run_app (at import, else under its
     `__main__` guard, run with cli.run_app recording): that object where the module names it, else its
-    entrypoint function. None when the module has neither."""
+    entrypoint function. None when the module has neither, or several servers and the user `named` one."""
     from livekit.agents import AgentServer
     from livekit.agents.worker import ServerOptions
 
     servers = [v for v in vars(module).values() if isinstance(v, AgentServer)]
+    if len(servers) > 1 and named:
+        return None  # the one named is read by itself
     if len(servers) > 1:
-        raise InitError("the module has several AgentServers: name one (agenthost init FILE:NAME)")
+        names = [n for n, v in vars(module).items() if isinstance(v, AgentServer)]
+        raise InitError(f"the module has several AgentServers ({', '.join(names)}): name one (agenthost init "
+                        f"FILE:{names[-1]})")
     if servers:
         return servers[0]
     if not compat.RUN_APP_CALLS and runs_app_under_guard(module):
@@ -175,7 +186,9 @@ def _discover(module: Any) -> object | None:
         if name is not None:
             found: object = getattr(module, name)
             return found
-    return None
+    # its entrypoint is another module's (`import handlers.voice as voice` ... `voice.entrypoint`): the
+    # server's settings still come with it, and the agent file names that module's function
+    return compat.RUN_APP_CALLS[-1] if compat.RUN_APP_CALLS else None
 
 
 @dataclass(frozen=True)
@@ -227,6 +240,9 @@ def render_file(reading: Reading, out_path: str, source_shown: str) -> Written:
         for option, key, ours, _ in project.OPTIONS:
             if key is None and option in opts:
                 not_carried.append(f"{option}={opts[option]!r}: {ours}")
+        if server.session_end and server.named != "server":
+            not_carried.append(f"on_session_end ({server.session_end}): runs only when the entrypoint names the "
+                               "server; name it instead of the function")
         if server.on_request:
             not_carried.append("on_request: not called by agenthost; a job is accepted when its metadata passes "
                                "`metadata.schema`, and `participant:` sets the agent's identity, name and "

@@ -68,6 +68,11 @@ def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
         ref = agent.entrypoint.rpartition(":")[0] + ":" + server.setup
         say("setup", "setup", f"{server.source} runs {server.setup!r} in each process before its job (prewarm); "
             f"this agent file names the entrypoint function only, so it would not run. Add `setup: {ref}`")
+    if server.session_end and server.named != "server":
+        out.append(Difference("warning", "entrypoint", f"{server.source} runs {server.session_end!r} when a "
+                              "session ends (on_session_end); this agent file names the entrypoint function only, "
+                              "so it would not run: name the server instead (`entrypoint: "
+                              f"{agent.entrypoint.rpartition(':')[0]}:SERVER`)"))
     if server.server_type != agent.job_type:
         say("job_type", "job_type", f"{server.source} is ServerType.{server.server_type.upper()} (one job per "
             f"{server.server_type}); this agent file is job_type: {agent.job_type}. Add `job_type: "
@@ -132,6 +137,16 @@ OPTIONS: tuple[tuple[str, str | None, str, Callable[[Any], str]], ...] = (
     ("prometheus_port", None, "agenthost's metrics are at /metrics on `agenthost run --http`", str),
     ("session_end_timeout", None, "agenthost bounds the session-end function by `shutdown.timeout`", str),
     ("max_retry", None, "agenthost reconnects to LiveKit without a bound", str),
+    ("ws_url", None, "the server is the host's: LIVEKIT_URL or `agenthost run --url` (without either, "
+                     "ws://127.0.0.1:7880)", str),
+    ("api_key", None, "the host's: LIVEKIT_API_KEY or `agenthost run --api-key`", str),
+    ("api_secret", None, "the host's: LIVEKIT_API_SECRET or `agenthost run --api-secret`", str),
+    ("http_proxy", None, "agenthost connects to LiveKit without a proxy", str),
+    ("multiprocessing_context", None, "agenthost forks each job's process from the agent's template process", str),
+    ("log_level", None, "it is the host's: `agenthost run --log-level` (default info)", str),
+    ("load_fnc", None, "agenthost reports its own load (its CPU use and running jobs, `agenthost run "
+                       "--load-threshold`); the function is not called", str),
+    ("prometheus_multiproc_dir", None, "agenthost's metrics are at /metrics on `agenthost run --http`", str),
 )
 
 

@@ -7,6 +7,7 @@ A livekit-agents project names its settings on an `AgentServer` (with `@server.r
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,13 +30,29 @@ class ServerSettings:
     # "function" (a function registered on a module's AgentServer: its name is the file's own choice), or
     # "options" (the function given to cli.run_app, alone or in WorkerOptions)
     named: str = "server"
+    session_end: str | None = None  # the module's name of its on_session_end function, if it has one
 
 
-def _given(value: object) -> object | None:
-    """A server option as set, or None where it is livekit-agents' dev/prod default (a ServerEnvOption)."""
+# the options read from a server, as AgentServer's arguments are named (where its attribute is not `_NAME`)
+READ_OPTIONS = ("num_idle_processes", "load_threshold", "drain_timeout", "job_memory_warn_mb", "job_memory_limit_mb",
+                "initialize_process_timeout", "shutdown_process_timeout", "session_end_timeout", "port", "host",
+                "job_executor_type", "preload_modules", "prometheus_port", "prometheus_multiproc_dir", "max_retry",
+                "ws_url", "api_key", "api_secret", "http_proxy", "multiprocessing_context", "log_level", "load_fnc")
+ATTRIBUTES = {"multiprocessing_context": "_mp_ctx_str"}
+SECRETS = ("api_key", "api_secret")  # said to be set, never shown
+
+
+def given(value: object, default: object) -> tuple[bool, object]:
+    """(whether the server's option was set, its value as a production server uses it): a value of livekit-agents'
+    dev/prod kind (ServerEnvOption) counts as set when it is not the default one, with its production value."""
     if type(value).__name__ == "ServerEnvOption":
-        return None
-    return value
+        return value != default, getattr(value, "prod_default", None)
+    if type(default).__name__ == "ServerEnvOption":  # a plain value where the default is dev/prod: set
+        return value is not None, value
+    if value is None or value == "" or value is default or type(value).__name__ == "NotGiven" \
+            or getattr(value, "__qualname__", "") == "_DefaultLoadCalc.get_load":  # WorkerOptions' own defaults
+        return False, None
+    return value != default and value != [], value
 
 
 def name_in(module: object, value: object) -> str | None:
@@ -69,23 +86,25 @@ def read_server(obj: object, module: object | None, named: str = "server") -> Se
         source = f"AgentServer {name!r}" if name else "the AgentServer given to cli.run_app"
     else:
         raise TypeError(f"not a livekit-agents server: {type(obj).__name__}")
-    defaults = WorkerPermissions()
-    permissions = {k: v for k, v in vars(server._permissions).items() if getattr(defaults, k) != v}
+    default_permissions = WorkerPermissions()
+    permissions = {k: v for k, v in vars(server._permissions).items() if getattr(default_permissions, k) != v}
     request = server._request_fnc
+    defaults = {name: p.default for name, p in inspect.signature(AgentServer.__init__).parameters.items()}
     options: dict[str, object] = {}
-    for option, default in (("num_idle_processes", None), ("load_threshold", None), ("drain_timeout", 3600),
-                            ("job_memory_warn_mb", 1000), ("job_memory_limit_mb", 0),
-                            ("initialize_process_timeout", 10.0), ("shutdown_process_timeout", 10.0),
-                            ("session_end_timeout", 300.0), ("port", None), ("host", ""),
-                            ("job_executor_type", None), ("preload_modules", []), ("prometheus_port", None),
-                            ("max_retry", 16)):
-        value = _given(getattr(server, f"_{option}", None))
-        if option == "job_executor_type" and value is not None:
+    for option in READ_OPTIONS:
+        is_set, value = given(getattr(server, ATTRIBUTES.get(option, f"_{option}"), None), defaults.get(option))
+        if not is_set:
+            continue
+        if option == "job_executor_type":
             value = getattr(value, "value", value)
-            default = "process"
-        if value is not None and value != default:
-            options[option] = value
-    setup = server.setup_fnc
+            if value == "process":
+                continue
+        elif option in SECRETS:
+            value = "(given in the code)"
+        elif callable(value):
+            value = name_in(module, value) or getattr(value, "__name__", repr(value))
+        options[option] = value
+    setup, session_end = server.setup_fnc, getattr(server, "_session_end_fnc", None)
     return ServerSettings(
         source=source,
         agent_name=server._agent_name,
@@ -96,6 +115,8 @@ def read_server(obj: object, module: object | None, named: str = "server") -> Se
         permissions=permissions,
         options=options,
         named=named,
+        session_end=(name_in(module, session_end) or getattr(session_end, "__name__", "on_session_end"))
+        if session_end is not None else None,
     )
 
 

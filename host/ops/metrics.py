@@ -119,8 +119,9 @@ class _StateCollector(Collector):
         yield g
         weight = GaugeMetricFamily("agenthost_version_weight", "Each version's weight (its share of new jobs), "
                                    "as its file says.", labels=["agent", "version"])
-        out = GaugeMetricFamily("agenthost_version_taken_out", "1 when a version failed too often and gets no new "
-                                "job until the next reload.", labels=["agent", "version"])
+        out = GaugeMetricFamily("agenthost_version_taken_out", "1 when a version gets no new job: it failed too "
+                                "often (until the next reload), or its processes cannot start.",
+                                labels=["agent", "version"])
         for v in gauges.versions:
             weight.add_metric([v.agent, v.version], v.weight)
             out.add_metric([v.agent, v.version], 1.0 if v.taken_out else 0.0)

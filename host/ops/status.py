@@ -29,7 +29,8 @@ class LimitsInfo(TypedDict):
 class VersionInfo(TypedDict):
     version: str
     weight: int  # as its file says
-    taken_out: bool  # failed too often: no new job until the next reload
+    taken_out: bool  # failed too often (no new job until the next reload), or its processes cannot start
+    process_error: str | None  # why its processes cannot start now (its setup failing, say), or None
     running_jobs: int
     failures: int  # among its last take_out.of_last jobs
     idle_processes: int

@@ -159,8 +159,9 @@ class ProcessPool:
     def _record_failure(self, pid: int | None, exc: BaseException) -> None:
         self._failures += 1
         self.last_error = str(exc)
-        logger.error("job process for %s failed to start: %s", self.definition.name, exc,
-                     extra={"agent": self.definition.name, "pid": pid, "failures": self._failures})
+        logger.error("job process for %s failed to start: %s", self.definition.key, exc,
+                     extra={"agent": self.definition.name, "pid": pid, "failures": self._failures,
+                            **({"version": self.definition.version} if self.definition.version else {})})
 
     async def _start(self) -> JobProcess:
         """A new process, once it is ready; its failure is recorded (for backoff) and raised."""

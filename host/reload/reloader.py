@@ -36,12 +36,14 @@ class Served(Protocol):
 
 class Reloader:
     def __init__(self, paths: Sequence[str], served: Served, metrics: Metrics, *, import_timeout: float,
-                 refused_while: Callable[[], str | None] = lambda: None) -> None:
+                 refused_while: Callable[[], str | None] = lambda: None,
+                 applied: Callable[[], None] = lambda: None) -> None:
         self.paths = tuple(paths)
         self._served = served
         self._metrics = metrics
         self._import_timeout = import_timeout
         self._refused_while = refused_while  # why no reload may happen now (a drain), or None
+        self._applied = applied  # told of each reload applied (versions taken out come back)
         self._lock = asyncio.Lock()
 
     def watched_folders(self) -> frozenset[str]:
@@ -97,6 +99,7 @@ class Reloader:
                          extra={"reload": "refused", "reload_ms": took})
             return False
         self._served.apply(change, sources)
+        self._applied()
         result = "unchanged" if change.empty else "applied"
         self._metrics.reloads.labels(result).inc()
         logger.info("reload (%s): %s", trigger, change.summary(), extra={"reload": result, "reload_ms": took})

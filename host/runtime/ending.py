@@ -109,7 +109,7 @@ class JobEnding:
         self._metrics.version_jobs.labels(facts.agent, facts.version, "failed" if failed else "ok").inc()
         if self._health.record(facts.definition, failed=failed):
             take_out = facts.definition.take_out
-            logger.warning("version %s of agent %s taken out of rotation until a reload changes it: %d of its last "
+            logger.warning("version %s of agent %s taken out of rotation until the next reload: %d of its last "
                            "%d jobs failed", facts.version, facts.agent, self._health.failures(facts.definition),
                            take_out.of_last, extra=facts.log_fields)
 

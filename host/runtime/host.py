@@ -89,7 +89,8 @@ class Host:
         self.jobs.attach(self.agents)
         self.monitor = ResourceMonitor(self.jobs, cpu)
         self.reloader = Reloader(options.paths, self.agents, self.metrics, import_timeout=options.import_timeout,
-                                 refused_while=lambda: "the host is draining" if self.jobs.draining else None)
+                                 refused_while=lambda: "the host is draining" if self.jobs.draining else None,
+                                 applied=self.jobs.reloaded)
         self.view = HostView(self.agents, self.jobs, self.monitor, self.metrics, credentials.shown_url, time.time(),
                              self.confinement.mode, self.journal)
         self.metrics.observe(self.view)

@@ -62,6 +62,10 @@ class JobTable:
         self._endings = JobEnding(metrics, self.health, self._redispatch, lambda: self._agents, lambda: self.draining,
                                   cpu.jobs)
 
+    def reloaded(self) -> None:
+        """A reload was applied: versions taken out of rotation are back in (`Health.reloaded`)."""
+        self.health.reloaded()
+
     def attach(self, agents: AgentLookup) -> None:
         """The agents whose jobs this table runs (they are built with this table as their job handler)."""
         self._agents = agents

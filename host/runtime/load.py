@@ -92,7 +92,7 @@ class LoadReporter:
         """Send the agent's worker its load with `jobs` of its own running, and `host_jobs` of every agent."""
         name = agent.name
         self._note_machine()
-        state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=agent.definition.limits.max_jobs,
+        state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=agent.max_jobs,
                             threshold=self._policy.threshold, target=self._policy.target,
                             process_error=process_error(agent), machine_cpu=self._cpu.machine, host_jobs=host_jobs,
                             agent_cpu=self._agent_cpu(name, jobs), busy_agents=self._cpu.busy_agents(),

@@ -31,12 +31,15 @@ from host.wire.messages import Participant
 logger = logging.getLogger("agenthost.host")
 
 
-def version_for(agent: Agent, health: Health, room: str, metadata: str, avoid: str | None) -> Version:
+def version_for(agent: Agent, health: Health, room: str, metadata: str, avoid: str | None,
+                running: Callable[[AgentDefinition], int] = lambda _d: 0) -> Version:
     """The version of `agent` a job of `room` runs: by weight, sticky by room (or route_by); another one when its
-    processes cannot start (another version takes the call rather than no one)."""
+    processes cannot start or it is at its `max_jobs` (`running` counts a version's jobs): another version takes
+    the call rather than no one."""
     definitions = [v.definition for v in agent.versions]
     definition = pick(definitions, health, room, metadata, avoid)
-    if len(definitions) > 1 and pool_error(agent.version(definition).pool) is not None:
+    full = definition.limits.max_jobs and running(definition) >= definition.limits.max_jobs
+    if len(definitions) > 1 and (full or pool_error(agent.version(definition).pool) is not None):
         definition = pick(definitions, health, room, metadata, definition.version)
     return agent.version(definition)
 
@@ -99,7 +102,7 @@ class OfferDesk:
         avoid = retry.version if retry is not None else None
         version = None
         if agent is not None:
-            version = version_for(agent, self._health, job.room.name, job.metadata, avoid)
+            version = version_for(agent, self._health, job.room.name, job.metadata, avoid, self._running)
             span.set(**{"agent.version": version.definition.version})
         state = None if version is None else AgentState(version.definition, version.checker,
                                                         self._running(version.definition), pool_error(version.pool))

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from host.errors import AgentHostError
 from host.runtime.journal import Entry, Retry, process_start
 
 logger = logging.getLogger("agenthost.host")
@@ -49,9 +50,15 @@ class SharedJournal:
         self.host = f"{socket.gethostname()}:{self.pid}:{self.start}"
         self.path = f"redis {_shown(url)} ({prefix})"
         self.error: str | None = None
-        self._redis: Any = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        try:
+            self._redis: Any = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        except ValueError as exc:
+            raise AgentHostError(f"--redis {_shown(url)}: {exc} (give redis://[:PASSWORD@]HOST[:PORT][/DB], rediss:// "
+                              "or unix://PATH)") from exc
         self._writes: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
         self._mine: dict[str, Entry] = {}
+        self._ending: set[str] = set()  # those of `_mine` marked ending
+        self._steady_since: float | None = None  # monotonic time since when Redis has answered without a break
         self._forgetting: set[asyncio.Task[None]] = set()
 
     # -- what the job table writes (never waits) ----------------------------------------------------
@@ -61,11 +68,13 @@ class SharedJournal:
 
     def remove(self, job_id: str) -> None:
         self._mine.pop(job_id, None)
+        self._ending.discard(job_id)
         self._writes.put_nowait(("hdel", (self._key("jobs", self.host), job_id)))
 
     def ending(self, job_id: str) -> None:
         entry = self._mine.get(job_id)
         if entry is not None:
+            self._ending.add(job_id)
             self._writes.put_nowait(("hset", (self._key("jobs", self.host), job_id, _dump(entry, True))))
 
     def orphans(self, server: str, agents: set[str]) -> list[Entry]:
@@ -110,15 +119,23 @@ class SharedJournal:
         """Until cancelled: renew the lease, send the writes, and claim the jobs of hosts that are gone
         (`take_over` each one claimed here; `taken(job_id, by)` for this host's jobs another host claimed)."""
         writer = asyncio.ensure_future(self._write_all())
+        # seconds of answers from Redis before this host claims anything: a lease gone while Redis itself was
+        # down (restarted, or unreachable from here) says nothing of its host, which renews it once Redis is back
+        steady = LEASE + 2 * RENEW
         try:
             while True:
                 try:
                     lost = not await self._renew()
+                    now = time.monotonic()
+                    if lost or self._steady_since is None:  # Redis back, emptied, or this host back from a pause
+                        self._steady_since = now
                     if lost:
                         await self._check_mine(taken)
-                    await self._scan(agents(), take_over)
+                    if now - self._steady_since >= steady:
+                        await self._scan(agents(), take_over)
                     self._ok()
                 except Exception as exc:  # Redis down or refusing: said, and tried again
+                    self._steady_since = None
                     self._fail(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(min(RENEW, SCAN))
         finally:
@@ -151,11 +168,15 @@ class SharedJournal:
 
     async def _check_mine(self, taken: Callable[[str, str], None]) -> None:
         """After a lapse of the lease: this host's jobs another host claimed meanwhile are for `taken` to
-        settle (it ends them, or `keep`s them)."""
+        settle (it ends them, or `keep`s them); the others are written again (Redis may have lost them, when
+        it restarted without keeping its data)."""
         for job_id in list(self._mine):
             by = await self._redis.get(self._key("claim", job_id))
             if by is not None and by.decode() != self.host:
                 taken(job_id, by.decode())
+            elif job_id in self._mine:
+                self._writes.put_nowait(("hset", (self._key("jobs", self.host), job_id,
+                                                  _dump(self._mine[job_id], job_id in self._ending))))
 
     def keep(self, job_id: str) -> None:
         """A claimed job of this host serves on: back under this host, its claim dropped."""

@@ -4,8 +4,9 @@
 field `route_by` names) give a version. The same value gives the same version while the weights are
 unchanged, so every job of one room (or one customer) runs the same code. `Health` is the job table's
 record of each version's last jobs: a version failing `take_out.failures` of its last `take_out.of_last`
-jobs is out of rotation (weight 0) until a reload changes its definition (a reload of other files leaves it
-out). Only a job's own failures count: the entrypoint raising, its process dying, its process never starting.
+jobs is out of rotation (weight 0) until the next reload (its fix may be in its code, which its definition
+does not show; a version still failing is taken out again). Only a job's own failures count: the entrypoint
+raising, its process dying, its process never starting.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ VERSION_FAILURES = frozenset({"job_error", "process_exited", "memory_limit", "no
 
 class Health:
     """Each version's last jobs (failed or not), and the versions taken out of rotation. Written by the job
-    table only, as its jobs end."""
+    table only: as its jobs end, and when a reload is applied."""
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[AgentDefinition, deque[bool]]] = {}
@@ -75,6 +76,11 @@ class Health:
             return True
         return False
 
+    def reloaded(self) -> None:
+        """A reload was applied: every version back in rotation, each with a fresh record."""
+        self._out.clear()
+        self._last.clear()
+
     def is_out(self, definition: AgentDefinition) -> bool:
         return self._out.get(definition.key) == definition
 
@@ -86,13 +92,17 @@ class Health:
 def pick(definitions: Sequence[AgentDefinition], health: Health, room: str, metadata: str,
          avoid: str | None = None) -> AgentDefinition:
     """The version of a new job among an agent's `definitions`: by weight, versions taken out (and `avoid`)
-    left out; when that leaves none, by weight alone (a caller always gets an agent)."""
+    left out; when that leaves no weight, one of those left though at weight 0 (the version rolled back from,
+    say: better than one failing); when none is left, by weight alone (a caller always gets an agent)."""
     if len(definitions) == 1:
         return definitions[0]
     value = routing_value(definitions[0].route_by, metadata, room)
     by_version = {d.version or "": d for d in definitions}
-    for usable in ([d for d in definitions if not health.is_out(d) and d.version != avoid], list(definitions)):
-        chosen = choose([Weighted(d.version or "", d.weight) for d in usable], value)
+    usable = [d for d in definitions if not health.is_out(d) and d.version != avoid]
+    for weighted in ([Weighted(d.version or "", d.weight) for d in usable],
+                     [Weighted(d.version or "", 1) for d in usable],
+                     [Weighted(d.version or "", d.weight) for d in definitions]):
+        chosen = choose(weighted, value)
         if chosen is not None:
             return by_version[chosen]
     return definitions[0]

@@ -12,8 +12,8 @@ from host.ops.metrics import Gauges, JobCpu, JobLag, JobMemory, Metrics, Version
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
 from host.ops.status import SLOW_LAG_MS, AgentInfo, JobInfo, StatusDocument
-from host.runtime.accepted import Job
-from host.runtime.agents import Agent, AgentSet
+from host.runtime.accepted import Job, pool_error
+from host.runtime.agents import Agent, AgentSet, Version
 from host.runtime.jobs import JobTable
 from host.runtime.journal import JobJournal
 
@@ -77,12 +77,17 @@ class HostView:
                        "memory_limit_mb": d.limits.memory_limit_mb, "pids_limit": d.limits.pids_limit,
                        "cpu_limit": d.limits.cpu_limit},
             "versions": [{"version": v.definition.version, "weight": v.definition.weight,
-                          "taken_out": self.jobs.health.is_out(v.definition),
+                          "taken_out": self._taken_out(v), "process_error": pool_error(v.pool),
                           "running_jobs": sum(1 for j in self.jobs if j.facts.definition.key == v.key),
                           "failures": self.jobs.health.failures(v.definition), "idle_processes": v.pool.idle_count,
                           "file": v.definition.file}
                          for v in agent.versions if v.definition.version is not None],
         }
+
+    def _taken_out(self, version: Version) -> bool:
+        """Whether new jobs pass `version` over: it failed too often, or its processes cannot start (its setup
+        failing, say: `version_for` gives the call to another version)."""
+        return self.jobs.health.is_out(version.definition) or pool_error(version.pool) is not None
 
     def _job(self, job: Job) -> JobInfo:
         memory = self.monitor.memory.get(job.id)
@@ -111,7 +116,7 @@ class HostView:
                       job_cpu=[JobCpu(j.agent, j.id, cpus, j.facts.version or "") for j in self.jobs
                                if (cpus := self.monitor.cpu.jobs.by_job.get(j.id)) is not None],
                       versions=[VersionGauge(a.name, v.definition.version, v.definition.weight,
-                                             self.jobs.health.is_out(v.definition))
+                                             self._taken_out(v))
                                 for a in agents for v in a.versions if v.definition.version is not None],
                       job_lag=[JobLag(j.agent, j.id, vitals.loop_lag_ms / 1000, j.facts.version or "")
                                for j in self.jobs

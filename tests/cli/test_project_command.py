@@ -63,3 +63,40 @@ def test_init_reads_a_package_module_with_relative_imports_and_its_main_guard(tm
            "(prewarm); this agent file names the entrypoint function only, so it would not run. Add `setup: " \
            "mypkg/agent.py:prewarm`" in r.stdout
     assert "$.job_type: the WorkerOptions given to cli.run_app is ServerType.PUBLISHER" in r.stdout
+
+
+def test_init_names_one_of_several_servers_and_follows_an_entrypoint_into_another_module(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "two.py").write_text(
+        "from livekit.agents import AgentServer, JobContext, cli\nserver = AgentServer()\n"
+        "staging = AgentServer(num_idle_processes=0)\n\n"
+        "@server.rtc_session(agent_name='prod')\nasync def entry(ctx: JobContext) -> None:\n    pass\n\n"
+        "@staging.rtc_session(agent_name='staging')\nasync def entry2(ctx: JobContext) -> None:\n    pass\n")
+    r = agenthost("init", "two.py", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "the module has several AgentServers (server, staging): name one (agenthost init FILE:staging)" \
+        in r.stderr
+    r = agenthost("init", "two.py:staging", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = (tmp_path / "agents.d" / "staging.yaml").read_text()
+    assert "entrypoint: ../two.py:staging" in written and "idle: 0" in written
+    # `import handlers.voice as voice` ... WorkerOptions(entrypoint_fnc=voice.entrypoint): that module's function,
+    # with the options given to cli.run_app
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "handlers" / "__init__.py").write_text("")
+    (tmp_path / "handlers" / "voice.py").write_text(
+        "from livekit.agents import JobContext, JobProcess\n\n"
+        "def prewarm(proc: JobProcess) -> None:\n    pass\n\n"
+        "async def entrypoint(ctx: JobContext) -> None:\n    pass\n")
+    (tmp_path / "main.py").write_text(
+        "from livekit.agents import WorkerOptions, cli\nimport handlers.voice as voice\n\n"
+        "if __name__ == '__main__':\n"
+        "    cli.run_app(WorkerOptions(entrypoint_fnc=voice.entrypoint, prewarm_fnc=voice.prewarm,\n"
+        "                              agent_name='multi', num_idle_processes=2))\n")
+    r = agenthost("init", "main.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = (tmp_path / "agents.d" / "multi.yaml").read_text()
+    for line in ("name: multi", "entrypoint: ../handlers/voice.py:entrypoint", "setup: ../handlers/voice.py:prewarm",
+                 "dispatch: explicit", "idle: 2"):
+        assert line in written, written
+    assert agenthost("validate", "--strict", "agents.d/multi.yaml", cwd=tmp_path).returncode == 0

@@ -36,6 +36,11 @@ def test_duration_message():
          "(at most a day)")]
 
 
+def test_a_number_where_text_is_expected_is_told_to_be_quoted():
+    assert problems("name: a\nentrypoint: m:f\nversion: 1.6\n") == [
+        (3, 10, "$.version", "1.6 is read as a number, where text is expected: write it in quotes")]
+
+
 def test_missing_required_and_enum():
     assert problems("name: a\ndispatch: sometimes\n") == [
         (1, 1, "$", "'entrypoint' is a required property"),

@@ -97,13 +97,40 @@ async def test_a_failing_canary_is_taken_out_and_its_callers_still_get_an_agent(
         said, client = await greeted(livekit_server)
         assert said == "stable"
         clients.append(client)
-    await host.wait_log(r"version canary of agent greet taken out of rotation until a reload changes it: 3 of its "
+    await host.wait_log(r"version canary of agent greet taken out of rotation until the next reload: 3 of its "
                         r"last 10 jobs failed")
     failed = len(re.findall(r"job failed: .*version=canary", host.log()))
     said, client = await greeted(livekit_server)  # out of rotation: straight to stable
     assert said == "stable"
     await asyncio.sleep(0)
     assert len(re.findall(r"job failed: .*version=canary", host.log())) == failed
+    for c in [*clients, client]:
+        await c.disconnect()
+
+
+async def test_a_canary_taken_out_is_back_once_its_code_is_fixed_and_reloaded(livekit_server, start_host, tmp_path):
+    """The fix of a failing canary is in its code, which its agent file does not show: the reload that
+    picks it up puts the version back in rotation."""
+    agents, code = tmp_path / "agents", tmp_path / "canary_code.py"
+    code.write_text("async def entrypoint(ctx):\n    raise RuntimeError('the canary\\'s bug')\n")
+    write_version(agents, "stable", 1)
+    (agents / "greet-canary.yaml").write_text(
+        f"name: greet\nversion: canary\nweight: 1000\nentrypoint: {code}:entrypoint\nprocesses: {{idle: 1}}\n"
+        "take_out: {failures: 2, of_last: 10}\n")
+    host = start_host(livekit_server, agents, args=("--reload",))
+    await host.wait_log(r"registered agent greet ")
+    clients = []
+    for _ in range(2):  # the canary fails each before joining: stable answers
+        said, client = await greeted(livekit_server)
+        assert said == "stable"
+        clients.append(client)
+    await host.wait_log(r"version canary of agent greet taken out of rotation until the next reload")
+    code.write_text("import os\n\nfrom host.context import JobContext\n\n\n"
+                    "async def entrypoint(ctx: JobContext) -> None:\n    await ctx.connect()\n"
+                    "    await ctx.room.local_participant.send_text('canary fixed', topic='version')\n")
+    await host.wait_log(r"reload \(.*canary_code\.py.*\): changed greet@canary \(code\)", timeout=30)
+    said, client = await greeted(livekit_server)  # weight 1000 to 1 again, and it answers now
+    assert said == "canary fixed"
     for c in [*clients, client]:
         await c.disconnect()
 

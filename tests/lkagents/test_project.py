@@ -89,3 +89,42 @@ def test_a_prewarm_given_to_run_app_is_an_error_unless_the_agent_file_names_a_se
     assert missing.message.endswith("this agent file names the entrypoint function only, so it would not run. "
                                     "Add `setup: ../agent.py:prewarm`")
     assert project.differences(settings, agent_file(setup="../agent.py:prewarm")) == []
+
+
+def test_options_set_in_code_that_the_host_owns_are_each_said_and_secrets_not_shown():
+    from livekit.agents.worker import ServerEnvOption
+
+    def my_load(_server: object) -> float:
+        return 0.99
+
+    server = AgentServer(ws_url="wss://example.livekit.cloud", api_key="APIkey", api_secret="s3cr3t",
+                         load_fnc=my_load, log_level="DEBUG", multiprocessing_context="spawn",
+                         num_idle_processes=ServerEnvOption(dev_default=0, prod_default=5),
+                         load_threshold=ServerEnvOption(dev_default=1.0, prod_default=0.5))
+    server.rtc_session(entry, agent_name="support")
+    settings = read_server(server, None)
+    assert settings.options["num_idle_processes"] == 5  # a dev/prod option: its production value
+    said = " ".join(d.message for d in project.differences(settings, agent_file(idle=5)))
+    for option in ("ws_url='wss://example.livekit.cloud'", "load_fnc='my_load'", "log_level='DEBUG'",
+                   "multiprocessing_context='spawn'", "load_threshold=0.5", "api_key=", "api_secret="):
+        assert option in said, option
+    assert "APIkey" not in said and "s3cr3t" not in said
+    # livekit-agents' own defaults (as WorkerOptions gives them: empty strings, its load function) say nothing
+    from livekit.agents.worker import ServerOptions
+
+    plain = read_server(ServerOptions(entrypoint_fnc=entry, agent_name="support"), None)
+    assert plain.options == {}
+
+
+def test_naming_the_function_of_a_server_with_a_session_end_says_it_would_not_run():
+    async def on_end(ctx: JobContext) -> None:
+        pass
+
+    server = AgentServer()
+    server.rtc_session(entry, agent_name="support", on_session_end=on_end)
+    named_server = read_server(server, None)
+    assert named_server.session_end == "on_end"
+    assert not any("on_session_end" in d.message for d in project.differences(named_server, agent_file()))
+    function = dataclasses.replace(named_server, named="function")
+    (said,) = [d for d in project.differences(function, agent_file()) if "on_session_end" in d.message]
+    assert said.severity == "warning" and "name the server instead (`entrypoint: ../agent.py:SERVER`)" in said.message

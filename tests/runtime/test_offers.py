@@ -3,6 +3,7 @@ taken."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from host.ops.metrics import Metrics
@@ -61,3 +62,35 @@ def test_an_offers_version_follows_its_metadata_field_with_route_by_and_avoids_a
     assert {chosen("room-1", f"tenant-{n}") for n in range(40)} == {"v1", "v2"}  # tenants spread over both
     first = chosen("room-1", "acme")
     assert chosen("room-1", "acme", avoid=first) != first  # a retry of a call avoids the version it failed on
+
+
+def test_a_version_at_its_max_jobs_hands_the_call_to_another(tmp_path):
+    import json
+
+    from host.config.loader import load
+    from host.runtime.agents import Agent, Version
+    from host.runtime.offers import version_for
+    from host.runtime.versions import Health
+
+    class Pool:
+        last_error, idle_count = None, 1
+
+    (tmp_path / "bot.yaml").write_text(
+        "name: bot\nversion: stable\nweight: 1\nentrypoint: m:f\nlimits: {max_jobs: 1}\n---\n"
+        "name: bot\nversion: canary\nweight: 1000\nentrypoint: m:f\nlimits: {max_jobs: 2}\n")
+    definitions = load([str(tmp_path)], check_imports=False).require_ok().agents
+    agent = Agent(tuple(Version(d, None, Pool()) for d in definitions), None)  # type: ignore[arg-type]
+    assert agent.max_jobs == 3  # the versions' bounds together
+    running = {"stable": 0, "canary": 2}
+
+    def chosen(room: str) -> str | None:
+        return version_for(agent, Health(), room, json.dumps({}), None,
+                           lambda d: running[d.version or ""]).definition.version
+
+    assert {chosen(f"room-{n}") for n in range(20)} == {"stable"}  # the canary is full: stable takes them
+    running["canary"] = 1
+    assert {chosen(f"room-{n}") for n in range(20)} == {"canary"}  # room again: by weight
+    unbounded = Agent((Version(definitions[0], None, Pool()),  # type: ignore[arg-type]
+                       Version(dataclasses.replace(definitions[1], limits=dataclasses.replace(
+                           definitions[1].limits, max_jobs=0)), None, Pool())), None)  # type: ignore[arg-type]
+    assert unbounded.max_jobs == 0

@@ -24,6 +24,13 @@ def redis(tmp_path):
     server.stop()
 
 
+def fast(monkeypatch) -> None:
+    """Leases of a second, renewed three times in it (a lease must not lapse between two renewals)."""
+    monkeypatch.setattr(shared_journal, "LEASE", 1.0)
+    monkeypatch.setattr(shared_journal, "RENEW", 0.3)
+    monkeypatch.setattr(shared_journal, "SCAN", 0.3)
+
+
 def entry(job_id: str, agent: str = "a") -> Entry:
     return Entry(job_id, agent, f"room-{job_id}", "AD_1", "{}", f"agent-{job_id}", "ws://s", 1, 1, 1.0)
 
@@ -39,7 +46,7 @@ async def until(condition, timeout: float = 15.0) -> None:
 async def test_a_lost_hosts_jobs_are_claimed_once_by_the_survivors(redis, monkeypatch):
     import redis.asyncio as aioredis
 
-    monkeypatch.setattr(shared_journal, "LEASE", 1.0)
+    fast(monkeypatch)
     lost, b, c = SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:"), SharedJournal(redis, "t1:")
     lost.host, b.host, c.host = "lost", "b", "c"
     claimed: dict[str, list[str]] = {"b": [], "c": []}
@@ -125,3 +132,65 @@ async def until_async(read, expected, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"never {expected!r}")
+
+
+@pytest.mark.parametrize("persisted", [True, False], ids=["redis-keeps-its-data", "redis-loses-its-data"])
+async def test_a_redis_restart_takes_no_call_from_a_live_host_and_loses_none(tmp_path, monkeypatch, persisted):
+    """Redis is down longer than a lease: every lease is gone when it is back, which says nothing of the hosts.
+    A host back first claims nothing from one that renews a moment later; where Redis lost its data, that
+    host writes its jobs again, and they are taken over when it is really lost."""
+    import redis.asyncio as aioredis
+
+    fast(monkeypatch)
+    server = RedisServer(tmp_path, port=6392)
+    server.start()
+    url = f"redis://{server.address}/0"
+    a, b = SharedJournal(url, "t5:"), SharedJournal(url, "t5:")
+    a.host, b.host = "a", "b"
+    claimed: list[str] = []
+    scans = [0]
+
+    def agents() -> set[str]:
+        scans[0] += 1
+        return {"a"}
+
+    run_a = asyncio.ensure_future(a.run(agents, lambda e: claimed.append(e.job_id), lambda j, h: None))
+    run_b = asyncio.ensure_future(b.run(lambda: {"a"}, lambda e: None, lambda j, h: None))
+    client = aioredis.from_url(url)
+    try:
+        b.add(entry("AJ_1"))
+        await until_async(lambda: client.hlen("t5:jobs:b"), 1)
+        kept = (await client.hgetall("t5:jobs:b"), await client.smembers("t5:hosts"))
+        server.stop()
+        await until(lambda: a.error is not None)
+        run_b.cancel()  # b reconnects later than a
+        await asyncio.gather(run_b, return_exceptions=True)
+        server.start()
+        if persisted:  # as Redis reloads its data: the hosts and their jobs, without the leases that expired
+            await client.hset("t5:jobs:b", mapping=kept[0])
+            await client.sadd("t5:hosts", *kept[1])
+        await until(lambda: a.error is None)
+        await asyncio.sleep(1.0)
+        run_b = asyncio.ensure_future(b.run(lambda: {"a"}, lambda e: None, lambda j, h: None))
+        await until_async(lambda: client.exists("t5:lease:b"), 1)
+        await until_async(lambda: client.hlen("t5:jobs:b"), 1)  # written again where Redis lost it
+        at = scans[0]
+        await until(lambda: scans[0] >= at + 2, timeout=30)  # a looked at the hosts since b is back
+        assert claimed == []
+        run_b.cancel()  # b is lost now (its lease removed at once here)
+        await until(lambda: claimed == ["AJ_1"])
+    finally:
+        for run in (run_a, run_b):
+            run.cancel()
+        await asyncio.gather(run_a, run_b, return_exceptions=True)
+        await client.aclose()
+        server.stop()
+
+
+def test_a_redis_url_that_is_not_one_is_refused_with_what_to_give():
+    from host.errors import AgentHostError
+
+    with pytest.raises(AgentHostError, match=r"--redis localhost:6379: .*give redis://"):
+        SharedJournal("localhost:6379")
+    with pytest.raises(AgentHostError, match=r"--redis redis://\*\*\*@h:notaport/0: Port could not be cast"):
+        SharedJournal("redis://user:pw@h:notaport/0")  # its password not shown
