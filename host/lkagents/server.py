@@ -8,6 +8,7 @@ A livekit-agents project names its settings on an `AgentServer` (with `@server.r
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ READ_OPTIONS = ("num_idle_processes", "load_threshold", "drain_timeout", "job_me
                 "ws_url", "api_key", "api_secret", "http_proxy", "multiprocessing_context", "log_level", "load_fnc")
 ATTRIBUTES = {"multiprocessing_context": "_mp_ctx_str"}
 SECRETS = ("api_key", "api_secret")  # said to be set, never shown
+# where livekit-agents fills an option in from the environment when the code leaves it out
+FROM_ENVIRONMENT = {"ws_url": ("LIVEKIT_URL",), "api_key": ("LIVEKIT_API_KEY",),
+                    "api_secret": ("LIVEKIT_API_SECRET",), "http_proxy": ("HTTPS_PROXY", "HTTP_PROXY")}
 
 
 def given(value: object, default: object) -> tuple[bool, object]:
@@ -93,14 +97,17 @@ def read_server(obj: object, module: object | None, named: str = "server") -> Se
     options: dict[str, object] = {}
     for option in READ_OPTIONS:
         is_set, value = given(getattr(server, ATTRIBUTES.get(option, f"_{option}"), None), defaults.get(option))
-        if not is_set:
-            continue
+        if not is_set or any(value == os.environ.get(name) for name in FROM_ENVIRONMENT.get(option, ())):
+            continue  # not set, or as the environment sets it (livekit-agents reads it there)
         if option == "job_executor_type":
             value = getattr(value, "value", value)
             if value == "process":
                 continue
         elif option in SECRETS:
             value = "(given in the code)"
+        elif option == "http_proxy" and isinstance(value, str) and "@" in value:  # its password not shown
+            scheme, _, rest = value.partition("://")
+            value = f"{scheme}://***@{rest.rpartition('@')[2]}"
         elif callable(value):
             value = name_in(module, value) or getattr(value, "__name__", repr(value))
         options[option] = value

@@ -63,8 +63,11 @@ class JobTable:
                                   cpu.jobs)
 
     def reloaded(self) -> None:
-        """A reload was applied: versions taken out of rotation are back in (`Health.reloaded`)."""
-        self.health.reloaded()
+        """A reload was applied: versions taken out of rotation are back in (`Health.reloaded`), each said."""
+        for definition in self.health.reloaded():
+            logger.info("version %s of agent %s back in rotation after the reload (taken out again if its jobs "
+                        "still fail)", definition.version, definition.name,
+                        extra={"agent": definition.name, "version": definition.version})
 
     def attach(self, agents: AgentLookup) -> None:
         """The agents whose jobs this table runs (they are built with this table as their job handler)."""

@@ -37,10 +37,17 @@ def version_for(agent: Agent, health: Health, room: str, metadata: str, avoid: s
     processes cannot start or it is at its `max_jobs` (`running` counts a version's jobs): another version takes
     the call rather than no one."""
     definitions = [v.definition for v in agent.versions]
+
+    def cannot_take(d: AgentDefinition) -> bool:
+        full = d.limits.max_jobs and running(d) >= d.limits.max_jobs
+        return bool(full) or pool_error(agent.version(d).pool) is not None
+
     definition = pick(definitions, health, room, metadata, avoid)
-    full = definition.limits.max_jobs and running(definition) >= definition.limits.max_jobs
-    if len(definitions) > 1 and (full or pool_error(agent.version(definition).pool) is not None):
-        definition = pick(definitions, health, room, metadata, definition.version)
+    if len(definitions) > 1 and cannot_take(definition):
+        others = [d for d in definitions
+                  if d is not definition and d.version != avoid and not health.is_out(d) and not cannot_take(d)]
+        if others:  # by weight among them (at weight 0 too): none taken out, avoided, full or failing to start
+            definition = pick(others, Health(), room, metadata)
     return agent.version(definition)
 
 

@@ -38,6 +38,10 @@ RENEW = 1.0  # seconds between two renewals
 SCAN = 1.0  # seconds between two looks at the other hosts
 CLAIM_TTL = 600.0  # seconds a claim is kept (the claimed host's entries are gone long before)
 DEFAULT_PREFIX = "agenthost:"
+# HSET KEYS[2] ARGV[1] ARGV[2] unless KEYS[1] (the job's claim) exists: a job written again never comes back
+# under this host once another one claimed it
+UNLESS_CLAIMED = ("if redis.call('exists', KEYS[1]) == 0 then redis.call('hset', KEYS[2], ARGV[1], ARGV[2]) end "
+                  "return 0")
 
 
 class SharedJournal:
@@ -64,6 +68,7 @@ class SharedJournal:
     # -- what the job table writes (never waits) ----------------------------------------------------
     def add(self, entry: Entry) -> None:
         self._mine[entry.job_id] = entry
+        self._ending.discard(entry.job_id)
         self._writes.put_nowait(("hset", (self._key("jobs", self.host), entry.job_id, _dump(entry, False))))
 
     def remove(self, job_id: str) -> None:
@@ -127,7 +132,7 @@ class SharedJournal:
                 try:
                     lost = not await self._renew()
                     now = time.monotonic()
-                    if lost or self._steady_since is None:  # Redis back, emptied, or this host back from a pause
+                    if self._steady_since is None:  # Redis answers again (or for the first time)
                         self._steady_since = now
                     if lost:
                         await self._check_mine(taken)
@@ -170,12 +175,14 @@ class SharedJournal:
         """After a lapse of the lease: this host's jobs another host claimed meanwhile are for `taken` to
         settle (it ends them, or `keep`s them); the others are written again (Redis may have lost them, when
         it restarted without keeping its data)."""
-        for job_id in list(self._mine):
-            by = await self._redis.get(self._key("claim", job_id))
+        mine = list(self._mine)
+        claims = await self._redis.mget([self._key("claim", job_id) for job_id in mine]) if mine else []
+        for job_id, by in zip(mine, claims, strict=True):
             if by is not None and by.decode() != self.host:
                 taken(job_id, by.decode())
-            elif job_id in self._mine:
-                self._writes.put_nowait(("hset", (self._key("jobs", self.host), job_id,
+            elif job_id in self._mine:  # unless a host claims it first: then it is that host's
+                self._writes.put_nowait(("eval", (UNLESS_CLAIMED, 2, self._key("claim", job_id),
+                                                  self._key("jobs", self.host), job_id,
                                                   _dump(self._mine[job_id], job_id in self._ending))))
 
     def keep(self, job_id: str) -> None:

@@ -4,7 +4,7 @@
 field `route_by` names) give a version. The same value gives the same version while the weights are
 unchanged, so every job of one room (or one customer) runs the same code. `Health` is the job table's
 record of each version's last jobs: a version failing `take_out.failures` of its last `take_out.of_last`
-jobs is out of rotation (weight 0) until the next reload (its fix may be in its code, which its definition
+jobs is out of rotation (no new job) until the next reload (its fix may be in its code, which its definition
 does not show; a version still failing is taken out again). Only a job's own failures count: the entrypoint
 raising, its process dying, its process never starting.
 """
@@ -76,10 +76,12 @@ class Health:
             return True
         return False
 
-    def reloaded(self) -> None:
-        """A reload was applied: every version back in rotation, each with a fresh record."""
+    def reloaded(self) -> list[AgentDefinition]:
+        """A reload was applied: every version back in rotation, each with a fresh record; those that were out."""
+        back = list(self._out.values())
         self._out.clear()
         self._last.clear()
+        return back
 
     def is_out(self, definition: AgentDefinition) -> bool:
         return self._out.get(definition.key) == definition

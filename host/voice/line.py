@@ -173,7 +173,11 @@ class CallLine:
 
     def _on_disconnected(self, reason: Any) -> None:
         if not self._hung_up:
-            self.ended = f"the caller was disconnected from the room ({rtc.DisconnectReason.Name(reason)})"
+            try:
+                why = rtc.DisconnectReason.Name(reason)
+            except ValueError:  # a reason newer than this rtc library
+                why = str(reason)
+            self.ended = f"the caller was disconnected from the room ({why})"
         self._changed.set()
 
     async def _listen(self, track: rtc.Track) -> None:

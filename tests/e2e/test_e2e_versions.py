@@ -129,6 +129,7 @@ async def test_a_canary_taken_out_is_back_once_its_code_is_fixed_and_reloaded(li
                     "async def entrypoint(ctx: JobContext) -> None:\n    await ctx.connect()\n"
                     "    await ctx.room.local_participant.send_text('canary fixed', topic='version')\n")
     await host.wait_log(r"reload \(.*canary_code\.py.*\): changed greet@canary \(code\)", timeout=30)
+    await host.wait_log(r"version canary of agent greet back in rotation after the reload")
     said, client = await greeted(livekit_server)  # weight 1000 to 1 again, and it answers now
     assert said == "canary fixed"
     for c in [*clients, client]:

@@ -116,6 +116,18 @@ def test_options_set_in_code_that_the_host_owns_are_each_said_and_secrets_not_sh
     assert plain.options == {}
 
 
+def test_options_livekit_agents_takes_from_the_environment_are_not_said_to_be_in_the_code(monkeypatch):
+    for name, value in (("LIVEKIT_URL", "ws://elsewhere:7880"), ("LIVEKIT_API_KEY", "k"),
+                        ("LIVEKIT_API_SECRET", "s"), ("HTTPS_PROXY", "http://proxy:3128")):
+        monkeypatch.setenv(name, value)
+    server = AgentServer()
+    server.rtc_session(entry, agent_name="support")
+    assert read_server(server, None).options == {}
+    proxied = AgentServer(http_proxy="http://user:pw@proxy.corp:3128")
+    proxied.rtc_session(entry, agent_name="support")
+    assert read_server(proxied, None).options == {"http_proxy": "http://***@proxy.corp:3128"}
+
+
 def test_naming_the_function_of_a_server_with_a_session_end_says_it_would_not_run():
     async def on_end(ctx: JobContext) -> None:
         pass

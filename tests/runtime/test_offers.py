@@ -90,6 +90,16 @@ def test_a_version_at_its_max_jobs_hands_the_call_to_another(tmp_path):
     assert {chosen(f"room-{n}") for n in range(20)} == {"stable"}  # the canary is full: stable takes them
     running["canary"] = 1
     assert {chosen(f"room-{n}") for n in range(20)} == {"canary"}  # room again: by weight
+    running["canary"] = 2
+    out = Health()
+    for _ in range(3):
+        out.record(definitions[0], failed=True)  # stable taken out: the full canary is kept, and declines
+    assert {version_for(agent, out, f"room-{n}", "{}", None, lambda d: running[d.version or ""]).definition.version
+            for n in range(20)} == {"canary"}
+    running["canary"] = 1  # the canary with room, but this call failed on it: stable, not the canary again
+    running["stable"] = 1
+    assert {version_for(agent, Health(), f"room-{n}", "{}", "canary",
+                        lambda d: running[d.version or ""]).definition.version for n in range(20)} == {"stable"}
     unbounded = Agent((Version(definitions[0], None, Pool()),  # type: ignore[arg-type]
                        Version(dataclasses.replace(definitions[1], limits=dataclasses.replace(
                            definitions[1].limits, max_jobs=0)), None, Pool())), None)  # type: ignore[arg-type]
