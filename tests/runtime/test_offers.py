@@ -4,11 +4,17 @@ taken."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from pathlib import Path
 
+from host.config.definitions import AgentDefinition
+from host.config.loader import load
 from host.ops.metrics import Metrics
 from host.runtime.admission import Accept, Decline, Refuse
-from host.runtime.offers import after_the_check, not_taken
+from host.runtime.agents import Agent, Version
+from host.runtime.offers import after_the_check, not_taken, version_for
+from host.runtime.versions import Health
 from host.tracing import JobSpan
 
 ACCEPT = Accept("agent-a", "a", "", {}, None)
@@ -37,22 +43,22 @@ def test_an_offer_not_taken_is_counted_by_reason_and_said(caplog):
         ("ERROR", "refused job: $.user: required"), ("INFO", "declined job offer: at max_jobs (2)")]
 
 
+class Pool:
+    """A version's process pool, with a process ready."""
+
+    last_error, idle_count = None, 1
+
+
+def versioned_agent(folder: Path, text: str) -> tuple[Agent, list[AgentDefinition]]:
+    """The agent of the versions `text` defines, written in `folder`, with their definitions."""
+    (folder / "bot.yaml").write_text(text)
+    definitions = load([str(folder)], check_imports=False).require_ok().agents
+    return Agent(tuple(Version(d, None, Pool()) for d in definitions), None), definitions  # type: ignore[arg-type]
+
+
 def test_an_offers_version_follows_its_metadata_field_with_route_by_and_avoids_a_failed_one(tmp_path):
-    import json
-
-    from host.config.loader import load
-    from host.runtime.agents import Agent, Version
-    from host.runtime.offers import version_for
-    from host.runtime.versions import Health
-
-    class Pool:
-        last_error, idle_count = None, 1
-
-    (tmp_path / "bot.yaml").write_text(
-        "name: bot\nversion: v1\nweight: 1\nroute_by: tenant\nentrypoint: m:f\n---\n"
-        "name: bot\nversion: v2\nweight: 1\nroute_by: tenant\nentrypoint: m:f\n")
-    agent = Agent(tuple(Version(d, None, Pool()) for d in load([str(tmp_path)], check_imports=False)  # type: ignore[arg-type]
-                        .require_ok().agents), None)  # type: ignore[arg-type]
+    agent, _ = versioned_agent(tmp_path, "name: bot\nversion: v1\nweight: 1\nroute_by: tenant\nentrypoint: m:f\n---\n"
+                                         "name: bot\nversion: v2\nweight: 1\nroute_by: tenant\nentrypoint: m:f\n")
     health = Health()
     def chosen(room: str, tenant: str, avoid: str | None = None) -> str | None:
         return version_for(agent, health, room, json.dumps({"tenant": tenant}), avoid).definition.version
@@ -65,21 +71,9 @@ def test_an_offers_version_follows_its_metadata_field_with_route_by_and_avoids_a
 
 
 def test_a_version_at_its_max_jobs_hands_the_call_to_another(tmp_path):
-    import json
-
-    from host.config.loader import load
-    from host.runtime.agents import Agent, Version
-    from host.runtime.offers import version_for
-    from host.runtime.versions import Health
-
-    class Pool:
-        last_error, idle_count = None, 1
-
-    (tmp_path / "bot.yaml").write_text(
-        "name: bot\nversion: stable\nweight: 1\nentrypoint: m:f\nlimits: {max_jobs: 1}\n---\n"
-        "name: bot\nversion: canary\nweight: 1000\nentrypoint: m:f\nlimits: {max_jobs: 2}\n")
-    definitions = load([str(tmp_path)], check_imports=False).require_ok().agents
-    agent = Agent(tuple(Version(d, None, Pool()) for d in definitions), None)  # type: ignore[arg-type]
+    agent, definitions = versioned_agent(
+        tmp_path, "name: bot\nversion: stable\nweight: 1\nentrypoint: m:f\nlimits: {max_jobs: 1}\n---\n"
+                  "name: bot\nversion: canary\nweight: 1000\nentrypoint: m:f\nlimits: {max_jobs: 2}\n")
     assert agent.max_jobs == 3  # the versions' bounds together
     running = {"stable": 0, "canary": 2}
 
