@@ -27,6 +27,15 @@ class Credentials:
 _USERINFO = re.compile(r"(\w+://)[^/@\s]*@")
 
 
+def without_userinfo(url: str) -> str:
+    """One URL without its user and password, whatever characters they hold: `redis://u:p@ss@host/0` ->
+    `redis://***@host/0`."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url
+
+
 def redact_url(text: str) -> str:
     """`text` (a URL, or a message with URLs in it) without credentials: `ws://user:pass@host` ->
     `ws://***@host`."""

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from host.config.credentials import without_userinfo
 from host.lkagents import compat
 
 
@@ -105,9 +106,8 @@ def read_server(obj: object, module: object | None, named: str = "server") -> Se
                 continue
         elif option in SECRETS:
             value = "(given in the code)"
-        elif option == "http_proxy" and isinstance(value, str) and "@" in value:  # its password not shown
-            scheme, _, rest = value.partition("://")
-            value = f"{scheme}://***@{rest.rpartition('@')[2]}"
+        elif option == "http_proxy" and isinstance(value, str):  # its password not shown
+            value = without_userinfo(value)
         elif callable(value):
             value = name_in(module, value) or getattr(value, "__name__", repr(value))
         options[option] = value

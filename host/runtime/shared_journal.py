@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from host.config.credentials import without_userinfo
 from host.errors import AgentHostError
 from host.runtime.journal import Entry, Retry, process_start
 
@@ -52,13 +53,13 @@ class SharedJournal:
         self.pid = os.getpid()
         self.start = process_start(self.pid) or 0
         self.host = f"{socket.gethostname()}:{self.pid}:{self.start}"
-        self.path = f"redis {_shown(url)} ({prefix})"
+        self.path = f"redis {without_userinfo(url)} ({prefix})"
         self.error: str | None = None
         try:
             self._redis: Any = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         except ValueError as exc:
-            raise AgentHostError(f"--redis {_shown(url)}: {exc} (give redis://[:PASSWORD@]HOST[:PORT][/DB], rediss:// "
-                              "or unix://PATH)") from exc
+            raise AgentHostError(f"--redis {without_userinfo(url)}: {exc} (give redis://[:PASSWORD@]HOST[:PORT][/DB], "
+                                 "rediss:// or unix://PATH)") from exc
         self._writes: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
         self._mine: dict[str, Entry] = {}
         self._ending: set[str] = set()  # those of `_mine` marked ending
@@ -247,11 +248,3 @@ def _load(body: bytes) -> tuple[Entry | None, bool]:
         return Entry(**fields), ending
     except (ValueError, TypeError):
         return None, False
-
-
-def _shown(url: str) -> str:
-    """The URL without its password."""
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.rpartition('@')[2]}"
-    return url
