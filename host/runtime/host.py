@@ -162,7 +162,9 @@ class Host:
             job = self.jobs.get(job_id)
             if job is None:
                 return
-            if await recoverer.others_in_room(job.facts.room, job.facts.participant.identity):
+            agent = self.agents.get(job.facts.agent)
+            name = agent.definition.registered_name if agent is not None else job.facts.agent
+            if await recoverer.others_in_room(job.facts.room, job.facts.participant.identity, name):
                 self.jobs.fail(job_id, "taken_over", f"its call was taken over by host {by} while this host could "
                                                      "not renew its lease")
             else:

@@ -3,7 +3,8 @@
 At start, once an agent is registered, the host takes from the journal (host.runtime.journal) the jobs of
 hosts that are gone, for the agents it serves, and for each decides from who is in the room now (asked of the
 server: `verdict`, a pure function): a room that is gone, has no caller left (no participant that is not an
-agent) or already has another agent gets nothing; otherwise the old agent, if its orphaned process is still in
+agent) or already has this agent again gets nothing (other agents in the room are theirs: a room served by
+two agents has each given back on its own); otherwise the old agent, if its orphaned process is still in
 the room, is removed, and the agent is dispatched to the room again with the same metadata. The job table is
 told which dispatch is a recovery of which job, so the new job knows (`ctx.recovery_of`, and its participant
 attribute `agenthost.recovery_of`).
@@ -37,6 +38,7 @@ REGISTRATION_WAIT = 30.0  # a recovery waits this long at most for its agent to 
 CONFIRM_WAIT = 8.0  # seconds for the recovering agent to be in the room before the dispatch is made again
 DISPATCH_ATTEMPTS = 3
 RECOVERY_ATTRIBUTE = "agenthost.recovery_of"
+AGENT_NAME_ATTRIBUTE = "lk.agent_name"  # livekit-server names the agent on each dispatched agent's token
 MAX_CRASH_BACKOFF = 30.0
 
 HOST_LOSS = "host_loss"  # its host died: another host, or the next one, takes the call over
@@ -49,6 +51,11 @@ class InRoom:
     identity: str
     agent: bool
     caller: bool  # a person (a client, a phone call), not an agent, a recorder or an ingress
+    agent_name: str = ""  # the agent it was dispatched as ("": not said, so it may be any)
+
+    def serves(self, agent_name: str) -> bool:
+        """Whether it is (or may be) an agent dispatched as `agent_name`."""
+        return self.agent and self.agent_name in ("", agent_name)
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,9 @@ def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom]
         return Verdict(False, "the room is gone")
     if not any(p.caller for p in room):
         return Verdict(False, "no caller is left in the room")
-    others = [p.identity for p in room if p.agent and p.identity != entry.identity]
+    others = [p.identity for p in room if p.serves(definition.registered_name) and p.identity != entry.identity]
     if others:
-        return Verdict(False, f"another agent is in the room: {', '.join(others)}")
+        return Verdict(False, f"the agent is in the room again: {', '.join(others)}")
     return Verdict(True, "its host is gone" if cause == HOST_LOSS else "its job process died",
                    tuple(p.identity for p in room if p.identity == entry.identity))
 
@@ -136,7 +143,7 @@ class Recoverer:
                         raise
                     # the server drops an offer the worker it chose does not answer (a paused host's, still
                     # connected): the room is asked again until the agent is in it
-                    joined = await self._joined(client, entry)
+                    joined = await self._joined(client, entry, definition.registered_name)
                     if joined is not None:
                         if joined:
                             self._metrics.recovery_latency.labels(entry.agent, cause).observe(
@@ -173,16 +180,17 @@ class Recoverer:
                        extra={**fields, "dispatch_id": dispatch.id})
         recovered(outcome)
 
-    async def _joined(self, client: api.LiveKitAPI, entry: Entry) -> bool | None:
-        """Whether an agent came into `entry`'s room within CONFIRM_WAIT (any but the lost one: with several
-        hosts, another host may have taken the offer, and its job does not know it is a recovery); False when
-        the room is gone (the call is over: nothing left to give an agent), None when neither happened."""
+    async def _joined(self, client: api.LiveKitAPI, entry: Entry, agent_name: str) -> bool | None:
+        """Whether the agent (`agent_name`) came into `entry`'s room within CONFIRM_WAIT (any job of it but the
+        lost one: with several hosts, another host may have taken the offer, and its job does not know it is a
+        recovery); False when the room is gone (the call is over: nothing left to give an agent), None when
+        neither happened."""
         deadline = time.monotonic() + CONFIRM_WAIT
         while time.monotonic() < deadline:
             room = await self._room(client, entry.room)
             if room is None:
                 return False
-            if any(p.agent and p.identity != entry.identity for p in room):
+            if any(p.serves(agent_name) and p.identity != entry.identity for p in room):
                 return True
             await asyncio.sleep(0.25)
         return None
@@ -196,8 +204,9 @@ class Recoverer:
             return False
         return any(d.id == dispatch_id and len(d.state.jobs) > 0 for d in dispatches)
 
-    async def others_in_room(self, room: str, identity: str) -> bool | None:
-        """Whether an agent other than `identity` is in `room` (None: the server could not be asked)."""
+    async def others_in_room(self, room: str, identity: str, agent_name: str) -> bool | None:
+        """Whether a job of the agent `agent_name` other than `identity` is in `room` (None: the server could not
+        be asked)."""
         client = api.LiveKitAPI(self._credentials.http_url, self._credentials.api_key, self._credentials.api_secret)
         try:
             listed = await self._room(client, room)
@@ -205,7 +214,7 @@ class Recoverer:
             return None
         finally:
             await client.aclose()
-        return listed is not None and any(p.agent and p.identity != identity for p in listed)
+        return listed is not None and any(p.serves(agent_name) and p.identity != identity for p in listed)
 
     async def _remove(self, client: api.LiveKitAPI, room: str, identity: str) -> None:
         """The dead host's agent out of the room; gone already (its process saw its host gone and left) is as
@@ -224,5 +233,6 @@ class Recoverer:
                 return None
             raise
         kind = models.ParticipantInfo.Kind
-        return [InRoom(p.identity, p.kind == kind.AGENT, p.kind in (kind.STANDARD, kind.SIP))
+        return [InRoom(p.identity, p.kind == kind.AGENT, p.kind in (kind.STANDARD, kind.SIP),
+                       p.attributes.get(AGENT_NAME_ATTRIBUTE, "") if p.kind == kind.AGENT else "")
                 for p in listed.participants]

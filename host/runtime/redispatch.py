@@ -114,7 +114,7 @@ class Redispatch:
 
     def crashed(self, facts: JobFacts) -> None:
         """A job whose process died while this host lives: its call gets the agent again, after a backoff, if its
-        agent says so (recovery.on_crash) and the call still has a caller and no other agent."""
+        agent says so (recovery.on_crash) and the call still has a caller and not this agent again."""
         backoff = crash_backoff(facts.definition, facts.attempt)
         if backoff is None or self._draining():
             return

@@ -114,6 +114,34 @@ async def test_a_host_killed_and_started_again_gives_each_live_call_its_agent_on
         await c.disconnect()
 
 
+async def test_a_call_served_by_two_agents_gets_each_back_once(livekit_server, start_host, tmp_path):
+    folder = agents(tmp_path / "agents")
+    (folder / "partner.yaml").write_text(f"name: partner\nentrypoint: {AGENTS / 'keeper.py'}:entrypoint\n")
+    host = start_host(livekit_server, folder)
+    await host.wait_log(r"registered agent partner")
+    call = Client(livekit_server, new_room())
+    call.listen("status")
+    await call.connect()
+    for agent in ("keeper", "partner"):
+        await dispatch(livekit_server, agent, call.room_name)
+    await call.wait_text("status", 2)
+    first = {started(text)[0] for text in call.texts["status"]}
+    old_pids = [int(p) for p in re.findall(r"job running in process (\d+)", host.log())]
+    host.proc.send_signal(signal.SIGKILL)
+    host.proc.wait(timeout=30)
+    again = start_host(livekit_server, folder)
+    await again.wait_log(r"2 call\(s\) of a host that is gone found")
+    await call.wait_text("status", 4, timeout=30)
+    recovered = [started(text) for text in call.texts["status"][2:]]
+    assert {recovery_of for _, recovery_of, _ in recovered} == first  # each agent its own call back
+    for pid in old_pids:
+        await wait_gone(pid)
+    assert sorted(await agents_in(livekit_server, call.room_name)) == sorted(f"agent-{new}" for new, _, _ in
+                                                                              recovered)
+    assert len(call.texts["status"]) == 4  # and nothing more came
+    await call.disconnect()
+
+
 async def test_a_journal_that_cannot_be_used_is_said_and_the_host_serves_on(livekit_server, start_host, tmp_path):
     state = tmp_path / "state"
     state.mkdir()

@@ -23,7 +23,7 @@ def test_a_call_gets_its_agent_again_only_if_it_still_has_a_caller_and_no_other_
     assert verdict(ENTRY, d, [old]).reason == "no caller is left in the room"
     recorder = InRoom("EG_1", False, caller=False)  # an egress is no caller
     assert verdict(ENTRY, d, [recorder]).reason == "no caller is left in the room"
-    assert verdict(ENTRY, d, [caller, other]).reason == "another agent is in the room: agent-AJ_9"
+    assert verdict(ENTRY, d, [caller, other]).reason == "the agent is in the room again: agent-AJ_9"
     assert verdict(ENTRY, None, [caller]).reason == "its agent is no longer served here"
     off = replace(d, recovery=Recovery(on_host_loss="off"))
     assert verdict(ENTRY, off, [caller]).reason == "recovery.on_host_loss is off"
@@ -44,7 +44,19 @@ def test_a_crashed_call_is_taken_up_again_only_when_its_agent_says_so_with_a_dou
     assert verdict(replace(ENTRY, attempt=2), on, [caller], CRASH).reason == \
         "given its agent again 2 time(s) already (recovery.max_attempts)"  # one bound for both causes
     assert verdict(ENTRY, on, [caller, InRoom("agent-AJ_2", True, False)], CRASH).reason == \
-        "another agent is in the room: agent-AJ_2"
+        "the agent is in the room again: agent-AJ_2"
+
+
+def test_other_agents_in_the_room_do_not_keep_a_call_from_getting_its_own_back(tmp_path):
+    d = definition(tmp_path)
+    caller = InRoom("user", False, True)
+    helper = InRoom("agent-AJ_7", True, False, agent_name="helper")  # another agent serving the same call
+    again = InRoom("agent-AJ_8", True, False, agent_name="a")  # this agent, dispatched again (another host)
+    assert helper.serves("helper") and not helper.serves("a")
+    assert verdict(ENTRY, d, [caller, helper]).dispatch
+    assert verdict(ENTRY, d, [caller, helper, again]).reason == "the agent is in the room again: agent-AJ_8"
+    unnamed = InRoom("agent-AJ_9", True, False)  # a server that does not name its agents: it may be this one
+    assert verdict(ENTRY, d, [caller, unnamed]).reason == "the agent is in the room again: agent-AJ_9"
 
 
 def test_the_crash_policy_is_read_from_the_agent_file(tmp_path):
