@@ -151,7 +151,11 @@ class Host:
         def take_over(entry: Entry) -> None:
             logger.warning("the call of a host that is gone, claimed here: recovering", extra={
                 "agent": entry.agent, "job_id": entry.job_id, "room": entry.room})
-            self._background.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
+            self._background.spawn(recover_held(entry), name=f"recover-{entry.job_id}")
+
+        async def recover_held(entry: Entry) -> None:
+            if await recoverer.recover(entry, self.agents):
+                journal.remove(entry.job_id)  # held under this host until now (the new job has its own row)
 
         def taken(job_id: str, by: str) -> None:
             self._background.spawn(leave_or_keep(job_id, by), name=f"taken-{job_id}")
@@ -160,7 +164,8 @@ class Host:
             """This host's job, claimed by `by` while its lease lapsed: it leaves the call to the other host's
             agent once that one is in the room; with none there, it serves on, back in the journal."""
             job = self.jobs.get(job_id)
-            if job is None:
+            if job is None:  # a call this host had claimed, claimed by `by` while this host was cut off
+                journal.remove(job_id)
                 return
             agent = self.agents.get(job.facts.agent)
             name = agent.definition.registered_name if agent is not None else job.facts.agent

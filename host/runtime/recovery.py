@@ -107,9 +107,10 @@ class Recoverer:
         self._put_back = put_back
 
     async def recover(self, entry: Entry, agents: AgentLookup, cause: str = HOST_LOSS,
-                      since: float | None = None) -> None:
+                      since: float | None = None) -> bool:
         """Give `entry`'s call its agent again, if it should have one (once the agent is registered); never
-        raises. `since` (time.time()): when its agent was known lost, for the recovery's latency."""
+        raises. `since` (time.time()): when its agent was known lost, for the recovery's latency. False when
+        the call was left to the next host (put back), True when it is settled."""
         fields = {"agent": entry.agent, "job_id": entry.job_id, "room": entry.room, "cause": cause}
         since = time.time() if since is None else since
 
@@ -128,7 +129,7 @@ class Recoverer:
                 if not decided.dispatch:
                     logger.info("call not recovered: %s", decided.reason, extra=fields)
                     recovered("skipped")
-                    return
+                    return True
                 assert definition is not None
                 outcome = "unanswered"  # unless the new agent comes, or a worker took the dispatch
                 for attempt in range(1, DISPATCH_ATTEMPTS + 1):
@@ -167,18 +168,20 @@ class Recoverer:
         except (api.TwirpError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             logger.error("call not recovered%s: the server refused or could not be reached: %s",
                          " now, left to the next host" if self._put_back is not None else "", exc, extra=fields)
+            recovered("error")
             if self._put_back is not None:
                 self._put_back(entry)
-            recovered("error")
-            return
+                return False
+            return True
         if outcome == "unanswered":
             self._expect(entry.agent, entry.room, None)  # no offer of it is coming here
             recovered(outcome)
-            return
+            return True
         logger.warning("recovering the call of %s: dispatch %s",
                        "a host that is gone" if cause == HOST_LOSS else "a job whose process died", dispatch.id,
                        extra={**fields, "dispatch_id": dispatch.id})
         recovered(outcome)
+        return True
 
     async def _joined(self, client: api.LiveKitAPI, entry: Entry, agent_name: str) -> bool | None:
         """Whether the agent (`agent_name`) came into `entry`'s room within CONFIRM_WAIT (any job of it but the

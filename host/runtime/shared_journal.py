@@ -4,8 +4,10 @@ of one that is lost.
 Each host holds a lease (`PREFIX lease:HOST`, renewed every RENEW seconds, gone LEASE seconds after its last
 renewal) and writes its jobs to a hash of its own (`PREFIX jobs:HOST`, one JSON entry per job, marked
 `ending` when the host asked it to end). Every host looks at the others every SCAN seconds: the jobs of a
-host whose lease is gone are claimed one by one with `SET PREFIX claim:JOB HOST NX`, so each is taken by
-exactly one host serving its agent, which gives its call the agent again (host.runtime.recovery). One
+host whose lease is gone are claimed one by one (`PREFIX claim:JOB`, set unless a host with a lease holds it),
+so each is taken by exactly one host serving its agent, which gives its call the agent again
+(host.runtime.recovery). Until that is settled, the claiming host keeps the job under its own hash: if it is
+lost too meanwhile, its claim lapses with its lease and the next host takes the call over. One
 prefix is one LiveKit deployment: the hosts sharing it may be connected to different nodes of it. A call is
 therefore back within LEASE + SCAN seconds of its host's loss, plus the time to dispatch. A host that comes
 back (a pause, a partition) and finds its jobs claimed ends each whose room has the other host's agent, and
@@ -43,6 +45,11 @@ DEFAULT_PREFIX = "agenthost:"
 # under this host once another one claimed it
 UNLESS_CLAIMED = ("if redis.call('exists', KEYS[1]) == 0 then redis.call('hset', KEYS[2], ARGV[1], ARGV[2]) end "
                   "return 0")
+# SET KEYS[1] ARGV[1] PX ARGV[2] unless another host whose lease (ARGV[3] .. host) is still there holds it:
+# 1 when claimed. A claim outlives its host only as long as that host's lease does.
+CLAIM = ("local by = redis.call('get', KEYS[1]) "
+         "if by and by ~= ARGV[1] and redis.call('exists', ARGV[3] .. by) == 1 then return 0 end "
+         "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1")
 
 
 class SharedJournal:
@@ -208,8 +215,11 @@ class SharedJournal:
                 if entry.agent not in agents:  # one prefix is one LiveKit deployment: any node's URL serves it
                     left += 1  # a host serving that agent takes it
                     continue
-                claimed = await self._redis.set(self._key("claim", entry.job_id), self.host, nx=True,
-                                                px=int(CLAIM_TTL * 1000))
+                claimed = await self._redis.eval(CLAIM, 1, self._key("claim", entry.job_id), self.host,
+                                                 int(CLAIM_TTL * 1000), self._key("lease", ""))
+                if claimed:  # held here before it leaves the lost host's hash: never in neither
+                    held = self._held(entry)
+                    await self._redis.hset(self._key("jobs", self.host), held.job_id, _dump(held, False))
                 await self._redis.hdel(self._key("jobs", host), job_id)
                 if claimed:
                     take_over(entry)
@@ -234,7 +244,14 @@ class SharedJournal:
 
     def put_back(self, entry: Entry) -> None:
         """A call taken that could not be acted on: back in the journal, under this host, for the next one."""
-        self.add(dataclasses.replace(entry, host_pid=self.pid, host_start=self.start))
+        self.add(self._held(entry))
+
+    def _held(self, entry: Entry) -> Entry:
+        """`entry`, claimed here: under this host's hash (`remove` once its call is settled)."""
+        held = dataclasses.replace(entry, host_pid=self.pid, host_start=self.start)
+        self._mine[held.job_id] = held
+        self._ending.discard(held.job_id)
+        return held
 
 
 def _dump(entry: Entry, ending: bool) -> str:

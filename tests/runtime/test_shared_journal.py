@@ -93,6 +93,56 @@ async def test_a_lost_hosts_jobs_are_claimed_once_by_the_survivors(redis, monkey
     await asyncio.gather(*runs, return_exceptions=True)
 
 
+async def test_a_call_claimed_by_a_host_lost_before_it_settled_it_is_taken_over_by_the_next(redis, monkeypatch):
+    import redis.asyncio as aioredis
+
+    fast(monkeypatch)
+    lost, b, c = SharedJournal(redis, "t5:"), SharedJournal(redis, "t5:"), SharedJournal(redis, "t5:")
+    lost.host, b.host, c.host = "lost", "b", "c"
+    claimed: dict[str, list[str]] = {"b": [], "c": []}
+    scans = {"c": 0}
+
+    def c_agents() -> set[str]:
+        scans["c"] += 1
+        return {"a"}
+
+    client = aioredis.from_url(redis)
+    runs = [asyncio.ensure_future(lost.run(lambda: {"a"}, lambda e: None, lambda j, h: None))]
+    try:
+        lost.add(entry("AJ_1"))
+        lost.add(entry("AJ_2"))
+        for _ in range(300):
+            if await client.hlen("t5:jobs:lost") == 2:
+                break
+            await asyncio.sleep(0.05)
+        runs.append(asyncio.ensure_future(b.run(lambda: {"a"}, lambda e: claimed["b"].append(e.job_id),
+                                                lambda j, h: None)))
+        runs[0].cancel()  # lost: b claims both, and holds them under its own hash until each is settled
+        await until(lambda: len(claimed["b"]) == 2)
+        assert sorted(k.decode() for k in await client.hkeys("t5:jobs:b")) == ["AJ_1", "AJ_2"]
+        assert not await client.exists("t5:jobs:lost")
+        b.remove("AJ_2")  # settled
+        for _ in range(300):
+            if await client.hlen("t5:jobs:b") == 1:
+                break
+            await asyncio.sleep(0.05)
+        runs.append(asyncio.ensure_future(c.run(c_agents, lambda e: claimed["c"].append(e.job_id),
+                                                lambda j, h: None)))
+        await until(lambda: scans["c"] >= 8)  # b is alive: its claims are its own
+        assert claimed["c"] == []
+        runs[1].cancel()  # b lost too, before AJ_1 was settled: its claim lapses with its lease
+        await until(lambda: claimed["c"] == ["AJ_1"])
+        at = scans["c"]
+        await until(lambda: scans["c"] >= at + 3)
+        assert claimed["c"] == ["AJ_1"]  # once; the settled one never comes back
+        assert (await client.get("t5:claim:AJ_1")) == b"c"
+    finally:
+        await client.aclose()
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+
 async def test_redis_unreachable_is_said_and_nothing_breaks():
     journal = SharedJournal("redis://127.0.0.1:9/0", "t2:")
     journal.add(entry("AJ_1"))  # queued: the job table never waits
