@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from host.config.entrypoints import livekit_agents_code, package_of
@@ -42,6 +42,7 @@ class Reading:
     default_name: str
     module: str | None  # its dotted name, when named as a module or part of a package
     file: str  # the module's file, which the agent file names by its path
+    setup_file: str | None = None  # the setup function's module's file, when it is not `file`
 
 
 class NoModule(InitError):
@@ -69,7 +70,7 @@ def read(target: str, timeout: float = 30.0) -> Reading:
         raise (NoModule if answer.get("missing") else InitError)(f"{spec}: {answer['error']}")
     server = ServerSettings(**answer["server"]) if answer["server"] else None
     return Reading(spec, is_file, answer["api"], answer["entrypoint"], answer["setup"], server, answer["name"],
-                   answer["module"], answer["file"])
+                   answer["module"], answer["file"], answer.get("setup_file"))
 
 
 def _child_main() -> None:
@@ -106,11 +107,16 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
     api = "livekit-agents" if have_agents and livekit_agents_code(obj) is not None else "host"
     settings = find_server(obj, module) if api == "livekit-agents" else None
     entry_name = name_in(module, obj)
+    setup_file: str | None = None  # where the setup function is, when not in the entrypoint's module
     if entry_name is None and settings is not None:  # a server this module does not name: its function's module
         fn = getattr(obj, "entrypoint_fnc", None) or getattr(obj, "_entrypoint_fnc", None)
         home = sys.modules.get(getattr(fn, "__module__", "") or "")
         if home is not None and home is not module and name_in(home, fn) is not None:
             settings = read_server(obj, home, named="options")
+            elsewhere = _setup_elsewhere(obj, home, module)
+            if elsewhere is not None:  # named in the module that defines it
+                setup_file, setup_name = elsewhere
+                settings = replace(settings, setup=setup_name)
             module, module_name, obj = home, home.__name__, fn
             entry_name = name_in(home, fn)
     if entry_name is None:
@@ -123,8 +129,26 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
     file = getattr(module, "__file__", None)
     if not file:
         raise InitError("the module has no file an agent file could name")
-    return {"api": api, "entrypoint": entry_name, "setup": setup, "name": name, "module": module_name,
-            "file": os.path.abspath(file), "server": asdict(settings) if settings is not None else None}
+    return {"api": api, "entrypoint": entry_name, "setup": setup, "setup_file": setup_file, "name": name,
+            "module": module_name, "file": os.path.abspath(file),
+            "server": asdict(settings) if settings is not None else None}
+
+
+def _setup_function(server: object) -> Any:
+    return getattr(server, "setup_fnc", None) or getattr(server, "prewarm_fnc", None)
+
+
+def _setup_elsewhere(server: object, entry_module: object, *others: object) -> tuple[str, str] | None:
+    """The file of the module defining the server's setup (prewarm) function at its top level, and its name
+    there, when the entrypoint's module does not; None when it does, or no module does."""
+    fn = _setup_function(server)
+    if fn is None or name_in(entry_module, fn) is not None:
+        return None
+    for module in (*others, sys.modules.get(getattr(fn, "__module__", "") or "")):
+        file, name = getattr(module, "__file__", None), name_in(module, fn) if module is not None else None
+        if file and name is not None:
+            return os.path.abspath(file), name
+    return None
 
 
 def _import(spec: str, is_file: bool) -> tuple[Any, str | None]:
@@ -201,8 +225,11 @@ def render_file(reading: Reading, out_path: str, source_shown: str) -> Written:
     """The agent file for `reading`, to be written at `out_path`: its paths are read from that file's folder,
     so the project and its agent files move together (a file in a package is imported as part of it)."""
     folder = os.path.dirname(os.path.abspath(out_path))
-    relative = os.path.commonpath([reading.file, folder]) != os.sep
-    ref = (os.path.relpath(reading.file, folder) if relative else reading.file) + ":"
+
+    def reference(file: str) -> tuple[str, bool]:
+        relative = os.path.commonpath([file, folder]) != os.sep
+        return (os.path.relpath(file, folder) if relative else file) + ":", relative
+    ref, relative = reference(reading.file)
     server = reading.server
     lines = [f"# The agent of {source_shown}, written by `agenthost init`. Check it with `agenthost validate`.",
              f"name: {reading.default_name}"]
@@ -210,7 +237,7 @@ def render_file(reading: Reading, out_path: str, source_shown: str) -> Written:
         lines.append("api: livekit-agents")
     lines.append(f"entrypoint: {ref}{reading.entrypoint}" + ("  # read from this file's folder" if relative else ""))
     if reading.setup:
-        lines.append(f"setup: {ref}{reading.setup}")
+        lines.append(f"setup: {reference(reading.setup_file)[0] if reading.setup_file else ref}{reading.setup}")
     not_carried: list[str] = []
     if server is not None:
         if server.agent_name:

@@ -100,3 +100,16 @@ def test_init_names_one_of_several_servers_and_follows_an_entrypoint_into_anothe
                  "dispatch: explicit", "idle: 2"):
         assert line in written, written
     assert agenthost("validate", "--strict", "agents.d/multi.yaml", cwd=tmp_path).returncode == 0
+    # the prewarm function defined beside cli.run_app, the entrypoint in another module: each named where it is
+    (tmp_path / "main.py").write_text(
+        "from livekit.agents import JobProcess, WorkerOptions, cli\nimport handlers.voice as voice\n\n"
+        "def load_models(proc: JobProcess) -> None:\n    pass\n\n"
+        "if __name__ == '__main__':\n"
+        "    cli.run_app(WorkerOptions(entrypoint_fnc=voice.entrypoint, prewarm_fnc=load_models,\n"
+        "                              agent_name='split'))\n")
+    r = agenthost("init", "main.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = (tmp_path / "agents.d" / "split.yaml").read_text()
+    for line in ("entrypoint: ../handlers/voice.py:entrypoint", "setup: ../main.py:load_models"):
+        assert line in written, written
+    assert agenthost("validate", "--strict", "agents.d/split.yaml", cwd=tmp_path).returncode == 0
