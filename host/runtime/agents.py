@@ -62,13 +62,6 @@ class Agent:
     def pool(self) -> ProcessPool:
         return self.versions[0].pool
 
-    @property
-    def max_jobs(self) -> int:
-        """The most jobs its versions take together (each version bounds its own): 0, no bound, when one has
-        none."""
-        bounds = [v.definition.limits.max_jobs for v in self.versions]
-        return 0 if 0 in bounds else sum(bounds)
-
     def version(self, definition: AgentDefinition) -> Version:
         return next(v for v in self.versions if v.definition is definition)
 

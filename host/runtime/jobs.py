@@ -25,7 +25,7 @@ from host.ops.monitor import Sampled
 from host.ops.resources import CpuLoad
 from host.process.errors import ProcessStartError
 from host.process.handle import JobProcess
-from host.runtime.accepted import AgentLookup, Job, NoAgents, journal_entry, kill_reserved, start_message
+from host.runtime.accepted import AgentLookup, Job, NoAgents, journal_entry, kill_reserved, pool_error, start_message
 from host.runtime.admission import Admission
 from host.runtime.ending import JobEnding
 from host.runtime.journal import Entry, JobJournal
@@ -33,7 +33,7 @@ from host.runtime.load import LoadPolicy, LoadReporter
 from host.runtime.offers import OfferDesk
 from host.runtime.outcome import Failure
 from host.runtime.redispatch import Redispatch
-from host.runtime.versions import Health
+from host.runtime.versions import Health, max_jobs
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
 
@@ -216,7 +216,9 @@ class JobTable:
     async def report_load(self, name: str) -> None:
         agent = self._agents.get(name)
         if agent is not None and not self.draining:
-            await self._load.report(agent, self.count(name), len(self._jobs))
+            bound = max_jobs([v.definition for v in agent.versions], self.health,
+                             [pool_error(v.pool) is not None for v in agent.versions])
+            await self._load.report(agent, self.count(name), len(self._jobs), bound)
 
     # -- one job's run ----------------------------------------------------------------------------
     def _hand(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,

@@ -91,6 +91,15 @@ class Health:
         return sum(last) if judged == definition and last is not None else 0
 
 
+def max_jobs(definitions: Sequence[AgentDefinition], health: Health, broken: Sequence[bool]) -> int:
+    """The most jobs an agent's versions in rotation take together (each bounds its own; a version taken out,
+    or `broken`, unable to start processes, takes none): 0, no bound, when one of them has none. With none in
+    rotation, every version counts (a call still gets one: `pick`)."""
+    bounds = [d.limits.max_jobs for d, b in zip(definitions, broken, strict=True) if not b and not health.is_out(d)]
+    bounds = bounds or [d.limits.max_jobs for d in definitions]
+    return 0 if 0 in bounds else sum(bounds)
+
+
 def pick(definitions: Sequence[AgentDefinition], health: Health, room: str, metadata: str,
          avoid: str | None = None) -> AgentDefinition:
     """The version of a new job among an agent's `definitions`: by weight, versions taken out (and `avoid`)
