@@ -93,10 +93,10 @@ class JobTable:
     def counts(self) -> Counter[str]:
         return Counter(j.agent for j in self._jobs.values())
 
-    def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
+    async def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
         """The next offer of `agent` in `room` takes over the call of `entry`, whose host died (None: it will not
         come: its dispatch failed)."""
-        self._redispatch.expect_recovery(agent, room, entry)
+        await self._redispatch.expect_recovery(agent, room, entry)
 
     # -- JobHandler: what the server asks of a worker ------------------------------------------
     def on_registered(self, worker: WorkerConnection) -> None:

@@ -66,13 +66,15 @@ class Entry:
 @dataclass(frozen=True)
 class Retry:
     """A call dispatched again because its job failed on `version` before it joined: the call's next job, on
-    whichever host takes its offer, avoids that version, and is the call's `attempt`th retake."""
+    whichever host takes its offer, avoids that version, and is the call's `attempt`th retake. Or a call
+    taken over (`recovery_of`, its first job; `version` ""), told to the other hosts sharing a Redis journal."""
 
     agent: str
     room: str
     version: str
     attempt: int
     until: float  # time.time() after which it is forgotten: a later call in that room is another call
+    recovery_of: str | None = None
 
 
 def process_start(pid: int) -> int | None:
@@ -118,6 +120,9 @@ class JobJournal(Protocol):
     def ending(self, job_id: str) -> None: ...
 
     def orphans(self, server: str, agents: set[str]) -> list[Entry]: ...
+
+    @property
+    def shared(self) -> bool: ...  # whether hosts on other machines read it (recoveries are told through it)
 
     async def note_retry(self, retry: Retry) -> None: ...
 
@@ -206,6 +211,8 @@ class Journal:
         except (sqlite3.Error, TypeError) as exc:
             self._fail(f"cannot read {self.path}: {exc}")
         return sorted(taken, key=lambda e: e.started_at)
+
+    shared = False  # one machine's hosts: a recovery's offer comes to the host that dispatched it
 
     # A retry is read on an offer and written before a dispatch, by any host of the state directory: off the
     # loop, each on a connection of its own that waits for another host's lock at most RETRY_LOCK_WAIT (an

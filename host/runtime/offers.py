@@ -106,7 +106,7 @@ class OfferDesk:
         span.event("offered")
         agent = self._agents().serves(worker)
         retry = await self._redispatch.retry_of(worker.agent, job.room.name, len(agent.versions) if agent else 0)
-        avoid = retry.version if retry is not None else None
+        avoid = (retry.version or None) if retry is not None else None
         version = None
         if agent is not None:
             version = version_for(agent, self._health, job.room.name, job.metadata, avoid, self._running)
@@ -129,15 +129,14 @@ class OfferDesk:
     def _accept(self, answer: Accept, job: agent_pb.Job, worker: WorkerConnection, version: Version, span: JobSpan,
                 retry: Retry | None) -> tuple[Accept, Job]:
         definition = version.definition
-        recovered, attempt = self._redispatch.accepted(definition.name, job.room.name, retry)
-        recovery_of = (recovered.recovery_of or recovered.job_id) if recovered is not None else None
+        recovery_of, attempt = self._redispatch.accepted(definition.name, job.room.name, retry)
         if recovery_of is not None:  # the new job can tell, whatever its api: its participant says so
             answer = replace(answer, attributes={**answer.attributes, RECOVERY_ATTRIBUTE: recovery_of})
         participant = Participant(answer.identity, answer.name, answer.participant_metadata,
                                   tuple(sorted(answer.attributes.items())))
         facts = JobFacts(job.id, definition.name, job.room.name, job.dispatch_id, definition, worker, answer.metadata,
                          participant, dispatched_metadata=job.metadata, recovery_of=recovery_of, attempt=attempt,
-                         trace_id=span.trace_id, avoided=retry.version if retry is not None else None)
+                         trace_id=span.trace_id, avoided=(retry.version or None) if retry is not None else None)
         # its process is taken now, from the pool of the definition (and code) it was accepted under: a reload
         # before the assignment cannot change what it runs, and a process is warm by then
         reserved = asyncio.get_running_loop().create_task(version.pool.take(), name=f"reserve-{job.id}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -97,7 +97,7 @@ def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom]
 
 
 class Recoverer:
-    def __init__(self, credentials: Credentials, expect: Callable[[str, str, Entry | None], None],
+    def __init__(self, credentials: Credentials, expect: Callable[[str, str, Entry | None], Awaitable[None]],
                  metrics: Metrics, put_back: Callable[[Entry], None] | None) -> None:
         self._credentials = credentials
         # the job table: the next offer of (agent, room) is the recovery of this entry (None: no longer)
@@ -134,13 +134,13 @@ class Recoverer:
                 outcome = "unanswered"  # unless the new agent comes, or a worker took the dispatch
                 for attempt in range(1, DISPATCH_ATTEMPTS + 1):
                     # said before the dispatch: its offer may come before the server's answer does
-                    self._expect(entry.agent, entry.room, entry)
+                    await self._expect(entry.agent, entry.room, entry)
                     request = api.CreateAgentDispatchRequest(agent_name=definition.registered_name,
                                                              room=entry.room, metadata=entry.metadata)
                     try:
                         dispatch = await client.agent_dispatch.create_dispatch(request)
                     except BaseException:
-                        self._expect(entry.agent, entry.room, None)
+                        await self._expect(entry.agent, entry.room, None)
                         raise
                     # the server drops an offer the worker it chose does not answer (a paused host's, still
                     # connected): the room is asked again until the agent is in it
@@ -174,7 +174,7 @@ class Recoverer:
                 return False
             return True
         if outcome == "unanswered":
-            self._expect(entry.agent, entry.room, None)  # no offer of it is coming here
+            await self._expect(entry.agent, entry.room, None)  # no offer of it is coming here
             recovered(outcome)
             return True
         logger.warning("recovering the call of %s: dispatch %s",

@@ -6,7 +6,7 @@
 - A job whose process died (a signal, the memory limit) with `recovery.on_crash: redispatch`: after a backoff
   the call gets its agent again by the recovery's checks (`crashed`, host.runtime.recovery).
 - A call of a host that died, recovered here: its next offer is known to be that call's (`expect_recovery`),
-  so its job can tell.
+  so its job can tell; with a Redis journal, on whichever host takes the offer.
 """
 
 from __future__ import annotations
@@ -49,10 +49,11 @@ class Redispatch:
     # -- what an offer learns ----------------------------------------------------------------------
     async def retry_of(self, agent: str, room: str, versions: int) -> Retry | None:
         """The retry an offer of this call is, while it is on its way: one this host dispatched, or, for an agent
-        with several versions, one another host sharing the journal did (bounded by JOURNAL_BOUND: a journal
-        that does not answer leaves the offer as it is)."""
-        if versions < 2:
-            return None  # one version: nothing to avoid
+        with several versions (or any agent, with a journal shared in Redis: a call taken over by another
+        host), one another host sharing the journal did (bounded by JOURNAL_BOUND: a journal that does not
+        answer leaves the offer as it is)."""
+        if versions < 2 and (self._journal is None or not self._journal.shared):
+            return None  # one version: nothing to avoid, and a recovery's offer comes to its own host
         local = self._retries.get((agent, room))
         if self._journal is None or self._journal.error is not None or (agent, room) in self._unshared:
             return local  # the journal does not know of this host's retry
@@ -63,26 +64,33 @@ class Redispatch:
                          extra={"agent": agent, "room": room})
             return local
 
-    def accepted(self, agent: str, room: str, retry: Retry | None) -> tuple[Entry | None, int]:
-        """An offer of this call (the retry `retry`, if it is one) was accepted: the call it recovers, if it is a
-        recovery, and how many times the call was given its agent again before (retries on another version and
-        recoveries together: one bound, recovery.max_attempts, holds for both)."""
+    def accepted(self, agent: str, room: str, retry: Retry | None) -> tuple[str | None, int]:
+        """An offer of this call (the retry `retry`, if it is one) was accepted: the first job of the call it
+        recovers, if it is a recovery (one this host dispatched, or another host sharing a Redis journal), and
+        how many times the call was given its agent again before (retries on another version and recoveries
+        together: one bound, recovery.max_attempts, holds for both)."""
         self._retries.pop((agent, room), None)
         self._unshared.discard((agent, room))
         if retry is not None and self._journal is not None:
             self._journal.forget_retry(agent, room)
         expected = self._recoveries.pop((agent, room), None)
         if expected is not None:
-            return expected[0], expected[0].attempt + 1
-        return None, retry.attempt if retry is not None else 0
+            return expected[0].recovery_of or expected[0].job_id, expected[0].attempt + 1
+        if retry is not None:
+            return retry.recovery_of, retry.attempt
+        return None, 0
 
-    def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
+    async def expect_recovery(self, agent: str, room: str, entry: Entry | None) -> None:
         """The next offer of `agent` in `room` takes over the call of `entry` (None: it will not come: its
         dispatch failed). Forgotten after RETRY_WAIT: another host may have taken the offer, and a later call
-        in that room is not this one."""
+        in that room is not this one. With a Redis journal, told to every host before the dispatch (any may
+        get its offer; bounded by JOURNAL_BOUND)."""
         key = (agent, room)
+        shared = self._journal is not None and self._journal.shared
         if entry is None:
             self._recoveries.pop(key, None)
+            if shared and self._journal is not None:
+                self._journal.forget_retry(agent, room)
             return
         mark = object()
         self._recoveries[key] = (entry, mark)
@@ -92,6 +100,14 @@ class Redispatch:
                 del self._recoveries[key]
 
         asyncio.get_running_loop().call_later(RETRY_WAIT, forget)
+        if shared and self._journal is not None and self._journal.error is None:
+            told = Retry(agent, room, "", entry.attempt + 1, time.time() + RETRY_WAIT,
+                         entry.recovery_of or entry.job_id)
+            try:
+                await asyncio.wait_for(self._journal.note_retry(told), JOURNAL_BOUND)
+            except Exception as exc:  # the offer may then come to another host as a new call: said, not fatal
+                logger.warning("the shared journal was not told of this recovery (a host other than this one "
+                               "taking its offer will not know it): %s", exc, extra={"agent": agent, "room": room})
 
     # -- after a job ended -----------------------------------------------------------------------------
     def retry(self, facts: JobFacts) -> None:

@@ -90,6 +90,8 @@ class SharedJournal:
             self._ending.add(job_id)
             self._writes.put_nowait(("hset", (self._key("jobs", self.host), job_id, _dump(entry, True))))
 
+    shared = True  # a call one host recovers may be offered to any other: each reads the recovery here
+
     def orphans(self, server: str, agents: set[str]) -> list[Entry]:
         return []  # found by `run`, as leases expire
 
@@ -101,7 +103,8 @@ class SharedJournal:
         retry's time."""
         ttl = max(1, int((retry.until - time.time()) * 1000))
         await self._redis.set(self._retry_key(retry.agent, retry.room), json.dumps(
-            {"version": retry.version, "attempt": retry.attempt, "until": retry.until}), px=ttl)
+            {"version": retry.version, "attempt": retry.attempt, "until": retry.until,
+             "recovery_of": retry.recovery_of}), px=ttl)
 
     async def retry_of(self, agent: str, room: str) -> Retry | None:
         body = await self._redis.get(self._retry_key(agent, room))
@@ -109,8 +112,10 @@ class SharedJournal:
             return None
         try:
             found = json.loads(body)
-            return Retry(agent, room, str(found["version"]), int(found["attempt"]), float(found["until"]))
-        except (ValueError, KeyError, TypeError):
+            recovery_of = found.get("recovery_of")
+            return Retry(agent, room, str(found["version"]), int(found["attempt"]), float(found["until"]),
+                         str(recovery_of) if recovery_of is not None else None)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def forget_retry(self, agent: str, room: str) -> None:
@@ -157,7 +162,12 @@ class SharedJournal:
                 await writer
             with contextlib.suppress(Exception):
                 await self._redis.delete(self._key("lease", self.host))
-                await self._redis.aclose()
+            await self.disconnect()
+
+    async def disconnect(self) -> None:
+        """Close the connections to Redis (`run` does, as it ends)."""
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
 
     async def _write_all(self) -> None:
         while True:

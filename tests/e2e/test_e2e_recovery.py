@@ -136,6 +136,8 @@ async def test_a_call_served_by_two_agents_gets_each_back_once(livekit_server, s
     assert {recovery_of for _, recovery_of, _ in recovered} == first  # each agent its own call back
     for pid in old_pids:
         await wait_gone(pid)
+    # each recovery is over (its new agent seen in the room, the old one removed) once it says so
+    await again.wait_log(r"recovering the call of a host that is gone: dispatch", count=2)
     assert sorted(await agents_in(livekit_server, call.room_name)) == sorted(f"agent-{new}" for new, _, _ in
                                                                               recovered)
     assert len(call.texts["status"]) == 4  # and nothing more came
@@ -188,6 +190,38 @@ async def test_a_host_lost_on_one_node_has_its_calls_taken_over_by_a_host_on_the
     assert f"room={ended.room_name}" not in "".join(m.group(0) for m in claimed)  # ended: never taken over
     for call in calls:
         await call.disconnect()
+
+
+async def test_a_call_taken_over_by_one_host_and_offered_to_another_is_known_there_as_a_recovery(cluster, start_host,
+                                                                                                tmp_path):
+    # The host that claims the lost call is full (max_jobs 1, taken by a call of its own), so the server offers
+    # the recovery dispatch to a third host, started once the claim is made: the journal tells it.
+    node1, node2 = cluster.nodes
+    shared = {"AGENTHOST_REDIS_URL": f"redis://{cluster.redis.address}/0"}
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keeper.yaml").write_text(f"name: keeper\nentrypoint: {AGENTS / 'keeper.py'}:entrypoint\n"
+                                      "limits: {max_jobs: 1}\n")
+    claimer = start_host(node2, full, extra_env=shared)
+    await claimer.wait_log(r"registered agent keeper")
+    own = await job_in_new_room(node2, "keeper", "status")  # the only host yet: its own call fills it
+    lost = start_host(node1, agents(tmp_path / "a"), extra_env=shared)
+    await lost.wait_log(r"registered agent keeper")
+    call = await job_in_new_room(node1, "keeper", "status")
+    old = started(call.texts["status"][0])[0]
+    lost.proc.send_signal(signal.SIGKILL)
+    lost.proc.wait(timeout=30)
+    await claimer.wait_log(rf"the call of a host that is gone, claimed here: recovering .*room={call.room_name}",
+                           timeout=30)
+    third = start_host(node1, agents(tmp_path / "c"), extra_env=shared)
+    await third.wait_log(r"registered agent keeper")
+    await call.wait_text("status", 2, timeout=60)
+    new, recovery_of, attribute = started(call.texts["status"][1])
+    assert (recovery_of, attribute) == (old, old)
+    await third.wait_log(rf"job running in process \d+ agent=keeper job_id={new}")  # it was the third host's
+    assert len(own.texts["status"]) == 1
+    for c in (call, own):
+        await c.disconnect()
 
 
 async def test_a_paused_host_that_comes_back_never_leaves_its_call_without_an_agent(cluster, start_host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from host.config.credentials import Credentials
@@ -25,13 +26,53 @@ def facts(tmp_path, recovery: str = "{}") -> JobFacts:
 
 async def test_a_recovery_is_known_to_the_next_offer_of_its_call_only():
     redispatch = Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False)
-    redispatch.expect_recovery("a", "room-1", ENTRY)
+    await redispatch.expect_recovery("a", "room-1", ENTRY)
     assert redispatch.accepted("a", "room-2", None) == (None, 0)
-    assert redispatch.accepted("a", "room-1", None) == (ENTRY, 1)  # the call's next attempt
+    assert redispatch.accepted("a", "room-1", None) == ("AJ_1", 1)  # the call's first job, its next attempt
     assert redispatch.accepted("a", "room-1", None) == (None, 0)  # once
-    redispatch.expect_recovery("a", "room-1", ENTRY)
-    redispatch.expect_recovery("a", "room-1", None)  # its dispatch failed: it will not come
+    await redispatch.expect_recovery("a", "room-1", ENTRY)
+    await redispatch.expect_recovery("a", "room-1", None)  # its dispatch failed: it will not come
     assert redispatch.accepted("a", "room-1", None) == (None, 0)
+
+
+async def test_a_recovery_told_through_a_redis_journal_is_known_to_the_host_that_gets_its_offer(tmp_path):
+    import shutil
+
+    import pytest
+
+    from host.runtime.shared_journal import SharedJournal
+    from host.testing.harness import RedisServer
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server (scripts/setup.sh)")
+    server = RedisServer(tmp_path, port=6393)
+    server.start()
+    try:
+        url = f"redis://{server.address}/0"
+        journals = [SharedJournal(url, "r1:"), SharedJournal(url, "r1:")]
+        here, there = (Redispatch(UNREACHABLE, Metrics(), NoAgents, lambda: False, j) for j in journals)
+        taken_over = Entry("AJ_2", "a", "room-1", "AD_1", "", "agent-AJ_2", "ws://s", 1, 1, 1.0, attempt=1,
+                           recovery_of="AJ_1")
+        await here.expect_recovery("a", "room-1", taken_over)  # before its dispatch: any host may get the offer
+        told = await there.retry_of("a", "room-1", versions=1)  # one version: looked up all the same
+        assert told is not None and told.version == ""
+        assert there.accepted("a", "room-1", told) == ("AJ_1", 2)  # the call's first job; its third attempt
+        for _ in range(200):  # taken: forgotten for every host
+            if await here.retry_of("a", "room-1", versions=1) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert await there.retry_of("a", "room-1", versions=1) is None
+        await here.expect_recovery("a", "room-2", taken_over)
+        await here.expect_recovery("a", "room-2", None)  # its dispatch failed: no host takes it for a recovery
+        for _ in range(200):
+            if await there.retry_of("a", "room-2", versions=1) is None:
+                break
+            await asyncio.sleep(0.01)
+        assert await there.retry_of("a", "room-2", versions=1) is None
+        for journal in journals:
+            await journal.disconnect()
+    finally:
+        server.stop()
 
 
 def versioned_failure(tmp_path):
