@@ -154,7 +154,7 @@ class Host:
             self._background.spawn(recover_held(entry), name=f"recover-{entry.job_id}")
 
         async def recover_held(entry: Entry) -> None:
-            if await recoverer.recover(entry, self.agents):
+            if await recoverer.recover(entry, self.agents, holds=lambda: journal.holds(entry.job_id)):
                 journal.remove(entry.job_id)  # held under this host until now (the new job has its own row)
 
         def taken(job_id: str, by: str) -> None:

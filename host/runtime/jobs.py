@@ -33,7 +33,7 @@ from host.runtime.load import LoadPolicy, LoadReporter
 from host.runtime.offers import OfferDesk
 from host.runtime.outcome import Failure
 from host.runtime.redispatch import Redispatch
-from host.runtime.versions import Health, max_jobs
+from host.runtime.versions import Health, bounded, max_jobs
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
 
@@ -216,9 +216,11 @@ class JobTable:
     async def report_load(self, name: str) -> None:
         agent = self._agents.get(name)
         if agent is not None and not self.draining:
-            bound = max_jobs([v.definition for v in agent.versions], self.health,
-                             [pool_error(v.pool) is not None for v in agent.versions])
-            await self._load.report(agent, self.count(name), len(self._jobs), bound)
+            jobs = self.count(name)
+            against = bounded([v.definition for v in agent.versions], self.health,
+                              [pool_error(v.pool) is not None for v in agent.versions],
+                              self._count_version) if len(agent.versions) > 1 else (jobs, max_jobs([agent.definition]))
+            await self._load.report(agent, jobs, len(self._jobs), against)
 
     # -- one job's run ----------------------------------------------------------------------------
     def _hand(self, job: Job, process: JobProcess, assignment: agent_pb.JobAssignment,

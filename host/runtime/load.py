@@ -88,12 +88,12 @@ class LoadReporter:
         self._closed: dict[str, str | None] = {}  # agent -> why it takes no new jobs, as last logged
         self._machine_busy = False  # as last logged
 
-    async def report(self, agent: Agent, jobs: int, host_jobs: int, max_jobs: int) -> None:
-        """Send the agent's worker its load with `jobs` of its own running (of `max_jobs` it may take, 0: no
-        bound), and `host_jobs` of every agent."""
+    async def report(self, agent: Agent, jobs: int, host_jobs: int, bounded: tuple[int, int]) -> None:
+        """Send the agent's worker its load with `jobs` of its own running, `host_jobs` of every agent, and
+        `bounded`: the jobs of its versions that take calls, and the most those take (0: no bound)."""
         name = agent.name
         self._note_machine()
-        state = worker_load(cpu=self._cpu.value, jobs=jobs, max_jobs=max_jobs,
+        state = worker_load(cpu=self._cpu.value, jobs=bounded[0], max_jobs=bounded[1],
                             threshold=self._policy.threshold, target=self._policy.target,
                             process_error=process_error(agent), machine_cpu=self._cpu.machine, host_jobs=host_jobs,
                             agent_cpu=self._agent_cpu(name, jobs), busy_agents=self._cpu.busy_agents(),

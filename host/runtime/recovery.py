@@ -105,12 +105,30 @@ class Recoverer:
         self._metrics = metrics
         # the journal: a call that could not be acted on is left to the next host (None: no journal to keep it)
         self._put_back = put_back
+        # (agent, room) -> the recovery under way: two rows of one call (a job and the one recovering it, say)
+        # are recovered one after the other, so that the second sees the first's agent in the room
+        self._under_way: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}  # its lock, and its users
 
     async def recover(self, entry: Entry, agents: AgentLookup, cause: str = HOST_LOSS,
-                      since: float | None = None) -> bool:
+                      since: float | None = None, holds: Callable[[], Awaitable[bool]] | None = None) -> bool:
         """Give `entry`'s call its agent again, if it should have one (once the agent is registered); never
-        raises. `since` (time.time()): when its agent was known lost, for the recovery's latency. False when
-        the call was left to the next host (put back), True when it is settled."""
+        raises. `since` (time.time()): when its agent was known lost, for the recovery's latency. `holds`:
+        whether this host still holds the call (asked before each dispatch: another host may have taken it
+        over while this one was paused). False when the call was left to the next host (put back), True when
+        it is settled."""
+        key = (entry.agent, entry.room)
+        lock, users = self._under_way.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                return await self._recover(entry, agents, cause, since, holds)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._under_way[key]
+
+    async def _recover(self, entry: Entry, agents: AgentLookup, cause: str, since: float | None,
+                       holds: Callable[[], Awaitable[bool]] | None) -> bool:
         fields = {"agent": entry.agent, "job_id": entry.job_id, "room": entry.room, "cause": cause}
         since = time.time() if since is None else since
 
@@ -133,6 +151,10 @@ class Recoverer:
                 assert definition is not None
                 outcome = "unanswered"  # unless the new agent comes, or a worker took the dispatch
                 for attempt in range(1, DISPATCH_ATTEMPTS + 1):
+                    if holds is not None and not await holds():
+                        logger.warning("call not recovered here: another host took it over meanwhile", extra=fields)
+                        recovered("skipped")
+                        return True
                     # said before the dispatch: its offer may come before the server's answer does
                     await self._expect(entry.agent, entry.room, entry)
                     request = api.CreateAgentDispatchRequest(agent_name=definition.registered_name,

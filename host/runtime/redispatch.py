@@ -115,7 +115,8 @@ class Redispatch:
         offer avoids that version."""
         assert facts.version is not None
         key = (facts.agent, facts.room)
-        retry = Retry(facts.agent, facts.room, facts.version, facts.attempt + 1, time.time() + RETRY_WAIT)
+        retry = Retry(facts.agent, facts.room, facts.version, facts.attempt + 1, time.time() + RETRY_WAIT,
+                      facts.recovery_of)  # a recovery retried on another version is still that call's
         self._retries[key] = retry
 
         def forget() -> None:  # this retry, not a later one of the same call

@@ -45,11 +45,27 @@ DEFAULT_PREFIX = "agenthost:"
 # under this host once another one claimed it
 UNLESS_CLAIMED = ("if redis.call('exists', KEYS[1]) == 0 then redis.call('hset', KEYS[2], ARGV[1], ARGV[2]) end "
                   "return 0")
-# SET KEYS[1] ARGV[1] PX ARGV[2] unless another host whose lease (ARGV[3] .. host) is still there holds it:
-# 1 when claimed. A claim outlives its host only as long as that host's lease does.
-CLAIM = ("local by = redis.call('get', KEYS[1]) "
-         "if by and by ~= ARGV[1] and redis.call('exists', ARGV[3] .. by) == 1 then return 0 end "
-         "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1")
+# One job ARGV[4] of a host whose lease KEYS[1] is gone, moved in one step: -1, left, when the host is back;
+# 0, dropped from its hash (KEYS[3]), when this host (ARGV[1]) or another whose lease (ARGV[3] .. host) is still
+# there holds its claim KEYS[2] (and so holds it under its own hash, or settled it); 1 when claimed (PX ARGV[2]),
+# written under this host's hash KEYS[4] (ARGV[5]) and dropped from the lost one's. A claim outlives its host
+# only as long as that host's lease does.
+MOVE = ("if redis.call('exists', KEYS[1]) == 1 then return -1 end "
+        "local by = redis.call('get', KEYS[2]) "
+        "if by and (by == ARGV[1] or redis.call('exists', ARGV[3] .. by) == 1) then "
+        "redis.call('hdel', KEYS[3], ARGV[4]) return 0 end "
+        "redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2]) "
+        "redis.call('hset', KEYS[4], ARGV[4], ARGV[5]) "
+        "redis.call('hdel', KEYS[3], ARGV[4]) return 1")
+# HDEL KEYS[2] ARGV[1] while the lease KEYS[1] is gone
+DROP = "if redis.call('exists', KEYS[1]) == 0 then redis.call('hdel', KEYS[2], ARGV[1]) end return 0"
+# SREM KEYS[3] ARGV[1] and DEL KEYS[2] while the lease KEYS[1] is gone and the hash KEYS[2] is empty
+FORGET = ("if redis.call('exists', KEYS[1]) == 0 and redis.call('hlen', KEYS[2]) == 0 then "
+          "redis.call('srem', KEYS[3], ARGV[1]) redis.call('del', KEYS[2]) end return 0")
+# HSET KEYS[2] ARGV[2] ARGV[3] unless another host than ARGV[1] holds the job's claim KEYS[1]
+HOLD = ("local by = redis.call('get', KEYS[1]) "
+        "if by and by ~= ARGV[1] then return 0 end "
+        "redis.call('hset', KEYS[2], ARGV[2], ARGV[3]) return 1")
 
 
 class SharedJournal:
@@ -181,12 +197,14 @@ class SharedJournal:
                     await asyncio.sleep(RENEW)
 
     async def _renew(self) -> bool:
-        """Renew the lease; False when it had expired (this host was paused or cut off meanwhile)."""
+        """Renew the lease; False when it had expired (this host was paused or cut off meanwhile). The host is
+        named among the hosts at each renewal: one that looked at it while its lease had lapsed may have
+        forgotten it."""
         key = self._key("lease", self.host)
         existed = await self._redis.set(key, "1", px=int(LEASE * 1000), xx=True)
         if not existed:
             await self._redis.set(key, "1", px=int(LEASE * 1000))
-            await self._redis.sadd(self._key("hosts"), self.host)
+        await self._redis.sadd(self._key("hosts"), self.host)
         return bool(existed)
 
     async def _check_mine(self, taken: Callable[[str, str], None]) -> None:
@@ -211,31 +229,41 @@ class SharedJournal:
             self.add(entry)
 
     async def _scan(self, agents: set[str], take_over: Callable[[Entry], None]) -> None:
+        """Take the jobs of each host whose lease is gone. Each step is one script that first checks the lease
+        again: a host back from a pause between the look and the step keeps its jobs."""
         for raw in await self._redis.smembers(self._key("hosts")):
             host = raw.decode()
-            if host == self.host or await self._redis.exists(self._key("lease", host)):
+            lease, jobs_key = self._key("lease", host), self._key("jobs", host)
+            if host == self.host or await self._redis.exists(lease):
                 continue
-            jobs = await self._redis.hgetall(self._key("jobs", host))
-            left = 0
-            for job_id, body in jobs.items():
+            for job_id, body in (await self._redis.hgetall(jobs_key)).items():
                 entry, ending = _load(body)
                 if entry is None or ending:
-                    await self._redis.hdel(self._key("jobs", host), job_id)
+                    await self._redis.eval(DROP, 2, lease, jobs_key, job_id)
                     continue
                 if entry.agent not in agents:  # one prefix is one LiveKit deployment: any node's URL serves it
-                    left += 1  # a host serving that agent takes it
-                    continue
-                claimed = await self._redis.eval(CLAIM, 1, self._key("claim", entry.job_id), self.host,
-                                                 int(CLAIM_TTL * 1000), self._key("lease", ""))
-                if claimed:  # held here before it leaves the lost host's hash: never in neither
-                    held = self._held(entry)
-                    await self._redis.hset(self._key("jobs", self.host), held.job_id, _dump(held, False))
-                await self._redis.hdel(self._key("jobs", host), job_id)
-                if claimed:
+                    continue  # a host serving that agent takes it
+                held = dataclasses.replace(entry, host_pid=self.pid, host_start=self.start)
+                # held here before it leaves the lost host's hash: never in neither
+                moved = await self._redis.eval(MOVE, 4, lease, self._key("claim", entry.job_id), jobs_key,
+                                               self._key("jobs", self.host), self.host, int(CLAIM_TTL * 1000),
+                                               self._key("lease", ""), job_id, _dump(held, False))
+                if moved == -1:
+                    break  # the host is back
+                if moved == 1:
+                    self._mine[held.job_id] = held
+                    self._ending.discard(held.job_id)
                     take_over(entry)
-            if not left:
-                await self._redis.srem(self._key("hosts"), host)
-                await self._redis.delete(self._key("jobs", host))
+            await self._redis.eval(FORGET, 3, lease, jobs_key, self._key("hosts"), host)
+
+    async def holds(self, job_id: str) -> bool:
+        """Whether this host still holds the claim on a lost host's job (another host takes it once this host's
+        lease lapsed): asked before each dispatch of its recovery. True when Redis cannot say."""
+        try:
+            by = await asyncio.wait_for(self._redis.get(self._key("claim", job_id)), RENEW)
+        except Exception:
+            return True
+        return by is None or by.decode() == self.host
 
     # -- health ----------------------------------------------------------------------------------------
     def _fail(self, why: str) -> None:
@@ -253,15 +281,13 @@ class SharedJournal:
         return self.prefix + ":".join(parts)
 
     def put_back(self, entry: Entry) -> None:
-        """A call taken that could not be acted on: back in the journal, under this host, for the next one."""
-        self.add(self._held(entry))
-
-    def _held(self, entry: Entry) -> Entry:
-        """`entry`, claimed here: under this host's hash (`remove` once its call is settled)."""
+        """A call taken that could not be acted on: back in the journal, under this host, for the next one
+        (unless another host claimed it meanwhile: it is that host's)."""
         held = dataclasses.replace(entry, host_pid=self.pid, host_start=self.start)
         self._mine[held.job_id] = held
         self._ending.discard(held.job_id)
-        return held
+        self._writes.put_nowait(("eval", (HOLD, 2, self._key("claim", held.job_id), self._key("jobs", self.host),
+                                          self.host, held.job_id, _dump(held, False))))
 
 
 def _dump(entry: Entry, ending: bool) -> str:

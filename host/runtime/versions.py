@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from host.config.definitions import AgentDefinition
@@ -91,13 +91,26 @@ class Health:
         return sum(last) if judged == definition and last is not None else 0
 
 
-def max_jobs(definitions: Sequence[AgentDefinition], health: Health, broken: Sequence[bool]) -> int:
-    """The most jobs an agent's versions in rotation take together (each bounds its own; a version taken out,
-    or `broken`, unable to start processes, takes none): 0, no bound, when one of them has none. With none in
-    rotation, every version counts (a call still gets one: `pick`)."""
-    bounds = [d.limits.max_jobs for d, b in zip(definitions, broken, strict=True) if not b and not health.is_out(d)]
-    bounds = bounds or [d.limits.max_jobs for d in definitions]
+def in_rotation(definitions: Sequence[AgentDefinition], health: Health,
+                broken: Sequence[bool]) -> list[AgentDefinition]:
+    """The versions that take calls: not taken out, nor `broken` (unable to start processes); every version
+    when none is left (a call still gets one: `pick`)."""
+    return [d for d, b in zip(definitions, broken, strict=True) if not b and not health.is_out(d)] or \
+        list(definitions)
+
+
+def max_jobs(definitions: Sequence[AgentDefinition]) -> int:
+    """The most jobs `definitions` take together (each bounds its own): 0, no bound, when one has none."""
+    bounds = [d.limits.max_jobs for d in definitions]
     return 0 if 0 in bounds else sum(bounds)
+
+
+def bounded(definitions: Sequence[AgentDefinition], health: Health, broken: Sequence[bool],
+            running: Callable[[AgentDefinition], int]) -> tuple[int, int]:
+    """An agent's jobs held against its bound, and that bound: both of its versions that take calls (a job of
+    a version taken out holds no room on the others)."""
+    taking = in_rotation(definitions, health, broken)
+    return sum(running(d) for d in taking), max_jobs(taking)
 
 
 def pick(definitions: Sequence[AgentDefinition], health: Health, room: str, metadata: str,

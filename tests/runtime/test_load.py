@@ -101,10 +101,10 @@ async def test_the_reporter_is_the_one_writer_and_says_each_change_of_reason_onc
     a = agent(tmp_path, max_jobs=2)
     reporter = LoadReporter(CpuLoad(sampler=lambda: 0.0, machine_sampler=lambda: 0.0), LoadPolicy(0.9))
     with caplog.at_level("INFO", "agenthost.host"):
-        await reporter.report(a, jobs=1, host_jobs=1, max_jobs=2)
-        await reporter.report(a, jobs=2, host_jobs=2, max_jobs=2)
-        await reporter.report(a, jobs=2, host_jobs=2, max_jobs=2)
-        await reporter.report(a, jobs=1, host_jobs=1, max_jobs=2)
+        await reporter.report(a, jobs=1, host_jobs=1, bounded=(1, 2))
+        await reporter.report(a, jobs=2, host_jobs=2, bounded=(2, 2))
+        await reporter.report(a, jobs=2, host_jobs=2, bounded=(2, 2))
+        await reporter.report(a, jobs=1, host_jobs=1, bounded=(1, 2))
         await reporter.draining(a.worker, 1)
     assert a.worker.updates == [(False, round(SERVER_TARGET_LOAD * 0.5, 3), 1), (True, 1.0, 2), (True, 1.0, 2),
                                 (False, round(SERVER_TARGET_LOAD * 0.5, 3), 1), (True, 1.0, 1)]

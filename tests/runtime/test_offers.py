@@ -14,7 +14,7 @@ from host.ops.metrics import Metrics
 from host.runtime.admission import Accept, Decline, Refuse
 from host.runtime.agents import Agent, Version
 from host.runtime.offers import after_the_check, not_taken, version_for
-from host.runtime.versions import Health, max_jobs
+from host.runtime.versions import Health, bounded, in_rotation, max_jobs
 from host.tracing import JobSpan
 
 ACCEPT = Accept("agent-a", "a", "", {}, None)
@@ -74,7 +74,7 @@ def test_a_version_at_its_max_jobs_hands_the_call_to_another(tmp_path):
     agent, definitions = versioned_agent(
         tmp_path, "name: bot\nversion: stable\nweight: 1\nentrypoint: m:f\nlimits: {max_jobs: 1}\n---\n"
                   "name: bot\nversion: canary\nweight: 1000\nentrypoint: m:f\nlimits: {max_jobs: 2}\n")
-    assert in_rotation(agent, Health()) == 3  # the versions' bounds together
+    assert bound(agent, Health()) == 3  # the versions' bounds together
     running = {"stable": 0, "canary": 2}
 
     def chosen(room: str) -> str | None:
@@ -97,14 +97,16 @@ def test_a_version_at_its_max_jobs_hands_the_call_to_another(tmp_path):
     unbounded = Agent((Version(definitions[0], None, Pool()),  # type: ignore[arg-type]
                        Version(dataclasses.replace(definitions[1], limits=dataclasses.replace(
                            definitions[1].limits, max_jobs=0)), None, Pool())), None)  # type: ignore[arg-type]
-    assert in_rotation(unbounded, Health()) == 0
+    assert bound(unbounded, Health()) == 0
     taken_out = Health()
     for _ in range(3):
         taken_out.record(definitions[0], failed=True)
-    assert in_rotation(agent, taken_out) == 2  # the version out of rotation takes no call: its bound not counted
-    assert max_jobs(definitions, Health(), [False, True]) == 1  # nor one that cannot start its processes
-    assert max_jobs(definitions, taken_out, [False, True]) == 3  # none left: every version counts
+    assert bound(agent, taken_out) == 2  # the version out of rotation takes no call: its bound not counted
+    assert in_rotation(definitions, Health(), [False, True]) == [definitions[0]]  # nor one that cannot start
+    assert in_rotation(definitions, taken_out, [False, True]) == list(definitions)  # none left: every version
+    # stable (max_jobs 1) taken out with its one job running: the canary's two places are free, not one
+    assert bounded(definitions, taken_out, [False, False], lambda d: {"stable": 1, "canary": 0}[d.version]) == (0, 2)
 
 
-def in_rotation(agent: Agent, health: Health) -> int:
-    return max_jobs([v.definition for v in agent.versions], health, [False] * len(agent.versions))
+def bound(agent: Agent, health: Health) -> int:
+    return max_jobs(in_rotation([v.definition for v in agent.versions], health, [False] * len(agent.versions)))

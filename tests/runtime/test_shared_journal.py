@@ -143,6 +143,54 @@ async def test_a_call_claimed_by_a_host_lost_before_it_settled_it_is_taken_over_
         await asyncio.gather(*runs, return_exceptions=True)
 
 
+async def test_a_claimed_call_is_recovered_by_its_claimer_alone(redis, monkeypatch):
+    import redis.asyncio as aioredis
+
+    fast(monkeypatch)
+    c = SharedJournal(redis, "t6:")
+    c.host = "c"
+    taken: list[str] = []
+    client = aioredis.from_url(redis)
+    run = None
+    try:
+        # rows a lost host "x" left of calls already claimed: by "b", whose lease is there (it holds them), and
+        # by "c" itself (it holds, or settled, them): dropped, never taken over a second time
+        await client.set("t6:lease:b", "1", px=60_000)
+        await client.set("t6:claim:AJ_1", "b")
+        await client.set("t6:claim:AJ_2", "c")
+        await client.sadd("t6:hosts", "x")
+        for job_id in ("AJ_1", "AJ_2", "AJ_3"):
+            await client.hset("t6:jobs:x", job_id, shared_journal._dump(entry(job_id), False))
+        run = asyncio.ensure_future(c.run(lambda: {"a"}, lambda e: taken.append(e.job_id), lambda j, h: None))
+        await until(lambda: taken == ["AJ_3"])
+        for _ in range(300):  # the lost host forgotten once its rows are gone
+            if not await client.sismember("t6:hosts", "x"):
+                break
+            await asyncio.sleep(0.05)
+        assert not await client.exists("t6:jobs:x") and not await client.sismember("t6:hosts", "x")
+        assert taken == ["AJ_3"] and await c.holds("AJ_3") and not await c.holds("AJ_1")
+        # a call put back after another host claimed it is that host's: not written back here
+        c.put_back(entry("AJ_1"))
+        c.put_back(entry("AJ_4"))
+        for _ in range(300):
+            if await client.hexists("t6:jobs:c", "AJ_4"):
+                break
+            await asyncio.sleep(0.05)
+        assert not await client.hexists("t6:jobs:c", "AJ_1")
+        # a host forgotten while its lease had lapsed is named again at its next renewal
+        await client.srem("t6:hosts", "c")
+        for _ in range(300):
+            if await client.sismember("t6:hosts", "c"):
+                break
+            await asyncio.sleep(0.05)
+        assert await client.sismember("t6:hosts", "c")
+    finally:
+        await client.aclose()
+        if run is not None:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+
+
 async def test_redis_unreachable_is_said_and_nothing_breaks():
     journal = SharedJournal("redis://127.0.0.1:9/0", "t2:")
     journal.add(entry("AJ_1"))  # queued: the job table never waits
