@@ -181,8 +181,8 @@ class Metrics:
                                      ["agent", "reason"], registry=r)
         self.jobs_recovered = Counter("agenthost_jobs_recovered", "Calls whose agent was lost, by why (reason: "
                                       "host_loss, crash) and what was done: dispatched again, skipped (ended, no "
-                                      "caller, the agent in the room again, policy, attempts), unanswered (no "
-                                      "worker took the dispatch) or error.",
+                                      "caller, the agent in the room again, policy, attempts, taken over by "
+                                      "another host), unanswered (no worker took the dispatch) or error.",
                                       ["agent", "reason", "outcome"], registry=r)
         self.recovery_latency = Histogram(
             "agenthost_recovery_seconds", "From a call's agent known lost (the next host started, another host's "

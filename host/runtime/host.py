@@ -165,7 +165,8 @@ class Host:
             agent once that one is in the room; with none there, it serves on, back in the journal."""
             job = self.jobs.get(job_id)
             if job is None:  # a call this host had claimed, claimed by `by` while this host was cut off
-                journal.remove(job_id)
+                if not await journal.holds(job_id):  # (unless claimed here again since)
+                    journal.remove(job_id)
                 return
             agent = self.agents.get(job.facts.agent)
             name = agent.definition.registered_name if agent is not None else job.facts.agent

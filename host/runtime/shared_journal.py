@@ -4,7 +4,8 @@ of one that is lost.
 Each host holds a lease (`PREFIX lease:HOST`, renewed every RENEW seconds, gone LEASE seconds after its last
 renewal) and writes its jobs to a hash of its own (`PREFIX jobs:HOST`, one JSON entry per job, marked
 `ending` when the host asked it to end). Every host looks at the others every SCAN seconds: the jobs of a
-host whose lease is gone are claimed one by one (`PREFIX claim:JOB`, set unless a host with a lease holds it),
+host whose lease is gone are claimed one by one (`PREFIX claim:JOB`, set unless this host or another with a
+lease holds it: its row is then dropped),
 so each is taken by exactly one host serving its agent, which gives its call the agent again
 (host.runtime.recovery). Until that is settled, the claiming host keeps the job under its own hash: if it is
 lost too meanwhile, its claim lapses with its lease and the next host takes the call over. One
@@ -87,6 +88,8 @@ class SharedJournal:
         self._mine: dict[str, Entry] = {}
         self._ending: set[str] = set()  # those of `_mine` marked ending
         self._steady_since: float | None = None  # monotonic time since when Redis has answered without a break
+        self._renewed_at = -LEASE  # monotonic time of the last renewal of the lease
+        self._removed: set[str] = set()  # rows removed from `_mine` whose delete may not have reached Redis yet
         self._forgetting: set[asyncio.Task[None]] = set()
 
     # -- what the job table writes (never waits) ----------------------------------------------------
@@ -98,6 +101,7 @@ class SharedJournal:
     def remove(self, job_id: str) -> None:
         self._mine.pop(job_id, None)
         self._ending.discard(job_id)
+        self._removed.add(job_id)
         self._writes.put_nowait(("hdel", (self._key("jobs", self.host), job_id)))
 
     def ending(self, job_id: str) -> None:
@@ -160,13 +164,14 @@ class SharedJournal:
             while True:
                 try:
                     lost = not await self._renew()
-                    now = time.monotonic()
+                    now = self._renewed_at = time.monotonic()
                     if self._steady_since is None:  # Redis answers again (or for the first time)
                         self._steady_since = now
                     if lost:
                         await self._check_mine(taken)
                     if now - self._steady_since >= steady:
                         await self._scan(agents(), take_over)
+                        await self._adopt(take_over)
                     self._ok()
                 except Exception as exc:  # Redis down or refusing: said, and tried again
                     self._steady_since = None
@@ -256,14 +261,31 @@ class SharedJournal:
                     take_over(entry)
             await self._redis.eval(FORGET, 3, lease, jobs_key, self._key("hosts"), host)
 
+    async def _adopt(self, take_over: Callable[[Entry], None]) -> None:
+        """Rows under this host's hash that it does not know of: a move whose answer was lost (the script ran,
+        its reply did not come). Each claimed here is taken over as the move would have."""
+        rows = await self._redis.hgetall(self._key("jobs", self.host))
+        self._removed &= {job_id.decode() for job_id in rows}  # a delete not sent yet: known, not adopted
+        for raw_id, body in rows.items():
+            job_id = raw_id.decode()
+            if job_id in self._mine or job_id in self._removed:
+                continue
+            entry, ending = _load(body)
+            if entry is None or ending or not await self.holds(job_id) or job_id in self._mine:
+                continue
+            self._mine[job_id] = entry
+            take_over(entry)
+
     async def holds(self, job_id: str) -> bool:
-        """Whether this host still holds the claim on a lost host's job (another host takes it once this host's
-        lease lapsed): asked before each dispatch of its recovery. True when Redis cannot say."""
+        """Whether this host holds the claim on a lost host's job (another host takes it once this host's lease
+        lapsed; the job's own host, back, drops it): asked before each dispatch of its recovery. When Redis
+        cannot say: while this host's lease is surely still there (renewed less than LEASE ago), no other
+        host could have claimed it."""
         try:
             by = await asyncio.wait_for(self._redis.get(self._key("claim", job_id)), RENEW)
         except Exception:
-            return True
-        return by is None or by.decode() == self.host
+            return time.monotonic() - self._renewed_at < LEASE
+        return by is not None and by.decode() == self.host
 
     # -- health ----------------------------------------------------------------------------------------
     def _fail(self, why: str) -> None:

@@ -1,11 +1,14 @@
+import asyncio
 from dataclasses import replace
 
+from host.config.credentials import Credentials
 from host.config.definitions import Recovery
 from host.config.loader import load
 from host.runtime.journal import Entry
 from host.runtime.recovery import CRASH, InRoom, crash_backoff, verdict
 
 ENTRY = Entry("AJ_1", "a", "r", "AD_1", "", "agent-AJ_1", "ws://s", 1, 1, 1.0)
+UNREACHABLE = Credentials("ws://127.0.0.1:9", "k", "s" * 32)
 
 
 def definition(tmp_path):
@@ -68,3 +71,65 @@ def test_the_crash_policy_is_read_from_the_agent_file(tmp_path):
     (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nrecovery: {on_crash: always}\n")
     report = load([str(tmp_path)], check_imports=False)
     assert not report.ok and "on_crash" in str(report.problems[0])
+
+
+class FakeServer:
+    """The room of ENTRY as livekit-server would list it: a caller, and each agent a dispatch brought."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[str] = []
+        self.participants = [InRoom("user", False, True)]
+
+    def client(self, *_args):
+        server = self
+
+        class Dispatches:
+            async def create_dispatch(self, request):
+                server.dispatched.append(request.agent_name)
+                await asyncio.sleep(0.05)  # the new agent joins a moment after the dispatch
+                server.participants.append(InRoom(f"agent-AJ_new{len(server.dispatched)}", True, False, "a"))
+                return type("Dispatch", (), {"id": f"AD_{len(server.dispatched)}"})()
+
+        class Client:
+            agent_dispatch = Dispatches()
+
+            async def aclose(self):
+                pass
+
+        return Client()
+
+
+async def test_a_recovery_stops_when_its_host_no_longer_holds_the_call_and_one_calls_recoveries_run_in_turn(
+        tmp_path, monkeypatch):
+    from host.ops.metrics import Metrics
+    from host.runtime import recovery
+    from host.runtime.recovery import Recoverer
+
+    server = FakeServer()
+    monkeypatch.setattr(recovery.api, "LiveKitAPI", server.client)
+
+    async def room(self, client, name):
+        await asyncio.sleep(0.01)  # the server's answer takes a moment: another recovery could interleave
+        return list(server.participants)
+
+    monkeypatch.setattr(Recoverer, "_room", room)
+    d = definition(tmp_path)
+
+    class Agents:
+        def get(self, name):
+            return type("Agent", (), {"definition": d, "worker": type("W", (), {"registered": True})()})()
+
+    async def expect(*_args):
+        pass
+
+    recoverer = Recoverer(UNREACHABLE, expect, Metrics(), None)
+
+    async def not_held() -> bool:
+        return False
+
+    assert await recoverer.recover(ENTRY, Agents(), holds=not_held)  # taken over elsewhere: settled, not sent
+    assert server.dispatched == []
+    # two rows of one call (the lost job, and the job that was recovering it): one agent comes back, not two
+    again = replace(ENTRY, job_id="AJ_2", identity="agent-AJ_2", recovery_of="AJ_1")
+    assert all(await asyncio.gather(recoverer.recover(ENTRY, Agents()), recoverer.recover(again, Agents())))
+    assert server.dispatched == ["a"]

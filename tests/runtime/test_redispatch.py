@@ -101,6 +101,10 @@ async def test_a_retry_on_another_version_counts_as_an_attempt_of_the_call(tmp_p
     assert retry is not None and (retry.version, retry.attempt) == ("v1", 2)
     assert redispatch.accepted("a", "room-1", retry) == (None, 2)  # so a call that keeps failing meets max_attempts
     assert await redispatch.retry_of("a", "room-1", versions=2) is None  # taken
+    from dataclasses import replace
+    redispatch.retry(replace(versioned_failure(tmp_path / "again"), recovery_of="AJ_0"))  # a recovery's job
+    retry = await redispatch.retry_of("a", "room-1", versions=2)
+    assert retry is not None and redispatch.accepted("a", "room-1", retry) == ("AJ_0", 2)  # still that call's
 
 
 async def test_a_retry_is_known_to_another_host_sharing_the_journal_until_its_offer_is_taken(tmp_path, monkeypatch):

@@ -168,7 +168,22 @@ async def test_a_claimed_call_is_recovered_by_its_claimer_alone(redis, monkeypat
                 break
             await asyncio.sleep(0.05)
         assert not await client.exists("t6:jobs:x") and not await client.sismember("t6:hosts", "x")
-        assert taken == ["AJ_3"] and await c.holds("AJ_3") and not await c.holds("AJ_1")
+        assert taken == ["AJ_3"] and await client.get("t6:claim:AJ_3") == b"c"
+        assert await client.hexists("t6:jobs:c", "AJ_3")  # held here until its recovery is settled
+        assert await c.holds("AJ_3") and not await c.holds("AJ_1") and not await c.holds("AJ_9")  # no claim
+        # a host back from a pause just as its job is moved keeps it: the move checks its lease again
+        await client.set("t6:lease:y", "1", px=60_000)
+        await client.hset("t6:jobs:y", "AJ_5", shared_journal._dump(entry("AJ_5"), False))
+        assert await client.eval(shared_journal.MOVE, 4, "t6:lease:y", "t6:claim:AJ_5", "t6:jobs:y", "t6:jobs:c",
+                                 "c", 60_000, "t6:lease:", "AJ_5", "{}") == -1
+        assert await client.hexists("t6:jobs:y", "AJ_5") and not await client.exists("t6:claim:AJ_5")
+        await client.sadd("t6:hosts", "y")
+        assert await client.eval(shared_journal.FORGET, 3, "t6:lease:y", "t6:jobs:y", "t6:hosts", "y") == 0
+        assert await client.sismember("t6:hosts", "y")
+        # a move whose answer was lost: its row is under this host, claimed here, unknown to it: taken over
+        await client.set("t6:claim:AJ_6", "c")
+        await client.hset("t6:jobs:c", "AJ_6", shared_journal._dump(entry("AJ_6"), False))
+        await until(lambda: taken == ["AJ_3", "AJ_6"])
         # a call put back after another host claimed it is that host's: not written back here
         c.put_back(entry("AJ_1"))
         c.put_back(entry("AJ_4"))
