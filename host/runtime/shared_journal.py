@@ -5,10 +5,10 @@ Each host holds a lease (`PREFIX lease:HOST`, renewed every RENEW seconds, gone 
 renewal) and writes its jobs to a hash of its own (`PREFIX jobs:HOST`, one JSON entry per job, marked
 `ending` when the host asked it to end). Every host looks at the others every SCAN seconds: the jobs of a
 host whose lease is gone are claimed one by one (`PREFIX claim:JOB`, set unless this host or another with a
-lease holds it: its row is then dropped),
-so each is taken by exactly one host serving its agent, which gives its call the agent again
-(host.runtime.recovery). Until that is settled, the claiming host keeps the job under its own hash: if it is
-lost too meanwhile, its claim lapses with its lease and the next host takes the call over. One
+lease holds it: its row is then dropped), so each is taken by exactly one host serving its agent, which
+gives its call the agent again (host.runtime.recovery). Until that is settled, the claiming host keeps the
+job under its own hash: if it is lost too meanwhile, its claim lapses with its lease and the next host takes
+the call over. One
 prefix is one LiveKit deployment: the hosts sharing it may be connected to different nodes of it. A call is
 therefore back within LEASE + SCAN seconds of its host's loss, plus the time to dispatch. A host that comes
 back (a pause, a partition) and finds its jobs claimed ends each whose room has the other host's agent, and
