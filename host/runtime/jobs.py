@@ -33,7 +33,7 @@ from host.runtime.load import LoadPolicy, LoadReporter
 from host.runtime.offers import OfferDesk
 from host.runtime.outcome import Failure
 from host.runtime.redispatch import Redispatch
-from host.runtime.versions import Health, bounded, max_jobs
+from host.runtime.versions import Health, bounded
 from host.runtime.worker import WorkerConnection
 from host.tracing import HostTracing
 
@@ -217,9 +217,11 @@ class JobTable:
         agent = self._agents.get(name)
         if agent is not None and not self.draining:
             jobs = self.count(name)
-            against = bounded([v.definition for v in agent.versions], self.health,
-                              [pool_error(v.pool) is not None for v in agent.versions],
-                              self._count_version) if len(agent.versions) > 1 else (jobs, max_jobs([agent.definition]))
+            if len(agent.versions) > 1:  # the bound, and the jobs held against it, of the versions taking calls
+                against = bounded([v.definition for v in agent.versions], self.health,
+                                  [pool_error(v.pool) is not None for v in agent.versions], self._count_version)
+            else:  # its one version: every job of the agent (of a definition a reload replaced too)
+                against = (jobs, agent.definition.limits.max_jobs)
             await self._load.report(agent, jobs, len(self._jobs), against)
 
     # -- one job's run ----------------------------------------------------------------------------

@@ -134,6 +134,8 @@ class JobJournal(Protocol):
 
 
 class Journal:
+    shared = False  # one machine's hosts: a recovery's offer comes to the host that dispatched it
+
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / "jobs.sqlite3"
         self.pid = os.getpid()
@@ -211,8 +213,6 @@ class Journal:
         except (sqlite3.Error, TypeError) as exc:
             self._fail(f"cannot read {self.path}: {exc}")
         return sorted(taken, key=lambda e: e.started_at)
-
-    shared = False  # one machine's hosts: a recovery's offer comes to the host that dispatched it
 
     # A retry is read on an offer and written before a dispatch, by any host of the state directory: off the
     # loop, each on a connection of its own that waits for another host's lock at most RETRY_LOCK_WAIT (an

@@ -70,6 +70,8 @@ HOLD = ("local by = redis.call('get', KEYS[1]) "
 
 
 class SharedJournal:
+    shared = True  # a call one host recovers may be offered to any other: each reads the recovery here
+
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
         import redis.asyncio as aioredis
 
@@ -109,8 +111,6 @@ class SharedJournal:
         if entry is not None:
             self._ending.add(job_id)
             self._writes.put_nowait(("hset", (self._key("jobs", self.host), job_id, _dump(entry, True))))
-
-    shared = True  # a call one host recovers may be offered to any other: each reads the recovery here
 
     def orphans(self, server: str, agents: set[str]) -> list[Entry]:
         return []  # found by `run`, as leases expire

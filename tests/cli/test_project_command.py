@@ -5,6 +5,16 @@ import pytest
 from host.testing.cli import ROOT, agenthost
 
 
+def init_writes(tmp_path, target: str, agent: str, *lines: str) -> None:
+    """`agenthost init TARGET` writes agents.d/AGENT.yaml with each of `lines`, and `validate --strict` takes it."""
+    r = agenthost("init", target, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = (tmp_path / "agents.d" / f"{agent}.yaml").read_text()
+    for line in lines:
+        assert line in written, written
+    assert agenthost("validate", "--strict", f"agents.d/{agent}.yaml", cwd=tmp_path).returncode == 0
+
+
 def test_init_writes_an_agent_file_and_never_overwrites_one(tmp_path):
     pytest.importorskip("livekit.agents")
     (tmp_path / "agent.py").write_text(
@@ -93,13 +103,8 @@ def test_init_names_one_of_several_servers_and_follows_an_entrypoint_into_anothe
         "if __name__ == '__main__':\n"
         "    cli.run_app(WorkerOptions(entrypoint_fnc=voice.entrypoint, prewarm_fnc=voice.prewarm,\n"
         "                              agent_name='multi', num_idle_processes=2))\n")
-    r = agenthost("init", "main.py", cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    written = (tmp_path / "agents.d" / "multi.yaml").read_text()
-    for line in ("name: multi", "entrypoint: ../handlers/voice.py:entrypoint", "setup: ../handlers/voice.py:prewarm",
-                 "dispatch: explicit", "idle: 2"):
-        assert line in written, written
-    assert agenthost("validate", "--strict", "agents.d/multi.yaml", cwd=tmp_path).returncode == 0
+    init_writes(tmp_path, "main.py", "multi", "name: multi", "entrypoint: ../handlers/voice.py:entrypoint",
+                "setup: ../handlers/voice.py:prewarm", "dispatch: explicit", "idle: 2")
     # the prewarm function defined beside cli.run_app, the entrypoint in another module: each named where it is
     (tmp_path / "main.py").write_text(
         "from livekit.agents import JobProcess, WorkerOptions, cli\nimport handlers.voice as voice\n\n"
@@ -107,9 +112,5 @@ def test_init_names_one_of_several_servers_and_follows_an_entrypoint_into_anothe
         "if __name__ == '__main__':\n"
         "    cli.run_app(WorkerOptions(entrypoint_fnc=voice.entrypoint, prewarm_fnc=load_models,\n"
         "                              agent_name='split'))\n")
-    r = agenthost("init", "main.py", cwd=tmp_path)
-    assert r.returncode == 0, r.stdout + r.stderr
-    written = (tmp_path / "agents.d" / "split.yaml").read_text()
-    for line in ("entrypoint: ../handlers/voice.py:entrypoint", "setup: ../main.py:load_models"):
-        assert line in written, written
-    assert agenthost("validate", "--strict", "agents.d/split.yaml", cwd=tmp_path).returncode == 0
+    init_writes(tmp_path, "main.py", "split", "entrypoint: ../handlers/voice.py:entrypoint",
+                "setup: ../main.py:load_models")
