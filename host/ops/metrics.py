@@ -182,7 +182,8 @@ class Metrics:
         self.jobs_recovered = Counter("agenthost_jobs_recovered", "Calls whose agent was lost, by why (reason: "
                                       "host_loss, crash) and what was done: dispatched again, skipped (ended, no "
                                       "caller, the agent in the room again, policy, attempts, taken over by "
-                                      "another host), unanswered (no worker took the dispatch) or error.",
+                                      "another host), unanswered (no worker took the dispatch), left (to the "
+                                      "next host: this one was draining) or error.",
                                       ["agent", "reason", "outcome"], registry=r)
         self.recovery_latency = Histogram(
             "agenthost_recovery_seconds", "From a call's agent known lost (the next host started, another host's "

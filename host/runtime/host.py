@@ -98,6 +98,9 @@ class Host:
         self._stopped = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
         self._background = TaskSet("host")
+        # the recoveries under way of calls whose host is gone: a drain lets them settle before the host stops
+        # (a dispatch left in flight would have the next host give the call a second agent)
+        self._recoveries = TaskSet("recovery")
         self.job_logs = JobLogs() if options.job_logs else None  # each call's recent log lines, for /logs
 
     # -- start and stop ----------------------------------------------------------------------------
@@ -134,6 +137,7 @@ class Host:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             await self.agents.close()
+            await self._recoveries.cancel_all()
             await self._background.cancel_all()
             if http is not None:
                 await http.close()
@@ -151,7 +155,7 @@ class Host:
         def take_over(entry: Entry) -> None:
             logger.warning("the call of a host that is gone, claimed here: recovering", extra={
                 "agent": entry.agent, "job_id": entry.job_id, "room": entry.room})
-            self._background.spawn(recover_held(entry), name=f"recover-{entry.job_id}")
+            self._recoveries.spawn(recover_held(entry), name=f"recover-{entry.job_id}")
 
         async def recover_held(entry: Entry) -> None:
             if await recoverer.recover(entry, self.agents, holds=lambda: journal.holds(entry.job_id)):
@@ -178,11 +182,14 @@ class Host:
                                extra=job.facts.log_fields)
                 journal.keep(job_id)
 
-        self._background.spawn(journal.run(lambda: set(self.agents.names()), take_over, taken),
-                               name="shared-journal")
+        def claimable() -> set[str]:  # a draining host takes over no calls: it would soon leave them again
+            return set() if self.jobs.draining else set(self.agents.names())
+
+        self._background.spawn(journal.run(claimable, take_over, taken), name="shared-journal")
 
     def _recoverer(self, put_back: Callable[[Entry], None]) -> Recoverer:
-        return Recoverer(self._credentials, self.jobs.expect_recovery, self.metrics, put_back)
+        return Recoverer(self._credentials, self.jobs.expect_recovery, self.metrics, put_back,
+                         leaving=lambda: self.jobs.draining)
 
     def _recover(self, journal: JobJournal) -> None:
         """Give the calls of a host that died here before (the journal's rows it left) their agent again."""
@@ -192,7 +199,7 @@ class Host:
         logger.warning("%d call(s) of a host that is gone found in %s: recovering", len(orphans), journal.path)
         recoverer = self._recoverer(journal.add)
         for entry in orphans:
-            self._background.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
+            self._recoveries.spawn(recoverer.recover(entry, self.agents), name=f"recover-{entry.job_id}")
 
     async def _start_http(self) -> HttpServer | None:
         if self.options.http is None:
@@ -241,12 +248,15 @@ class Host:
         self._signals.put_nowait("SIGTERM")
 
     async def drain(self) -> None:
-        """Take no new jobs, let running ones finish up to the drain timeout, then shut them down."""
+        """Take no new jobs, let running ones finish, and recoveries under way settle, up to the drain timeout;
+        then shut the jobs down."""
         self.jobs.stop_taking()
         for agent in self.agents:
             await self.jobs.report_draining(agent.worker, self.jobs.count(agent.name))
         deadline = time.monotonic() + self.options.drain_timeout
-        while len(self.jobs) and time.monotonic() < deadline:
+        if len(self._recoveries):
+            logger.info("draining: %d recovery(ies) under way are let settle first", len(self._recoveries))
+        while (len(self.jobs) or len(self._recoveries)) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         self.jobs.shutdown_all("host_draining")
         await self.jobs.wait_supervised()

@@ -69,3 +69,21 @@ async def test_reload_is_refused_while_draining(tmp_path, caplog):
     host.jobs.stop_taking()
     assert await host.reloader.reload("test") is False
     assert "reload (test) ignored: the host is draining" in caplog.text
+
+
+async def test_a_drain_leaves_a_call_it_was_recovering_to_the_next_host(tmp_path, caplog):
+    from host.runtime.journal import Entry, Journal
+
+    caplog.set_level(logging.INFO)
+    state = tmp_path / "state"
+    lost = Entry("AJ_lost", "a", "r", "AD_1", "", "agent-AJ_lost", UNREACHABLE.url, 999_999_999, 1, 1.0)
+    Journal(str(state)).add(lost)  # the row of a host that is gone (no such process)
+    host = Host(catalog(tmp_path), UNREACHABLE, HostOptions(drain_timeout=30, state_dir=str(state)))
+    run = asyncio.create_task(host.run())
+    # taken from the journal; its recovery waits for the agent to be registered (the server cannot be reached)
+    await until(lambda: "1 call(s) of a host that is gone found" in caplog.text)
+    assert Journal(str(state)).orphans(UNREACHABLE.url, {"a"}) == []
+    host.request_stop()
+    await asyncio.wait_for(run, 10)
+    assert "this host is draining, the call is left to the next host" in caplog.text
+    assert Journal(str(state)).orphans(UNREACHABLE.url, {"a"}) == [lost]  # back for the next host

@@ -133,3 +133,56 @@ async def test_a_recovery_stops_when_its_host_no_longer_holds_the_call_and_one_c
     again = replace(ENTRY, job_id="AJ_2", identity="agent-AJ_2", recovery_of="AJ_1")
     assert all(await asyncio.gather(recoverer.recover(ENTRY, Agents()), recoverer.recover(again, Agents())))
     assert server.dispatched == ["a"]
+
+
+async def test_a_draining_host_leaves_a_call_to_the_next_host_unless_its_dispatch_is_on_its_way(tmp_path, monkeypatch):
+    from host.ops.metrics import Metrics
+    from host.runtime import recovery
+    from host.runtime.recovery import Recoverer
+
+    server = FakeServer()
+    taken = []  # whether a worker took each dispatch, as the server says when asked
+
+    def silent(*_args):  # a dispatch nobody takes: no agent comes
+        client = server.client()
+
+        async def create_dispatch(request):
+            server.dispatched.append(request.agent_name)
+            leaving.append(True)  # the host starts draining while the dispatch is on its way
+            return type("Dispatch", (), {"id": f"AD_{len(server.dispatched)}"})()
+        client.agent_dispatch.create_dispatch = create_dispatch
+        return client
+
+    async def room(self, client, name):
+        return list(server.participants)
+
+    async def was_taken(self, client, room, dispatch_id):
+        return bool(taken and taken[-1])
+
+    monkeypatch.setattr(recovery.api, "LiveKitAPI", silent)
+    monkeypatch.setattr(recovery, "CONFIRM_WAIT", 0.3)
+    monkeypatch.setattr(Recoverer, "_room", room)
+    monkeypatch.setattr(Recoverer, "_taken", was_taken)
+    d = definition(tmp_path)
+
+    class Agents:
+        def get(self, name):
+            return type("Agent", (), {"definition": d, "worker": type("W", (), {"registered": True})()})()
+
+    async def expect(*_args):
+        pass
+
+    leaving: list[bool] = []
+    put_back: list[Entry] = []
+    recoverer = Recoverer(UNREACHABLE, expect, Metrics(), put_back.append, leaving=lambda: bool(leaving))
+    # its dispatch was not taken and the host now drains: the call goes back, for the next host
+    assert not await recoverer.recover(ENTRY, Agents())
+    assert server.dispatched == ["a"] and put_back == [ENTRY]
+    # already draining: nothing is dispatched, the call goes back at once
+    assert not await recoverer.recover(ENTRY, Agents())
+    assert server.dispatched == ["a"] and put_back == [ENTRY, ENTRY]
+    # a dispatch a worker took is on its way: settled, not left to the next host (it would bring a second agent)
+    leaving.clear()
+    taken.append(True)
+    assert await recoverer.recover(ENTRY, Agents())
+    assert server.dispatched == ["a", "a"] and put_back == [ENTRY, ENTRY]

@@ -307,3 +307,43 @@ def test_a_redis_url_that_is_not_one_is_refused_with_what_to_give():
         SharedJournal("localhost:6379")
     with pytest.raises(AgentHostError, match=r"--redis redis://\*\*\*@h:notaport/0: Port could not be cast"):
         SharedJournal("redis://user:pw@h:notaport/0")  # its password not shown
+
+
+async def test_a_draining_host_takes_over_no_call(redis, monkeypatch, tmp_path):
+    import redis.asyncio as aioredis
+    from livekit.protocol import agent as agent_pb
+
+    from host.config.credentials import Credentials
+    from host.config.loader import load
+    from host.runtime.host import Host, HostOptions
+
+    fast(monkeypatch)
+    looked_for: list[set[str]] = []  # the agents the host claims calls of, at each look at the lost hosts
+    scan = SharedJournal._scan
+
+    async def counted(self, agents, take_over):
+        looked_for.append(set(agents))
+        await scan(self, agents, take_over)
+    monkeypatch.setattr(SharedJournal, "_scan", counted)
+    (tmp_path / "mod.py").write_text("async def entrypoint(ctx):\n    pass\n")
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: mod.py:entrypoint\nprocesses: {idle: 0}\n")
+    catalog = load([str(tmp_path)], check_imports=False).require_ok()
+    host = Host(catalog, Credentials("ws://127.0.0.1:9", "k", "s" * 32),
+                HostOptions(drain_timeout=60, redis_url=redis, redis_prefix="t7:"))
+    client = aioredis.from_url(redis)
+    run = asyncio.create_task(host.run())
+    try:
+        await until(lambda: host.agents.get("a") is not None)
+        request = agent_pb.AvailabilityRequest(job=agent_pb.Job(id="AJ_9", room={"name": "r"}))
+        await host.jobs.on_offer(host.agents.get("a").worker, request)  # accepted, never assigned: a long drain
+        host.request_stop()
+        await until(lambda: host.jobs.draining)
+        await client.sadd("t7:hosts", "x")  # a host lost while this one drains
+        await client.hset("t7:jobs:x", "AJ_1", shared_journal._dump(entry("AJ_1"), False))
+        await until(lambda: len(looked_for) >= 2)  # looked at the lost host (the drain goes on)
+        assert not run.done() and looked_for[-1] == set()
+        assert await client.hexists("t7:jobs:x", "AJ_1") and not await client.exists("t7:claim:AJ_1")  # left
+    finally:
+        host.request_stop()  # a second signal: stop at once
+        await asyncio.wait_for(run, 10)
+        await client.aclose()
