@@ -150,7 +150,7 @@ class Host:
 
     def _share(self, journal: SharedJournal) -> None:
         """Hold this host's lease and take over the calls of hosts whose lease is gone."""
-        recoverer = self._recoverer(journal.put_back)
+        recoverer = self._recoverer(journal.put_back, journal.hand_over)
 
         def take_over(entry: Entry) -> None:
             logger.warning("the call of a host that is gone, claimed here: recovering", extra={
@@ -187,9 +187,10 @@ class Host:
 
         self._background.spawn(journal.run(claimable, take_over, taken), name="shared-journal")
 
-    def _recoverer(self, put_back: Callable[[Entry], None]) -> Recoverer:
+    def _recoverer(self, put_back: Callable[[Entry], None],
+                   hand_over: Callable[[Entry], None] | None = None) -> Recoverer:
         return Recoverer(self._credentials, self.jobs.expect_recovery, self.metrics, put_back,
-                         leaving=lambda: self.jobs.draining)
+                         leaving=lambda: self.jobs.draining, hand_over=hand_over)
 
     def _recover(self, journal: JobJournal) -> None:
         """Give the calls of a host that died here before (the journal's rows it left) their agent again."""

@@ -99,7 +99,8 @@ def verdict(entry: Entry, definition: AgentDefinition | None, room: list[InRoom]
 class Recoverer:
     def __init__(self, credentials: Credentials, expect: Callable[[str, str, Entry | None], Awaitable[None]],
                  metrics: Metrics, put_back: Callable[[Entry], None] | None,
-                 leaving: Callable[[], bool] = lambda: False) -> None:
+                 leaving: Callable[[], bool] = lambda: False,
+                 hand_over: Callable[[Entry], None] | None = None) -> None:
         self._credentials = credentials
         # the job table: the next offer of (agent, room) is the recovery of this entry (None: no longer)
         self._expect = expect
@@ -107,8 +108,10 @@ class Recoverer:
         # the journal: a call that could not be acted on is left to the next host (None: no journal to keep it)
         self._put_back = put_back
         # whether the host is draining: a call it has not dispatched yet, or whose dispatch nobody took, is then
-        # left to the next host (which takes it once this one is gone) rather than given up
+        # handed over to the next host (`hand_over`: at once; else `put_back`: once this one is gone) rather
+        # than given up
         self._leaving = leaving
+        self._hand_over = hand_over or put_back
         # (agent, room) -> the recovery under way: two rows of one call (a job and the one recovering it, say)
         # are recovered one after the other, so that the second sees the first's agent in the room
         self._under_way: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}  # its lock, and its users
@@ -126,6 +129,10 @@ class Recoverer:
         try:
             async with lock:
                 return await self._recover(entry, agents, cause, since, holds)
+        except asyncio.CancelledError:  # the host stops (its drain timed out, or a second signal)
+            if self._put_back is not None:  # the next host looks at the room again: a dispatch made shows there
+                self._put_back(entry)
+            raise
         finally:
             users[0] -= 1
             if not users[0]:
@@ -145,7 +152,7 @@ class Recoverer:
             while (agent is not None and not agent.worker.registered and not self._leaving()
                    and time.monotonic() < deadline):
                 await asyncio.sleep(0.05)
-            if self._leave(entry, cause, fields):
+            if await self._leave(entry, cause, fields):
                 return False
             client = api.LiveKitAPI(self._credentials.http_url, self._credentials.api_key,
                                     self._credentials.api_secret)
@@ -162,7 +169,7 @@ class Recoverer:
                         logger.warning("call not recovered here: another host took it over meanwhile", extra=fields)
                         recovered("skipped")
                         return True
-                    if self._leave(entry, cause, fields):
+                    if await self._leave(entry, cause, fields):
                         return False
                     # said before the dispatch: its offer may come before the server's answer does
                     await self._expect(entry.agent, entry.room, entry)
@@ -206,7 +213,7 @@ class Recoverer:
             return True
         if outcome == "unanswered":
             await self._expect(entry.agent, entry.room, None)  # no offer of it is coming here
-            if self._leave(entry, cause, fields):
+            if await self._leave(entry, cause, fields):
                 return False
             recovered(outcome)
             return True
@@ -216,15 +223,16 @@ class Recoverer:
         recovered(outcome)
         return True
 
-    def _leave(self, entry: Entry, cause: str, fields: dict[str, str]) -> bool:
+    async def _leave(self, entry: Entry, cause: str, fields: dict[str, str]) -> bool:
         """While the host drains, with no dispatch of the call in flight: the call goes back to the journal for
         the next host. False when the host stays (or has no journal to leave it in)."""
-        if not self._leaving() or self._put_back is None:
+        if not self._leaving() or self._hand_over is None:
             return False
+        await self._expect(entry.agent, entry.room, None)  # an earlier dispatch's offer, not taken, is not coming
         logger.warning("call not recovered here: this host is draining, the call is left to the next host",
                        extra=fields)
         self._metrics.jobs_recovered.labels(entry.agent, cause, "left").inc()
-        self._put_back(entry)
+        self._hand_over(entry)
         return True
 
     async def _joined(self, client: api.LiveKitAPI, entry: Entry, agent_name: str) -> bool | None:

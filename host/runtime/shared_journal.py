@@ -68,6 +68,13 @@ HOLD = ("local by = redis.call('get', KEYS[1]) "
         "if by and by ~= ARGV[1] then return 0 end "
         "redis.call('hset', KEYS[2], ARGV[2], ARGV[3]) return 1")
 
+# A claimed job ARGV[2] handed over to any host at once (this host ARGV[1] drains): while its claim KEYS[1] is
+# this host's, its row ARGV[3] goes from this host's hash KEYS[2] to the hash KEYS[3] of a host ARGV[4] that has
+# no lease, named among the hosts KEYS[4], and the claim is let go: the next look of any host takes it over.
+HAND_OVER = ("if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
+             "redis.call('hset', KEYS[3], ARGV[2], ARGV[3]) redis.call('sadd', KEYS[4], ARGV[4]) "
+             "redis.call('hdel', KEYS[2], ARGV[2]) redis.call('del', KEYS[1]) return 1")
+
 
 class SharedJournal:
     shared = True  # a call one host recovers may be offered to any other: each reads the recovery here
@@ -310,6 +317,15 @@ class SharedJournal:
         self._ending.discard(held.job_id)
         self._writes.put_nowait(("eval", (HOLD, 2, self._key("claim", held.job_id), self._key("jobs", self.host),
                                           self.host, held.job_id, _dump(held, False))))
+
+    def hand_over(self, entry: Entry) -> None:
+        """A claimed call this host will not recover (it drains): for any other host to take over at its next
+        look, rather than once this host is gone (a write lost as the host stops leaves it under this host,
+        for then)."""
+        self._mine.pop(entry.job_id, None)
+        self._writes.put_nowait(("eval", (HAND_OVER, 4, self._key("claim", entry.job_id), self._key("jobs", self.host),
+                                          self._key("jobs", f"{self.host}~left"), self._key("hosts"), self.host,
+                                          entry.job_id, _dump(entry, False), f"{self.host}~left")))
 
 
 def _dump(entry: Entry, ending: bool) -> str:

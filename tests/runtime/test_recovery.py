@@ -186,3 +186,45 @@ async def test_a_draining_host_leaves_a_call_to_the_next_host_unless_its_dispatc
     taken.append(True)
     assert await recoverer.recover(ENTRY, Agents())
     assert server.dispatched == ["a", "a"] and put_back == [ENTRY, ENTRY]
+
+
+async def test_a_recovery_cut_off_as_its_host_stops_is_put_back_for_the_next_host(tmp_path, monkeypatch):
+    from host.ops.metrics import Metrics
+    from host.runtime import recovery
+    from host.runtime.recovery import Recoverer
+
+    server = FakeServer()
+    sent = asyncio.Event()
+
+    def hanging(*_args):  # a dispatch whose answer never comes
+        client = server.client()
+
+        async def create_dispatch(request):
+            server.dispatched.append(request.agent_name)
+            sent.set()
+            await asyncio.Event().wait()
+        client.agent_dispatch.create_dispatch = create_dispatch
+        return client
+
+    async def room(self, client, name):
+        return list(server.participants)
+
+    monkeypatch.setattr(recovery.api, "LiveKitAPI", hanging)
+    monkeypatch.setattr(Recoverer, "_room", room)
+    d = definition(tmp_path)
+
+    class Agents:
+        def get(self, name):
+            return type("Agent", (), {"definition": d, "worker": type("W", (), {"registered": True})()})()
+
+    async def expect(*_args):
+        pass
+
+    put_back: list[Entry] = []
+    handed: list[Entry] = []
+    recoverer = Recoverer(UNREACHABLE, expect, Metrics(), put_back.append, hand_over=handed.append)
+    task = asyncio.ensure_future(recoverer.recover(ENTRY, Agents()))
+    await asyncio.wait_for(sent.wait(), 10)
+    task.cancel()  # the host stops: its drain timed out, or a second signal came
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and put_back == [ENTRY] and handed == []

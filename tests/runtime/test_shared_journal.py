@@ -340,10 +340,46 @@ async def test_a_draining_host_takes_over_no_call(redis, monkeypatch, tmp_path):
         await until(lambda: host.jobs.draining)
         await client.sadd("t7:hosts", "x")  # a host lost while this one drains
         await client.hset("t7:jobs:x", "AJ_1", shared_journal._dump(entry("AJ_1"), False))
-        await until(lambda: len(looked_for) >= 2)  # looked at the lost host (the drain goes on)
-        assert not run.done() and looked_for[-1] == set()
+        seen = len(looked_for)
+        await until(lambda: len(looked_for) >= seen + 2)  # a whole look since the lost host's row was written
+        assert not run.done() and all(agents == set() for agents in looked_for[seen:])
         assert await client.hexists("t7:jobs:x", "AJ_1") and not await client.exists("t7:claim:AJ_1")  # left
     finally:
         host.request_stop()  # a second signal: stop at once
         await asyncio.wait_for(run, 10)
         await client.aclose()
+
+
+async def test_a_call_a_draining_host_claimed_is_handed_over_to_another_host_at_once(redis, monkeypatch):
+    import redis.asyncio as aioredis
+
+    fast(monkeypatch)
+    d, e = SharedJournal(redis, "t8:"), SharedJournal(redis, "t8:")
+    d.host, e.host = "d", "e"
+    taken: dict[str, list[str]] = {"d": [], "e": []}
+    client = aioredis.from_url(redis)
+    await client.sadd("t8:hosts", "x")
+    await client.hset("t8:jobs:x", "AJ_1", shared_journal._dump(entry("AJ_1"), False))
+    draining: list[bool] = []  # a draining host claims nothing
+    runs = [asyncio.ensure_future(d.run(lambda: set() if draining else {"a"},
+                                        lambda en: taken["d"].append(en.job_id), lambda j, h: None))]
+    try:
+        await until(lambda: taken["d"] == ["AJ_1"])
+        runs.append(asyncio.ensure_future(e.run(lambda: {"a"}, lambda en: taken["e"].append(en.job_id),
+                                                lambda j, h: None)))
+        draining.append(True)
+        d.hand_over(entry("AJ_1"))  # d drains: the call goes to any host now, d's lease still there
+        await until(lambda: taken["e"] == ["AJ_1"])
+        assert await client.exists("t8:lease:d") and await client.get("t8:claim:AJ_1") == b"e"
+        assert await client.hexists("t8:jobs:e", "AJ_1") and not await client.hexists("t8:jobs:d", "AJ_1")
+        assert not await d.holds("AJ_1") and taken["d"] == ["AJ_1"]
+        for _ in range(300):  # the hand-over's own hash forgotten once taken
+            if not await client.sismember("t8:hosts", "d~left"):
+                break
+            await asyncio.sleep(0.05)
+        assert not await client.exists("t8:jobs:d~left") and not await client.sismember("t8:hosts", "d~left")
+    finally:
+        await client.aclose()
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
