@@ -1,6 +1,8 @@
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from host.config.credentials import Credentials
 from host.config.definitions import Recovery
 from host.config.loader import load
@@ -74,11 +76,17 @@ def test_the_crash_policy_is_read_from_the_agent_file(tmp_path):
 
 
 class FakeServer:
-    """The room of ENTRY as livekit-server would list it: a caller, and each agent a dispatch brought."""
+    """The room of ENTRY as livekit-server would list it: a caller, and each agent a dispatch brought
+    (`on_dispatch`: by default the new agent joins a moment after the dispatch)."""
 
     def __init__(self) -> None:
         self.dispatched: list[str] = []
         self.participants = [InRoom("user", False, True)]
+        self.on_dispatch = self.joins
+
+    async def joins(self) -> None:
+        await asyncio.sleep(0.05)
+        self.participants.append(InRoom(f"agent-AJ_new{len(self.dispatched)}", True, False, "a"))
 
     def client(self, *_args):
         server = self
@@ -86,8 +94,7 @@ class FakeServer:
         class Dispatches:
             async def create_dispatch(self, request):
                 server.dispatched.append(request.agent_name)
-                await asyncio.sleep(0.05)  # the new agent joins a moment after the dispatch
-                server.participants.append(InRoom(f"agent-AJ_new{len(server.dispatched)}", True, False, "a"))
+                await server.on_dispatch()
                 return type("Dispatch", (), {"id": f"AD_{len(server.dispatched)}"})()
 
         class Client:
@@ -99,9 +106,9 @@ class FakeServer:
         return Client()
 
 
-async def test_a_recovery_stops_when_its_host_no_longer_holds_the_call_and_one_calls_recoveries_run_in_turn(
-        tmp_path, monkeypatch):
-    from host.ops.metrics import Metrics
+@pytest.fixture
+def recovering(tmp_path, monkeypatch):
+    """A fake server (FakeServer) the recoveries talk to, and the host's agents: `a`, registered."""
     from host.runtime import recovery
     from host.runtime.recovery import Recoverer
 
@@ -119,111 +126,82 @@ async def test_a_recovery_stops_when_its_host_no_longer_holds_the_call_and_one_c
         def get(self, name):
             return type("Agent", (), {"definition": d, "worker": type("W", (), {"registered": True})()})()
 
-    async def expect(*_args):
-        pass
+    return server, Agents()
 
-    recoverer = Recoverer(UNREACHABLE, expect, Metrics(), None)
+
+async def nothing_expected(*_args):
+    pass
+
+
+async def test_a_recovery_stops_when_its_host_no_longer_holds_the_call_and_one_calls_recoveries_run_in_turn(
+        recovering):
+    from host.ops.metrics import Metrics
+    from host.runtime.recovery import Recoverer
+
+    server, agents = recovering
+    recoverer = Recoverer(UNREACHABLE, nothing_expected, Metrics(), None)
 
     async def not_held() -> bool:
         return False
 
-    assert await recoverer.recover(ENTRY, Agents(), holds=not_held)  # taken over elsewhere: settled, not sent
+    assert await recoverer.recover(ENTRY, agents, holds=not_held)  # taken over elsewhere: settled, not sent
     assert server.dispatched == []
     # two rows of one call (the lost job, and the job that was recovering it): one agent comes back, not two
     again = replace(ENTRY, job_id="AJ_2", identity="agent-AJ_2", recovery_of="AJ_1")
-    assert all(await asyncio.gather(recoverer.recover(ENTRY, Agents()), recoverer.recover(again, Agents())))
+    assert all(await asyncio.gather(recoverer.recover(ENTRY, agents), recoverer.recover(again, agents)))
     assert server.dispatched == ["a"]
 
 
-async def test_a_draining_host_leaves_a_call_to_the_next_host_unless_its_dispatch_is_on_its_way(tmp_path, monkeypatch):
+async def test_a_draining_host_leaves_a_call_to_the_next_host_unless_its_dispatch_is_on_its_way(recovering,
+                                                                                                 monkeypatch):
     from host.ops.metrics import Metrics
     from host.runtime import recovery
     from host.runtime.recovery import Recoverer
 
-    server = FakeServer()
+    server, agents = recovering
     taken = []  # whether a worker took each dispatch, as the server says when asked
+    leaving: list[bool] = []
 
-    def silent(*_args):  # a dispatch nobody takes: no agent comes
-        client = server.client()
-
-        async def create_dispatch(request):
-            server.dispatched.append(request.agent_name)
-            leaving.append(True)  # the host starts draining while the dispatch is on its way
-            return type("Dispatch", (), {"id": f"AD_{len(server.dispatched)}"})()
-        client.agent_dispatch.create_dispatch = create_dispatch
-        return client
-
-    async def room(self, client, name):
-        return list(server.participants)
+    async def nobody_takes_it() -> None:  # no agent comes
+        leaving.append(True)  # the host starts draining while the dispatch is on its way
 
     async def was_taken(self, client, room, dispatch_id):
         return bool(taken and taken[-1])
 
-    monkeypatch.setattr(recovery.api, "LiveKitAPI", silent)
+    server.on_dispatch = nobody_takes_it
     monkeypatch.setattr(recovery, "CONFIRM_WAIT", 0.3)
-    monkeypatch.setattr(Recoverer, "_room", room)
     monkeypatch.setattr(Recoverer, "_taken", was_taken)
-    d = definition(tmp_path)
-
-    class Agents:
-        def get(self, name):
-            return type("Agent", (), {"definition": d, "worker": type("W", (), {"registered": True})()})()
-
-    async def expect(*_args):
-        pass
-
-    leaving: list[bool] = []
     put_back: list[Entry] = []
-    recoverer = Recoverer(UNREACHABLE, expect, Metrics(), put_back.append, leaving=lambda: bool(leaving))
+    recoverer = Recoverer(UNREACHABLE, nothing_expected, Metrics(), put_back.append, leaving=lambda: bool(leaving))
     # its dispatch was not taken and the host now drains: the call goes back, for the next host
-    assert not await recoverer.recover(ENTRY, Agents())
+    assert not await recoverer.recover(ENTRY, agents)
     assert server.dispatched == ["a"] and put_back == [ENTRY]
     # already draining: nothing is dispatched, the call goes back at once
-    assert not await recoverer.recover(ENTRY, Agents())
+    assert not await recoverer.recover(ENTRY, agents)
     assert server.dispatched == ["a"] and put_back == [ENTRY, ENTRY]
     # a dispatch a worker took is on its way: settled, not left to the next host (it would bring a second agent)
     leaving.clear()
     taken.append(True)
-    assert await recoverer.recover(ENTRY, Agents())
+    assert await recoverer.recover(ENTRY, agents)
     assert server.dispatched == ["a", "a"] and put_back == [ENTRY, ENTRY]
 
 
-async def test_a_recovery_cut_off_as_its_host_stops_is_put_back_for_the_next_host(tmp_path, monkeypatch):
+async def test_a_recovery_cut_off_as_its_host_stops_is_put_back_for_the_next_host(recovering):
     from host.ops.metrics import Metrics
-    from host.runtime import recovery
     from host.runtime.recovery import Recoverer
 
-    server = FakeServer()
+    server, agents = recovering
     sent = asyncio.Event()
 
-    def hanging(*_args):  # a dispatch whose answer never comes
-        client = server.client()
+    async def no_answer() -> None:  # the server's answer to the dispatch never comes
+        sent.set()
+        await asyncio.Event().wait()
 
-        async def create_dispatch(request):
-            server.dispatched.append(request.agent_name)
-            sent.set()
-            await asyncio.Event().wait()
-        client.agent_dispatch.create_dispatch = create_dispatch
-        return client
-
-    async def room(self, client, name):
-        return list(server.participants)
-
-    monkeypatch.setattr(recovery.api, "LiveKitAPI", hanging)
-    monkeypatch.setattr(Recoverer, "_room", room)
-    d = definition(tmp_path)
-
-    class Agents:
-        def get(self, name):
-            return type("Agent", (), {"definition": d, "worker": type("W", (), {"registered": True})()})()
-
-    async def expect(*_args):
-        pass
-
+    server.on_dispatch = no_answer
     put_back: list[Entry] = []
     handed: list[Entry] = []
-    recoverer = Recoverer(UNREACHABLE, expect, Metrics(), put_back.append, hand_over=handed.append)
-    task = asyncio.ensure_future(recoverer.recover(ENTRY, Agents()))
+    recoverer = Recoverer(UNREACHABLE, nothing_expected, Metrics(), put_back.append, hand_over=handed.append)
+    task = asyncio.ensure_future(recoverer.recover(ENTRY, agents))
     await asyncio.wait_for(sent.wait(), 10)
     task.cancel()  # the host stops: its drain timed out, or a second signal came
     await asyncio.gather(task, return_exceptions=True)
