@@ -8,7 +8,8 @@ host whose lease is gone are claimed one by one (`PREFIX claim:JOB`, set unless 
 lease holds it: its row is then dropped), so each is taken by exactly one host serving its agent, which
 gives its call the agent again (host.runtime.recovery). Until that is settled, the claiming host keeps the
 job under its own hash: if it is lost too meanwhile, its claim lapses with its lease and the next host takes
-the call over. One
+the call over; if it drains instead, it hands the job over (under a hash of no host's lease, its claim let
+go), for any other host to take at its next look. One
 prefix is one LiveKit deployment: the hosts sharing it may be connected to different nodes of it. A call is
 therefore back within LEASE + SCAN seconds of its host's loss, plus the time to dispatch. A host that comes
 back (a pause, a partition) and finds its jobs claimed ends each whose room has the other host's agent, and
