@@ -1,4 +1,5 @@
-"""Small asyncio helpers every layer of the runtime uses: owned background tasks, and backoff."""
+"""Small asyncio helpers every layer of the runtime uses: owned background tasks, backoff, and loops that end
+when cancelled even where a library swallowed the cancellation."""
 
 from __future__ import annotations
 
@@ -50,3 +51,12 @@ def backoff_delay(attempt: int, start: float, cap: float) -> float:
     The jitter keeps many hosts (or agents) that failed together from retrying in lockstep."""
     d = min(cap, start * 2 ** max(0, attempt))
     return random.uniform(d / 2, d)
+
+
+def cancel_requested() -> bool:
+    """Whether the running task was asked to stop, even when a library it awaited swallowed the CancelledError
+    (redis-py's asyncio client, on Python 3.11, can): a loop that looks at this each turn still ends, and
+    whoever waits for it is not left waiting. (Python 3.10 cannot tell: False.)"""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling is not None and cancelling())

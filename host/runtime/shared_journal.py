@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from host.aio import cancel_requested
 from host.config.credentials import without_userinfo
 from host.errors import AgentHostError
 from host.runtime.journal import Entry, Retry, process_start
@@ -169,7 +170,7 @@ class SharedJournal:
         # down (restarted, or unreachable from here) says nothing of its host, which renews it once Redis is back
         steady = LEASE + 2 * RENEW
         try:
-            while True:
+            while not cancel_requested():
                 try:
                     lost = not await self._renew()
                     now = self._renewed_at = time.monotonic()
@@ -185,6 +186,7 @@ class SharedJournal:
                     self._steady_since = None
                     self._fail(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(min(RENEW, SCAN))
+            raise asyncio.CancelledError  # asked to stop while a Redis call swallowed the cancellation
         finally:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -199,15 +201,16 @@ class SharedJournal:
             await self._redis.aclose()
 
     async def _write_all(self) -> None:
-        while True:
+        while not cancel_requested():
             op, args = await self._writes.get()
-            while True:
+            while not cancel_requested():
                 try:
                     await getattr(self._redis, op)(*args)
                     break
                 except Exception as exc:  # kept in order: tried again until Redis answers
                     self._fail(f"{type(exc).__name__}: {exc}")
                     await asyncio.sleep(RENEW)
+        raise asyncio.CancelledError  # asked to stop while a Redis call swallowed the cancellation
 
     async def _renew(self) -> bool:
         """Renew the lease; False when it had expired (this host was paused or cut off meanwhile). The host is

@@ -4,6 +4,7 @@ each by exactly one host, never when they were ending; Redis unreachable is said
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 
 import pytest
@@ -214,6 +215,24 @@ async def test_redis_unreachable_is_said_and_nothing_breaks():
     assert "Error" in journal.error
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
+
+
+async def test_the_journal_stops_when_cancelled_even_if_a_redis_call_swallowed_the_cancellation(monkeypatch):
+    journal = SharedJournal("redis://127.0.0.1:9/0", "t9:")
+    renewing = asyncio.Event()
+
+    async def swallowing(self) -> bool:  # as redis-py's client sometimes does, on Python 3.11
+        renewing.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)
+        return True
+
+    monkeypatch.setattr(SharedJournal, "_renew", swallowing)
+    run = asyncio.ensure_future(journal.run(lambda: {"a"}, lambda e: None, lambda j, h: None))
+    await asyncio.wait_for(renewing.wait(), 10)
+    run.cancel()
+    await asyncio.wait_for(asyncio.gather(run, return_exceptions=True), 10)  # ended, not looping on
+    assert run.cancelled()
 
 
 async def test_a_retry_written_by_one_host_is_read_by_another_until_it_is_forgotten(redis):
