@@ -250,8 +250,8 @@ class SharedJournal:
         for raw in await self._redis.smembers(self._key("hosts")):
             host = raw.decode()
             lease, jobs_key = self._key("lease", host), self._key("jobs", host)
-            if host == self.host or await self._redis.exists(lease):
-                continue
+            if host in (self.host, self._handed_over) or await self._redis.exists(lease):
+                continue  # (what this host handed over is for the others: a look begun before it drained)
             for job_id, body in (await self._redis.hgetall(jobs_key)).items():
                 entry, ending = _load(body)
                 if entry is None or ending:
@@ -322,14 +322,19 @@ class SharedJournal:
         self._writes.put_nowait(("eval", (HOLD, 2, self._key("claim", held.job_id), self._key("jobs", self.host),
                                           self.host, held.job_id, _dump(held, False))))
 
+    @property
+    def _handed_over(self) -> str:
+        """A host with no lease, under which this one leaves calls to the others."""
+        return f"{self.host}~left"
+
     def hand_over(self, entry: Entry) -> None:
         """A claimed call this host will not recover (it drains): for any other host to take over at its next
         look, rather than once this host is gone (a write lost as the host stops leaves it under this host,
         for then)."""
         self._mine.pop(entry.job_id, None)
         self._writes.put_nowait(("eval", (HAND_OVER, 4, self._key("claim", entry.job_id), self._key("jobs", self.host),
-                                          self._key("jobs", f"{self.host}~left"), self._key("hosts"), self.host,
-                                          entry.job_id, _dump(entry, False), f"{self.host}~left")))
+                                          self._key("jobs", self._handed_over), self._key("hosts"), self.host,
+                                          entry.job_id, _dump(entry, False), self._handed_over)))
 
 
 def _dump(entry: Entry, ending: bool) -> str:
