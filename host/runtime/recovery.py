@@ -212,9 +212,9 @@ class Recoverer:
                 return False
             return True
         if outcome == "unanswered":
-            await self._expect(entry.agent, entry.room, None)  # no offer of it is coming here
             if await self._leave(entry, cause, fields):
                 return False
+            await self._expect(entry.agent, entry.room, None)  # no offer of it is coming here
             recovered(outcome)
             return True
         logger.warning("recovering the call of %s: dispatch %s",

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from host.config.loader import load
+from host.runtime.recovery import InRoom
 
 
 @pytest.fixture
@@ -18,3 +21,51 @@ def make_agent(tmp_path):
         return load([str(folder)], check_imports=False).require_ok().agents[0]
 
     return make
+
+
+class FakeServer:
+    """livekit-server as a recovery sees it: one room, with a caller, and each agent a dispatch brought
+    (`on_dispatch`: by default the new agent joins a moment after the dispatch)."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[str] = []
+        self.participants = [InRoom("user", False, True)]
+        self.on_dispatch = self.joins
+
+    async def joins(self) -> None:
+        await asyncio.sleep(0.05)
+        self.participants.append(InRoom(f"agent-AJ_new{len(self.dispatched)}", True, False, "a"))
+
+    def client(self, *_args):
+        server = self
+
+        class Dispatches:
+            async def create_dispatch(self, request):
+                server.dispatched.append(request.agent_name)
+                await server.on_dispatch()
+                return type("Dispatch", (), {"id": f"AD_{len(server.dispatched)}"})()
+
+        class Client:
+            agent_dispatch = Dispatches()
+
+            async def aclose(self):
+                pass
+
+        return Client()
+
+
+@pytest.fixture
+def fake_server(monkeypatch):
+    """A FakeServer the host's recoveries talk to (its API client, and its room's participants)."""
+    from host.runtime import recovery
+    from host.runtime.recovery import Recoverer
+
+    server = FakeServer()
+    monkeypatch.setattr(recovery.api, "LiveKitAPI", server.client)
+
+    async def room(self, client, name):
+        await asyncio.sleep(0.01)  # the server's answer takes a moment: another recovery could interleave
+        return list(server.participants)
+
+    monkeypatch.setattr(Recoverer, "_room", room)
+    return server

@@ -89,45 +89,31 @@ async def test_a_drain_leaves_a_call_it_was_recovering_to_the_next_host(tmp_path
     assert Journal(str(state)).orphans(UNREACHABLE.url, {"a"}) == [lost]  # back for the next host
 
 
-async def test_a_drain_lets_a_recovery_whose_dispatch_is_on_its_way_settle(tmp_path, caplog, monkeypatch):
+async def test_a_drain_lets_a_recovery_whose_dispatch_is_on_its_way_settle(tmp_path, caplog, monkeypatch,
+                                                                            fake_server):
     from host.runtime import recovery
     from host.runtime.journal import Entry, Journal
-    from host.runtime.recovery import InRoom, Recoverer
 
     caplog.set_level(logging.INFO)
-    room = [InRoom("user", False, True)]
-    dispatched: list[str] = []
     answer = asyncio.Event()  # the server's answer to the dispatch: held back until the drain has begun
 
-    class Client:  # livekit-server's API, as far as a recovery uses it
-        def __init__(self, *_args):
-            self.agent_dispatch = self
+    async def answered_late() -> None:
+        await answer.wait()
+        await fake_server.joins()
 
-        async def create_dispatch(self, request):
-            dispatched.append(request.agent_name)
-            await answer.wait()
-            room.append(InRoom("agent-AJ_new", True, False, "a"))
-            return type("Dispatch", (), {"id": "AD_new"})()
-
-        async def aclose(self):
-            pass
-
-    async def listed(self, client, name):
-        return list(room)
-
-    monkeypatch.setattr(recovery.api, "LiveKitAPI", Client)
-    monkeypatch.setattr(Recoverer, "_room", listed)
+    fake_server.on_dispatch = answered_late
     monkeypatch.setattr(recovery, "REGISTRATION_WAIT", 0)  # the server cannot be reached: no registration
     state = tmp_path / "state"
     lost = Entry("AJ_lost", "a", "r", "AD_1", "", "agent-AJ_lost", UNREACHABLE.url, 999_999_999, 1, 1.0)
     Journal(str(state)).add(lost)
     host = Host(catalog(tmp_path), UNREACHABLE, HostOptions(drain_timeout=30, state_dir=str(state)))
     run = asyncio.create_task(host.run())
-    await until(lambda: dispatched == ["a"])
+    await until(lambda: fake_server.dispatched == ["a"])
     host.request_stop()
     await until(lambda: "draining: 1 recovery(ies) under way are let settle first" in caplog.text)
     assert not run.done()
     answer.set()
     await asyncio.wait_for(run, 10)
-    assert "recovering the call of a host that is gone: dispatch AD_new" in caplog.text
-    assert dispatched == ["a"] and Journal(str(state)).orphans(UNREACHABLE.url, {"a"}) == []  # settled: not left
+    assert "recovering the call of a host that is gone: dispatch AD_1" in caplog.text
+    assert fake_server.dispatched == ["a"]
+    assert Journal(str(state)).orphans(UNREACHABLE.url, {"a"}) == []  # settled: not left

@@ -75,58 +75,16 @@ def test_the_crash_policy_is_read_from_the_agent_file(tmp_path):
     assert not report.ok and "on_crash" in str(report.problems[0])
 
 
-class FakeServer:
-    """The room of ENTRY as livekit-server would list it: a caller, and each agent a dispatch brought
-    (`on_dispatch`: by default the new agent joins a moment after the dispatch)."""
-
-    def __init__(self) -> None:
-        self.dispatched: list[str] = []
-        self.participants = [InRoom("user", False, True)]
-        self.on_dispatch = self.joins
-
-    async def joins(self) -> None:
-        await asyncio.sleep(0.05)
-        self.participants.append(InRoom(f"agent-AJ_new{len(self.dispatched)}", True, False, "a"))
-
-    def client(self, *_args):
-        server = self
-
-        class Dispatches:
-            async def create_dispatch(self, request):
-                server.dispatched.append(request.agent_name)
-                await server.on_dispatch()
-                return type("Dispatch", (), {"id": f"AD_{len(server.dispatched)}"})()
-
-        class Client:
-            agent_dispatch = Dispatches()
-
-            async def aclose(self):
-                pass
-
-        return Client()
-
-
 @pytest.fixture
-def recovering(tmp_path, monkeypatch):
-    """A fake server (FakeServer) the recoveries talk to, and the host's agents: `a`, registered."""
-    from host.runtime import recovery
-    from host.runtime.recovery import Recoverer
-
-    server = FakeServer()
-    monkeypatch.setattr(recovery.api, "LiveKitAPI", server.client)
-
-    async def room(self, client, name):
-        await asyncio.sleep(0.01)  # the server's answer takes a moment: another recovery could interleave
-        return list(server.participants)
-
-    monkeypatch.setattr(Recoverer, "_room", room)
+def recovering(tmp_path, fake_server):
+    """A fake server the recoveries talk to, and the host's agents: `a`, registered."""
     d = definition(tmp_path)
 
     class Agents:
         def get(self, name):
             return type("Agent", (), {"definition": d, "worker": type("W", (), {"registered": True})()})()
 
-    return server, Agents()
+    return fake_server, Agents()
 
 
 async def nothing_expected(*_args):
