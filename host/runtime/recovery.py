@@ -131,6 +131,9 @@ class Recoverer:
                 return await self._recover(entry, agents, cause, since, holds)
         except asyncio.CancelledError:  # the host stops (its drain timed out, or a second signal)
             if self._put_back is not None:  # the next host looks at the room again: a dispatch made shows there
+                logger.warning("call not recovered here: the host stopped before its recovery settled, the call "
+                               "is left to the next host", extra={"agent": entry.agent, "job_id": entry.job_id,
+                                                                  "room": entry.room, "cause": cause})
                 self._put_back(entry)
             raise
         finally:

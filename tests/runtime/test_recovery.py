@@ -144,7 +144,7 @@ async def test_a_draining_host_leaves_a_call_to_the_next_host_unless_its_dispatc
     assert server.dispatched == ["a", "a"] and put_back == [ENTRY, ENTRY]
 
 
-async def test_a_recovery_cut_off_as_its_host_stops_is_put_back_for_the_next_host(recovering):
+async def test_a_recovery_cut_off_as_its_host_stops_is_put_back_for_the_next_host(recovering, caplog):
     from host.ops.metrics import Metrics
     from host.runtime.recovery import Recoverer
 
@@ -164,3 +164,4 @@ async def test_a_recovery_cut_off_as_its_host_stops_is_put_back_for_the_next_hos
     task.cancel()  # the host stops: its drain timed out, or a second signal came
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and put_back == [ENTRY] and handed == []
+    assert "the host stopped before its recovery settled, the call is left to the next host" in caplog.text
