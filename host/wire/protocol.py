@@ -51,6 +51,7 @@ HEADER = struct.Struct("!i")
 MAX_FRAME = 1024 * 1024  # a Ready with the project files a large prewarm imported fits many times over
 FRAME_DEADLINE = 10.0  # seconds from a frame's first byte to its last
 MAX_TEXT = 4096  # longest error or reason kept from a process; the rest is cut
+MAX_INT = 2**63 - 1  # the largest integer a message carries (a pid, a count, a size, a time in ns)
 
 OUTPUT = b"AHOUTPUT"  # the first bytes down to every process, with the write end of its output pipe
 
@@ -95,18 +96,23 @@ def decode(payload: bytes) -> ProcessMessage | TemplateMessage:
 
 def _field(message: str, name: str, kind: str, value: Any) -> Any:
     """`value` checked against the annotation `kind` of the field (the few kinds messages up use)."""
-    if kind == "int" and type(value) is int:
+    if kind == "int" and _bounded(value):
         return value
-    if kind == "float" and type(value) in (int, float) and math.isfinite(value):
+    if kind == "float" and (_bounded(value) or (type(value) is float and math.isfinite(value))):
         return float(value)
     if kind == "str" and type(value) is str:
         return _cut(value)
     if kind == "str | None" and (value is None or type(value) is str):
         return None if value is None else _cut(value)
     if kind == "dict[str, tuple[int, int]]" and isinstance(value, dict) and all(
-            type(v) is list and len(v) == 2 and all(type(n) is int for n in v) for v in value.values()):
+            type(v) is list and len(v) == 2 and all(_bounded(n) for n in v) for v in value.values()):
         return {str(k): (v[0], v[1]) for k, v in value.items()}
     raise ProtocolError(f"{message}.{name} is not {kind}")
+
+
+def _bounded(value: Any) -> bool:
+    """An integer a field can hold (JSON's have no bound: one of 400 digits overflows a float)."""
+    return type(value) is int and -MAX_INT <= value <= MAX_INT
 
 
 def _cut(text: str) -> str:

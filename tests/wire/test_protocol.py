@@ -73,6 +73,12 @@ def test_a_pickle_is_not_a_message_and_runs_nothing():
       "extra": 1}, "JobDone with unknown fields"),
     ({"v": 1, "type": "JobDone", "error": None}, "JobDone without cpu_seconds"),
     ([1, 2], "not a message of version 1"),
+    # JSON's integers have no bound: one of 400 digits overflows a float, one of 30 an int64
+    ({"v": 1, "type": "JobVitals", "loop_lag_ms": 10**400, "participants": 1, "spans_dropped": 0},
+     "JobVitals.loop_lag_ms is not float"),
+    ({"v": 1, "type": "JobVitals", "loop_lag_ms": 1.0, "participants": 10**30, "spans_dropped": 0},
+     "JobVitals.participants is not int"),
+    ({"v": 1, "type": "Ready", "pid": 1, "sources": {"a": [1, -10**20]}, "prewarm_cpu": 0}, "Ready.sources is not"),
 ])
 def test_anything_else_is_refused_by_name(body, error):
     with pytest.raises(ProtocolError, match=error):
