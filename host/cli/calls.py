@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -30,6 +31,10 @@ def client_credentials(url: str | None, api_key: str | None, api_secret: str | N
     secret (the dev server's) in the middle of the report; the server says so where the secret is set
     (livekit-server logs "secret is too short"), and a host (`agenthost run`) keeps the warning."""
     warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum recommended length")
+    # likewise the rtc library's own records (each retry of a connection, its failure) would bury the one line
+    # that says what failed; LIVEKIT_RTC_DEBUG, as the rtc client reads it, still shows them
+    if os.environ.get("LIVEKIT_RTC_DEBUG", "").strip().lower() not in ("true", "1"):
+        logging.getLogger("livekit").setLevel(logging.CRITICAL)
     return credentials_from(url, api_key, api_secret)
 
 

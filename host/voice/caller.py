@@ -23,7 +23,7 @@ from host.runtime.dispatching import create_dispatch
 from host.voice.audio import write_wav
 from host.voice.line import CallLine, TextHandler
 from host.voice.speech import Recognizer
-from host.voice.turns import ANSWER_OVER_S, CallError, CallOptions, Turn, TurnResult, trim
+from host.voice.turns import ANSWER_OVER_S, CallError, CallOptions, Turn, TurnResult, trailing_silence, trim
 
 logger = logging.getLogger("agenthost.call")
 
@@ -131,6 +131,7 @@ class Caller:
     async def _wait_for_agent(self, agent_name: str, audio: bool = True) -> None:
         """Until the agent is in the room (with its audio, listening if it says so, when `audio`)."""
         line = self._line
+
         def ready() -> bool:
             agent = line.agent()
             return agent is not None and (not audio or (line.agent_audio.is_set()
@@ -138,14 +139,17 @@ class Caller:
         if await line.until(ready, self._options.timeout):
             return
         agent = line.agent()
+        if agent is not None and not line.agent_audio.is_set() and line.state() in (None, "listening"):
+            # an agent may publish its voice only as it first speaks: it is called without it (a turn it does
+            # not answer says it published none)
+            logger.info("agent %s has published no audio after %g s: calling it without", agent.identity,
+                        self._options.timeout)
+            return
         if agent is None:
             raise CallError(f"no agent {agent_name!r} joined the room within {self._options.timeout:g} s: no host "
                             "took its dispatch, or its job failed before it joined (the host's log says which). Is "
                             "one serving it? Start one with `agenthost run` (or `agenthost dev`, which also starts "
                             "a local server)")
-        if not line.agent_audio.is_set():
-            raise CallError(f"agent {agent.identity} joined but published no audio within "
-                            f"{self._options.timeout:g} s: is it a voice agent?")
         raise CallError(f"agent {agent.identity} is {line.state()!r}, not listening, after {self._options.timeout:g} s")
 
     async def _turn(self, turn: Turn) -> TurnResult:
@@ -158,17 +162,22 @@ class Caller:
         if self._options.pause:
             await asyncio.sleep(self._options.pause)
         answer = line.next_answer()
+        # the end of speech is the end of its last loud window, not of its audio: what follows is silence, which
+        # an agent may well answer in (a recording's last second, say)
+        silence_after = trailing_silence(turn.pcm) or 0.0
         if quiet:
             # the agent's audio from the start of the turn answers it: an agent may answer before the end of
             # speech (one that echoes, or one that takes a pause in the turn for its end)
             line.answers_from = time.monotonic()
-            ended = await line.microphone.say(turn.pcm)
+            ended = await line.microphone.say(turn.pcm) - silence_after
         else:  # the caller speaks over an agent still talking: only what it says after the turn answers it
-            ended = line.answers_from = await line.microphone.say(turn.pcm)
+            line.answers_from = await line.microphone.say(turn.pcm)
+            ended = line.answers_from - silence_after
         await line.until(lambda: answer.started_at is not None or line.ended is not None,
                          self._options.timeout + max(0.0, ended - time.monotonic()))
         if answer.started_at is None:
-            result.error = line.ended or f"no answer within {self._options.timeout:g} s of the end of speech"
+            result.error = line.ended or f"no answer within {self._options.timeout:g} s of the end of speech" + (
+                "" if line.agent_audio.is_set() else " (the agent has published no audio track: is it a voice agent?)")
             result.understood = " ".join(answer.understood) or None
             return result
         result.latency_ms = round((answer.started_at - ended) * 1000, 1)

@@ -16,7 +16,7 @@ from host.runtime.dispatching import delete_room
 from host.voice.audio import read_wav
 from host.voice.caller import Caller
 from host.voice.speech import SpeechUnavailable, Synthesizer
-from host.voice.turns import CallOptions, Turn, TurnResult
+from host.voice.turns import SPEECH_FLOOR_RMS, CallOptions, Turn, TurnResult, trailing_silence
 
 EXIT_OK, EXIT_UNANSWERED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 
@@ -39,6 +39,9 @@ def turns(order: Sequence[str], say: list[str], wav: list[str]) -> list[Turn]:
             result.append(Turn(Path(path).name, read_wav(path)))
             if not result[-1].pcm:
                 raise AgentHostError(f"{path} has no audio: nothing would be said")
+            if trailing_silence(result[-1].pcm) is None:
+                raise AgentHostError(f"{path} holds only silence (no 20 ms of it louder than "
+                                     f"{SPEECH_FLOOR_RMS:g} RMS): nothing would be said")
     return result
 
 
@@ -78,8 +81,9 @@ def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turn
 
     def failed(exc: AgentHostError, code: int) -> int:
         click.echo(f"agenthost: {exc}", err=True)
-        if as_json:  # the call ended before its turns: the report says why
-            click.echo(json.dumps({"agent": agent_name, "room": room_name, "turns": [], "error": str(exc)},
+        if as_json:  # the call ended before its turns: the report says why, and which turns were not spoken
+            unspoken = [TurnResult(said=turn.said, error=f"not spoken: {exc}").as_dict() for turn in call_turns]
+            click.echo(json.dumps({"agent": agent_name, "room": room_name, "turns": unspoken, "error": str(exc)},
                                   indent=2))
         return code
 

@@ -130,6 +130,11 @@ class Console:
             if synthesizer is not None:
                 turns += 1
                 pcm = synthesizer.synthesize(line)  # type: ignore[attr-defined]
+                if not pcm:
+                    self.printer.line("  (the synthesiser made no audio of that (it speaks English words): nothing "
+                                      "was said)")
+                    turns -= 1
+                    continue
                 await caller.speak([Turn(line, pcm)], self.printer.on_turn, first=turns)
             else:
                 await caller.send_text(line)
@@ -185,13 +190,24 @@ def run_console(credentials: Credentials, agent_name: str, metadata: str, option
         loop = asyncio.get_running_loop()
         session = asyncio.ensure_future(console.run())
 
+        quitting = False
+
         def on_interrupt() -> None:
-            if console.interrupt():
-                console.lines.put_nowait(None)
+            nonlocal quitting
+            if console.interrupt() and not quitting:
+                # quit now, whatever the console waits for (the agent to join, an answer): the call is ended,
+                # its room deleted, on the way out
+                quitting = True
+                session.cancel()
 
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
         try:
             return await session
+        except asyncio.CancelledError:
+            if not quitting:
+                raise
+            console.printer.line("call ended")
+            return EXIT_OK
         finally:
             loop.remove_signal_handler(signal.SIGINT)
             stop_reading()

@@ -26,6 +26,8 @@ class Microphone:
 
     async def say(self, pcm: bytes) -> float:
         """Speak `pcm` (16-bit mono at SAMPLE_RATE); once heard out, the monotonic time its last frame played."""
+        if not pcm:  # nothing to wait for: no frame of it would be heard
+            return time.monotonic()
         if self._stopped is None:
             self._spoken.clear()
             for start in range(0, len(pcm), FRAME_SAMPLES * 2):

@@ -61,6 +61,25 @@ class Answer:
     understood: list[str] = field(default_factory=list)
 
 
+SPEECH_FLOOR_RMS = 100.0  # a 20 ms window quieter than this (about -50 dBFS) is silence in what a caller says
+SPEECH_DROP = 0.05  # ... and one quieter than this share of the loudest window (a recording's noise floor)
+WINDOW = SAMPLE_RATE // 50  # 20 ms
+
+
+def trailing_silence(pcm: bytes) -> float | None:
+    """Seconds of silence after the last speech in `pcm` (16 kHz mono 16-bit), where the turn's speech ends
+    (a recording often ends with a second of it, flite's speech with a tenth); None when it holds no speech."""
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype=np.int16).astype(np.float64)
+    windows = len(samples) // WINDOW
+    if windows == 0:
+        return None
+    rms = np.sqrt(np.mean(samples[: windows * WINDOW].reshape(windows, WINDOW) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= max(SPEECH_FLOOR_RMS, SPEECH_DROP * float(rms.max())))
+    if len(loud) == 0:
+        return None
+    return (len(samples) - (int(loud[-1]) + 1) * WINDOW) / SAMPLE_RATE
+
+
 def trim(pcm: bytes) -> bytes:
     """The answer without the trailing silence that told its end (the recogniser needs no more of it)."""
     samples = np.frombuffer(pcm, dtype=np.int16)

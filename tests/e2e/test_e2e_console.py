@@ -164,3 +164,36 @@ async def test_wrong_keys_and_no_server_are_told_apart(livekit_server, tmp_path,
     assert "refused the API key and secret" in wrong.stderr and "LIVEKIT_API_SECRET" in wrong.stderr, wrong.stderr
     nobody = run("ws://127.0.0.1:9", livekit_server.env()["LIVEKIT_API_SECRET"])
     assert nobody.returncode == 3 and "nothing answers at" in nobody.stderr, nobody.stderr
+
+
+def test_ctrl_c_twice_quits_while_the_console_still_waits_to_join(tmp_path):
+    """Twice Ctrl-C quits at once, even while the console waits for a server that never answers (a wait of
+    its --timeout otherwise): the user's quit, exit 0."""
+    agent_file(tmp_path, "quiet", f"entrypoint: {TEST_AGENTS / 'keeper.py'}:entrypoint\n")
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    env = {**os.environ, "LIVEKIT_URL": f"ws://127.0.0.1:{port}", "LIVEKIT_API_KEY": "devkey",
+           "LIVEKIT_API_SECRET": "secret-of-at-least-32-characters-x"}
+    proc = subprocess.Popen([sys.executable, "-m", "host", "console", "quiet", "--config", str(tmp_path),
+                             "--timeout", "300s"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the console is joining: it waits for the server's answer
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the first is taken (two at once would be one signal)
+        assert "Ctrl-C again to quit" in first, first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)  # well before its 300 s wait to join would end
+        connection.close()
+        assert proc.returncode == 0, (out, err)
+        assert "call ended" in out and "Traceback" not in err, (out, err)
+    finally:
+        silent.close()
+        if proc.poll() is None:
+            proc.kill()

@@ -285,3 +285,63 @@ async def test_an_agent_that_leaves_ends_the_call_at_once_with_the_reason(liveki
         assert turn["latency_ms"] is None and "left the room" in turn["error"], turn
     assert rest[-1]["error"].startswith("not spoken: agent "), rest
     assert err.strip().endswith("agenthost: turns 2, 3 got no answer"), err
+
+
+LAZY = """\
+import asyncio
+
+import numpy as np
+from livekit import rtc
+
+
+async def entrypoint(ctx):
+    await ctx.connect()
+    heard = asyncio.Event()
+
+    async def listen(track):
+        loud = False
+        async for event in rtc.AudioStream(track, sample_rate=16000, num_channels=1):
+            level = float(np.sqrt(np.mean(np.frombuffer(event.frame.data, dtype=np.int16).astype(float) ** 2)))
+            loud = loud or level > 500
+            if loud and level < 50:  # the caller spoke, and stopped
+                heard.set()
+                return
+
+    ctx.room.on("track_subscribed", lambda track, *_: asyncio.ensure_future(listen(track))
+                if track.kind == rtc.TrackKind.KIND_AUDIO else None)
+    await heard.wait()
+    # its voice is published only now, as it first speaks
+    source = rtc.AudioSource(16000, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("voice", source)
+    await ctx.room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+    print("lazy agent published its voice", flush=True)
+    await asyncio.sleep(0.5)
+    tone = (np.sin(np.arange(1600) / 4) * 8000).astype(np.int16)
+    for _ in range(20):
+        await source.capture_frame(rtc.AudioFrame(tone.tobytes(), 16000, 1, 1600))
+    await asyncio.sleep(30)
+"""
+
+
+async def test_an_agent_that_publishes_its_voice_only_as_it_first_speaks_is_called(livekit_server, start_host,
+                                                                                   tmp_path):
+    """No audio track from the agent by the --timeout: the caller speaks anyway, and hears the answer on the
+    track the agent publishes then."""
+    (tmp_path / "lazy.py").write_text(LAZY)
+    (tmp_path / "lazy.yaml").write_text("name: lazy\nentrypoint: lazy.py:entrypoint\n")
+    host, code, out, err = await serve_and_call(livekit_server, start_host, tmp_path / "lazy.yaml", "lazy",
+                                                "--say", "hello there", "--timeout", "4")
+    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    assert "lazy agent published its voice" in host.log()
+    [turn] = json.loads(out)["turns"]
+    assert turn["error"] is None and turn["latency_ms"] > 0, turn
+
+
+async def test_a_call_to_an_agent_with_no_voice_says_so_in_the_turn(livekit_server, start_host, tmp_path):
+    (tmp_path / "mute.yaml").write_text(f"name: mute\nentrypoint: {ROOT / 'tests/agents/keeper.py'}:entrypoint\n")
+    host, code, out, err = await serve_and_call(livekit_server, start_host, tmp_path / "mute.yaml", "mute",
+                                                "--say", "hello there", "--timeout", "3")
+    assert code == 1, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    [turn] = json.loads(out)["turns"]
+    assert turn["latency_ms"] is None and "published no audio track: is it a voice agent?" in turn["error"], turn

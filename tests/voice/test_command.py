@@ -1,15 +1,27 @@
 """`agenthost call`'s turns and report, below the CLI."""
 
+import json
+
+import numpy as np
+import pytest
+
+from host.config.credentials import Credentials
+from host.errors import AgentHostError
 from host.voice.audio import write_wav
-from host.voice.command import render_turn, turns
-from host.voice.turns import TurnResult
+from host.voice.command import EXIT_SERVER, render_turn, run_call, turns
+from host.voice.speech import SAMPLE_RATE
+from host.voice.turns import Turn, TurnResult
+
+
+def tone(seconds: float) -> bytes:
+    return (np.sin(np.arange(int(seconds * SAMPLE_RATE)) / 5) * 5000).astype(np.int16).tobytes()
 
 
 def test_turns_keep_the_order_of_their_options(tmp_path):
-    write_wav(tmp_path / "one.wav", bytes(3200))
+    write_wav(tmp_path / "one.wav", tone(0.1))
     result = turns(["say", "wav", "say"], ["hello", "bye"], [str(tmp_path / "one.wav")])
     assert [t.said for t in result] == ["hello", "one.wav", "bye"]
-    assert result[1].pcm == bytes(3200)
+    assert result[1].pcm == tone(0.1)
     assert len(result[0].pcm) > 3200  # spoken
 
 
@@ -36,10 +48,24 @@ def test_an_unanswered_turn_says_why():
 
 
 def test_a_turn_with_no_audio_is_refused(tmp_path):
-    import pytest
-
-    from host.errors import AgentHostError
-
     write_wav(tmp_path / "empty.wav", b"")
     with pytest.raises(AgentHostError, match=r"empty\.wav has no audio: nothing would be said"):
         turns(["wav"], [], [str(tmp_path / "empty.wav")])
+
+
+def test_a_recording_of_silence_is_refused(tmp_path):
+    write_wav(tmp_path / "silence.wav", bytes(SAMPLE_RATE * 2))
+    with pytest.raises(AgentHostError, match=r"silence\.wav holds only silence"):
+        turns(["wav"], [], [str(tmp_path / "silence.wav")])
+
+
+def test_a_call_that_ends_before_its_turns_lists_each_as_not_spoken(capsys):
+    """Nothing answers at the server's address: exit 3, and --json names every turn and why it was not said."""
+    code = run_call(Credentials("ws://127.0.0.1:9", "devkey", "secret-of-at-least-32-characters-x"), "echo", "",
+                    [Turn("hello", tone(0.5)), Turn("bye", tone(0.5))], room=None, record=None, timeout=10.0,
+                    as_json=True)
+    assert code == EXIT_SERVER
+    report = json.loads(capsys.readouterr().out)
+    assert [t["said"] for t in report["turns"]] == ["hello", "bye"]
+    assert all(t["error"].startswith("not spoken: ") and t["latency_ms"] is None for t in report["turns"])
+    assert report["error"] and report["turns"][0]["error"] == f"not spoken: {report['error']}"

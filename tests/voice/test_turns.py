@@ -3,7 +3,7 @@
 import numpy as np
 
 from host.voice.speech import SAMPLE_RATE
-from host.voice.turns import ANSWER_OVER_S, CallOptions, TurnResult, trim
+from host.voice.turns import ANSWER_OVER_S, CallOptions, TurnResult, trailing_silence, trim
 
 
 def test_an_answer_loses_most_of_the_silence_that_ended_it_and_nothing_of_a_short_one():
@@ -21,3 +21,29 @@ def test_a_turn_result_has_every_field_json_prints_and_each_caller_its_own_ident
                                 "latency_ms": 412.5, "error": None}
     assert CallOptions().identity != CallOptions().identity
     assert CallOptions().identity.startswith("caller-")
+
+
+def test_the_end_of_speech_is_its_last_loud_window_not_the_end_of_its_audio():
+    rng = np.random.default_rng(1)
+    speech = (np.sin(np.arange(SAMPLE_RATE) / 5) * 5000).astype(np.int16)
+    silence = np.zeros(SAMPLE_RATE, dtype=np.int16)
+    assert abs(trailing_silence(np.concatenate([speech, silence]).tobytes()) - 1.0) < 0.021
+    assert trailing_silence(speech.tobytes()) < 0.021
+    # a recording's noise floor after the speech is silence too, and before it changes nothing
+    noise = (rng.normal(0, 120, SAMPLE_RATE // 2)).astype(np.int16)
+    assert abs(trailing_silence(np.concatenate([noise, speech, noise]).tobytes()) - 0.5) < 0.021
+    assert trailing_silence(np.concatenate([silence, noise // 4]).tobytes()) is None
+    assert trailing_silence(b"") is None
+
+
+def test_flites_speech_ends_a_little_before_its_audio():
+    import pytest
+
+    from host.voice.speech import SpeechUnavailable, Synthesizer
+
+    try:
+        pcm = Synthesizer().synthesize("hello there")
+    except SpeechUnavailable as exc:
+        pytest.skip(str(exc))
+    tail = trailing_silence(pcm)
+    assert tail is not None and 0.0 <= tail < 0.5
