@@ -57,6 +57,11 @@ def init(target: str, out: str | None, force: bool, import_timeout: float) -> No
     click.echo(f"wrote {path}: agent {reading.default_name!r}, api: {reading.api}"
                + (f", dispatch: {'explicit' if reading.server.agent_name else 'automatic'}"
                   if reading.server is not None else ""))
+    registered = reading.server.agent_name if reading.server is not None else ""
+    if registered and registered != reading.default_name:
+        click.echo(f"  renamed: livekit-agents' agent_name {registered!r} is not a name an agent file can have "
+                   f"(letters, digits, '_', '.', '-', starting with a letter or digit): dispatch "
+                   f"{reading.default_name!r} instead")
     for line in written.not_carried:
         click.echo(f"  not carried over: {line}")
     click.echo(shown, nl=False)

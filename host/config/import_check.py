@@ -19,7 +19,7 @@ from typing import Any
 
 from host.config.definitions import FunctionRef
 from host.config.entrypoints import EntrypointError, check_loaded, livekit_agents_code, load_object
-from host.config.sources import project_files, snapshot
+from host.config.sources import is_project_module, project_files, snapshot
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,10 @@ def check_request(request: CheckRequest) -> tuple[object, str | None, list[tuple
         from host.lkagents import compat, project
 
         compat.intercept_run_app()  # as in the job process: a module calling cli.run_app at import is imported
-        obj = load_object(request.ref)
-        if request.role == "entrypoint":
-            return (obj, *project.check_entry(obj, request.declared))
+        with compat.environment_kept():
+            obj = load_object(request.ref)
+            if request.role == "entrypoint":
+                return (obj, *project.check_entry(obj, request.declared))
         return obj, check_loaded(obj, "setup") if callable(obj) else f"{request.ref.text!r} is not callable", []
     obj = load_object(request.ref)
     if request.role == "entrypoint" and (kind := livekit_agents_code(obj)) is not None:
@@ -70,9 +71,15 @@ def _child_main() -> None:
     os.dup2(2, 1)  # whatever imported code prints goes to stderr, not into our answers
     sys.stdout = sys.stderr
     requests = json.loads(sys.stdin.read())
+    path = list(sys.path)
+    last: tuple[str | None, str | None] | None = None
     for i, (ref_fields, role, api, declared) in enumerate(requests):
         request = CheckRequest(FunctionRef(**ref_fields), role, api, declared)
         out.write(json.dumps({"start": i}) + "\n")
+        origin = (request.ref.file or request.ref.module, request.ref.base_dir)
+        if origin != last:  # the same module again (an agent's entrypoint, then its setup) is the same import
+            _forget_project(path)
+            last = origin
         before = set(sys.modules)
         sources: dict[str, tuple[int, int]] = {}
         differences: list[tuple[str, str, str]] = []
@@ -86,6 +93,20 @@ def _child_main() -> None:
         out.write(json.dumps({"done": i, "error": error, "sources": sources, "differences": differences}) + "\n")
     out.flush()
     end_all(descendants(os.getpid()), grace=0.5)  # nothing the checked code started outlives the check
+
+
+def _forget_project(path: list[str]) -> None:
+    """Before each check: no module of the project loaded by an earlier one, and the import path as it began.
+    Each agent is then checked as its own process imports it: two agents' `prompts.py` beside each, or two
+    versions' `bot/main.py`, are each their own, not the first one's (the installation's modules stay loaded:
+    they are the same for all)."""
+    for name, module in list(sys.modules.items()):
+        if module is not None and is_project_module(module):
+            del sys.modules[name]
+    sys.path[:] = path
+    compat = sys.modules.get("host.lkagents.compat")
+    if compat is not None:
+        compat.RUN_APP_CALLS.clear()
 
 
 STARTUP = 5.0  # seconds the checking child may take to start (a busy machine), beyond the imports' own bound

@@ -48,6 +48,17 @@ def project_files(modules: Iterable[ModuleType]) -> list[str]:
     return sorted(files)
 
 
+def is_project_module(module: ModuleType) -> bool:
+    """Whether `module` was loaded from the project, not the installation (a namespace package too: by its
+    folders)."""
+    roots = _installed_roots()
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str):
+        return not os.path.realpath(path).startswith(roots)
+    folders = [f for f in getattr(module, "__path__", None) or () if isinstance(f, str)]
+    return bool(folders) and not any(os.path.join(os.path.realpath(f), "").startswith(roots) for f in folders)
+
+
 def snapshot(files: Iterable[str]) -> dict[str, tuple[int, int]]:
     """(mtime_ns, size) of each file; a missing file is recorded as (0, -1)."""
     result = {}

@@ -8,9 +8,11 @@ incompatible release fails there with a clear message, never in the middle of a 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,25 @@ class AgentsEntry:
 
 # what cli.run_app was given while intercepted: AgentServer or ServerOptions (WorkerOptions) objects
 RUN_APP_CALLS: list[object] = []
+# the environment as it was before the project's modules were imported (one may load a .env file into it),
+# while what they hold is read (`environment_kept`)
+_ENVIRONMENT_BEFORE: list[dict[str, str]] = []
+
+
+@contextlib.contextmanager
+def environment_kept() -> Iterator[None]:
+    """Within: `environment_before` is the environment as it was on entering (import the project's code, and
+    read its server, within)."""
+    _ENVIRONMENT_BEFORE.append(dict(os.environ))
+    try:
+        yield
+    finally:
+        _ENVIRONMENT_BEFORE.pop()
+
+
+def environment_before() -> dict[str, str]:
+    """The environment before the project's code ran, within `environment_kept`; else as it is."""
+    return _ENVIRONMENT_BEFORE[-1] if _ENVIRONMENT_BEFORE else dict(os.environ)
 
 
 def intercept_run_app() -> None:

@@ -20,9 +20,11 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import yaml
+
 from host.config.entrypoints import livekit_agents_code, package_of
 from host.lkagents import compat, project
-from host.lkagents.server import ServerSettings, find_server, name_in, read_server, run_main, runs_app_under_guard
+from host.lkagents.server import ServerSettings, find_server, name_in, read_server, run_app_given
 
 
 class InitError(Exception):
@@ -80,7 +82,8 @@ def _child_main() -> None:
     sys.stdout = sys.stderr
     request = json.loads(sys.stdin.read())
     try:
-        answer = _read_here(request["spec"], request["is_file"], request["object"])
+        with compat.environment_kept():
+            answer = _read_here(request["spec"], request["is_file"], request["object"])
     except InitError as exc:
         answer = {"error": str(exc), "missing": isinstance(exc, NoModule)}
     out.write(json.dumps(answer) + "\n")
@@ -104,8 +107,10 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
         if obj is None:
             raise InitError("no agent found: no AgentServer, no WorkerOptions given to cli.run_app, and no "
                             "function named entrypoint (name one: agenthost init FILE:FUNCTION)")
-    api = "livekit-agents" if have_agents and livekit_agents_code(obj) is not None else "host"
-    settings = find_server(obj, module) if api == "livekit-agents" else None
+    # what a livekit-agents server serves is livekit-agents code, whatever its type hints say (or lack)
+    settings = find_server(obj, module) if have_agents else None
+    api = "livekit-agents" if settings is not None or (have_agents and livekit_agents_code(obj) is not None) \
+        else "host"
     entry_name = name_in(module, obj)
     setup_file: str | None = None  # where the setup function is, when not in the entrypoint's module
     if entry_name is None and settings is not None:  # a server this module does not name: its function's module
@@ -120,8 +125,10 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
             module, module_name, obj = home, home.__name__, fn
             entry_name = name_in(home, fn)
     if entry_name is None:
-        raise InitError("the agent's entrypoint is not a top-level name of the module, so an agent file cannot "
-                        "name it (define it at the top level)")
+        fn = getattr(obj, "entrypoint_fnc", None) or getattr(obj, "_entrypoint_fnc", None) or obj
+        raise InitError(f"the agent's entrypoint ({_described(fn)}) is not a top-level name of the module, so an "
+                        "agent file cannot name it: define it with `def` at the module's top level, or name the "
+                        "AgentServer or WorkerOptions that holds it (agenthost init FILE:NAME)")
     name = settings.agent_name if settings is not None and settings.agent_name else stem
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", name).lstrip("_.-")[:128] or "agent"
     # a server's (or WorkerOptions') own setup function comes with it; a function's is named beside it
@@ -132,6 +139,14 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
     return {"api": api, "entrypoint": entry_name, "setup": setup, "setup_file": setup_file, "name": name,
             "module": module_name, "file": os.path.abspath(file),
             "server": asdict(settings) if settings is not None else None}
+
+
+def _described(fn: object) -> str:
+    if getattr(fn, "__name__", None) == "<lambda>":
+        return "a lambda"
+    if hasattr(fn, "func"):
+        return f"functools.partial({getattr(fn.func, '__name__', '?')}, ...)"
+    return f"{getattr(fn, '__qualname__', None) or type(fn).__name__}"
 
 
 def _setup_function(server: object) -> Any:
@@ -197,11 +212,12 @@ def _discover(module: Any, named: bool = False) -> object | None:
                         f"FILE:{names[-1]})")
     if servers:
         return servers[0]
-    if not compat.RUN_APP_CALLS and runs_app_under_guard(module):
+    if not compat.RUN_APP_CALLS:
         try:
-            run_main(module)
+            run_app_given(module)
         except Exception as exc:
-            raise InitError(f"running its `__main__` block raised {type(exc).__name__}: {exc}") from exc
+            raise InitError(f"running what gives cli.run_app its server (its `__main__` block, or a function "
+                            f"calling it) raised {type(exc).__name__}: {exc}") from exc
     for given in reversed(compat.RUN_APP_CALLS):
         if name_in(module, given) is not None:
             return given  # WorkerOptions or a server the module names: its settings come with it
@@ -231,8 +247,12 @@ def render_file(reading: Reading, out_path: str, source_shown: str) -> Written:
         return (os.path.relpath(file, folder) if relative else file) + ":", relative
     ref, relative = reference(reading.file)
     server = reading.server
+    name = reading.default_name
+    registered = server.agent_name if server is not None else ""
+    renamed = f"  # livekit-agents' agent_name {registered!r} is no agent file's name: dispatch {name!r}" \
+        if registered and registered != name else ""
     lines = [f"# The agent of {source_shown}, written by `agenthost init`. Check it with `agenthost validate`.",
-             f"name: {reading.default_name}"]
+             f"name: {name if isinstance(yaml.safe_load(name), str) else json.dumps(name)}{renamed}"]
     if reading.api == "livekit-agents":
         lines.append("api: livekit-agents")
     lines.append(f"entrypoint: {ref}{reading.entrypoint}" + ("  # read from this file's folder" if relative else ""))
@@ -267,6 +287,9 @@ def render_file(reading: Reading, out_path: str, source_shown: str) -> Written:
         for option, key, ours, _ in project.OPTIONS:
             if key is None and option in opts:
                 not_carried.append(f"{option}={opts[option]!r}: {ours}")
+        if server.setup_unnamed and server.named != "server":
+            not_carried.append(f"setup (prewarm) {server.setup_unnamed}: no agent file can name it; define it at "
+                               "the module's top level and add `setup: FILE:NAME`")
         if server.session_end and server.named != "server":
             not_carried.append(f"on_session_end ({server.session_end}): runs only when the entrypoint names the "
                                "server; name it instead of the function")

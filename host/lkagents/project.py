@@ -8,13 +8,16 @@ file says to what changes under agenthost, and how to keep livekit-agents' behav
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from host.lkagents import compat
-from host.lkagents.server import ServerSettings, find_server, run_main, runs_app_under_guard
+from host.lkagents.server import ServerSettings, find_server, run_app_given
+
+AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # the agent schema's `name`
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,26 @@ def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
         say("dispatch", "dispatch", f"{server.source} registers agent_name {server.agent_name!r} (explicit "
             "dispatch); this agent file is dispatch: automatic, so the agent joins every new room")
     elif not automatic and server.agent_name != agent.name and server.named != "function":
+        fix = (f"reach it only with `name: {server.agent_name}`" if AGENT_NAME.fullmatch(server.agent_name) else
+               f"cannot reach it, as no agent file can have that name (letters, digits, '_', '.', '-', starting "
+               f"with a letter or digit): callers must dispatch {agent.name!r}")
         out.append(Difference("warning", "name", f"{server.source} registers agent_name {server.agent_name!r}; "
                               f"agenthost registers the agent file's name {agent.name!r}: dispatches to "
-                              f"{server.agent_name!r} reach it only with `name: {server.agent_name}`"))
+                              f"{server.agent_name!r} {fix}"))
     if server.setup and server.named != "server" and agent.setup is None:
         ref = agent.entrypoint.rpartition(":")[0] + ":" + server.setup
         say("setup", "setup", f"{server.source} runs {server.setup!r} in each process before its job (prewarm); "
             f"this agent file names the entrypoint function only, so it would not run. Add `setup: {ref}`")
+    if server.setup_unnamed and server.named != "server":  # a server named brings its own setup along
+        say("setup", "setup", f"{server.source} runs {server.setup_unnamed} in each process before its job "
+            "(prewarm), which has no top-level name, so no agent file can name it and it would not run: define "
+            "it at the module's top level (`def prewarm(proc): ...`) and add `setup: "
+            f"{agent.entrypoint.rpartition(':')[0]}:prewarm`")
+    if server.session_end and "session_end_timeout" not in server.options and "shutdown" not in agent.stated:
+        out.append(Difference("warning", "shutdown", f"{server.source} runs {server.session_end!r} when a session "
+                              "ends (on_session_end), which livekit-agents gives 300 s by default; agenthost gives "
+                              f"it the rest of `shutdown.timeout` ({agent.shutdown_timeout:g}s here): write "
+                              "`shutdown: {timeout: 300s}` if it needs that long"))
     if server.session_end and server.named != "server":
         out.append(Difference("warning", "entrypoint", f"{server.source} runs {server.session_end!r} when a "
                               "session ends (on_session_end); this agent file names the entrypoint function only, "
@@ -93,7 +109,7 @@ def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
         value = server.options[option]
         if key is None:
             out.append(Difference("warning", "entrypoint", f"{server.source} sets {option}={value!r}: {ours}"))
-        elif _differs(value, getattr(agent, ours)):
+        elif _differs(int(value) if fmt is _int and isinstance(value, float) else value, getattr(agent, ours)):
             message = (f"{server.source} sets {option}={value!r}; this agent file has {key}: "
                        f"{getattr(agent, ours)!r}: write `{key}: {fmt(value)}` to keep it")
             if option == "job_memory_limit_mb":  # a limit silently gone: an error unless the file says so
@@ -161,12 +177,13 @@ def check_entry(obj: object, declared: Mapping[str, Any] | None) -> tuple[str | 
         return str(exc), []
     server = find_server(obj)
     module = sys.modules.get(getattr(obj, "__module__", "") or "")
-    if server is None and module is not None and runs_app_under_guard(module):
+    if server is None and module is not None:
         try:  # the published examples' shape: WorkerOptions given to cli.run_app under the `__main__` guard
-            run_main(module)
+            run_app_given(module)
         except Exception as exc:
-            return None, [("warning", "entrypoint", f"the module's `__main__` block, run to read what it gives "
-                                                    f"cli.run_app, raised {type(exc).__name__}: {exc}")]
+            return None, [("warning", "entrypoint", "what the module runs to give cli.run_app its server (its "
+                                                    "`__main__` block, or a function calling it) raised "
+                                                    f"{type(exc).__name__}: {exc}")]
         server = find_server(obj, module)
     if server is None or declared is None:
         return None, []

@@ -7,11 +7,13 @@ A livekit-agents project names its settings on an `AgentServer` (with `@server.r
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from host.config.credentials import without_userinfo
 from host.lkagents import compat
@@ -33,6 +35,9 @@ class ServerSettings:
     # "options" (the function given to cli.run_app, alone or in WorkerOptions)
     named: str = "server"
     session_end: str | None = None  # the module's name of its on_session_end function, if it has one
+    # its setup (prewarm) function when the module has no top-level name for it (a lambda, a
+    # functools.partial), as it reads: no agent file's `setup:` can name it
+    setup_unnamed: str | None = None
 
 
 # the options read from a server, as AgentServer's arguments are named (where its attribute is not `_NAME`)
@@ -96,35 +101,61 @@ def read_server(obj: object, module: object | None, named: str = "server") -> Se
     request = server._request_fnc
     defaults = {name: p.default for name, p in inspect.signature(AgentServer.__init__).parameters.items()}
     options: dict[str, object] = {}
+    before = compat.environment_before()
     for option in READ_OPTIONS:
         is_set, value = given(getattr(server, ATTRIBUTES.get(option, f"_{option}"), None), defaults.get(option))
-        if not is_set or any(value == os.environ.get(name) for name in FROM_ENVIRONMENT.get(option, ())):
-            continue  # not set, or as the environment sets it (livekit-agents reads it there)
+        if not is_set or any(value == before.get(name) for name in FROM_ENVIRONMENT.get(option, ())):
+            continue  # not set, or as the environment sets it (livekit-agents reads it there, and so does the host)
+        # the module put it into its own environment (from a .env file, say), which the host does not read
+        loaded = any(value == os.environ.get(name) for name in FROM_ENVIRONMENT.get(option, ()))
         if option == "job_executor_type":
             value = getattr(value, "value", value)
             if value == "process":
                 continue
         elif option in SECRETS:
-            value = "(given in the code)"
+            value = "(given in the code)" if not loaded else ""
         elif option == "http_proxy" and isinstance(value, str):  # its password not shown
             value = without_userinfo(value)
+        if loaded:
+            value = f"{value} (loaded by the module into its environment, from a .env file say: the host reads " \
+                    "no .env file, so export it where the host runs)".lstrip()
         elif callable(value):
             value = name_in(module, value) or getattr(value, "__name__", repr(value))
         options[option] = value
     setup, session_end = server.setup_fnc, getattr(server, "_session_end_fnc", None)
+    if getattr(setup, "__name__", None) == "_default_setup_fnc":
+        setup = None
+    setup_name = name_in(module, setup) if setup is not None else None
+    if setup_name is None and setup is not None and _plain_function(setup):
+        setup_name = setup.__name__  # a module's function its `__main__` run defined again
     return ServerSettings(
         source=source,
         agent_name=server._agent_name,
         server_type="publisher" if server._server_type.name == "PUBLISHER" else "room",
-        setup=(name_in(module, setup) or getattr(setup, "__name__", "setup"))
-        if setup is not None and setup.__name__ != "_default_setup_fnc" else None,
+        setup=setup_name,
         on_request=request is not None and getattr(request, "__name__", "") != "_default_request_fnc",
         permissions=permissions,
         options=options,
         named=named,
         session_end=(name_in(module, session_end) or getattr(session_end, "__name__", "on_session_end"))
         if session_end is not None else None,
+        setup_unnamed=_shown(setup) if setup is not None and setup_name is None else None,
     )
+
+
+def _plain_function(fn: object) -> bool:
+    """A function defined by `def` at a module's top level (not a lambda, a partial, a method or a nested one)."""
+    return inspect.isfunction(fn) and fn.__name__ != "<lambda>" and "<" not in fn.__qualname__ \
+        and "." not in fn.__qualname__
+
+
+def _shown(fn: object) -> str:
+    if inspect.isfunction(fn) and fn.__name__ == "<lambda>":
+        return "a lambda"
+    func = getattr(fn, "func", None)
+    if func is not None:
+        return f"functools.partial({getattr(func, '__name__', '?')}, ...)"
+    return repr(fn)[:80]
 
 
 def find_server(obj: object, module: object | None = None) -> ServerSettings | None:
@@ -158,6 +189,37 @@ def runs_app_under_guard(module: object) -> bool:
     except OSError:
         return False
     return "__main__" in text and "run_app" in text
+
+
+def run_app_given(module: object) -> None:
+    """Run what of the module gives cli.run_app its server (compat.intercept_run_app must be on): its `__main__`
+    block, else a top-level function that calls cli.run_app itself and takes no argument (the `main` a
+    `[project.scripts]` entry names, say). What they give is then in compat.RUN_APP_CALLS. Raises what they
+    raise."""
+    had = len(compat.RUN_APP_CALLS)
+    if runs_app_under_guard(module):
+        run_main(module)
+    for fn in _run_app_callers(module):
+        if len(compat.RUN_APP_CALLS) > had:
+            return
+        with contextlib.suppress(SystemExit):
+            fn()
+
+
+def _run_app_callers(module: object) -> list[Any]:
+    """The module's own top-level functions, taking no argument, whose code calls run_app."""
+    callers = []
+    for value in list(vars(module).values()) if module is not None else ():
+        if not (inspect.isfunction(value) and value.__module__ == getattr(module, "__name__", None)) \
+                or inspect.iscoroutinefunction(value) or "run_app" not in value.__code__.co_names:
+            continue
+        try:
+            if all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                   for p in inspect.signature(value).parameters.values()):
+                callers.append(value)
+        except (TypeError, ValueError):
+            continue
+    return callers
 
 
 def run_main(module: object) -> None:

@@ -60,8 +60,11 @@ def test_call_with_json_reports_a_call_that_ended_before_its_turns():
                   "--metadata", '{"user_id": "u"}', *CALL_SERVER)
     assert r.returncode == 3
     report = json.loads(r.stdout)
-    assert report["agent"] == "ok" and report["room"] == "r1" and report["turns"] == []
+    assert report["agent"] == "ok" and report["room"] == "r1"
     assert report["error"].startswith("cannot join room 'r1'")
+    # each turn is named, as not spoken and why
+    assert report["turns"] == [{"said": "hi", "understood": None, "answered": None, "heard": None,
+                                "latency_ms": None, "error": f"not spoken: {report['error']}"}]
 
 
 def test_the_metadata_must_fit_every_version_a_dispatch_may_go_to(tmp_path):

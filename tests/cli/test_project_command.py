@@ -114,3 +114,65 @@ def test_init_names_one_of_several_servers_and_follows_an_entrypoint_into_anothe
         "                              agent_name='split'))\n")
     init_writes(tmp_path, "main.py", "split", "entrypoint: ../handlers/voice.py:entrypoint",
                 "setup: ../main.py:load_models")
+
+
+def test_init_reads_an_untyped_entrypoint_given_to_run_app_by_a_main_function(tmp_path):
+    """Whatever cli.run_app serves is livekit-agents code, type hints or not; and a `main()` (the function a
+    `[project.scripts]` entry names) that calls cli.run_app is run to read its options."""
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "agent.py").write_text(
+        "from livekit.agents import WorkerOptions, cli\n\n"
+        "def prewarm(proc):\n    proc.userdata['x'] = 1\n\n"
+        "async def entrypoint(ctx):\n    await ctx.connect()\n\n"
+        "def main():\n    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=prewarm, "
+        "agent_name='sales'))\n")
+    init_writes(tmp_path, "agent.py", "sales", "api: livekit-agents", "entrypoint: ../agent.py:entrypoint",
+                "setup: ../agent.py:prewarm", "dispatch: explicit")
+
+
+def test_init_keeps_an_agent_name_yaml_would_read_as_a_number_and_says_one_it_renames(tmp_path):
+    pytest.importorskip("livekit.agents")
+    for name in ("123", "My Agent"):
+        (tmp_path / "agent.py").write_text(
+            "from livekit.agents import AgentServer, JobContext\nserver = AgentServer()\n\n"
+            f"@server.rtc_session(agent_name={name!r})\nasync def session(ctx: JobContext) -> None:\n    pass\n")
+        r = agenthost("init", "agent.py", "--out", f"agents.d/{name.replace(' ', '-')}.yaml", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert 'name: "123"\n' in (tmp_path / "agents.d" / "123.yaml").read_text()
+    assert "renamed: livekit-agents' agent_name 'My Agent' is not a name an agent file can have" in r.stdout
+    assert "dispatch 'My-Agent' instead" in r.stdout
+
+
+def test_init_refuses_a_prewarm_it_cannot_name_and_says_how(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "agent.py").write_text(
+        "from functools import partial\nfrom livekit.agents import JobContext, WorkerOptions, cli\n\n"
+        "def prewarm(proc, size='small'):\n    pass\n\n"
+        "async def entrypoint(ctx: JobContext):\n    pass\n\n"
+        "if __name__ == '__main__':\n"
+        "    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=partial(prewarm, size='large')))\n")
+    r = agenthost("init", "agent.py", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "runs functools.partial(prewarm, ...) in each process before its job (prewarm), which has no " \
+           "top-level name" in r.stderr, r.stderr
+
+
+def test_validate_checks_each_agent_with_its_own_modules(tmp_path):
+    """Two agents, each with a `prompts.py` beside it: each imports its own (as its own process would), not the
+    one the other agent loaded first."""
+    for name, prompt in (("sales", "SALES_PROMPT"), ("support", "SUPPORT_PROMPT")):
+        folder = tmp_path / "agents" / name
+        folder.mkdir(parents=True)
+        (folder / "prompts.py").write_text(f"{prompt} = 'be kind'\n")
+        (folder / "agent.py").write_text(f"from prompts import {prompt}\n\nasync def entrypoint(ctx):\n    pass\n")
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\nentrypoint: agents/{name}/agent.py:entrypoint\n")
+    r = agenthost("validate", "sales.yaml", "support.yaml", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == "ok: 2 agents in 2 files\n", r.stdout + r.stderr
+
+
+def test_validate_says_a_memory_bound_init_rounded_is_kept(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "agent.py").write_text(
+        "from livekit.agents import AgentServer, JobContext\nserver = AgentServer(job_memory_warn_mb=2048.5)\n\n"
+        "@server.rtc_session(agent_name='memo')\nasync def session(ctx: JobContext) -> None:\n    pass\n")
+    init_writes(tmp_path, "agent.py", "memo", "memory_warn_mb: 2048")

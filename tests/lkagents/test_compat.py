@@ -39,9 +39,12 @@ def test_an_agent_server_gives_its_session_entrypoint_prewarm_and_session_end():
                 "job_type": "room", "stated": ["name"], "idle": 1,
                 "init_timeout": 10.0, "shutdown_timeout": 10.0, "memory_warn_mb": 1000, "memory_limit_mb": 0}
     error, found = project.check_entry(server, declared)
-    assert error is None and [(severity, key) for severity, key, _ in found] == [("warning", "name")]
+    assert error is None and [(severity, key) for severity, key, _ in found] == [("warning", "name"),
+                                                                                  ("warning", "shutdown")]
     assert "registers agent_name 'named'; agenthost registers the agent file's name 'other'" in found[0][2]
-    assert project.check_entry(server, {**declared, "name": "named"}) == (None, [])
+    # livekit-agents gives on_session_end 300 s; agenthost, the rest of shutdown.timeout, unless the file says
+    assert "livekit-agents gives 300 s by default" in found[1][2] and "(10s here)" in found[1][2]
+    assert project.check_entry(server, {**declared, "name": "named", "stated": ["name", "shutdown"]}) == (None, [])
 
 
 def test_what_cannot_be_an_entry_is_said_clearly():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
@@ -70,14 +71,15 @@ def test_publisher_type_request_function_and_permissions_are_each_said():
                                                     stated=frozenset({"job_type"})))[0].key == "metadata"
 
 
+def prewarm(proc: object) -> None:
+    pass
+
+
 def test_a_prewarm_given_to_run_app_is_an_error_unless_the_agent_file_names_a_setup():
     from livekit.agents import WorkerOptions, cli
 
     from host.lkagents import compat
     from host.lkagents.server import find_server
-
-    def prewarm(proc: object) -> None:
-        pass
 
     compat.intercept_run_app()
     cli.run_app(WorkerOptions(entrypoint_fnc=entry, prewarm_fnc=prewarm, agent_name="support"))
@@ -136,7 +138,40 @@ def test_naming_the_function_of_a_server_with_a_session_end_says_it_would_not_ru
     server.rtc_session(entry, agent_name="support", on_session_end=on_end)
     named_server = read_server(server, None)
     assert named_server.session_end == "on_end"
-    assert not any("on_session_end" in d.message for d in project.differences(named_server, agent_file()))
+    assert not any("would not run" in d.message for d in project.differences(named_server, agent_file()))
     function = dataclasses.replace(named_server, named="function")
-    (said,) = [d for d in project.differences(function, agent_file()) if "on_session_end" in d.message]
+    (said,) = [d for d in project.differences(function, agent_file()) if "would not run" in d.message]
     assert said.severity == "warning" and "name the server instead (`entrypoint: ../agent.py:SERVER`)" in said.message
+
+
+@pytest.mark.parametrize("setup", [lambda proc: None, functools.partial(prewarm), "nested"])
+def test_a_prewarm_with_no_top_level_name_is_an_error_that_says_how_to_name_it(setup):
+    from livekit.agents import WorkerOptions, cli
+
+    from host.lkagents import compat
+    from host.lkagents.server import find_server
+
+    if setup == "nested":
+        def setup(proc: object) -> None:
+            pass
+    compat.intercept_run_app()
+    cli.run_app(WorkerOptions(entrypoint_fnc=entry, prewarm_fnc=setup, agent_name="support"))
+    settings = find_server(entry)
+    assert settings is not None and settings.setup is None and settings.setup_unnamed
+    (missing,) = project.differences(settings, agent_file())
+    assert (missing.severity, missing.key) == ("error", "setup")
+    assert "has no top-level name" in missing.message and "define it at the module's top level" in missing.message
+
+
+def test_options_a_module_loads_into_its_environment_are_said_to_be_for_the_host_to_export(monkeypatch):
+    """A project that loads LIVEKIT_URL and its keys from a .env file: the host reads none of them."""
+    from host.lkagents import compat
+
+    monkeypatch.delenv("LIVEKIT_URL", raising=False)
+    with compat.environment_kept():
+        monkeypatch.setenv("LIVEKIT_URL", "wss://project.livekit.cloud")  # what load_dotenv() would do
+        server = AgentServer(ws_url="wss://project.livekit.cloud")
+        server.rtc_session(entry, agent_name="support")
+        options = read_server(server, None).options
+    assert options["ws_url"].startswith("wss://project.livekit.cloud (loaded by the module into its environment")
+    assert "the host reads no .env file" in options["ws_url"]
