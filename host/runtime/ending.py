@@ -81,10 +81,12 @@ class JobEnding:
         """The job got no process that could run it: failed, told to its span, its version and the server."""
         logger.error("job failed: no process: %s", error, extra=job.facts.log_fields)
         self._metrics.jobs_failed.labels(job.agent, "no_process").inc()
-        if job.facts.version is not None:
-            self.note_version(job.facts, failed=True)
         job.span.end("no_process", str(error))
         await job.facts.worker.update_job(job.id, agent_pb.JobStatus.JS_FAILED, f"job process failed to start: {error}")
+        # a version whose process does not start (its setup failing, say) fails its call before it joined:
+        # the call is given another version, as when its entrypoint fails
+        if job.facts.version is not None and self._failed_on_version(job.facts, in_room=False):
+            self._redispatch.retry(job.facts)
 
     def _judge_version(self, job: Job, process: JobProcess, result: Outcome) -> bool:
         """A versioned agent's job ended: count it for its version, take a version failing too often out of
@@ -93,20 +95,29 @@ class JobEnding:
         facts = job.facts
         if facts.version is None:
             return False
-        failed = result.reason in VERSION_FAILURES  # a drain, a stop or the server ending it is no fault of it
-        self.note_version(facts, failed)
+        if result.reason not in VERSION_FAILURES:  # a drain, a stop or the server ending it is no fault of it
+            self.note_version(facts, failed=False)
+            return False
         vitals = process.reports.vitals
-        in_room = vitals is not None and vitals.participants > 0
-        agent = self._agents().get(facts.agent)
-        if not failed or in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2 \
-                or self._draining() or facts.attempt >= facts.definition.recovery.max_attempts:
+        if not self._failed_on_version(facts, in_room=vitals is not None and vitals.participants > 0):
             return False
         self._redispatch.retry(facts)
         return True
 
+    def _failed_on_version(self, facts: JobFacts, in_room: bool) -> bool:
+        """A versioned agent's job failed by its own doing: counted for its version; True when its call is to
+        be given another version (it failed before it was in the room, and the agent has another to give)."""
+        self.note_version(facts, failed=True)
+        agent = self._agents().get(facts.agent)
+        return not (in_room or facts.avoided is not None or agent is None or len(agent.versions) < 2
+                    or self._draining() or facts.attempt >= facts.definition.recovery.max_attempts)
+
     def note_version(self, facts: JobFacts, failed: bool) -> None:
         assert facts.version is not None
         self._metrics.version_jobs.labels(facts.agent, facts.version, "failed" if failed else "ok").inc()
+        agent = self._agents().get(facts.agent)
+        if agent is not None and all(v.definition != facts.definition for v in agent.versions):
+            return  # a job of a definition a reload replaced: the version's record is its current definition's
         if self._health.record(facts.definition, failed=failed):
             take_out = facts.definition.take_out
             logger.warning("version %s of agent %s taken out of rotation until the next reload: %d of its last "

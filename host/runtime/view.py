@@ -12,7 +12,7 @@ from host.ops.metrics import Gauges, JobCpu, JobLag, JobMemory, Metrics, Version
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
 from host.ops.status import SLOW_LAG_MS, AgentInfo, JobInfo, StatusDocument
-from host.runtime.accepted import Job, pool_error
+from host.runtime.accepted import Job, pool_error, process_error
 from host.runtime.agents import Agent, AgentSet, Version
 from host.runtime.jobs import JobTable
 from host.runtime.journal import JobJournal
@@ -49,9 +49,10 @@ class HostView:
             if not agent.worker.registered:
                 reasons.append(f"agent {agent.name} is not registered with {self.url}: "
                                f"{agent.worker.last_error or 'connecting'}")
-            if agent.pool.last_error is not None and not agent.pool.idle_count:
-                # a rollout should not count on a host whose agent cannot start a job process
-                reasons.append(f"agent {agent.name} cannot start job processes: {agent.pool.last_error}")
+            error = process_error(agent)
+            if error is not None:
+                # a rollout should not count on a host whose agent cannot start a job process (on any version)
+                reasons.append(f"agent {agent.name} cannot start job processes: {error}")
         return reasons
 
     def status(self) -> StatusDocument:
@@ -70,7 +71,7 @@ class HostView:
         return {
             "name": agent.name, "file": d.file, "dispatch": d.dispatch, "worker_id": w.worker_id,
             "registered": w.registered, "last_error": w.last_error, "full": w.reported_full,
-            "load": round(w.reported_load, 3), "idle_processes": agent.pool.idle_count,
+            "load": round(w.reported_load, 3), "idle_processes": sum(v.pool.idle_count for v in agent.versions),
             "template_pid": agent.pool.template_pid,
             "process_error": agent.pool.last_error, "running_jobs": running,
             "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
@@ -107,7 +108,7 @@ class HostView:
         agents = list(self.agents)
         memory = [JobMemory(j.agent, j.id, self.monitor.memory[j.id], j.facts.version or "") for j in self.jobs
                   if j.id in self.monitor.memory]
-        return Gauges(running=running, idle={a.name: a.pool.idle_count for a in agents},
+        return Gauges(running=running, idle={a.name: sum(v.pool.idle_count for v in a.versions) for a in agents},
                       registered={a.name: a.worker.registered for a in agents}, memory=memory,
                       cpu_load=self.monitor.cpu.value, machine_cpu_load=self.monitor.cpu.machine,
                       ready=not self.not_ready(),

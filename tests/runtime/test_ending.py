@@ -62,6 +62,13 @@ def test_a_version_failing_too_often_is_taken_out_and_said_once(tmp_path, caplog
     assert signal_name(9) == "SIGKILL" and signal_name(999) == "999"
 
 
+def two_versions(facts: JobFacts, other: object = None):  # an AgentLookup of two versions, faked
+    from types import SimpleNamespace
+
+    agent = SimpleNamespace(versions=(SimpleNamespace(definition=facts.definition), SimpleNamespace(definition=other)))
+    return lambda: SimpleNamespace(get=lambda name: agent)
+
+
 def test_a_call_whose_job_failed_before_joining_is_retried_once_within_max_attempts(tmp_path):
     from dataclasses import replace
     from types import SimpleNamespace
@@ -71,12 +78,11 @@ def test_a_call_whose_job_failed_before_joining_is_retried_once_within_max_attem
     retried: list[str] = []
     redispatch = Redispatch(Credentials("ws://127.0.0.1:9", "k", "s" * 32), Metrics(), NoAgents, lambda: False)
     redispatch.retry = lambda f: retried.append(f.id)  # type: ignore[method-assign]
-    two = SimpleNamespace(get=lambda name: SimpleNamespace(versions=("v1", "v2")))
-    end = JobEnding(Metrics(), Health(), redispatch, lambda: two, lambda: False)  # type: ignore[arg-type,return-value]
+    first = facts(tmp_path, Worker(False))
+    end = JobEnding(Metrics(), Health(), redispatch, two_versions(first), lambda: False)  # type: ignore[arg-type]
     failed = Outcome("job_error", "entrypoint raised RuntimeError: the canary's bug")
     alone = SimpleNamespace(reports=SimpleNamespace(vitals=None))  # it never said anyone was in its room
     joined = SimpleNamespace(reports=SimpleNamespace(vitals=SimpleNamespace(participants=1)))
-    first = facts(tmp_path, Worker(False))
     assert end._judge_version(Job(first), alone, failed) is True  # type: ignore[arg-type]
     assert retried == ["AJ_1"]
     assert end._judge_version(Job(first), joined, failed) is False  # type: ignore[arg-type]  # its caller met it
@@ -86,3 +92,38 @@ def test_a_call_whose_job_failed_before_joining_is_retried_once_within_max_attem
     # nor a call given its agent recovery.max_attempts (3) times already
     assert end._judge_version(Job(replace(first, attempt=3)), alone, failed) is False  # type: ignore[arg-type]
     assert retried == ["AJ_1"]
+
+
+async def test_a_call_whose_process_never_started_on_its_version_is_given_another(tmp_path):
+    """A version whose process does not start (its setup failing, say) fails the call before it joined: the
+    server hears the job failed, the version counts it, and the call is dispatched again."""
+    from host.runtime.accepted import Job
+
+    retried: list[str] = []
+    redispatch = Redispatch(Credentials("ws://127.0.0.1:9", "k", "s" * 32), Metrics(), NoAgents, lambda: False)
+    redispatch.retry = lambda f: retried.append(f.id)  # type: ignore[method-assign]
+    worker = Worker(False)
+    first = facts(tmp_path, worker)
+    metrics, health = Metrics(), Health()
+    end = JobEnding(metrics, health, redispatch, two_versions(first), lambda: False)  # type: ignore[arg-type]
+    await end.no_process(Job(first), RuntimeError("setup raised ImportError: no module named 'missing'"))
+    assert worker.updates == [("AJ_1", agent_pb.JobStatus.JS_FAILED, "job process failed to start: setup raised "
+                               "ImportError: no module named 'missing'")]
+    assert retried == ["AJ_1"] and health.failures(first.definition) == 1
+
+
+def test_jobs_of_a_definition_a_reload_replaced_leave_the_versions_record_alone(tmp_path):
+    """After a reload changed a version's definition, its older jobs ending (well) neither count for the new
+    definition nor start its record afresh: a failing new definition is still taken out."""
+    from dataclasses import replace
+
+    old = facts(tmp_path, Worker(False))
+    new = replace(old, definition=replace(old.definition, weight=old.definition.weight + 1))
+    health = Health()
+    end = JobEnding(Metrics(), health, Redispatch(Credentials("ws://127.0.0.1:9", "k", "s" * 32), Metrics(),
+                                                 NoAgents, lambda: False),
+                    two_versions(new), lambda: False)  # type: ignore[arg-type]
+    end.note_version(new, failed=True)
+    end.note_version(old, failed=False)  # a job started before the reload ends well
+    end.note_version(new, failed=True)
+    assert health.failures(new.definition) == 2 and health.is_out(new.definition)
