@@ -16,7 +16,7 @@ from host.cli.common import (
     Duration,
     agent_and_metadata,
     credentials_from,
-    http_address,
+    http_base,
     read_token,
     running_host_options,
     server_options,
@@ -166,8 +166,7 @@ def console(agent: str, payload: str, room: str | None, audio: bool, record: str
             raise click.BadParameter(str(exc), param_hint="--record") from exc
     source = None
     if logs:
-        host, port = http_address(http, "--http")
-        source = JobLogSource(f"http://{host}:{port}", read_token(http_token, http_token_file))
+        source = JobLogSource(http_base(http, "--http"), read_token(http_token, http_token_file))
     code = run_console(credentials, definition.registered_name, text,
                        ConsoleOptions(room=room, audio=audio, record=Path(record), timeout=timeout, logs=source))
     _leave(code)  # as `call`: without unloading the rtc library under its own threads

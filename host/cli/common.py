@@ -167,6 +167,12 @@ def http_address(text: str, option: str) -> tuple[str, int]:
         raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
+def http_base(text: str, option: str) -> str:
+    """`http://HOST:PORT` of an --http option (an IPv6 host in brackets), or a usage error naming it."""
+    host, port = http_address(text, option)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def agent_and_metadata(agent: str, payload: str, paths: Sequence[str], invalid: int = EXIT_INVALID,
                        payload_hint: str = "PAYLOAD") -> tuple[AgentDefinition, str]:
     """AGENT's definition and the metadata text (the option `payload_hint`), checked against its schema; exits

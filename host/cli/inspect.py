@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from host.cli.common import EXIT_SERVER, Duration, http_address, read_token, running_host_options
+from host.cli.common import EXIT_SERVER, Duration, http_base, read_token, running_host_options
 from host.cli.group import cli
 
 
@@ -20,8 +20,7 @@ def status(http: str, http_token: str | None, http_token_file: str | None, as_js
     from host.ops.status import render_status
     from host.ops.status_fetch import StatusError, fetch_status
 
-    host, port = http_address(http, "--http")
-    address = f"http://{host}:{port}/status"
+    address = http_base(http, "--http") + "/status"
     try:
         body = fetch_status(address, read_token(http_token, http_token_file))
         text = json.dumps(body, indent=2) if as_json else render_status(body)
@@ -45,8 +44,7 @@ def top(http: str, http_token: str | None, http_token_file: str | None, interval
     from host.ops.status_fetch import StatusError, fetch_status
     from host.ops.top import run_top
 
-    host, port = http_address(http, "--http")
-    address = f"http://{host}:{port}/status"
+    address = http_base(http, "--http") + "/status"
     token = read_token(http_token, http_token_file)
     try:
         run_top(address, lambda: fetch_status(address, token, deadline=min(5.0, 3 * interval)), interval)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 from host.job.pipe import send
+from host.wire.messages import VITALS_EVERY as EVERY
 from host.wire.messages import JobVitals
 
 TICK = 0.1  # seconds between two looks at the loop
-EVERY = 1.0  # seconds between two reports
 
 
 async def report(conn: Connection, participants: Callable[[], int], spans_dropped: Callable[[], int]) -> None:

@@ -77,14 +77,41 @@ def sorted_jobs(jobs: list[JobInfo], state: TopState, now: float) -> list[JobInf
 
 
 COLUMNS = ("JOB", "AGENT", "ROOM", "STATE", "AGE", "CPU", "TIME+", "MEMORY", "LAG", "PEOPLE", "PID")
-WIDE = 100  # columns of a terminal with room for every column; a narrower one leaves TIME+ out
-NARROW = tuple(c for c in COLUMNS if c != "TIME+")
+WIDE = 100  # columns of a terminal with room for every column
+DROPPED_FIRST = ("TIME+", "PID", "PEOPLE", "AGE", "LAG", "ROOM")  # what a narrower terminal leaves out, in turn
+SHARED = ("JOB", "ROOM", "AGENT")  # columns cut with an ellipsis where the rest leave them too little room ...
+SHARED_MIN = {"JOB": 8, "ROOM": 8, "AGENT": 12}  # ... down to this
+AGENT_MAX = 32
+
+
+def fit_columns(cells: dict[str, list[str]], width: int) -> dict[str, int]:
+    """The columns a terminal `width` wide shows, and the width of each: every figure whole (its header's and
+    its longest cell's width); job ids, rooms and agents at least SHARED_MIN, then as wide as what is left lets
+    them be (agents up to AGENT_MAX), cut with an ellipsis beyond; the least needed columns left out until the
+    rest fit (one space between columns)."""
+    want = {c: max([len(c), *(len(v) for v in cells.get(c, []))]) for c in COLUMNS}
+    want["AGENT"] = min(want["AGENT"], AGENT_MAX)
+    least = {c: min(want[c], max(len(c), SHARED_MIN[c])) if c in SHARED else want[c] for c in COLUMNS}
+    shown = list(COLUMNS)
+    for column in DROPPED_FIRST:
+        if sum(least[c] for c in shown) + len(shown) - 1 <= width:
+            break
+        shown.remove(column)
+    widths = {c: least[c] for c in shown}
+    spare = width - (sum(widths.values()) + len(shown) - 1)
+    growing = [c for c in SHARED if c in widths]
+    while spare > 0 and any(widths[c] < want[c] for c in growing):  # shared out a character at a time
+        for column in growing:
+            if spare > 0 and widths[column] < want[column]:
+                widths[column] += 1
+                spare -= 1
+    return widths
 
 
 def render(doc: StatusDocument | None, state: TopState, address: str, error: str | None = None,
-           now: float | None = None, width: int = WIDE) -> RenderableType:
+           now: float | None = None, width: int = WIDE, height: int | None = None) -> RenderableType:
     """What the screen shows for `doc` (the last /status read; None before the first) and `state`, on a terminal
-    `width` columns wide."""
+    `width` columns wide and `height` rows high (None: every job shown)."""
     now = time.time() if now is None else now
     if doc is None:
         return Text(f"agenthost top: {address}: {error or 'reading /status...'}")
@@ -97,27 +124,22 @@ def render(doc: StatusDocument | None, state: TopState, address: str, error: str
         ("  DRAINING" if h["draining"] else "", "bold red"))
     keys = Text(f"sort: {state.sort} (c cpu, m memory, a age)  agent: {state.agent or 'all'} (f)  q quit"
                 + (f"  ! {error}" if error else ""), style="dim" if not error else "red")
-    table = Table(box=None, header_style="bold reverse", expand=True)
-    columns = COLUMNS if width >= WIDE else NARROW
-    for column in columns:
-        # the figures keep their width; the job ids and room names share what is left, cut with an ellipsis
+    listed = sorted_jobs(jobs, state, now)
+    # the rows left for jobs with the header, the agents' table and a line saying how many more there are
+    room = len(listed) if height is None else max(1, height - 8 - len(doc["agents"]))
+    shown = listed if len(listed) <= room + 1 else listed[:room]
+    hidden = len(listed) - len(shown)
+    rows = [_cells(j, now) for j in shown]
+    widths = fit_columns({c: [str(row[c]) for row in rows] for c in COLUMNS}, width)
+    table = Table(box=None, header_style="bold reverse", padding=(0, 1), pad_edge=False, collapse_padding=True)
+    for column, chars in widths.items():
         table.add_column(column, justify="left" if column in ("JOB", "AGENT", "ROOM", "STATE") else "right",
-                         no_wrap=True, overflow="ellipsis", ratio=1 if column in ("JOB", "ROOM") else None,
-                         min_width=None if column in ("JOB", "ROOM") else len(column))
-    for j in sorted_jobs(jobs, state, now):
-        cpu, memory, people = j.get("cpu"), j.get("memory_mb"), j.get("participants")
-        agent = j["agent"] + (f"@{j['version']}" if j.get("version") else "")
-        row: dict[str, RenderableType] = {
-            "JOB": printable(j["id"]), "AGENT": printable(agent), "ROOM": printable(j["room"]),
-            "STATE": printable(j["state"]),
-            "AGE": _duration(_age(j.get("started_at"), now)) if j.get("started_at") else "-",
-            "CPU": f"{float(cpu) * 100:.0f}%" if cpu is not None else "-",
-            "TIME+": cpu_time(j.get("cpu_seconds")) or "-",
-            "MEMORY": f"{float(memory):.1f} MB" if memory is not None else "-",
-            "LAG": Text(lag_text(j) or "-", style="bold red" if j.get("slow") else ""),
-            "PEOPLE": str(people) if isinstance(people, int) else "-",
-            "PID": str(j["pid"]) if j["pid"] is not None else "-"}
-        table.add_row(*(row[column] for column in columns))
+                         no_wrap=True, overflow="ellipsis", width=chars)
+    for row in rows:
+        table.add_row(*(Text(row[c], style="bold red") if c == "LAG" and row[c].endswith("SLOW") else row[c]
+                        for c in widths))
+    more = Text(f"... {hidden} more job{'s' if hidden > 1 else ''} below (c/m/a sort, f shows one agent's)",
+                style="dim") if hidden else Text("")
     agents = Table(box=None, header_style="bold reverse", expand=True)
     for column in ("AGENT", "REGISTERED", "JOBS", "IDLE", "LOAD", "LAST ERROR"):
         agents.add_column(column, no_wrap=True, overflow="ellipsis")
@@ -127,7 +149,22 @@ def render(doc: StatusDocument | None, state: TopState, address: str, error: str
                        f"{a['running_jobs']}/{limit}" if limit else str(a["running_jobs"]), str(a["idle_processes"]),
                        f"{float(a['load']):.2f}" + (" full" if a["full"] else ""),
                        printable(a["last_error"] or a["process_error"] or "-"))
-    return Group(head, keys, Text(""), table, Text(""), agents)
+    return Group(head, keys, Text(""), table, more, agents)
+
+
+def _cells(j: JobInfo, now: float) -> dict[str, str]:
+    """One job's row, as shown."""
+    cpu, memory, people = j.get("cpu"), j.get("memory_mb"), j.get("participants")
+    agent = j["agent"] + (f"@{j['version']}" if j.get("version") else "")
+    return {"JOB": printable(j["id"]), "AGENT": printable(agent),
+            "ROOM": printable(j["room"]), "STATE": printable(j["state"]),
+            "AGE": _duration(_age(j.get("started_at"), now)) if j.get("started_at") else "-",
+            "CPU": f"{float(cpu) * 100:.0f}%" if cpu is not None else "-",
+            "TIME+": cpu_time(j.get("cpu_seconds")) or "-",
+            "MEMORY": f"{float(memory):.1f} MB" if memory is not None else "-",
+            "LAG": lag_text(j) or "-",
+            "PEOPLE": str(people) if isinstance(people, int) else "-",
+            "PID": str(j["pid"]) if j["pid"] is not None else "-"}
 
 
 @contextlib.contextmanager
@@ -159,7 +196,8 @@ def run_top(address: str, fetch: Callable[[], StatusDocument], interval: float =
     doc = fetch()  # a host that does not answer, or refuses the token, is said at once, not drawn
     state, error = TopState(), None
     console = console or Console()
-    with keys_as_pressed() as read_key, Live(render(doc, state, address, width=console.width), console=console,
+    with keys_as_pressed() as read_key, Live(render(doc, state, address, width=console.width, height=console.height),
+                                             console=console,
                                              screen=True, auto_refresh=False, transient=True) as live:
         next_fetch = time.monotonic() + interval
         while not state.quit:
@@ -172,4 +210,5 @@ def run_top(address: str, fetch: Callable[[], StatusDocument], interval: float =
                     doc, error = fetch(), None
                 except StatusError as exc:  # shown; the last figures stay on screen until it answers again
                     error = str(exc)
-            live.update(render(doc, state, address, error, width=live.console.width), refresh=True)
+            live.update(render(doc, state, address, error, width=live.console.width, height=live.console.height),
+                        refresh=True)

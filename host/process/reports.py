@@ -5,10 +5,11 @@ CPU its prewarm took (Ready), how it is doing every second (JobVitals), its entr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from host.wire.messages import JobDone, JobStarted, JobVitals, Ready
+from host.wire.messages import VITALS_EVERY, JobDone, JobStarted, JobVitals, Ready
 
 
 @dataclass
@@ -16,6 +17,7 @@ class JobReports:
     sources: dict[str, tuple[int, int]] = field(default_factory=dict)  # project files it imported
     prewarm_cpu: float = 0.0  # CPU seconds it took to get ready: not its job's
     vitals: JobVitals | None = None  # its last report of its loop lag and room
+    vitals_at: float = 0.0  # when that report came (monotonic)
     result: JobDone | None = None  # what it said when its job ended; None if it never did
     spans_dropped: int = 0  # of its traces, as it last said
     on_started: Callable[[float], None] | None = None  # called with entrypoint_at
@@ -27,7 +29,7 @@ class JobReports:
     def take(self, msg: object) -> bool:
         """Keep what `msg` says of the job; False for a message that is not a report (a change of state)."""
         if isinstance(msg, JobVitals):
-            self.vitals = msg
+            self.vitals, self.vitals_at = msg, time.monotonic()
             self._note_spans_dropped(msg.spans_dropped)
         elif isinstance(msg, JobStarted):
             if self.on_started is not None:
@@ -38,6 +40,15 @@ class JobReports:
         else:
             return False
         return True
+
+    def loop_lag_ms(self, now: float) -> float | None:
+        """The job's event-loop lag: as it last said, or, when its report is overdue, at least how long overdue
+        it is (a loop blocked by synchronous work sends nothing until it is free, and then reports it once)."""
+        if self.vitals is None:
+            return None
+        overdue = now - self.vitals_at - VITALS_EVERY
+        return max(self.vitals.loop_lag_ms, round(overdue * 1000, 1)) if overdue > VITALS_EVERY else \
+            self.vitals.loop_lag_ms
 
     def _note_spans_dropped(self, count: int) -> None:
         """The job's count only grows: a smaller one (a job's bug, or its lie) adds nothing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from dataclasses import dataclass
 
 from host import __version__
@@ -95,12 +96,13 @@ class HostView:
         cpu = self.monitor.cpu.jobs.by_job.get(job.id)
         cpu_seconds = self.monitor.cpu.jobs.seconds_by_job.get(job.id)
         vitals = job.process.reports.vitals if job.process is not None else None
+        lag = job.process.reports.loop_lag_ms(time.monotonic()) if job.process is not None else None
         return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
                 "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None,
                 "cpu": round(cpu, 3) if cpu is not None else None,
                 "cpu_seconds": round(cpu_seconds, 2) if cpu_seconds is not None else None, "version": job.facts.version,
-                "loop_lag_ms": vitals.loop_lag_ms if vitals is not None else None,
-                "slow": vitals is not None and vitals.loop_lag_ms > SLOW_LAG_MS,
+                "loop_lag_ms": lag,
+                "slow": lag is not None and lag > SLOW_LAG_MS,
                 "participants": vitals.participants if vitals is not None else None}
 
     def gauges(self) -> Gauges:
@@ -119,9 +121,9 @@ class HostView:
                       versions=[VersionGauge(a.name, v.definition.version, v.definition.weight,
                                              self._taken_out(v))
                                 for a in agents for v in a.versions if v.definition.version is not None],
-                      job_lag=[JobLag(j.agent, j.id, vitals.loop_lag_ms / 1000, j.facts.version or "")
-                               for j in self.jobs
-                               if j.process is not None and (vitals := j.process.reports.vitals) is not None],
+                      job_lag=[JobLag(j.agent, j.id, lag / 1000, j.facts.version or "") for j in self.jobs
+                               if j.process is not None
+                               and (lag := j.process.reports.loop_lag_ms(time.monotonic())) is not None],
                       cpu_seconds={name: 0.0 for name in self.agents.names()}
                       | dict(self.monitor.cpu.jobs.seconds_by_agent))
 

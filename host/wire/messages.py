@@ -70,6 +70,9 @@ class JobStarted:
     entrypoint_at: float
 
 
+VITALS_EVERY = 1.0  # seconds between two of a job's JobVitals
+
+
 @dataclass(frozen=True)
 class JobVitals:
     """How the job is doing, every second while it runs: its event loop's worst lag over the last second

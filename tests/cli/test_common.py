@@ -22,3 +22,11 @@ def test_durations_on_the_command_line():
     assert "'soon' is not a duration (seconds, or a number with ms, s or m: 500ms, 60s, 1.5m)" in r.stderr
     r = agenthost("validate", "--import-timeout", "20s", "tests/fixtures/good")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_an_ipv6_host_is_put_back_in_brackets_in_the_address_read():
+    from host.cli.common import http_base
+
+    assert http_base("[::1]:8081", "--http") == "http://[::1]:8081"
+    assert http_base("127.0.0.1:8081", "--http") == "http://127.0.0.1:8081"
+    assert http_base(":8081", "--http") == "http://127.0.0.1:8081"

@@ -68,6 +68,39 @@ def test_cpu_time_is_shown_where_the_terminal_has_room_and_left_out_where_it_has
     wide = shown(TopState())
     [header] = [line for line in wide if line.startswith("JOB")]
     assert "TIME+" in header and any(line.startswith("AJ_hog") and " 1:15.25 " in line for line in wide), wide
-    narrow = shown(TopState(), width=80)  # the job ids and rooms keep room enough to be read
+    narrow = shown(TopState(), width=60)  # the job ids and rooms keep room enough to be read
     [header] = [line for line in narrow if line.startswith("JOB")]
     assert "TIME+" not in header and any(line.startswith("AJ_hog ") and "room-AJ_" in line for line in narrow)
+
+
+def busy_host(jobs: int) -> StatusDocument:
+    """A host with long names and large figures: `jobs` jobs of agent customer-support@v2."""
+    d = doc()
+    d["jobs"] = [{"id": f"AJ_{i:012d}", "agent": "customer-support", "version": "v2",
+                  "room": f"support-call-{i:08d}", "state": "running", "pid": 1_234_500 + i,
+                  "started_at": "2025-12-05T01:00:00+00:00", "memory_mb": 1234.5, "cpu": 1.53, "cpu_seconds": 5000.0,
+                  "loop_lag_ms": 250.0, "slow": True, "participants": 2} for i in range(jobs)]  # type: ignore[typeddict-item]
+    return d
+
+
+def test_a_narrow_terminal_keeps_every_figure_whole_and_leaves_the_least_needed_columns_out():
+    console = Console(record=True, width=80, color_system=None)
+    console.print(render(busy_host(3), TopState(), "http://h/status", now=NOW, width=80))
+    lines = console.export_text().splitlines()
+    [header] = [line for line in lines if line.startswith("JOB")]
+    assert header.split() == ["JOB", "AGENT", "ROOM", "STATE", "AGE", "CPU", "MEMORY", "LAG", "PEOPLE"]
+    row = next(line for line in lines if line.startswith("AJ_"))
+    assert all(figure in row for figure in ("153%", "1234.5 MB", "250 ms SLOW", "1:00:00", "running"))
+    job, agent, room = row.split()[:3]  # each cut, if at all, where it can still be told apart
+    assert job.startswith("AJ_0000") and agent.startswith("customer-su") and room.startswith("support")
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_jobs_a_short_terminal_has_no_room_for_are_counted_and_the_agents_stay_in_view():
+    console = Console(record=True, width=100, height=20, color_system=None)
+    console.print(render(busy_host(30), TopState(), "http://h/status", now=NOW, width=100, height=20))
+    lines = console.export_text().splitlines()
+    assert len(lines) <= 20, lines
+    shown_jobs = [line for line in lines if line.startswith("AJ_")]
+    assert any(line.startswith(f"... {30 - len(shown_jobs)} more jobs below") for line in lines), lines
+    assert any(line.strip().startswith("hog") for line in lines)  # the agents' table, below the jobs

@@ -25,3 +25,19 @@ def test_a_jobs_dropped_spans_are_passed_on_as_they_grow():
         reports.take(JobVitals(1.0, 1, count))
     reports.take(JobDone("boom", spans_dropped=9))
     assert more == [3, 7] and reports.spans_dropped == 10
+
+
+def test_a_job_whose_report_is_overdue_has_a_lag_at_least_that_long():
+    """A loop blocked by synchronous work sends nothing until it is free: meanwhile its lag is how overdue its
+    report is, not the last low figure it sent."""
+    from host.process.reports import JobReports
+    from host.wire.messages import JobVitals
+
+    reports = JobReports()
+    assert reports.loop_lag_ms(100.0) is None
+    reports.take(JobVitals(3.0, 1))
+    sent = reports.vitals_at
+    assert reports.loop_lag_ms(sent + 1.5) == 3.0  # its next report is not due yet
+    assert reports.loop_lag_ms(sent + 5.0) == 4000.0  # four seconds overdue
+    reports.take(JobVitals(4200.0, 1))  # free again, it says how late it was
+    assert reports.loop_lag_ms(reports.vitals_at) == 4200.0
