@@ -31,12 +31,14 @@ SUCCESS = Outcome(None, None)
 def outcome(end: ProcessExit, failure: Failure | None, timeout: float) -> Outcome:
     """The outcome of a job whose process has exited after a shutdown bounded by `timeout` seconds."""
     killed = f"shutdown did not finish within {timeout:g}s; process killed"
+    # a process killed at the timeout after it said its job was over (JobDone) was only sending its last spans
+    # (to a collector that does not answer, say): its job is judged by what it said
+    timed_out = end.killed_by_host and not end.kill_reason and end.result is None
     if failure is not None:
-        timed_out = end.killed_by_host and not end.kill_reason
         return Outcome(failure.reason, failure.message + ("; " + killed if timed_out else ""))
-    if end.killed_by_host:
-        if end.kill_reason:
-            return Outcome("host_stopped", end.kill_reason)
+    if end.killed_by_host and end.kill_reason:
+        return Outcome("host_stopped", end.kill_reason)
+    if timed_out:
         return Outcome("shutdown_timeout", killed)
     if end.result is None and end.memory_killed:
         return Outcome("memory_limit", f"job process {end.memory_killed}")

@@ -140,8 +140,9 @@ class JobTracing:
         return True
 
     def close(self) -> None:
-        """Send the job's last spans, within FLUSH_BOUND: an endpoint that does not answer never holds the job
-        process past its shutdown timeout."""
+        """Send the job's last spans, within FLUSH_BOUND, once its job is over (JobDone sent): an endpoint that
+        does not answer holds the process that long at most, and a kill at its shutdown timeout meanwhile loses
+        these spans only (the job is judged by what it said: host.runtime.outcome)."""
         if self.provider is not None:
             close_within(self.provider, FLUSH_BOUND)
             self.provider = None

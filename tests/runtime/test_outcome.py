@@ -43,3 +43,13 @@ def test_a_host_decided_failure_wins_and_notes_a_timeout_kill():
     assert outcome(end(), failure, 1) == Outcome("memory_limit", failure.message)
     assert outcome(end(code=-9, killed=True, result=None), failure, 1) == Outcome(
         "memory_limit", failure.message + "; shutdown did not finish within 1s; process killed")
+
+
+def test_killed_at_the_timeout_after_its_job_was_over_is_judged_by_what_it_said():
+    """Its job said it was over (JobDone) and the process was sending its last spans to a collector that did not
+    answer when the shutdown timeout killed it: not a failure of the job."""
+    assert outcome(end(code=-9, killed=True), None, 2.5) == SUCCESS
+    assert outcome(end(code=-9, killed=True, result=JobDone("entrypoint raised ValueError: x")), None, 2.5) == \
+        Outcome("job_error", "entrypoint raised ValueError: x")
+    failure = Failure("memory_limit", "memory limit exceeded")
+    assert outcome(end(code=-9, killed=True), failure, 1) == Outcome("memory_limit", "memory limit exceeded")
