@@ -21,7 +21,7 @@ they inherit from the template is locked (they cannot unmount it or make it writ
 /dev/shm is still their own.
 
 The child that checks agent modules at start and at each reload (host.config.entrypoints) runs their
-import-time code with nothing a job would not have: `harden_check`.
+import-time code with nothing a job would not have, in a namespace of its own as a job's: `harden_check`.
 
 A host run as a user other than root has none of these capabilities: its templates (and jobs started from the
 fork server) make the same namespaces in user namespaces of their own (the user mapped to itself), where the
@@ -233,8 +233,15 @@ def _user_namespaces_work() -> bool:
 
 
 def harden_check() -> None:
-    """Before the checking child imports agent modules: what a job gives up (but for the namespace it does not
-    need). No program it runs gains privileges (setuid bits, file capabilities) either."""
+    """Before the checking child imports agent modules: what a job gives up, its namespace included (the fork
+    server's folder hidden: a module's code connecting to the fork server would be given a process with the
+    host's privileges). No program it runs gains privileges (setuid bits, file capabilities) either."""
+    private_namespace(0)
+    _give_up()
+
+
+def _give_up() -> None:
+    """What every process running agent code gives up, once its namespace is made."""
     not_dumpable()
     drop_capabilities(JOB_DROPS)
     if _c is not None:
@@ -245,4 +252,4 @@ def harden_job(shm_bytes: int) -> None:
     """Before a job process runs agent code (its `setup`, its job): its namespace made where it may, then what
     the checking child gives up."""
     private_namespace(shm_bytes)
-    harden_check()
+    _give_up()

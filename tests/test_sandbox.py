@@ -30,10 +30,15 @@ def probe(*args: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(out.stdout)
 
 
-def test_the_check_of_agent_modules_gives_up_what_a_job_does():
-    seen = probe("harden_check")
+def test_the_check_of_agent_modules_gives_up_what_a_job_does(tmp_path):
+    from host.sandbox import FORKSERVER_DIR
+
+    (tmp_path / "listener-1").write_text("the fork server's socket would be here")
+    seen = probe("harden_check", env={FORKSERVER_DIR: str(tmp_path), "PROBE_DIR": str(tmp_path)})
     assert seen["dumpable"] == 0 and seen["no_new_privs"] == "1"
     assert not seen["cap_eff"] & (1 << CAP_SYS_PTRACE | 1 << CAP_SYS_ADMIN)
+    if os.geteuid() == 0:  # a namespace of its own, as a job's: the fork server out of its reach
+        assert seen["sees"] == [], seen
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a job has a mount namespace of its own only as root")
