@@ -129,6 +129,13 @@ class ProcessOutput:
             end = data.find(b"\n", start)
             if end < 0:
                 break
+            if self._over_budget():  # the rest of its whole lines are dropped at once, each counted, none read
+                last = data.rfind(b"\n")
+                self._dropped += data.count(b"\n", start, last + 1) - (1 if self._skipping else 0)
+                self._partial.clear()
+                self._skipping = False
+                start = last + 1
+                break
             piece = data[start:end]
             start = end + 1
             if self._skipping:
@@ -145,6 +152,10 @@ class ProcessOutput:
             self._emit(bytes(self._partial[:MAX_LINE]), cut=True)
             self._partial.clear()
             self._skipping = True
+
+    def _over_budget(self) -> bool:
+        """Whether this second's lines are all taken (its drops are said once it is over)."""
+        return self._in_window >= LINES_PER_SECOND and time.monotonic() - self._window < 1.0 and self._dropped > 0
 
     def _emit(self, raw: bytes, cut: bool = False) -> None:
         if len(raw) > MAX_LINE:

@@ -68,3 +68,32 @@ async def test_lines_are_cut_and_a_flood_is_counted_and_said_once():
     finally:
         logging.getLogger("agenthost.output").removeHandler(handler)
         output.close()
+
+
+async def test_a_flood_beyond_the_seconds_lines_is_counted_without_reading_each_line():
+    """64 KiB of empty lines at a time: past the second's budget the rest are counted in bulk (the host's
+    loop reads no line of them), and all are said dropped."""
+    handler = Collect()
+    logging.getLogger("agenthost.output").addHandler(handler)
+    read_end, write_end = os.pipe()
+    output = ProcessOutput(read_end, dict(FIELDS))
+    emitted = 0
+    real_emit = output._emit
+
+    def counting_emit(raw: bytes, cut: bool = False) -> None:
+        nonlocal emitted
+        emitted += 1
+        real_emit(raw, cut)
+    output._emit = counting_emit  # type: ignore[method-assign]
+    try:
+        for _ in range(16):
+            output._take(b"\n" * 65536)
+        output._say_dropped()
+        assert emitted <= LINES_PER_SECOND + 1  # one each, until the budget is spent and one is dropped
+        [said] = [r.getMessage() for r in handler.records if "dropped" in r.getMessage()]
+        assert said == f"dropped {16 * 65536 - LINES_PER_SECOND} line(s) of output (more than {LINES_PER_SECOND} " \
+                       "a second)"
+    finally:
+        logging.getLogger("agenthost.output").removeHandler(handler)
+        output.close()
+        os.close(write_end)
