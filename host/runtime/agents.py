@@ -102,13 +102,19 @@ class AgentSet:
         return agent if agent is not None and agent.worker is worker else None
 
     # -- writing -------------------------------------------------------------------------------
-    def add(self, definition: AgentDefinition, sources: Snapshot | None = None) -> Agent:
-        """Serve an agent, or another version of one: keep its processes warm; register a new name."""
+    def add(self, definition: AgentDefinition, sources: Snapshot | None = None,
+            registered: WorkerConnection | None = None) -> Agent:
+        """Serve an agent, or another version of one: keep its processes warm; register a new name (or go on
+        with `registered`, the registration of the versions it replaces, when it registers as they did)."""
         version = self._version(definition, sources)
         version.pool.start()
         current = self._agents.get(definition.name)
         if current is not None:  # another version of a served agent: its registration serves this one too
             agent = Agent((*current.versions, version), current.worker)
+        elif registered is not None and (registered.definition.registered_name, registered.definition.job_type) \
+                == (definition.registered_name, definition.job_type):
+            registered.update(definition)
+            agent = Agent((version,), registered)
         else:
             worker = WorkerConnection(definition, self._credentials, self._handler)
             agent = Agent((version,), worker)
@@ -121,8 +127,12 @@ class AgentSet:
     def apply(self, change: Plan, sources: Mapping[str, Snapshot]) -> None:
         """Make the served agents match a valid plan (by key: each version on its own). Running jobs are not
         touched."""
+        # a name whose every version this reload replaces (its first `version:`, its one version renamed) keeps
+        # its registration: its running jobs keep the worker that reports them, and the server sees no gap
+        replaced = {d.name for d in change.added}
+        registrations: dict[str, WorkerConnection] = {}
         for definition in change.removed:
-            self._remove(definition)
+            self._remove(definition, registrations if definition.name in replaced else None)
         renewed: set[str] = set()  # names registered anew in this reload
         for c in change.changes:
             agent = self._agents[c.name]
@@ -145,7 +155,10 @@ class AgentSet:
             new = Version(c.new, MetadataChecker(c.new.metadata), pool)
             self._agents[c.name] = Agent(tuple(new if v is old else v for v in agent.versions), worker)
         for definition in change.added:
-            self.add(definition, sources.get(definition.key))
+            kept = registrations.pop(definition.name, None)
+            agent = self.add(definition, sources.get(definition.key), kept)
+            if kept is not None and agent.worker is not kept:  # registered otherwise now: the old one goes
+                self._closing.spawn(kept.close(), name=f"close-worker-{definition.name}")
 
     async def close(self) -> None:
         """Unregister every agent and end their idle processes."""
@@ -156,7 +169,8 @@ class AgentSet:
                 self._closing.spawn(version.pool.close(), name=f"close-pool-{version.key}")
         await self._closing.wait_all()
 
-    def _remove(self, definition: AgentDefinition) -> None:
+    def _remove(self, definition: AgentDefinition, keep: dict[str, WorkerConnection] | None = None) -> None:
+        """Stop serving one version; with its last, its registration ends too, unless `keep` takes it."""
         agent = self._agents[definition.name]
         gone = next(v for v in agent.versions if v.key == definition.key)
         self._closing.spawn(gone.pool.close(), name=f"close-pool-{gone.key}")
@@ -165,7 +179,10 @@ class AgentSet:
             self._agents[definition.name] = Agent(rest, agent.worker)
         else:
             del self._agents[definition.name]
-            self._closing.spawn(agent.worker.close(), name=f"close-worker-{agent.name}")
+            if keep is not None:
+                keep[agent.name] = agent.worker
+            else:
+                self._closing.spawn(agent.worker.close(), name=f"close-worker-{agent.name}")
 
     def _version(self, definition: AgentDefinition, sources: Snapshot | None) -> Version:
         return Version(definition, MetadataChecker(definition.metadata), self._pool(definition, sources))

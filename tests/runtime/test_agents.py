@@ -95,3 +95,31 @@ async def test_versions_share_one_registration_and_change_one_by_one(make_agent)
         await closed(before.worker)
     finally:
         await agents.close()
+
+
+async def test_an_agent_given_its_first_versions_keeps_its_registration(make_agent):
+    """`bot` becomes `bot@v1` and `bot@v2` (and back): every version replaced in one reload, the name keeps its
+    one registration, so its running jobs keep the worker that reports their end."""
+    agents = AgentSet(UNREACHABLE, NoJobs(), ProcessSettings())  # type: ignore[arg-type]
+    agents.add(make_agent("processes: {idle: 0}\n", name="bot"))
+    try:
+        [before] = list(agents)
+        v1 = make_agent("processes: {idle: 0}\nversion: v1\nweight: 9\n", name="bot")
+        v2 = make_agent("processes: {idle: 0}\nversion: v2\nweight: 1\n", name="bot")
+        change = plan(agents.definitions(), [v1, v2])
+        assert change.summary() == "added bot@v1, bot@v2; removed bot"
+        agents.apply(change, {})
+        [versioned] = list(agents)
+        assert [v.key for v in versioned.versions] == ["bot@v1", "bot@v2"]
+        assert versioned.worker is before.worker and not before.worker.closed
+        agents.apply(plan(agents.definitions(), [make_agent("processes: {idle: 0}\n", name="bot")]), {})
+        [after] = list(agents)
+        assert after.worker is before.worker and not before.worker.closed and after.definition.version is None
+        # registered otherwise (now dispatched automatically): a new registration, the old one closed
+        agents.apply(plan(agents.definitions(), [make_agent("processes: {idle: 0}\nversion: v3\n"
+                                                            "dispatch: automatic\n", name="bot")]), {})
+        [automatic] = list(agents)
+        assert automatic.worker is not before.worker
+        await closed(before.worker)
+    finally:
+        await agents.close()
