@@ -51,6 +51,17 @@ def version_for(agent: Agent, health: Health, room: str, metadata: str, avoid: s
     return agent.version(definition)
 
 
+def _invalid(answer: Admission) -> bool:
+    return isinstance(answer, Refuse) and answer.reason == "invalid_metadata"
+
+
+def _by_weight(agent: Agent, refused: Version, health: Health) -> list[Version]:
+    """The agent's other versions in rotation, heaviest first (then by name): where metadata `refused`'s schema
+    refuses is tried next."""
+    others = [v for v in agent.versions if v is not refused and not health.is_out(v.definition)]
+    return sorted(others, key=lambda v: (-v.definition.weight, v.definition.version or ""))
+
+
 def after_the_check(answer: Admission, draining: bool, running: int, max_jobs: int) -> Admission:
     """An Accept decided before the metadata check, declined if the host began draining or the agent reached
     `max_jobs` while it ran; any other answer as it is."""
@@ -111,9 +122,16 @@ class OfferDesk:
         if agent is not None:
             version = version_for(agent, self._health, job.room.name, job.metadata, avoid, self._running)
             span.set(**{"agent.version": version.definition.version})
-        state = None if version is None else AgentState(version.definition, version.checker,
-                                                        self._running(version.definition), pool_error(version.pool))
-        answer = await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self._draining())
+        answer = await self._decide(job, version)
+        if agent is not None and version is not None and len(agent.versions) > 1 and _invalid(answer):
+            # metadata one version's schema refuses goes to another whose schema takes it (a canary's stricter
+            # schema would otherwise turn its share of the calls away for good), by weight among them
+            for other in _by_weight(agent, version, self._health):
+                other_answer = await self._decide(job, other)
+                if not _invalid(other_answer):
+                    version, answer = other, other_answer
+                    span.set(**{"agent.version": version.definition.version})
+                    break
         span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
         if version is not None:
             answer = after_the_check(answer, self._draining(), self._running(version.definition),
@@ -125,6 +143,11 @@ class OfferDesk:
             return answer, accepted
         not_taken(answer, worker.agent, self._metrics, span, fields)
         return answer, None
+
+    async def _decide(self, job: agent_pb.Job, version: Version | None) -> Admission:
+        state = None if version is None else AgentState(version.definition, version.checker,
+                                                        self._running(version.definition), pool_error(version.pool))
+        return await decide(Offer(job.id, job.room.name, job.metadata), state, draining=self._draining())
 
     def _accept(self, answer: Accept, job: agent_pb.Job, worker: WorkerConnection, version: Version, span: JobSpan,
                 retry: Retry | None) -> tuple[Accept, Job]:

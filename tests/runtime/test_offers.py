@@ -110,3 +110,53 @@ def test_a_version_at_its_max_jobs_hands_the_call_to_another(tmp_path):
 
 def bound(agent: Agent, health: Health) -> int:
     return max_jobs(in_rotation([v.definition for v in agent.versions], health, [False] * len(agent.versions)))
+
+
+async def test_metadata_a_canarys_schema_refuses_goes_to_a_version_whose_schema_takes_it(tmp_path):
+    """The canary's stricter schema refuses a call's metadata: the call runs on stable rather than being
+    turned away; metadata every version refuses is refused."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from livekit.protocol import agent as agent_pb
+
+    from host.config.credentials import Credentials
+    from host.runtime.accepted import NoAgents
+    from host.config.metadata import MetadataChecker
+    from host.runtime.offers import OfferDesk
+    from host.runtime.redispatch import Redispatch
+    from host.tracing import HostTracing
+
+    (tmp_path / "bot.yaml").write_text(
+        "name: bot\nversion: stable\nweight: 1\nentrypoint: m:f\nmetadata: {schema: {type: object}}\n---\n"
+        "name: bot\nversion: canary\nweight: 1000\nentrypoint: m:f\n"
+        "metadata: {schema: {type: object, required: [tenant]}}\n")
+    definitions = load([str(tmp_path)], check_imports=False).require_ok().agents
+
+    class TakingPool(Pool):
+        async def take(self) -> object:
+            return object()
+
+    agent = Agent(tuple(Version(d, MetadataChecker(d.metadata), TakingPool()) for d in definitions),  # type: ignore[arg-type]
+                  None)  # type: ignore[arg-type]
+    worker = SimpleNamespace(agent="bot", worker_id="AW_1")
+    lookup = SimpleNamespace(serves=lambda w: agent, get=lambda name: agent, names=lambda: ["bot"])
+    health = Health()
+    desk = OfferDesk(Metrics(), HostTracing({}), health,
+                     Redispatch(Credentials("ws://127.0.0.1:9", "k", "s" * 32), Metrics(), NoAgents, lambda: False),
+                     lambda: lookup, lambda d: 0, lambda: False)  # type: ignore[arg-type,return-value]
+
+    async def offer(room: str, metadata: dict[str, object] | str) -> tuple[object, object]:
+        from livekit.protocol import models
+
+        job = agent_pb.Job(id=f"AJ_{room}", dispatch_id="AD_1", room=models.Room(name=room),
+                           metadata=json.dumps(metadata) if isinstance(metadata, dict) else metadata)
+        return await desk.answer(worker, agent_pb.AvailabilityRequest(job=job))  # type: ignore[arg-type]
+
+    with_tenant = [await offer(f"room-{n}", {"tenant": "acme"}) for n in range(3)]
+    assert all(isinstance(a, Accept) and j.facts.version == "canary" for a, j in with_tenant)  # type: ignore[attr-defined]
+    answer, job = await offer("room-x", {"user": "u"})
+    assert isinstance(answer, Accept) and job.facts.version == "stable"  # type: ignore[attr-defined]
+    answer, job = await offer("room-y", "[1, 2]")  # neither schema takes it
+    assert isinstance(answer, Refuse) and answer.reason == "invalid_metadata" and job is None
+    await asyncio.sleep(0)
