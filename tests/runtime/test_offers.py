@@ -121,8 +121,8 @@ async def test_metadata_a_canarys_schema_refuses_goes_to_a_version_whose_schema_
     from livekit.protocol import agent as agent_pb
 
     from host.config.credentials import Credentials
-    from host.runtime.accepted import NoAgents
     from host.config.metadata import MetadataChecker
+    from host.runtime.accepted import NoAgents
     from host.runtime.offers import OfferDesk
     from host.runtime.redispatch import Redispatch
     from host.tracing import HostTracing
