@@ -188,14 +188,13 @@ def agent_and_metadata(agent: str, payload: str, paths: Sequence[str], invalid: 
             sys.exit(invalid)
         raise click.UsageError(str(UnknownAgentError(agent, agents)))
     text, source = read_payload(payload, payload_hint) if payload else ("", "<metadata>")
-    # a dispatch may be given to any version with a weight: the metadata must fit each one's schema
+    # a host gives a job to a version whose schema takes its metadata: one must (each one's problems are said)
     versions = [d for d in catalog.agents if d.name == agent]
-    for definition in [d for d in versions if d.weight > 0] or versions:
-        problems = MetadataChecker(definition.metadata).check(text, source)[1]
-        if problems:
+    refused = [(d, MetadataChecker(d.metadata).check(text, source)[1]) for d in versions]
+    if all(problems for _d, problems in refused):
+        for definition, problems in refused:
             if len(versions) > 1:
-                click.echo(f"agenthost: the metadata does not fit version {definition.version} of {agent}, which a "
-                           "dispatch may be given to:", err=True)
+                click.echo(f"agenthost: the metadata does not fit version {definition.version} of {agent}:", err=True)
             click.echo(render("text", (), problems), err=True, nl=False)
-            sys.exit(invalid)
+        sys.exit(invalid)
     return agents[agent], text
