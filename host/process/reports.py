@@ -18,6 +18,7 @@ class JobReports:
     prewarm_cpu: float = 0.0  # CPU seconds it took to get ready: not its job's
     vitals: JobVitals | None = None  # its last report of its loop lag and room
     vitals_at: float = 0.0  # when that report came (monotonic)
+    met_someone: bool = False  # some report said another was in its room (its call had a caller)
     result: JobDone | None = None  # what it said when its job ended; None if it never did
     spans_dropped: int = 0  # of its traces, as it last said
     on_started: Callable[[float], None] | None = None  # called with entrypoint_at
@@ -30,6 +31,7 @@ class JobReports:
         """Keep what `msg` says of the job; False for a message that is not a report (a change of state)."""
         if isinstance(msg, JobVitals):
             self.vitals, self.vitals_at = msg, time.monotonic()
+            self.met_someone = self.met_someone or msg.participants > 0
             self._note_spans_dropped(msg.spans_dropped)
         elif isinstance(msg, JobStarted):
             if self.on_started is not None:

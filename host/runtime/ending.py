@@ -98,8 +98,8 @@ class JobEnding:
         if result.reason not in VERSION_FAILURES:  # a drain, a stop or the server ending it is no fault of it
             self.note_version(facts, failed=False)
             return False
-        vitals = process.reports.vitals
-        if not self._failed_on_version(facts, in_room=vitals is not None and vitals.participants > 0):
+        # one that ever had someone in its room with it served its call (its caller may have left since)
+        if not self._failed_on_version(facts, in_room=process.reports.met_someone):
             return False
         self._redispatch.retry(facts)
         return True

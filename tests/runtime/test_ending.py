@@ -10,12 +10,13 @@ from livekit.protocol import agent as agent_pb
 from host.config.credentials import Credentials
 from host.config.loader import load
 from host.ops.metrics import Metrics
+from host.process.reports import JobReports
 from host.runtime.accepted import JobFacts, NoAgents
 from host.runtime.ending import JobEnding, signal_name
 from host.runtime.outcome import SUCCESS, Outcome
 from host.runtime.redispatch import Redispatch
 from host.runtime.versions import Health
-from host.wire.messages import Participant
+from host.wire.messages import JobVitals, Participant
 
 
 class Worker:
@@ -81,8 +82,10 @@ def test_a_call_whose_job_failed_before_joining_is_retried_once_within_max_attem
     first = facts(tmp_path, Worker(False))
     end = JobEnding(Metrics(), Health(), redispatch, two_versions(first), lambda: False)  # type: ignore[arg-type]
     failed = Outcome("job_error", "entrypoint raised RuntimeError: the canary's bug")
-    alone = SimpleNamespace(reports=SimpleNamespace(vitals=None))  # it never said anyone was in its room
-    joined = SimpleNamespace(reports=SimpleNamespace(vitals=SimpleNamespace(participants=1)))
+    alone = SimpleNamespace(reports=JobReports())  # it never said anyone was in its room
+    joined = SimpleNamespace(reports=JobReports())
+    joined.reports.take(JobVitals(1.0, 1))
+    joined.reports.take(JobVitals(1.0, 0))  # its caller met it, then left, then the job failed
     assert end._judge_version(Job(first), alone, failed) is True  # type: ignore[arg-type]
     assert retried == ["AJ_1"]
     assert end._judge_version(Job(first), joined, failed) is False  # type: ignore[arg-type]  # its caller met it
