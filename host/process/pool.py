@@ -43,6 +43,7 @@ MAX_GROWTH = 8  # idle processes above processes.idle at most
 GROW_MIN_PREWARM_CPU = 0.05  # CPU seconds to get a process ready under which the pool does not grow
 PREWARM_SAMPLES = 5  # the last processes whose cost to get ready is considered
 MAX_SOURCES = 5000  # project files watched per agent for a reload (what its processes say they imported)
+VIRTUAL = ("/proc/", "/sys/", "/dev/")  # the kernel's file systems: no project file is there
 
 
 def pool_target(idle: int, misses: int, prewarm_cpu: Sequence[float]) -> int:
@@ -146,9 +147,11 @@ class ProcessPool:
 
     def _learn_sources(self, reported: Snapshot) -> None:
         """Add the project files a process says its imports loaded (what a reload checks for changes). Agent code
-        runs there: only new absolute `.py` paths are taken, at most MAX_SOURCES per agent, and each is stat'ed
-        here, never believed."""
-        new = [path for path in reported if path not in self.sources and os.path.isabs(path) and path.endswith(".py")]
+        runs there: only new absolute `.py` paths are taken, none under the kernel's own file systems (through
+        /proc a path reaches into a job's namespace, where a file system it mounted could hold a look at it for
+        ever), at most MAX_SOURCES per agent, and each is stat'ed here, never believed."""
+        new = [path for path in reported if path not in self.sources and os.path.isabs(path) and path.endswith(".py")
+               and not path.startswith(VIRTUAL)]
         room = max(0, MAX_SOURCES - len(self.sources))
         if len(new) > room:
             logger.warning("a process of %s listed %d more source files than are watched per agent (%d); the rest "
