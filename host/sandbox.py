@@ -39,6 +39,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
+import sysconfig
 from typing import Any
 
 logger = logging.getLogger("agenthost.job")
@@ -67,6 +69,26 @@ TEMPLATE_DROPS = (CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_MAC_OVERRID
 # raising its own rlimits
 JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_RESOURCE)
 READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger")  # the kernel's settings, and its emergency key
+# what agent code could change to run code as the host, or in another agent, or as root at large: the machine's
+# programs, libraries and settings, Python's installation (a `.pth` file in site-packages runs in every Python
+# process), agenthost's own code; and what the host names in PROTECTED_DIRS (its state: the journal of calls)
+SYSTEM = ("/etc", "/boot", "/bin", "/sbin", "/lib", "/lib64", "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib64",
+          "/usr/libexec", "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib")
+PROTECTED_DIRS = "AGENTHOST_PROTECTED_DIRS"  # os.pathsep-separated, set by the host before it starts processes
+_HOST_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _installation() -> tuple[str, ...]:
+    """Python's standard library, site-packages and scripts: looked up once, where this module is imported (the
+    fork server, before any process runs agent code)."""
+    try:
+        paths = sysconfig.get_paths()
+    except Exception:  # an installation it cannot read: its prefixes' usual places
+        return tuple(os.path.join(p, sub) for p in {sys.prefix, sys.base_prefix} for sub in ("lib", "bin"))
+    return tuple(v for k, v in paths.items() if k in ("stdlib", "platstdlib", "purelib", "platlib", "scripts"))
+
+
+_INSTALLATION = _installation()
 
 
 class _CapHeader(ctypes.Structure):
@@ -141,6 +163,35 @@ def _to_make_read_only() -> tuple[list[str], list[str]]:
     return cgroups, [path for path in READ_ONLY if path not in done and os.path.exists(path)]
 
 
+def protected(extra: str = "", cwd: str = "") -> list[str]:
+    """The folders made read-only in the namespace of a process running agent code (SYSTEM, Python's
+    installation, agenthost's code, and `extra`'s), as real paths, each once (none inside another), and none
+    holding `cwd` (the project the host serves from, where agents may write: /usr/src/app, say)."""
+    paths = [*SYSTEM, _HOST_DIR, *_INSTALLATION, *(p for p in extra.split(os.pathsep) if p)]
+    real = sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+    cwd = os.path.join(os.path.realpath(cwd), "") if cwd else ""
+    kept: list[str] = []
+    for path in real:  # sorted: a folder comes before what is inside it
+        inside = os.path.join(path, "")
+        if path == "/" or (cwd and cwd.startswith(inside)) or any(inside.startswith(os.path.join(k, "")) for k in kept):
+            continue
+        kept.append(path)
+    return kept
+
+
+def _protect(paths: list[str]) -> None:
+    """Each of `paths` read-only here (one that cannot be is left as it is, and said: the rest still are)."""
+    done = {point for point, _, ro in _mounts() if ro}
+    for path in paths:
+        if path in done:  # made so by the template this process was forked from
+            continue
+        try:
+            _mount(path, path, None, MS_BIND | MS_REC, None)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        except OSError as exc:
+            logger.debug("%s is not read-only for this process: %s", path, exc)
+
+
 def _own_user_namespace() -> bool:
     """A user namespace and a mount namespace of this process's own, its uid and gid mapped to themselves (root
     in it is root outside, a user is that user): how a process without CAP_SYS_ADMIN (a host run as a user, or
@@ -181,7 +232,8 @@ def agent_code_loaded() -> None:
 
 def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:
     """A mount namespace of this process's own: a private /dev/shm of at most `shm_bytes` (0: the tmpfs
-    default), the fork server's folder hidden, and the cgroup file systems and kernel settings read-only.
+    default), the fork server's folder hidden, and the cgroup file systems, kernel settings and `protected`
+    folders read-only.
     Made with CAP_SYS_ADMIN (root), else in a user namespace of its own; False when neither is allowed (user
     namespaces off, or a container's seccomp), logged at `said` (a template says it; each of its jobs would say
     it again)."""
@@ -206,6 +258,7 @@ def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:
         for path in settings:
             _mount(path, path, None, MS_BIND | MS_REC, None)
             _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        _protect(protected(os.environ.pop(PROTECTED_DIRS, ""), os.getcwd()))
     except OSError as exc:
         logger.warning("no private /dev/shm or read-only cgroup and kernel settings for this job process: %s", exc)
         return False

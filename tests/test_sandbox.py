@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -68,7 +69,18 @@ def seen():
             "shm": sorted(os.listdir("/dev/shm")),
             "writable_cgroups": [p for p, kind, ro in sandbox._mounts() if kind.startswith("cgroup") and not ro],
             "writable_settings": [p for p, _, ro in sandbox._mounts() if p in sandbox.READ_ONLY and not ro],
-            "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)}
+            "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), "wrote": wrote()}
+def wrote():  # where it could write: the host's state, its site-packages (a .pth file runs in every Python)
+    done = []
+    for folder in (os.environ.get("PROTECTED_PROBE"), os.environ.get("SITE_PROBE")):
+        if folder:
+            try:
+                with open(os.path.join(folder, f"agenthost-probe-{os.getpid()}.pth"), "w") as fh:
+                    fh.write("")
+                done.append(folder)
+            except OSError:
+                pass
+    return done
 sandbox.harden_template()
 sandbox.agent_code_loaded()  # as the template does before it imports the agent's code
 template = seen()
@@ -98,13 +110,18 @@ def user_namespaces() -> bool:
 def test_a_template_cannot_undo_its_namespace_and_the_jobs_it_forks_still_make_theirs(tmp_path):
     """Agent code imported in a template runs without CAP_SYS_ADMIN, with the fork server's folder hidden and the
     cgroup file systems read-only; a job it forks has a /dev/shm of its own all the same (in a user namespace)."""
-    from host.sandbox import FORKSERVER_DIR
+    from host.sandbox import FORKSERVER_DIR, PROTECTED_DIRS
 
     (tmp_path / "listener-1").write_text("the fork server's socket would be here")
+    state = tmp_path.parent / f"{tmp_path.name}-state"  # the host's state: its journal of calls
+    state.mkdir()
     out = subprocess.run([sys.executable, "-c", TEMPLATE_AND_JOB], capture_output=True, text=True, check=True,
-                         env={**os.environ, FORKSERVER_DIR: str(tmp_path), "PROBE_DIR": str(tmp_path)})
+                         env={**os.environ, FORKSERVER_DIR: str(tmp_path), "PROBE_DIR": str(tmp_path),
+                              PROTECTED_DIRS: str(state), "PROTECTED_PROBE": str(state),
+                              "SITE_PROBE": sysconfig.get_paths()["purelib"]})
     seen = json.loads(out.stdout)
     for side in ("template", "job"):
+        assert seen[side]["wrote"] == [], seen  # neither the host's state nor Python's installation
         assert seen[side]["sees"] == [], seen
         assert not seen[side]["cap_eff"] & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_PTRACE), seen
         assert seen[side]["writable_cgroups"] == [] and seen[side]["writable_settings"] == [], seen
@@ -131,6 +148,7 @@ def test_a_host_run_as_a_user_gives_its_templates_and_jobs_namespaces_of_their_o
     os.chmod(folder, 0o755)  # the user could list it
     with open(os.path.join(folder, "listener-1"), "w") as fh:
         fh.write("the fork server's socket would be here")
+    site_packages = sysconfig.get_paths()["purelib"]  # read while Python's installation is readable
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the user's process: Python is already loaded (its files may be root's only)
@@ -138,7 +156,7 @@ def test_a_host_run_as_a_user_gives_its_templates_and_jobs_namespaces_of_their_o
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-            os.environ.update({FORKSERVER_DIR: folder, "PROBE_DIR": folder})
+            os.environ.update({FORKSERVER_DIR: folder, "PROBE_DIR": folder, "SITE_PROBE": site_packages})
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 exec(TEMPLATE_AND_JOB, {"__name__": "probe"})

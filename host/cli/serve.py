@@ -103,16 +103,18 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     # inherits them in its environment
     for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE", "AGENTHOST_REDIS_URL"):
         os.environ.pop(secret, None)
-    from host.sandbox import not_dumpable
+    from host.sandbox import PROTECTED_DIRS, not_dumpable
 
     not_dumpable()  # no job process may read the host's memory (its secrets) or attach to it
+    state_dir = state_dir or default_state_dir()
+    os.environ[PROTECTED_DIRS] = state_dir  # nor write the host's state (its journal of calls) where it can read
     catalog = load_or_exit(agent_paths)
     try:
         host = Host(catalog, credentials, HostOptions(
             paths=tuple(agent_paths), log_format=log_format, log_level=level, drain_timeout=drain_timeout,
             watch=watch, import_timeout=import_timeout, http=address, http_token=token,
             load=LoadPolicy(load_threshold, server_target_load), job_limits=job_limits,
-            state_dir=state_dir or default_state_dir(), redis_url=redis_url, redis_prefix=redis_prefix,
+            state_dir=state_dir, redis_url=redis_url, redis_prefix=redis_prefix,
             job_logs=job_logs))
         asyncio.run(host.run())
     except (ListenError, AgentHostError) as exc:

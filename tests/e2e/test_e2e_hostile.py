@@ -295,3 +295,33 @@ async def test_a_reload_meeting_an_alias_bomb_or_a_fifo_keeps_the_agents_and_the
     await host.wait_log(r"reload \(.*\) refused, still serving the previous configuration: .*pipe.yaml.*FIFO")
     assert psutil.Process(host.proc.pid).memory_info().rss - before < 100 * 1024 * 1024
     await hello(livekit_server)  # still served
+
+
+async def test_a_job_cannot_write_the_hosts_code_its_python_or_its_state(livekit_server, start_host, tmp_path):
+    """A job that could write a `.pth` file into site-packages, or agenthost's own code, would run code in every
+    later Python process of the host (its import checks, its restarts); one that could write the host's state
+    would forge its journal of calls. In the job's namespace they are read-only; the host still writes its state."""
+    import json
+    import os
+    import sysconfig
+
+    import host as host_package
+
+    if os.geteuid() != 0:
+        pytest.skip("a job has a mount namespace of its own only when the host runs as root")
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "writer.yaml").write_text(
+        f"name: writer\nentrypoint: {ROOT / 'tests/agents/write_probe.py'}:entrypoint\n")
+    state = tmp_path / "state"  # the fixture's state directory for the host
+    host = start_host(livekit_server, tmp_path / "agents")
+    await host.wait_log(r"registered agent writer")
+    client = Client(livekit_server, new_room())
+    client.listen("write")
+    await client.connect()
+    folders = [sysconfig.get_paths()["purelib"], os.path.dirname(host_package.__file__), str(state),
+               str(tmp_path)]  # the last one, the job may write in
+    await dispatch(livekit_server, "writer", client.room_name, json.dumps(folders))
+    [result] = await client.wait_text("write")
+    assert json.loads(result) == [str(tmp_path)], result
+    await client.disconnect()
+    assert state.is_dir() and any(state.iterdir())  # the host writes its journal there all the same
