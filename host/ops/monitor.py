@@ -36,6 +36,7 @@ class Sampled:
     group: JobGroup | None = None  # its cgroup, where it has one: its memory and CPU are read there
     agent: str = ""
     ready_cpu: float = 0.0  # CPU seconds its process used to get ready: not counted as the job's
+    own_bytes: int | None = None  # its own pages, as it last said (where the host may not read them itself)
 
 
 class Watched(Protocol):
@@ -88,7 +89,8 @@ class ResourceMonitor:
 
     async def sample_memory(self, now: float) -> None:
         running = self._jobs.sampled()
-        sizes = await asyncio.to_thread(memory_of, [(s.pid, s.group) for s in running]) if running else []
+        sizes = await asyncio.to_thread(memory_of, [(s.pid, s.group, s.own_bytes) for s in running]) \
+            if running else []
         self.memory = {s.job_id: size for s, size in zip(running, sizes, strict=True) if size is not None}
         self._warned_at = {k: v for k, v in self._warned_at.items() if k in self.memory}
         for s in running:

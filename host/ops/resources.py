@@ -1,8 +1,9 @@
 """What the host measures about the machine and its job processes: memory and CPU.
 
 `memory_of` is what a job process and everything it started take: its cgroup's charge, or, where it has no
-cgroup, their own pages (USS: private pages, from /proc/PID/smaps_rollup; the pages a job process shares with
-its template are its template's), or their resident memory where those cannot be read.
+cgroup, their own pages (USS: private pages, from /proc/PID/smaps_rollup, host.memory; the pages a job process
+shares with its template are its template's; where the host may not read them, a job process's own figure of
+itself), or their resident memory where those cannot be read.
 `CpuLoad` smooths the host's own CPU use and the machine's, so that one busy second does not make a
 host report itself full. Both use psutil.
 """
@@ -17,33 +18,16 @@ from dataclasses import dataclass
 
 import psutil
 
+from host.memory import own_pages
 from host.process.cgroupfs import JobGroup
 from host.process.usage import tree_cpu_seconds
 
 MB = 1024 * 1024
 
 
-_PRIVATE = (b"Private_Clean:", b"Private_Dirty:", b"SwapPss:")
-
-
-def own_pages(pid: int) -> int | None:
-    """The pages of process `pid` that are its alone (and its share of swap), in bytes; None when they cannot be
-    read (it is gone, or is not dumpable and this process may not read it, or the kernel has no smaps_rollup)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    total = 0
-    for line in text.splitlines():
-        if line.startswith(_PRIVATE):
-            total += int(line.split()[1]) * 1024
-    return total
-
-
-def memory_bytes(pid: int) -> int | None:
-    """The memory of the process and its descendants: their own pages, or their resident memory where those
-    cannot be read; None when it is gone."""
+def memory_bytes(pid: int, reported: int | None = None) -> int | None:
+    """The memory of the process and its descendants: their own pages, or, for the process, what it `reported`
+    of its own pages, where this process may not read them; else their resident memory; None when it is gone."""
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
@@ -52,6 +36,8 @@ def memory_bytes(pid: int) -> int | None:
     total = 0
     for p in procs:
         own = own_pages(p.pid)
+        if own is None and p is proc and reported:
+            own = reported
         if own is None:
             try:
                 own = p.memory_info().rss
@@ -63,11 +49,12 @@ def memory_bytes(pid: int) -> int | None:
     return total
 
 
-def memory_of(processes: Sequence[tuple[int, JobGroup | None]]) -> list[int | None]:
-    """The memory of each job process, in one call (the host makes it off its event loop): what its cgroup
-    charges it (its own pages: the pages it shares with its template are charged to the template), or, with
-    no cgroup, `memory_bytes`."""
-    return [group.memory_bytes() if group is not None else memory_bytes(pid) for pid, group in processes]
+def memory_of(processes: Sequence[tuple[int, JobGroup | None, int | None]]) -> list[int | None]:
+    """The memory of each job process (pid, cgroup, what it reported of its own pages), in one call (the host
+    makes it off its event loop): what its cgroup charges it (its own pages: the pages it shares with its
+    template are charged to the template), or, with no cgroup, `memory_bytes`."""
+    return [group.memory_bytes() if group is not None else memory_bytes(pid, reported)
+            for pid, group, reported in processes]
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ class JobReports:
             return False
         return True
 
+    @property
+    def own_bytes(self) -> int | None:
+        """The job's own pages as it last said (it says them where the host may not read them); None if not."""
+        return self.vitals.own_bytes if self.vitals is not None and self.vitals.own_bytes > 0 else None
+
     def loop_lag_ms(self, now: float) -> float | None:
         """The job's event-loop lag: as it last said, or, when its report is overdue, at least how long overdue
         it is (a loop blocked by synchronous work sends nothing until it is free, and then reports it once)."""

@@ -169,7 +169,7 @@ class JobTable:
     def sampled(self) -> list[Sampled]:
         """The job processes running now, for the resource monitor."""
         return [Sampled(j.id, j.process.pid, j.facts.definition.limits, j.facts.log_fields, j.process.group, j.agent,
-                        j.process.ready_cpu)
+                        j.process.ready_cpu, j.process.reports.own_bytes)
                 for j in self._jobs.values()
                 if j.process is not None and j.process.pid is not None and not j.process.exited]
 

@@ -81,6 +81,8 @@ class JobVitals:
     loop_lag_ms: float
     participants: int
     spans_dropped: int = 0  # of its traces, since the job started (its exporter's queue full, or the export failed)
+    # its own pages (host.memory), where the host may not read them (a host run as a user); 0: not measured
+    own_bytes: int = 0
 
 
 @dataclass(frozen=True)

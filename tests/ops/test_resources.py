@@ -6,13 +6,13 @@ import time
 
 import psutil
 
+from host.memory import own_pages
 from host.ops.resources import (
     MB,
     CpuLoad,
     JobCpuSample,
     TreeCpu,
     memory_bytes,
-    own_pages,
 )
 
 
