@@ -188,9 +188,11 @@ def agent_and_metadata(agent: str, payload: str, paths: Sequence[str], invalid: 
             sys.exit(invalid)
         raise click.UsageError(str(UnknownAgentError(agent, agents)))
     text, source = read_payload(payload, payload_hint) if payload else ("", "<metadata>")
-    # a host gives a job to a version whose schema takes its metadata: one must (each one's problems are said)
+    # a host gives a job to a version taking calls whose schema takes its metadata: one must (each one's
+    # problems are said)
     versions = [d for d in catalog.agents if d.name == agent]
-    refused = [(d, MetadataChecker(d.metadata).check(text, source)[1]) for d in versions]
+    taking = [d for d in versions if d.weight > 0] or versions  # a version at weight 0 takes no new call
+    refused = [(d, MetadataChecker(d.metadata).check(text, source)[1]) for d in taking]
     if all(problems for _d, problems in refused):
         for definition, problems in refused:
             if len(versions) > 1:

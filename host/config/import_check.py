@@ -71,14 +71,14 @@ def _child_main() -> None:
     os.dup2(2, 1)  # whatever imported code prints goes to stderr, not into our answers
     sys.stdout = sys.stderr
     requests = json.loads(sys.stdin.read())
-    path = list(sys.path)
+    path, environ = list(sys.path), dict(os.environ)
     last: tuple[str | None, str | None] | None = None
     for i, (ref_fields, role, api, declared) in enumerate(requests):
         request = CheckRequest(FunctionRef(**ref_fields), role, api, declared)
         out.write(json.dumps({"start": i}) + "\n")
         origin = (request.ref.file or request.ref.module, request.ref.base_dir)
         if origin != last:  # the same module again (an agent's entrypoint, then its setup) is the same import
-            _forget_project(path)
+            _forget_project(path, environ)
             last = origin
         before = set(sys.modules)
         sources: dict[str, tuple[int, int]] = {}
@@ -95,8 +95,9 @@ def _child_main() -> None:
     end_all(descendants(os.getpid()), grace=0.5)  # nothing the checked code started outlives the check
 
 
-def _forget_project(path: list[str]) -> None:
-    """Before each check: no module of the project loaded by an earlier one, and the import path as it began.
+def _forget_project(path: list[str], environ: dict[str, str]) -> None:
+    """Before each check: no module of the project loaded by an earlier one, and the import path and the
+    environment as they began (a module may load a .env file into it).
     Each agent is then checked as its own process imports it: two agents' `prompts.py` beside each, or two
     versions' `bot/main.py`, are each their own, not the first one's (the installation's modules stay loaded:
     they are the same for all)."""
@@ -104,6 +105,9 @@ def _forget_project(path: list[str]) -> None:
         if module is not None and is_project_module(module):
             del sys.modules[name]
     sys.path[:] = path
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
     compat = sys.modules.get("host.lkagents.compat")
     if compat is not None:
         compat.RUN_APP_CALLS.clear()

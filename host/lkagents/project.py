@@ -74,7 +74,8 @@ def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
         ref = agent.entrypoint.rpartition(":")[0] + ":" + server.setup
         say("setup", "setup", f"{server.source} runs {server.setup!r} in each process before its job (prewarm); "
             f"this agent file names the entrypoint function only, so it would not run. Add `setup: {ref}`")
-    if server.setup_unnamed and server.named != "server":  # a server named brings its own setup along
+    # a server named brings its own setup along; a file naming a setup of its own has chosen
+    if server.setup_unnamed and server.named != "server" and agent.setup is None:
         say("setup", "setup", f"{server.source} runs {server.setup_unnamed} in each process before its job "
             "(prewarm), which has no top-level name, so no agent file can name it and it would not run: define "
             "it at the module's top level (`def prewarm(proc): ...`) and add `setup: "

@@ -207,11 +207,15 @@ def run_app_given(module: object) -> None:
 
 
 def _run_app_callers(module: object) -> list[Any]:
-    """The module's own top-level functions, taking no argument, whose code calls run_app."""
+    """The module's own top-level functions, taking no argument, whose code calls livekit-agents' run_app (by a
+    name of the module's for it, for livekit.agents or for its cli: another framework's `run_app` would really
+    run, a web server's say)."""
+    names: dict[str, object] = vars(module) if module is not None else {}
     callers = []
-    for value in list(vars(module).values()) if module is not None else ():
+    for value in list(names.values()):
         if not (inspect.isfunction(value) and value.__module__ == getattr(module, "__name__", None)) \
-                or inspect.iscoroutinefunction(value) or "run_app" not in value.__code__.co_names:
+                or inspect.iscoroutinefunction(value) or "run_app" not in value.__code__.co_names \
+                or not any(_livekit_agents(names.get(n)) for n in value.__code__.co_names):
             continue
         try:
             if all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
@@ -220,6 +224,14 @@ def _run_app_callers(module: object) -> list[Any]:
         except (TypeError, ValueError):
             continue
     return callers
+
+
+def _livekit_agents(value: object) -> bool:
+    """Whether `value` is livekit-agents' run_app (as intercepted), or its package or cli module."""
+    if getattr(value, "_agenthost_recorder", False):
+        return True
+    return inspect.ismodule(value) and value.__name__ in ("livekit.agents", "livekit.agents.cli",
+                                                          "livekit.agents.cli.cli")
 
 
 def run_main(module: object) -> None:

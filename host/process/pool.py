@@ -65,6 +65,16 @@ class ProcessSettings:
     confinement: Confinement | None = None
 
 
+def _real(path: str) -> bool:
+    """Whether `path` is a real path outside the kernel's file systems. Through /proc (or a link to it) a path
+    reaches into a job's namespace, where a file system the job mounted could hold a look at it for ever;
+    resolving it reads each link's text, never what a namespace's root holds."""
+    try:
+        return os.path.realpath(path) == path and not path.startswith(VIRTUAL)
+    except OSError:  # a link it may not read (a process's root in /proc, say): no project file's path
+        return False
+
+
 class ProcessPool:
     def __init__(self, definition: AgentDefinition, log_format: str, log_level: int,
                  sources: Snapshot | None = None, confinement: Confinement | None = None) -> None:
@@ -147,11 +157,11 @@ class ProcessPool:
 
     def _learn_sources(self, reported: Snapshot) -> None:
         """Add the project files a process says its imports loaded (what a reload checks for changes). Agent code
-        runs there: only new absolute `.py` paths are taken, none under the kernel's own file systems (through
-        /proc a path reaches into a job's namespace, where a file system it mounted could hold a look at it for
-        ever), at most MAX_SOURCES per agent, and each is stat'ed here, never believed."""
+        runs there: only new absolute `.py` paths are taken, each a real path (as a process reports them) and
+        none under the kernel's own file systems, at most MAX_SOURCES per agent, and each is stat'ed here, never
+        believed."""
         new = [path for path in reported if path not in self.sources and os.path.isabs(path) and path.endswith(".py")
-               and not path.startswith(VIRTUAL)]
+               and _real(path)]
         room = max(0, MAX_SOURCES - len(self.sources))
         if len(new) > room:
             logger.warning("a process of %s listed %d more source files than are watched per agent (%d); the rest "

@@ -48,11 +48,14 @@ class JobReports:
         """The job's own pages as it last said (it says them where the host may not read them); None if not."""
         return self.vitals.own_bytes if self.vitals is not None and self.vitals.own_bytes > 0 else None
 
-    def loop_lag_ms(self, now: float) -> float | None:
-        """The job's event-loop lag: as it last said, or, when its report is overdue, at least how long overdue
-        it is (a loop blocked by synchronous work sends nothing until it is free, and then reports it once)."""
+    def loop_lag_ms(self, now: float | None) -> float | None:
+        """The job's event-loop lag: as it last said, or, when its report is overdue at `now` (None: a job no
+        longer reporting, being shut down), at least how long overdue it is (a loop blocked by synchronous work
+        sends nothing until it is free, and then reports it once)."""
         if self.vitals is None:
             return None
+        if now is None:
+            return self.vitals.loop_lag_ms
         overdue = now - self.vitals_at - VITALS_EVERY
         return max(self.vitals.loop_lag_ms, round(overdue * 1000, 1)) if overdue > VITALS_EVERY else \
             self.vitals.loop_lag_ms

@@ -43,6 +43,11 @@ class JobEnding:
         timeout = job.facts.definition.shutdown.timeout
         end = await process.wait_exit(timeout)
         result = outcome(end, job.failure, timeout)
+        if end.killed_by_host and not end.kill_reason and end.result is not None:
+            # its job was over (and is judged by that): what held the process is worth a word, all the same
+            logger.warning("job process killed at its shutdown timeout (%gs) after its job ended: something it "
+                           "started after the job (a thread that would not end, the last spans for a collector "
+                           "that did not answer) held it", timeout, extra=fields)
         job.span.event("exited", code=end.code, **({"shutdown_reason": end.shutdown_reason} if end.shutdown_reason
                                                    else {}))
         # a job killed with no cgroup counting its CPU said nothing of it: what the monitor saw last is the best

@@ -55,10 +55,11 @@ def _invalid(answer: Admission) -> bool:
     return isinstance(answer, Refuse) and answer.reason == "invalid_metadata"
 
 
-def _by_weight(agent: Agent, refused: Version, health: Health) -> list[Version]:
-    """The agent's other versions in rotation, heaviest first (then by name): where metadata `refused`'s schema
-    refuses is tried next."""
-    others = [v for v in agent.versions if v is not refused and not health.is_out(v.definition)]
+def _by_weight(agent: Agent, refused: Version, health: Health, avoid: str | None) -> list[Version]:
+    """The agent's other versions that take new calls, heaviest first (then by name): where metadata `refused`'s
+    schema refuses is tried next. Not one taken out, at weight 0 (rolled back from) or the one a retry avoids."""
+    others = [v for v in agent.versions if v is not refused and v.definition.weight > 0
+              and v.definition.version != avoid and not health.is_out(v.definition)]
     return sorted(others, key=lambda v: (-v.definition.weight, v.definition.version or ""))
 
 
@@ -125,13 +126,19 @@ class OfferDesk:
         answer = await self._decide(job, version)
         if agent is not None and version is not None and len(agent.versions) > 1 and _invalid(answer):
             # metadata one version's schema refuses goes to another whose schema takes it (a canary's stricter
-            # schema would otherwise turn its share of the calls away for good), by weight among them
-            for other in _by_weight(agent, version, self._health):
+            # schema would otherwise turn its share of the calls away for good), heaviest first: the first to
+            # accept it takes the call, else the first whose schema took it answers (declining, at its max_jobs)
+            taken: tuple[Version, Admission] | None = None
+            for other in _by_weight(agent, version, self._health, avoid):
                 other_answer = await self._decide(job, other)
-                if not _invalid(other_answer):
-                    version, answer = other, other_answer
-                    span.set(**{"agent.version": version.definition.version})
+                if isinstance(other_answer, Accept):
+                    taken = (other, other_answer)
                     break
+                if taken is None and not _invalid(other_answer):
+                    taken = (other, other_answer)
+            if taken is not None:
+                version, answer = taken
+                span.set(**{"agent.version": version.definition.version})
         span.event("metadata checked", valid=not (isinstance(answer, Refuse) and answer.reason == "invalid_metadata"))
         if version is not None:
             answer = after_the_check(answer, self._draining(), self._running(version.definition),

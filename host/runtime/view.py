@@ -13,6 +13,7 @@ from host.ops.metrics import Gauges, JobCpu, JobLag, JobMemory, Metrics, Version
 from host.ops.monitor import ResourceMonitor
 from host.ops.resources import MB
 from host.ops.status import SLOW_LAG_MS, AgentInfo, JobInfo, StatusDocument
+from host.process.states import ProcessState
 from host.runtime.accepted import Job, pool_error, process_error
 from host.runtime.agents import Agent, AgentSet, Version
 from host.runtime.jobs import JobTable
@@ -96,7 +97,7 @@ class HostView:
         cpu = self.monitor.cpu.jobs.by_job.get(job.id)
         cpu_seconds = self.monitor.cpu.jobs.seconds_by_job.get(job.id)
         vitals = job.process.reports.vitals if job.process is not None else None
-        lag = job.process.reports.loop_lag_ms(time.monotonic()) if job.process is not None else None
+        lag = _lag(job)
         return {"id": job.id, "agent": job.agent, "room": job.facts.room, "state": job.state, "pid": job.pid,
                 "started_at": _iso(job.started_at), "memory_mb": round(memory / MB, 1) if memory else None,
                 "cpu": round(cpu, 3) if cpu is not None else None,
@@ -122,8 +123,7 @@ class HostView:
                                              self._taken_out(v))
                                 for a in agents for v in a.versions if v.definition.version is not None],
                       job_lag=[JobLag(j.agent, j.id, lag / 1000, j.facts.version or "") for j in self.jobs
-                               if j.process is not None
-                               and (lag := j.process.reports.loop_lag_ms(time.monotonic())) is not None],
+                               if (lag := _lag(j)) is not None],
                       cpu_seconds={name: 0.0 for name in self.agents.names()}
                       | dict(self.monitor.cpu.jobs.seconds_by_agent))
 
@@ -134,3 +134,11 @@ class HostView:
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(
         timespec="seconds")
+
+
+def _lag(job: Job) -> float | None:
+    """A job's loop lag: overdue reports count while it runs (a job shutting down reports no more)."""
+    if job.process is None:
+        return None
+    running = job.process.state is ProcessState.RUNNING
+    return job.process.reports.loop_lag_ms(time.monotonic() if running else None)

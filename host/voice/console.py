@@ -64,6 +64,7 @@ class Console:
         self._interrupted_at = 0.0
         self._caller: Caller | None = None  # while the call is on
         self._asking: set[asyncio.Task[None]] = set()
+        self.ending = False  # the call is being ended (left, its room deleted)
 
     async def run(self) -> int:
         options = self.options
@@ -95,6 +96,7 @@ class Console:
                               "type to talk, /quit or Ctrl-D to end")
             code = await self._talk(caller, synthesizer)
         finally:
+            self.ending = True  # what follows ends the call (the room deleted): a Ctrl-C does not cut it short
             if logs is not None:  # the job's lines end here: what it logs as it shuts down would follow the end
                 logs.cancel()
             await caller.hang_up()
@@ -194,9 +196,9 @@ def run_console(credentials: Credentials, agent_name: str, metadata: str, option
 
         def on_interrupt() -> None:
             nonlocal quitting
-            if console.interrupt() and not quitting:
+            if console.interrupt() and not quitting and not console.ending:
                 # quit now, whatever the console waits for (the agent to join, an answer): the call is ended,
-                # its room deleted, on the way out
+                # its room deleted, on the way out (bounded: the server's answers are)
                 quitting = True
                 session.cancel()
 

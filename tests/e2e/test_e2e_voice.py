@@ -331,7 +331,7 @@ async def test_an_agent_that_publishes_its_voice_only_as_it_first_speaks_is_call
     (tmp_path / "lazy.py").write_text(LAZY)
     (tmp_path / "lazy.yaml").write_text("name: lazy\nentrypoint: lazy.py:entrypoint\n")
     host, code, out, err = await serve_and_call(livekit_server, start_host, tmp_path / "lazy.yaml", "lazy",
-                                                "--say", "hello there", "--timeout", "4")
+                                                "--say", "hello there", "--timeout", "10")
     assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
     assert "lazy agent published its voice" in host.log()
     [turn] = json.loads(out)["turns"]
@@ -341,7 +341,7 @@ async def test_an_agent_that_publishes_its_voice_only_as_it_first_speaks_is_call
 async def test_a_call_to_an_agent_with_no_voice_says_so_in_the_turn(livekit_server, start_host, tmp_path):
     (tmp_path / "mute.yaml").write_text(f"name: mute\nentrypoint: {ROOT / 'tests/agents/keeper.py'}:entrypoint\n")
     host, code, out, err = await serve_and_call(livekit_server, start_host, tmp_path / "mute.yaml", "mute",
-                                                "--say", "hello there", "--timeout", "3")
+                                                "--say", "hello there", "--timeout", "10")
     assert code == 1, f"exit {code}\n{out}\n{err}\n{host.log()}"
     [turn] = json.loads(out)["turns"]
     assert turn["latency_ms"] is None and "published no audio track: is it a voice agent?" in turn["error"], turn

@@ -147,7 +147,10 @@ def test_the_source_files_a_process_lists_are_bounded_and_stated_by_the_host(tmp
     monkeypatch.setattr(pool_module, "MAX_SOURCES", len(before) + 2)
     # what agent code may claim: a relative path, not Python, a path into the kernel's file systems (one into
     # its own namespace, say), a fake time for a real file, too many files
+    (tmp_path / "link").symlink_to("/proc/1/root/mnt")
     pool._learn_sources({"rel.py": (1, 1), "/etc/passwd": (1, 1), "/proc/1/root/mnt/fuse/x.py": (1, 1),
+                         "//proc/1/root/x.py": (1, 1), "/./proc/1/root/x.py": (1, 1),
+                         str(tmp_path / "link" / "x.py"): (1, 1),
                          str(real): (1, 1), "/no/such/a.py": (5, 5), "/no/such/b.py": (5, 5)})
     added = {k: v for k, v in pool.sources.items() if k not in before}
     stat = real.stat()

@@ -39,5 +39,6 @@ def test_a_job_whose_report_is_overdue_has_a_lag_at_least_that_long():
     sent = reports.vitals_at
     assert reports.loop_lag_ms(sent + 1.5) == 3.0  # its next report is not due yet
     assert reports.loop_lag_ms(sent + 5.0) == 4000.0  # four seconds overdue
+    assert reports.loop_lag_ms(None) == 3.0  # a job shutting down sends no more: its last word
     reports.take(JobVitals(4200.0, 1))  # free again, it says how late it was
     assert reports.loop_lag_ms(reports.vitals_at) == 4200.0

@@ -130,7 +130,8 @@ async def test_metadata_a_canarys_schema_refuses_goes_to_a_version_whose_schema_
     (tmp_path / "bot.yaml").write_text(
         "name: bot\nversion: stable\nweight: 1\nentrypoint: m:f\nmetadata: {schema: {type: object}}\n---\n"
         "name: bot\nversion: canary\nweight: 1000\nentrypoint: m:f\n"
-        "metadata: {schema: {type: object, required: [tenant]}}\n")
+        "metadata: {schema: {type: object, required: [tenant]}}\n---\n"
+        "name: bot\nversion: old\nweight: 0\nentrypoint: m:f\n")  # rolled back from: takes anything, no call
     definitions = load([str(tmp_path)], check_imports=False).require_ok().agents
 
     class TakingPool(Pool):
@@ -157,6 +158,6 @@ async def test_metadata_a_canarys_schema_refuses_goes_to_a_version_whose_schema_
     assert all(isinstance(a, Accept) and j.facts.version == "canary" for a, j in with_tenant)  # type: ignore[attr-defined]
     answer, job = await offer("room-x", {"user": "u"})
     assert isinstance(answer, Accept) and job.facts.version == "stable"  # type: ignore[attr-defined]
-    answer, job = await offer("room-y", "[1, 2]")  # neither schema takes it
+    answer, job = await offer("room-y", "[1, 2]")  # no schema of a version taking calls takes it
     assert isinstance(answer, Refuse) and answer.reason == "invalid_metadata" and job is None
     await asyncio.sleep(0)
