@@ -44,6 +44,7 @@ class Caller:
         self._options = options
         self._line = CallLine(credentials, options, on_text)
         self._recognizer = Recognizer() if options.recognize else None
+        self.last_saved: Path | None = None  # where the last turn's answer was saved (None: it was not)
 
     async def call(self, agent_name: str, room: str, metadata: str, turns: Sequence[Turn],
                    on_turn: Callable[[int, TurnResult], None] = lambda _i, _r: None) -> list[TurnResult]:
@@ -111,6 +112,7 @@ class Caller:
                 result = TurnResult(said=turn.said, error=f"not spoken: {self._line.ended}")
             else:
                 result = await self._turn(turn)
+                self.last_saved = None
                 if record is not None:
                     record = self._record(record / f"turn-{i:02d}.wav")
             on_turn(i, result)
@@ -126,6 +128,7 @@ class Caller:
             logger.warning("cannot save the answer to %s (%s): the call goes on without saving its answers",
                            path, exc.strerror or exc)
             return None
+        self.last_saved = path
         return path.parent
 
     async def _wait_for_agent(self, agent_name: str, audio: bool = True) -> None:

@@ -137,7 +137,8 @@ class Console:
                                       "was said)")
                     turns -= 1
                     continue
-                await caller.speak([Turn(line, pcm)], self.printer.on_turn, first=turns)
+                await caller.speak([Turn(line, pcm)], lambda i, r: self.printer.on_turn(i, r, caller.last_saved),
+                                   first=turns)
             else:
                 await caller.send_text(line)
 

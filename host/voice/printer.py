@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from livekit import rtc
@@ -74,10 +75,10 @@ class Printer:
             else:
                 self.line(f"  {participant.identity} {key} = {value}")
 
-    def on_turn(self, index: int, turn: TurnResult) -> None:
+    def on_turn(self, index: int, turn: TurnResult, saved: Path | None = None) -> None:
         if turn.latency_ms is not None:
             when = (f"in {turn.latency_ms:.0f} ms" if turn.latency_ms >= 0
                     else f"{-turn.latency_ms:.0f} ms before the end of speech")
-            self.line(f"  (answered {when}; saved as turn-{index:02d}.wav)")
+            self.line(f"  (answered {when}; " + (f"saved as {saved.name})" if saved is not None else "not saved)"))
         else:
             self.line(f"  (no answer: {turn.error})")

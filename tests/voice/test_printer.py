@@ -50,9 +50,13 @@ def test_a_voice_turn_says_when_it_was_answered():
 
     out = io.StringIO()
     printer = Printer(out, "me")
-    printer.on_turn(1, TurnResult(said="hi", latency_ms=812.4))
-    printer.on_turn(2, TurnResult(said="hi", latency_ms=-300.0))
+    from pathlib import Path
+
+    printer.on_turn(1, TurnResult(said="hi", latency_ms=812.4), Path("console-audio/turn-01.wav"))
+    printer.on_turn(2, TurnResult(said="hi", latency_ms=-300.0), Path("console-audio/turn-02.wav"))
     printer.on_turn(3, TurnResult(said="hi", error="no answer within 20 s of the end of speech"))
+    printer.on_turn(4, TurnResult(said="hi", latency_ms=500.0))  # saving it failed (a full disk, say)
     assert out.getvalue() == ("  (answered in 812 ms; saved as turn-01.wav)\n"
                               "  (answered 300 ms before the end of speech; saved as turn-02.wav)\n"
-                              "  (no answer: no answer within 20 s of the end of speech)\n")
+                              "  (no answer: no answer within 20 s of the end of speech)\n"
+                              "  (answered in 500 ms; not saved)\n")
