@@ -14,7 +14,7 @@ from host.config.definitions import AgentDefinition, build, semantic_problems
 from host.config.discovery import DEFAULT_PATH, discover
 from host.config.import_check import CheckRequest, check_functions
 from host.config.metadata import load_policy
-from host.config.schema import check_document
+from host.config.schema import check_document, typed_substitutions
 from host.config.sources import Snapshot
 from host.config.yamlsource import display_path, format_path, load_file
 from host.errors import ConfigError, Problem
@@ -72,6 +72,7 @@ def load(
             problems.append(Problem(shown, 0, 0, "$", "the file is empty: it defines no agent (delete the file, "
                                                       "or set enabled: false, to remove an agent)"))
         for doc in docs:
+            typed_substitutions(doc)
             doc_problems = check_document(doc) + semantic_problems(doc)
             if notes is not None and doc.unset:  # a value from an unset variable is not checked, only noted
                 unset = {format_path(p) for p in doc.unset}

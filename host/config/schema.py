@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
@@ -130,6 +131,64 @@ def _errors(doc: Document, error: ValidationError) -> list[Problem]:
         deepest = max(error.context, key=lambda e: (len(e.absolute_path), -len(e.schema_path)))
         return _errors(doc, deepest)
     return [doc.problem(path, _message(error))]
+
+
+def typed_substitutions(doc: Document) -> None:
+    """A value that came from `${VAR}` is text; where the schema wants a number or a boolean there (and never
+    text), the text is read as YAML reads a plain number or boolean (`memory_limit_mb: ${MEM:-800}` is 800).
+    Text that is neither stays text, and the schema says so."""
+    for path, (_written, text) in doc.substituted.items():
+        types = _types_at(agent_schema(), path)
+        if not types or "string" in types or not path:
+            continue
+        parent = _value_at(doc.value, path[:-1])
+        if not isinstance(parent, (dict, list)):
+            continue
+        typed = yaml.safe_load(text) if _PLAIN_TYPED.fullmatch(text.strip()) else None
+        if (isinstance(typed, bool) and "boolean" in types) or \
+                (isinstance(typed, int) and not isinstance(typed, bool) and types & {"integer", "number"}) or \
+                (isinstance(typed, float) and "number" in types):
+            parent[path[-1]] = typed  # type: ignore[index]
+
+
+_PLAIN_TYPED = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9]*)?([eE][-+]?[0-9]+)?|true|false|True|False")
+
+
+def _types_at(schema: dict[str, Any], path: JsonPath) -> set[str]:
+    """The JSON types the agent schema allows at `path` (empty when it cannot tell)."""
+    node: Any = schema
+    for part in path:
+        node = _resolved(schema, node)
+        if isinstance(part, int):
+            node = node.get("items") if isinstance(node, dict) else None
+        else:
+            props = node.get("properties", {}) if isinstance(node, dict) else {}
+            node = props.get(part)
+        if node is None:
+            return set()
+    node = _resolved(schema, node)
+    kind = node.get("type") if isinstance(node, dict) else None
+    return {kind} if isinstance(kind, str) else set(kind) if isinstance(kind, list) else set()
+
+
+def _resolved(schema: dict[str, Any], node: Any) -> Any:
+    """`node`, its local `$ref` followed."""
+    ref = node.get("$ref") if isinstance(node, dict) else None
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = schema
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return target if target is not None else node
+    return node
+
+
+def _value_at(value: Any, path: JsonPath) -> Any:
+    for part in path:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
 
 
 def check_document(doc: Document) -> list[Problem]:

@@ -77,7 +77,9 @@ class Document:
         """`message` with every value that came from the environment replaced by the text that named it."""
         for written, value in self.substituted.values():
             if len(value) >= 3 and value != written:
-                message = message.replace(repr(value), repr(written)).replace(value, written)
+                # once: the text written holds the value's default, which a second pass would replace again
+                message = message.replace(repr(value), repr(written)) if repr(value) in message else \
+                    message.replace(value, written)
         return message
 
 

@@ -124,3 +124,17 @@ def test_version_keys_without_a_version_and_a_take_out_that_cannot_happen_are_er
     messages = [p.message for p in load([str(tmp_path)], check_imports=False).problems]
     assert messages == ["weight is for versions of an agent: add `version:` (or remove it)",
                         "take_out.failures 5 is more than its of_last 2: the version could never be taken out"]
+
+
+def test_a_number_or_boolean_from_the_environment_is_one_where_the_schema_wants_one(tmp_path, monkeypatch):
+    """`memory_limit_mb: ${MEM:-800}` is 800 (or MEM's number); an env value stays text; text that is no number
+    where one is wanted is an error that shows what was written, not the value."""
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nlimits:\n  memory_limit_mb: ${MEM:-800}\n"
+                                     "processes:\n  idle: ${IDLE}\nenv:\n  PORT: ${PORT:-8080}\n")
+    monkeypatch.setenv("IDLE", "2")
+    monkeypatch.delenv("MEM", raising=False)
+    [agent] = load([str(tmp_path)], check_imports=False).require_ok().agents
+    assert (agent.limits.memory_limit_mb, agent.processes.idle, dict(agent.env)) == (800, 2, {"PORT": "8080"})
+    monkeypatch.setenv("MEM", "lots-of-it")
+    [problem] = load([str(tmp_path)], check_imports=False).problems
+    assert problem.message == "'${MEM:-800}' is not of type 'integer'", problem
