@@ -27,12 +27,16 @@ def init(target: str, out: str | None, force: bool, import_timeout: float) -> No
     The module's app is never started."""
     from host.lkagents.init import InitError, NoModule, read, render_file
 
+    if out is not None and not out.endswith(os.sep) and not os.path.isdir(out) and not out.endswith((".yaml", ".yml")):
+        raise click.BadParameter(f"{out}: a host reads agent files ending in .yaml or .yml only", param_hint="--out")
     try:
         reading = read(target, import_timeout)
     except InitError as exc:
         click.echo(f"agenthost init: {exc}", err=True)
         sys.exit(EXIT_USAGE if isinstance(exc, NoModule) else EXIT_INVALID)
-    path = out or os.path.join(DEFAULT_PATH, f"{reading.default_name}.yaml")
+    into = out if out is not None and (out.endswith(os.sep) or os.path.isdir(out)) else None  # a folder
+    path = out if out is not None and into is None else \
+        os.path.join(into or DEFAULT_PATH, f"{reading.default_name}.yaml")
     if os.path.exists(path) and not force:
         click.echo(f"agenthost init: {path} exists: not overwritten (--force replaces it)", err=True)
         sys.exit(EXIT_INVALID)

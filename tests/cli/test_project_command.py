@@ -176,3 +176,16 @@ def test_validate_says_a_memory_bound_init_rounded_is_kept(tmp_path):
         "from livekit.agents import AgentServer, JobContext\nserver = AgentServer(job_memory_warn_mb=2048.5)\n\n"
         "@server.rtc_session(agent_name='memo')\nasync def session(ctx: JobContext) -> None:\n    pass\n")
     init_writes(tmp_path, "agent.py", "memo", "memory_warn_mb: 2048")
+
+
+def test_init_out_may_name_a_folder_but_not_a_file_no_host_would_read(tmp_path):
+    pytest.importorskip("livekit.agents")
+    (tmp_path / "agent.py").write_text(
+        "from livekit.agents import AgentServer, JobContext\nserver = AgentServer()\n\n"
+        "@server.rtc_session(agent_name='desk')\nasync def session(ctx: JobContext) -> None:\n    pass\n")
+    (tmp_path / "configs").mkdir()
+    r = agenthost("init", "agent.py", "--out", "configs", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "configs" / "desk.yaml").is_file(), r.stdout + r.stderr
+    r = agenthost("init", "agent.py", "--out", "desk.txt", cwd=tmp_path)
+    assert r.returncode == 2 and "a host reads agent files ending in .yaml or .yml only" in r.stderr, r.stderr
+    assert not (tmp_path / "desk.txt").exists()
