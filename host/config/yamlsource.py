@@ -92,8 +92,9 @@ class _SubstitutedTooMuch(Exception):
 
 
 # ${VAR}, ${VAR:-default} (the default when VAR is unset or empty, as in the shell and docker-compose),
-# ${VAR-default} (the default only when VAR is unset), and $$ for a literal $
-_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\})")
+# ${VAR-default} (the default only when VAR is unset), ${VAR:?message} and ${VAR?message} (VAR required: the
+# message is the error), and $$ for a literal $
+_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\})")
 
 
 class _Converter:
@@ -174,11 +175,20 @@ class _Converter:
                 return "$"
             name, form, default = m.group(1), m.group(2), m.group(3)
             value = env.get(name)
-            if value is not None and not (value == "" and form == ":-"):
+            if value is not None and not (value == "" and form in (":-", ":?")):
                 return value
-            if default is not None:
+            if default is not None and form in ("-", ":-"):
                 return default
             where = (self.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path))
+            if form in ("?", ":?"):  # required, with the file's own words
+                said = f": {default}" if default else ""
+                if self.notes is not None:
+                    assert self.doc is not None
+                    self.doc.unset.add(path)
+                    self.notes.append(Problem(*where, f"environment variable {name} is not set{said} (not checked)"))
+                else:
+                    self.problems.append(Problem(*where, f"environment variable {name} is not set{said}"))
+                return ""
             if self.notes is not None:
                 assert self.doc is not None
                 self.doc.unset.add(path)

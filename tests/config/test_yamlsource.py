@@ -89,3 +89,13 @@ def test_substitution_has_a_byte_budget_per_file():
     _, [problem] = parse_documents("f.yaml", text, env={"BIG": "x" * 100_000})
     assert problem.message == (f"${{VAR}} substitution makes more than {MAX_SUBSTITUTED_BYTES} bytes of text "
                                "in this file")
+
+
+def test_a_required_variable_says_the_files_own_words_when_it_is_not_set():
+    text = "a: ${KEY:?set KEY to your key}\nb: ${EMPTY?}\nc: ${EMPTY:?}\nd: ${KEY?x}\n"
+    docs, problems = parse_documents("f.yaml", text, {"EMPTY": ""})
+    assert [(p.line, p.message) for p in problems] == [
+        (1, "environment variable KEY is not set: set KEY to your key"),
+        (3, "environment variable EMPTY is not set"),  # `:?` takes an empty one for unset, as the shell does
+        (4, "environment variable KEY is not set: x")]
+    assert docs[0].value["b"] == ""
