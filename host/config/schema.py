@@ -87,6 +87,16 @@ LIVEKIT_NAMES = {
     "port": "the option --http HOST:PORT of agenthost run here",
     "host": "the option --http HOST:PORT of agenthost run here",
     "permissions": "not carried over: the agent joins with livekit-agents' default permissions",
+    "log_level": "the host's option --log-level of agenthost run here, not an agent's",
+    "load_fnc": "not carried over: the host reports its own load (its CPU and jobs; agenthost run "
+                "--load-threshold)",
+    "on_session_end": "run when the entrypoint names the AgentServer it is given to (its "
+                      "rtc_session(on_session_end=...)), within 'shutdown.timeout'",
+    "session_end_timeout": "'shutdown.timeout' here: the session-end function gets what is left of it",
+    "max_retry": "not carried over: the host reconnects to LiveKit without a bound",
+    "job_executor_type": "not carried over: every job runs in a process of its own",
+    "prometheus_port": "the host's /metrics on agenthost run --http here",
+    "http_proxy": "not carried over: the host connects to LiveKit without a proxy",
 }
 
 
