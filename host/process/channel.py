@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -27,6 +28,9 @@ from host.wire.protocol import FRAME_DEADLINE, HEADER, MAX_FRAME, ProtocolError
 logger = logging.getLogger("agenthost.process")
 
 READ_CHUNK = 256 * 1024
+# a process's messages in one second: a job says a few, a template one per fork and exit; past this, it floods the
+# host's loop with decoding (each message is JSON), which is a violation
+MAX_MESSAGES_PER_SECOND = 1000
 MAX_PENDING_FDS = 2  # the descriptors of one message (a Forked process's pipe and pidfd) at a time
 MAX_DRAIN_READS = 16  # after an exit: what is left is read up to this many times (4 MiB), not forever
 _FD_SPACE = socket.CMSG_SPACE(8 * array.array("i").itemsize)  # room for more descriptors than a message has
@@ -54,6 +58,7 @@ class Channel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self._ended = False
+        self._second, self._in_second = 0.0, 0  # when the current second began, and its messages so far
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -155,6 +160,7 @@ class Channel:
                 break
             payload = bytes(self._inbox[HEADER.size:HEADER.size + size])
             del self._inbox[:HEADER.size + size]
+            self._count_message()
             msg = self._decode(payload)
             completed += 1
             if self._fds_per_message(msg):
@@ -162,6 +168,14 @@ class Channel:
             else:
                 self._on_message(msg, ())
         self._time_partial_frame(restart=completed > 0)
+
+    def _count_message(self) -> None:
+        now = time.monotonic()
+        if now - self._second >= 1.0:
+            self._second, self._in_second = now, 0
+        self._in_second += 1
+        if self._in_second > MAX_MESSAGES_PER_SECOND:
+            raise ProtocolError(f"more than {MAX_MESSAGES_PER_SECOND} messages in a second")
 
     def _take_fds(self) -> bool:
         msg = self._awaiting_fds

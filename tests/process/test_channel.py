@@ -175,3 +175,18 @@ async def test_a_write_to_a_process_gone_raises():
             ch.send(frame(b"x" * 65536))
             await asyncio.sleep(0)
     ch.close()
+
+
+async def test_a_flood_of_valid_messages_ends_the_channel_within_its_second(monkeypatch):
+    """Each message costs the host's loop its decoding: a process sending more than a second's bound of them
+    breaks the protocol, however valid each one is."""
+    from host.wire.messages import JobVitals
+
+    monkeypatch.setattr(channel_module, "MAX_MESSAGES_PER_SECOND", 50)
+    owner = Owner()
+    ch, process = channel(owner)
+    process.sendall(frame(encode(JobVitals(1.0, 1))) * 200)
+    assert await asyncio.wait_for(owner.ended, 10) == "more than 50 messages in a second"
+    assert len(owner.messages) == 50
+    ch.close()
+    process.close()
