@@ -91,11 +91,11 @@ class ResourceMonitor:
         running = self._jobs.sampled()
         sizes = await asyncio.to_thread(memory_of, [(s.pid, s.group, s.own_bytes) for s in running]) \
             if running else []
-        self.memory = {s.job_id: size for s, size in zip(running, sizes, strict=True) if size is not None}
+        self.memory = {s.job_id: shown for s, (shown, _) in zip(running, sizes, strict=True) if shown is not None}
         self._warned_at = {k: v for k, v in self._warned_at.items() if k in self.memory}
-        for s in running:
-            if s.job_id in self.memory:
-                self._check(s, self.memory[s.job_id] / MB, now)
+        for s, (_, checked) in zip(running, sizes, strict=True):
+            if checked is not None:
+                self._check(s, checked / MB, now)
 
     def _check(self, s: Sampled, mb: float, now: float) -> None:
         verdict = memory_verdict(mb, s.limits, self._warned_at.get(s.job_id), now)

@@ -49,12 +49,20 @@ def memory_bytes(pid: int, reported: int | None = None) -> int | None:
     return total
 
 
-def memory_of(processes: Sequence[tuple[int, JobGroup | None, int | None]]) -> list[int | None]:
+def memory_of(processes: Sequence[tuple[int, JobGroup | None, int | None]]) -> list[tuple[int | None, int | None]]:
     """The memory of each job process (pid, cgroup, what it reported of its own pages), in one call (the host
-    makes it off its event loop): what its cgroup charges it (its own pages: the pages it shares with its
-    template are charged to the template), or, with no cgroup, `memory_bytes`."""
-    return [group.memory_bytes() if group is not None else memory_bytes(pid, reported)
-            for pid, group, reported in processes]
+    makes it off its event loop), as shown and as its limit is held to: what its cgroup charges it (its own
+    pages: the pages it shares with its template are charged to the template), or, with no cgroup,
+    `memory_bytes`. What a job says of itself is shown, never what it is held to: its code could say less."""
+    figures: list[tuple[int | None, int | None]] = []
+    for pid, group, reported in processes:
+        if group is not None:
+            charged = group.memory_bytes()
+            figures.append((charged, charged))
+        else:
+            checked = memory_bytes(pid)
+            figures.append((memory_bytes(pid, reported) if reported else checked, checked))
+    return figures
 
 
 @dataclass(frozen=True)

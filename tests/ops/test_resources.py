@@ -159,3 +159,18 @@ def test_a_job_ended_while_it_was_sampled_is_counted_once():
     jobs.ended(JobCpuEnd("AJ_1", "a", cpu_seconds=1.5, bound=100.0))
     jobs.sample(sample)  # the list was taken before its exit: the look and the exit both counted, once
     assert jobs.seconds_by_agent == {"a": 1.5} and jobs.seconds_by_job == {}
+
+
+def test_what_a_job_says_of_its_memory_is_shown_but_its_limit_holds_it_to_what_the_host_reads(monkeypatch):
+    """Where the host may not read a job's own pages (a host run as a user), the job's own figure is shown;
+    its limit is held to what the host reads itself (its resident memory there): agent code could say less."""
+    import host.ops.resources as resources
+    from host.ops.resources import memory_of
+
+    monkeypatch.setattr(resources, "own_pages", lambda pid: None)  # as a user reading a non-dumpable process
+    [(shown, checked)] = memory_of([(os.getpid(), None, 12345)])
+    rss = psutil.Process().memory_info().rss
+    assert shown is not None and checked is not None
+    assert shown < checked and checked >= rss // 2  # shown: what it said (and its children's); held: resident
+    [(shown, checked)] = memory_of([(os.getpid(), None, None)])  # it said nothing: both resident
+    assert shown == checked or abs(shown - checked) < 64 * MB  # type: ignore[operator]
