@@ -47,6 +47,11 @@ logger = logging.getLogger("agenthost.job")
 
 # where the host's fork server listens (set by the host before it starts; inherited by every process it forks)
 FORKSERVER_DIR = "AGENTHOST_FORKSERVER_DIR"
+# Python started by the host for agent code (the fork server, the import check) does not put the folder it
+# runs in first on its import path: a job may write there (`host/__init__.py`), and what is imported before
+# the sandbox is made would run with the host's privileges. Set for the fork server only while it starts (the
+# mark says so), so that the agent's own Python programs run as they would anywhere.
+SAFE_PATH, SAFE_PATH_MARK = "PYTHONSAFEPATH", "AGENTHOST_SAFE_PATH"
 
 PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
 PR_CAPBSET_DROP = 24
@@ -79,13 +84,19 @@ _HOST_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _installation() -> tuple[str, ...]:
-    """Python's standard library, site-packages and scripts: looked up once, where this module is imported (the
-    fork server, before any process runs agent code)."""
+    """Python's installation: its prefixes whole (a venv's `pyvenv.cfg` names the Python that reads it), its
+    standard library, site-packages and scripts, and the user's site-packages where Python reads them: looked
+    up once, where this module is imported (the fork server, before any process runs agent code)."""
+    import site
+
+    prefixes = (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
+    user = (site.getusersitepackages(),) if site.ENABLE_USER_SITE else ()
     try:
         paths = sysconfig.get_paths()
     except Exception:  # an installation it cannot read: its prefixes' usual places
-        return tuple(os.path.join(p, sub) for p in {sys.prefix, sys.base_prefix} for sub in ("lib", "bin"))
-    return tuple(v for k, v in paths.items() if k in ("stdlib", "platstdlib", "purelib", "platlib", "scripts"))
+        return (*prefixes, *user, *(os.path.join(p, sub) for p in set(prefixes) for sub in ("lib", "bin")))
+    return (*prefixes, *user, *(v for k, v in paths.items()
+                                if k in ("stdlib", "platstdlib", "purelib", "platlib", "scripts")))
 
 
 _INSTALLATION = _installation()
@@ -163,33 +174,49 @@ def _to_make_read_only() -> tuple[list[str], list[str]]:
     return cgroups, [path for path in READ_ONLY if path not in done and os.path.exists(path)]
 
 
-def protected(extra: str = "", cwd: str = "") -> list[str]:
+def protected(extra: str = "", *writable: str) -> list[str]:
     """The folders made read-only in the namespace of a process running agent code (SYSTEM, Python's
     installation, agenthost's code, and `extra`'s), as real paths, each once (none inside another), and none
-    holding `cwd` (the project the host serves from, where agents may write: /usr/src/app, say)."""
+    holding one of `writable` (the folder the host serves from, where agents may write: /usr/src/app, say;
+    the home folder, where their libraries keep caches)."""
     paths = [*SYSTEM, _HOST_DIR, *_INSTALLATION, *(p for p in extra.split(os.pathsep) if p)]
     real = sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
-    cwd = os.path.join(os.path.realpath(cwd), "") if cwd else ""
+    held = [os.path.join(os.path.realpath(w), "") for w in writable if w]
     kept: list[str] = []
     for path in real:  # sorted: a folder comes before what is inside it
         inside = os.path.join(path, "")
-        if path == "/" or (cwd and cwd.startswith(inside)) or any(inside.startswith(os.path.join(k, "")) for k in kept):
+        if path == "/" or any(w.startswith(inside) for w in held) or \
+                any(inside.startswith(os.path.join(k, "")) for k in kept):
             continue
         kept.append(path)
     return kept
 
 
-def _protect(paths: list[str]) -> None:
-    """Each of `paths` read-only here (one that cannot be is left as it is, and said: the rest still are)."""
+def _protect(paths: list[str], said: int = logging.DEBUG) -> None:
+    """Each of `paths` read-only here (one that cannot be is left as it is, and said at `said`: the rest still
+    are)."""
     done = {point for point, _, ro in _mounts() if ro}
     for path in paths:
         if path in done:  # made so by the template this process was forked from
             continue
         try:
-            _mount(path, path, None, MS_BIND | MS_REC, None)
-            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            _read_only(path)
         except OSError as exc:
-            logger.debug("%s is not read-only for this process: %s", path, exc)
+            logger.log(said, "%s is not read-only for the agent's code: %s", path, exc)
+
+
+# what a remount keeps of a mount's flags (statvfs's ST_* values are MS_*'s): in a user namespace they are locked,
+# and a remount that would drop one is refused
+_KEPT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | 1024 | 2048  # and MS_NOATIME, MS_NODIRATIME
+ST_RELATIME, MS_RELATIME = 4096, 1 << 21
+
+
+def _read_only(path: str) -> None:
+    """`path` bound on itself and made read-only, its other flags as they were."""
+    _mount(path, path, None, MS_BIND | MS_REC, None)
+    flags = os.statvfs(path).f_flag
+    kept = (flags & _KEPT_FLAGS) | (MS_RELATIME if flags & ST_RELATIME else 0)
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept, None)
 
 
 def _own_user_namespace() -> bool:
@@ -244,8 +271,10 @@ def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:
         logger.log(said, "no mount namespace of its own for this process (its /dev/shm, the cgroup file systems "
                    "and the fork server's folder are as the host's): %s", os.strerror(err))
         return False
+    private = made = False
     try:
         _mount(None, "/", None, MS_REC | MS_PRIVATE, None)  # nothing mounted here is seen outside
+        private = True
         if os.path.isdir("/dev/shm"):
             size = f",size={shm_bytes}" if shm_bytes else ""
             _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777{size}")
@@ -256,13 +285,13 @@ def private_namespace(shm_bytes: int, said: int = logging.DEBUG) -> bool:
         for point in cgroups:
             _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         for path in settings:
-            _mount(path, path, None, MS_BIND | MS_REC, None)
-            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
-        _protect(protected(os.environ.pop(PROTECTED_DIRS, ""), os.getcwd()))
+            _read_only(path)
+        made = True
     except OSError as exc:
         logger.warning("no private /dev/shm or read-only cgroup and kernel settings for this job process: %s", exc)
-        return False
-    return True
+    if private:  # (only there: a bind mount in a namespace that shares its mounts would reach the host's)
+        _protect(protected(os.environ.pop(PROTECTED_DIRS, ""), os.getcwd(), os.environ.get("HOME", "")), said)
+    return made
 
 
 def harden_template() -> None:

@@ -35,6 +35,8 @@ def test_a_user_cannot_read_a_non_dumpable_process_of_its_own_but_the_process_ca
             os.read(release_r, 1)  # until the other user looked
         finally:
             os._exit(0)
+    os.close(figure_w)  # the child's only: a child that failed before writing ends the read, not the test
+    os.close(release_r)
     try:
         said = os.read(figure_r, 64)
         looker = os.fork()

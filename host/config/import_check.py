@@ -157,7 +157,8 @@ def check_functions(requests: Sequence[CheckRequest], timeout: float = 10.0,
     pending = list(range(len(requests)))
     while pending:
         payload = json.dumps([[vars(r.ref), r.role, r.api, r.declared] for r in (requests[i] for i in pending)])
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        # its own imports from the installation only: the folder it runs in may hold a job's files
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONSAFEPATH": "1"}
         cmd = [sys.executable, "-c", "from host.config.import_check import _child_main; _child_main()"]
         stdout, stderr, code, timed_out = _run_checking_child(cmd, payload, timeout + STARTUP, cwd, env)
         done: set[int] = set()

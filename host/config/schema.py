@@ -144,12 +144,12 @@ def _errors(doc: Document, error: ValidationError) -> list[Problem]:
 
 
 def typed_substitutions(doc: Document) -> None:
-    """A value that came from `${VAR}` is text; where the schema wants a number or a boolean there (and never
-    text), the text is read as YAML reads a plain number or boolean (`memory_limit_mb: ${MEM:-800}` is 800).
-    Text that is neither stays text, and the schema says so."""
+    """A value that came from `${VAR}` is text; where the schema takes a number or a boolean there, text that
+    reads as one (as YAML reads a plain number or boolean) is one (`memory_limit_mb: ${MEM:-800}` is 800,
+    `shutdown: {timeout: ${T:-30}}` 30 seconds). Text that is neither stays text, and the schema says so."""
     for path, (_written, text) in doc.substituted.items():
         types = _types_at(agent_schema(), path)
-        if not types or "string" in types or not path:
+        if not types or not path or len(text) > 40:  # no number a setting takes is longer
             continue
         parent = _value_at(doc.value, path[:-1])
         if not isinstance(parent, (dict, list)):
@@ -176,9 +176,19 @@ def _types_at(schema: dict[str, Any], path: JsonPath) -> set[str]:
             node = props.get(part)
         if node is None:
             return set()
-    node = _resolved(schema, node)
-    kind = node.get("type") if isinstance(node, dict) else None
-    return {kind} if isinstance(kind, str) else set(kind) if isinstance(kind, list) else set()
+    return _types_of(schema, _resolved(schema, node))
+
+
+def _types_of(schema: dict[str, Any], node: Any) -> set[str]:
+    """The JSON types `node` allows: its `type`, or those of its `oneOf`/`anyOf` branches together (a duration
+    is a number of seconds or a text like `30s`)."""
+    if not isinstance(node, dict):
+        return set()
+    kind = node.get("type")
+    if kind is not None:
+        return {kind} if isinstance(kind, str) else set(kind) if isinstance(kind, list) else set()
+    branches = [b for key in ("oneOf", "anyOf") for b in node.get(key, [])]
+    return set().union(*(_types_of(schema, _resolved(schema, b)) for b in branches)) if branches else set()
 
 
 def _resolved(schema: dict[str, Any], node: Any) -> Any:

@@ -77,9 +77,10 @@ class Document:
         """`message` with every value that came from the environment replaced by the text that named it."""
         for written, value in self.substituted.values():
             if len(value) >= 3 and value != written:
-                # once: the text written holds the value's default, which a second pass would replace again
+                # once: the text written holds the value's default, which a second pass would replace again;
+                # and only where it stands alone (640 is no part of 86400)
                 message = message.replace(repr(value), repr(written)) if repr(value) in message else \
-                    message.replace(value, written)
+                    re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w.])", lambda _m: written, message)
         return message
 
 
@@ -107,7 +108,7 @@ class _Converter:
         self.doc: Document | None = None
         self._scalar_loader = _Loader("")
         # a scalar node's value after substitution, by node: an alias is the same node, substituted once
-        self._substituted: dict[int, str] = {}
+        self._substituted: dict[int, tuple[str, str]] = {}
         self._substituted_bytes = 0
 
     def document(self, node: yaml.Node) -> Document:
@@ -148,13 +149,14 @@ class _Converter:
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         value = self._scalar(node)
         if isinstance(value, str) and self.env is not None and "$" in value:
-            if id(node) in self._substituted:
-                return self._substituted[id(node)]
-            written, value = value, self._substitute(value, node, path)
-            self._substituted_bytes += len(value)
-            if self._substituted_bytes > MAX_SUBSTITUTED_BYTES:
-                raise _SubstitutedTooMuch
-            self._substituted[id(node)] = value
+            if id(node) in self._substituted:  # an alias: the same value, at this path too
+                written, value = self._substituted[id(node)]
+            else:
+                written, value = value, self._substitute(value, node, path)
+                self._substituted_bytes += len(value)
+                if self._substituted_bytes > MAX_SUBSTITUTED_BYTES:
+                    raise _SubstitutedTooMuch
+                self._substituted[id(node)] = (written, value)
             self.doc.substituted[path] = (written, value)
         return value
 

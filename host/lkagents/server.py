@@ -230,7 +230,7 @@ def _livekit_agents(value: object) -> bool:
     """Whether `value` is livekit-agents' run_app (as intercepted), or its package or cli module."""
     if getattr(value, "_agenthost_recorder", False):
         return True
-    return inspect.ismodule(value) and value.__name__ in ("livekit.agents", "livekit.agents.cli",
+    return inspect.ismodule(value) and value.__name__ in ("livekit", "livekit.agents", "livekit.agents.cli",
                                                           "livekit.agents.cli.cli")
 
 

@@ -15,7 +15,7 @@ import sys
 from multiprocessing import util
 from multiprocessing.process import BaseProcess
 
-from host.sandbox import FORKSERVER_DIR
+from host.sandbox import FORKSERVER_DIR, SAFE_PATH, SAFE_PATH_MARK
 from host.tracing import JOB_MODULES
 
 mp_context = multiprocessing.get_context("forkserver")
@@ -51,6 +51,8 @@ async def start_off_loop(proc: BaseProcess) -> None:
     (within 5 s): a started process is never left behind unwatched."""
     if FORKSERVER_DIR not in os.environ:  # the fork server's socket goes there: each job hides it from itself
         os.environ[FORKSERVER_DIR] = util.get_temp_dir()
+    if SAFE_PATH not in os.environ:  # the fork server's own imports come from the installation only
+        os.environ[SAFE_PATH], os.environ[SAFE_PATH_MARK] = "1", "1"
     starting = asyncio.ensure_future(asyncio.to_thread(proc.start))
     try:
         await asyncio.shield(starting)

@@ -150,6 +150,9 @@ class Console:
         """Ctrl-C: True when it is the second within SECOND_INTERRUPT_S (quit). The first asks the agent to stop
         speaking (INTERRUPT_METHOD, an RPC to its participant), and says how that went and how to quit."""
         now = time.monotonic()
+        if self.ending:  # the call is being ended: nothing to stop, nothing to cut short
+            self.printer.line("  (ending the call)")
+            return False
         if now - self._interrupted_at < SECOND_INTERRUPT_S:
             return True
         self._interrupted_at = now

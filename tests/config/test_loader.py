@@ -138,3 +138,19 @@ def test_a_number_or_boolean_from_the_environment_is_one_where_the_schema_wants_
     monkeypatch.setenv("MEM", "lots-of-it")
     [problem] = load([str(tmp_path)], check_imports=False).problems
     assert problem.message == "'${MEM:-800}' is not of type 'integer'", problem
+
+
+def test_a_substituted_number_is_typed_through_an_alias_and_as_a_duration(tmp_path, monkeypatch):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nlimits:\n  memory_limit_mb: &m ${MEM:-800}\n"
+                                     "  memory_warn_mb: *m\nshutdown:\n  timeout: ${T:-30}\n")
+    monkeypatch.delenv("MEM", raising=False)
+    monkeypatch.delenv("T", raising=False)
+    [agent] = load([str(tmp_path)], check_imports=False).require_ok().agents
+    assert (agent.limits.memory_limit_mb, agent.limits.memory_warn_mb, agent.shutdown.timeout) == (800, 800, 30.0)
+
+
+def test_a_message_shows_what_was_written_where_the_value_stands_alone_only(tmp_path, monkeypatch):
+    (tmp_path / "a.yaml").write_text("name: a\nentrypoint: m:f\nprocesses:\n  idle: ${IDLE}\n")
+    monkeypatch.setenv("IDLE", "640")
+    [problem] = load([str(tmp_path)], check_imports=False).problems
+    assert problem.message == "${IDLE} is greater than the maximum of 64", problem

@@ -105,6 +105,10 @@ async def test_the_http_token_and_the_redis_password_reach_no_job(livekit_server
     await host.wait_log(r"the shared journal \(redis redis://\*\*\*@127.0.0.1:9/0")  # its URL was used, masked
     assert b"redis-pw-42" not in Path(f"/proc/{host.proc.pid}/environ").read_bytes()
     assert "PATH" in seen["initial_keys"]  # the probe read the block
+    # the fork server started with a safe import path (what it imported first came from the installation, not
+    # the folder it ran in), which the agent's own programs do not inherit
+    assert "PYTHONSAFEPATH" in seen["initial_keys"], seen
+    assert "PYTHONSAFEPATH" not in seen["os_environ"] and "AGENTHOST_SAFE_PATH" not in seen["os_environ"], seen
     await client.disconnect()
 
 
