@@ -80,7 +80,7 @@ class Document:
                 # once: the text written holds the value's default, which a second pass would replace again;
                 # and only where it stands alone (640 is no part of 86400)
                 message = message.replace(repr(value), repr(written)) if repr(value) in message else \
-                    re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w.])", lambda _m, w=written: w, message)
+                    re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w.])", written.replace("\\", "\\\\"), message)
         return message
 
 
