@@ -89,12 +89,16 @@ def _installation() -> tuple[str, ...]:
     up once, where this module is imported (the fork server, before any process runs agent code)."""
     import site
 
-    prefixes = (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
+    # a venv or a Python of its own whole; the machine's (/usr, /usr/local) by their lib and bin folders only,
+    # as an app may live beside them (/usr/src/app)
+    prefixes = tuple(p for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
+                     if os.path.realpath(p) not in ("/", "/usr", "/usr/local"))
     user = (site.getusersitepackages(),) if site.ENABLE_USER_SITE else ()
     try:
         paths = sysconfig.get_paths()
     except Exception:  # an installation it cannot read: its prefixes' usual places
-        return (*prefixes, *user, *(os.path.join(p, sub) for p in set(prefixes) for sub in ("lib", "bin")))
+        return (*prefixes, *user, *(os.path.join(p, sub) for p in {sys.prefix, sys.base_prefix}
+                                    for sub in ("lib", "bin")))
     return (*prefixes, *user, *(v for k, v in paths.items()
                                 if k in ("stdlib", "platstdlib", "purelib", "platlib", "scripts")))
 
