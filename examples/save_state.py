@@ -19,7 +19,7 @@ async def entrypoint(ctx: JobContext) -> None:
         seen.append(p.identity)
 
     async def my_shutdown_hook(reason: str) -> None:
-        folder = os.environ.get("AGENTHOST_STATE_DIR", "state")
+        folder = os.environ.get("SAVED_STATE_DIR", "state")  # the agent's own (the host's state is not its to write)
         os.makedirs(folder, exist_ok=True)
         state = {"job_id": ctx.job.id, "room": ctx.job.room.name, "reason": reason,
                  "participants": sorted(set(seen)), "saved_at": time.time()}

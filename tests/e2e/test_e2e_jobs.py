@@ -79,8 +79,8 @@ async def test_attribute_change_is_seen_by_agent(livekit_server, start_host):
 
 async def test_job_ends_when_last_participant_leaves_and_shutdown_hook_ran(livekit_server, start_host,
                                                                            tmp_path):
-    state = tmp_path / "state"
-    host = start_host(livekit_server, AGENTS / "save-state.yaml", extra_env={"AGENTHOST_STATE_DIR": str(state)})
+    state = tmp_path / "saved"  # the agent's folder (the host's state directory is read-only to its jobs)
+    host = start_host(livekit_server, AGENTS / "save-state.yaml", extra_env={"SAVED_STATE_DIR": str(state)})
     await host.wait_log(r"registered agent save-state")
     r = new_room()
     a = await Client(livekit_server, r, identity="alice").connect()
