@@ -182,21 +182,15 @@ class _Converter:
             if default is not None and form in ("-", ":-"):
                 return default
             where = (self.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path))
-            if form in ("?", ":?"):  # required, with the file's own words
-                said = f": {default}" if default else ""
-                if self.notes is not None:
-                    assert self.doc is not None
-                    self.doc.unset.add(path)
-                    self.notes.append(Problem(*where, f"environment variable {name} is not set{said} (not checked)"))
-                else:
-                    self.problems.append(Problem(*where, f"environment variable {name} is not set{said}"))
-                return ""
+            # required (`?`), with the file's own words; else it has no default
+            said = (f": {default}" if default else "") if form in ("?", ":?") else ""
             if self.notes is not None:
                 assert self.doc is not None
                 self.doc.unset.add(path)
-                self.notes.append(Problem(*where, f"environment variable {name} is not set (not checked)"))
+                self.notes.append(Problem(*where, f"environment variable {name} is not set{said} (not checked)"))
             else:
-                self.problems.append(Problem(*where, f"environment variable {name} is not set and has no default"))
+                why = said if form in ("?", ":?") else " and has no default"
+                self.problems.append(Problem(*where, f"environment variable {name} is not set{why}"))
             return ""
 
         return _VAR.sub(repl, text)
