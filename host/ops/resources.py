@@ -25,19 +25,18 @@ from host.process.usage import tree_cpu_seconds
 MB = 1024 * 1024
 
 
-def memory_bytes(pid: int, reported: int | None = None) -> int | None:
-    """The memory of the process and its descendants: their own pages, or, for the process, what it `reported`
-    of its own pages, where this process may not read them; else their resident memory; None when it is gone."""
+def tree_memory(pid: int, reported: int | None) -> tuple[int, int] | None:
+    """The memory of the process and its descendants, as shown and as a limit holds it, in one walk: their own
+    pages, or their resident memory where those cannot be read; where the process's cannot, the figure shown
+    is what it `reported` of itself instead. None when it is gone."""
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    total = 0
+    shown = checked = 0
     for p in procs:
         own = own_pages(p.pid)
-        if own is None and p is proc and reported:
-            own = reported
         if own is None:
             try:
                 own = p.memory_info().rss
@@ -45,23 +44,26 @@ def memory_bytes(pid: int, reported: int | None = None) -> int | None:
                 if p is proc:
                     return None
                 continue
-        total += own
-    return total
+            shown += reported if p is proc and reported else own
+        else:
+            shown += own
+        checked += own
+    return shown, checked
 
 
 def memory_of(processes: Sequence[tuple[int, JobGroup | None, int | None]]) -> list[tuple[int | None, int | None]]:
     """The memory of each job process (pid, cgroup, what it reported of its own pages), in one call (the host
     makes it off its event loop), as shown and as its limit is held to: what its cgroup charges it (its own
-    pages: the pages it shares with its template are charged to the template), or, with no cgroup,
-    `memory_bytes`. What a job says of itself is shown, never what it is held to: its code could say less."""
+    pages: the pages it shares with its template are charged to the template), or, with no cgroup, its own
+    pages and its descendants' (`tree_memory`). What a job says of itself is shown, never what it is held to:
+    its code could say less."""
     figures: list[tuple[int | None, int | None]] = []
     for pid, group, reported in processes:
         if group is not None:
             charged = group.memory_bytes()
             figures.append((charged, charged))
         else:
-            checked = memory_bytes(pid)
-            figures.append((memory_bytes(pid, reported) if reported else checked, checked))
+            figures.append(tree_memory(pid, reported) or (None, None))
     return figures
 
 

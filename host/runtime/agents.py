@@ -62,6 +62,11 @@ class Agent:
     def pool(self) -> ProcessPool:
         return self.versions[0].pool
 
+    @property
+    def idle_count(self) -> int:
+        """Its prewarmed processes, over all its versions."""
+        return sum(v.pool.idle_count for v in self.versions)
+
     def version(self, definition: AgentDefinition) -> Version:
         return next(v for v in self.versions if v.definition is definition)
 

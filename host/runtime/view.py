@@ -73,7 +73,7 @@ class HostView:
         return {
             "name": agent.name, "file": d.file, "dispatch": d.dispatch, "worker_id": w.worker_id,
             "registered": w.registered, "last_error": w.last_error, "full": w.reported_full,
-            "load": round(w.reported_load, 3), "idle_processes": sum(v.pool.idle_count for v in agent.versions),
+            "load": round(w.reported_load, 3), "idle_processes": agent.idle_count,
             "template_pid": agent.pool.template_pid,
             "process_error": agent.pool.last_error, "running_jobs": running,
             "limits": {"max_jobs": d.limits.max_jobs, "memory_warn_mb": d.limits.memory_warn_mb,
@@ -111,7 +111,7 @@ class HostView:
         agents = list(self.agents)
         memory = [JobMemory(j.agent, j.id, self.monitor.memory[j.id], j.facts.version or "") for j in self.jobs
                   if j.id in self.monitor.memory]
-        return Gauges(running=running, idle={a.name: sum(v.pool.idle_count for v in a.versions) for a in agents},
+        return Gauges(running=running, idle={a.name: a.idle_count for a in agents},
                       registered={a.name: a.worker.registered for a in agents}, memory=memory,
                       cpu_load=self.monitor.cpu.value, machine_cpu_load=self.monitor.cpu.machine,
                       ready=not self.not_ready(),

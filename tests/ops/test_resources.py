@@ -12,7 +12,7 @@ from host.ops.resources import (
     CpuLoad,
     JobCpuSample,
     TreeCpu,
-    memory_bytes,
+    tree_memory,
 )
 
 
@@ -40,22 +40,28 @@ def test_each_jobs_cpu_is_read_on_its_process_tree_and_summed_by_agent():
         spin.wait()
 
 
+def held(pid: int) -> int | None:
+    """A process tree's memory as its limit holds it."""
+    figures = tree_memory(pid, None)
+    return figures[1] if figures is not None else None
+
+
 def test_memory_of_a_process_includes_its_children():
     child = subprocess.Popen([sys.executable, "-c", "import time; x = b'1' * (60 * 1024 * 1024); time.sleep(30)"])
     parent = os.getpid()
     try:
         for _ in range(100):
-            own = memory_bytes(child.pid)
+            own = held(child.pid)
             if own and own > 60 * MB:
                 break
             subprocess.run(["sleep", "0.05"], check=True)
         assert own is not None and own > 60 * MB
-        with_children = memory_bytes(parent)
+        with_children = held(parent)
         assert with_children is not None and with_children > own
     finally:
         child.kill()
         child.wait()
-    assert memory_bytes(child.pid) is None  # gone
+    assert tree_memory(child.pid, None) is None  # gone
 
 
 def test_cpu_load_is_smoothed():
@@ -106,7 +112,7 @@ def test_a_forked_process_is_charged_its_own_pages_not_the_ones_it_shares():
         own = own_pages(child)
         resident = psutil.Process(child).memory_info().rss
         assert own is not None and resident > 80 * MB and own < 20 * MB, (own, resident)
-        again = memory_bytes(child)  # read again: a few of its pages may have changed in between
+        again = held(child)  # read again: a few of its pages may have changed in between
         assert again is not None and abs(again - own) < MB, (again, own)
     finally:
         parent.kill()
