@@ -34,6 +34,12 @@ class JobFields(logging.Filter):
         return True
 
 
+def rtc_logs_to_python(environ: Mapping[str, str]) -> bool:
+    """Whether the rtc library's log records go to Python (where a process shows them): when LIVEKIT_RTC_DEBUG
+    asks for them, as the rtc client reads it."""
+    return environ.get("LIVEKIT_RTC_DEBUG", "").strip().lower() in ("true", "1")
+
+
 def job_fields(agent: str, job_id: str, dispatch_id: str = "", room: str = "") -> dict[str, Any]:
     """The fields that name a job in every host log line about it."""
     fields: dict[str, Any] = {"agent": agent, "job_id": job_id}

@@ -46,3 +46,12 @@ def test_setup_again_in_a_forked_process_only_swaps_the_filter(monkeypatch):
     logs.setup("json", logging.DEBUG)
     assert root.handlers != [handler] and isinstance(root.handlers[0].formatter, logs.JsonFormatter)
     assert root.handlers[0].filters == []
+
+
+def test_livekit_rtc_debug_is_read_as_the_rtc_client_reads_it():
+    from host.logs import rtc_logs_to_python
+
+    assert rtc_logs_to_python({"LIVEKIT_RTC_DEBUG": " True "})
+    assert rtc_logs_to_python({"LIVEKIT_RTC_DEBUG": "1"})
+    assert not rtc_logs_to_python({"LIVEKIT_RTC_DEBUG": "0"})
+    assert not rtc_logs_to_python({})

@@ -24,6 +24,7 @@ from host.cli.common import (
 from host.cli.group import cli
 from host.config.credentials import Credentials
 from host.errors import AgentHostError, ServerError
+from host.logs import rtc_logs_to_python
 
 
 def client_credentials(url: str | None, api_key: str | None, api_secret: str | None) -> Credentials:
@@ -33,7 +34,7 @@ def client_credentials(url: str | None, api_key: str | None, api_secret: str | N
     warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum recommended length")
     # likewise the rtc library's own records (each retry of a connection, its failure) would bury the one line
     # that says what failed; LIVEKIT_RTC_DEBUG, as the rtc client reads it, still shows them
-    if os.environ.get("LIVEKIT_RTC_DEBUG", "").strip().lower() not in ("true", "1"):
+    if not rtc_logs_to_python(os.environ):
         logging.getLogger("livekit").setLevel(logging.CRITICAL)
     return credentials_from(url, api_key, api_secret)
 

@@ -26,6 +26,7 @@ def init(target: str, out: str | None, force: bool, import_timeout: float) -> No
     with @server.rtc_session, or WorkerOptions given to cli.run_app) as livekit-agents would, and check it.
     The module's app is never started."""
     from host.lkagents.init import InitError, NoModule, read, render_file
+    from host.lkagents.project import NAME_RULE
 
     if out is not None and not out.endswith(os.sep) and not os.path.isdir(out) and not out.endswith((".yaml", ".yml")):
         raise click.BadParameter(f"{out}: a host reads agent files ending in .yaml or .yml only", param_hint="--out")
@@ -64,8 +65,7 @@ def init(target: str, out: str | None, force: bool, import_timeout: float) -> No
     registered = reading.server.agent_name if reading.server is not None else ""
     if registered and registered != reading.default_name:
         click.echo(f"  renamed: livekit-agents' agent_name {registered!r} is not a name an agent file can have "
-                   f"(letters, digits, '_', '.', '-', starting with a letter or digit): dispatch "
-                   f"{reading.default_name!r} instead")
+                   f"({NAME_RULE}): dispatch {reading.default_name!r} instead")
     for line in written.not_carried:
         click.echo(f"  not carried over: {line}")
     click.echo(shown, nl=False)

@@ -34,16 +34,17 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.realpath(r), "") for r in roots)
 
 
+def _in_project(path: str) -> bool:
+    """Whether the real path `path` is outside the Python installation and agenthost itself."""
+    return not path.startswith(_installed_roots())
+
+
 def project_files(modules: Iterable[ModuleType]) -> list[str]:
     """The real paths of the modules' `.py` files that belong to the project, not the installation."""
-    roots = _installed_roots()
     files = set()
     for module in modules:
         path = getattr(module, "__file__", None)
-        if not isinstance(path, str) or not path.endswith(".py"):
-            continue
-        real = os.path.realpath(path)
-        if not real.startswith(roots):
+        if isinstance(path, str) and path.endswith(".py") and _in_project(real := os.path.realpath(path)):
             files.add(real)
     return sorted(files)
 
@@ -51,12 +52,11 @@ def project_files(modules: Iterable[ModuleType]) -> list[str]:
 def is_project_module(module: ModuleType) -> bool:
     """Whether `module` was loaded from the project, not the installation (a namespace package too: by its
     folders)."""
-    roots = _installed_roots()
     path = getattr(module, "__file__", None)
     if isinstance(path, str):
-        return not os.path.realpath(path).startswith(roots)
+        return _in_project(os.path.realpath(path))
     folders = [f for f in getattr(module, "__path__", None) or () if isinstance(f, str)]
-    return bool(folders) and not any(os.path.join(os.path.realpath(f), "").startswith(roots) for f in folders)
+    return bool(folders) and all(_in_project(os.path.join(os.path.realpath(f), "")) for f in folders)
 
 
 def snapshot(files: Iterable[str]) -> dict[str, tuple[int, int]]:

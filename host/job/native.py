@@ -30,9 +30,11 @@ import contextlib
 import ctypes
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from livekit.rtc import _ffi_client
+
+from host.logs import rtc_logs_to_python
 
 _load_library = _ffi_client.get_ffi_lib
 _LOADED_FROM = os.environ.get("LIVEKIT_LIB_PATH", "").strip()  # as the rtc client reads it
@@ -58,21 +60,15 @@ RUNTIME_DEFAULTS = {
 }
 
 
-def logs_to_python(environ: Mapping[str, str]) -> bool:
-    """Whether the library's log records go to Python: when LIVEKIT_RTC_DEBUG asks for them (as the rtc client
-    reads it)."""
-    return environ.get("LIVEKIT_RTC_DEBUG", "").strip().lower() in ("true", "1")
-
-
 def start_runtime() -> None:
     """Start the rtc library's runtime (its threads) in this process, its logs kept native unless
-    `logs_to_python`. Idempotent."""
+    `host.logs.rtc_logs_to_python`. Idempotent."""
     from livekit import rtc
     from livekit.rtc import _ffi_client
 
     with _runtime_settings():
         client = _ffi_client.FfiClient.instance  # the first access starts it, with records sent to Python
-    if logs_to_python(os.environ):
+    if rtc_logs_to_python(os.environ):
         return
     try:  # set up again, keeping them: the library's setup only replaces its settings
         client._ffi_lib.livekit_ffi_initialize(_ffi_client.ffi_event_callback, False, b"python",

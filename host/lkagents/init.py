@@ -24,7 +24,7 @@ import yaml
 
 from host.config.entrypoints import livekit_agents_code, package_of
 from host.lkagents import compat, project
-from host.lkagents.server import ServerSettings, find_server, name_in, read_server, run_app_given
+from host.lkagents.server import ServerSettings, described, find_server, name_in, read_server, run_app_given
 
 
 class InitError(Exception):
@@ -126,7 +126,7 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
             entry_name = name_in(home, fn)
     if entry_name is None:
         fn = getattr(obj, "entrypoint_fnc", None) or getattr(obj, "_entrypoint_fnc", None) or obj
-        raise InitError(f"the agent's entrypoint ({_described(fn)}) is not a top-level name of the module, so an "
+        raise InitError(f"the agent's entrypoint ({described(fn)}) is not a top-level name of the module, so an "
                         "agent file cannot name it: define it with `def` at the module's top level, or name the "
                         "AgentServer or WorkerOptions that holds it (agenthost init FILE:NAME)")
     name = settings.agent_name if settings is not None and settings.agent_name else stem
@@ -139,14 +139,6 @@ def _read_here(spec: str, is_file: bool, wanted: str) -> dict[str, Any]:
     return {"api": api, "entrypoint": entry_name, "setup": setup, "setup_file": setup_file, "name": name,
             "module": module_name, "file": os.path.abspath(file),
             "server": asdict(settings) if settings is not None else None}
-
-
-def _described(fn: object) -> str:
-    if getattr(fn, "__name__", None) == "<lambda>":
-        return "a lambda"
-    if hasattr(fn, "func"):
-        return f"functools.partial({getattr(fn.func, '__name__', '?')}, ...)"
-    return f"{getattr(fn, '__qualname__', None) or type(fn).__name__}"
 
 
 def _setup_function(server: object) -> Any:

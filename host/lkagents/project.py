@@ -18,6 +18,7 @@ from host.lkagents import compat
 from host.lkagents.server import ServerSettings, find_server, run_app_given
 
 AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # the agent schema's `name`
+NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit"  # AGENT_NAME, as a message says it
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ def differences(server: ServerSettings, agent: AgentFile) -> list[Difference]:
             "dispatch); this agent file is dispatch: automatic, so the agent joins every new room")
     elif not automatic and server.agent_name != agent.name and server.named != "function":
         fix = (f"reach it only with `name: {server.agent_name}`" if AGENT_NAME.fullmatch(server.agent_name) else
-               f"cannot reach it, as no agent file can have that name (letters, digits, '_', '.', '-', starting "
-               f"with a letter or digit): callers must dispatch {agent.name!r}")
+               f"cannot reach it, as no agent file can have that name ({NAME_RULE}): callers must dispatch "
+               f"{agent.name!r}")
         out.append(Difference("warning", "name", f"{server.source} registers agent_name {server.agent_name!r}; "
                               f"agenthost registers the agent file's name {agent.name!r}: dispatches to "
                               f"{server.agent_name!r} {fix}"))

@@ -139,7 +139,7 @@ def read_server(obj: object, module: object | None, named: str = "server") -> Se
         named=named,
         session_end=(name_in(module, session_end) or getattr(session_end, "__name__", "on_session_end"))
         if session_end is not None else None,
-        setup_unnamed=_shown(setup) if setup is not None and setup_name is None else None,
+        setup_unnamed=described(setup) if setup is not None and setup_name is None else None,
     )
 
 
@@ -149,13 +149,14 @@ def _plain_function(fn: object) -> bool:
         and "." not in fn.__qualname__
 
 
-def _shown(fn: object) -> str:
-    if inspect.isfunction(fn) and fn.__name__ == "<lambda>":
+def described(fn: object) -> str:
+    """A function as a message names it: a lambda and a functools.partial by what they are."""
+    if getattr(fn, "__name__", None) == "<lambda>":
         return "a lambda"
     func = getattr(fn, "func", None)
     if func is not None:
         return f"functools.partial({getattr(func, '__name__', '?')}, ...)"
-    return repr(fn)[:80]
+    return str(getattr(fn, "__qualname__", None) or repr(fn)[:80])
 
 
 def find_server(obj: object, module: object | None = None) -> ServerSettings | None:

@@ -200,7 +200,7 @@ def run_console(credentials: Credentials, agent_name: str, metadata: str, option
 
         def on_interrupt() -> None:
             nonlocal quitting
-            if console.interrupt() and not quitting and not console.ending:
+            if console.interrupt() and not quitting:  # (while the call is ending, `interrupt` is never a quit)
                 # quit now, whatever the console waits for (the agent to join, an answer): the call is ended,
                 # its room deleted, on the way out (bounded: the server's answers are)
                 quitting = True

@@ -96,12 +96,6 @@ def test_the_defaults_are_set_while_the_runtime_starts_only(monkeypatch):
     assert setups == [False]
 
 
-def test_livekit_rtc_debug_is_read_as_the_rtc_client_reads_it():
-    assert native.logs_to_python({"LIVEKIT_RTC_DEBUG": " True "})
-    assert native.logs_to_python({"LIVEKIT_RTC_DEBUG": "1"})
-    assert not native.logs_to_python({"LIVEKIT_RTC_DEBUG": "0"})
-    assert not native.logs_to_python({})
-
 
 def test_the_rtc_client_is_given_the_library_loaded_once_unless_its_path_changed(monkeypatch):
     from livekit.rtc import _ffi_client
