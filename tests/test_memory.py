@@ -19,6 +19,12 @@ def test_a_process_reads_its_own_pages():
     assert own_pages(os.getpid()) is not None and own_pages(2**22 + 12345) is None
 
 
+def become_nobody() -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="run as root, to become a user")
 def test_a_user_cannot_read_a_non_dumpable_process_of_its_own_but_the_process_can():
     """Why a job of a host run as a user says its own pages: the host, that user too, may not read them."""
@@ -27,9 +33,7 @@ def test_a_user_cannot_read_a_non_dumpable_process_of_its_own_but_the_process_ca
     child = os.fork()
     if child == 0:
         try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
+            become_nobody()
             ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0, as a job process is
             os.write(figure_w, str(own_pages()).encode())
             os.read(release_r, 1)  # until the other user looked
@@ -42,9 +46,7 @@ def test_a_user_cannot_read_a_non_dumpable_process_of_its_own_but_the_process_ca
         looker = os.fork()
         if looker == 0:
             try:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
+                become_nobody()
                 os._exit(0 if own_pages(child) is None else 1)
             finally:
                 os._exit(2)
