@@ -100,7 +100,7 @@ class SharedJournal:
         self._ending: set[str] = set()  # those of `_mine` marked ending
         self._steady_since: float | None = None  # monotonic time since when Redis has answered without a break
         self._renewed_at = -LEASE  # monotonic time of the last renewal of the lease
-        self._removed: set[str] = set()  # rows removed from `_mine` whose delete may not have reached Redis yet
+        self._removed: set[str] = set()  # rows gone from `_mine` (removed, handed over) not yet written so
         self._forgetting: set[asyncio.Task[None]] = set()
 
     # -- what the job table writes (never waits) ----------------------------------------------------
@@ -332,6 +332,7 @@ class SharedJournal:
         look, rather than once this host is gone (a write lost as the host stops leaves it under this host,
         for then)."""
         self._mine.pop(entry.job_id, None)
+        self._removed.add(entry.job_id)  # its row stays under this host until the write is sent: not adopted
         self._writes.put_nowait(("eval", (HAND_OVER, 4, self._key("claim", entry.job_id), self._key("jobs", self.host),
                                           self._key("jobs", self._handed_over), self._key("hosts"), self.host,
                                           entry.job_id, _dump(entry, False), self._handed_over)))

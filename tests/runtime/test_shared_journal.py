@@ -401,3 +401,27 @@ async def test_a_call_a_draining_host_claimed_is_handed_over_to_another_host_at_
         for run in runs:
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
+
+
+async def test_a_call_handed_over_is_not_adopted_back_before_the_hand_over_is_written(redis):
+    import redis.asyncio as aioredis
+
+    d = SharedJournal(redis, "t9:")
+    d.host = "d"
+    client = aioredis.from_url(redis)
+    taken: list[str] = []
+    try:
+        # d claimed AJ_1 and holds it under its own hash; it drains: the hand-over is queued, not sent yet
+        await client.set("t9:claim:AJ_1", "d")
+        await client.hset("t9:jobs:d", "AJ_1", shared_journal._dump(entry("AJ_1"), False))
+        d.hand_over(entry("AJ_1"))
+        await d._adopt(lambda en: taken.append(en.job_id))
+        assert taken == [] and d._writes.qsize() == 1  # the row is still there, the write still queued
+        op, args = d._writes.get_nowait()
+        await getattr(d._redis, op)(*args)  # the hand-over reaches Redis
+        await d._adopt(lambda en: taken.append(en.job_id))
+        assert taken == [] and await client.hexists("t9:jobs:d~left", "AJ_1")
+        assert not await client.exists("t9:claim:AJ_1")
+    finally:
+        await client.aclose()
+        await d.disconnect()
