@@ -267,8 +267,8 @@ class MachineCpu:
 
 
 def agenthost(name: str, work: Path, threshold: float, cpus: set[int] | None = None,
-              agent: str = "voice-local") -> Side:
-    return Side(name, agent, [sys.executable, "-m", "host", "run", "--http", "127.0.0.1:0",
+              agent: str = "voice-local", options: tuple[str, ...] = ()) -> Side:
+    return Side(name, agent, [sys.executable, "-m", "host", "run", *options, "--http", "127.0.0.1:0",
                               "--load-threshold", f"{threshold:g}", str(work / f"{agent}.yaml")],
                 rf"registered agent {agent} as worker", ROOT, work / f"{name.replace(' ', '-')}.log", cpus=cpus,
                 nice=SERVED_NICE)
@@ -281,6 +281,13 @@ def with_cpu_groups(work: Path) -> Side:
         (work / "voice-local.yaml").read_text().replace("name: voice-local", "name: voice-local-cpu-groups")
         + f"limits:\n  cpu_limit: {os.cpu_count() or 1}\n")
     return agenthost("CPU groups", work, 0, agent="voice-local-cpu-groups")
+
+
+def without_answer_priority(work: Path) -> Side:
+    """agenthost serving voice-local with its answers not favoured (host.job.answer_priority)."""
+    (work / "voice-local-plain.yaml").write_text(
+        (work / "voice-local.yaml").read_text().replace("name: voice-local", "name: voice-local-plain"))
+    return agenthost("answers not favoured", work, 0, agent="voice-local-plain", options=("--answer-priority", "0"))
 
 
 async def overload(server: LiveKitServer, turns: list[Turn], work: Path, max_calls: int) -> dict[str, object]:
@@ -405,7 +412,8 @@ def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
     return {"steps": steps, **summary}
 
 
-async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool) -> int:
+async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool,
+              plain: bool) -> int:
     # the callers and the server stand for other machines: ahead of the sides for the CPU, they are not what is
     # measured (a caller late to send its speech or to hear the answer would add its own delay to the side's);
     # the server inherits it, each side runs at the usual nice value
@@ -414,7 +422,7 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int
     # the scheduler (autogroup), a nice value counts only within its group, and the groups weigh the same:
     # this process's group gets the callers' nice value too, so that they are ahead of the sides there as well
     with group_nice(CALLERS_NICE):
-        return await measured(max_calls, turn_count, overload_phase, repeat, cpu_groups)
+        return await measured(max_calls, turn_count, overload_phase, repeat, cpu_groups, plain)
 
 
 @contextlib.contextmanager
@@ -433,7 +441,8 @@ def group_nice(nice: int) -> Iterator[None]:
         group.write_text(f"{before}\n")
 
 
-async def measured(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool) -> int:
+async def measured(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool,
+                   plain: bool) -> int:
     server = private_server("voice-bench")
     work = server.workdir
     synthesizer = Synthesizer()
@@ -446,6 +455,7 @@ async def measured(max_calls: int, turn_count: int, overload_phase: bool, repeat
                     work / f"{script}.log", nice=SERVED_NICE)
 
     sides = [ours, *([with_cpu_groups(work)] if cpu_groups else []),
+             *([without_answer_priority(work)] if plain else []),
              peer("livekit-agents", "voice-local-peer", "voice_local_peer.py")]
     if importlib.util.find_spec("openrtc") is not None:
         sides.append(peer("OpenRTC", "voice-local-openrtc", "voice_local_openrtc.py"))
@@ -481,4 +491,4 @@ if __name__ == "__main__":
         sys.exit("--repeat=R needs R >= 1")
     sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 4,
                              "--no-overload" not in options, repeats[-1] if repeats else 1,
-                             "--cpu-groups" in options)))
+                             "--cpu-groups" in options, "--answers-not-favoured" in options)))

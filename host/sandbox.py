@@ -36,9 +36,11 @@ ask it for a process outside the job's cgroup.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
+import resource
 import sys
 import sysconfig
 from typing import Any
@@ -63,13 +65,14 @@ CAPABILITY_VERSION_3 = 0x20080522
 CLONE_NEWUSER = 0x10000000
 PR_SET_NO_NEW_PRIVS = 38
 CAP_NET_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 12, 16, 17, 19, 21
-CAP_SYS_BOOT, CAP_SYS_RESOURCE, CAP_SYS_TIME, CAP_MKNOD, CAP_AUDIT_CONTROL = 22, 24, 25, 27, 30
+CAP_SYS_BOOT, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_SYS_TIME, CAP_MKNOD, CAP_AUDIT_CONTROL = 22, 23, 24, 25, 27, 30
 CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_SYSLOG, CAP_PERFMON, CAP_BPF = 32, 33, 34, 38, 39
 # what a template gives up: reading other processes, the machine's own settings, mounting (it could undo its
-# namespace), or the ways back to them
+# namespace), a priority above its RLIMIT_NICE (a real-time one would starve the host: host.process.priority), or
+# the ways back to them
 TEMPLATE_DROPS = (CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_PERFMON,
                   CAP_BPF, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_NET_ADMIN, CAP_MKNOD, CAP_AUDIT_CONTROL, CAP_SYSLOG,
-                  CAP_SYS_ADMIN)
+                  CAP_SYS_ADMIN, CAP_SYS_NICE)
 # and a job process, once its namespace is made (CAP_SYS_ADMIN again: in its user namespace, if it made one), and
 # raising its own rlimits
 JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_RESOURCE)
@@ -147,6 +150,12 @@ def drop_capabilities(caps: tuple[int, ...]) -> bool:
         data[word].permitted &= mask
         data[word].inheritable &= mask
     return bool(_c.capset(ctypes.byref(header), data) == 0)
+
+
+def no_real_time() -> None:
+    """No real-time priority without CAP_SYS_NICE either (RLIMIT_RTPRIO 0: lowering a limit is always allowed)."""
+    with contextlib.suppress(OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, options: str | None) -> None:
@@ -304,6 +313,7 @@ def harden_template() -> None:
     not_dumpable()
     private_namespace(0, said=logging.WARNING)
     drop_capabilities(TEMPLATE_DROPS)
+    no_real_time()
     if not _user_namespaces_work():
         logger.warning("user namespaces are not allowed here: the job processes of this template share its "
                        "/dev/shm (and the rest of its namespace)")
@@ -330,6 +340,7 @@ def _give_up() -> None:
     """What every process running agent code gives up, once its namespace is made."""
     not_dumpable()
     drop_capabilities(JOB_DROPS)
+    no_real_time()
     if _c is not None:
         _c.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 

@@ -69,7 +69,17 @@ def seen():
             "shm": sorted(os.listdir("/dev/shm")),
             "writable_cgroups": [p for p, kind, ro in sandbox._mounts() if kind.startswith("cgroup") and not ro],
             "writable_settings": [p for p, _, ro in sandbox._mounts() if p in sandbox.READ_ONLY and not ro],
-            "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), "wrote": wrote()}
+            "dumpable": ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), "wrote": wrote(), "raised": raised()}
+def raised():  # a priority above the host's: a real-time one would starve it
+    done = []
+    for name, call in (("real-time", lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))),
+                       ("nice", lambda: os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) - 1))):
+        try:
+            call()
+            done.append(name)
+        except OSError:
+            pass
+    return done
 def wrote():  # where it could write: the host's state, its site-packages (a .pth file runs in every Python)
     done = []
     for folder in (os.environ.get("PROTECTED_PROBE"), os.environ.get("SITE_PROBE")):
@@ -122,6 +132,7 @@ def test_a_template_cannot_undo_its_namespace_and_the_jobs_it_forks_still_make_t
     seen = json.loads(out.stdout)
     for side in ("template", "job"):
         assert seen[side]["wrote"] == [], seen  # neither the host's state nor Python's installation
+        assert seen[side]["raised"] == [], seen
         assert seen[side]["sees"] == [], seen
         assert not seen[side]["cap_eff"] & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_PTRACE), seen
         assert seen[side]["writable_cgroups"] == [] and seen[side]["writable_settings"] == [], seen

@@ -65,11 +65,16 @@ from host.errors import ListenError
 @click.option("--job-logs", is_flag=True, envvar="AGENTHOST_JOB_LOGS",
               help="Keep each call's recent log lines and serve them at /logs (behind --http-token), for "
                    "`agenthost console --logs`; `agenthost dev` turns it on [env AGENTHOST_JOB_LOGS].")
+@click.option("--answer-priority", type=click.IntRange(0, 10), default=5, show_default=True, metavar="LEVELS",
+              envvar="AGENTHOST_ANSWER_PRIORITY",
+              help="Nice levels a voice call's job process runs above the others from the end of its caller's "
+                   "speech to its agent's answer (3 s at most), where the host may give them (root); 0: none "
+                   "[env AGENTHOST_ANSWER_PRIORITY].")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
         http: str, http_token: str | None, http_token_file: str | None, load_threshold: float,
         server_target_load: float, job_limits: str, state_dir: str | None, redis_url: str | None,
-        redis_prefix: str, job_logs: bool) -> None:
+        redis_prefix: str, job_logs: bool, answer_priority: int) -> None:
     """Serve every agent under PATHS (default ./agents.d) to a LiveKit server.
 
     A reload (SIGHUP, or a change seen with --reload) validates everything again and
@@ -115,7 +120,7 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
             watch=watch, import_timeout=import_timeout, http=address, http_token=token,
             load=LoadPolicy(load_threshold, server_target_load), job_limits=job_limits,
             state_dir=state_dir, redis_url=redis_url, redis_prefix=redis_prefix,
-            job_logs=job_logs))
+            job_logs=job_logs, answer_priority=answer_priority))
         asyncio.run(host.run())
     except (ListenError, AgentHostError) as exc:
         click.echo(f"agenthost: {exc}", err=True)

@@ -8,10 +8,10 @@ is only safe from a process with one thread, and a connection opened at import w
 process, so a template whose imports started a thread or opened a socket says so instead of Ready, and the
 host starts that agent's processes from the fork server as before.
 
-While it serves forks, the template runs PRIORITY_BOOST nice levels above its job processes where it may (root,
-CAP_SYS_NICE, or an RLIMIT_NICE that allows it): under a burst, the CPU is taken by the jobs already connecting,
-and each fork would wait for its turn behind them. Each job process goes back to the nice value the template
-had before (the host's) before it runs anything else, so `setup` and the job run as the host does.
+While it serves forks, the host runs the template above its job processes where it may (host.process.priority):
+under a burst, the CPU is taken by the jobs already connecting, and each fork would wait for its turn behind
+them. Each job process goes back to the nice value the template had before (the host's) before it runs anything
+else, so `setup` and the job run as the host does.
 
 The template is the parent of the job processes it forks: it reaps each one (watching a pidfd per process) and
 reports its exit code. The host gets, for each process, the host end of its pipe and a pidfd of its own. After
@@ -40,7 +40,6 @@ from host.job.environment import apply_environment
 from host.job.fork_safety import open_sockets, why_not_fork_safe
 from host.job.inherited import let_go_of_the_hosts_descriptors
 from host.job.pipe import send
-from host.job.priority import PRIORITY_BOOST, raise_priority
 from host.job.warmup import warm_up
 from host.sandbox import agent_code_loaded, harden_template
 from host.tracing import otel_env
@@ -154,10 +153,9 @@ class Template:
         self.sock = socket.socket(fileno=os.dup(self.fd))  # the descriptors of each fork are sent on it
         self.children: dict[int, int] = {}  # pidfd -> pid
         self.forking = True
-        self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # each job process's
+        self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # each job process's (the host's, before it favours this one)
 
     def serve(self) -> None:
-        self.nice = raise_priority(PRIORITY_BOOST)
         while self.forking or self.children:
             for fd, _events in self.epoll.poll():
                 if fd == self.fd:

@@ -30,9 +30,11 @@ from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function, load_object
 from host.context import INTERRUPT_METHOD, Shutdown
+from host.job.answer_priority import AnswerWatch
 from host.job.lifecycle import finish_pending, run_job, run_setup
+from host.job.pipe import send
 from host.lkagents import compat
-from host.wire.messages import StartJob
+from host.wire.messages import Answering, StartJob
 
 logger = logging.getLogger("agenthost.job")
 
@@ -77,7 +79,7 @@ class AgentsRuntime:
         if start.traceparent:
             _trace_with_the_job()
         shutdown = Shutdown(start.definition.shutdown.drain)
-        return await run_job(conn, start, _Job(self, start, job, shutdown), shutdown, spans_dropped)
+        return await run_job(conn, start, _Job(self, start, job, shutdown, conn), shutdown, spans_dropped)
 
 
 def _trace_with_the_job() -> None:
@@ -92,12 +94,30 @@ def _trace_with_the_job() -> None:
         telemetry.set_tracer_provider(provider)
 
 
+class _Context(JobContext):
+    """livekit-agents' JobContext, which also sees its primary AgentSession start (AgentSession.start sets it):
+    from then on, the host hears when the call waits for its agent's answer (host.job.answer_priority)."""
+
+    answers: AnswerWatch | None = None
+
+    @property
+    def _primary_agent_session(self) -> Any:
+        return self.__dict__.get("_primary")
+
+    @_primary_agent_session.setter
+    def _primary_agent_session(self, session: Any) -> None:
+        if session is not None and self.__dict__.get("_primary") is None and self.answers is not None:
+            self.answers.watch(session)
+        self.__dict__["_primary"] = session
+
+
 class _Job:
     """livekit-agents' part in the job's life (host.job.lifecycle runs it)."""
 
     late_errors_fail = True
 
-    def __init__(self, runtime: AgentsRuntime, start: StartJob, job: agent_pb.Job, shutdown: Shutdown) -> None:
+    def __init__(self, runtime: AgentsRuntime, start: StartJob, job: agent_pb.Job, shutdown: Shutdown,
+                 conn: Connection) -> None:
         self.runtime, self.start, self.job, self.shutdown = runtime, start, job, shutdown
         self.definition = start.definition
         self._connected = False
@@ -119,9 +139,10 @@ class _Job:
         # what livekit-agents' server gives a job: its credentials, for ctx.api and the plugins
         c = start.credentials
         os.environ.update(LIVEKIT_URL=c.url, LIVEKIT_API_KEY=c.api_key, LIVEKIT_API_SECRET=c.api_secret)
-        self.ctx = JobContext(proc=runtime.proc, info=info, room=self.room, on_connect=on_connect,
-                              on_shutdown=lambda reason: shutdown.request(reason or "user requested"),
-                              inference_executor=_NoInference())
+        self.ctx = _Context(proc=runtime.proc, info=info, room=self.room, on_connect=on_connect,
+                            on_shutdown=lambda reason: shutdown.request(reason or "user requested"),
+                            inference_executor=_NoInference())
+        self.ctx.answers = AnswerWatch(lambda waiting: send(conn, Answering(waiting)))
         self.ctx._on_setup()
         self._token = _JobContextVar.set(self.ctx)
         http_context._new_session_ctx()

@@ -22,7 +22,7 @@ and voice calls answered later on a busy machine (on 2 cores at 4 concurrent cal
 against 879 and 1,153: bench/voice_bench.py --cpu-groups, docs/voice.md). Where groups are used, the
 host's group weighs as much as its bounded running jobs would without it (a group of the default weight would
 give them all the share of one process), jobs share alike within it, and a template's group (v2, once the CPU
-controller is on) weighs as the template's raised priority would (host.job.priority). cgroup v2 turns a
+controller is on) weighs as the template's raised priority would (host.process.priority). cgroup v2 turns a
 controller on for all the groups below a parent at once, so there the first job with a CPU bound turns CPU
 groups on for every later job of the host. A job's CPU time is read on its group either way (v2's cpu.stat,
 v1's cpuacct where it is its own hierarchy) or, where only a CPU group could count it, on its process tree.
@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from host.config.definitions import Limits
-from host.job.priority import PRIORITY_BOOST
 from host.process.cgroupfs import (
     CgroupError,
     JobGroup,
@@ -50,6 +49,7 @@ from host.process.cgroupfs import (
     remove_tree,
     write,
 )
+from host.process.priority import ANSWER_BOOST, PRIORITY_BOOST
 from host.tree import alive
 
 logger = logging.getLogger("agenthost.process")
@@ -108,6 +108,7 @@ class Confinement:
     """Places job processes under their bounds. The base class is rlimit mode."""
 
     mode = "rlimit"
+    answer_levels = ANSWER_BOOST  # nice levels a job waiting for its answer is favoured by (the host's setting)
 
     def describe(self) -> str:
         return ("rlimit (no cgroup may be created here: address space and process count set per job "

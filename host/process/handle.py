@@ -23,11 +23,12 @@ from host.process.errors import ProcessStartError
 from host.process.exits import GroupEnd, ProcessExit, end_group, kill_job, used
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
+from host.process.priority import ANSWER_BOOST, AnswerBoost
 from host.process.reports import JobReports
 from host.process.states import ProcessLife, ProcessState
 from host.process.template import EXIT_UNKNOWN, AgentTemplate
 from host.process.usage import used_so_far
-from host.wire.messages import InitFailed, Ready, ShutdownJob, ShuttingDown, StartJob
+from host.wire.messages import Answering, InitFailed, Ready, ShutdownJob, ShuttingDown, StartJob
 from host.wire.protocol import decode_job, down
 
 __all__ = ["JobProcess", "ProcessExit", "ProcessStartError", "ProcessState"]
@@ -57,6 +58,7 @@ class JobProcess:
         self._proc: BaseProcess | None = None  # started by the fork server
         self._pidfd: int | None = None  # forked by the template
         self._launch_args = (log_format, log_level)
+        self._answers = AnswerBoost(confinement.answer_levels if confinement is not None else ANSWER_BOOST)
 
     @property
     def state(self) -> ProcessState:
@@ -215,6 +217,8 @@ class JobProcess:
             self.life.start_failed(msg.error)
         elif isinstance(msg, ShuttingDown):
             self.life.shutting_down(msg.reason)
+        elif isinstance(msg, Answering) and self.pid is not None:  # favoured only while its job runs
+            self._answers.waiting(self.pid, msg.waiting and self.state is ProcessState.RUNNING)
 
     def _on_sentinel(self) -> None:
         assert self._proc is not None
@@ -227,6 +231,7 @@ class JobProcess:
         """The process has exited with `code`: read what it said before, then settle its end."""
         if self.state is ProcessState.EXITED:
             return
+        self._answers.close()
         assert self._channel is not None
         self._channel.drain()
         if self._output is not None:

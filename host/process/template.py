@@ -31,6 +31,7 @@ from host.process.exits import kill_what_is_left, remove_when_empty
 from host.process.forked import forked_mismatch
 from host.process.mp import mp_context, start_off_loop
 from host.process.output import ProcessOutput, give_output
+from host.process.priority import PRIORITY_BOOST, favour
 from host.wire.messages import FORK, RETIRE, Exited, Forked, ForkFailed, InitFailed, NotForkSafe, TemplateReady
 from host.wire.protocol import decode_template, fds_after, frame
 
@@ -172,6 +173,8 @@ class AgentTemplate:
         assert self._ready is not None
         if isinstance(msg, TemplateReady):
             self.sources = msg.sources
+            if self.pid is not None and not self._ready.done():
+                favour(self.pid, PRIORITY_BOOST, os.getpriority(os.PRIO_PROCESS, 0))  # it serves forks from now
             if not self._ready.done():
                 self._ready.set_result(None)
         elif isinstance(msg, NotForkSafe) and not self._ready.done():

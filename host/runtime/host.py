@@ -27,6 +27,7 @@ from host.ops.resources import CpuLoad
 from host.process.detect import detect
 from host.process.mp import preload
 from host.process.pool import ProcessSettings
+from host.process.priority import ANSWER_BOOST
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet
 from host.runtime.jobs import JobTable
@@ -62,6 +63,7 @@ class HostOptions:
     state_dir: str | None = None  # where the journal of running jobs is kept; None: no journal, no recovery
     redis_url: str | None = None  # a journal shared by several hosts, in Redis, instead of the state dir's
     redis_prefix: str = "agenthost:"
+    answer_priority: int = ANSWER_BOOST  # nice levels a voice job waiting for its answer is favoured by
 
 
 class Host:
@@ -75,6 +77,7 @@ class Host:
         self.metrics.observe_dropped_spans(lambda: {"host": self.tracing.dropped.value,
                                                      "job": self.tracing.jobs_dropped.value})
         self.confinement = detect(options.job_limits)
+        self.confinement.answer_levels = options.answer_priority
         cpu = CpuLoad()
         self.journal: JobJournal | None = None
         if options.redis_url:

@@ -7,7 +7,7 @@ processes write. What crosses once per job process between the host and a templa
 and RETIRE are a byte each, and Forked and Exited are packed by hand (`pack_forked`, `pack_exited`), since
 building them would write to many of the template's pages (see host.job.template_main).
 Job processes: host -> process StartJob, ShutdownJob; process -> host Ready, InitFailed, JobStarted,
-ShuttingDown, JobDone. Template processes: host -> template FORK, RETIRE; template -> host TemplateReady,
+Answering, ShuttingDown, JobDone. Template processes: host -> template FORK, RETIRE; template -> host TemplateReady,
 NotForkSafe, InitFailed, Forked (followed on the same socket by two file descriptors) or ForkFailed, Exited.
 """
 
@@ -86,6 +86,14 @@ class JobVitals:
 
 
 @dataclass(frozen=True)
+class Answering:
+    """The job's call waits for its agent's answer (its caller has stopped speaking), or no longer: the host
+    favours the process meanwhile (host.process.priority)."""
+
+    waiting: bool
+
+
+@dataclass(frozen=True)
 class ShuttingDown:
     """The job began to shut down on its own (participants left, ctx.shutdown, room closed)."""
 
@@ -141,7 +149,7 @@ class Exited:
 
 
 HostMessage = StartJob | ShutdownJob
-ProcessMessage = Ready | InitFailed | JobStarted | JobVitals | ShuttingDown | JobDone
+ProcessMessage = Ready | InitFailed | JobStarted | JobVitals | Answering | ShuttingDown | JobDone
 TemplateMessage = TemplateReady | NotForkSafe | InitFailed | Forked | ForkFailed | Exited
 
 

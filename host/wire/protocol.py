@@ -28,6 +28,7 @@ from typing import Any
 
 from host.errors import AgentHostError
 from host.wire.messages import (
+    Answering,
     Exited,
     Forked,
     ForkFailed,
@@ -55,8 +56,9 @@ MAX_INT = 2**63 - 1  # the largest integer a message carries (a pid, a count, a 
 
 OUTPUT = b"AHOUTPUT"  # the first bytes down to every process, with the write end of its output pipe
 
-_UP: dict[str, type[Any]] = {cls.__name__: cls for cls in (Ready, InitFailed, JobStarted, JobVitals, ShuttingDown,
-                                                           JobDone, TemplateReady, NotForkSafe, ForkFailed)}
+_UP: dict[str, type[Any]] = {cls.__name__: cls for cls in (Ready, InitFailed, JobStarted, JobVitals, Answering,
+                                                           ShuttingDown, JobDone, TemplateReady, NotForkSafe,
+                                                           ForkFailed)}
 
 
 class ProtocolError(AgentHostError):
@@ -98,6 +100,8 @@ def _field(message: str, name: str, kind: str, value: Any) -> Any:
     """`value` checked against the annotation `kind` of the field (the few kinds messages up use)."""
     if kind == "int" and _bounded(value):
         return value
+    if kind == "bool" and type(value) is bool:
+        return value
     if kind == "float" and (_bounded(value) or (type(value) is float and math.isfinite(value))):
         return float(value)
     if kind == "str" and type(value) is str:
@@ -129,7 +133,7 @@ def down(msg: StartJob | ShutdownJob) -> bytes:
     return frame(pickle.dumps(msg))
 
 
-_JOB_UP = (Ready, InitFailed, JobStarted, JobVitals, ShuttingDown, JobDone)
+_JOB_UP = (Ready, InitFailed, JobStarted, JobVitals, Answering, ShuttingDown, JobDone)
 _TEMPLATE_UP = (TemplateReady, NotForkSafe, InitFailed, ForkFailed)
 
 

@@ -11,9 +11,9 @@ import psutil
 import pytest
 
 from host.config.loader import load
-from host.job.priority import PRIORITY_BOOST
 from host.process.errors import ProcessStartError
 from host.process.pool import ProcessPool
+from host.process.priority import PRIORITY_BOOST
 from host.process.states import ProcessState
 from host.process.template import EXIT_UNKNOWN
 

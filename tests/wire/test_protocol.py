@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from host.wire.messages import (
+    Answering,
     Exited,
     Forked,
     ForkFailed,
@@ -32,7 +33,7 @@ class Exploit:
 
 
 JOB_MESSAGES = [Ready(12, {"/srv/a.py": (1, 2)}, 0.25), InitFailed("ImportError: x"), JobStarted(1.5e9),
-                JobVitals(12.5, 3),
+                JobVitals(12.5, 3), Answering(True), Answering(False),
                 ShuttingDown("participants_left"), JobDone(None), JobDone("ValueError: y")]
 TEMPLATE_MESSAGES = [TemplateReady(7, {}), NotForkSafe("threads"), InitFailed("e"), ForkFailed("no memory")]
 
@@ -79,6 +80,7 @@ def test_a_pickle_is_not_a_message_and_runs_nothing():
     ({"v": 1, "type": "JobVitals", "loop_lag_ms": 1.0, "participants": 10**30, "spans_dropped": 0},
      "JobVitals.participants is not int"),
     ({"v": 1, "type": "Ready", "pid": 1, "sources": {"a": [1, -10**20]}, "prewarm_cpu": 0}, "Ready.sources is not"),
+    ({"v": 1, "type": "Answering", "waiting": 1}, "Answering.waiting is not bool"),
 ])
 def test_anything_else_is_refused_by_name(body, error):
     with pytest.raises(ProtocolError, match=error):

@@ -1,0 +1,99 @@
+"""The CPU priority of the processes the host starts, set by the host: processes running agent code may not
+raise their own (they give up CAP_SYS_NICE, host.sandbox: a real-time priority taken by agent code would
+starve the host).
+
+- A template, while it serves forks, runs PRIORITY_BOOST nice levels above its job processes, so that under a
+  burst each fork does not wait behind the jobs already connecting; each job process goes back to the nice
+  value from before (the host's) before it runs anything.
+- A voice call's answer first: from the moment its caller stops speaking until its agent starts answering
+  (the job process says so: Answering), the job process runs `--answer-priority` levels (ANSWER_BOOST by
+  default) above the other job processes, for LONGEST_S at most. On a machine busy with calls, a turn's
+  latency (end of speech to the agent's first audio) is the time the answering process waits for a CPU behind
+  calls that are only listening, whose audio can wait a moment without anyone hearing it.
+
+Both where the host may: root (CAP_SYS_NICE), or an RLIMIT_NICE that allows it; else the processes run as the
+host does. A job process claiming to wait for an answer all the time gains ANSWER_BOOST levels and no more
+(about the CPU share of three plain processes, which it could take by running three threads); a job in a CPU
+group of its own (`limits.cpu_limit`) is held to its quota whatever its nice value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+
+logger = logging.getLogger("agenthost.process")
+
+PRIORITY_BOOST = 10  # nice levels a template runs above its job processes, where the host may set it
+ANSWER_BOOST = 5  # nice levels a job process waiting for its answer runs above the others, by default
+LONGEST_S = 3.0  # seconds an answer is favoured at most
+
+
+def nice_values_to_try(before: int, levels: int, rlimit_nice: int) -> list[int]:
+    """The nice values to try, best first, to run `levels` levels above `before`: that one (allowed with
+    CAP_SYS_NICE), else as far as the soft RLIMIT_NICE allows (it counts 1, nice 19, to 40, nice -20)."""
+    wanted = max(before - levels, -20)
+    floor = -20 if rlimit_nice == resource.RLIM_INFINITY else 20 - rlimit_nice
+    return [n for n in dict.fromkeys((wanted, max(wanted, floor))) if n < before]
+
+
+def threads_of(pid: int) -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except (OSError, ValueError):
+        return [pid]
+
+
+def set_nice(pid: int, nice: int) -> bool:
+    """Every thread of `pid` at `nice` (a thread starts at its creator's: each is set); False if not allowed."""
+    for tid in threads_of(pid):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except ProcessLookupError:
+            continue  # a thread (or the process) that ended meanwhile
+        except OSError:
+            return False
+    return True
+
+
+def favour(pid: int, levels: int, base: int) -> int | None:
+    """Run process `pid` up to `levels` nice levels above `base`, as far as the host may; the nice value it
+    runs at, or None when it may not be raised at all."""
+    for nice in nice_values_to_try(base, levels, resource.getrlimit(resource.RLIMIT_NICE)[0]):
+        if set_nice(pid, nice):
+            return nice
+    set_nice(pid, base)  # threads set before a refusal
+    return None
+
+
+class AnswerBoost:
+    """One job process's favour while its call waits for an answer: set on the process's word (Answering),
+    taken back on its word, after LONGEST_S, or when it ends. Written by its handle alone."""
+
+    def __init__(self, levels: int, base: int | None = None) -> None:
+        self.levels = levels
+        self.base = os.getpriority(os.PRIO_PROCESS, 0) if base is None else base  # the host's: the job's
+        self.favoured = False
+        self._later: asyncio.TimerHandle | None = None
+
+    def waiting(self, pid: int, waiting: bool) -> None:
+        if waiting and not self.favoured and self.levels > 0:
+            if favour(pid, self.levels, self.base) is None:
+                self.levels = 0  # not allowed here: never tried again for this process
+                logger.debug("process %d: answers cannot be favoured (the host may not raise a priority)", pid)
+                return
+            self.favoured = True
+            self._later = asyncio.get_running_loop().call_later(LONGEST_S, self.waiting, pid, False)
+        elif not waiting and self.favoured:
+            self.close()
+            set_nice(pid, self.base)
+
+    def close(self) -> None:
+        """The process ended (or its favour is taken back): no timer left behind."""
+        self.favoured = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+
