@@ -29,11 +29,18 @@ agent, and the p50/p95 of every admitted call's turns.
 With --repeat=R, the whole ramp runs R times: a step's p95 over a dozen turns is decided by its slowest
 turns, so capacities are compared as the medians of the ramps, each ramp's printed.
 
+With --spread, the calls of a step speak from offsets spread over a turn's cycle (CYCLE_S / N apart), as
+independent callers would, rather than 0.3 s apart, where every call's turn ends at about the same time.
+
+With --answers-favoured, a second agenthost side serves the same agent with `--answer-priority 5`: what
+favouring the call whose answer is due gains (host.process.priority).
+
 With --cpu-groups, a second agenthost side ("CPU groups") serves the same agent with a `cpu_limit` of all the
 machine's CPUs, which bounds nothing but gives each job a CPU group of its own, as every job once had: what such
 groups cost a call (host.process.cgroups).
 
 Usage: python bench/voice_bench.py [MAX_CALLS] [TURNS] [--repeat=R] [--no-overload] [--cpu-groups]
+       [--answers-favoured] [--spread]
 """
 
 from __future__ import annotations
@@ -69,6 +76,10 @@ P95_LIMIT_MS = 1500.0
 SAID = ("hello there", "what is your name", "how are you today", "the weather is nice")
 STAGGER_S = 0.3  # between the starts of a step's calls
 PAUSE_S = 1.0  # silence before each turn, once the agent is quiet
+# about one turn's cycle at one call here (the pause, the speech, the wait, the answer's audio): with --spread,
+# a step's calls speak from offsets spread over it, as independent callers would, not all at once
+CYCLE_S = 5.0
+SPREAD = "--spread" in sys.argv
 CALLERS_NICE = -10  # the bench's own threads (the callers) and the server it starts
 SERVED_NICE = 0  # each side's
 ARRIVAL_S = 3.0  # between calls offered in the overload phase: the hosts' smoothed CPU follows within ~10 s
@@ -196,7 +207,7 @@ async def run_step(side: Side, credentials: Credentials, turns: list[Turn], call
             return None
 
     async def speak(i: int, caller: Caller) -> None:
-        await asyncio.sleep(i * STAGGER_S)
+        await asyncio.sleep(i * (CYCLE_S / calls if SPREAD else STAGGER_S))
         for turn in await caller.speak(turns):
             if turn.latency_ms is None:
                 step.unanswered += 1
@@ -283,11 +294,11 @@ def with_cpu_groups(work: Path) -> Side:
     return agenthost("CPU groups", work, 0, agent="voice-local-cpu-groups")
 
 
-def without_answer_priority(work: Path) -> Side:
-    """agenthost serving voice-local with its answers not favoured (host.job.answer_priority)."""
-    (work / "voice-local-plain.yaml").write_text(
-        (work / "voice-local.yaml").read_text().replace("name: voice-local", "name: voice-local-plain"))
-    return agenthost("answers not favoured", work, 0, agent="voice-local-plain", options=("--answer-priority", "0"))
+def with_answer_priority(work: Path) -> Side:
+    """agenthost serving voice-local with the answer that is due favoured (host.process.priority)."""
+    (work / "voice-local-favoured.yaml").write_text(
+        (work / "voice-local.yaml").read_text().replace("name: voice-local", "name: voice-local-favoured"))
+    return agenthost("answers favoured", work, 0, agent="voice-local-favoured", options=("--answer-priority", "5"))
 
 
 async def overload(server: LiveKitServer, turns: list[Turn], work: Path, max_calls: int) -> dict[str, object]:
@@ -413,7 +424,7 @@ def print_results(ramps: list[dict[str, list[Step]]]) -> dict[str, object]:
 
 
 async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool,
-              plain: bool) -> int:
+              favoured: bool) -> int:
     # the callers and the server stand for other machines: ahead of the sides for the CPU, they are not what is
     # measured (a caller late to send its speech or to hear the answer would add its own delay to the side's);
     # the server inherits it, each side runs at the usual nice value
@@ -422,7 +433,7 @@ async def run(max_calls: int, turn_count: int, overload_phase: bool, repeat: int
     # the scheduler (autogroup), a nice value counts only within its group, and the groups weigh the same:
     # this process's group gets the callers' nice value too, so that they are ahead of the sides there as well
     with group_nice(CALLERS_NICE):
-        return await measured(max_calls, turn_count, overload_phase, repeat, cpu_groups, plain)
+        return await measured(max_calls, turn_count, overload_phase, repeat, cpu_groups, favoured)
 
 
 @contextlib.contextmanager
@@ -442,7 +453,7 @@ def group_nice(nice: int) -> Iterator[None]:
 
 
 async def measured(max_calls: int, turn_count: int, overload_phase: bool, repeat: int, cpu_groups: bool,
-                   plain: bool) -> int:
+                   favoured: bool) -> int:
     server = private_server("voice-bench")
     work = server.workdir
     synthesizer = Synthesizer()
@@ -455,7 +466,7 @@ async def measured(max_calls: int, turn_count: int, overload_phase: bool, repeat
                     work / f"{script}.log", nice=SERVED_NICE)
 
     sides = [ours, *([with_cpu_groups(work)] if cpu_groups else []),
-             *([without_answer_priority(work)] if plain else []),
+             *([with_answer_priority(work)] if favoured else []),
              peer("livekit-agents", "voice-local-peer", "voice_local_peer.py")]
     if importlib.util.find_spec("openrtc") is not None:
         sides.append(peer("OpenRTC", "voice-local-openrtc", "voice_local_openrtc.py"))
@@ -477,7 +488,8 @@ async def measured(max_calls: int, turn_count: int, overload_phase: bool, repeat
             summary["overload"] = await overload(server, turns, work, max_calls)
     finally:
         server.stop()
-    print(f"({turn_count} turns a call, {PAUSE_S:g} s pause before each, calls started {STAGGER_S:g} s apart; "
+    print(f"({turn_count} turns a call, {PAUSE_S:g} s pause before each, calls started {STAGGER_S:g} s apart, "
+          f"speaking {f'{CYCLE_S:g} s / N' if SPREAD else f'{STAGGER_S:g} s'} apart; "
           f"{psutil.cpu_count()} cores; callers in the bench's own process on the same machine)")
     save("voice_bench", summary)
     return 0
@@ -491,4 +503,4 @@ if __name__ == "__main__":
         sys.exit("--repeat=R needs R >= 1")
     sys.exit(asyncio.run(run(args[0] if args else 24, args[1] if len(args) > 1 else 4,
                              "--no-overload" not in options, repeats[-1] if repeats else 1,
-                             "--cpu-groups" in options, "--answers-not-favoured" in options)))
+                             "--cpu-groups" in options, "--answers-favoured" in options)))

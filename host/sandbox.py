@@ -68,14 +68,14 @@ CAP_NET_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 12
 CAP_SYS_BOOT, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_SYS_TIME, CAP_MKNOD, CAP_AUDIT_CONTROL = 22, 23, 24, 25, 27, 30
 CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_SYSLOG, CAP_PERFMON, CAP_BPF = 32, 33, 34, 38, 39
 # what a template gives up: reading other processes, the machine's own settings, mounting (it could undo its
-# namespace), a priority above its RLIMIT_NICE (a real-time one would starve the host: host.process.priority), or
-# the ways back to them
+# namespace), a priority above its RLIMIT_NICE (a real-time one would starve the host: host.process.priority),
+# raising its rlimits (RLIMIT_RTPRIO, RLIMIT_NICE), or the ways back to them
 TEMPLATE_DROPS = (CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_PERFMON,
                   CAP_BPF, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_NET_ADMIN, CAP_MKNOD, CAP_AUDIT_CONTROL, CAP_SYSLOG,
-                  CAP_SYS_ADMIN, CAP_SYS_NICE)
-# and a job process, once its namespace is made (CAP_SYS_ADMIN again: in its user namespace, if it made one), and
-# raising its own rlimits
-JOB_DROPS = (*TEMPLATE_DROPS, CAP_SYS_RESOURCE)
+                  CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_RESOURCE)
+# and a job process, once its namespace is made (CAP_SYS_ADMIN again: in its user namespace, if it made one)
+JOB_DROPS = TEMPLATE_DROPS
+PRIORITY_BOOST = 10  # nice levels a template runs above its job processes, where the host may raise it
 READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger")  # the kernel's settings, and its emergency key
 # what agent code could change to run code as the host, or in another agent, or as root at large: the machine's
 # programs, libraries and settings, Python's installation (a `.pth` file in site-packages runs in every Python
@@ -156,6 +156,20 @@ def no_real_time() -> None:
     """No real-time priority without CAP_SYS_NICE either (RLIMIT_RTPRIO 0: lowering a limit is always allowed)."""
     with contextlib.suppress(OSError, ValueError):
         resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+
+
+def hold_priority(levels: int) -> None:
+    """This process runs as other processes do (a real-time policy inherited is given up) and may take nice
+    values at most `levels` below its own (RLIMIT_NICE lowered: where the host may not raise priorities
+    itself, the limit is what lets it raise this process's, host.process.priority)."""
+    with contextlib.suppress(OSError):
+        if os.sched_getscheduler(0) not in (os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    floor = 20 - max(-20, os.getpriority(os.PRIO_PROCESS, 0) - levels)  # counts 1 (nice 19) to 40 (nice -20)
+    with contextlib.suppress(OSError, ValueError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NICE)
+        lowered = [floor if n == resource.RLIM_INFINITY else min(n, floor) for n in (soft, hard)]
+        resource.setrlimit(resource.RLIMIT_NICE, (lowered[0], lowered[1]))
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, options: str | None) -> None:
@@ -314,6 +328,7 @@ def harden_template() -> None:
     private_namespace(0, said=logging.WARNING)
     drop_capabilities(TEMPLATE_DROPS)
     no_real_time()
+    hold_priority(PRIORITY_BOOST)
     if not _user_namespaces_work():
         logger.warning("user namespaces are not allowed here: the job processes of this template share its "
                        "/dev/shm (and the rest of its namespace)")
@@ -333,20 +348,22 @@ def harden_check() -> None:
     server's folder hidden: a module's code connecting to the fork server would be given a process with the
     host's privileges). No program it runs gains privileges (setuid bits, file capabilities) either."""
     private_namespace(0)
-    _give_up()
+    _give_up(0)
 
 
-def _give_up() -> None:
-    """What every process running agent code gives up, once its namespace is made."""
+def _give_up(levels: int) -> None:
+    """What every process running agent code gives up, once its namespace is made: it may take a priority at
+    most `levels` above its own (what the host may give it)."""
     not_dumpable()
     drop_capabilities(JOB_DROPS)
     no_real_time()
+    hold_priority(levels)
     if _c is not None:
         _c.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def harden_job(shm_bytes: int) -> None:
+def harden_job(shm_bytes: int, answer_levels: int) -> None:
     """Before a job process runs agent code (its `setup`, its job): its namespace made where it may, then what
-    the checking child gives up."""
+    the checking child gives up, but a priority `answer_levels` above its own (its answers favoured)."""
     private_namespace(shm_bytes)
-    _give_up()
+    _give_up(answer_levels)

@@ -50,7 +50,7 @@ def test_a_job_as_root_has_its_own_dev_shm_and_cannot_see_the_fork_servers_folde
     marker = f"agenthost-test-{os.getpid()}"
     (open(f"/dev/shm/{marker}", "w")).close()
     try:
-        seen = probe("harden_job", "0", env={FORKSERVER_DIR: str(tmp_path), "PROBE_DIR": str(tmp_path)})
+        seen = probe("harden_job", "0", "5", env={FORKSERVER_DIR: str(tmp_path), "PROBE_DIR": str(tmp_path)})
     finally:
         os.unlink(f"/dev/shm/{marker}")
     assert seen["sees"] == [] and marker not in seen["shm"]
@@ -97,7 +97,7 @@ template = seen()
 open("/dev/shm/the-templates", "w").close()
 read_end, write_end = os.pipe()
 if os.fork() == 0:
-    sandbox.harden_job(0)
+    sandbox.harden_job(0, 5)
     os.write(write_end, json.dumps(seen()).encode())
     os._exit(0)
 os.close(write_end)

@@ -65,11 +65,11 @@ from host.errors import ListenError
 @click.option("--job-logs", is_flag=True, envvar="AGENTHOST_JOB_LOGS",
               help="Keep each call's recent log lines and serve them at /logs (behind --http-token), for "
                    "`agenthost console --logs`; `agenthost dev` turns it on [env AGENTHOST_JOB_LOGS].")
-@click.option("--answer-priority", type=click.IntRange(0, 10), default=5, show_default=True, metavar="LEVELS",
+@click.option("--answer-priority", type=click.IntRange(0, 10), default=0, show_default=True, metavar="LEVELS",
               envvar="AGENTHOST_ANSWER_PRIORITY",
               help="Nice levels a voice call's job process runs above the others from the end of its caller's "
-                   "speech to its agent's answer (3 s at most), where the host may give them (root); 0: none "
-                   "[env AGENTHOST_ANSWER_PRIORITY].")
+                   "speech to its agent's answer (3 s at most), where the host may raise a priority (root with "
+                   "CAP_SYS_NICE); 0: none [env AGENTHOST_ANSWER_PRIORITY].")
 def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret: str | None,
         log_format: str, log_level: str, drain_timeout: float, watch: bool, import_timeout: float,
         http: str, http_token: str | None, http_token_file: str | None, load_threshold: float,
@@ -108,11 +108,13 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     # inherits them in its environment
     for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE", "AGENTHOST_REDIS_URL"):
         os.environ.pop(secret, None)
+    from host.job.answer_priority import ANSWER_PRIORITY
     from host.sandbox import PROTECTED_DIRS, not_dumpable
 
     not_dumpable()  # no job process may read the host's memory (its secrets) or attach to it
     state_dir = state_dir or default_state_dir()
     os.environ[PROTECTED_DIRS] = state_dir  # nor write the host's state (its journal of calls) where it can read
+    os.environ[ANSWER_PRIORITY] = str(answer_priority)  # the most its job processes may run above it
     catalog = load_or_exit(agent_paths)
     try:
         host = Host(catalog, credentials, HostOptions(

@@ -5,24 +5,39 @@ not raise its own priority."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, Literal
 
 Change = Literal["waiting", "answered"] | None
 
+ANSWER_BOOST = 0  # nice levels a job process waiting for its answer runs above the others, by default (none)
+MOST = 10
+ANSWER_PRIORITY = "AGENTHOST_ANSWER_PRIORITY"  # the host's --answer-priority, as its processes inherit it
 
-def change_for(event: str, old: str, new: str) -> Change:
-    """What a state change of the session says of its call: `waiting` when the caller has just stopped
-    speaking or the agent starts thinking; `answered` once the agent speaks, the caller speaks again or the
-    session ends."""
+
+def answer_levels() -> int:
+    """The host's --answer-priority, read by a process before any agent code runs (agent code may change the
+    environment): the most a job process may run above the host."""
+    try:
+        return max(0, min(MOST, int(os.environ.get(ANSWER_PRIORITY, ANSWER_BOOST))))
+    except ValueError:
+        return ANSWER_BOOST
+
+
+def change_for(event: str, old: str, new: str, agent: str = "listening") -> Change:
+    """What a state change of the session says of its call, the agent being in state `agent`: `waiting` when
+    the caller has just stopped speaking (not over the agent's own speech: a word while it speaks) or the agent
+    starts thinking; `answered` once the agent speaks, goes back to listening without a word, the caller
+    speaks again or the session ends."""
     if event == "user_state_changed":
         if new == "speaking":
             return "answered"
-        return "waiting" if old == "speaking" and new == "listening" else None
+        return "waiting" if old == "speaking" and new == "listening" and agent != "speaking" else None
     if event == "agent_state_changed":
         if new == "thinking":
             return "waiting"
-        return "answered" if new == "speaking" else None
+        return "answered" if new in ("speaking", "listening", "idle") else None
     return "answered" if event == "close" else None
 
 
@@ -32,13 +47,17 @@ class AnswerWatch:
     def __init__(self, tell: Callable[[bool], object]) -> None:
         self.tell = tell
         self.waiting = False
+        self.agent = "listening"  # the agent's state, as last said
 
     def watch(self, session: Any) -> None:
         """Follow an AgentSession's states (the job's primary session, from its start)."""
+        def on_agent(ev: Any) -> None:
+            self.agent = ev.new_state
+            self.apply(change_for("agent_state_changed", ev.old_state, ev.new_state))
+
         session.on("user_state_changed", lambda ev: self.apply(change_for("user_state_changed", ev.old_state,
-                                                                          ev.new_state)))
-        session.on("agent_state_changed", lambda ev: self.apply(change_for("agent_state_changed", ev.old_state,
-                                                                           ev.new_state)))
+                                                                          ev.new_state, self.agent)))
+        session.on("agent_state_changed", on_agent)
         session.on("close", lambda _ev: self.apply("answered"))
 
     def apply(self, change: Change) -> None:

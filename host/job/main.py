@@ -25,6 +25,7 @@ from host import logs
 from host.config.definitions import AgentDefinition
 from host.config.entrypoints import module_name_for_file
 from host.config.sources import ImportRecorder, Snapshot, project_files, snapshot
+from host.job.answer_priority import answer_levels
 from host.job.environment import apply_environment
 from host.job.inherited import let_go_of_the_hosts_descriptors
 from host.job.pipe import send, watch_host_process
@@ -50,18 +51,21 @@ class JobRuntime(Protocol):
 
 
 def main(conn: Connection, definition: AgentDefinition, log_format: str, log_level: int, host_pid: int,
-         template_sources: Snapshot | None = None, tracing_env: tuple[tuple[str, str], ...] | None = None) -> None:
+         template_sources: Snapshot | None = None, tracing_env: tuple[tuple[str, str], ...] | None = None,
+         levels: int | None = None) -> None:
     """Process target (module-level so that it can be pickled to the fork server). Forked from a template,
     `template_sources` are the files the template imported, as they were when it did, and `tracing_env` the
-    host's OTEL_* settings as the template had them before the agent's env was applied."""
+    host's OTEL_* settings as the template had them before the agent's env was applied, and `levels` the most
+    it may run above the host (host.job.answer_priority), as the template read it before any agent code."""
     # No .pyc for project code: a file edited twice within a second (same size) would otherwise be
     # loaded from a stale cache by the next process, and hot reload would serve old code.
     sys.dont_write_bytecode = True
     let_go_of_the_hosts_descriptors()  # before any agent code runs (forked from a template: already done)
+    levels = answer_levels() if levels is None else levels
     if not take_output(conn):  # the host sends it once the process is in its cgroup: until then, nothing runs
         return
     try:
-        harden_job(definition.limits.memory_limit_mb * MB)
+        harden_job(definition.limits.memory_limit_mb * MB, levels)
     except RuntimeError as exc:  # it could not be made to run as it must: it runs nothing
         send(conn, InitFailed(str(exc)))
         return

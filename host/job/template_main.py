@@ -36,6 +36,7 @@ from host.config.definitions import AgentDefinition
 from host.config.entrypoints import load_function
 from host.config.sources import ImportRecorder, Snapshot
 from host.job import main as job_main
+from host.job.answer_priority import answer_levels
 from host.job.environment import apply_environment
 from host.job.fork_safety import open_sockets, why_not_fork_safe
 from host.job.inherited import let_go_of_the_hosts_descriptors
@@ -78,6 +79,7 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
     """Process target (module-level so that it can be pickled to the fork server)."""
     sys.dont_write_bytecode = True  # see host.job.main.main
     let_go_of_the_hosts_descriptors()  # before any agent code runs
+    nice, levels = os.getpriority(os.PRIO_PROCESS, 0), answer_levels()  # the host's, read before agent code runs
     if not job_main.take_output(conn):
         return
     logs.setup("json", log_level, logs.JobFields({"agent": definition.name, "pid": os.getpid(),
@@ -103,7 +105,8 @@ def main(conn: Connection, definition: AgentDefinition, log_format: str, log_lev
         return
     sources = job_main.imported_sources(definition, imported)
     try:
-        template = Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources, tracing_env))
+        template = Template(conn, JobSettings(definition, log_format, log_level, host_pid, sources, tracing_env,
+                                              nice, levels))
     except OSError as exc:
         send(conn, InitFailed(f"cannot serve forks: {exc}"))
         return
@@ -124,6 +127,8 @@ class JobSettings:
     host_pid: int
     sources: Snapshot
     tracing_env: tuple[tuple[str, str], ...]  # the host's OTEL_* settings
+    nice: int  # the host's nice value, which each job process goes back to
+    levels: int  # the most a job process may run above the host (host.job.answer_priority)
 
 
 def read_exactly(fd: int, size: int) -> bytes:
@@ -153,7 +158,6 @@ class Template:
         self.sock = socket.socket(fileno=os.dup(self.fd))  # the descriptors of each fork are sent on it
         self.children: dict[int, int] = {}  # pidfd -> pid
         self.forking = True
-        self.nice = os.getpriority(os.PRIO_PROCESS, 0)  # each job process's (the host's, before it favours this one)
 
     def serve(self) -> None:
         while self.forking or self.children:
@@ -207,7 +211,7 @@ class Template:
         """In the forked job process: drop the template's descriptors, run the job process's main, exit."""
         code = 0
         try:
-            os.setpriority(os.PRIO_PROCESS, 0, self.nice)  # first: the job process runs as the host does
+            os.setpriority(os.PRIO_PROCESS, 0, self.job.nice)  # first: the job process runs as the host does
             self.epoll.close()
             self.sock.close()
             self.conn.close()
@@ -216,7 +220,7 @@ class Template:
                 os.close(fd)
             job = self.job
             job_main.main(Connection(job_end.detach()), job.definition, job.log_format, job.log_level, job.host_pid,
-                           job.sources, job.tracing_env)
+                           job.sources, job.tracing_env, job.levels)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:

@@ -231,7 +231,7 @@ class JobProcess:
         """The process has exited with `code`: read what it said before, then settle its end."""
         if self.state is ProcessState.EXITED:
             return
-        self._answers.close()
+        self._answers.close()  # first: what it said last is read below, and its pid is no longer its own
         assert self._channel is not None
         self._channel.drain()
         if self._output is not None:

@@ -5,16 +5,19 @@ starve the host).
 - A template, while it serves forks, runs PRIORITY_BOOST nice levels above its job processes, so that under a
   burst each fork does not wait behind the jobs already connecting; each job process goes back to the nice
   value from before (the host's) before it runs anything.
-- A voice call's answer first: from the moment its caller stops speaking until its agent starts answering
-  (the job process says so: Answering), the job process runs `--answer-priority` levels (ANSWER_BOOST by
-  default) above the other job processes, for LONGEST_S at most. On a machine busy with calls, a turn's
-  latency (end of speech to the agent's first audio) is the time the answering process waits for a CPU behind
-  calls that are only listening, whose audio can wait a moment without anyone hearing it.
+- A voice call's answer first (off unless asked): from the moment its caller stops speaking until its agent
+  starts answering (the job process says so: Answering), the job process runs `--answer-priority` levels above
+  the other job processes, for LONGEST_S at most, at most once per MIN_GAP_S. The idea: on a machine busy with
+  calls, a turn's latency (end of speech to the agent's first audio) is partly the time the answering process
+  waits for a CPU behind calls that are only listening. On this 2-core machine no gain in calls per machine
+  could be told from run-to-run noise (docs/voice.md), hence off by default.
 
-Both where the host may: root (CAP_SYS_NICE), or an RLIMIT_NICE that allows it; else the processes run as the
-host does. A job process claiming to wait for an answer all the time gains ANSWER_BOOST levels and no more
-(about the CPU share of three plain processes, which it could take by running three threads); a job in a CPU
-group of its own (`limits.cpu_limit`) is held to its quota whatever its nice value.
+Both where the host may: root with CAP_SYS_NICE, or an RLIMIT_NICE that allows it; else the processes run as
+the host does. Every process running agent code may take a nice value at most that many levels below the
+host's by itself (host.sandbox.hold_priority: where the host has no CAP_SYS_NICE, the target's RLIMIT_NICE is
+what lets it raise the process), so a job claiming to wait for an answer all the time, or a process it starts
+while favoured, gains those levels and no more; a job in a CPU group of its own (`limits.cpu_limit`, or every
+job on cgroup v2 once CPU groups are on) is weighed by its group, whatever its threads' nice values.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ import logging
 import os
 import resource
 
+from host.job.answer_priority import ANSWER_BOOST
+from host.sandbox import PRIORITY_BOOST
+
 logger = logging.getLogger("agenthost.process")
 
-PRIORITY_BOOST = 10  # nice levels a template runs above its job processes, where the host may set it
-ANSWER_BOOST = 5  # nice levels a job process waiting for its answer runs above the others, by default
+__all__ = ["ANSWER_BOOST", "PRIORITY_BOOST", "AnswerBoost", "favour", "nice_values_to_try"]
+
 LONGEST_S = 3.0  # seconds an answer is favoured at most
+MIN_GAP_S = 0.5  # seconds from one favour to the next at least: a job saying it over and over costs the host little
 
 
 def nice_values_to_try(before: int, levels: int, rlimit_nice: int) -> list[int]:
@@ -76,22 +83,31 @@ class AnswerBoost:
         self.levels = levels
         self.base = os.getpriority(os.PRIO_PROCESS, 0) if base is None else base  # the host's: the job's
         self.favoured = False
+        self.closed = False
+        self._since = -MIN_GAP_S  # when the last favour began (monotonic)
         self._later: asyncio.TimerHandle | None = None
 
     def waiting(self, pid: int, waiting: bool) -> None:
-        if waiting and not self.favoured and self.levels > 0:
+        if self.closed:
+            return  # said after its end (read from its pipe once it had exited): its pid may be another's
+        loop = asyncio.get_running_loop()
+        if waiting and not self.favoured and self.levels > 0 and loop.time() - self._since >= MIN_GAP_S:
             if favour(pid, self.levels, self.base) is None:
                 self.levels = 0  # not allowed here: never tried again for this process
                 logger.debug("process %d: answers cannot be favoured (the host may not raise a priority)", pid)
                 return
-            self.favoured = True
-            self._later = asyncio.get_running_loop().call_later(LONGEST_S, self.waiting, pid, False)
+            self.favoured, self._since = True, loop.time()
+            self._later = loop.call_later(LONGEST_S, self.waiting, pid, False)
         elif not waiting and self.favoured:
-            self.close()
+            self._take_back()
             set_nice(pid, self.base)
 
     def close(self) -> None:
-        """The process ended (or its favour is taken back): no timer left behind."""
+        """The process ended: nothing more is set on its pid, and no timer is left behind."""
+        self.closed = True
+        self._take_back()
+
+    def _take_back(self) -> None:
         self.favoured = False
         if self._later is not None:
             self._later.cancel()

@@ -14,7 +14,6 @@ import psutil
 import pytest
 
 from examples.rule_answers import answer
-from host.process.priority import ANSWER_BOOST
 from host.testing.harness import ROOT
 from host.voice.speech import understood
 
@@ -75,7 +74,7 @@ def nice_of_job_threads(host_pid: int) -> set[int]:
 
 async def test_call_voice_local_every_turn_understood_and_answered(livekit_server, start_host, tmp_path):
     says = [arg for text in SAID for arg in ("--say", text)]
-    host = start_host(livekit_server, VOICE_LOCAL)
+    host = start_host(livekit_server, VOICE_LOCAL, args=("--answer-priority", "5"))
     await host.wait_log(r"registered agent voice-local")
     seen: set[int] = set()
 
@@ -93,7 +92,7 @@ async def test_call_voice_local_every_turn_understood_and_answered(livekit_serve
     assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
     base = os.getpriority(os.PRIO_PROCESS, 0)
     if os.geteuid() == 0:  # where the host may raise a priority: the job ran at its own, and favoured
-        assert seen == {base, base - ANSWER_BOOST}, seen
+        assert seen == {base, base - 5}, seen
     turns = json.loads(out)["turns"]
     # the agent understood the caller, answered by its rules, and the caller understood the answer
     assert_answered_by_rules(turns, SAID)

@@ -10,19 +10,20 @@ import pytest
 from host.job.answer_priority import AnswerWatch, change_for
 
 
-@pytest.mark.parametrize(("event", "old", "new", "expected"), [
-    ("user_state_changed", "speaking", "listening", "waiting"),  # the caller stopped speaking: an answer is due
-    ("user_state_changed", "listening", "away", None),
-    ("user_state_changed", "listening", "speaking", "answered"),  # the caller speaks again
-    ("agent_state_changed", "listening", "thinking", "waiting"),
-    ("agent_state_changed", "thinking", "speaking", "answered"),  # the answer is heard
-    ("agent_state_changed", "speaking", "listening", None),
-    ("agent_state_changed", "initializing", "listening", None),
-    ("close", "", "", "answered"),
-    ("metrics_collected", "", "", None),
+@pytest.mark.parametrize(("event", "old", "new", "agent", "expected"), [
+    ("user_state_changed", "speaking", "listening", "listening", "waiting"),  # the caller stopped: an answer is due
+    ("user_state_changed", "speaking", "listening", "speaking", None),  # a word while the agent speaks
+    ("user_state_changed", "listening", "away", "listening", None),
+    ("user_state_changed", "listening", "speaking", "listening", "answered"),  # the caller speaks again
+    ("agent_state_changed", "listening", "thinking", "thinking", "waiting"),
+    ("agent_state_changed", "thinking", "speaking", "speaking", "answered"),  # the answer is heard
+    ("agent_state_changed", "thinking", "listening", "listening", "answered"),  # nothing to say
+    ("agent_state_changed", "initializing", "listening", "listening", "answered"),
+    ("close", "", "", "listening", "answered"),
+    ("metrics_collected", "", "", "listening", None),
 ])
-def test_the_caller_s_end_of_speech_makes_the_call_wait_until_its_agent_answers(event, old, new, expected):
-    assert change_for(event, old, new) == expected
+def test_the_caller_s_end_of_speech_makes_the_call_wait_until_its_agent_answers(event, old, new, agent, expected):
+    assert change_for(event, old, new, agent) == expected
 
 
 class Session:
@@ -47,6 +48,8 @@ def test_the_host_is_told_once_when_a_call_starts_and_stops_waiting():
     session.emit("user_state_changed", "speaking", "listening")
     session.emit("agent_state_changed", "listening", "thinking")  # still the same wait
     session.emit("agent_state_changed", "thinking", "speaking")
+    session.emit("user_state_changed", "listening", "speaking")  # a word over the agent's answer
+    session.emit("user_state_changed", "speaking", "listening")  # is not a turn waiting for one
     session.emit("agent_state_changed", "speaking", "listening")
     session.emit("agent_state_changed", "listening", "thinking")  # an answer without speech (a greeting)
     session.emit("close")

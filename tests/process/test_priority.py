@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from host.process import priority
-from host.process.priority import ANSWER_BOOST, PRIORITY_BOOST, AnswerBoost, nice_values_to_try
+from host.process.priority import PRIORITY_BOOST, AnswerBoost, nice_values_to_try
+from host.sandbox import CAP_SYS_NICE
 
 
 @pytest.mark.parametrize(("before", "rlimit", "expected"), [
@@ -25,6 +26,8 @@ from host.process.priority import ANSWER_BOOST, PRIORITY_BOOST, AnswerBoost, nic
 def test_the_template_tries_its_boost_then_what_its_nice_limit_allows(before, rlimit, expected):
     assert nice_values_to_try(before, PRIORITY_BOOST, rlimit) == expected
 
+
+LEVELS = 5  # as `--answer-priority 5` sets
 
 CHILD = """
 import sys, threading, time
@@ -51,25 +54,34 @@ def nice_of_threads(pid: int) -> list[int]:
 
 
 def may_favour() -> bool:
+    """Root with CAP_SYS_NICE (a container's root may lack it), or an RLIMIT_NICE that allows the boost."""
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    return os.geteuid() == 0 or 20 - resource.getrlimit(resource.RLIMIT_NICE)[0] <= base - ANSWER_BOOST
+    with open("/proc/self/status") as fh:
+        caps = int(next(line for line in fh if line.startswith("CapEff:")).split()[1], 16)
+    return bool(caps & 1 << CAP_SYS_NICE) or 20 - resource.getrlimit(resource.RLIMIT_NICE)[0] <= base - LEVELS
 
 
 @pytest.mark.skipif(not may_favour(), reason="root, or an RLIMIT_NICE that lets the host raise a priority")
 async def test_a_job_waiting_for_its_answer_is_favoured_on_every_thread_until_it_is_answered(child, monkeypatch):
     monkeypatch.setattr(priority, "LONGEST_S", 0.3)
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    boost = AnswerBoost(ANSWER_BOOST)
+    boost = AnswerBoost(LEVELS)
     boost.waiting(child, True)
-    assert nice_of_threads(child) == [max(-20, base - ANSWER_BOOST)]
+    assert nice_of_threads(child) == [max(-20, base - LEVELS)]
     boost.waiting(child, False)
     assert nice_of_threads(child) == [base]
+    boost.waiting(child, True)  # at once again: not within MIN_GAP_S of the last (a job saying it over and over)
+    assert nice_of_threads(child) == [base] and not boost.favoured
+    monkeypatch.setattr(priority, "MIN_GAP_S", 0.0)
     boost.waiting(child, True)  # and never longer than LONGEST_S, whatever the job says
-    assert nice_of_threads(child) == [max(-20, base - ANSWER_BOOST)]
+    assert nice_of_threads(child) == [max(-20, base - LEVELS)]
     for _ in range(100):
         if not boost.favoured:
             break
         await asyncio.sleep(0.05)
+    assert nice_of_threads(child) == [base] and not boost.favoured
+    boost.close()  # the process ended: what it said last, read after, sets nothing
+    boost.waiting(child, True)
     assert nice_of_threads(child) == [base] and not boost.favoured
 
 
