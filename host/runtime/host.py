@@ -27,7 +27,7 @@ from host.ops.resources import CpuLoad
 from host.process.detect import detect
 from host.process.mp import preload
 from host.process.pool import ProcessSettings
-from host.process.priority import ANSWER_BOOST
+from host.process.priority import ANSWER_BOOST, this_host_may_raise
 from host.reload.reloader import Reloader
 from host.runtime.agents import AgentSet
 from host.runtime.jobs import JobTable
@@ -78,6 +78,10 @@ class Host:
                                                      "job": self.tracing.jobs_dropped.value})
         self.confinement = detect(options.job_limits)
         self.confinement.answer_levels = options.answer_priority
+        if not this_host_may_raise(options.answer_priority):
+            logger.warning("--answer-priority %d: this host may not raise a process's priority (it needs root with "
+                           "CAP_SYS_NICE, or an RLIMIT_NICE that allows it): answers are not favoured",
+                           options.answer_priority)
         cpu = CpuLoad()
         self.journal: JobJournal | None = None
         if options.redis_url:

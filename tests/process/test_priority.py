@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from host.process import priority
-from host.process.priority import PRIORITY_BOOST, AnswerBoost, nice_values_to_try
+from host.process.priority import PRIORITY_BOOST, AnswerBoost, may_raise, nice_values_to_try
 from host.sandbox import CAP_SYS_NICE
 
 
@@ -25,6 +25,19 @@ from host.sandbox import CAP_SYS_NICE
 ])
 def test_the_template_tries_its_boost_then_what_its_nice_limit_allows(before, rlimit, expected):
     assert nice_values_to_try(before, PRIORITY_BOOST, rlimit) == expected
+
+
+@pytest.mark.parametrize(("levels", "cap", "rlimit", "base", "expected"), [
+    (0, False, 0, 0, True),  # nothing asked
+    (5, True, 0, 0, True),  # root with CAP_SYS_NICE
+    (5, False, 0, 0, False),  # a user, or root without it (a container's)
+    (5, False, 25, 0, True),  # LimitNICE=-5
+    (5, False, 24, 0, False),
+    (5, False, resource.RLIM_INFINITY, 0, True),
+    (5, False, 40, -18, True),  # not below -20
+])
+def test_whether_the_host_may_favour_answers(levels, cap, rlimit, base, expected):
+    assert may_raise(levels, cap, rlimit, base) is expected
 
 
 LEVELS = 5  # as `--answer-priority 5` sets

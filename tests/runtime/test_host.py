@@ -117,3 +117,14 @@ async def test_a_drain_lets_a_recovery_whose_dispatch_is_on_its_way_settle(tmp_p
     assert "recovering the call of a host that is gone: dispatch AD_1" in caplog.text
     assert fake_server.dispatched == ["a"]
     assert Journal(str(state)).orphans(UNREACHABLE.url, {"a"}) == []  # settled: not left
+
+
+async def test_answers_asked_to_be_favoured_where_the_host_may_not_is_said_at_start(tmp_path, caplog, monkeypatch):
+    from host.runtime import host as host_module
+
+    monkeypatch.setattr(host_module, "this_host_may_raise", lambda levels: levels == 0)
+    Host(catalog(tmp_path), UNREACHABLE, HostOptions())  # the default asks nothing: nothing said
+    assert "--answer-priority" not in caplog.text
+    host = Host(catalog(tmp_path), UNREACHABLE, HostOptions(answer_priority=5))
+    assert host.confinement.answer_levels == 5
+    assert "--answer-priority 5: this host may not raise a process's priority" in caplog.text
