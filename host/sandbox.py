@@ -132,6 +132,22 @@ def not_dumpable() -> bool:
     return _c is not None and _c.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 
 
+def _capability_sets() -> tuple[Any, Any] | None:
+    """This process's capability sets (header, data) as capget reads them; None where it cannot."""
+    if _c is None:
+        return None
+    header = _CapHeader(CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    return (header, data) if _c.capget(ctypes.byref(header), data) == 0 else None
+
+
+def has_capability(cap: int) -> bool:
+    """Whether this process holds `cap` in its effective set."""
+    sets = _capability_sets()
+    word, bit = divmod(cap, 32)
+    return sets is not None and bool(sets[1][word].effective & 1 << bit)
+
+
 def drop_capabilities(caps: tuple[int, ...]) -> bool:
     """Give up `caps`: from the bounding set (no program this process runs gets them back) and from the
     effective, permitted and inheritable sets. False when this process could not (it did not have them)."""
@@ -139,10 +155,10 @@ def drop_capabilities(caps: tuple[int, ...]) -> bool:
         return False
     for cap in caps:
         _c.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for a capability this kernel does not know: nothing to drop
-    header = _CapHeader(CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    if _c.capget(ctypes.byref(header), data) != 0:
+    sets = _capability_sets()
+    if sets is None:
         return False
+    header, data = sets
     for cap in caps:
         word, bit = divmod(cap, 32)
         mask = ~(1 << bit) & 0xFFFFFFFF
@@ -158,6 +174,12 @@ def no_real_time() -> None:
         resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
 
 
+def nice_floor(rlimit_nice: int) -> int:
+    """The lowest nice value RLIMIT_NICE lets a process without CAP_SYS_NICE take (the limit counts 1, nice 19,
+    to 40, nice -20)."""
+    return -20 if rlimit_nice == resource.RLIM_INFINITY else 20 - rlimit_nice
+
+
 def hold_priority(levels: int) -> None:
     """This process runs as other processes do (a real-time policy inherited is given up) and may take nice
     values at most `levels` below its own (RLIMIT_NICE lowered: where the host may not raise priorities
@@ -165,10 +187,10 @@ def hold_priority(levels: int) -> None:
     with contextlib.suppress(OSError):
         if os.sched_getscheduler(0) not in (os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE):
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    floor = 20 - max(-20, os.getpriority(os.PRIO_PROCESS, 0) - levels)  # counts 1 (nice 19) to 40 (nice -20)
+    limit = 20 - max(-20, os.getpriority(os.PRIO_PROCESS, 0) - levels)  # what makes that nice_floor
     with contextlib.suppress(OSError, ValueError):
         soft, hard = resource.getrlimit(resource.RLIMIT_NICE)
-        lowered = [floor if n == resource.RLIM_INFINITY else min(n, floor) for n in (soft, hard)]
+        lowered = [limit if n == resource.RLIM_INFINITY else min(n, limit) for n in (soft, hard)]
         resource.setrlimit(resource.RLIMIT_NICE, (lowered[0], lowered[1]))
 
 

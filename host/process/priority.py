@@ -28,7 +28,7 @@ import os
 import resource
 
 from host.job.answer_priority import ANSWER_BOOST
-from host.sandbox import CAP_SYS_NICE, PRIORITY_BOOST
+from host.sandbox import CAP_SYS_NICE, PRIORITY_BOOST, has_capability, nice_floor
 
 logger = logging.getLogger("agenthost.process")
 
@@ -42,29 +42,19 @@ def nice_values_to_try(before: int, levels: int, rlimit_nice: int) -> list[int]:
     """The nice values to try, best first, to run `levels` levels above `before`: that one (allowed with
     CAP_SYS_NICE), else as far as the soft RLIMIT_NICE allows (it counts 1, nice 19, to 40, nice -20)."""
     wanted = max(before - levels, -20)
-    floor = _floor(rlimit_nice)
+    floor = nice_floor(rlimit_nice)
     return [n for n in dict.fromkeys((wanted, max(wanted, floor))) if n < before]
-
-
-def _floor(rlimit_nice: int) -> int:
-    """The lowest nice value RLIMIT_NICE lets a process without CAP_SYS_NICE take (it counts 1, nice 19, to 40)."""
-    return -20 if rlimit_nice == resource.RLIM_INFINITY else 20 - rlimit_nice
 
 
 def may_raise(levels: int, cap_sys_nice: bool, rlimit_nice: int, base: int) -> bool:
     """Whether a host at nice `base` may run a process `levels` above itself: with CAP_SYS_NICE, or an
     RLIMIT_NICE (which the process inherits from the host) that allows it."""
-    return levels <= 0 or cap_sys_nice or _floor(rlimit_nice) <= max(base - levels, -20)
+    return levels <= 0 or cap_sys_nice or nice_floor(rlimit_nice) <= max(base - levels, -20)
 
 
 def this_host_may_raise(levels: int) -> bool:
     """`may_raise` for this process, as it runs."""
-    try:
-        with open("/proc/self/status") as fh:
-            caps = int(next(line for line in fh if line.startswith("CapEff:")).split()[1], 16)
-    except (OSError, StopIteration, ValueError, IndexError):
-        caps = 0
-    return may_raise(levels, bool(caps & 1 << CAP_SYS_NICE), resource.getrlimit(resource.RLIMIT_NICE)[0],
+    return may_raise(levels, has_capability(CAP_SYS_NICE), resource.getrlimit(resource.RLIMIT_NICE)[0],
                      os.getpriority(os.PRIO_PROCESS, 0))
 
 

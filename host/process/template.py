@@ -173,9 +173,9 @@ class AgentTemplate:
         assert self._ready is not None
         if isinstance(msg, TemplateReady):
             self.sources = msg.sources
-            if self.pid is not None and not self._ready.done():
-                favour(self.pid, PRIORITY_BOOST, os.getpriority(os.PRIO_PROCESS, 0))  # it serves forks from now
             if not self._ready.done():
+                if self.pid is not None:  # it serves forks from now
+                    favour(self.pid, PRIORITY_BOOST, os.getpriority(os.PRIO_PROCESS, 0))
                 self._ready.set_result(None)
         elif isinstance(msg, NotForkSafe) and not self._ready.done():
             self._ready.set_exception(NotForkSafeError(msg.reason))

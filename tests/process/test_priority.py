@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from host.process import priority
-from host.process.priority import PRIORITY_BOOST, AnswerBoost, may_raise, nice_values_to_try
-from host.sandbox import CAP_SYS_NICE
+from host.process.priority import PRIORITY_BOOST, AnswerBoost, may_raise, nice_values_to_try, this_host_may_raise
 
 
 @pytest.mark.parametrize(("before", "rlimit", "expected"), [
@@ -66,15 +65,8 @@ def nice_of_threads(pid: int) -> list[int]:
     return sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir(f"/proc/{pid}/task")})
 
 
-def may_favour() -> bool:
-    """Root with CAP_SYS_NICE (a container's root may lack it), or an RLIMIT_NICE that allows the boost."""
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    with open("/proc/self/status") as fh:
-        caps = int(next(line for line in fh if line.startswith("CapEff:")).split()[1], 16)
-    return bool(caps & 1 << CAP_SYS_NICE) or 20 - resource.getrlimit(resource.RLIMIT_NICE)[0] <= base - LEVELS
-
-
-@pytest.mark.skipif(not may_favour(), reason="root, or an RLIMIT_NICE that lets the host raise a priority")
+@pytest.mark.skipif(not this_host_may_raise(LEVELS),
+                    reason="root with CAP_SYS_NICE, or an RLIMIT_NICE that lets the host raise a priority")
 async def test_a_job_waiting_for_its_answer_is_favoured_on_every_thread_until_it_is_answered(child, monkeypatch):
     monkeypatch.setattr(priority, "LONGEST_S", 0.3)
     base = os.getpriority(os.PRIO_PROCESS, 0)
