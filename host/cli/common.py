@@ -11,10 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
-from host.config.credentials import Credentials
+from host.config.credentials import Credentials, redact_url
 from host.config.discovery import DEFAULT_PATH
 from host.config.loader import Catalog, load
 from host.config.report import render
@@ -154,7 +155,20 @@ def credentials_from(url: str | None, api_key: str | None, api_secret: str | Non
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (set it or pass the matching option)")
     assert url and api_key and api_secret
+    if not is_server_url(url):
+        raise click.UsageError(f"LIVEKIT_URL {redact_url(url)!r} is not a server's URL: expected "
+                               "ws://HOST:PORT or wss://HOST (http:// and https:// are taken too)")
     return Credentials(url, api_key, api_secret)
+
+
+def is_server_url(url: str) -> bool:
+    """Whether `url` can reach a LiveKit server: a ws, wss, http or https URL with a host (and a valid port)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return parts.scheme in ("ws", "wss", "http", "https") and bool(parts.hostname)
 
 
 def http_address(text: str, option: str) -> tuple[str, int]:

@@ -22,8 +22,20 @@ from host.config.credentials import Credentials
 from host.runtime.dispatching import create_dispatch
 from host.voice.audio import write_wav
 from host.voice.line import CallLine, TextHandler
+from host.voice.microphone import QUEUE_MS
 from host.voice.speech import Recognizer
-from host.voice.turns import ANSWER_OVER_S, CallError, CallOptions, Turn, TurnResult, trailing_silence, trim
+from host.voice.turns import (
+    ANSWER_OVER_S,
+    HEARD_SPEAKING_S,
+    Answer,
+    CallError,
+    CallOptions,
+    Turn,
+    TurnResult,
+    speech_between,
+    trailing_silence,
+    trim,
+)
 
 logger = logging.getLogger("agenthost.call")
 
@@ -131,6 +143,49 @@ class Caller:
         self.last_saved = path
         return path.parent
 
+    async def _say(self, turn: Turn, quiet_s: float = QUIET_BEFORE_TURN_S) -> tuple[Answer, float, float | None]:
+        """Say `turn` once the agent has been quiet for `quiet_s`, and wait for its answer to start: the
+        answer, the monotonic time the turn's speech ended, and when it began being said (None: said over the
+        agent still talking)."""
+        line = self._line
+        # a greeting or the last answer plays out first: the agent is quiet, and not making an answer, before
+        # the caller speaks
+        quiet = await line.until(lambda: line.quiet_for() >= quiet_s and not line.busy(), self._options.timeout)
+        if self._options.pause:
+            await asyncio.sleep(self._options.pause)
+        answer = line.next_answer()
+        # the end of speech is the end of its last loud window, not of its audio: what follows is silence, which
+        # an agent may well answer in (a recording's last second, say)
+        silence_after = trailing_silence(turn.pcm) or 0.0
+        began: float | None = None
+        if quiet:
+            # the agent's audio from the start of the turn answers it: an agent may answer before the end of
+            # speech (one that echoes, or one that takes a pause in the turn for its end)
+            line.answers_from = began = time.monotonic()
+            ended = await line.microphone.say(turn.pcm) - silence_after
+        else:  # the caller speaks over an agent still talking: only what it says after the turn answers it
+            line.answers_from = await line.microphone.say(turn.pcm)
+            ended = line.answers_from - silence_after
+        # the timeout counts from the end of speech, not of the recording (whose last seconds may be silence)
+        await line.until(lambda: answer.started_at is not None or line.ended is not None,
+                         max(0.0, ended + self._options.timeout - time.monotonic()))
+        return answer, ended, began
+
+    def _spoke_on_its_own(self, turn: Turn, answer: Answer, began: float) -> bool:
+        """Whether the agent's first audio in a turn was it talking on its own (a greeting that came late,
+        say), not answering: it says its state, has not been thinking since the turn began, and had heard the
+        caller speaking just before (so it had heard no end of a turn to answer: its audio began while the
+        caller spoke, or just after). An agent that plays back what it hears says no state; a livekit-agents
+        reply is made in the thinking state, and one from a realtime model (which skips it) follows a pause in
+        the caller's speech."""
+        line = self._line
+        if answer.started_at is None or line.state() is None:
+            return False
+        if line.thought_at >= began:
+            return False
+        at = answer.started_at - began - QUEUE_MS / 1000  # how far into the turn's audio it began
+        return speech_between(turn.pcm, at - HEARD_SPEAKING_S, at)
+
     async def _wait_for_agent(self, agent_name: str, audio: bool = True) -> None:
         """Until the agent is in the room (with its audio, listening if it says so, when `audio`)."""
         line = self._line
@@ -158,26 +213,15 @@ class Caller:
     async def _turn(self, turn: Turn) -> TurnResult:
         line = self._line
         result = TurnResult(said=turn.said)
-        # a greeting or the last answer plays out first: the agent is quiet, and not making an answer, before
-        # the caller speaks
-        quiet = await line.until(lambda: line.quiet_for() >= QUIET_BEFORE_TURN_S and not line.busy(),
-                                 self._options.timeout)
-        if self._options.pause:
-            await asyncio.sleep(self._options.pause)
-        answer = line.next_answer()
-        # the end of speech is the end of its last loud window, not of its audio: what follows is silence, which
-        # an agent may well answer in (a recording's last second, say)
-        silence_after = trailing_silence(turn.pcm) or 0.0
-        if quiet:
-            # the agent's audio from the start of the turn answers it: an agent may answer before the end of
-            # speech (one that echoes, or one that takes a pause in the turn for its end)
-            line.answers_from = time.monotonic()
-            ended = await line.microphone.say(turn.pcm) - silence_after
-        else:  # the caller speaks over an agent still talking: only what it says after the turn answers it
-            line.answers_from = await line.microphone.say(turn.pcm)
-            ended = line.answers_from - silence_after
-        await line.until(lambda: answer.started_at is not None or line.ended is not None,
-                         self._options.timeout + max(0.0, ended - time.monotonic()))
+        answer, ended, began = await self._say(turn)
+        if began is not None and self._spoke_on_its_own(turn, answer, began):
+            logger.warning("the agent began speaking %.1f s into %r, as the caller spoke and without thinking "
+                           "first (a greeting that came late?): not its answer; the turn is said again once the "
+                           "agent has been quiet for %g s", (answer.started_at or began) - began, turn.said,
+                           GREETING_WAIT_S)
+            # as long a quiet as before the first turn: time for the agent to answer what it heard of the turn
+            # (or drop it) before it is said again
+            answer, ended, _ = await self._say(turn, GREETING_WAIT_S)
         if answer.started_at is None:
             result.error = line.ended or f"no answer within {self._options.timeout:g} s of the end of speech" + (
                 "" if line.agent_audio.is_set() else " (the agent has published no audio track: is it a voice agent?)")

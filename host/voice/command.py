@@ -67,12 +67,20 @@ def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turn
     code."""
     room_name = room or f"call-{uuid.uuid4().hex[:8]}"
 
+    done: list[TurnResult] = []  # the turns over so far, for a report of a call that ends early
+
     def show(index: int, turn: TurnResult) -> None:
+        done.append(turn)
         if not as_json:
             click.echo(render_turn(index, turn))
 
     async def main() -> list[TurnResult]:
-        caller = Caller(credentials, CallOptions(timeout=timeout, record=record))
+        try:
+            caller = Caller(credentials, CallOptions(timeout=timeout, record=record))
+        except SpeechUnavailable as exc:  # the caller's ear is optional: the turns are measured without it
+            click.echo(f"agenthost: {exc}; the answers are measured but not recognised ('heard' is left out)",
+                       err=True)
+            caller = Caller(credentials, CallOptions(timeout=timeout, record=record, recognize=False))
         try:
             return await caller.call(agent_name, room_name, metadata, call_turns, on_turn=show)
         finally:
@@ -82,8 +90,9 @@ def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turn
     def failed(exc: AgentHostError, code: int) -> int:
         click.echo(f"agenthost: {exc}", err=True)
         if as_json:  # the call ended before its turns: the report says why, and which turns were not spoken
-            unspoken = [TurnResult(said=turn.said, error=f"not spoken: {exc}").as_dict() for turn in call_turns]
-            click.echo(json.dumps({"agent": agent_name, "room": room_name, "turns": unspoken, "error": str(exc)},
+            unspoken = [TurnResult(said=turn.said, error=f"not spoken: {exc}") for turn in call_turns[len(done):]]
+            click.echo(json.dumps({"agent": agent_name, "room": room_name,
+                                   "turns": [turn.as_dict() for turn in [*done, *unspoken]], "error": str(exc)},
                                   indent=2))
         return code
 

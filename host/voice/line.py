@@ -58,6 +58,7 @@ class CallLine:
         self._audio: dict[str, bool] = {}  # the agent's subscribed audio tracks: sid -> a microphone track
         self._voice = ""  # the sid of the one of them that is its voice (`voice_of`)
         self.saw_agent_text = False  # the agent published a transcript of its own: its answers will have one
+        self.thought_at = 0.0  # monotonic time the agent last said it is thinking (making an answer)
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._hung_up = False
@@ -69,7 +70,7 @@ class CallLine:
                  .with_identity(self._options.identity).with_grants(grant).to_jwt())
         self.room.on("track_subscribed", self._on_track)
         self.room.on("track_unsubscribed", self._on_track_gone)
-        self.room.on("participant_attributes_changed", lambda *_: self._changed.set())
+        self.room.on("participant_attributes_changed", self._on_attributes)
         self.room.on("participant_connected", self._on_arrived)
         self.room.on("participant_disconnected", self._on_left)
         self.room.on("disconnected", self._on_disconnected)
@@ -161,6 +162,11 @@ class CallLine:
         if self._audio.pop(track.sid, None) is not None:
             self._voice = voice_of(self._audio, self._voice)
 
+    def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
+        if changed.get(AGENT_STATE) == "thinking" and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            self.thought_at = time.monotonic()
+        self._changed.set()
+
     def _on_arrived(self, participant: rtc.RemoteParticipant) -> None:
         if _is_agent(participant) and self.room.isconnected():
             self.ended = None
@@ -202,7 +208,9 @@ class CallLine:
         async def read() -> None:
             text = await reader.read_all()  # the closing attributes arrive with the end of the stream
             attributes = reader.info.attributes or {}
-            if attributes.get("lk.transcription_final") != "true":
+            # livekit-agents marks its interim transcripts "false"; an agent that sends plain text on the
+            # topic, with no such mark, sends what it means
+            if attributes.get("lk.transcription_final", "true") != "true":
                 return
             if identity == self._options.identity or attributes.get("lk.transcribed_track_id") == self.microphone_sid:
                 answer.understood.append(text)

@@ -14,11 +14,12 @@ from host.voice.turns import CallError
 
 FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+QUEUE_MS = 100  # what the source holds ahead of playing: what is said starts being heard this much later
 
 
 class Microphone:
     def __init__(self) -> None:
-        self.source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=100)
+        self.source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=QUEUE_MS)
         self._speech: asyncio.Queue[bytes] = asyncio.Queue()
         self._spoken = asyncio.Event()  # set when it ran out of speech, or stopped
         self._ended_at = 0.0

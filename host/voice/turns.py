@@ -14,6 +14,8 @@ from host.voice.speech import SAMPLE_RATE
 
 SPEECH_RMS = 200.0  # louder than this is the agent speaking; decoded silence is near 0, flite's speech thousands
 ANSWER_OVER_S = 0.8  # this much silence after the agent spoke ends its answer (flite pauses ~0.3 s at a comma)
+# an agent that heard the caller speak this recently cannot be answering: it has not heard the end of a turn
+HEARD_SPEAKING_S = 0.3
 
 
 class CallError(AgentHostError):
@@ -66,18 +68,30 @@ SPEECH_DROP = 0.05  # ... and one quieter than this share of the loudest window 
 WINDOW = SAMPLE_RATE // 50  # 20 ms
 
 
-def trailing_silence(pcm: bytes) -> float | None:
-    """Seconds of silence after the last speech in `pcm` (16 kHz mono 16-bit), where the turn's speech ends
-    (a recording often ends with a second of it, flite's speech with a tenth); None when it holds no speech."""
+def _speech_windows(pcm: bytes) -> tuple[np.ndarray, int]:
+    """The indexes of `pcm`'s 20 ms windows that are speech (16 kHz mono 16-bit), and how many samples it has."""
     samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype=np.int16).astype(np.float64)
     windows = len(samples) // WINDOW
     if windows == 0:
-        return None
+        return np.zeros(0, dtype=np.int64), len(samples)
     rms = np.sqrt(np.mean(samples[: windows * WINDOW].reshape(windows, WINDOW) ** 2, axis=1))
-    loud = np.flatnonzero(rms >= max(SPEECH_FLOOR_RMS, SPEECH_DROP * float(rms.max())))
+    return np.flatnonzero(rms >= max(SPEECH_FLOOR_RMS, SPEECH_DROP * float(rms.max()))), len(samples)
+
+
+def trailing_silence(pcm: bytes) -> float | None:
+    """Seconds of silence after the last speech in `pcm` (16 kHz mono 16-bit), where the turn's speech ends
+    (a recording often ends with a second of it, flite's speech with a tenth); None when it holds no speech."""
+    loud, samples = _speech_windows(pcm)
     if len(loud) == 0:
         return None
-    return (len(samples) - (int(loud[-1]) + 1) * WINDOW) / SAMPLE_RATE
+    return (samples - (int(loud[-1]) + 1) * WINDOW) / SAMPLE_RATE
+
+
+def speech_between(pcm: bytes, start: float, end: float) -> bool:
+    """Whether `pcm` holds speech (as `trailing_silence` counts it) between `start` and `end` seconds in."""
+    loud, _ = _speech_windows(pcm)
+    seconds = loud * WINDOW / SAMPLE_RATE
+    return bool(np.any((seconds + WINDOW / SAMPLE_RATE > start) & (seconds < end)))
 
 
 def trim(pcm: bytes) -> bytes:

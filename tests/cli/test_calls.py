@@ -23,6 +23,14 @@ def test_dispatch_to_an_agent_whose_file_is_broken_shows_the_file_problems(tmp_p
     assert "no agent named 'a' (known: none) that loads without problems" in r.stderr
 
 
+def test_a_server_url_that_is_not_one_is_a_usage_error_naming_it_before_anything_is_reached():
+    for url in ("notaurl", "ws://127.0.0.1:port", "ftp://127.0.0.1"):
+        r = agenthost("call", "ok", "--say", "hi", "--config", "tests/fixtures/good", "--url", url,
+                      "--api-key", "k", "--api-secret", "s")
+        assert r.returncode == 2, r.stderr
+        assert f"LIVEKIT_URL {url!r} is not a server's URL: expected ws://HOST:PORT" in r.stderr
+
+
 def test_call_an_unknown_agent_is_a_usage_error():
     r = agenthost("call", "nope", "--say", "hi", "--config", "tests/fixtures/good", *CALL_SERVER)
     assert r.returncode == 2

@@ -201,6 +201,49 @@ async def test_a_greeting_plays_out_before_the_first_turn_and_is_not_its_answer(
     assert "greeting over, interrupted: False" in host.log()  # there was a greeting, and no turn cut into it
 
 
+BLURTER = """\
+from livekit.agents import Agent, AgentServer, JobContext
+
+from examples import voice_local
+
+server = AgentServer()
+server.setup_fnc = voice_local.prewarm
+
+
+@server.rtc_session(agent_name="blurting-voice")
+async def entrypoint(ctx: JobContext):
+    session = voice_local.local_session(ctx.proc)
+    greeted = []
+
+    def on_user_state(ev):
+        if ev.new_state == "speaking" and not greeted:  # a greeting that comes late: as the caller begins
+            greeted.append(session.say("welcome to the test line", allow_interruptions=False))
+            greeted[0].add_done_callback(lambda h: print("late greeting over", flush=True))
+
+    session.on("user_state_changed", on_user_state)
+    await session.start(agent=Agent(instructions="answer"), room=ctx.room, room_options=voice_local.ROOM_OPTIONS)
+"""
+
+
+async def test_a_greeting_that_comes_while_the_first_turn_is_said_is_not_its_answer(livekit_server, start_host,
+                                                                                    tmp_path):
+    """A livekit-agents agent that starts talking on its own as the caller begins (a greeting that came late,
+    not to be interrupted, so the agent drops what it hears meanwhile): that is not the turn's answer; the
+    turn is said again once the agent is quiet, and answered."""
+    said = ["hello there the weather is nice today", SAID[1]]  # long enough for the greeting to come within it
+    agent = livekit_agent(tmp_path, "blurting-voice", BLURTER)
+    host, code, out, err = await serve_and_call(livekit_server, start_host, agent, "blurting-voice",
+                                                "--say", said[0], "--say", said[1])
+    assert code == 0, f"exit {code}\n{out}\n{err}\n{host.log()}"
+    assert "late greeting over" in host.log()
+    said_again = "as the caller spoke and without thinking first"
+    assert said_again in err and repr(said[0]) in err, f"{out}\n{err}\n{host.log()}"
+    turns = json.loads(out)["turns"]
+    assert_answered_by_rules(turns, said)  # its answers, not the greeting
+    for turn in turns:
+        assert "welcome" not in (turn["heard"] or "") and "welcome" not in (turn["answered"] or ""), turn
+
+
 AMBIENT = """\
 from livekit.agents import Agent, AgentServer, AudioConfig, BackgroundAudioPlayer, BuiltinAudioClip, JobContext
 

@@ -125,3 +125,21 @@ async def test_a_transcript_belongs_to_the_turn_it_began_in():
     await asyncio.gather(*line._tasks)
     assert first.texts == ["my name is local agent"] and second.texts == []
     assert line.saw_agent_text
+
+
+async def test_a_transcript_with_no_final_mark_is_final_and_one_marked_interim_is_not():
+    """livekit-agents marks its interim transcripts; an agent sending plain text on lk.transcription marks none."""
+    line = new_line()
+
+    class Reader:
+        def __init__(self, attributes: dict[str, str] | None, text: str) -> None:
+            self.info = SimpleNamespace(attributes=attributes)
+            self._text = text
+
+        async def read_all(self) -> str:
+            return self._text
+
+    line._on_text(Reader(None, "hello from a plain agent"), "agent-1")  # type: ignore[arg-type]
+    line._on_text(Reader({"lk.transcription_final": "false"}, "hello fr"), "agent-1")  # type: ignore[arg-type]
+    await asyncio.gather(*line._tasks)
+    assert line.answer.texts == ["hello from a plain agent"]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from host.voice.speech import SAMPLE_RATE
-from host.voice.turns import ANSWER_OVER_S, CallOptions, TurnResult, trailing_silence, trim
+from host.voice.turns import ANSWER_OVER_S, CallOptions, TurnResult, speech_between, trailing_silence, trim
 
 
 def test_an_answer_loses_most_of_the_silence_that_ended_it_and_nothing_of_a_short_one():
@@ -47,3 +47,13 @@ def test_flites_speech_ends_a_little_before_its_audio():
         pytest.skip(str(exc))
     tail = trailing_silence(pcm)
     assert tail is not None and 0.0 <= tail < 0.5
+
+
+def test_speech_between_two_times_is_found_in_its_windows_and_not_in_the_pause_around_it():
+    tone = (np.sin(np.arange(SAMPLE_RATE // 2) / 5) * 5000).astype(np.int16)
+    pause = np.zeros(SAMPLE_RATE, dtype=np.int16)
+    pcm = np.concatenate([tone, pause, tone]).tobytes()  # speech 0-0.5 s, a pause, speech 1.5-2 s
+    assert speech_between(pcm, 0.2, 0.4) and speech_between(pcm, 1.4, 1.6) and speech_between(pcm, 0.45, 1.0)
+    assert not speech_between(pcm, 0.6, 1.4)  # inside the pause
+    assert not speech_between(pcm, 2.1, 2.5)  # after the end
+    assert not speech_between(np.zeros(SAMPLE_RATE, dtype=np.int16).tobytes(), 0.0, 1.0)
