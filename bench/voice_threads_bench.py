@@ -52,6 +52,7 @@ LIBRARIES = {
     "libflite": "flite (text to speech)",
     "liblivekit_ffi": "rtc library (WebRTC, Opus, tokio)",
     "libpython": "Python interpreter",
+    "python3": "Python interpreter",  # a Python built without a shared libpython (Debian's own)
     "[kernel": "kernel (system calls, scheduling)",
     "libc.so": "C library (memory, copies)",
     "_multiarray": "numpy",

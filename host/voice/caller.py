@@ -54,8 +54,8 @@ class Caller:
     def __init__(self, credentials: Credentials, options: CallOptions, on_text: TextHandler | None = None) -> None:
         self._credentials = credentials
         self._options = options
+        self._recognizer = Recognizer() if options.recognize else None  # first: it may be missing
         self._line = CallLine(credentials, options, on_text)
-        self._recognizer = Recognizer() if options.recognize else None
         self.last_saved: Path | None = None  # where the last turn's answer was saved (None: it was not)
 
     async def call(self, agent_name: str, room: str, metadata: str, turns: Sequence[Turn],
@@ -171,20 +171,23 @@ class Caller:
                          max(0.0, ended + self._options.timeout - time.monotonic()))
         return answer, ended, began
 
-    def _spoke_on_its_own(self, turn: Turn, answer: Answer, began: float) -> bool:
+    def _spoke_on_its_own(self, turn: Turn, answer: Answer, began: float) -> float | None:
         """Whether the agent's first audio in a turn was it talking on its own (a greeting that came late,
         say), not answering: it says its state, has not been thinking since the turn began, and had heard the
         caller speaking just before (so it had heard no end of a turn to answer: its audio began while the
         caller spoke, or just after). An agent that plays back what it hears says no state; a livekit-agents
         reply is made in the thinking state, and one from a realtime model (which skips it) follows a pause in
-        the caller's speech."""
-        line = self._line
-        if answer.started_at is None or line.state() is None:
-            return False
-        if line.thought_at >= began:
-            return False
-        at = answer.started_at - began - QUEUE_MS / 1000  # how far into the turn's audio it began
-        return speech_between(turn.pcm, at - HEARD_SPEAKING_S, at)
+        the caller's speech. How far into the turn's audio the agent began, when it was so; else None.
+
+        A greeting made as a reply (livekit-agents' `generate_reply`) is made thinking too: one that comes
+        late is taken for the answer."""
+        if answer.started_at is None or answer.thought_first or self._line.state() is None:
+            return None
+        # where the turn's audio was playing when the agent's audio arrived (it plays out of the microphone's
+        # queue). The network's delays put this later than what the agent had heard when it began: that can
+        # miss a greeting that came just after the speech, never take an answer that followed a pause for one
+        at = answer.started_at - began - QUEUE_MS / 1000
+        return at if speech_between(turn.pcm, at - HEARD_SPEAKING_S, at) else None
 
     async def _wait_for_agent(self, agent_name: str, audio: bool = True) -> None:
         """Until the agent is in the room (with its audio, listening if it says so, when `audio`)."""
@@ -214,13 +217,14 @@ class Caller:
         line = self._line
         result = TurnResult(said=turn.said)
         answer, ended, began = await self._say(turn)
-        if began is not None and self._spoke_on_its_own(turn, answer, began):
+        into = self._spoke_on_its_own(turn, answer, began) if began is not None and line.ended is None else None
+        if into is not None:
             logger.warning("the agent began speaking %.1f s into %r, as the caller spoke and without thinking "
                            "first (a greeting that came late?): not its answer; the turn is said again once the "
-                           "agent has been quiet for %g s", (answer.started_at or began) - began, turn.said,
-                           GREETING_WAIT_S)
-            # as long a quiet as before the first turn: time for the agent to answer what it heard of the turn
-            # (or drop it) before it is said again
+                           "agent has been quiet for %g s", into, turn.said, GREETING_WAIT_S)
+            # as long a quiet as before the first turn, counted from the end of speech at the earliest: time
+            # for the agent to answer what it heard of the turn (or drop it) before it is said again
+            line.answer.last_loud = max(line.answer.last_loud, ended)
             answer, ended, _ = await self._say(turn, GREETING_WAIT_S)
         if answer.started_at is None:
             result.error = line.ended or f"no answer within {self._options.timeout:g} s of the end of speech" + (

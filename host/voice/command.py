@@ -100,8 +100,6 @@ def run_call(credentials: Credentials, agent_name: str, metadata: str, call_turn
         results = asyncio.run(main())
     except ServerError as exc:
         return failed(exc, EXIT_SERVER)
-    except SpeechUnavailable as exc:
-        return failed(exc, EXIT_USAGE)
     except AgentHostError as exc:
         return failed(exc, EXIT_UNANSWERED)
     unanswered = [i for i, turn in enumerate(results, 1) if turn.latency_ms is None]

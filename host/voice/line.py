@@ -163,7 +163,7 @@ class CallLine:
             self._voice = voice_of(self._audio, self._voice)
 
     def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
-        if changed.get(AGENT_STATE) == "thinking" and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+        if changed.get(AGENT_STATE) == "thinking" and _is_agent(participant):
             self.thought_at = time.monotonic()
         self._changed.set()
 
@@ -197,6 +197,7 @@ class CallLine:
             if rms(data) > SPEECH_RMS:
                 if answer.started_at is None and now > self.answers_from:
                     answer.started_at = now
+                    answer.thought_first = self.thought_at >= self.answers_from
                 answer.last_loud = now
                 self._changed.set()
             if answer.started_at is not None:
@@ -231,5 +232,5 @@ def voice_of(tracks: dict[str, bool], current: str) -> str:
     return next((sid for sid, microphone in tracks.items() if microphone), next(iter(tracks), ""))
 
 
-def _is_agent(participant: rtc.RemoteParticipant) -> bool:
+def _is_agent(participant: rtc.Participant) -> bool:
     return participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT

@@ -57,6 +57,7 @@ class Answer:
     """The agent's audio and text for the turn in progress; written by the listeners, read by the turn."""
 
     started_at: float | None = None  # monotonic time of the first loud frame
+    thought_first: bool = False  # the agent had said it was thinking since the turn began, by that frame
     last_loud: float = 0.0
     pcm: bytearray = field(default_factory=bytearray)
     texts: list[str] = field(default_factory=list)

@@ -1,5 +1,6 @@
 """What every command shares: metadata files, tokens, durations."""
 
+from host.cli.common import is_server_url
 from host.testing.cli import agenthost
 
 
@@ -30,3 +31,11 @@ def test_an_ipv6_host_is_put_back_in_brackets_in_the_address_read():
     assert http_base("[::1]:8081", "--http") == "http://[::1]:8081"
     assert http_base("127.0.0.1:8081", "--http") == "http://127.0.0.1:8081"
     assert http_base(":8081", "--http") == "http://127.0.0.1:8081"
+
+
+def test_a_server_url_is_a_ws_or_http_url_with_a_host_whatever_else_it_carries():
+    for url in ("ws://127.0.0.1:7880", "wss://lk.example.com", "http://localhost:7880/", "https://h/path",
+                "ws://[::1]:7880", "WS://127.0.0.1:7880", "wss://user:pass@host:443"):
+        assert is_server_url(url), url
+    for url in ("notaurl", "127.0.0.1:7880", "ws://", "ws://h:port", "ws://[::1", "ftp://h", "unix:///tmp/s"):
+        assert not is_server_url(url), url

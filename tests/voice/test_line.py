@@ -12,7 +12,7 @@ from livekit import rtc
 from host.config.credentials import Credentials
 from host.voice import line as line_module
 from host.voice.line import AGENT_STATE, CallLine, voice_of
-from host.voice.turns import CallOptions
+from host.voice.turns import Answer, CallOptions
 
 AGENT = SimpleNamespace(kind=rtc.ParticipantKind.PARTICIPANT_KIND_AGENT, identity="agent-1", attributes={})
 LOUD = (np.ones(160, dtype=np.int16) * 3000).tobytes()
@@ -143,3 +143,22 @@ async def test_a_transcript_with_no_final_mark_is_final_and_one_marked_interim_i
     line._on_text(Reader({"lk.transcription_final": "false"}, "hello fr"), "agent-1")  # type: ignore[arg-type]
     await asyncio.gather(*line._tasks)
     assert line.answer.texts == ["hello from a plain agent"]
+
+
+async def test_an_answer_says_whether_the_agent_had_said_it_was_thinking_when_its_audio_began(monkeypatch):
+    monkeypatch.setattr(line_module.rtc, "AudioStream", FakeStream)
+    line = new_line()
+    line.answers_from = 10.0  # the turn began
+    line._on_attributes({AGENT_STATE: "listening"}, AGENT)  # type: ignore[arg-type]
+    assert line.thought_at == 0.0
+    for thought_at, thinking in ((5.0, False), (None, True)):  # thinking before the turn; then during it
+        if thought_at is None:
+            line._on_attributes({AGENT_STATE: "thinking"}, AGENT)  # type: ignore[arg-type]
+        else:
+            line.thought_at = thought_at
+        answer = line.answer = Answer()
+        FakeStream.go, FakeStream.frames = asyncio.Event(), {"TR_voice": [LOUD]}
+        line._on_track(track("TR_voice"), publication(rtc.TrackSource.SOURCE_MICROPHONE), AGENT)
+        FakeStream.go.set()
+        await asyncio.gather(*line._tasks)
+        assert answer.started_at is not None and answer.thought_first is thinking
