@@ -20,6 +20,7 @@ BEGAN = 100.0  # when the turn began being said (monotonic)
 
 
 def caller(state: str | None) -> Caller:
+    """A caller in a room with an agent saying `state` (None: none); made in a running loop, as its room needs."""
     made = Caller(Credentials("ws://127.0.0.1:9", "k", "s" * 32), CallOptions(recognize=False))
     agent = SimpleNamespace(kind=rtc.ParticipantKind.PARTICIPANT_KIND_AGENT, identity="agent-1",
                             attributes={} if state is None else {AGENT_STATE: state})
@@ -32,13 +33,13 @@ def heard_at(seconds_into_speech: float, thought_first: bool = False) -> Answer:
     return Answer(started_at=BEGAN + QUEUE_MS / 1000 + seconds_into_speech, thought_first=thought_first)
 
 
-def test_an_agent_that_says_its_state_and_speaks_unthinking_as_the_caller_speaks_is_talking_on_its_own():
+async def test_an_agent_that_says_its_state_and_speaks_unthinking_as_the_caller_speaks_is_talking_on_its_own():
     into = caller("speaking")._spoke_on_its_own(TURN, heard_at(0.5), BEGAN)
     assert into is not None and abs(into - 0.5) < 1e-6
     assert caller("speaking")._spoke_on_its_own(TURN, heard_at(2.1), BEGAN) is not None  # just after the speech
 
 
-def test_audio_made_thinking_after_a_pause_or_from_an_agent_with_no_state_is_an_answer():
+async def test_audio_made_thinking_after_a_pause_or_from_an_agent_with_no_state_is_an_answer():
     assert caller("speaking")._spoke_on_its_own(TURN, heard_at(0.5, thought_first=True), BEGAN) is None
     assert caller("speaking")._spoke_on_its_own(TURN, heard_at(2.6), BEGAN) is None  # after a pause: a reply
     assert caller(None)._spoke_on_its_own(TURN, heard_at(0.5), BEGAN) is None  # one that plays back what it hears
