@@ -21,6 +21,7 @@ from host.cli.common import (
 )
 from host.cli.group import cli
 from host.errors import ListenError
+from host.job.answer_priority import ANSWER_BOOST, ANSWER_PRIORITY, MOST
 
 
 @cli.command()
@@ -65,8 +66,8 @@ from host.errors import ListenError
 @click.option("--job-logs", is_flag=True, envvar="AGENTHOST_JOB_LOGS",
               help="Keep each call's recent log lines and serve them at /logs (behind --http-token), for "
                    "`agenthost console --logs`; `agenthost dev` turns it on [env AGENTHOST_JOB_LOGS].")
-@click.option("--answer-priority", type=click.IntRange(0, 10), default=0, show_default=True, metavar="LEVELS",
-              envvar="AGENTHOST_ANSWER_PRIORITY",
+@click.option("--answer-priority", type=click.IntRange(0, MOST), default=ANSWER_BOOST, show_default=True,
+              metavar="LEVELS", envvar=ANSWER_PRIORITY,
               help="Nice levels a voice call's job process runs above the others from the end of its caller's "
                    "speech to its agent's answer (3 s at most), where the host may raise a priority (root with "
                    "CAP_SYS_NICE); 0: none [env AGENTHOST_ANSWER_PRIORITY].")
@@ -108,7 +109,6 @@ def run(paths: tuple[str, ...], url: str | None, api_key: str | None, api_secret
     # inherits them in its environment
     for secret in ("LIVEKIT_API_SECRET", "AGENTHOST_HTTP_TOKEN", "AGENTHOST_HTTP_TOKEN_FILE", "AGENTHOST_REDIS_URL"):
         os.environ.pop(secret, None)
-    from host.job.answer_priority import ANSWER_PRIORITY
     from host.sandbox import PROTECTED_DIRS, not_dumpable
 
     not_dumpable()  # no job process may read the host's memory (its secrets) or attach to it

@@ -18,7 +18,7 @@ from host.voice.caller import Caller
 from host.voice.speech import SpeechUnavailable, Synthesizer
 from host.voice.turns import SPEECH_FLOOR_RMS, CallOptions, Turn, TurnResult, trailing_silence
 
-EXIT_OK, EXIT_UNANSWERED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
+EXIT_OK, EXIT_UNANSWERED, EXIT_SERVER = 0, 1, 3  # bad input (2) is refused before: host.cli.calls
 
 
 def turns(order: Sequence[str], say: list[str], wav: list[str]) -> list[Turn]:
